@@ -1,0 +1,92 @@
+import { z } from 'zod';
+
+/** API group and version served by the CRDs in this folder. */
+export const GROUP = 'sandpit.dev';
+export const VERSION = 'v1alpha1';
+export const API_VERSION = `${GROUP}/${VERSION}`;
+/** Held on every Sandbox until its node confirms that nothing of it is left. */
+export const FINALIZER = 'sandpit.dev/cleanup';
+
+/** RFC 1123 label: what Kubernetes accepts as a container or port name. */
+export const dnsLabel = (what: string) =>
+  z
+    .string()
+    .min(1)
+    .max(63)
+    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, `${what} must be a lowercase RFC 1123 label`);
+
+/** RFC 1123 subdomain: what Kubernetes accepts as an object (and node) name. */
+export const dnsSubdomain = (what: string) =>
+  z
+    .string()
+    .min(1)
+    .max(253)
+    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/, `${what} must be a lowercase RFC 1123 subdomain`);
+
+/**
+ * A Kubernetes resource quantity ("500m", "1", "128Mi", or a bare integer).
+ * On the server it is an int-or-string checked with CEL's isQuantity(); here the
+ * same grammar is checked by a regular expression so the controller and the
+ * agent reject exactly what the API server rejects.
+ */
+export const QUANTITY_PATTERN = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+|[KMGTPE]i|[munkMGTPE])?$/;
+export const quantity = (description: string) =>
+  z
+    .union([z.string().regex(QUANTITY_PATTERN, 'must be a Kubernetes quantity such as 500m, 2 or 128Mi'), z.number().int().min(0)])
+    .meta({
+      description,
+      'x-kubernetes-int-or-string': true,
+      'x-kubernetes-validations': [
+        { rule: 'type(self) == int || isQuantity(self)', message: 'must be a Kubernetes quantity such as 500m, 2 or 128Mi' },
+      ],
+    });
+
+/** metav1.Condition, the shape kstatus and `kubectl wait --for=condition=` read. */
+export const Condition = z
+  .object({
+    type: z.string().min(1).max(316).describe('Type of condition in CamelCase, such as Ready or Scheduled.'),
+    status: z.enum(['True', 'False', 'Unknown']).describe('Status of the condition: True, False or Unknown.'),
+    observedGeneration: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe('The .metadata.generation that the condition was set from.'),
+    lastTransitionTime: z.string().describe('When the condition last changed from one status to another (RFC 3339).'),
+    reason: z
+      .string()
+      .min(1)
+      .max(1024)
+      .regex(/^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$/)
+      .describe('A CamelCase word that says why the condition has its status, for machines to match on.'),
+    message: z.string().max(32768).describe('A sentence for people: what happened and, when it is bad, what to do.'),
+  })
+  .describe('A condition in the metav1.Condition shape.');
+export type Condition = z.infer<typeof Condition>;
+
+/** A list keyed by `type`, so server-side apply merges conditions one by one. */
+export const conditionList = () =>
+  z
+    .array(Condition)
+    .max(16)
+    .meta({
+      description: 'Current observations of the object state, one per condition type.',
+      'x-kubernetes-list-type': 'map',
+      'x-kubernetes-list-map-keys': ['type'],
+    });
+
+/** Standard object metadata as far as our code reads it; the API server owns the rest. */
+export const ObjectMeta = z
+  .object({
+    name: z.string().optional(),
+    namespace: z.string().optional(),
+    uid: z.string().optional(),
+    generation: z.number().int().optional(),
+    resourceVersion: z.string().optional(),
+    creationTimestamp: z.string().optional(),
+    deletionTimestamp: z.string().optional(),
+    labels: z.record(z.string(), z.string()).optional(),
+    annotations: z.record(z.string(), z.string()).optional(),
+    finalizers: z.array(z.string()).optional(),
+  })
+  .loose();

@@ -1,0 +1,417 @@
+import { z } from 'zod';
+import { API_VERSION, conditionList, dnsLabel, dnsSubdomain, ObjectMeta, quantity } from './common.js';
+
+/*
+ * The Sandbox API. This zod schema is the single source of truth: the CRD in
+ * crds/sandbox.yaml is generated from it (npm run crds:generate), and the
+ * controller and the agent validate every object they read with it. Rules that
+ * span fields or compare old and new objects are CEL (x-kubernetes-validations)
+ * so that the API server rejects a bad spec at apply time, dry runs included.
+ */
+
+const map = (keys: string[]) => ({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': keys });
+const rules = (...list: { rule: string; message: string; reason?: string; fieldPath?: string }[]) => ({
+  'x-kubernetes-validations': list,
+});
+
+export const Protocol = z.enum(['TCP', 'UDP']).describe('Transport protocol: TCP or UDP. Defaults to TCP.');
+
+export const EnvVar = z
+  .object({
+    name: z
+      .string()
+      .min(1)
+      .max(256)
+      .regex(/^[-._a-zA-Z][-._a-zA-Z0-9]*$/, 'env names are letters, digits, "-", "." and "_", not starting with a digit')
+      .describe('Name of the environment variable.'),
+    value: z.string().max(32768).default('').describe('Value of the environment variable. Defaults to the empty string.'),
+  })
+  .strict()
+  .describe('An environment variable set in the container.');
+
+export const ContainerPort = z
+  .object({
+    name: dnsLabel('port name').max(15).optional().describe('Optional name of the port, unique in the container.'),
+    containerPort: z.number().int().min(1).max(65535).describe('Port number the container listens on.'),
+    protocol: Protocol.default('TCP'),
+  })
+  .strict()
+  .describe('A port the container listens on. Informational unless published by spec.network.ports.');
+
+export const ResourceList = z
+  .object({
+    cpu: quantity('CPU in cores, such as 500m or 2.').optional(),
+    memory: quantity('Memory in bytes, such as 128Mi or 1Gi.').optional(),
+  })
+  .strict()
+  .describe('Amounts of CPU and memory.');
+
+export const ContainerResources = z
+  .object({
+    limits: ResourceList.optional().describe('Hard limits enforced by the container cgroup.'),
+    requests: ResourceList.optional().describe('Amounts the scheduler reserves on the node for this container.'),
+  })
+  .strict()
+  .describe('Compute resources of one container.');
+
+export const Capabilities = z
+  .object({
+    add: z
+      .array(z.string().regex(/^(CAP_)?[A-Z_]+$/, 'capabilities are names such as NET_ADMIN'))
+      .max(64)
+      .optional()
+      .meta({ description: 'Capabilities added to the defaults; only honoured when the agent allows them.', 'x-kubernetes-list-type': 'set' }),
+    drop: z
+      .array(z.string().regex(/^(CAP_)?[A-Z_]+$/, 'capabilities are names such as NET_RAW, or ALL'))
+      .max(64)
+      .optional()
+      .meta({ description: 'Capabilities removed from the defaults; ALL drops every one.', 'x-kubernetes-list-type': 'set' }),
+  })
+  .strict()
+  .describe('Capabilities to add to or drop from the default set (the 14 Docker grants).');
+
+export const SecurityContext = z
+  .object({
+    runAsUser: z.number().int().min(0).max(2147483647).optional().describe('UID the container process runs as. Defaults to the image user.'),
+    runAsGroup: z.number().int().min(0).max(2147483647).optional().describe('GID the container process runs as. Defaults to the image group.'),
+    supplementalGroups: z
+      .array(z.number().int().min(0).max(2147483647))
+      .max(32)
+      .optional()
+      .meta({ description: 'Extra groups of the container process.', 'x-kubernetes-list-type': 'set' }),
+    runAsNonRoot: z.boolean().optional().describe('Refuse to start the container if it would run as UID 0.'),
+    readOnlyRootFilesystem: z.boolean().default(false).describe('Mount the container root filesystem read-only.'),
+    privileged: z
+      .boolean()
+      .default(false)
+      .describe('Run with all capabilities, no seccomp filter and host devices. Only honoured when the agent allows privileged sandboxes.'),
+    allowPrivilegeEscalation: z
+      .boolean()
+      .default(false)
+      .describe('Allow the process to gain privileges (setuid binaries, file capabilities). When false, no_new_privs is set.'),
+    capabilities: Capabilities.optional(),
+    seccompProfile: z
+      .object({
+        type: z.enum(['RuntimeDefault', 'Unconfined']).default('RuntimeDefault').describe('RuntimeDefault (the default filter) or Unconfined (no filter; only when the agent allows it).'),
+      })
+      .strict()
+      .optional()
+      .describe('Seccomp filter of the container.'),
+  })
+  .strict()
+  .meta({
+    description: 'Security options of one container. The defaults match containerd and Docker.',
+    ...rules(
+      {
+        rule: '!(self.privileged && has(self.allowPrivilegeEscalation) && !self.allowPrivilegeEscalation)',
+        message: 'allowPrivilegeEscalation cannot be false when privileged is true',
+      },
+      {
+        rule: '!(has(self.runAsNonRoot) && self.runAsNonRoot && has(self.runAsUser) && self.runAsUser == 0)',
+        message: 'runAsNonRoot is true but runAsUser is 0: pick a non-zero runAsUser or drop runAsNonRoot',
+        fieldPath: '.runAsUser',
+      },
+    ),
+  });
+
+export const VolumeMount = z
+  .object({
+    name: dnsLabel('volume name').describe('Name of a volume in spec.volumes.'),
+    mountPath: z
+      .string()
+      .min(1)
+      .max(4096)
+      .regex(/^\//, 'mountPath must be absolute')
+      .describe('Absolute path inside the container where the volume is mounted.'),
+    readOnly: z.boolean().default(false).describe('Mount the volume read-only.'),
+  })
+  .strict()
+  .meta({
+    description: 'Mounts a volume of the sandbox into the container.',
+    ...rules({ rule: "!self.mountPath.split('/').exists(p, p == '..')", message: 'mountPath must not contain ".."', fieldPath: '.mountPath' }),
+  });
+
+export const Container = z
+  .object({
+    name: dnsLabel('container name').describe('Name of the container, unique in the sandbox.'),
+    image: z
+      .string()
+      .min(1)
+      .max(512)
+      .regex(/^[^\s]+$/, 'image must not contain white space')
+      .describe('OCI image reference, such as registry.example:5000/app:1.2 or busybox@sha256:....'),
+    imagePullPolicy: z
+      .enum(['Always', 'IfNotPresent', 'Never'])
+      .optional()
+      .describe('When to pull the image. Defaults to Always for :latest or untagged images and IfNotPresent otherwise.'),
+    command: z.array(z.string().max(4096)).max(256).optional().describe('Entrypoint. Replaces the image ENTRYPOINT; the image CMD is then ignored.'),
+    args: z.array(z.string().max(32768)).max(1024).optional().describe('Arguments to the entrypoint. Replace the image CMD.'),
+    env: z
+      .array(EnvVar)
+      .max(256)
+      .optional()
+      .meta({ description: 'Environment variables, added to those of the image.', ...map(['name']) }),
+    workingDir: z.string().max(4096).regex(/^\//, 'workingDir must be absolute').optional().describe('Working directory. Defaults to the image WorkingDir, then /.'),
+    ports: z
+      .array(ContainerPort)
+      .max(64)
+      .optional()
+      .meta({ description: 'Ports the container listens on.', ...map(['containerPort', 'protocol']) }),
+    resources: ContainerResources.optional(),
+    securityContext: SecurityContext.optional(),
+    volumeMounts: z
+      .array(VolumeMount)
+      .max(64)
+      .optional()
+      .meta({ description: 'Volumes mounted into the container.', ...map(['mountPath']) }),
+    tty: z.boolean().default(false).describe('Allocate a terminal for the container process.'),
+  })
+  .strict()
+  .describe('A container of the sandbox. Containers share the sandbox network, IPC and UTS namespaces.');
+
+export const EmptyDirVolume = z
+  .object({
+    medium: z.enum(['', 'Memory']).default('').describe('Empty for node disk, Memory for a tmpfs.'),
+    sizeLimit: quantity('Largest size the volume may grow to, such as 64Mi.').optional(),
+  })
+  .strict()
+  .describe('A directory that starts empty and lives as long as the sandbox.');
+
+export const Volume = z
+  .object({
+    name: dnsLabel('volume name').describe('Name of the volume, referred to by volumeMounts.'),
+    emptyDir: EmptyDirVolume,
+  })
+  .strict()
+  .describe('A volume shared by the containers of the sandbox.');
+
+export const PublishedPort = z
+  .object({
+    name: dnsLabel('port name').max(15).optional().describe('Optional name of the published port.'),
+    containerPort: z.number().int().min(1).max(65535).describe('Port inside the sandbox that traffic is forwarded to.'),
+    hostPort: z.number().int().min(1).max(65535).describe('Port on the node that is forwarded to containerPort.'),
+    protocol: Protocol.default('TCP'),
+    hostIP: z
+      .string()
+      .max(45)
+      .optional()
+      .describe('Node address to publish on. Defaults to every address of the node, 127.0.0.1 included.'),
+  })
+  .strict()
+  .describe('A node port forwarded to a port of the sandbox.');
+
+export const DnsConfig = z
+  .object({
+    nameservers: z
+      .array(z.string().max(45))
+      .max(3)
+      .optional()
+      .meta({ description: "Resolvers written to the sandbox's /etc/resolv.conf. Defaults to the node's non-loopback resolvers.", 'x-kubernetes-list-type': 'atomic' }),
+    searches: z
+      .array(z.string().max(253))
+      .max(32)
+      .optional()
+      .meta({ description: 'Search domains. Defaults to those of the node.', 'x-kubernetes-list-type': 'atomic' }),
+    ndots: z.number().int().min(0).max(15).optional().describe('The ndots resolver option.'),
+  })
+  .strict()
+  .describe('DNS settings of the sandbox.');
+
+export const SandboxNetwork = z
+  .object({
+    mode: z
+      .enum(['Bridge', 'None'])
+      .default('Bridge')
+      .describe('Bridge gives the sandbox an address on the node bridge; None gives it loopback only.'),
+    egress: z
+      .enum(['Allow', 'Deny'])
+      .default('Allow')
+      .describe('Allow lets the sandbox reach other hosts; Deny permits only DNS to its resolvers.'),
+    ports: z
+      .array(PublishedPort)
+      .max(64)
+      .optional()
+      .meta({ description: 'Ports published on the node.', ...map(['hostPort', 'protocol']) }),
+    dns: DnsConfig.optional(),
+  })
+  .strict()
+  .meta({
+    description: 'Network of the sandbox.',
+    ...rules(
+      {
+        rule: "self.mode == 'Bridge' || !has(self.ports) || size(self.ports) == 0",
+        message: 'published ports need network.mode Bridge',
+        fieldPath: '.ports',
+      },
+      { rule: "!has(oldSelf.mode) || self.mode == oldSelf.mode", message: 'network.mode is immutable: delete and recreate the sandbox to change it' },
+    ),
+  });
+
+export const SandboxResources = z
+  .object({
+    cpu: quantity('CPU limit of the whole sandbox, such as 2 or 500m.').optional(),
+    memory: quantity('Memory limit of the whole sandbox, such as 512Mi.').optional(),
+    pids: z.number().int().min(16).max(4194304).default(1024).describe('Largest number of processes and threads in the sandbox. Defaults to 1024.'),
+  })
+  .strict()
+  .describe('Limits of the sandbox cgroup, shared by all its containers.');
+
+export const SandboxSpec = z
+  .object({
+    containers: z
+      .array(Container)
+      .min(1)
+      .max(16)
+      .meta({ description: 'Containers of the sandbox, started in order.', ...map(['name']) }),
+    volumes: z
+      .array(Volume)
+      .max(32)
+      .optional()
+      .meta({ description: 'Volumes that containers can mount.', ...map(['name']) }),
+    resources: SandboxResources.default({ pids: 1024 }),
+    network: SandboxNetwork.default({ mode: 'Bridge', egress: 'Allow' }),
+    hostname: dnsLabel('hostname').optional().describe('Hostname inside the sandbox. Defaults to the Sandbox name, cut to 63 characters.'),
+    nodeSelector: z
+      .record(z.string().max(317), z.string().max(63))
+      .optional()
+      .describe('Labels a SandboxNode must have for the sandbox to be scheduled onto it.'),
+    nodeName: dnsSubdomain('nodeName').optional().describe('Pins the sandbox to this node, skipping the scheduler. Immutable.'),
+    imagePullSecrets: z
+      .array(z.object({ name: dnsSubdomain('secret name').describe('Name of a kubernetes.io/dockerconfigjson Secret in the namespace.') }).strict().describe('Reference to a pull secret.'))
+      .max(16)
+      .optional()
+      .meta({ description: 'Secrets with registry credentials for pulling the images.', ...map(['name']) }),
+    restartPolicy: z
+      .enum(['Always', 'OnFailure', 'Never'])
+      .default('Always')
+      .describe('Whether containers are restarted when they exit: Always, OnFailure or Never.'),
+    activeDeadlineSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(31536000)
+      .optional()
+      .describe('Seconds after start at which the sandbox is stopped and marked Failed with reason DeadlineExceeded.'),
+    terminationGracePeriodSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(3600)
+      .default(30)
+      .describe('Seconds between SIGTERM and SIGKILL when containers are stopped.'),
+    paused: z.boolean().default(false).describe('Freeze every process of the sandbox (true) or thaw it (false).'),
+    shareProcessNamespace: z
+      .boolean()
+      .default(true)
+      .describe('Containers share one PID namespace (true) or each gets its own (false). Immutable.'),
+    hostUsers: z
+      .boolean()
+      .default(true)
+      .describe('false runs the sandbox in its own user namespace, so root inside is unprivileged on the node. Immutable.'),
+  })
+  .strict()
+  .meta({
+    description: 'Desired state of the sandbox.',
+    ...rules(
+      {
+        rule: 'self.containers.all(c, !has(c.volumeMounts) || c.volumeMounts.all(m, has(self.volumes) && self.volumes.exists(v, v.name == m.name)))',
+        message: 'every volumeMounts[].name must name a volume in spec.volumes',
+        fieldPath: '.containers',
+      },
+      {
+        rule: 'has(self.nodeName) == has(oldSelf.nodeName) && (!has(self.nodeName) || self.nodeName == oldSelf.nodeName)',
+        message: 'nodeName is immutable: delete and recreate the sandbox to move it',
+        fieldPath: '.nodeName',
+      },
+      { rule: 'self.shareProcessNamespace == oldSelf.shareProcessNamespace', message: 'shareProcessNamespace is immutable', fieldPath: '.shareProcessNamespace' },
+      { rule: 'self.hostUsers == oldSelf.hostUsers', message: 'hostUsers is immutable', fieldPath: '.hostUsers' },
+    ),
+  });
+export type SandboxSpec = z.infer<typeof SandboxSpec>;
+
+export const ContainerState = z
+  .object({
+    waiting: z
+      .object({
+        reason: z.string().max(256).optional().describe('Why the container is not running yet, such as ImagePullBackOff or CrashLoopBackOff.'),
+        message: z.string().max(4096).optional().describe('Details for people.'),
+      })
+      .describe('The container has not started yet or waits to restart.')
+      .optional(),
+    running: z
+      .object({ startedAt: z.string().optional().describe('When the current run started (RFC 3339).') })
+      .describe('The container is running.')
+      .optional(),
+    terminated: z
+      .object({
+        exitCode: z.number().int().describe('Exit code of the process; 128+N when it was killed by signal N.'),
+        signal: z.number().int().optional().describe('Signal that ended the process, if any.'),
+        reason: z.string().max(256).optional().describe('Completed, Error, OOMKilled, DeadlineExceeded or Killed.'),
+        message: z.string().max(4096).optional().describe('Details for people.'),
+        startedAt: z.string().optional().describe('When the run started (RFC 3339).'),
+        finishedAt: z.string().optional().describe('When the run ended (RFC 3339).'),
+      })
+      .describe('The container has exited.')
+      .optional(),
+  })
+  .describe('State of a container: exactly one of waiting, running or terminated.');
+
+export const ContainerStatus = z
+  .object({
+    name: z.string().describe('Name of the container.'),
+    image: z.string().describe('Image reference from the spec.'),
+    imageID: z.string().optional().describe('Resolved image digest (repository@sha256:...).'),
+    ready: z.boolean().describe('The container is running.'),
+    restartCount: z.number().int().min(0).describe('How many times the container has been restarted.'),
+    state: ContainerState.optional(),
+    lastState: ContainerState.optional().describe('The previous state, kept after a restart.'),
+  })
+  .describe('Observed state of one container.');
+
+export const SandboxPhase = z
+  .enum(['Pending', 'Running', 'Paused', 'Succeeded', 'Failed', 'Unknown'])
+  .describe('Pending, Running, Paused, Succeeded, Failed or Unknown (the node stopped reporting).');
+
+export const SandboxStatus = z
+  .object({
+    phase: SandboxPhase.optional(),
+    observedGeneration: z.number().int().min(0).optional().describe('The .metadata.generation this status was written for.'),
+    conditions: conditionList().optional(),
+    nodeName: z.string().max(253).optional().describe('Node the sandbox is bound to. Set once by the controller.'),
+    hostIP: z.string().max(45).optional().describe('Address of the node.'),
+    sandboxIP: z.string().max(45).optional().describe('Address of the sandbox on the node bridge.'),
+    containerStatuses: z
+      .array(ContainerStatus)
+      .max(16)
+      .optional()
+      .meta({ description: 'Observed state of each container.', ...map(['name']) }),
+    startTime: z.string().optional().describe('When the node accepted the sandbox (RFC 3339).'),
+    message: z.string().max(32768).optional().describe('Why the sandbox is in its phase, for people.'),
+    reason: z.string().max(256).optional().describe('Why the sandbox is in its phase, a CamelCase word such as NodeLost.'),
+    usage: z
+      .object({
+        cpu: z.string().optional().describe('CPU used, averaged over the last sample, as a quantity.'),
+        memory: z.string().optional().describe('Memory used, as a quantity.'),
+        pids: z.number().int().optional().describe('Processes and threads in the sandbox.'),
+      })
+      .optional()
+      .describe('Resource usage read from the sandbox cgroup.'),
+  })
+  .meta({
+    description: 'Observed state of the sandbox, written by the controller (scheduling) and the agent (everything else).',
+    ...rules({
+      rule: "!has(oldSelf.nodeName) || oldSelf.nodeName == '' || (has(self.nodeName) && self.nodeName == oldSelf.nodeName)",
+      message: 'status.nodeName cannot change once the sandbox is bound',
+      fieldPath: '.nodeName',
+    }),
+  });
+export type SandboxStatus = z.infer<typeof SandboxStatus>;
+
+export const Sandbox = z.object({
+  apiVersion: z.literal(API_VERSION),
+  kind: z.literal('Sandbox'),
+  metadata: ObjectMeta,
+  spec: SandboxSpec,
+  status: SandboxStatus.optional(),
+});
+export type Sandbox = z.infer<typeof Sandbox>;

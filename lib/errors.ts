@@ -1,0 +1,23 @@
+/**
+ * The one error type for effects on a node or the cluster. It names the sandbox,
+ * the step that failed and, where we know it, what a person should do about it,
+ * so that a log line or a status message is actionable on its own.
+ */
+export class SandpitError extends Error {
+  readonly sandbox: string | undefined;
+  readonly step: string;
+  readonly hint: string | undefined;
+  /** errno name (EPERM, ENOENT, ...) when the failure came from a syscall. */
+  readonly code: string | undefined;
+
+  constructor(opts: { step: string; message: string; sandbox?: string; hint?: string; code?: string; cause?: unknown }) {
+    const where = opts.sandbox ? `sandbox ${opts.sandbox}: ` : '';
+    const hint = opts.hint ? ` (${opts.hint})` : '';
+    super(`${where}${opts.step}: ${opts.message}${hint}`, { cause: opts.cause });
+    this.name = 'SandpitError';
+    this.sandbox = opts.sandbox;
+    this.step = opts.step;
+    this.hint = opts.hint;
+    this.code = opts.code;
+  }
+}

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from '../lib/log.js';
-import type { SandboxSpec } from '../crds/sandbox.js';
+import type { Sandbox, SandboxSpec, SandboxStatus } from '../crds/sandbox.js';
 
 /*
  * The seams between the agent's subsystems. The runtime (namespaces, cgroups,
@@ -101,4 +101,30 @@ export interface NetworkProvider {
   teardown(sandbox: SandboxRef, log: Logger): Promise<void>;
   /** Removes what belongs to sandboxes not in `live` (leases, links, rules). */
   collectGarbage(live: Set<SandboxId>, log: Logger): Promise<void>;
+}
+
+// ---------------------------------------------------------------------------
+// Runtime (node-agent/runtime/), as the agent API and status reporter see it
+
+/** What the runtime knows of one sandbox; the agent turns it into the Sandbox status. */
+export interface SandboxObservation {
+  ref: SandboxRef;
+  /** metadata.generation of the spec the runtime last applied. */
+  generation: number;
+  status: Omit<SandboxStatus, 'nodeName' | 'observedGeneration'>;
+}
+
+/**
+ * The runtime as the agent API (node-agent/api/) drives it. apply() is
+ * idempotent and level-based: the same UID and generation is a no-op, a new
+ * generation converges (containers recreated, paused frozen/thawed).
+ */
+export interface SandboxRuntime {
+  apply(sandbox: Sandbox): Promise<SandboxObservation>;
+  /** Stops and removes everything of the sandbox. Idempotent; resolves when nothing is left. */
+  remove(uid: string): Promise<void>;
+  get(uid: string): SandboxObservation | undefined;
+  list(): SandboxObservation[];
+  /** Called whenever an observation changes (container exit, restart, IP assigned, ...). */
+  onChange(listener: (obs: SandboxObservation) => void): () => void;
 }

@@ -1,0 +1,355 @@
+import { closeSync } from 'node:fs';
+import type { Logger } from '../../lib/log.js';
+import type { NetworkProvider, NetworkRequest, NetworkResult, SandboxId, SandboxRef } from '../contracts.js';
+import { describeSandbox } from '../contracts.js';
+import { gatewayOf, isIPv4, parseSubnet, type Subnet } from './cidr.js';
+import { bridgeMac, DEFAULT_SUBNET, defaults, HOST_VETH, hostVethName, LINK_NAME, SANDBOX_IFNAME, TABLE_NAME, type BridgeNetworkOptions } from './config.js';
+import { readNodeResolvConf, renderHosts, renderResolvConf } from './dns.js';
+import { allocateAddress, reclaimAddresses, releaseAddress } from './ipam.js';
+import { LeaseStore } from './ipam-store.js';
+import { addAddress, addDefaultRoute, addressDump, createBridge, createVeth, decodeLink, deleteLink, getLink, linkDump, routeDump, RT_TABLE_MAIN, setHairpin, setLinkUp } from './netlink/links.js';
+import { NetlinkError, RtnlSocket } from './netlink/socket.js';
+import { inNetns, openNetns } from './netns.js';
+import { NftError, openNftables, type Nft, type NftObject } from './nftables.js';
+import {
+  compatRulesScript,
+  deleteCompatScript,
+  deleteSandboxRulesScript,
+  deleteTableScript,
+  hasCompatRules,
+  hostPortConflicts,
+  nodeRulesScript,
+  sandboxesWithRules,
+  sandboxRulesScript,
+  type PortRule,
+  type RuleConfig,
+} from './rules.js';
+import { NetworkError, NetworkReason, type NetworkReasonValue } from './status.js';
+import { nodeSysctls, sandboxSysctls, writeSysctl } from './sysctl.js';
+
+/**
+ * The node's sandbox network: one bridge, a veth per sandbox, leases on disk,
+ * and one nftables table. Construct it on the agent's main thread while that
+ * thread is in the node's network namespace: its netlink and nftables sockets
+ * are bound to the namespace they are opened in.
+ *
+ * Every kernel object is named from the SandboxId (host veth `spv<id[1:]>`,
+ * rule comments `sandpit:<id> ...`), so teardown and GC need no stored state
+ * beyond the lease table.
+ */
+export class BridgeNetworkProvider implements NetworkProvider {
+  readonly subnet: Subnet;
+  readonly bridge: string;
+  readonly table: string;
+  readonly #opts: BridgeNetworkOptions;
+  readonly #rtnl = new RtnlSocket();
+  readonly #nft: Nft;
+  readonly #leases: LeaseStore;
+  readonly #rules: RuleConfig;
+  #node: { bridgeIndex: number; mtu: number; hostIP: string } | undefined;
+
+  constructor(opts: BridgeNetworkOptions = {}) {
+    this.#opts = opts;
+    this.subnet = parseSubnet(opts.subnet ?? DEFAULT_SUBNET);
+    this.bridge = opts.bridge ?? defaults.bridge;
+    this.table = opts.table ?? defaults.table;
+    if (!LINK_NAME.test(this.bridge)) throw new Error(`bridge name ${this.bridge} is not a valid interface name`);
+    if (!TABLE_NAME.test(this.table)) throw new Error(`nftables table name ${this.table} is not valid`);
+    this.#nft = openNftables(opts.nftBackend);
+    this.#leases = new LeaseStore(opts.stateDir ?? defaults.stateDir, this.subnet);
+    this.#rules = { table: this.table, bridge: this.bridge, subnet: this.subnet.cidr };
+  }
+
+  /** Which nftables door is in use (libnftables in-process, or the nft binary). */
+  get nftBackend(): 'libnftables' | 'nft' {
+    return this.#nft.backend;
+  }
+
+  /**
+   * Makes the node side exist: sysctls, the bridge with its gateway address, the
+   * table and its node-level rules, and the accept rules in iptables' FORWARD
+   * chain when one exists. Idempotent; GC runs it again so rules flushed by a
+   * host firewall reload come back.
+   */
+  ensureNode(log: Logger): { bridgeIndex: number; mtu: number; hostIP: string } {
+    const step = <T>(reason: NetworkReasonValue, name: string, fn: () => T): T => wrap(reason, name, undefined, fn);
+    const mtu = this.#opts.mtu ?? step(NetworkReason.LinkSetupFailed, 'read default route', () => this.#defaultRouteMtu());
+    step(NetworkReason.LinkSetupFailed, 'create bridge', () => this.#rtnl.exec([createBridge(this.bridge, mtu, bridgeMac(this.bridge))]));
+    const bridgeIndex = step(NetworkReason.LinkSetupFailed, 'find bridge', () => decodeLink(this.#rtnl.query(getLink(this.bridge))).index);
+    step(NetworkReason.LinkSetupFailed, 'configure bridge', () =>
+      this.#rtnl.exec([addAddress(bridgeIndex, this.bridge, gatewayOf(this.subnet), this.subnet.prefixLength), setLinkUp(bridgeIndex, this.bridge)]),
+    );
+    for (const [key, value] of nodeSysctls(this.bridge)) writeSysctl(key, value);
+    step(NetworkReason.FirewallSetupFailed, 'install nftables node rules', () => this.#nft.apply(nodeRulesScript(this.#rules)));
+    this.#ensureCompatRules(log);
+    const hostIP = this.#opts.hostIP ?? this.#defaultRouteSource() ?? gatewayOf(this.subnet);
+    this.#node = { bridgeIndex, mtu, hostIP };
+    return this.#node;
+  }
+
+  async setup(req: NetworkRequest, log: Logger): Promise<NetworkResult> {
+    await Promise.resolve();
+    return this.setupSync(req, log);
+  }
+
+  /** setup() without the promise: the work is synchronous syscalls (benchmarks call this directly). */
+  setupSync(req: NetworkRequest, log: Logger): NetworkResult {
+    const who = describeSandbox(req.sandbox);
+    const id = req.sandbox.id;
+    const network = req.network ?? { mode: 'Bridge', egress: 'Allow' };
+    const dns = readNodeResolvConf(this.#opts.resolvConfPath ?? defaults.resolvConfPath, this.#opts.upstreamResolvConfPath ?? defaults.upstreamResolvConfPath);
+    const resolv = renderResolvConf({ ...dns, spec: network.dns, fallback: this.#opts.fallbackNameservers ?? defaults.fallbackNameservers });
+
+    if (network.mode === 'None') {
+      inNetns(req.netnsPath, who, () => {
+        const rt = new RtnlSocket();
+        try {
+          wrap(NetworkReason.LinkSetupFailed, 'set loopback up', who, () => rt.exec([setLinkUp(1, 'lo')]));
+        } finally {
+          rt.close();
+        }
+      });
+      return { hostIP: (this.#node ?? this.ensureNode(log)).hostIP, resolvConf: resolv.text, hosts: renderHosts(req.hostname, undefined) };
+    }
+
+    const node = this.#node ?? this.ensureNode(log);
+    const ports = validatePorts(network.ports ?? [], who);
+    const denyEgressExcept = network.egress === 'Deny' ? resolv.nameservers.filter(isIPv4) : undefined;
+    const address = this.#allocate(id, who);
+    try {
+      this.#createLinks(req, address, node, who);
+      this.#installRules(id, address, ports, denyEgressExcept, who);
+    } catch (err) {
+      this.teardownSync(req.sandbox, log);
+      throw err;
+    }
+    log.debug({ sandbox: who, address, ports: ports.length, egress: network.egress }, 'sandbox network ready');
+    return { sandboxIP: address, hostIP: node.hostIP, resolvConf: resolv.text, hosts: renderHosts(req.hostname, address) };
+  }
+
+  async teardown(sandbox: SandboxRef, log: Logger): Promise<void> {
+    await Promise.resolve();
+    this.teardownSync(sandbox, log);
+  }
+
+  /** Removes the sandbox's veth (its peer dies with it), rules and lease; each part is skipped when already gone. */
+  teardownSync(sandbox: SandboxRef, log: Logger): void {
+    const who = describeSandbox(sandbox);
+    wrap(NetworkReason.LinkSetupFailed, 'delete veth', who, () => this.#rtnl.exec([deleteLink(hostVethName(sandbox.id))]));
+    this.#deleteRules((id) => id === sandbox.id, who);
+    this.#leases.update((table) => {
+      const next = releaseAddress(table, sandbox.id);
+      return { table: next === table || Object.keys(next.leases).length === Object.keys(table.leases).length ? table : next, result: undefined };
+    });
+    log.debug({ sandbox: who }, 'sandbox network removed');
+  }
+
+  async collectGarbage(live: Set<SandboxId>, log: Logger): Promise<void> {
+    await Promise.resolve();
+    this.collectGarbageSync(live, log);
+  }
+
+  /** Removes veths, rules and leases of sandboxes not in `live`, and re-ensures the node rules. */
+  collectGarbageSync(live: Set<SandboxId>, log: Logger): { links: string[]; rules: SandboxId[]; leases: SandboxId[] } {
+    this.ensureNode(log);
+    const liveSuffixes = new Set([...live].map((id) => id.slice(1)));
+    const links = this.#rtnl
+      .dump(linkDump.type, linkDump.body)
+      .map(linkDump.decode)
+      .filter((l) => {
+        const m = HOST_VETH.exec(l.name);
+        return m && l.master === this.#node!.bridgeIndex && !liveSuffixes.has(m[1]!);
+      })
+      .map((l) => l.name);
+    if (links.length) this.#rtnl.exec(links.map(deleteLink));
+    const listing = this.#listTable();
+    const rules = [...sandboxesWithRules(listing)].filter((id) => !live.has(id));
+    if (rules.length) this.#deleteRules((id) => !live.has(id), undefined, listing);
+    const leases = this.#leases.update((table) => {
+      const { table: next, reclaimed } = reclaimAddresses(table, live);
+      return { table: reclaimed.length ? next : table, result: reclaimed };
+    });
+    if (links.length || rules.length || leases.length) log.info({ links, rules, leases }, 'collected leaked sandbox network objects');
+    return { links, rules, leases };
+  }
+
+  /** Removes everything of this provider from the node: veths on the bridge, the bridge, the table, the compat rules. Leases stay unless `dropLeases`. */
+  removeNode(log: Logger, dropLeases = false): void {
+    const ours = this.#rtnl
+      .dump(linkDump.type, linkDump.body)
+      .map(linkDump.decode)
+      .filter((l) => (HOST_VETH.test(l.name) && this.#node && l.master === this.#node.bridgeIndex) || l.name === this.bridge);
+    this.#rtnl.exec(ours.map((l) => deleteLink(l.name)));
+    try {
+      this.#nft.apply(deleteTableScript(this.#rules));
+    } catch (err) {
+      if (!(err instanceof NftError && err.notFound)) throw err;
+    }
+    const forward = this.#listForward();
+    if (forward) {
+      const script = deleteCompatScript(forward, this.#rules);
+      if (script) this.#nft.apply(script);
+    }
+    if (dropLeases) this.#leases.update((table) => ({ table: { ...table, last: undefined, leases: {} }, result: undefined }));
+    this.#node = undefined;
+    log.info({ bridge: this.bridge, table: this.table }, 'sandbox network removed from the node');
+  }
+
+  /** Current leases (address → sandbox), for status and tests. */
+  leases(): Record<string, SandboxId> {
+    return this.#leases.read().leases;
+  }
+
+  close(): void {
+    this.#rtnl.close();
+  }
+
+  #allocate(id: SandboxId, who: string): string {
+    const address = this.#leases.update((table) => {
+      const got = allocateAddress(table, this.subnet, id);
+      return got ? { table: got.table, result: got.address } : { table, result: undefined };
+    });
+    if (!address) {
+      throw new NetworkError(NetworkReason.AddressPoolExhausted, {
+        step: 'allocate address',
+        sandbox: who,
+        message: `every address of ${this.subnet.cidr} is leased`,
+        hint: 'delete sandboxes, or give the node a larger sandboxCIDR',
+      });
+    }
+    return address;
+  }
+
+  #createLinks(req: NetworkRequest, address: string, node: { bridgeIndex: number; mtu: number }, who: string): void {
+    const hostName = hostVethName(req.sandbox.id);
+    const fd = openNetns(req.netnsPath, who);
+    try {
+      const veth = createVeth({ hostName, peerName: SANDBOX_IFNAME, netnsFd: fd, mtu: node.mtu, bridgeIndex: node.bridgeIndex });
+      wrap(NetworkReason.LinkSetupFailed, 'create veth', who, () => {
+        try {
+          this.#rtnl.exec([veth]);
+        } catch (err) {
+          // A veth left by a crashed agent: start over rather than trust its half-done state.
+          if (!(err instanceof NetlinkError && err.code === 'EEXIST')) throw err;
+          this.#rtnl.exec([deleteLink(hostName), veth]);
+        }
+      });
+    } finally {
+      closeSync(fd);
+    }
+    const hostIndex = wrap(NetworkReason.LinkSetupFailed, 'find host veth', who, () => decodeLink(this.#rtnl.query(getLink(hostName))).index);
+    wrap(NetworkReason.LinkSetupFailed, 'set hairpin', who, () => this.#rtnl.exec([setHairpin(hostIndex, hostName)]));
+    inNetns(req.netnsPath, who, () => {
+      const rt = new RtnlSocket();
+      try {
+        for (const [key, value] of sandboxSysctls) writeSysctl(key, value, who);
+        wrap(NetworkReason.LinkSetupFailed, 'configure sandbox interface', who, () => {
+          const index = decodeLink(rt.query(getLink(SANDBOX_IFNAME))).index;
+          rt.exec([
+            setLinkUp(1, 'lo'),
+            addAddress(index, SANDBOX_IFNAME, address, this.subnet.prefixLength),
+            setLinkUp(index, SANDBOX_IFNAME),
+            addDefaultRoute(index, gatewayOf(this.subnet)),
+          ]);
+        });
+      } finally {
+        rt.close();
+      }
+    });
+  }
+
+  #installRules(id: SandboxId, address: string, ports: PortRule[], denyEgressExcept: string[] | undefined, who: string): void {
+    const script = sandboxRulesScript(this.#rules, { id, address, ports, denyEgressExcept });
+    const listing = this.#listTable();
+    const conflicts = hostPortConflicts(listing, id, ports);
+    if (conflicts.length) {
+      const c = conflicts[0]!;
+      throw new NetworkError(NetworkReason.HostPortConflict, {
+        step: 'publish ports',
+        sandbox: who,
+        message: `hostPort ${c.port.hostPort}/${c.port.protocol} is already published by sandbox ${c.owner} on this node`,
+        hint: 'choose another hostPort, or let the scheduler place the sandbox on another node',
+      });
+    }
+    // Rules of an earlier setup of the same sandbox go in the same transaction, so a repeat never duplicates.
+    const stale = deleteSandboxRulesScript(this.#rules, listing, (owner) => owner === id);
+    if (stale || script) wrap(NetworkReason.FirewallSetupFailed, 'install nftables sandbox rules', who, () => this.#nft.apply(stale + script));
+  }
+
+  #deleteRules(doomed: (id: SandboxId) => boolean, who: string | undefined, listing = this.#listTable()): void {
+    const script = deleteSandboxRulesScript(this.#rules, listing, doomed);
+    if (script) wrap(NetworkReason.FirewallSetupFailed, 'delete nftables sandbox rules', who, () => this.#nft.apply(script));
+  }
+
+  #listTable(): NftObject[] {
+    try {
+      return this.#nft.list(`list table inet ${this.table}`);
+    } catch (err) {
+      if (err instanceof NftError && err.notFound) return [];
+      throw err;
+    }
+  }
+
+  /** iptables' FORWARD chain as iptables-nft keeps it, or undefined when the host has none. */
+  #listForward(): NftObject[] | undefined {
+    try {
+      return this.#nft.list('list chain ip filter FORWARD');
+    } catch (err) {
+      if (err instanceof NftError && err.notFound) return undefined;
+      throw err;
+    }
+  }
+
+  #ensureCompatRules(log: Logger): void {
+    const forward = this.#listForward();
+    if (!forward || hasCompatRules(forward, this.#rules)) return;
+    this.#nft.apply(compatRulesScript(this.#rules));
+    log.info({ bridge: this.bridge }, "added accept rules for the bridge to iptables' FORWARD chain (its policy or rules may drop forwarded traffic)");
+  }
+
+  #defaultRoute() {
+    return this.#rtnl
+      .dump(routeDump.type, routeDump.body)
+      .map(routeDump.decode)
+      .find((r) => r.dstLength === 0 && r.table === RT_TABLE_MAIN && r.oif > 0);
+  }
+
+  #defaultRouteMtu(): number {
+    const route = this.#defaultRoute();
+    const link = route && this.#rtnl.dump(linkDump.type, linkDump.body).map(linkDump.decode).find((l) => l.index === route.oif);
+    return link?.mtu || 1500;
+  }
+
+  #defaultRouteSource(): string | undefined {
+    const route = this.#defaultRoute();
+    if (!route) return undefined;
+    if (route.prefsrc) return route.prefsrc;
+    return this.#rtnl
+      .dump(addressDump.type, addressDump.body)
+      .map(addressDump.decode)
+      .find((a) => a && a.index === route.oif)?.address;
+  }
+}
+
+function validatePorts(ports: NonNullable<NetworkRequest['network']['ports']>, who: string): PortRule[] {
+  return ports.map((p) => {
+    if (p.hostIP !== undefined && p.hostIP !== '' && p.hostIP !== '0.0.0.0' && !isIPv4(p.hostIP)) {
+      throw new NetworkError(NetworkReason.InvalidNetworkSpec, { step: 'publish ports', sandbox: who, message: `hostIP ${p.hostIP} is not an IPv4 address`, hint: 'IPv6 hostIPs are not supported yet' });
+    }
+    const hostIP = p.hostIP && p.hostIP !== '0.0.0.0' ? p.hostIP : undefined;
+    return { hostIP, hostPort: p.hostPort, containerPort: p.containerPort, protocol: p.protocol ?? 'TCP' };
+  });
+}
+
+/** Runs one step and turns a kernel refusal into a NetworkError naming the step and the reason. */
+function wrap<T>(reason: NetworkReasonValue, step: string, sandbox: string | undefined, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof NetworkError) throw err;
+    const code = err instanceof NetlinkError ? err.code : undefined;
+    throw new NetworkError(reason, { step, sandbox, message: (err as Error).message, code, cause: err });
+  }
+}
+
+

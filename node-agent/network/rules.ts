@@ -1,0 +1,182 @@
+import type { SandboxId } from '../contracts.js';
+import type { NftObject } from './nftables.js';
+
+/*
+ * The nftables rule set as pure functions from data to nft scripts. Everything
+ * lives in one `inet <table>` table. Node-level rules sit in base chains that
+ * are rewritten whole (flush + add) whenever the agent ensures them, so that is
+ * idempotent; per-sandbox rules sit in the regular chains `hostports` and
+ * `sandbox-egress` and carry the comment `sandpit:<id> ...`, so teardown and GC
+ * find them by listing the table: no stored state.
+ */
+
+export interface RuleConfig {
+  /** nftables table name (family inet), `sandpit` on a real node. */
+  table: string;
+  bridge: string;
+  /** Sandbox subnet CIDR. */
+  subnet: string;
+}
+
+export interface PortRule {
+  hostIP?: string;
+  hostPort: number;
+  containerPort: number;
+  protocol: 'TCP' | 'UDP';
+}
+
+export interface SandboxRules {
+  id: SandboxId;
+  address: string;
+  ports: PortRule[];
+  /** Egress Deny: only DNS to these resolvers leaves the sandbox. undefined means egress Allow. */
+  denyEgressExcept?: string[];
+}
+
+/** The comment every rule of a sandbox carries; the part after the id says what the rule is. */
+export const sandboxComment = (id: SandboxId, what: string) => `sandpit:${id} ${what}`;
+const portKey = (p: PortRule) => `${p.hostIP ?? '*'}:${p.protocol.toLowerCase()}/${p.hostPort}`;
+const q = (s: string) => `"${s}"`;
+
+/** Comment on the rules we add to another table (iptables-nft's FORWARD), naming our bridge. */
+export const compatComment = (bridge: string) => `sandpit bridge ${bridge}`;
+
+/** Creates the table and (re)writes its node-level rules. Safe to run again: base chains are flushed first. */
+export function nodeRulesScript(c: RuleConfig): string {
+  const t = `inet ${c.table}`;
+  const br = q(c.bridge);
+  return [
+    `add table ${t}`,
+    `add chain ${t} hostports`,
+    `add chain ${t} sandbox-egress`,
+    // route_localnet on the bridge lets 127.0.0.1 be DNATed to a sandbox; never let a sandbox send to the node's loopback (CVE-2020-8558).
+    `add chain ${t} raw-prerouting { type filter hook prerouting priority raw; policy accept; }`,
+    `flush chain ${t} raw-prerouting`,
+    `add rule ${t} raw-prerouting iifname ${br} ip daddr 127.0.0.0/8 drop comment "sandpit: node loopback is not for sandboxes"`,
+    `add chain ${t} nat-prerouting { type nat hook prerouting priority dstnat; policy accept; }`,
+    `flush chain ${t} nat-prerouting`,
+    `add rule ${t} nat-prerouting fib daddr type local jump hostports`,
+    `add chain ${t} nat-output { type nat hook output priority -100; policy accept; }`,
+    `flush chain ${t} nat-output`,
+    `add rule ${t} nat-output fib daddr type local jump hostports`,
+    `add chain ${t} nat-postrouting { type nat hook postrouting priority srcnat; policy accept; }`,
+    `flush chain ${t} nat-postrouting`,
+    `add rule ${t} nat-postrouting oifname ${br} ip saddr 127.0.0.0/8 masquerade comment "sandpit: node loopback to published port"`,
+    `add rule ${t} nat-postrouting oifname ${br} ip saddr ${c.subnet} ct status dnat masquerade comment "sandpit: hairpin"`,
+    `add rule ${t} nat-postrouting oifname != ${br} ip saddr ${c.subnet} ip daddr != 224.0.0.0/4 masquerade comment "sandpit: egress"`,
+    `add chain ${t} forward { type filter hook forward priority filter; policy accept; }`,
+    `flush chain ${t} forward`,
+    `add rule ${t} forward iifname ${br} jump sandbox-egress`,
+    `add rule ${t} forward oifname ${br} ct state established,related accept`,
+    `add rule ${t} forward oifname ${br} iifname ${br} accept comment "sandpit: between sandboxes"`,
+    `add rule ${t} forward oifname ${br} ct status dnat accept comment "sandpit: published ports"`,
+    `add rule ${t} forward oifname ${br} drop comment "sandpit: no direct access to sandbox addresses"`,
+    `add chain ${t} input { type filter hook input priority filter; policy accept; }`,
+    `flush chain ${t} input`,
+    `add rule ${t} input iifname ${br} jump sandbox-egress`,
+    '',
+  ].join('\n');
+}
+
+/** Deletes the whole table (node uninstall, tests). */
+export const deleteTableScript = (c: RuleConfig) => `delete table inet ${c.table}\n`;
+
+/**
+ * Accept rules for our bridge in iptables' `ip filter FORWARD` chain, for hosts
+ * where Docker or kube-proxy set its policy to DROP. An accept in our own table
+ * cannot overrule a drop in another base chain on the same hook, so the accept
+ * has to be in that chain. They are appended (after DOCKER-USER and friends, so
+ * admin rules still come first), say nothing but the bridge name, and our own
+ * `forward` chain keeps the policy: its drops are final.
+ */
+export function compatRulesScript(c: RuleConfig): string {
+  const comment = q(compatComment(c.bridge));
+  return [
+    `add rule ip filter FORWARD iifname ${q(c.bridge)} counter accept comment ${comment}`,
+    `add rule ip filter FORWARD oifname ${q(c.bridge)} counter accept comment ${comment}`,
+    '',
+  ].join('\n');
+}
+
+/** True when the listing of a chain has our compat rules. */
+export const hasCompatRules = (listing: NftObject[], c: RuleConfig) =>
+  rulesOf(listing).filter((r) => r.comment === compatComment(c.bridge)).length >= 2;
+
+/** Deletes our compat rules from the listing of `ip filter FORWARD`. */
+export function deleteCompatScript(listing: NftObject[], c: RuleConfig): string {
+  return rulesOf(listing)
+    .filter((r) => r.comment === compatComment(c.bridge))
+    .map((r) => `delete rule ip filter FORWARD handle ${r.handle}\n`)
+    .join('');
+}
+
+/** Rules for one sandbox: DNAT of its published ports, and egress Deny. */
+export function sandboxRulesScript(c: RuleConfig, s: SandboxRules): string {
+  const t = `inet ${c.table}`;
+  const lines: string[] = [];
+  for (const p of s.ports) {
+    const proto = p.protocol.toLowerCase();
+    const daddr = p.hostIP ? ` ip daddr ${p.hostIP}` : '';
+    lines.push(`add rule ${t} hostports meta nfproto ipv4${daddr} ${proto} dport ${p.hostPort} dnat ip to ${s.address}:${p.containerPort} comment ${q(sandboxComment(s.id, `port ${portKey(p)}`))}`);
+  }
+  if (s.denyEgressExcept) {
+    const comment = q(sandboxComment(s.id, 'egress deny'));
+    lines.push(`add rule ${t} sandbox-egress ip saddr ${s.address} ct state established,related return comment ${comment}`);
+    if (s.denyEgressExcept.length > 0) {
+      const resolvers = `{ ${s.denyEgressExcept.join(', ')} }`;
+      lines.push(`add rule ${t} sandbox-egress ip saddr ${s.address} ip daddr ${resolvers} meta l4proto { tcp, udp } th dport 53 return comment ${comment}`);
+    }
+    lines.push(`add rule ${t} sandbox-egress ip saddr ${s.address} reject with icmpx admin-prohibited comment ${comment}`);
+  }
+  return lines.length ? `${lines.join('\n')}\n` : '';
+}
+
+export interface ListedRule {
+  chain: string;
+  handle: number;
+  comment: string | undefined;
+}
+
+/** The rules of a `list table`/`list chain` JSON listing. */
+export function rulesOf(listing: NftObject[]): ListedRule[] {
+  return listing
+    .filter((o) => o.rule)
+    .map((o) => ({ chain: String(o.rule!.chain), handle: Number(o.rule!.handle), comment: o.rule!.comment as string | undefined }));
+}
+
+/** The sandbox a rule belongs to, from its comment. */
+export function ruleOwner(comment: string | undefined): SandboxId | undefined {
+  return /^sandpit:([0-9a-f]{12})(?: |$)/.exec(comment ?? '')?.[1];
+}
+
+/** Deletes every rule of the sandboxes `doomed` says yes to. */
+export function deleteSandboxRulesScript(c: RuleConfig, listing: NftObject[], doomed: (id: SandboxId) => boolean): string {
+  return rulesOf(listing)
+    .filter((r) => {
+      const owner = ruleOwner(r.comment);
+      return owner !== undefined && doomed(owner);
+    })
+    .map((r) => `delete rule inet ${c.table} ${r.chain} handle ${r.handle}\n`)
+    .join('');
+}
+
+/** Sandboxes that have rules in the listing. */
+export const sandboxesWithRules = (listing: NftObject[]) =>
+  new Set(rulesOf(listing).map((r) => ruleOwner(r.comment)).filter((id): id is SandboxId => id !== undefined));
+
+/**
+ * Published ports of other sandboxes that clash with `ports`: same protocol and
+ * hostPort, and host addresses that overlap (no hostIP means every address).
+ */
+export function hostPortConflicts(listing: NftObject[], id: SandboxId, ports: PortRule[]): { port: PortRule; owner: SandboxId }[] {
+  const taken = rulesOf(listing)
+    .map((r) => ({ owner: ruleOwner(r.comment), m: / port (\S+):(tcp|udp)\/(\d+)$/.exec(r.comment ?? '') }))
+    .filter((x) => x.owner && x.owner !== id && x.m)
+    .map((x) => ({ owner: x.owner!, hostIP: x.m![1]!, proto: x.m![2]!, hostPort: Number(x.m![3]) }));
+  const out: { port: PortRule; owner: SandboxId }[] = [];
+  for (const p of ports) {
+    const hit = taken.find((t) => t.proto === p.protocol.toLowerCase() && t.hostPort === p.hostPort && (t.hostIP === '*' || !p.hostIP || t.hostIP === p.hostIP));
+    if (hit) out.push({ port: p, owner: hit.owner });
+  }
+  return out;
+}

@@ -1,0 +1,65 @@
+import { SandpitError } from '../../lib/errors.js';
+
+/*
+ * The NetworkReady condition of a sandbox. Reasons are CamelCase words a person
+ * can act on; the message carries the detail (which port, which address pool).
+ */
+
+export const NetworkReason = {
+  /** Everything is in place. */
+  Configured: 'NetworkConfigured',
+  /** mode None: loopback only, nothing on the node. */
+  LoopbackOnly: 'LoopbackOnly',
+  /** Every address of the node's sandbox subnet is leased. */
+  AddressPoolExhausted: 'AddressPoolExhausted',
+  /** Another sandbox already publishes the same hostPort/protocol on an overlapping hostIP. */
+  HostPortConflict: 'HostPortConflict',
+  /** The sandbox's network namespace is gone (its process exited). */
+  NetnsNotFound: 'NetnsNotFound',
+  /** Links, addresses or routes could not be created. */
+  LinkSetupFailed: 'LinkSetupFailed',
+  /** nftables rules could not be installed (libnftables or nft missing, or the kernel refused). */
+  FirewallSetupFailed: 'FirewallSetupFailed',
+  /** The IPAM state on disk is unreadable or not writable. */
+  AddressStateUnavailable: 'AddressStateUnavailable',
+  /** The spec asks for something the node cannot do (bad hostIP, bad resolver). */
+  InvalidNetworkSpec: 'InvalidNetworkSpec',
+} as const;
+export type NetworkReasonValue = (typeof NetworkReason)[keyof typeof NetworkReason];
+
+/** A failure of the network subsystem with the NetworkReady reason it maps to. */
+export class NetworkError extends SandpitError {
+  readonly reason: NetworkReasonValue;
+  constructor(reason: NetworkReasonValue, opts: ConstructorParameters<typeof SandpitError>[0]) {
+    super(opts);
+    this.name = 'NetworkError';
+    this.reason = reason;
+  }
+}
+
+export interface NetworkReadyCondition {
+  type: 'NetworkReady';
+  status: 'True' | 'False';
+  reason: NetworkReasonValue;
+  message: string;
+}
+
+/** The condition for a finished setup (`sandboxIP` absent in mode None) or for the error it threw. */
+export function networkReadyCondition(outcome: { sandboxIP?: string } | unknown): NetworkReadyCondition {
+  if (outcome instanceof Error) {
+    const reason = outcome instanceof NetworkError ? outcome.reason : reasonForStep(outcome);
+    return { type: 'NetworkReady', status: 'False', reason, message: outcome.message };
+  }
+  const ip = (outcome as { sandboxIP?: string }).sandboxIP;
+  return ip
+    ? { type: 'NetworkReady', status: 'True', reason: NetworkReason.Configured, message: `sandbox address ${ip}` }
+    : { type: 'NetworkReady', status: 'True', reason: NetworkReason.LoopbackOnly, message: 'network mode None: loopback only' };
+}
+
+function reasonForStep(err: Error): NetworkReasonValue {
+  const step = err instanceof SandpitError ? err.step : '';
+  if (step.includes('namespace')) return NetworkReason.NetnsNotFound;
+  if (step.includes('nftables')) return NetworkReason.FirewallSetupFailed;
+  if (step.includes('address')) return NetworkReason.AddressStateUnavailable;
+  return NetworkReason.LinkSetupFailed;
+}

@@ -1,0 +1,65 @@
+import assert from 'node:assert/strict';
+import type { NftObject } from './nftables.js';
+import { compatRulesScript, deleteCompatScript, deleteSandboxRulesScript, hostPortConflicts, nodeRulesScript, ruleOwner, sandboxRulesScript } from './rules.js';
+
+describe('nftables rule generation (unit)', () => {
+  const c = { table: 'sandpit', bridge: 'sandpit0', subnet: '10.88.0.0/24' };
+  const rule = (chain: string, handle: number, comment?: string): NftObject => ({ rule: { family: 'inet', table: 'sandpit', chain, handle, comment } });
+
+  it('rewrites base chains whole, so ensuring twice never duplicates', () => {
+    const script = nodeRulesScript(c);
+    for (const chain of ['raw-prerouting', 'nat-prerouting', 'nat-output', 'nat-postrouting', 'forward', 'input']) {
+      assert.ok(script.indexOf(`flush chain inet sandpit ${chain}`) > script.indexOf(`add chain inet sandpit ${chain} {`), chain);
+    }
+    assert.doesNotMatch(script, /flush chain inet sandpit (hostports|sandbox-egress)/, 'per-sandbox chains are never flushed');
+    assert.match(script, /oifname != "sandpit0" ip saddr 10\.88\.0\.0\/24 ip daddr != 224\.0\.0\.0\/4 masquerade/);
+    assert.match(script, /iifname "sandpit0" ip daddr 127\.0\.0\.0\/8 drop/);
+    assert.match(script, /oifname "sandpit0" drop/);
+  });
+
+  it('publishes ports with DNAT and names the sandbox in every rule', () => {
+    const script = sandboxRulesScript(c, {
+      id: '0123456789ab',
+      address: '10.88.0.5',
+      ports: [
+        { hostPort: 8080, containerPort: 80, protocol: 'TCP' },
+        { hostIP: '192.0.2.2', hostPort: 5353, containerPort: 53, protocol: 'UDP' },
+      ],
+    });
+    assert.match(script, /hostports meta nfproto ipv4 tcp dport 8080 dnat ip to 10\.88\.0\.5:80 comment "sandpit:0123456789ab port \*:tcp\/8080"/);
+    assert.match(script, /ip daddr 192\.0\.2\.2 udp dport 5353 dnat ip to 10\.88\.0\.5:53/);
+    for (const line of script.trim().split('\n')) assert.equal(ruleOwner(/comment "([^"]+)"/.exec(line)?.[1]), '0123456789ab');
+  });
+
+  it('denies egress except DNS to the resolvers, after letting replies out', () => {
+    const lines = sandboxRulesScript(c, { id: '0123456789ab', address: '10.88.0.5', ports: [], denyEgressExcept: ['192.0.2.53'] }).trim().split('\n');
+    assert.equal(lines.length, 3);
+    assert.match(lines[0]!, /ct state established,related return/);
+    assert.match(lines[1]!, /ip daddr \{ 192\.0\.2\.53 \} meta l4proto \{ tcp, udp \} th dport 53 return/);
+    assert.match(lines[2]!, /ip saddr 10\.88\.0\.5 reject/);
+    assert.equal(sandboxRulesScript(c, { id: '0123456789ab', address: '10.88.0.5', ports: [], denyEgressExcept: [] }).trim().split('\n').length, 2);
+  });
+
+  it('deletes only the rules of the doomed sandboxes, by handle', () => {
+    const listing = [rule('hostports', 7, 'sandpit:0123456789ab port *:tcp/80'), rule('sandbox-egress', 9, 'sandpit:ba9876543210 egress deny'), rule('forward', 3, 'sandpit: between sandboxes'), rule('forward', 4)];
+    assert.equal(deleteSandboxRulesScript(c, listing, (id) => id === '0123456789ab'), 'delete rule inet sandpit hostports handle 7\n');
+    assert.equal(deleteSandboxRulesScript(c, listing, () => true).split('\n').filter(Boolean).length, 2, 'node rules are never a sandbox rule');
+  });
+
+  it('finds hostPort clashes across sandboxes, overlapping host addresses included', () => {
+    const listing = [rule('hostports', 7, 'sandpit:0123456789ab port *:tcp/8080'), rule('hostports', 8, 'sandpit:0123456789ab port 192.0.2.2:udp/53')];
+    assert.equal(hostPortConflicts(listing, 'ba9876543210', [{ hostPort: 8080, containerPort: 1, protocol: 'TCP', hostIP: '192.0.2.9' }]).length, 1);
+    assert.equal(hostPortConflicts(listing, 'ba9876543210', [{ hostPort: 8080, containerPort: 1, protocol: 'UDP' }]).length, 0);
+    assert.equal(hostPortConflicts(listing, 'ba9876543210', [{ hostPort: 53, containerPort: 1, protocol: 'UDP', hostIP: '192.0.2.3' }]).length, 0);
+    assert.equal(hostPortConflicts(listing, 'ba9876543210', [{ hostPort: 53, containerPort: 1, protocol: 'UDP' }]).length, 1);
+    assert.equal(hostPortConflicts(listing, '0123456789ab', [{ hostPort: 8080, containerPort: 1, protocol: 'TCP' }]).length, 0, 'a sandbox does not clash with itself');
+  });
+
+  it("adds and finds its accept rules in iptables' FORWARD chain by the bridge name", () => {
+    const script = compatRulesScript(c);
+    assert.match(script, /add rule ip filter FORWARD iifname "sandpit0" counter accept comment "sandpit bridge sandpit0"/);
+    assert.match(script, /add rule ip filter FORWARD oifname "sandpit0" counter accept/);
+    const listing: NftObject[] = [{ rule: { chain: 'FORWARD', handle: 5, comment: 'sandpit bridge sandpit0' } }, { rule: { chain: 'FORWARD', handle: 6, comment: 'sandpit bridge other0' } }];
+    assert.equal(deleteCompatScript(listing, c), 'delete rule ip filter FORWARD handle 5\n');
+  });
+});

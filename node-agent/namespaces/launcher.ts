@@ -1,0 +1,74 @@
+import { stat } from 'node:fs/promises';
+import { Worker } from 'node:worker_threads';
+import { SandpitError } from '../../lib/errors.js';
+import type { LaunchPlan, LaunchResult } from './plans.js';
+
+/*
+ * A small pool of pre-warmed launcher threads. Starting a worker and loading
+ * koffi in it costs ~100 ms, so that happens ahead of time; a request only
+ * posts its plan. Each thread is used once (it ends inside the container's
+ * namespaces) and a replacement starts warming at once.
+ */
+
+interface Warm {
+  worker: Worker;
+  ready: Promise<void>;
+}
+
+const WORKER_URL = new URL('./launcher-worker.js', import.meta.url);
+
+export class LauncherPool {
+  readonly #size: number;
+  readonly #warm: Warm[] = [];
+  #closed = false;
+
+  private constructor(size: number) {
+    this.#size = size;
+  }
+
+  /**
+   * libuv's thread pool is created by whichever thread first needs it, and its
+   * threads inherit that thread's namespaces and root: make sure it is born on
+   * the agent's main thread, in the host's namespaces, before any launcher runs.
+   */
+  static async create(size = 2): Promise<LauncherPool> {
+    await stat('/');
+    const pool = new LauncherPool(size);
+    pool.#fill();
+    await Promise.all(pool.#warm.map((w) => w.ready));
+    return pool;
+  }
+
+  #fill(): void {
+    while (!this.#closed && this.#warm.length < this.#size) this.#warm.push(startWorker());
+  }
+
+  async launch(plan: LaunchPlan): Promise<LaunchResult> {
+    if (this.#closed) throw new SandpitError({ step: 'launch', sandbox: plan.sandbox, message: 'launcher pool is closed' });
+    const w = this.#warm.shift() ?? startWorker();
+    this.#fill();
+    await w.ready;
+    return new Promise<LaunchResult>((resolve, reject) => {
+      w.worker.once('message', (r: LaunchResult) => resolve(r));
+      w.worker.once('error', (err) => reject(new SandpitError({ step: 'launch', sandbox: plan.sandbox, message: `launcher thread failed: ${String(err)}`, cause: err })));
+      w.worker.once('exit', (code) => resolve({ error: { message: `launcher thread exited (${code}) without a result`, step: 'launch', sandbox: plan.sandbox } }));
+      w.worker.postMessage(plan);
+    });
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    await Promise.all(this.#warm.splice(0).map((w) => w.worker.terminate()));
+  }
+}
+
+function startWorker(): Warm {
+  const worker = new Worker(WORKER_URL);
+  worker.unref();
+  const ready = new Promise<void>((resolve, reject) => {
+    worker.once('message', () => resolve());
+    worker.once('error', reject);
+  });
+  ready.catch(() => undefined);
+  return { worker, ready };
+}

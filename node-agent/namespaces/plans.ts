@@ -1,0 +1,58 @@
+import type { RootfsStep } from '../rootfs/plan.js';
+import type { Identity } from '../security/apply.js';
+
+/*
+ * What a launcher thread is asked to do. Plain data, posted to a pre-warmed
+ * worker thread; fds are process-wide, so the agent opens them and passes numbers.
+ */
+
+/** Starts the sandbox's PID 1 in new pid/net/ipc/uts namespaces. */
+export interface InfraPlan {
+  kind: 'infra';
+  sandbox: string;
+  hostname: string;
+  /** Program and argv of PID 1 (a shell that joins cgroups, then execs unshare and catatonit). */
+  file: string;
+  argv: string[];
+  /** fds placed at 3, 4, ... in the child. */
+  extraFds: number[];
+  /** Index (>= 3) in the child's fd table of the pipe PID 1 writes "ready" to. */
+  readyFd: number;
+  log: number;
+}
+
+/** Starts a container process (or an exec) inside an existing sandbox. */
+export interface ProcessPlan {
+  kind: 'process';
+  sandbox: string;
+  step: string;
+  /** Host PID whose namespaces to join: the sandbox PID 1, or the container's process for exec. */
+  nsPid: number;
+  /** Join the mount namespace of nsPid and stay there (exec) instead of building a new root. */
+  joinMount: boolean;
+  /** Join the PID namespace of nsPid (false: the child gets a fresh one, shareProcessNamespace=false). */
+  joinPid: boolean;
+  rootfs?: { root: string; steps: RootfsStep[]; readOnly: boolean };
+  identity: Identity;
+  /** The static busybox on the host, opened before pivot_root and run as /proc/self/fd/3. */
+  busybox: string;
+  /** argv after argv0 for busybox sh (i.e. ['-c', script, 'sh', ...workload]). */
+  args: string[];
+  env: Record<string, string>;
+  cwd: string;
+  /** fds for the child's 0, 1, 2 and then 4, 5, ... (3 is busybox). */
+  stdio: [number, number, number];
+  extraFds: number[];
+  /** Allocate a pty from the container's devpts and use it as 0-2; its master fd is returned. */
+  tty: boolean;
+  /** Resolve argv[0] of the workload (args index) against PATH inside the new root. */
+  resolveAt: number;
+}
+
+export type LaunchPlan = InfraPlan | ProcessPlan;
+
+export interface LaunchResult {
+  pid?: number;
+  ptyMaster?: number;
+  error?: { message: string; step: string; code?: string; sandbox?: string };
+}

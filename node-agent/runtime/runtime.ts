@@ -1,0 +1,570 @@
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { z } from 'zod';
+import type { ContainerState, Sandbox, SandboxSpec, SandboxStatus } from '../../crds/sandbox.js';
+import { SandpitError } from '../../lib/errors.js';
+import type { Logger } from '../../lib/log.js';
+import { describeSandbox, sandboxIdFor, type ImageProvider, type NetworkProvider, type NetworkResult, type PreparedImage, type SandboxRef } from '../contracts.js';
+import { CgroupManager, type CgroupLimits } from '../cgroups/manager.js';
+import { infraArgv } from '../namespaces/infra.js';
+import { LauncherPool } from '../namespaces/launcher.js';
+import type { LaunchResult } from '../namespaces/plans.js';
+import { ContainerLog, ensureFifo, openFifoForWorkload } from '../process/logs.js';
+import { childrenOf, isSameProcess, processStartTime } from '../process/pidinfo.js';
+import { restartDelay, shouldRestart } from '../process/restart.js';
+import { containerShimScript, decodeShellStatus } from '../process/shim.js';
+import { buildRootfsPlan } from '../rootfs/plan.js';
+import { containerCaps } from '../security/capabilities.js';
+import { buildSeccompFilter } from '../security/seccomp.js';
+import { readJson, StateStore, writeJsonAtomic } from '../state/store.js';
+import { mount, MNT_DETACH, MS_NODEV, MS_NOEXEC, MS_NOSUID, umount2 } from '../sys/mount.js';
+import { close, kill, open, O_CLOEXEC, O_CREAT, O_RDONLY, O_WRONLY, reapChild } from '../sys/proc.js';
+import type { RuntimeConfig } from './config.js';
+import { parseQuantity } from './quantity.js';
+
+/*
+ * The node agent's sandbox runtime: builds sandboxes out of namespaces,
+ * cgroups and overlay roots, supervises their containers, and keeps every
+ * fact it needs on disk so that a restarted agent re-adopts what runs.
+ * No Node.js process exists per sandbox: PID 1 is catatonit and each
+ * container has one busybox sh shim; both are static binaries from Debian.
+ */
+
+type Phase = 'Creating' | 'Running' | 'Paused' | 'Succeeded' | 'Failed' | 'Deleting';
+
+export interface ContainerRecord {
+  name: string;
+  imageID: string;
+  restartCount: number;
+  /** The shim (host PID) of the current run and its start time, while it runs. */
+  pid?: number;
+  startTime?: number;
+  startedAt?: string;
+  oomBase: number;
+  state: z.infer<typeof ContainerState>;
+  lastState?: z.infer<typeof ContainerState>;
+  /** Earliest time the next restart may happen (back-off). */
+  restartAt?: number;
+}
+
+export interface SandboxRecord {
+  id: string;
+  ref: SandboxRef;
+  spec: SandboxSpec;
+  phase: Phase;
+  createdAt: string;
+  hostname: string;
+  pid1?: { pid: number; startTime: number };
+  network?: NetworkResult;
+  images: Record<string, PreparedImage>;
+  containers: ContainerRecord[];
+  message?: string;
+}
+
+export interface RuntimeDeps {
+  images: ImageProvider;
+  network: NetworkProvider;
+  log: Logger;
+}
+
+const now = () => new Date().toISOString();
+
+export class SandboxRuntime {
+  readonly config: RuntimeConfig;
+  readonly cgroups: CgroupManager;
+  readonly store: StateStore;
+  readonly #deps: RuntimeDeps;
+  readonly #launchers: LauncherPool;
+  readonly #sandboxes = new Map<string, SandboxRecord>();
+  readonly #logs = new Map<string, ContainerLog>();
+  readonly #busy = new Set<string>();
+  #timer: NodeJS.Timeout | undefined;
+  readonly #onChild = () => this.#tick();
+
+  private constructor(config: RuntimeConfig, deps: RuntimeDeps, launchers: LauncherPool) {
+    this.config = config;
+    this.#deps = deps;
+    this.#launchers = launchers;
+    this.cgroups = CgroupManager.detect(config.cgroupParent);
+    this.store = new StateStore(config.stateRoot);
+  }
+
+  /** Starts the runtime: warms launchers, re-adopts what survived, cleans what is half-built or orphaned. */
+  static async start(config: RuntimeConfig, deps: RuntimeDeps): Promise<SandboxRuntime> {
+    const launchers = await LauncherPool.create(config.launchers);
+    const rt = new SandboxRuntime(config, deps, launchers);
+    await rt.#recover();
+    rt.#timer = setInterval(() => rt.#tick(), config.pollMs);
+    rt.#timer.unref();
+    process.on('SIGCHLD', rt.#onChild);
+    return rt;
+  }
+
+  /** Stops supervising; sandboxes keep running (they do not depend on the agent). */
+  async close(): Promise<void> {
+    if (this.#timer) clearInterval(this.#timer);
+    process.off('SIGCHLD', this.#onChild);
+    for (const l of this.#logs.values()) await l.close();
+    this.#logs.clear();
+    await this.#launchers.close();
+  }
+
+  list(): SandboxRecord[] {
+    return [...this.#sandboxes.values()];
+  }
+
+  get(id: string): SandboxRecord | undefined {
+    return this.#sandboxes.get(id);
+  }
+
+  #log(rec: { id: string; ref: SandboxRef }) {
+    return this.#deps.log.child({ sandbox: describeSandbox(rec.ref), id: rec.id });
+  }
+
+  #save(rec: SandboxRecord): void {
+    writeJsonAtomic(join(this.store.sandboxDir(rec.id), 'sandbox.json'), rec);
+  }
+
+  // ---------------------------------------------------------------------------
+  // create
+
+  async create(sandbox: Sandbox): Promise<SandboxRecord> {
+    const meta = sandbox.metadata as { namespace?: string; name?: string; uid?: string };
+    const namespace = meta.namespace ?? 'default';
+    const name = meta.name ?? 'sandbox';
+    const uid = meta.uid ?? `${namespace}/${name}`;
+    const id = sandboxIdFor(uid);
+    const existing = this.#sandboxes.get(id);
+    if (existing) return existing;
+    const ref: SandboxRef = { id, namespace, name, uid };
+    const who = describeSandbox(ref);
+    const rec: SandboxRecord = {
+      id, ref, spec: sandbox.spec, phase: 'Creating', createdAt: now(),
+      hostname: sandbox.spec.hostname ?? name.slice(0, 63), images: {},
+      containers: sandbox.spec.containers.map((c) => ({ name: c.name, imageID: '', restartCount: 0, oomBase: 0, state: { waiting: { reason: 'ContainerCreating' } } })),
+    };
+    const dir = this.store.sandboxDir(id);
+    const log = this.#log(rec);
+    this.#busy.add(id);
+    try {
+      mkdirSync(join(dir, 'containers'), { recursive: true });
+      mkdirSync(join(dir, 'logs'), { recursive: true });
+      // Written first: a crash from here on leaves a record that says "half built".
+      this.#save(rec);
+      this.#sandboxes.set(id, rec);
+      faultPoint('after-record');
+
+      const cg = (step: string) => ({ sandbox: who, step });
+      this.cgroups.create(id, cg('create sandbox cgroup'));
+      this.cgroups.create(`${id}/infra`, cg('create infra cgroup'));
+      const r = sandbox.spec.resources;
+      this.cgroups.setLimits(id, { pids: r.pids, memory: r.memory ? parseQuantity(r.memory) : undefined, cpu: r.cpu ? parseQuantity(r.cpu) : undefined }, cg('set sandbox limits'));
+
+      this.#mountSandboxStorage(rec);
+      faultPoint('after-mounts');
+
+      for (const c of sandbox.spec.containers) {
+        rec.images[c.name] = await this.#deps.images.prepare(c.image, { policy: c.imagePullPolicy ?? 'IfNotPresent', credentials: [], sandbox: ref });
+      }
+
+      await this.#startInfra(rec);
+      faultPoint('after-infra');
+      this.cgroups.delegateTo(id, cg('delegate controllers'));
+
+      rec.network = await this.#deps.network.setup({ sandbox: ref, netnsPath: `/proc/${rec.pid1!.pid}/ns/net`, hostname: rec.hostname, network: sandbox.spec.network }, log);
+      writeFileSync(join(dir, 'hostname'), `${rec.hostname}\n`);
+      writeFileSync(join(dir, 'hosts'), rec.network.hosts);
+      writeFileSync(join(dir, 'resolv.conf'), rec.network.resolvConf);
+
+      for (const c of rec.containers) await this.#startContainer(rec, c);
+      faultPoint('after-containers');
+      rec.phase = 'Running';
+      if (sandbox.spec.paused) this.pause(id, true);
+      this.#save(rec);
+      log.info({ step: 'create', pid1: rec.pid1?.pid }, 'sandbox running');
+      return rec;
+    } catch (err) {
+      log.error({ err, step: 'create' }, 'sandbox creation failed; tearing down what was built');
+      await this.#teardown(rec).catch((e: unknown) => log.error({ err: e }, 'teardown after failed create'));
+      throw err;
+    } finally {
+      this.#busy.delete(id);
+    }
+  }
+
+  #mountSandboxStorage(rec: SandboxRecord): void {
+    const dir = this.store.sandboxDir(rec.id);
+    const site = { sandbox: describeSandbox(rec.ref), step: 'mount sandbox storage' };
+    mkdirSync(join(dir, 'shm'), { recursive: true });
+    mount('shm', join(dir, 'shm'), 'tmpfs', MS_NOSUID | MS_NODEV | MS_NOEXEC, `mode=1777,size=${this.config.shmBytes}`, site);
+    for (const v of rec.spec.volumes ?? []) {
+      const vdir = join(dir, 'volumes', v.name);
+      mkdirSync(vdir, { recursive: true });
+      if (v.emptyDir.medium === 'Memory') {
+        const size = v.emptyDir.sizeLimit ? parseQuantity(v.emptyDir.sizeLimit) : this.config.shmBytes;
+        mount('emptydir', vdir, 'tmpfs', MS_NOSUID | MS_NODEV, `mode=1777,size=${size}`, { ...site, step: `mount volume ${v.name}` });
+      } else if (v.emptyDir.sizeLimit) {
+        // A disk emptyDir with a limit is a size-capped tmpfs too: the node has no per-directory quota to rely on.
+        mount('emptydir', vdir, 'tmpfs', MS_NOSUID | MS_NODEV, `mode=1777,size=${parseQuantity(v.emptyDir.sizeLimit)}`, { ...site, step: `mount volume ${v.name}` });
+      }
+    }
+  }
+
+  async #startInfra(rec: SandboxRecord): Promise<void> {
+    const who = describeSandbox(rec.ref);
+    const sandboxFds = this.cgroups.openProcs(rec.id, { sandbox: who, step: 'open sandbox cgroup' });
+    const infraFds = this.cgroups.openProcs(`${rec.id}/infra`, { sandbox: who, step: 'open infra cgroup' });
+    const devnull = open('/dev/null', O_WRONLY | O_CLOEXEC, 0, { sandbox: who, step: 'open /dev/null' });
+    const childSandbox = sandboxFds.map((_, i) => 3 + i);
+    const childInfra = infraFds.map((_, i) => 3 + sandboxFds.length + i);
+    const readyFd = 3 + sandboxFds.length + infraFds.length;
+    const argv = infraArgv(this.config.binaries, childSandbox, childInfra, readyFd);
+    let result: LaunchResult;
+    try {
+      result = await this.#launchers.launch({ kind: 'infra', sandbox: who, hostname: rec.hostname, file: this.config.binaries.busybox, argv, extraFds: [...sandboxFds, ...infraFds], readyFd, log: devnull });
+    } finally {
+      for (const fd of [...sandboxFds, ...infraFds, devnull]) close(fd);
+    }
+    if (result.error) throw new SandpitError(result.error);
+    rec.pid1 = { pid: result.pid!, startTime: processStartTime(result.pid!) ?? 0 };
+    this.#save(rec);
+  }
+
+  // ---------------------------------------------------------------------------
+  // containers
+
+  async #startContainer(rec: SandboxRecord, c: ContainerRecord): Promise<void> {
+    const spec = rec.spec.containers.find((x) => x.name === c.name)!;
+    const image = rec.images[c.name]!;
+    const who = describeSandbox(rec.ref);
+    const step = `start container ${c.name}`;
+    const site = { sandbox: who, step };
+    const cdir = this.store.containerDir(rec.id, c.name);
+    const sc = spec.securityContext;
+
+    // A fresh writable layer per run, as a new container would get.
+    for (const d of ['upper', 'work']) rmSync(join(cdir, d), { recursive: true, force: true });
+    for (const d of ['rootfs', 'upper', 'work']) mkdirSync(join(cdir, d), { recursive: true });
+    const cgRel = `${rec.id}/c-${c.name}`;
+    this.cgroups.create(cgRel, site);
+    const limits: CgroupLimits = {};
+    if (spec.resources?.limits?.memory) limits.memory = parseQuantity(spec.resources.limits.memory);
+    if (spec.resources?.limits?.cpu) limits.cpu = parseQuantity(spec.resources.limits.cpu);
+    this.cgroups.setLimits(cgRel, limits, site);
+
+    const key = `${rec.id}/${c.name}`;
+    if (!this.#logs.has(key)) this.#attachLogs(rec, c.name);
+
+    const caps = containerCaps({ privileged: sc?.privileged, add: sc?.capabilities?.add, drop: sc?.capabilities?.drop }, this.config, who);
+    const unconfined = sc?.privileged || sc?.seccompProfile?.type === 'Unconfined';
+    if (sc?.seccompProfile?.type === 'Unconfined' && !this.config.allowPrivileged)
+      throw new SandpitError({ ...site, message: 'seccompProfile Unconfined is not allowed on this node' });
+    const user = parseImageUser(image.config.user);
+    const uid = sc?.runAsUser ?? user.uid;
+    const gid = sc?.runAsGroup ?? user.gid;
+    if (sc?.runAsNonRoot && uid === 0) throw new SandpitError({ ...site, message: 'runAsNonRoot is set but the container would run as UID 0' });
+
+    const env: Record<string, string> = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOSTNAME: rec.hostname };
+    for (const kv of image.config.env ?? []) {
+      const i = kv.indexOf('=');
+      if (i > 0) env[kv.slice(0, i)] = kv.slice(i + 1);
+    }
+    for (const e of spec.env ?? []) env[e.name] = e.value;
+    const command = spec.command ?? image.config.entrypoint ?? [];
+    const args = spec.args ?? (spec.command ? [] : (image.config.cmd ?? []));
+    const argv = [...command, ...args];
+    if (!argv.length) throw new SandpitError({ ...site, message: 'no command: the spec and the image give none' });
+
+    const ensure = (f: string) => ensureFifo(join(cdir, f));
+    ensure('stdout.fifo');
+    ensure('stderr.fifo');
+    const fds: number[] = [];
+    try {
+      fds.push(open('/dev/null', O_RDONLY | O_CLOEXEC, 0, site));
+      fds.push(openFifoForWorkload(join(cdir, 'stdout.fifo')));
+      fds.push(openFifoForWorkload(join(cdir, 'stderr.fifo')));
+      rmSync(join(cdir, 'exit'), { force: true });
+      const exitFd = open(join(cdir, 'exit'), O_WRONLY | O_CREAT | O_CLOEXEC, 0o600, site);
+      fds.push(exitFd);
+      const cgFds = this.cgroups.openProcs(cgRel, site);
+      fds.push(...cgFds);
+      const script = containerShimScript({ exit: 4, cgroups: cgFds.map((_, i) => 5 + i) }, { oomScoreAdj: this.config.oomScoreAdj });
+      const oomBase = this.cgroups.oomKills(cgRel);
+      const volumes = (spec.volumeMounts ?? []).map((m) => ({ source: join(this.store.sandboxDir(rec.id), 'volumes', m.name), mountPath: m.mountPath, readOnly: m.readOnly }));
+      const dir = this.store.sandboxDir(rec.id);
+      const steps = buildRootfsPlan({
+        root: join(cdir, 'rootfs'), layers: image.layers, upper: join(cdir, 'upper'), work: join(cdir, 'work'), shm: join(dir, 'shm'),
+        etcFiles: { hostname: join(dir, 'hostname'), hosts: join(dir, 'hosts'), resolvConf: join(dir, 'resolv.conf') },
+        volumes, readOnlyRoot: sc?.readOnlyRootFilesystem ?? false, privileged: sc?.privileged ?? false,
+      });
+      const result = await this.#launchers.launch({
+        kind: 'process', sandbox: who, step, nsPid: rec.pid1!.pid, joinMount: false, joinPid: true,
+        rootfs: { root: join(cdir, 'rootfs'), steps, readOnly: sc?.readOnlyRootFilesystem ?? false },
+        identity: {
+          uid, gid, groups: sc?.supplementalGroups ?? [], caps,
+          noNewPrivs: !(sc?.allowPrivilegeEscalation ?? false) && !sc?.privileged,
+          seccomp: unconfined ? null : buildSeccompFilter(caps),
+        },
+        busybox: this.config.binaries.busybox,
+        args: ['-c', script, 'sh', ...argv], resolveAt: 3,
+        env, cwd: spec.workingDir ?? image.config.workingDir ?? '/',
+        stdio: [fds[0]!, fds[1]!, fds[2]!], extraFds: [exitFd, ...cgFds], tty: false,
+      });
+      if (result.error) throw new SandpitError(result.error);
+      c.pid = result.pid!;
+      c.startTime = processStartTime(c.pid) ?? 0;
+      c.startedAt = now();
+      c.oomBase = oomBase;
+      c.imageID = image.imageID;
+      c.state = { running: { startedAt: c.startedAt } };
+      delete c.restartAt;
+      this.#save(rec);
+      this.#log(rec).info({ step, container: c.name, pid: c.pid }, 'container started');
+    } finally {
+      for (const fd of fds) close(fd);
+    }
+  }
+
+  #attachLogs(rec: SandboxRecord, name: string): void {
+    const cdir = this.store.containerDir(rec.id, name);
+    mkdirSync(cdir, { recursive: true });
+    ensureFifo(join(cdir, 'stdout.fifo'));
+    ensureFifo(join(cdir, 'stderr.fifo'));
+    const log = new ContainerLog(this.logPath(rec.id, name), this.config.log);
+    log.attach(join(cdir, 'stdout.fifo'), 'stdout');
+    log.attach(join(cdir, 'stderr.fifo'), 'stderr');
+    this.#logs.set(`${rec.id}/${name}`, log);
+  }
+
+  logPath(id: string, container: string): string {
+    return join(this.store.sandboxDir(id), 'logs', `${container}.log`);
+  }
+
+  /** Looks for exited containers and due restarts. Cheap: a few stat/read calls per running container. */
+  #tick(): void {
+    for (const rec of this.#sandboxes.values()) {
+      if (this.#busy.has(rec.id) || rec.phase === 'Creating' || rec.phase === 'Deleting') continue;
+      for (const c of rec.containers) {
+        if (c.pid !== undefined) this.#checkExit(rec, c);
+        else if (c.restartAt !== undefined && Date.now() >= c.restartAt) void this.#restart(rec, c);
+      }
+    }
+  }
+
+  #checkExit(rec: SandboxRecord, c: ContainerRecord): void {
+    const pid = c.pid!;
+    const exitFile = join(this.store.containerDir(rec.id, c.name), 'exit');
+    let text = '';
+    try {
+      text = readFileSync(exitFile, 'utf8').trim();
+    } catch {
+      /* not written yet */
+    }
+    const reaped = reapChild(pid, { sandbox: describeSandbox(rec.ref), step: 'reap shim' });
+    const alive = reaped === null || (reaped === 'not-child' && isSameProcess(pid, c.startTime!));
+    if (!text && alive) return;
+    if (text && reaped === null) return; // status written; let the shim finish so it is reaped, not left a zombie
+    let finishedAt = now();
+    try {
+      if (text) finishedAt = statSync(exitFile).mtime.toISOString();
+    } catch {
+      /* keep now */
+    }
+    // No status file: the shim itself was killed (by us, or with the whole cgroup).
+    const status = text ? decodeShellStatus(Number(text)) : { exitCode: 137, signal: 9 };
+    this.#recordExit(rec, c, status, finishedAt);
+  }
+
+  #recordExit(rec: SandboxRecord, c: ContainerRecord, status: { exitCode: number; signal?: number }, finishedAt: string): void {
+    const cgRel = `${rec.id}/c-${c.name}`;
+    const oom = this.cgroups.oomKills(cgRel) > c.oomBase;
+    const reason = oom ? 'OOMKilled' : status.exitCode === 0 ? 'Completed' : 'Error';
+    c.lastState = c.state;
+    c.state = { terminated: { exitCode: status.exitCode, signal: status.signal, reason, startedAt: c.startedAt, finishedAt } };
+    delete c.pid;
+    delete c.startTime;
+    // Whatever the workload left behind in its cgroup goes with it, as in Kubernetes.
+    void this.cgroups.killAll(cgRel, { sandbox: describeSandbox(rec.ref), step: 'kill container leftovers' }).catch(() => undefined);
+    if (rec.phase === 'Running' && shouldRestart(rec.spec.restartPolicy, status.exitCode)) {
+      c.restartAt = Date.now() + restartDelay(c.restartCount, this.config.restartBackoff);
+      c.state = { waiting: { reason: 'CrashLoopBackOff', message: `last exit ${status.exitCode} (${reason})` } };
+      c.lastState = { terminated: { exitCode: status.exitCode, signal: status.signal, reason, startedAt: c.startedAt, finishedAt } };
+    }
+    if (rec.phase === 'Running' && rec.containers.every((x) => x.state?.terminated)) {
+      rec.phase = rec.containers.every((x) => x.state?.terminated?.exitCode === 0) ? 'Succeeded' : 'Failed';
+    }
+    this.#save(rec);
+    this.#log(rec).info({ step: 'container exit', container: c.name, ...status, reason }, 'container exited');
+  }
+
+  async #restart(rec: SandboxRecord, c: ContainerRecord): Promise<void> {
+    if (this.#busy.has(rec.id)) return;
+    this.#busy.add(rec.id);
+    try {
+      c.restartCount++;
+      await this.#startContainer(rec, c);
+    } catch (err) {
+      this.#log(rec).error({ err, container: c.name }, 'restart failed');
+      c.restartAt = Date.now() + restartDelay(c.restartCount, this.config.restartBackoff);
+      this.#save(rec);
+    } finally {
+      this.#busy.delete(rec.id);
+    }
+  }
+
+  // ---------------------------------------------------------------------------
+  // pause, status
+
+  pause(id: string, paused: boolean): void {
+    const rec = this.#require(id);
+    this.cgroups.freeze(id, paused, { sandbox: describeSandbox(rec.ref), step: paused ? 'freeze' : 'thaw' });
+    if (rec.phase === 'Running' || rec.phase === 'Paused') rec.phase = paused ? 'Paused' : 'Running';
+    this.#save(rec);
+  }
+
+  status(id: string): SandboxStatus {
+    const rec = this.#require(id);
+    const usage = this.cgroups.usage(id);
+    return {
+      phase: rec.phase === 'Creating' ? 'Pending' : rec.phase === 'Deleting' ? 'Running' : rec.phase,
+      hostIP: rec.network?.hostIP,
+      sandboxIP: rec.network?.sandboxIP,
+      startTime: rec.createdAt,
+      containerStatuses: rec.containers.map((c) => ({
+        name: c.name, image: rec.spec.containers.find((x) => x.name === c.name)?.image ?? '', imageID: c.imageID,
+        ready: c.pid !== undefined, restartCount: c.restartCount, state: c.state, lastState: c.lastState,
+      })),
+      usage: { cpu: `${Math.round(usage.cpuNanos / 1e6)}m`, memory: String(usage.memoryBytes), pids: usage.pids },
+    };
+  }
+
+  /** Host PID of the container's workload (the shim's child), for exec and stop. */
+  workloadPid(id: string, container: string): number | undefined {
+    const c = this.#require(id).containers.find((x) => x.name === container);
+    if (c?.pid === undefined) return undefined;
+    return childrenOf(c.pid)[0];
+  }
+
+  shimPid(id: string, container: string): number | undefined {
+    return this.#require(id).containers.find((x) => x.name === container)?.pid;
+  }
+
+  #require(id: string): SandboxRecord {
+    const rec = this.#sandboxes.get(id);
+    if (!rec) throw new SandpitError({ step: 'lookup', sandbox: id, message: 'no such sandbox on this node' });
+    return rec;
+  }
+
+  // ---------------------------------------------------------------------------
+  // delete
+
+  /** Stops containers (SIGTERM, then SIGKILL after the grace period) and removes everything. Idempotent. */
+  async delete(id: string): Promise<void> {
+    const rec = this.#sandboxes.get(id);
+    if (!rec) return;
+    rec.phase = 'Deleting';
+    this.#save(rec);
+    if (this.cgroups.frozen(id)) this.cgroups.freeze(id, false, { sandbox: describeSandbox(rec.ref), step: 'thaw for delete' });
+    const grace = rec.spec.terminationGracePeriodSeconds * 1000;
+    for (const c of [...rec.containers].reverse()) {
+      if (c.pid === undefined) continue;
+      const w = childrenOf(c.pid)[0];
+      if (w) kill(w, 15, { sandbox: describeSandbox(rec.ref), step: `stop container ${c.name}` });
+    }
+    const deadline = Date.now() + grace;
+    while (Date.now() < deadline && rec.containers.some((c) => c.pid !== undefined && childrenOf(c.pid).length > 0)) await new Promise((r) => setTimeout(r, 20));
+    await this.#teardown(rec);
+  }
+
+  async #teardown(rec: SandboxRecord): Promise<void> {
+    const who = describeSandbox(rec.ref);
+    const log = this.#log(rec);
+    this.#sandboxes.delete(rec.id);
+    for (const c of rec.containers) {
+      const l = this.#logs.get(`${rec.id}/${c.name}`);
+      if (l) await l.close();
+      this.#logs.delete(`${rec.id}/${c.name}`);
+    }
+    await this.cgroups.killAll(rec.id, { sandbox: who, step: 'kill sandbox processes' });
+    if (rec.pid1) while (reapChild(rec.pid1.pid, { step: 'reap' }) === null) await new Promise((r) => setTimeout(r, 2));
+    for (const c of rec.containers) if (c.pid !== undefined) reapChild(c.pid, { step: 'reap' });
+    await this.#deps.network.teardown(rec.ref, log);
+    await this.#deps.images.release(rec.id);
+    this.#unmountUnder(this.store.sandboxDir(rec.id), who);
+    this.cgroups.remove(rec.id, { sandbox: who, step: 'remove cgroups' });
+    this.store.remove(rec.id);
+  }
+
+  /** Unmounts what we mounted on the host under a sandbox dir (shm, volumes), deepest first. */
+  #unmountUnder(dir: string, who: string): void {
+    for (const m of mountsUnder(dir)) umount2(m, MNT_DETACH, { sandbox: who, step: `unmount ${m}` });
+  }
+
+  // ---------------------------------------------------------------------------
+  // recovery
+
+  async #recover(): Promise<void> {
+    const log = this.#deps.log;
+    const known = new Set<string>();
+    for (const id of this.store.list()) {
+      const rec = readJson<SandboxRecord>(join(this.store.sandboxDir(id), 'sandbox.json'));
+      if (!rec) {
+        log.warn({ id, step: 'recover' }, 'state dir without a record: removing');
+        await this.#cleanOrphan(id);
+        continue;
+      }
+      if (rec.phase === 'Creating' || rec.phase === 'Deleting' || !rec.pid1 || !isSameProcess(rec.pid1.pid, rec.pid1.startTime)) {
+        log.warn({ id, phase: rec.phase, step: 'recover' }, 'half-built, half-deleted or dead sandbox: tearing down');
+        await this.#teardown(rec).catch((err: unknown) => log.error({ err, id }, 'teardown during recovery failed'));
+        continue;
+      }
+      known.add(id);
+      this.#sandboxes.set(id, rec);
+      for (const c of rec.containers) {
+        this.#attachLogs(rec, c.name);
+        if (c.pid !== undefined) this.#checkExit(rec, c);
+      }
+      this.#save(rec);
+      log.info({ id, step: 'recover' }, 're-adopted running sandbox');
+    }
+    // cgroups and mounts that no record explains.
+    for (const id of this.cgroups.listSandboxes()) if (!known.has(id)) await this.#cleanOrphan(id);
+    for (const m of mountsUnder(this.store.root)) {
+      const id = m.slice(this.store.root.length + 1).split('/')[0]!;
+      if (!known.has(id)) umount2(m, MNT_DETACH, { step: 'unmount orphan' });
+    }
+  }
+
+  async #cleanOrphan(id: string): Promise<void> {
+    const site = { sandbox: id, step: 'clean orphan' };
+    if (this.cgroups.exists(id)) {
+      await this.cgroups.killAll(id, site);
+      this.cgroups.remove(id, site);
+    }
+    this.#unmountUnder(this.store.sandboxDir(id), id);
+    if (existsSync(this.store.sandboxDir(id))) this.store.remove(id);
+  }
+}
+
+/** Host mount points at or below `dir`, deepest first. */
+export function mountsUnder(dir: string): string[] {
+  const out: string[] = [];
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const mp = line.split(' ')[4];
+    if (mp && (mp === dir || mp.startsWith(`${dir}/`))) out.push(mp.replace(/\\040/g, ' '));
+  }
+  return out.sort((a, b) => b.length - a.length);
+}
+
+function parseImageUser(user: string | undefined): { uid: number; gid: number } {
+  if (!user) return { uid: 0, gid: 0 };
+  const [u, g] = user.split(':');
+  const uid = /^\d+$/.test(u ?? '') ? Number(u) : 0;
+  const gid = /^\d+$/.test(g ?? '') ? Number(g) : uid;
+  return { uid, gid };
+}
+
+/** Test hook: SANDPIT_FAULT=<point> SIGKILLs the agent there, to prove crash recovery. */
+function faultPoint(point: string): void {
+  if (process.env.SANDPIT_FAULT === point) process.kill(process.pid, 'SIGKILL');
+}

@@ -1,0 +1,157 @@
+import { check, koffi, libc, type CallSite } from './libc.js';
+
+/*
+ * Process and credential syscalls. Credentials go through raw syscall():
+ * glibc's setuid/setgid/setgroups wrappers broadcast the change to every
+ * thread of the process (SIGSETXID), which would turn the whole agent into the
+ * container's user; the raw syscalls change only the calling thread.
+ */
+
+const SYS = {
+  kill: 62,
+  setgroups: 116,
+  setresuid: 117,
+  setresgid: 119,
+  capget: 125,
+  capset: 126,
+  prctl: 157,
+  waitid: 247,
+  seccomp: 317,
+  pidfdSendSignal: 424,
+  pidfdOpen: 434,
+} as const;
+
+export const PR_SET_PDEATHSIG = 1;
+export const PR_CAPBSET_READ = 23;
+export const PR_CAPBSET_DROP = 24;
+export const PR_SET_SECUREBITS = 28;
+export const PR_SET_NO_NEW_PRIVS = 38;
+export const PR_CAP_AMBIENT = 47;
+export const PR_CAP_AMBIENT_CLEAR_ALL = 4;
+export const SECCOMP_SET_MODE_FILTER = 1;
+
+const syscallFn = libc.func('long syscall(long number, ...)');
+const closeFn = libc.func('int close(int fd)');
+const openFn = libc.func('int open(const char *path, int flags, uint32_t mode)');
+const fcntlFn = libc.func('int fcntl(int fd, int cmd, ...)');
+
+const SockFprog = koffi.struct('sandpit_sock_fprog', { len: 'uint16_t', filter: 'void *' });
+
+function raw(call: string, site: CallSite, ...args: unknown[]): number {
+  const nr = SYS[call as keyof typeof SYS];
+  return Number(check(call, site, () => syscallFn(nr, ...args) as number | bigint));
+}
+
+export function setresuid(uid: number, site: CallSite): void {
+  raw('setresuid', site, 'int', uid, 'int', uid, 'int', uid);
+}
+
+export function setresgid(gid: number, site: CallSite): void {
+  raw('setresgid', site, 'int', gid, 'int', gid, 'int', gid);
+}
+
+export function setgroups(gids: number[], site: CallSite): void {
+  const buf = Buffer.alloc(Math.max(4, gids.length * 4));
+  gids.forEach((g, i) => buf.writeUInt32LE(g, i * 4));
+  raw('setgroups', site, 'size_t', gids.length, 'void *', buf);
+}
+
+export function prctl(option: number, arg2: number, site: CallSite): number {
+  return raw('prctl', site, 'int', option, 'unsigned long', arg2, 'unsigned long', 0, 'unsigned long', 0, 'unsigned long', 0);
+}
+
+export function prctl3(option: number, arg2: number, arg3: number, site: CallSite): number {
+  return raw('prctl', site, 'int', option, 'unsigned long', arg2, 'unsigned long', arg3, 'unsigned long', 0, 'unsigned long', 0);
+}
+
+/** Sets the calling thread's effective, permitted and inheritable sets (64-bit masks). */
+export function capset(effective: bigint, permitted: bigint, inheritable: bigint, site: CallSite): void {
+  const hdr = Buffer.alloc(8);
+  hdr.writeUInt32LE(0x20080522, 0); // _LINUX_CAPABILITY_VERSION_3
+  hdr.writeInt32LE(0, 4);
+  const data = Buffer.alloc(24);
+  const lo = (v: bigint) => Number(v & 0xffffffffn);
+  const hi = (v: bigint) => Number((v >> 32n) & 0xffffffffn);
+  data.writeUInt32LE(lo(effective), 0);
+  data.writeUInt32LE(lo(permitted), 4);
+  data.writeUInt32LE(lo(inheritable), 8);
+  data.writeUInt32LE(hi(effective), 12);
+  data.writeUInt32LE(hi(permitted), 16);
+  data.writeUInt32LE(hi(inheritable), 20);
+  raw('capset', site, 'void *', hdr, 'void *', data);
+}
+
+/** Installs a classic-BPF seccomp filter on the calling thread only (no TSYNC). */
+export function seccompFilter(program: Buffer, site: CallSite): void {
+  const fprog = { len: program.length / 8, filter: program };
+  raw('seccomp', site, 'unsigned int', SECCOMP_SET_MODE_FILTER, 'unsigned int', 0, 'sandpit_sock_fprog *', fprog);
+}
+void SockFprog;
+
+export function pidfdOpen(pid: number, site: CallSite): number {
+  return raw('pidfdOpen', site, 'int', pid, 'unsigned int', 0);
+}
+
+export function pidfdSendSignal(pidfd: number, signal: number, site: CallSite): void {
+  raw('pidfdSendSignal', site, 'int', pidfd, 'int', signal, 'void *', null, 'unsigned int', 0);
+}
+
+export const P_PID = 1;
+export const P_PIDFD = 3;
+export const WEXITED = 4;
+export const WNOHANG = 1;
+export const WNOWAIT = 0x01000000;
+
+/**
+ * Reaps `pid` if it is our child and has exited. Returns null while it runs,
+ * 'not-child' when it is not ours to reap (re-adopted after an agent restart).
+ */
+export function reapChild(pid: number, site: CallSite): { code: number; status: number } | null | 'not-child' {
+  const info = Buffer.alloc(128);
+  koffi.errno(0);
+  const r = Number(syscallFn(SYS.waitid, 'int', P_PID, 'int', pid, 'void *', info, 'int', WEXITED | WNOHANG, 'void *', null));
+  if (r < 0) {
+    if (koffi.errno() === 10 /* ECHILD */) return 'not-child';
+    check('waitid', site, () => -1);
+  }
+  const siPid = info.readInt32LE(16);
+  if (siPid === 0) return null;
+  return { code: info.readInt32LE(8), status: info.readInt32LE(24) };
+}
+
+/** kill(2); returns false when the process is gone (ESRCH). */
+export function kill(pid: number, signal: number, site: CallSite): boolean {
+  koffi.errno(0);
+  const r = Number(syscallFn(SYS.kill, 'int', pid, 'int', signal));
+  if (r < 0) {
+    if (koffi.errno() === 3) return false;
+    check('kill', site, () => -1);
+  }
+  return true;
+}
+
+export const O_RDONLY = 0;
+export const O_WRONLY = 1;
+export const O_RDWR = 2;
+export const O_CREAT = 0o100;
+export const O_NONBLOCK = 0o4000;
+export const O_NOCTTY = 0o400;
+export const O_DIRECTORY = 0o200000;
+export const O_CLOEXEC = 0o2000000;
+export const O_PATH = 0o10000000;
+
+export function open(path: string, flags: number, mode: number, site: CallSite): number {
+  return check(`open ${path}`, site, () => openFn(path, flags, mode));
+}
+
+export function close(fd: number): void {
+  closeFn(fd);
+}
+
+const F_GETFD = 1;
+const F_SETFD = 2;
+/** Lets `fd` survive execve (Node opens everything close-on-exec). */
+export function clearCloexec(fd: number, site: CallSite): void {
+  const flags = check('fcntl F_GETFD', site, () => fcntlFn(fd, F_GETFD, 'int', 0));
+  check('fcntl F_SETFD', site, () => fcntlFn(fd, F_SETFD, 'int', flags & ~1));
+}

@@ -30,16 +30,16 @@ export const dnsSubdomain = (what: string) =>
  * agent reject exactly what the API server rejects.
  */
 export const QUANTITY_PATTERN = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+|[KMGTPE]i|[munkMGTPE])?$/;
+
+/**
+ * A Kubernetes resource quantity ("500m", "1", "128Mi", or a bare integer), in
+ * the same int-or-string shape as core/v1 quantities: the pattern applies to
+ * string values only, so `cpu: 2` and `cpu: "500m"` are both accepted.
+ */
 export const quantity = (description: string) =>
   z
-    .union([z.string().regex(QUANTITY_PATTERN, 'must be a Kubernetes quantity such as 500m, 2 or 128Mi'), z.number().int().min(0)])
-    .meta({
-      description,
-      'x-kubernetes-int-or-string': true,
-      'x-kubernetes-validations': [
-        { rule: 'type(self) == int || isQuantity(self)', message: 'must be a Kubernetes quantity such as 500m, 2 or 128Mi' },
-      ],
-    });
+    .union([z.string().max(64).regex(QUANTITY_PATTERN, 'must be a Kubernetes quantity such as 500m, 2 or 128Mi'), z.number().int().min(0)])
+    .meta({ description, 'x-kubernetes-int-or-string': true, pattern: QUANTITY_PATTERN.source });
 
 /** metav1.Condition, the shape kstatus and `kubectl wait --for=condition=` read. */
 export const Condition = z

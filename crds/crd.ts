@@ -76,7 +76,7 @@ export function buildCrd(info: KindInfo): Record<string, unknown> {
     properties: {
       apiVersion: { type: 'string', description: 'Versioned schema of this object: sandpit.dev/v1alpha1.' },
       kind: { type: 'string', description: `Kind of this object: ${info.kind}.` },
-      metadata: { type: 'object', description: 'Standard object metadata.' },
+      metadata: { type: 'object' },
       spec,
       status,
     },

@@ -29,8 +29,16 @@ export async function staleCrdFiles(dir = CRD_DIR): Promise<string[]> {
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  for (const [name, text] of renderCrds()) {
-    await writeFile(join(CRD_DIR, name), text);
-    console.log(`wrote crds/${name}`);
+  if (process.argv.includes('--check')) {
+    const stale = await staleCrdFiles();
+    if (stale.length > 0) {
+      console.error(`crds/${stale.join(', crds/')} differ from the zod schema: run \`npm run build && npm run crds:generate\` and commit the result`);
+      process.exit(1);
+    }
+  } else {
+    for (const [name, text] of renderCrds()) {
+      await writeFile(join(CRD_DIR, name), text);
+      console.log(`wrote crds/${name}`);
+    }
   }
 }

@@ -99,6 +99,15 @@ export const SecurityContext = z
       .describe('Seccomp filter of the container.'),
   })
   .strict()
+  .superRefine((sc, ctx) => {
+    // Mirrors the CEL rules below, for objects that never pass an API server (standalone agent).
+    if (sc.privileged && sc.allowPrivilegeEscalation === false) {
+      ctx.addIssue({ code: 'custom', message: 'allowPrivilegeEscalation cannot be false when privileged is true' });
+    }
+    if (sc.runAsNonRoot && sc.runAsUser === 0) {
+      ctx.addIssue({ code: 'custom', path: ['runAsUser'], message: 'runAsNonRoot is true but runAsUser is 0: pick a non-zero runAsUser or drop runAsNonRoot' });
+    }
+  })
   .meta({
     description: 'Security options of one container. The defaults match containerd and Docker.',
     ...rules(
@@ -128,7 +137,7 @@ export const VolumeMount = z
   .strict()
   .meta({
     description: 'Mounts a volume of the sandbox into the container.',
-    ...rules({ rule: "!self.mountPath.split('/').exists(p, p == '..')", message: 'mountPath must not contain ".."', fieldPath: '.mountPath' }),
+    ...rules({ rule: "!self.mountPath.matches('(^|/)[.][.](/|$)')", message: 'mountPath must not contain a ".." element', fieldPath: '.mountPath' }),
   });
 
 export const Container = z
@@ -235,6 +244,11 @@ export const SandboxNetwork = z
     dns: DnsConfig.optional(),
   })
   .strict()
+  .superRefine((net, ctx) => {
+    if (net.mode === 'None' && (net.ports?.length ?? 0) > 0) {
+      ctx.addIssue({ code: 'custom', path: ['ports'], message: 'published ports need network.mode Bridge' });
+    }
+  })
   .meta({
     description: 'Network of the sandbox.',
     ...rules(
@@ -310,6 +324,17 @@ export const SandboxSpec = z
       .describe('false runs the sandbox in its own user namespace, so root inside is unprivileged on the node. Immutable.'),
   })
   .strict()
+  .superRefine((spec, ctx) => {
+    // List-map keys and cross-field rules the API server enforces, mirrored for standalone mode.
+    const names = spec.containers.map((c) => c.name);
+    names.forEach((name, i) => {
+      if (names.indexOf(name) !== i) ctx.addIssue({ code: 'custom', path: ['containers', i], message: `Duplicate value: {"name":"${name}"}` });
+    });
+    const volumes = new Set((spec.volumes ?? []).map((v) => v.name));
+    if (spec.containers.some((c) => (c.volumeMounts ?? []).some((m) => !volumes.has(m.name)))) {
+      ctx.addIssue({ code: 'custom', path: ['containers'], message: 'every volumeMounts[].name must name a volume in spec.volumes' });
+    }
+  })
   .meta({
     description: 'Desired state of the sandbox.',
     ...rules(

@@ -16,7 +16,7 @@ if [ "$tier" = all ]; then
   node dist/crds/generate.js --check
 fi
 
-unit=(dist/lib dist/crds dist/controllers dist/node-agent)
+unit=(dist/lib dist/crds dist/controllers dist/node-agent dist/bench)
 case "$tier" in
   unit) specs=("${unit[@]}") ;;
   node) specs=(dist/test/node) ;;

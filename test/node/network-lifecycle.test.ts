@@ -1,0 +1,209 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { createLogger } from '../../lib/log.js';
+import type { SandboxRef } from '../../node-agent/contracts.js';
+import type { BridgeNetworkOptions } from '../../node-agent/network/config.js';
+import { hostVethName } from '../../node-agent/network/config.js';
+import { BridgeNetworkProvider } from '../../node-agent/network/provider.js';
+import { NetworkError, NetworkReason, networkReadyCondition } from '../../node-agent/network/status.js';
+import { NetWorld, sandboxRef } from '../harness/network/world.js';
+
+/*
+ * Node tier (root, real kernel): the life cycle of sandbox networks — teardown,
+ * leaks, garbage collection, 500 create/delete cycles, an agent killed midway.
+ * Runs inside a test node namespace (see test/harness/network/world.ts).
+ */
+
+describe('network lifecycle: teardown, GC, cycles, agent restart (node tier, root)', function () {
+  this.timeout(180_000);
+  const log = createLogger('test-network-lifecycle');
+  const world = new NetWorld('life');
+  let options: BridgeNetworkOptions;
+  let provider: BridgeNetworkProvider;
+
+  const spvLinks = () =>
+    (JSON.parse(world.exec('node', 'ip', '-j', 'link', 'show')) as { ifname: string }[]).map((l) => l.ifname).filter((n) => n.startsWith('spv'));
+  const rules = () =>
+    (JSON.parse(world.exec('node', 'nft', '-j', 'list', 'table', 'inet', world.table)) as { nftables: { rule?: { comment?: string } }[] }).nftables
+      .filter((o) => o.rule)
+      .map((o) => o.rule!.comment ?? '');
+  const sandboxRules = (id?: string) => rules().filter((c) => (id ? c.startsWith(`sandpit:${id} `) : /^sandpit:[0-9a-f]{12} /.test(c)));
+  const setup = (ref: SandboxRef, p = provider, extra: Partial<{ egress: 'Allow' | 'Deny'; ports: { containerPort: number; hostPort: number; protocol: 'TCP' | 'UDP' }[] }> = {}) =>
+    p.setup({ sandbox: ref, netnsPath: world.addNamespace(ref.name), hostname: ref.name, network: { mode: 'Bridge', egress: extra.egress ?? 'Allow', ports: extra.ports } }, log);
+
+  before(() => {
+    world.enter({ brNetfilter: true, forwardDrop: true });
+    options = { subnet: world.subnet, bridge: world.bridge, table: world.table, stateDir: world.stateDir, mtu: 1500 };
+    provider = new BridgeNetworkProvider(options);
+  });
+
+  after(() => {
+    try {
+      provider?.removeNode(log, true);
+      provider?.close();
+    } finally {
+      world.leave();
+    }
+  });
+
+  it('deleting a sandbox removes its veth, its rules and its lease, and a second delete is a no-op', async () => {
+    const s = sandboxRef('del');
+    const r = await setup(s, provider, { egress: 'Deny', ports: [{ containerPort: 80, hostPort: 18080, protocol: 'TCP' }] });
+    assert.ok(spvLinks().includes(hostVethName(s.id)));
+    assert.equal(sandboxRules(s.id).length, 4, 'one DNAT rule and three egress rules');
+    assert.equal(provider.leases()[r.sandboxIP!], s.id);
+    await provider.teardown(s, log);
+    assert.deepEqual(spvLinks(), []);
+    assert.deepEqual(sandboxRules(s.id), []);
+    assert.deepEqual(provider.leases(), {});
+    await provider.teardown(s, log);
+    world.deleteNamespace(s.name);
+    await provider.teardown(s, log);
+  });
+
+  it('a repeated setup is idempotent: same address, one veth, no duplicate rules', async () => {
+    const s = sandboxRef('again');
+    const ports = [{ containerPort: 80, hostPort: 18081, protocol: 'TCP' as const }];
+    const first = await setup(s, provider, { ports });
+    const second = await provider.setup({ sandbox: s, netnsPath: world.path(s.name), hostname: s.name, network: { mode: 'Bridge', egress: 'Allow', ports } }, log);
+    assert.equal(second.sandboxIP, first.sandboxIP);
+    assert.deepEqual(spvLinks(), [hostVethName(s.id)]);
+    assert.equal(sandboxRules(s.id).length, 1);
+    await provider.teardown(s, log);
+  });
+
+  it('mode None brings loopback up and takes nothing from the node', async () => {
+    const s = sandboxRef('none');
+    const r = await provider.setup({ sandbox: s, netnsPath: world.addNamespace(s.name), hostname: 'lonely', network: { mode: 'None', egress: 'Allow' } }, log);
+    assert.equal(r.sandboxIP, undefined);
+    assert.match(r.hosts, /^127\.0\.1\.1\tlonely$/m);
+    assert.match(world.exec(s.name, 'ip', '-br', 'addr', 'show', 'lo'), /127\.0\.0\.1/);
+    assert.deepEqual(spvLinks(), []);
+    assert.deepEqual(provider.leases(), {});
+    assert.equal(networkReadyCondition(r).reason, NetworkReason.LoopbackOnly);
+  });
+
+  it('a hostPort taken by another sandbox fails with HostPortConflict and leaves nothing behind', async () => {
+    const owner = sandboxRef('owner');
+    const late = sandboxRef('late');
+    const ok = await setup(owner, provider, { ports: [{ containerPort: 80, hostPort: 18082, protocol: 'TCP' }] });
+    assert.equal(networkReadyCondition(ok).status, 'True');
+    let failure: unknown;
+    try {
+      await setup(late, provider, { ports: [{ containerPort: 81, hostPort: 18082, protocol: 'TCP' }] });
+    } catch (err) {
+      failure = err;
+    }
+    assert.ok(failure instanceof NetworkError, String(failure));
+    const cond = networkReadyCondition(failure);
+    assert.equal(cond.status, 'False');
+    assert.equal(cond.reason, NetworkReason.HostPortConflict);
+    assert.match(cond.message, /hostPort 18082\/TCP is already published/);
+    assert.deepEqual(spvLinks(), [hostVethName(owner.id)]);
+    assert.deepEqual(Object.values(provider.leases()), [owner.id]);
+    assert.deepEqual(sandboxRules(late.id), []);
+    await provider.teardown(owner, log);
+  });
+
+  it('a missing network namespace fails with NetnsNotFound', async () => {
+    const s = sandboxRef('ghost');
+    await assert.rejects(
+      provider.setup({ sandbox: s, netnsPath: '/run/netns/sptest-does-not-exist', hostname: s.name, network: { mode: 'Bridge', egress: 'Allow' } }, log),
+      (err: unknown) => networkReadyCondition(err).reason === NetworkReason.NetnsNotFound,
+    );
+    assert.deepEqual(provider.leases(), {});
+  });
+
+  it('works through the nft binary when libnftables is not used', async () => {
+    const viaBinary = new BridgeNetworkProvider({ ...options, nftBackend: 'nft' });
+    try {
+      assert.equal(viaBinary.nftBackend, 'nft');
+      const s = sandboxRef('binary');
+      await setup(s, viaBinary, { ports: [{ containerPort: 80, hostPort: 18083, protocol: 'UDP' }] });
+      assert.equal(sandboxRules(s.id).length, 1);
+      await viaBinary.teardown(s, log);
+      assert.deepEqual(sandboxRules(s.id), []);
+    } finally {
+      viaBinary.close();
+    }
+  });
+
+  it('GC removes what non-live sandboxes left, and puts back node rules a firewall reload flushed', async () => {
+    const keep = sandboxRef('keep');
+    const leak = sandboxRef('leak');
+    await setup(keep, provider, { egress: 'Deny' });
+    await setup(leak, provider, { egress: 'Deny', ports: [{ containerPort: 80, hostPort: 18084, protocol: 'TCP' }] });
+    world.exec('node', 'nft', 'flush', 'chain', 'inet', world.table, 'forward');
+    world.exec('node', 'nft', 'flush', 'chain', 'ip', 'filter', 'FORWARD');
+    const got = provider.collectGarbageSync(new Set([keep.id]), log);
+    assert.deepEqual(got.links, [hostVethName(leak.id)]);
+    assert.deepEqual(got.rules, [leak.id]);
+    assert.deepEqual(got.leases, [leak.id]);
+    assert.deepEqual(spvLinks(), [hostVethName(keep.id)]);
+    assert.equal(sandboxRules(keep.id).length, 3);
+    assert.ok(rules().includes('sandpit: no direct access to sandbox addresses'), 'forward chain rules are back');
+    const forward = world.exec('node', 'nft', 'list', 'chain', 'ip', 'filter', 'FORWARD');
+    assert.equal(forward.match(new RegExp(`sandpit bridge ${world.bridge}`, 'g'))?.length, 2, "accept rules are back in iptables' FORWARD, once");
+    await provider.teardown(keep, log);
+  });
+
+  it('500 create/delete cycles leave zero veths, rules and leases', async () => {
+    const baseRules = rules().length;
+    const seen = new Set<string>();
+    for (let i = 0; i < 500; i++) {
+      const s = sandboxRef(`cycle${i}`);
+      const r = await setup(s, provider, i % 2 ? { egress: 'Deny', ports: [{ containerPort: 80, hostPort: 19000, protocol: 'TCP' }] } : {});
+      seen.add(r.sandboxIP!);
+      await provider.teardown(s, log);
+      world.deleteNamespace(s.name);
+    }
+    assert.ok(seen.size > 200, 'addresses rotate rather than being reused at once');
+    assert.deepEqual(spvLinks(), []);
+    assert.deepEqual(sandboxRules(), []);
+    assert.equal(rules().length, baseRules);
+    assert.deepEqual(provider.leases(), {});
+  });
+
+  it('an agent killed midway reconciles on restart without duplicates', async () => {
+    const refs = Array.from({ length: 12 }, (_, i) => sandboxRef(`restart${i}`));
+    const sandboxes = refs.map((ref) => ({ ref, netnsPath: world.addNamespace(ref.name) }));
+    const script = fileURLToPath(new URL('../harness/network/agent-child.js', import.meta.url));
+    const child = spawn(process.execPath, [script, JSON.stringify({ options, sandboxes })], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const ready: string[] = [];
+    await new Promise<void>((resolve, reject) => {
+      child.once('exit', (code) => reject(new Error(`stand-in agent exited early (${code})`)));
+      child.stdout.on('data', (d: Buffer) => {
+        ready.push(...d.toString().split('\n').filter(Boolean));
+        if (ready.length >= 5) {
+          child.removeAllListeners('exit');
+          child.kill('SIGKILL');
+          child.once('exit', () => resolve());
+        }
+      });
+    });
+    // The new agent: one sandbox is gone (deleted while the agent was down), the rest are live and set up again.
+    const restarted = new BridgeNetworkProvider(options);
+    try {
+      const [gone, ...live] = refs;
+      restarted.collectGarbageSync(new Set(live.map((r) => r.id)), log);
+      for (const ref of live) {
+        await restarted.setup({ sandbox: ref, netnsPath: world.path(ref.name), hostname: ref.name, network: { mode: 'Bridge', egress: 'Deny', ports: [{ containerPort: 80, hostPort: 20000 + refs.indexOf(ref), protocol: 'TCP' }] } }, log);
+      }
+      const leases = restarted.leases();
+      assert.equal(Object.keys(leases).length, live.length, 'one lease per live sandbox');
+      assert.deepEqual(new Set(Object.values(leases)), new Set(live.map((r) => r.id)));
+      assert.deepEqual(spvLinks().sort(), live.map((r) => hostVethName(r.id)).sort());
+      for (const ref of live) assert.equal(sandboxRules(ref.id).length, 4, `rules of ${ref.name}`);
+      assert.deepEqual(sandboxRules(gone!.id), []);
+      const forward = world.exec('node', 'nft', 'list', 'chain', 'ip', 'filter', 'FORWARD');
+      assert.equal(forward.match(new RegExp(`sandpit bridge ${world.bridge}`, 'g'))?.length, 2);
+      for (const ref of live) await restarted.teardown(ref, log);
+      assert.deepEqual(spvLinks(), []);
+      assert.deepEqual(sandboxRules(), []);
+      assert.deepEqual(restarted.leases(), {});
+    } finally {
+      restarted.close();
+    }
+  });
+});

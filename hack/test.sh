@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Runs one test tier, or all of them. Usage: hack/test.sh [unit|node|cluster|e2e|all]
-#   unit     pure logic, tests beside the code (*.test.ts under lib/ crds/ controllers/ node-agent/)
+#   unit     pure logic, tests beside the code (*.test.ts under lib/ crds/ controllers/ node-agent/ bench/)
 #   node     root on the real kernel (test/node/)
 #   cluster  a real etcd + kube-apiserver started by the tests (test/cluster/)
-#   e2e      several nodes in containers of a Docker engine the tests start (test/e2e/)
-#   all      build, type-check and lint gate, then every tier in one mocha run
+#   e2e      whole nodes: a cgroup v2 VM, several agents (test/e2e/)
+#   all      build, type-check and lint gate, CRD freshness, then every tier, each in
+#            its own mocha process (a crash in one tier cannot hide another's results)
+# Extra arguments after the tier go to mocha (e.g. --grep).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tier="${1:-all}"
+shift || true
 export SANDPIT_TEST=1
 
 npm run --silent build
@@ -16,23 +19,57 @@ if [ "$tier" = all ]; then
   node dist/crds/generate.js --check
 fi
 
-unit=(dist/lib dist/crds dist/controllers dist/node-agent dist/bench)
-case "$tier" in
-  unit) specs=("${unit[@]}") ;;
-  node) specs=(dist/test/node) ;;
-  cluster) specs=(dist/test/cluster) ;;
-  e2e) specs=(dist/test/e2e) ;;
-  all) specs=("${unit[@]}" dist/test/node dist/test/cluster dist/test/e2e) ;;
-  *) echo "unknown tier: $tier (unit|node|cluster|e2e|all)" >&2; exit 2 ;;
-esac
+tier_dirs() {
+  case "$1" in
+    unit) echo dist/lib dist/crds dist/controllers dist/node-agent dist/bench ;;
+    node) echo dist/test/node ;;
+    cluster) echo dist/test/cluster ;;
+    e2e) echo dist/test/e2e ;;
+    *) echo "unknown tier: $1 (unit|node|cluster|e2e|all)" >&2; exit 2 ;;
+  esac
+}
 
-files=()
-for d in "${specs[@]}"; do
-  [ -d "$d" ] || continue
-  while IFS= read -r f; do files+=("$f"); done < <(find "$d" -name '*.test.js' | sort)
-done
-if [ "${#files[@]}" -eq 0 ]; then
-  echo "no test files for tier $tier" >&2
-  exit 1
+run_tier() {
+  local name="$1"; shift
+  local files=()
+  for d in $(tier_dirs "$name"); do
+    [ -d "$d" ] || continue
+    while IFS= read -r f; do files+=("$f"); done < <(find "$d" -name '*.test.js' | sort)
+  done
+  if [ "${#files[@]}" -eq 0 ]; then
+    echo "no test files for tier $name" >&2
+    return 1
+  fi
+  echo "=== tier $name: ${#files[@]} files"
+  npx mocha --reporter ./test/reporter.cjs --require dist/test/hooks.js "$@" "${files[@]}"
+}
+
+if [ "$tier" != all ]; then
+  run_tier "$tier" "$@"
+  exit $?
 fi
-exec npx mocha --reporter ./test/reporter.cjs --require dist/test/hooks.js "${files[@]}"
+
+passed=0 failed=0 skipped=0 status=0
+for t in unit node cluster e2e; do
+  log=$(mktemp)
+  start=$(date +%s)
+  set +e
+  run_tier "$t" "$@" 2>&1 | tee "$log"
+  rc=${PIPESTATUS[0]}
+  set -e
+  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$' "$log" | tail -1 || true)
+  rm -f "$log"
+  if [ -z "$line" ]; then
+    echo "=== tier $t ended without a result line (exit $rc)"
+    failed=$((failed + 1)); status=1
+    continue
+  fi
+  read -r p _ f _ s _ <<<"$line"
+  passed=$((passed + p)); failed=$((failed + ${f%,})); skipped=$((skipped + s))
+  echo "=== tier $t: $line in $(( $(date +%s) - start ))s"
+  [ "$rc" -eq 0 ] || status=1
+done
+echo
+echo "all tiers: $passed passed, $failed failed, $skipped skipped"
+echo "$passed passed, $failed failed, $skipped skipped"
+exit "$status"

@@ -21,7 +21,7 @@ export const paths = {
 
 /** The metadata every object has, as far as the controller reads it. */
 export interface Meta {
-  name: string;
+  name?: string;
   namespace?: string;
   uid?: string;
   resourceVersion?: string;

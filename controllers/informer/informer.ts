@@ -110,7 +110,7 @@ export class Informer<T extends KubeObject> {
   async #relist(): Promise<string> {
     const seen = new Map<string, T>();
     let cont: string | undefined;
-    let rv = '';
+    let rv: string;
     do {
       const page = await this.#client.get<ObjectList<T>>(this.#opts.path, {
         labelSelector: this.#opts.labelSelector,

@@ -1,0 +1,50 @@
+#!/usr/bin/env node
+import { KubeConfig } from '@kubernetes/client-node';
+import { createLogger } from '../lib/log.js';
+import { KubeClient } from './client/kube.js';
+import { parseControllerArgs, USAGE } from './config.js';
+import { Manager } from './manager.js';
+
+/** Loads credentials: an explicit kubeconfig, else in-cluster, else the default kubeconfig. */
+export function loadKubeConfig(path: string | undefined): KubeConfig {
+  const kc = new KubeConfig();
+  if (path) kc.loadFromFile(path);
+  else if (process.env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster();
+  else kc.loadFromDefault();
+  return kc;
+}
+
+async function main(): Promise<void> {
+  const log = createLogger('controller');
+  let cfg;
+  try {
+    cfg = parseControllerArgs(process.argv.slice(2), process.env);
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n\n${USAGE}\n`);
+    process.exit(2);
+  }
+  const client = await KubeClient.fromKubeConfig(loadKubeConfig(cfg.kubeconfig));
+  const manager = new Manager(client, cfg, log.child({ identity: cfg.identity }));
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'Stopping: finishing in-flight reconciles and releasing the lease');
+    manager
+      .stop()
+      .then(() => process.exit(0))
+      .catch((err: Error) => {
+        log.error({ err: err.message }, 'Unclean stop');
+        process.exit(1);
+      });
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  await manager.start();
+  log.info({ namespace: cfg.namespace, leaderElection: cfg.leaderElection, server: client.server.origin }, 'sandpit-controller started');
+}
+
+main().catch((err: Error) => {
+  createLogger('controller').fatal({ err: err.message, stack: err.stack }, 'sandpit-controller failed to start');
+  process.exit(1);
+});

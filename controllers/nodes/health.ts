@@ -1,0 +1,69 @@
+import type { SandboxNode } from '../../crds/sandboxnode.js';
+import { isTrue } from '../status/conditions.js';
+import { milliCpu, bytes } from '../scheduling/quantity.js';
+import type { NodeInfo } from '../scheduling/scheduler.js';
+
+/** Ready: heartbeating and saying so. NotReady: silent for a lease duration (or saying not ready). Lost: silent past the grace too. */
+export type NodeHealth = 'Ready' | 'NotReady' | 'Lost';
+
+/** The last change of a node's Lease, timed by *our* clock, as client-go does. */
+export interface LeaseSeen {
+  record: string;
+  seenAt: number;
+  durationMs: number;
+}
+
+/**
+ * The health of a node from what we saw of its Lease. Expiry is measured
+ * from the moment this controller saw the lease change, never from the
+ * renewTime the agent wrote, so a node with a skewed clock is judged right.
+ */
+export function nodeHealth(seen: LeaseSeen | undefined, agentSaysReady: boolean, now: number, graceMs: number, firstSeen: number): NodeHealth {
+  const since = seen?.seenAt ?? firstSeen;
+  const duration = seen?.durationMs ?? 40_000;
+  const silent = now - since;
+  if (silent > duration + graceMs) return 'Lost';
+  if (silent > duration || !seen) return 'NotReady';
+  return agentSaysReady ? 'Ready' : 'NotReady';
+}
+
+/** A SandboxNode as the scheduler sees it, given its health. */
+export function toNodeInfo(node: SandboxNode, health: NodeHealth): NodeInfo {
+  const a = node.status?.allocatable ?? {};
+  return {
+    name: node.metadata.name ?? '',
+    labels: node.metadata.labels ?? {},
+    ready: health === 'Ready',
+    unschedulable: node.spec?.unschedulable ?? false,
+    allocatable: {
+      ...(a.cpu !== undefined ? { milliCpu: milliCpu(a.cpu) } : {}),
+      ...(a.memory !== undefined ? { memory: bytes(a.memory) } : {}),
+      ...(a.sandboxes !== undefined ? { sandboxes: a.sandboxes } : {}),
+    },
+  };
+}
+
+export const agentSaysReady = (node: SandboxNode | undefined) => isTrue(node?.status?.conditions, 'Ready');
+
+/** Tracks lease changes per node as they arrive from the Lease informer. */
+export class LeaseTracker {
+  readonly #seen = new Map<string, LeaseSeen>();
+  readonly #firstSeen = new Map<string, number>();
+
+  observe(node: string, spec: { holderIdentity?: string | null; renewTime?: string | null; leaseDurationSeconds?: number }, now = Date.now()): void {
+    const record = `${spec.holderIdentity}|${spec.renewTime}`;
+    const prev = this.#seen.get(node);
+    if (prev?.record === record) return;
+    this.#seen.set(node, { record, seenAt: now, durationMs: (spec.leaseDurationSeconds ?? 40) * 1000 });
+  }
+
+  forget(node: string): void {
+    this.#seen.delete(node);
+    this.#firstSeen.delete(node);
+  }
+
+  health(node: string, sandboxNode: SandboxNode | undefined, graceMs: number, now = Date.now()): NodeHealth {
+    if (!this.#firstSeen.has(node)) this.#firstSeen.set(node, now);
+    return nodeHealth(this.#seen.get(node), agentSaysReady(sandboxNode), now, graceMs, this.#firstSeen.get(node)!);
+  }
+}

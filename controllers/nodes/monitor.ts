@@ -1,0 +1,72 @@
+import type { SandboxNode } from '../../crds/sandboxnode.js';
+import type { Logger } from '../../lib/log.js';
+import type { KubeClient } from '../client/kube.js';
+import { paths } from '../client/resources.js';
+import type { EventRecorder } from '../events/recorder.js';
+import type { Informer } from '../informer/informer.js';
+import { mergeConditions } from '../status/conditions.js';
+import { agentSaysReady, type LeaseTracker, type NodeHealth } from './health.js';
+
+/**
+ * The node lifecycle loop (the Kubernetes node-lifecycle controller's job):
+ * when a node's Lease stops changing, its SandboxNode gets Ready=Unknown and
+ * its sandboxes are re-queued, so the sandbox reconciler marks them Unknown
+ * and, after the grace, Failed with NodeLost. A returning agent sets Ready
+ * again itself.
+ */
+export class NodeMonitor {
+  readonly #last = new Map<string, NodeHealth>();
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly client: KubeClient,
+    readonly nodes: Informer<SandboxNode>,
+    readonly leases: LeaseTracker,
+    readonly graceMs: number,
+    readonly events: EventRecorder,
+    readonly log: Logger,
+    readonly enqueueNode: (node: string) => void,
+  ) {}
+
+  start(intervalMs = 1_000): void {
+    this.#timer = setInterval(() => this.check(), intervalMs);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    if (this.#timer) clearInterval(this.#timer);
+  }
+
+  check(): void {
+    for (const node of this.nodes.list()) {
+      const name = node.metadata.name ?? '';
+      const health = this.leases.health(name, node, this.graceMs);
+      const prev = this.#last.get(name);
+      this.#last.set(name, health);
+      if (health !== 'Ready' && agentSaysReady(node)) this.#markUnknown(node);
+      if (prev === health) continue;
+      if (prev !== undefined) {
+        this.log.info({ node: name, from: prev, to: health }, 'Node health changed');
+        const warn = health !== 'Ready';
+        this.events.record(
+          { apiVersion: node.apiVersion, kind: node.kind, metadata: { ...node.metadata, namespace: 'default' } },
+          warn ? 'Warning' : 'Normal',
+          health === 'Lost' ? 'NodeLost' : health === 'NotReady' ? 'NodeNotReady' : 'NodeReady',
+          `Node ${name} is ${health}`,
+          'NodeLifecycle',
+        );
+      }
+      this.enqueueNode(name);
+    }
+  }
+
+  #markUnknown(node: SandboxNode): void {
+    const name = node.metadata.name ?? '';
+    const { list } = mergeConditions(node.status?.conditions, [
+      { type: 'Ready', status: 'Unknown', reason: 'NodeLeaseExpired', message: `The agent on ${name} stopped renewing its lease; check that it runs and reaches the API server` },
+    ]);
+    this.client
+      .patch(paths.sandboxNodeStatus(name), { metadata: { resourceVersion: node.metadata.resourceVersion }, status: { conditions: list } })
+      .catch((err: Error) => this.log.debug({ node: name, err: err.message }, 'Could not mark the node NotReady; retrying next check'));
+  }
+}

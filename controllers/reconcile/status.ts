@@ -1,0 +1,72 @@
+import type { Condition } from '../../crds/common.js';
+import type { Sandbox, SandboxStatus } from '../../crds/sandbox.js';
+import { ConditionType as T, findCondition, mergeConditions, type ConditionInput } from '../status/conditions.js';
+
+/*
+ * The status the controller writes, as pure functions: each returns the
+ * fields to patch, or undefined when the object already says so (no write).
+ * The agent owns everything else in status once a sandbox runs on its node.
+ */
+
+export type StatusPatch = Partial<SandboxStatus>;
+
+function build(sbx: Sandbox, fields: StatusPatch, conditions: ConditionInput[], remove: string[] = []): StatusPatch | undefined {
+  const merged = mergeConditions(sbx.status?.conditions, conditions);
+  let changed = merged.changed;
+  const list: Condition[] = merged.list.filter((c) => !remove.includes(c.type));
+  if (list.length !== merged.list.length) changed = true;
+  const cur = (sbx.status ?? {}) as Record<string, unknown>;
+  for (const [k, v] of Object.entries(fields)) if (JSON.stringify(cur[k]) !== JSON.stringify(v)) changed = true;
+  return changed ? { ...fields, conditions: list } : undefined;
+}
+
+/** No node takes the sandbox yet: Scheduled=False with the scheduler's reason. */
+export function unschedulableStatus(sbx: Sandbox, reason: string, message: string): StatusPatch | undefined {
+  const g = sbx.metadata.generation;
+  return build(sbx, { phase: 'Pending', observedGeneration: g, reason, message }, [
+    { type: T.Scheduled, status: 'False', reason, message, observedGeneration: g },
+    { type: T.Ready, status: 'False', reason: 'Unschedulable', message, observedGeneration: g },
+    { type: T.Reconciling, status: 'True', reason: 'Scheduling', message: 'Waiting for a node that can take the sandbox', observedGeneration: g },
+  ]);
+}
+
+/** The binding: status.nodeName is set once and never changes (CEL enforces it). */
+export function boundStatus(sbx: Sandbox, node: string, hostIP: string | undefined, now = new Date().toISOString()): StatusPatch {
+  const g = sbx.metadata.generation;
+  const message = `Bound to node ${node}`;
+  return (
+    build(
+      sbx,
+      { phase: 'Pending', observedGeneration: g, nodeName: node, ...(hostIP ? { hostIP } : {}), startTime: sbx.status?.startTime ?? now, reason: 'Scheduled', message },
+      [
+        { type: T.Scheduled, status: 'True', reason: 'Scheduled', message, observedGeneration: g },
+        { type: T.Ready, status: 'False', reason: 'Creating', message: `Waiting for the agent on ${node} to create the sandbox`, observedGeneration: g },
+        { type: T.Reconciling, status: 'True', reason: 'Creating', message: `The agent on ${node} is creating the sandbox`, observedGeneration: g },
+      ],
+    ) ?? { nodeName: node }
+  );
+}
+
+const terminal = (sbx: Sandbox) => sbx.status?.phase === 'Succeeded' || sbx.status?.phase === 'Failed';
+
+/** The node stopped heartbeating: Ready=Unknown, phase Unknown, like a kubelet gone silent. */
+export function nodeUnreachableStatus(sbx: Sandbox, node: string): StatusPatch | undefined {
+  if (terminal(sbx)) return undefined;
+  const message = `Node ${node} stopped renewing its lease; the sandbox state is unknown`;
+  const ready = findCondition(sbx.status?.conditions, T.Ready);
+  if (sbx.status?.phase === 'Unknown' && ready?.status === 'Unknown') return undefined;
+  return build(sbx, { phase: 'Unknown', reason: 'NodeUnreachable', message }, [
+    { type: T.Ready, status: 'Unknown', reason: 'NodeUnreachable', message, observedGeneration: ready?.observedGeneration ?? sbx.metadata.generation },
+  ]);
+}
+
+/** The node stayed silent past the grace: the sandbox is Failed with reason NodeLost (terminal: Stalled for kstatus). */
+export function nodeLostStatus(sbx: Sandbox, node: string, graceSeconds: number): StatusPatch | undefined {
+  if (terminal(sbx)) return undefined;
+  const message = `Node ${node} has not renewed its lease for longer than the ${graceSeconds}s grace; the sandbox is considered lost. Delete it and create it again to run it elsewhere`;
+  const g = sbx.metadata.generation;
+  return build(sbx, { phase: 'Failed', reason: 'NodeLost', message, observedGeneration: g }, [
+    { type: T.Ready, status: 'False', reason: 'NodeLost', message, observedGeneration: g },
+    { type: T.Stalled, status: 'True', reason: 'NodeLost', message, observedGeneration: g },
+  ], [T.Reconciling]);
+}

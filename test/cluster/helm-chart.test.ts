@@ -1,0 +1,275 @@
+import assert from 'node:assert/strict';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parse, stringify } from 'yaml';
+import { sharedControlPlane, type ControlPlane } from '../harness/control-plane.js';
+import { CHART, REPO, createNamespace, freshName, helm, helmOk, parseDocs, render, template, type K8sObject } from './helm-support.js';
+
+/** The value sets of charts/sandpit/ci/ (chart-testing's convention), by file name. */
+async function ciValueSets(): Promise<Map<string, object>> {
+  const sets = new Map<string, object>();
+  for (const file of (await readdir(join(CHART, 'ci'))).sort()) {
+    if (file.endsWith('-values.yaml')) sets.set(file, (parse(await readFile(join(CHART, 'ci', file), 'utf8')) ?? {}) as object);
+  }
+  return sets;
+}
+
+const byKind = (docs: K8sObject[], kind: string) => docs.filter((d) => d.kind === kind);
+const one = (docs: K8sObject[], kind: string, nameSuffix = ''): K8sObject => {
+  const found = docs.filter((d) => d.kind === kind && d.metadata.name.endsWith(nameSuffix));
+  assert.equal(found.length, 1, `expected one ${kind} *${nameSuffix}, found ${found.map((d) => d.metadata.name).join(', ') || 'none'}`);
+  return found[0]!;
+};
+type PodSpec = {
+  containers: Array<Record<string, unknown> & { securityContext?: Record<string, unknown>; args?: string[]; volumeMounts?: Array<Record<string, unknown>> }>;
+  volumes?: Array<Record<string, unknown>>;
+  [k: string]: unknown;
+};
+const podSpec = (o: K8sObject) => o.spec!.template!.spec as unknown as PodSpec;
+
+describe('cluster tier: the Helm chart renders, lints and passes the API server', function () {
+  this.timeout(120_000);
+  let cp: ControlPlane;
+  let sets: Map<string, object>;
+
+  before(async () => {
+    cp = await sharedControlPlane();
+    sets = await ciValueSets();
+    // Optional features create cert-manager and Prometheus Operator objects: register their kinds.
+    await cp.kubectl(['apply', '-f', join(REPO, 'test', 'cluster', 'helm-fixtures', 'third-party-crds.yaml')]);
+  });
+
+  it('ships the generated CRDs byte for byte (files/crds is a copy of crds/, never edited)', async () => {
+    for (const file of ['sandboxes.yaml', 'sandboxnodes.yaml']) {
+      const source = await readFile(join(REPO, 'crds', file), 'utf8');
+      const copy = await readFile(join(CHART, 'files', 'crds', file), 'utf8').catch(() => '');
+      assert.ok(copy === source, `charts/sandpit/files/crds/${file} is stale: run \`cp crds/*.yaml charts/sandpit/files/crds/\``);
+    }
+  });
+
+  it('renders each CRD unchanged except for release labels and the keep policy', async () => {
+    const docs = await render(cp, {});
+    for (const file of ['sandboxes.yaml', 'sandboxnodes.yaml']) {
+      const source = parse(await readFile(join(REPO, 'crds', file), 'utf8')) as K8sObject;
+      const rendered = docs.find((d) => d.kind === 'CustomResourceDefinition' && d.metadata.name === source.metadata.name);
+      assert.ok(rendered, `${source.metadata.name} is rendered`);
+      assert.deepEqual(rendered.spec, source.spec, 'spec survives the fromYaml/toYaml round trip');
+      assert.equal(rendered.metadata.annotations?.['helm.sh/resource-policy'], 'keep');
+      assert.equal(rendered.metadata.labels?.['app.kubernetes.io/managed-by'], 'Helm');
+    }
+    const noKeep = await render(cp, { crds: { keep: false } });
+    for (const crd of byKind(noKeep, 'CustomResourceDefinition')) assert.equal(crd.metadata.annotations?.['helm.sh/resource-policy'], undefined);
+    assert.equal(byKind(await render(cp, { crds: { install: false } }), 'CustomResourceDefinition').length, 0);
+  });
+
+  it('passes helm lint --strict with helm 4 and helm 3, for the defaults and every ci/ value set', async () => {
+    for (const version of [4, 3] as const) {
+      for (const file of ['(defaults)', ...sets.keys()]) {
+        const args = ['lint', '--strict', CHART, ...(file === '(defaults)' ? [] : ['-f', join(CHART, 'ci', file)])];
+        const r = await helm(cp, args, { version });
+        assert.equal(r.code, 0, `helm ${version} lint ${file}:\n${r.stdout}\n${r.stderr}`);
+        assert.match(r.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
+      }
+    }
+  });
+
+  it('renders the same manifests with helm 3 and helm 4', async () => {
+    for (const [file, values] of sets) {
+      const [v4, v3] = await Promise.all([template(cp, values, { version: 4 }), template(cp, values, { version: 3 })]);
+      assert.equal(v4.code, 0, v4.stderr);
+      assert.equal(v3.code, 0, v3.stderr);
+      assert.deepEqual(parseDocs(v3.stdout), parseDocs(v4.stdout), file);
+    }
+  });
+
+  it('is accepted by a server-side dry run for the defaults and every ci/ value set', async () => {
+    // A dry run of CRs needs their CRDs, so the chart's CRDs are made real first
+    // (the install test adopts them; they are the same generated files).
+    const crds = byKind(await render(cp, {}), 'CustomResourceDefinition');
+    await cp.kubectl(['apply', '--server-side', '--force-conflicts', '--field-manager=sandpit-helm-test', '-f', '-'], { input: crds.map((c) => stringify(c)).join('---\n') });
+    await cp.kubectl(['wait', '--for=condition=Established', '--timeout=30s', 'crd/sandboxes.sandpit.dev', 'crd/sandboxnodes.sandpit.dev']);
+    for (const [file, values] of sets) {
+      const ns = freshName('sp-dry');
+      await createNamespace(cp, ns, { 'pod-security.kubernetes.io/enforce': 'privileged' });
+      const r = await template(cp, values, { namespace: ns, release: 'sandpit', extra: ['--skip-tests'] });
+      assert.equal(r.code, 0, r.stderr);
+      const docs = parseDocs(r.stdout);
+      const applied = await cp.kubectlResult(['apply', '--dry-run=server', '-n', ns, '-f', '-'], { input: r.stdout });
+      assert.equal(applied.code, 0, `${file}: ${applied.stderr}`);
+      const lines = applied.stdout.trim().split('\n');
+      assert.equal(lines.length, docs.length, `${file}: every object answered:\n${applied.stdout}`);
+      for (const line of lines) assert.match(line, /(created|configured|unchanged) \(server dry run\)$/, `${file}: ${line}`);
+      // The CRDs were made real by server-side apply above, so client-side apply notes the missing last-applied annotation.
+      const warnings = applied.stderr.split('\n').filter((l) => /warning/i.test(l) && !/last-applied-configuration/.test(l));
+      assert.deepEqual(warnings, [], `${file}: no API warnings`);
+    }
+  });
+
+  it('gives the controller pods the restricted Pod Security level (the API server enforces it)', async () => {
+    for (const [file, values] of sets) {
+      const ns = freshName('sp-restricted');
+      await createNamespace(cp, ns, { 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/enforce-version': 'latest' });
+      const docs = await render(cp, values, { namespace: ns });
+      const deployment = one(docs, 'Deployment', '');
+      const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'controller-pod-check', namespace: ns }, spec: { ...podSpec(deployment), serviceAccountName: 'default' } };
+      const r = await cp.kubectlResult(['create', '--dry-run=server', '-f', '-'], { input: stringify(pod) });
+      assert.equal(r.code, 0, `${file}: controller pod refused by restricted PSA: ${r.stderr}`);
+      assert.doesNotMatch(r.stderr, /violate/i, r.stderr);
+    }
+  });
+
+  it('needs the privileged Pod Security level for the agent, and says so when the namespace is baseline', async () => {
+    for (const values of [{}, { agent: { privileged: false } }]) {
+      const docs = await render(cp, values);
+      const ds = one(docs, 'DaemonSet');
+      const spec = { ...podSpec(ds), serviceAccountName: 'default', nodeName: 'node-x' };
+      const baseline = freshName('sp-baseline');
+      await createNamespace(cp, baseline, { 'pod-security.kubernetes.io/enforce': 'baseline' });
+      const refused = await cp.kubectlResult(['create', '--dry-run=server', '-f', '-'], {
+        input: stringify({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'agent-pod-check', namespace: baseline }, spec }),
+      });
+      assert.notEqual(refused.code, 0);
+      assert.match(refused.stderr, /violates PodSecurity "baseline:latest".*host namespaces/);
+      const privileged = freshName('sp-privileged');
+      await createNamespace(cp, privileged, { 'pod-security.kubernetes.io/enforce': 'privileged' });
+      const ok = await cp.kubectlResult(['create', '--dry-run=server', '-f', '-'], {
+        input: stringify({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'agent-pod-check', namespace: privileged }, spec }),
+      });
+      assert.equal(ok.code, 0, ok.stderr);
+    }
+  });
+
+  it('runs the agent with the host namespaces, mounts and security the issue asks for', async () => {
+    const ds = one(await render(cp, {}), 'DaemonSet');
+    const spec = podSpec(ds);
+    assert.equal(spec.hostPID, true);
+    assert.equal(spec.hostNetwork, true);
+    assert.equal(spec.hostIPC, false);
+    const agent = spec.containers[0]!;
+    assert.equal(agent.securityContext?.privileged, true);
+    const mounts = Object.fromEntries((agent.volumeMounts ?? []).map((m) => [m.mountPath as string, m]));
+    assert.equal(mounts['/var/lib/sandpit']?.mountPropagation, 'Bidirectional');
+    assert.equal(mounts['/run/sandpit']?.mountPropagation, 'Bidirectional');
+    assert.ok(mounts['/sys/fs/cgroup'], 'cgroup fs mounted');
+    assert.equal(mounts['/lib/modules']?.readOnly, true);
+    const hostPaths = Object.fromEntries((spec.volumes ?? []).filter((v) => v.hostPath).map((v) => [(v.hostPath as { path: string }).path, v]));
+    assert.deepEqual(Object.keys(hostPaths).sort(), ['/lib/modules', '/run/sandpit', '/run/systemd/resolve', '/sys/fs/cgroup', '/var/lib/sandpit']);
+    assert.deepEqual(spec.tolerations, [{ operator: 'Exists' }]);
+    const strategy = (ds.spec as { updateStrategy: { type: string; rollingUpdate: { maxSurge: number; maxUnavailable: number } } }).updateStrategy;
+    assert.equal(strategy.type, 'RollingUpdate');
+    assert.equal(strategy.rollingUpdate.maxSurge, 0, 'never two agents on one node');
+
+    const unpriv = podSpec(one(await render(cp, { agent: { privileged: false } }), 'DaemonSet')).containers[0]!;
+    const sc = unpriv.securityContext as { privileged: boolean; capabilities: { drop: string[]; add: string[] } };
+    assert.equal(sc.privileged, false);
+    assert.deepEqual(sc.capabilities.drop, ['ALL']);
+    assert.ok(sc.capabilities.add.includes('SYS_ADMIN') && sc.capabilities.add.includes('NET_ADMIN'));
+    for (const m of unpriv.volumeMounts ?? []) assert.notEqual(m.mountPropagation, 'Bidirectional', 'Bidirectional needs privileged');
+
+    const controller = one(await render(cp, {}), 'Deployment');
+    assert.equal((controller.spec as { replicas: number }).replicas, 2);
+    const c = podSpec(controller).containers[0]!;
+    assert.ok(c.args!.includes('--leader-elect=true'));
+    for (const probe of ['livenessProbe', 'readinessProbe', 'startupProbe']) assert.ok(c[probe], `controller has a ${probe}`);
+    assert.ok((c.resources as { requests?: unknown }).requests, 'controller has requests');
+    const pdb = one(await render(cp, {}), 'PodDisruptionBudget');
+    assert.equal((pdb.spec as { minAvailable: number }).minAvailable, 1);
+  });
+
+  it('switches the certificate method: controller-issued Secrets, cert-manager objects, or provided Secrets', async () => {
+    const controllerMode = await render(cp, {});
+    assert.deepEqual(byKind(controllerMode, 'Secret').map((s) => s.metadata.name).sort(), ['sandpit-agent-tls', 'sandpit-ca', 'sandpit-controller-tls']);
+    for (const s of byKind(controllerMode, 'Secret')) assert.equal(s.data, undefined, 'no data: an upgrade never overwrites issued certificates');
+    assert.equal(byKind(controllerMode, 'Certificate').length, 0);
+
+    const cm = await render(cp, { tls: { method: 'certManager' } });
+    assert.equal(byKind(cm, 'Secret').length, 0);
+    assert.deepEqual(byKind(cm, 'Certificate').map((c) => c.metadata.name).sort(), ['sandpit-agent', 'sandpit-ca', 'sandpit-controller']);
+    assert.deepEqual(byKind(cm, 'Issuer').map((c) => c.metadata.name).sort(), ['sandpit-ca', 'sandpit-selfsigned']);
+    const agentCert = one(cm, 'Certificate', '-agent').spec as { dnsNames: string[]; usages: string[] };
+    assert.ok(agentCert.dnsNames.includes('sandpit-agent.sandpit-system.svc'));
+    assert.deepEqual(agentCert.usages, ['server auth', 'digital signature']);
+
+    const issuer = await render(cp, { tls: { method: 'certManager', certManager: { issuerRef: { name: 'corp', kind: 'ClusterIssuer' } } } });
+    assert.equal(byKind(issuer, 'Issuer').length, 0);
+    for (const c of byKind(issuer, 'Certificate')) assert.equal((c.spec as { issuerRef: { name: string } }).issuerRef.name, 'corp');
+
+    const provided = await render(cp, { tls: { method: 'provided', provided: { controllerSecretName: 'ctl', agentSecretName: 'agt' } } });
+    assert.equal(byKind(provided, 'Secret').length + byKind(provided, 'Certificate').length, 0);
+    const vols = (o: K8sObject) => (podSpec(o).volumes ?? []).find((v) => v.name === 'tls')!.secret as { secretName: string; optional?: boolean };
+    assert.deepEqual(vols(one(provided, 'Deployment')), { secretName: 'ctl', defaultMode: 0o440 });
+    assert.deepEqual(vols(one(provided, 'DaemonSet')), { secretName: 'agt', defaultMode: 0o400 });
+    assert.equal(JSON.stringify(byKind(provided, 'Role').find((r) => r.metadata.name === 'sandpit-controller')!.rules).includes('secrets'), false);
+  });
+
+  it('gates the optional objects: ServiceMonitor, NetworkPolicy, PDB, admission policy, user roles', async () => {
+    const defaults = await render(cp, {});
+    for (const kind of ['ServiceMonitor', 'NetworkPolicy']) assert.equal(byKind(defaults, kind).length, 0, kind);
+    const on = await render(cp, { metrics: { serviceMonitor: { enabled: true } }, networkPolicy: { enabled: true } });
+    assert.equal(byKind(on, 'ServiceMonitor').length, 1);
+    assert.equal(byKind(on, 'NetworkPolicy').length, 1);
+    const single = await render(cp, { controller: { replicas: 1 } });
+    assert.equal(byKind(single, 'PodDisruptionBudget').length, 0, 'no PDB for a single replica (it would block drains)');
+    const off = await render(cp, { admissionPolicy: { enabled: false }, rbac: { aggregateToDefaultRoles: false } });
+    assert.equal(byKind(off, 'ValidatingAdmissionPolicy').length + byKind(off, 'ValidatingAdmissionPolicyBinding').length, 0);
+    assert.equal(byKind(off, 'ClusterRole').length, 2, 'only the controller and agent roles');
+  });
+
+  it('refuses bad values with messages that name the value and the rule', async () => {
+    const cases: Array<[string, object, RegExp]> = [
+      ['unknown top-level key', { contoller: {} }, /additional properties 'contoller' not allowed/],
+      ['unknown nested key (typo)', { agent: { stateDirectory: '/x' } }, /at '\/agent'.*additional properties 'stateDirectory' not allowed/],
+      ['replicas below 1', { controller: { replicas: 0 } }, /at '\/controller\/replicas': minimum: got 0, want 1/],
+      ['replicas as a string', { controller: { replicas: 'two' } }, /at '\/controller\/replicas': got string, want integer/],
+      ['unknown certificate method', { tls: { method: 'vault' } }, /at '\/tls\/method': value must be one of 'controller', 'certManager', 'provided'/],
+      ['provided method without Secrets', { tls: { method: 'provided' } }, /at '\/tls\/provided\/controllerSecretName': minLength: got 0, want 1/],
+      ['port out of range', { agent: { apiPort: 70000 } }, /at '\/agent\/apiPort': maximum: got 70,?000, want 65,?535/],
+      ['relative state dir', { agent: { stateDir: 'var/lib/sandpit' } }, /at '\/agent\/stateDir': '.*' does not match pattern/],
+      ['bridge name too long for Linux', { agent: { network: { bridge: 'a-very-long-bridge-name' } } }, /at '\/agent\/network\/bridge'/],
+      ['subnet not a CIDR', { agent: { network: { subnet: '10.0.0.0' } } }, /at '\/agent\/network\/subnet'/],
+      ['unknown capability', { agent: { capabilities: ['CAP_SYS_ADMIN'] } }, /at '\/agent\/capabilities\/0': value must be one of/],
+      ['bad update strategy', { agent: { updateStrategy: { type: 'Recreate' } } }, /at '\/agent\/updateStrategy\/type': value must be one of 'RollingUpdate', 'OnDelete'/],
+      ['bad duration', { controller: { leaderElection: { leaseDuration: '15 seconds' } } }, /at '\/controller\/leaderElection\/leaseDuration'/],
+      ['bad validation action', { admissionPolicy: { validationActions: ['Block'] } }, /at '\/admissionPolicy\/validationActions\/0': value must be one of 'Deny', 'Warn', 'Audit'/],
+      ['bad digest', { agent: { image: { repository: 'x/agent', digest: 'latest' } } }, /at '\/agent\/image\/digest'/],
+      ['bad log level', { agent: { logLevel: 'verbose' } }, /at '\/agent\/logLevel': value must be one of 'trace', 'debug', 'info', 'warn', 'error'/],
+      ['two controllers without leader election', { controller: { leaderElection: { enabled: false } } }, /controller.replicas > 1 needs controller.leaderElection.enabled=true/],
+      ['PDB that blocks every drain', { controller: { replicas: 2, podDisruptionBudget: { minAvailable: 2 } } }, /minAvailable \(2\) must be below controller.replicas \(2\)/],
+      ['privileged sandboxes from an unprivileged agent', { agent: { privileged: false, allowPrivileged: true } }, /agent.allowPrivileged=true needs agent.privileged=true/],
+    ];
+    for (const version of [4, 3] as const) {
+      for (const [what, values, message] of cases) {
+        const r = await template(cp, values, { version });
+        assert.notEqual(r.code, 0, `helm ${version}: ${what} must be refused`);
+        assert.match(r.stderr.replace(/\n/g, ' '), message, `helm ${version}: ${what}: ${r.stderr}`);
+      }
+    }
+  });
+
+  it('has helm test hooks the API server accepts: a restricted test pod that waits for a test Sandbox', async () => {
+    const docs = await render(cp, {}, { namespace: 'x' });
+    const hooks = docs.filter((d) => d.metadata.annotations?.['helm.sh/hook'] === 'test');
+    const weight = (h: K8sObject) => Number(h.metadata.annotations?.['helm.sh/hook-weight']);
+    assert.deepEqual([...hooks].sort((a, b) => weight(a) - weight(b)).map((h) => h.kind), ['ServiceAccount', 'Role', 'RoleBinding', 'Sandbox', 'Pod'], 'RBAC, then the Sandbox, then the pod');
+    for (const h of hooks) assert.equal(h.metadata.annotations?.['helm.sh/hook-delete-policy'], 'before-hook-creation,hook-succeeded');
+    const pod = hooks.find((h) => h.kind === 'Pod')!;
+    assert.deepEqual((pod.spec as PodSpec).containers[0]!.args, ['wait', '--namespace=x', '--for=condition=Ready', '--timeout=180s', 'sandbox/sandpit-test']);
+    // Create them for real (nothing runs the pod here) in a namespace that enforces "restricted".
+    const ns = freshName('sp-hooks');
+    await createNamespace(cp, ns, { 'pod-security.kubernetes.io/enforce': 'restricted' });
+    const inNs = (await render(cp, {}, { namespace: ns })).filter((d) => d.metadata.annotations?.['helm.sh/hook'] === 'test');
+    for (const h of [...inNs].sort((a, b) => weight(a) - weight(b))) {
+      const r = await cp.kubectlResult(['create', '-f', '-'], { input: stringify(h) });
+      assert.equal(r.code, 0, `${h.kind}: ${r.stderr}`);
+    }
+  });
+
+  it('prints NOTES with the next steps, and warns when the namespace would refuse the agent', async () => {
+    const ns = freshName('sp-notes');
+    await createNamespace(cp, ns, { 'pod-security.kubernetes.io/enforce': 'baseline' });
+    const out = await helmOk(cp, ['install', 'sandpit', CHART, '--namespace', ns, '--dry-run=server', '--set', 'crds.install=false']);
+    assert.match(out, /kubectl wait --for=condition=Ready sandbox\/hello/);
+    assert.match(out, /WARNING: namespace sp-notes-\w+ enforces the "baseline" Pod Security level/);
+    assert.match(out, /helm test sandpit --namespace sp-notes-/);
+  });
+});

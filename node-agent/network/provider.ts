@@ -16,11 +16,15 @@ import {
   deleteCompatScript,
   deleteSandboxRulesScript,
   deleteTableScript,
+  plannedRules,
   hasCompatRules,
   hostPortConflicts,
   nodeRulesScript,
+  ruleOwner,
+  rulesOf,
   sandboxesWithRules,
   sandboxRulesScript,
+  type ListedRule,
   type PortRule,
   type RuleConfig,
 } from './rules.js';
@@ -47,6 +51,15 @@ export class BridgeNetworkProvider implements NetworkProvider {
   readonly #leases: LeaseStore;
   readonly #rules: RuleConfig;
   #node: { bridgeIndex: number; mtu: number; hostIP: string } | undefined;
+  /**
+   * Per-sandbox rules, read from the table once and then kept in memory.
+   * Listing the table (or asking nft to echo handles) costs ~30-70 µs per rule
+   * in the table, too slow for every setup on a busy node, so setup only adds
+   * rules and records them without handles (-1); the first delete that needs a
+   * handle lists the table once and learns the handles of every sandbox.
+   * Rebuilt on every GC, and whenever nft refuses a delete as stale.
+   */
+  #index: Map<SandboxId, ListedRule[]> | undefined;
 
   constructor(opts: BridgeNetworkOptions = {}) {
     this.#opts = opts;
@@ -162,9 +175,9 @@ export class BridgeNetworkProvider implements NetworkProvider {
       })
       .map((l) => l.name);
     if (links.length) this.#rtnl.exec(links.map(deleteLink));
-    const listing = this.#listTable();
-    const rules = [...sandboxesWithRules(listing)].filter((id) => !live.has(id));
-    if (rules.length) this.#deleteRules((id) => !live.has(id), undefined, listing);
+    this.#index = undefined;
+    const rules = [...sandboxesWithRules(this.#indexedRules())].filter((id) => !live.has(id));
+    if (rules.length) this.#deleteRules((id) => !live.has(id), undefined);
     const leases = this.#leases.update((table) => {
       const { table: next, reclaimed } = reclaimAddresses(table, live);
       return { table: reclaimed.length ? next : table, result: reclaimed };
@@ -192,6 +205,7 @@ export class BridgeNetworkProvider implements NetworkProvider {
     }
     if (dropLeases) this.#leases.update((table) => ({ table: { ...table, last: undefined, leases: {} }, result: undefined }));
     this.#node = undefined;
+    this.#index = undefined;
     log.info({ bridge: this.bridge, table: this.table }, 'sandbox network removed from the node');
   }
 
@@ -260,8 +274,7 @@ export class BridgeNetworkProvider implements NetworkProvider {
 
   #installRules(id: SandboxId, address: string, ports: PortRule[], denyEgressExcept: string[] | undefined, who: string): void {
     const script = sandboxRulesScript(this.#rules, { id, address, ports, denyEgressExcept });
-    const listing = this.#listTable();
-    const conflicts = hostPortConflicts(listing, id, ports);
+    const conflicts = hostPortConflicts(this.#indexedRules(), id, ports);
     if (conflicts.length) {
       const c = conflicts[0]!;
       throw new NetworkError(NetworkReason.HostPortConflict, {
@@ -272,13 +285,56 @@ export class BridgeNetworkProvider implements NetworkProvider {
       });
     }
     // Rules of an earlier setup of the same sandbox go in the same transaction, so a repeat never duplicates.
-    const stale = deleteSandboxRulesScript(this.#rules, listing, (owner) => owner === id);
-    if (stale || script) wrap(NetworkReason.FirewallSetupFailed, 'install nftables sandbox rules', who, () => this.#nft.apply(stale + script));
+    const apply = () => {
+      const stale = deleteSandboxRulesScript(this.#rules, this.#rulesWithHandles((owner) => owner === id), () => true);
+      if (!stale && !script) return;
+      this.#nft.apply(stale + script);
+      this.#ruleIndex().set(id, plannedRules(script));
+    };
+    wrap(NetworkReason.FirewallSetupFailed, 'install nftables sandbox rules', who, () => this.#retryWithFreshIndex(apply));
   }
 
-  #deleteRules(doomed: (id: SandboxId) => boolean, who: string | undefined, listing = this.#listTable()): void {
-    const script = deleteSandboxRulesScript(this.#rules, listing, doomed);
-    if (script) wrap(NetworkReason.FirewallSetupFailed, 'delete nftables sandbox rules', who, () => this.#nft.apply(script));
+  #deleteRules(doomed: (id: SandboxId) => boolean, who: string | undefined): void {
+    const apply = () => {
+      const script = deleteSandboxRulesScript(this.#rules, this.#rulesWithHandles(doomed), () => true);
+      if (script) this.#nft.apply(script);
+      const index = this.#ruleIndex();
+      for (const i of [...index.keys()].filter(doomed)) index.delete(i);
+    };
+    wrap(NetworkReason.FirewallSetupFailed, 'delete nftables sandbox rules', who, () => this.#retryWithFreshIndex(apply));
+  }
+
+  /** The indexed rules of the sandboxes `which` picks, listing the table first if some handle is not known yet. */
+  #rulesWithHandles(which: (id: SandboxId) => boolean): ListedRule[] {
+    const pick = () => [...this.#ruleIndex()].filter(([id]) => which(id)).flatMap(([, rules]) => rules);
+    if (pick().some((r) => r.handle < 0)) this.#index = undefined;
+    return pick();
+  }
+
+  /** Runs `fn`; if nft refuses (a handle someone else deleted), re-reads the table and runs it once more. */
+  #retryWithFreshIndex(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      if (!(err instanceof NftError)) throw err;
+      this.#index = undefined;
+      fn();
+    }
+  }
+
+  #ruleIndex(): Map<SandboxId, ListedRule[]> {
+    if (!this.#index) {
+      this.#index = new Map();
+      for (const r of rulesOf(this.#listTable())) {
+        const owner = ruleOwner(r.comment);
+        if (owner) this.#index.set(owner, [...(this.#index.get(owner) ?? []), r]);
+      }
+    }
+    return this.#index;
+  }
+
+  #indexedRules(): ListedRule[] {
+    return [...this.#ruleIndex().values()].flat();
   }
 
   #listTable(): NftObject[] {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import type { NftObject } from './nftables.js';
-import { compatRulesScript, deleteCompatScript, deleteSandboxRulesScript, hostPortConflicts, nodeRulesScript, ruleOwner, sandboxRulesScript } from './rules.js';
+import { compatRulesScript, deleteCompatScript, deleteSandboxRulesScript, hostPortConflicts, nodeRulesScript, plannedRules, ruleOwner, rulesOf, sandboxRulesScript } from './rules.js';
 
 describe('nftables rule generation (unit)', () => {
   const c = { table: 'sandpit', bridge: 'sandpit0', subnet: '10.88.0.0/24' };
@@ -41,18 +41,27 @@ describe('nftables rule generation (unit)', () => {
   });
 
   it('deletes only the rules of the doomed sandboxes, by handle', () => {
-    const listing = [rule('hostports', 7, 'sandpit:0123456789ab port *:tcp/80'), rule('sandbox-egress', 9, 'sandpit:ba9876543210 egress deny'), rule('forward', 3, 'sandpit: between sandboxes'), rule('forward', 4)];
+    const listing = rulesOf([rule('hostports', 7, 'sandpit:0123456789ab port *:tcp/80'), rule('sandbox-egress', 9, 'sandpit:ba9876543210 egress deny'), rule('forward', 3, 'sandpit: between sandboxes'), rule('forward', 4)]);
     assert.equal(deleteSandboxRulesScript(c, listing, (id) => id === '0123456789ab'), 'delete rule inet sandpit hostports handle 7\n');
     assert.equal(deleteSandboxRulesScript(c, listing, () => true).split('\n').filter(Boolean).length, 2, 'node rules are never a sandbox rule');
   });
 
   it('finds hostPort clashes across sandboxes, overlapping host addresses included', () => {
-    const listing = [rule('hostports', 7, 'sandpit:0123456789ab port *:tcp/8080'), rule('hostports', 8, 'sandpit:0123456789ab port 192.0.2.2:udp/53')];
+    const listing = rulesOf([rule('hostports', 7, 'sandpit:0123456789ab port *:tcp/8080'), rule('hostports', 8, 'sandpit:0123456789ab port 192.0.2.2:udp/53')]);
     assert.equal(hostPortConflicts(listing, 'ba9876543210', [{ hostPort: 8080, containerPort: 1, protocol: 'TCP', hostIP: '192.0.2.9' }]).length, 1);
     assert.equal(hostPortConflicts(listing, 'ba9876543210', [{ hostPort: 8080, containerPort: 1, protocol: 'UDP' }]).length, 0);
     assert.equal(hostPortConflicts(listing, 'ba9876543210', [{ hostPort: 53, containerPort: 1, protocol: 'UDP', hostIP: '192.0.2.3' }]).length, 0);
     assert.equal(hostPortConflicts(listing, 'ba9876543210', [{ hostPort: 53, containerPort: 1, protocol: 'UDP' }]).length, 1);
     assert.equal(hostPortConflicts(listing, '0123456789ab', [{ hostPort: 8080, containerPort: 1, protocol: 'TCP' }]).length, 0, 'a sandbox does not clash with itself');
+  });
+
+  it('remembers the rules a script adds, without handles', () => {
+    const script = sandboxRulesScript(c, { id: '0123456789ab', address: '10.88.0.5', ports: [{ hostPort: 8080, containerPort: 80, protocol: 'TCP' }], denyEgressExcept: [] });
+    assert.deepEqual(plannedRules(script), [
+      { chain: 'hostports', handle: -1, comment: 'sandpit:0123456789ab port *:tcp/8080' },
+      { chain: 'sandbox-egress', handle: -1, comment: 'sandpit:0123456789ab egress deny' },
+      { chain: 'sandbox-egress', handle: -1, comment: 'sandpit:0123456789ab egress deny' },
+    ]);
   });
 
   it("adds and finds its accept rules in iptables' FORWARD chain by the bridge name", () => {

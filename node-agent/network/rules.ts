@@ -150,8 +150,8 @@ export function ruleOwner(comment: string | undefined): SandboxId | undefined {
 }
 
 /** Deletes every rule of the sandboxes `doomed` says yes to. */
-export function deleteSandboxRulesScript(c: RuleConfig, listing: NftObject[], doomed: (id: SandboxId) => boolean): string {
-  return rulesOf(listing)
+export function deleteSandboxRulesScript(c: RuleConfig, rules: ListedRule[], doomed: (id: SandboxId) => boolean): string {
+  return rules
     .filter((r) => {
       const owner = ruleOwner(r.comment);
       return owner !== undefined && doomed(owner);
@@ -160,16 +160,29 @@ export function deleteSandboxRulesScript(c: RuleConfig, listing: NftObject[], do
     .join('');
 }
 
+/**
+ * The rules a script adds, without handles (-1): what the provider remembers
+ * after a setup, until a listing tells it the handles.
+ */
+export function plannedRules(script: string): ListedRule[] {
+  const out: ListedRule[] = [];
+  for (const line of script.split('\n')) {
+    const m = /^add rule \S+ \S+ (\S+) .* comment "([^"]*)"$/.exec(line.trim());
+    if (m) out.push({ chain: m[1]!, handle: -1, comment: m[2] });
+  }
+  return out;
+}
+
 /** Sandboxes that have rules in the listing. */
-export const sandboxesWithRules = (listing: NftObject[]) =>
-  new Set(rulesOf(listing).map((r) => ruleOwner(r.comment)).filter((id): id is SandboxId => id !== undefined));
+export const sandboxesWithRules = (rules: ListedRule[]) =>
+  new Set(rules.map((r) => ruleOwner(r.comment)).filter((id): id is SandboxId => id !== undefined));
 
 /**
  * Published ports of other sandboxes that clash with `ports`: same protocol and
  * hostPort, and host addresses that overlap (no hostIP means every address).
  */
-export function hostPortConflicts(listing: NftObject[], id: SandboxId, ports: PortRule[]): { port: PortRule; owner: SandboxId }[] {
-  const taken = rulesOf(listing)
+export function hostPortConflicts(rules: ListedRule[], id: SandboxId, ports: PortRule[]): { port: PortRule; owner: SandboxId }[] {
+  const taken = rules
     .map((r) => ({ owner: ruleOwner(r.comment), m: / port (\S+):(tcp|udp)\/(\d+)$/.exec(r.comment ?? '') }))
     .filter((x) => x.owner && x.owner !== id && x.m)
     .map((x) => ({ owner: x.owner!, hostIP: x.m![1]!, proto: x.m![2]!, hostPort: Number(x.m![3]) }));

@@ -59,6 +59,8 @@ export interface SandboxRecord {
   images: Record<string, PreparedImage>;
   containers: ContainerRecord[];
   message?: string;
+  /** Set by stop(): exits are final, nothing restarts. */
+  stopping?: boolean;
 }
 
 export interface RuntimeDeps {
@@ -385,12 +387,12 @@ export class SandboxRuntime {
     delete c.startTime;
     // Whatever the workload left behind in its cgroup goes with it, as in Kubernetes.
     void this.cgroups.killAll(cgRel, { sandbox: describeSandbox(rec.ref), step: 'kill container leftovers' }).catch(() => undefined);
-    if (rec.phase === 'Running' && shouldRestart(rec.spec.restartPolicy, status.exitCode)) {
+    if (rec.phase === 'Running' && !rec.stopping && shouldRestart(rec.spec.restartPolicy, status.exitCode)) {
       c.restartAt = Date.now() + restartDelay(c.restartCount, this.config.restartBackoff);
       c.state = { waiting: { reason: 'CrashLoopBackOff', message: `last exit ${status.exitCode} (${reason})` } };
       c.lastState = { terminated: { exitCode: status.exitCode, signal: status.signal, reason, startedAt: c.startedAt, finishedAt } };
     }
-    if (rec.phase === 'Running' && rec.containers.every((x) => x.state?.terminated)) {
+    if ((rec.phase === 'Running' || rec.phase === 'Paused') && rec.containers.every((x) => x.state?.terminated)) {
       rec.phase = rec.containers.every((x) => x.state?.terminated?.exitCode === 0) ? 'Succeeded' : 'Failed';
     }
     this.#save(rec);
@@ -458,21 +460,44 @@ export class SandboxRuntime {
   // ---------------------------------------------------------------------------
   // delete
 
+  /**
+   * Stops every container, last first: SIGTERM to the workload, SIGKILL to its
+   * whole cgroup after the grace period. Exits are recorded as usual; nothing
+   * restarts afterwards. The sandbox itself (PID 1, cgroups, state) stays.
+   */
+  async stop(id: string, graceSeconds?: number): Promise<void> {
+    const rec = this.#require(id);
+    const who = describeSandbox(rec.ref);
+    rec.stopping = true;
+    for (const c of rec.containers) delete c.restartAt;
+    if (this.cgroups.frozen(id)) this.cgroups.freeze(id, false, { sandbox: who, step: 'thaw for stop' });
+    const grace = (graceSeconds ?? rec.spec.terminationGracePeriodSeconds) * 1000;
+    for (const c of [...rec.containers].reverse()) {
+      if (c.pid === undefined) continue;
+      const w = childrenOf(c.pid)[0];
+      if (w) kill(w, 15, { sandbox: who, step: `stop container ${c.name}` });
+    }
+    const running = () => rec.containers.filter((c) => c.pid !== undefined);
+    const deadline = Date.now() + grace;
+    while (Date.now() < deadline && running().length) {
+      this.#tick();
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    for (const c of running()) await this.cgroups.killAll(`${id}/c-${c.name}`, { sandbox: who, step: `kill container ${c.name}` });
+    await waitUntil(() => {
+      for (const c of running()) this.#checkExit(rec, c);
+      return running().length === 0;
+    }, 10_000);
+    this.#save(rec);
+  }
+
   /** Stops containers (SIGTERM, then SIGKILL after the grace period) and removes everything. Idempotent. */
   async delete(id: string): Promise<void> {
     const rec = this.#sandboxes.get(id);
     if (!rec) return;
+    await this.stop(id);
     rec.phase = 'Deleting';
     this.#save(rec);
-    if (this.cgroups.frozen(id)) this.cgroups.freeze(id, false, { sandbox: describeSandbox(rec.ref), step: 'thaw for delete' });
-    const grace = rec.spec.terminationGracePeriodSeconds * 1000;
-    for (const c of [...rec.containers].reverse()) {
-      if (c.pid === undefined) continue;
-      const w = childrenOf(c.pid)[0];
-      if (w) kill(w, 15, { sandbox: describeSandbox(rec.ref), step: `stop container ${c.name}` });
-    }
-    const deadline = Date.now() + grace;
-    while (Date.now() < deadline && rec.containers.some((c) => c.pid !== undefined && childrenOf(c.pid).length > 0)) await new Promise((r) => setTimeout(r, 20));
     await this.#teardown(rec);
   }
 
@@ -486,8 +511,14 @@ export class SandboxRuntime {
       this.#logs.delete(`${rec.id}/${c.name}`);
     }
     await this.cgroups.killAll(rec.id, { sandbox: who, step: 'kill sandbox processes' });
-    if (rec.pid1) while (reapChild(rec.pid1.pid, { step: 'reap' }) === null) await new Promise((r) => setTimeout(r, 2));
-    for (const c of rec.containers) if (c.pid !== undefined) reapChild(c.pid, { step: 'reap' });
+    // PID 1 cannot finish exiting while any process of its namespace is an
+    // unreaped zombie, and the shims are our children: reap them first.
+    const shims = rec.containers.flatMap((c) => (c.pid === undefined ? [] : [c.pid]));
+    const pending = new Set(rec.pid1 ? [rec.pid1.pid, ...shims] : shims);
+    await waitUntil(() => {
+      for (const pid of pending) if (reapChild(pid, { sandbox: who, step: 'reap' }) !== null) pending.delete(pid);
+      return pending.size === 0;
+    }, 10_000);
     await this.#deps.network.teardown(rec.ref, log);
     await this.#deps.images.release(rec.id);
     this.#unmountUnder(this.store.sandboxDir(rec.id), who);
@@ -567,4 +598,9 @@ function parseImageUser(user: string | undefined): { uid: number; gid: number } 
 /** Test hook: SANDPIT_FAULT=<point> SIGKILLs the agent there, to prove crash recovery. */
 function faultPoint(point: string): void {
   if (process.env.SANDPIT_FAULT === point) process.kill(process.pid, 'SIGKILL');
+}
+
+async function waitUntil(done: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
 }

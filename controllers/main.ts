@@ -1,18 +1,9 @@
 #!/usr/bin/env node
-import { KubeConfig } from '@kubernetes/client-node';
 import { createLogger } from '../lib/log.js';
 import { KubeClient } from './client/kube.js';
+import { loadKubeConfig } from './kubeconfig.js';
 import { parseControllerArgs, USAGE } from './config.js';
 import { Manager } from './manager.js';
-
-/** Loads credentials: an explicit kubeconfig, else in-cluster, else the default kubeconfig. */
-export function loadKubeConfig(path: string | undefined): KubeConfig {
-  const kc = new KubeConfig();
-  if (path) kc.loadFromFile(path);
-  else if (process.env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster();
-  else kc.loadFromDefault();
-  return kc;
-}
 
 async function main(): Promise<void> {
   const log = createLogger('controller');

@@ -4,7 +4,7 @@ import type { SandboxNode } from '../crds/sandboxnode.js';
 import type { Logger } from '../lib/log.js';
 import { AgentClient } from './agentclient/client.js';
 import { ApiError, type KubeClient } from './client/kube.js';
-import { keyOf, paths, type KubeObject } from './client/resources.js';
+import { keyOf, NODE_LEASE_LABEL, paths, type KubeObject } from './client/resources.js';
 import { AgentCertificateSigner } from './certs/signer.js';
 import { ClientCertificate, ensureCA, publishCABundle } from './certs/authority.js';
 import { EventRecorder } from './events/recorder.js';
@@ -21,8 +21,6 @@ import { SandboxReconciler } from './reconcile/sandbox.js';
 import { findCondition } from './status/conditions.js';
 
 export const CONTROLLER_NAME = 'sandbox';
-/** Label an agent puts on its node Lease, so the controller watches only those. */
-export const NODE_LEASE_LABEL = 'sandpit.dev/node-lease';
 
 export interface ManagerConfig {
   namespace: string;

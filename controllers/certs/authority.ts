@@ -8,8 +8,8 @@ import { createCA, issue, lifetime, type PemPair } from './x509.js';
 export const CA_SECRET = 'sandpit-ca';
 export const CA_BUNDLE_CONFIGMAP = 'sandpit-ca-bundle';
 export const AGENT_SIGNER = 'sandpit.dev/agent-serving';
-/** CN of the controller's client certificate; the agent API accepts no other. */
-export const CONTROLLER_CLIENT_CN = 'sandpit-controller';
+import { CONTROLLER_CLIENT_CN } from '../../node-agent/api/server.js';
+export { CONTROLLER_CLIENT_CN };
 
 interface Secret {
   metadata: { name: string; namespace: string };

@@ -19,6 +19,9 @@ export const paths = {
   csr: (name: string) => `/apis/certificates.k8s.io/v1/certificatesigningrequests/${name}`,
 };
 
+/** Label an agent puts on its node Lease, so the controller watches only those. */
+export const NODE_LEASE_LABEL = 'sandpit.dev/node-lease';
+
 /** The metadata every object has, as far as the controller reads it. */
 export interface Meta {
   name?: string;

@@ -1,0 +1,115 @@
+import { Registry, collectDefaultMetrics } from 'prom-client';
+import type { KubeClient } from '../controllers/client/kube.js';
+import { HealthServer } from '../controllers/health/server.js';
+import type { Logger } from '../lib/log.js';
+import { AgentCertificates, type CertificateSource } from './api/certificates.js';
+import { AgentRouter } from './api/router.js';
+import { MtlsServer } from './api/server.js';
+import type { SandboxRuntime } from './contracts.js';
+import { allocatable, detectFacts } from './registration/facts.js';
+import { NodeRegistration } from './registration/registration.js';
+import { StatusReporter } from './status/reporter.js';
+
+export interface AgentConfig {
+  node: string;
+  namespace: string;
+  listenHost: string;
+  listenPort: number;
+  /** Address the controller dials (the node IP); the endpoint is https://<advertise>:<port>. */
+  advertiseAddress: string;
+  healthHost: string;
+  healthPort: number;
+  leaseDurationSeconds: number;
+  maxSandboxes: number;
+  reserved: { milliCpu: number; memory: number };
+  labels: Record<string, string>;
+  certificates: CertificateSource;
+  version: string;
+  sandboxCIDR?: string;
+  statusIntervalMs: number;
+}
+
+/**
+ * The node agent: the mTLS API the controller drives, the SandboxNode and
+ * heartbeat Lease, and the status reporter, all over one SandboxRuntime
+ * handed in at construction. The agent never owns sandboxes' lives: stopping
+ * it stops serving and heartbeating, while sandboxes keep running and are
+ * re-adopted by the next agent through the runtime.
+ */
+export class Agent {
+  readonly health: HealthServer;
+  readonly registry = new Registry();
+  #server: MtlsServer | undefined;
+  #registration: NodeRegistration | undefined;
+  #reporter: StatusReporter | undefined;
+  #renewTimer: NodeJS.Timeout | undefined;
+  endpoint = '';
+
+  constructor(
+    readonly runtime: SandboxRuntime,
+    readonly client: KubeClient,
+    readonly cfg: AgentConfig,
+    readonly log: Logger,
+  ) {
+    collectDefaultMetrics({ register: this.registry });
+    this.health = new HealthServer(this.registry);
+  }
+
+  async start(): Promise<void> {
+    const { cfg, log } = this;
+    const certs = new AgentCertificates(this.client, cfg.node, cfg.certificates, log);
+    const tls = await certs.obtain();
+    const router = new AgentRouter(this.runtime, cfg.node, log);
+    this.#server = new MtlsServer(tls, (req, res) => router.handle(req, res), log);
+    const port = await this.#server.listen(cfg.listenHost, cfg.listenPort);
+    const host = cfg.advertiseAddress.includes(':') ? `[${cfg.advertiseAddress}]` : cfg.advertiseAddress;
+    this.endpoint = `https://${host}:${port}`;
+    log.info({ endpoint: this.endpoint }, 'Agent API serving with mutual TLS');
+
+    this.#renewTimer = setInterval(() => {
+      if (!certs.dueForRenewal) return;
+      certs
+        .obtain()
+        .then((fresh) => {
+          this.#server?.setTLS(fresh);
+          log.info('Rotated the agent serving certificate (no restart)');
+        })
+        .catch((err: Error) => log.warn({ err: err.message }, 'Certificate renewal failed; the current one stays until the next try'));
+    }, 60_000);
+    this.#renewTimer.unref();
+
+    const facts = detectFacts(cfg.maxSandboxes);
+    this.#registration = new NodeRegistration(
+      this.client,
+      { node: cfg.node, namespace: cfg.namespace, leaseDurationSeconds: cfg.leaseDurationSeconds, labels: cfg.labels, statusIntervalMs: cfg.statusIntervalMs },
+      () => ({
+        capacity: facts.capacity,
+        allocatable: allocatable(facts.capacity, cfg.reserved),
+        endpoint: this.endpoint,
+        agentVersion: cfg.version,
+        kernelVersion: facts.kernelVersion,
+        cgroupMode: facts.cgroupMode,
+        hostIP: cfg.advertiseAddress,
+        sandboxes: this.runtime.list().length,
+        ...(cfg.sandboxCIDR ? { sandboxCIDR: cfg.sandboxCIDR } : {}),
+      }),
+      log,
+    );
+    this.#reporter = new StatusReporter(this.client, cfg.node, this.runtime, log);
+    this.#reporter.start();
+    await this.#registration.start();
+
+    this.health.addLiveness('ping', () => undefined);
+    this.health.addReadiness('serving', () => (this.#server ? undefined : 'agent API not serving'));
+    await this.health.listen(cfg.healthHost, cfg.healthPort);
+  }
+
+  /** Stops serving and heartbeating. Sandboxes are left running. */
+  async stop(): Promise<void> {
+    clearInterval(this.#renewTimer);
+    this.#reporter?.stop();
+    this.#registration?.stop();
+    await this.#server?.close();
+    await this.health.close();
+  }
+}

@@ -1,0 +1,62 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { KubeClient } from '../controllers/client/kube.js';
+import { loadKubeConfig } from '../controllers/kubeconfig.js';
+import { createLogger, type Logger } from '../lib/log.js';
+import { Agent } from './agent.js';
+import { AGENT_USAGE, parseAgentArgs } from './config.js';
+import type { SandboxRuntime } from './contracts.js';
+
+/**
+ * The runtime is plugged in here and nowhere else: node-agent/runtime/index.js
+ * exports `createRuntime({ node, log })` resolving to a SandboxRuntime (see
+ * node-agent/contracts.ts). It is loaded by path so the agent's API,
+ * registration and status code build and test on their own.
+ */
+async function loadRuntime(node: string, log: Logger): Promise<SandboxRuntime> {
+  const modulePath = process.env.SANDPIT_RUNTIME_MODULE ?? new URL('./runtime/index.js', import.meta.url).href;
+  const mod = (await import(modulePath)) as { createRuntime?: (opts: { node: string; log: Logger }) => Promise<SandboxRuntime> };
+  if (typeof mod.createRuntime !== 'function') throw new Error(`${modulePath} does not export createRuntime({ node, log })`);
+  return mod.createRuntime({ node, log });
+}
+
+function version(): string {
+  try {
+    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+async function main(): Promise<void> {
+  let cfg: ReturnType<typeof parseAgentArgs>;
+  try {
+    cfg = parseAgentArgs(process.argv.slice(2), process.env, version());
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n\n${AGENT_USAGE}\n`);
+    process.exit(2);
+  }
+  const log = createLogger('agent', { node: cfg.node });
+  const client = await KubeClient.fromKubeConfig(loadKubeConfig(cfg.kubeconfig));
+  const runtime = await loadRuntime(cfg.node, log);
+  const agent = new Agent(runtime, client, cfg, log);
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'Stopping the agent; sandboxes keep running');
+    agent
+      .stop()
+      .then(() => process.exit(0))
+      .catch(() => process.exit(1));
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  await agent.start();
+  log.info({ endpoint: agent.endpoint }, 'sandpit-agent started');
+}
+
+main().catch((err: Error) => {
+  createLogger('agent').fatal({ err: err.message, stack: err.stack }, 'sandpit-agent failed to start');
+  process.exit(1);
+});

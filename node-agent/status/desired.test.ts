@@ -1,0 +1,47 @@
+import assert from 'node:assert/strict';
+import type { SandboxObservation } from '../contracts.js';
+import { desiredStatusPatch, givenUp } from './desired.js';
+
+const t0 = '2026-01-01T00:00:00Z';
+const obs = (over: Partial<SandboxObservation['status']> = {}): SandboxObservation => ({
+  ref: { id: 'abc', namespace: 'ns', name: 'n', uid: 'u' },
+  generation: 2,
+  status: {
+    phase: 'Running',
+    sandboxIP: '10.88.0.2',
+    conditions: [{ type: 'Ready', status: 'True', reason: 'Running', message: '', lastTransitionTime: t0 }],
+    ...over,
+  },
+});
+
+describe('unit: agent status patch', () => {
+  it('writes the observation with nodeName and observedGeneration, keeping the Scheduled condition', () => {
+    const cur = {
+      status: {
+        nodeName: 'a',
+        conditions: [
+          { type: 'Scheduled', status: 'True' as const, reason: 'Scheduled', message: '', lastTransitionTime: t0 },
+          { type: 'Reconciling', status: 'True' as const, reason: 'Creating', message: '', lastTransitionTime: t0 },
+        ],
+      },
+    };
+    const patch = desiredStatusPatch(cur, obs(), 'a') as { conditions: { type: string }[]; observedGeneration: number; nodeName: string; sandboxIP: string; message: null };
+    assert.ok(patch);
+    assert.equal(patch.observedGeneration, 2);
+    assert.equal(patch.nodeName, 'a');
+    assert.equal(patch.sandboxIP, '10.88.0.2');
+    assert.equal(patch.message, null, 'fields the runtime no longer reports are cleared');
+    assert.deepEqual(patch.conditions.map((c) => c.type), ['Scheduled', 'Ready'], 'Reconciling is dropped once the agent does not report it');
+  });
+
+  it('writes nothing when the status already says it', () => {
+    const first = desiredStatusPatch({}, obs(), 'a') as Record<string, unknown>;
+    const status = Object.fromEntries(Object.entries(first).filter(([, v]) => v !== null));
+    assert.equal(desiredStatusPatch({ status } as never, obs(), 'a'), undefined);
+  });
+
+  it('knows a NodeLost sandbox is given up', () => {
+    assert.equal(givenUp({ phase: 'Failed', reason: 'NodeLost' }), true);
+    assert.equal(givenUp({ phase: 'Failed', reason: 'Error' }), false);
+  });
+});

@@ -1,0 +1,36 @@
+import type { Condition } from '../../crds/common.js';
+import type { Sandbox, SandboxStatus } from '../../crds/sandbox.js';
+import { mergeConditions, removeCondition } from '../../controllers/status/conditions.js';
+import type { SandboxObservation } from '../contracts.js';
+
+/** Status fields the agent owns once the sandbox runs on its node; an absent one is cleared. */
+const AGENT_FIELDS = ['phase', 'hostIP', 'sandboxIP', 'containerStatuses', 'startTime', 'message', 'reason', 'usage'] as const;
+
+/** Condition types whose presence the agent decides (kstatus: Reconciling/Stalled exist only while true). */
+const AGENT_ABNORMAL = ['Reconciling', 'Stalled'];
+
+/**
+ * The status patch that makes the Sandbox say what the runtime observed, or
+ * undefined when it already does (no write). Pure. Conditions the agent does
+ * not own (Scheduled, set by the controller) are kept.
+ */
+export function desiredStatusPatch(sbx: Pick<Sandbox, 'status'>, obs: SandboxObservation, node: string): Record<string, unknown> | undefined {
+  const cur = (sbx.status ?? {}) as Record<string, unknown>;
+  const next: Record<string, unknown> = {};
+  for (const f of AGENT_FIELDS) {
+    const v = (obs.status as Record<string, unknown>)[f];
+    next[f] = v === undefined ? null : v;
+  }
+  next.nodeName = node;
+  next.observedGeneration = obs.generation;
+  const theirs = sbx.status?.conditions ?? [];
+  const ours = (obs.status.conditions ?? []) as Condition[];
+  const { list } = mergeConditions(theirs, ours.map((c) => ({ ...c, observedGeneration: c.observedGeneration ?? obs.generation })));
+  for (const t of AGENT_ABNORMAL) if (!ours.some((c) => c.type === t)) removeCondition(list, t);
+  const changed =
+    Object.entries(next).some(([k, v]) => JSON.stringify(cur[k] ?? null) !== JSON.stringify(v)) || JSON.stringify(theirs) !== JSON.stringify(list);
+  return changed ? { ...next, conditions: list } : undefined;
+}
+
+/** A sandbox the cluster gave up on (NodeLost) is not revived by a returning agent's report. */
+export const givenUp = (status: SandboxStatus | undefined) => status?.phase === 'Failed' && status.reason === 'NodeLost';

@@ -1,0 +1,98 @@
+import type { Sandbox } from '../../crds/sandbox.js';
+import { isConflict, isNotFound, type KubeClient } from '../../controllers/client/kube.js';
+import { paths } from '../../controllers/client/resources.js';
+import { SandpitError } from '../../lib/errors.js';
+import type { Logger } from '../../lib/log.js';
+import { describeSandbox, type SandboxObservation, type SandboxRuntime } from '../contracts.js';
+import { desiredStatusPatch, givenUp } from './desired.js';
+
+const MAX_CONFLICT_RETRIES = 5;
+
+/**
+ * Writes what the runtime observes into each Sandbox's status subresource.
+ * Level-based: only the latest observation per sandbox is written (bursts
+ * coalesce), nothing is written when the status already says it, a conflict
+ * rereads and retries, and every sandbox is re-reported periodically and at
+ * start-up, so a restarted agent or a missed write heals itself.
+ */
+export class StatusReporter {
+  readonly #pending = new Map<string, SandboxObservation>();
+  readonly #inFlight = new Set<string>();
+  #unsubscribe: (() => void) | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #idle: (() => void)[] = [];
+
+  constructor(
+    readonly client: KubeClient,
+    readonly node: string,
+    readonly runtime: SandboxRuntime,
+    readonly log: Logger,
+  ) {}
+
+  start(resyncMs = 60_000): void {
+    this.#unsubscribe = this.runtime.onChange((obs) => this.report(obs));
+    this.reportAll();
+    this.#timer = setInterval(() => this.reportAll(), resyncMs);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    this.#unsubscribe?.();
+    clearInterval(this.#timer);
+  }
+
+  reportAll(): void {
+    for (const obs of this.runtime.list()) this.report(obs);
+  }
+
+  report(obs: SandboxObservation): void {
+    this.#pending.set(obs.ref.uid, obs);
+    if (!this.#inFlight.has(obs.ref.uid)) void this.#drain(obs.ref.uid);
+  }
+
+  /** Resolves once no write is pending or in flight (used by shutdown and tests). */
+  settled(): Promise<void> {
+    if (this.#pending.size === 0 && this.#inFlight.size === 0) return Promise.resolve();
+    return new Promise((r) => this.#idle.push(r));
+  }
+
+  async #drain(uid: string): Promise<void> {
+    this.#inFlight.add(uid);
+    try {
+      for (let obs = this.#pending.get(uid); obs; obs = this.#pending.get(uid)) {
+        this.#pending.delete(uid);
+        await this.write(obs).catch((err: Error) => this.log.warn({ sandbox: describeSandbox(obs!.ref), step: 'write status', err: err.message }, 'Status write failed; the next report retries'));
+      }
+    } finally {
+      this.#inFlight.delete(uid);
+      if (this.#pending.size === 0 && this.#inFlight.size === 0) for (const r of this.#idle.splice(0)) r();
+    }
+  }
+
+  /** Writes one observation; returns whether a write happened. */
+  async write(obs: SandboxObservation): Promise<boolean> {
+    const { namespace, name, uid } = obs.ref;
+    for (let attempt = 0; ; attempt++) {
+      let sbx: Sandbox;
+      try {
+        sbx = await this.client.get<Sandbox>(paths.sandbox(namespace, name));
+      } catch (err) {
+        if (isNotFound(err)) return false; // deleted; the controller's resync removes it from the node
+        throw err;
+      }
+      if (sbx.metadata.uid !== uid) return false; // same name, another sandbox
+      const bound = sbx.status?.nodeName;
+      if (bound && bound !== this.node) return false; // never ours to write (and the admission policy would refuse)
+      if (givenUp(sbx.status)) return false;
+      const patch = desiredStatusPatch(sbx, obs, this.node);
+      if (!patch) return false;
+      try {
+        await this.client.patch(paths.sandboxStatus(namespace, name), { metadata: { resourceVersion: sbx.metadata.resourceVersion }, status: patch });
+        return true;
+      } catch (err) {
+        if (isConflict(err) && attempt < MAX_CONFLICT_RETRIES) continue;
+        throw new SandpitError({ step: 'write status', sandbox: describeSandbox(obs.ref), message: (err as Error).message, hint: 'check the agent RBAC and the sandpit admission policy', cause: err });
+      }
+    }
+  }
+}

@@ -55,3 +55,12 @@ export function bridgeMac(bridge: string): Buffer {
   mac[0] = (mac[0]! & 0xfe) | 0x02;
   return Buffer.from(mac);
 }
+
+/**
+ * The sandbox subnet a node's agent uses: the SandboxNode's spec.sandboxCIDR
+ * (set by an administrator or handed out by the controller from a cluster
+ * range) wins over the agent's configuration, which wins over the default.
+ */
+export function sandboxSubnetFor(nodeSandboxCIDR: string | undefined, agentSubnet: string | undefined): string {
+  return nodeSandboxCIDR || agentSubnet || DEFAULT_SUBNET;
+}

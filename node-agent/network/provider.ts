@@ -1,4 +1,5 @@
-import { closeSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, readFileSync } from 'node:fs';
 import type { Logger } from '../../lib/log.js';
 import type { NetworkProvider, NetworkRequest, NetworkResult, SandboxId, SandboxRef } from '../contracts.js';
 import { describeSandbox } from '../contracts.js';
@@ -12,6 +13,7 @@ import { NetlinkError, RtnlSocket } from './netlink/socket.js';
 import { inNetns, openNetns } from './netns.js';
 import { NftError, openNftables, type Nft, type NftObject } from './nftables.js';
 import {
+  compatComment,
   compatRulesScript,
   deleteCompatScript,
   deleteSandboxRulesScript,
@@ -95,6 +97,7 @@ export class BridgeNetworkProvider implements NetworkProvider {
     for (const [key, value] of nodeSysctls(this.bridge)) writeSysctl(key, value);
     step(NetworkReason.FirewallSetupFailed, 'install nftables node rules', () => this.#nft.apply(nodeRulesScript(this.#rules)));
     this.#ensureCompatRules(log);
+    this.#legacyCompat('ensure', log);
     const hostIP = this.#opts.hostIP ?? this.#defaultRouteSource() ?? gatewayOf(this.subnet);
     this.#node = { bridgeIndex, mtu, hostIP };
     return this.#node;
@@ -203,6 +206,7 @@ export class BridgeNetworkProvider implements NetworkProvider {
       const script = deleteCompatScript(forward, this.#rules);
       if (script) this.#nft.apply(script);
     }
+    this.#legacyCompat('remove', log);
     if (dropLeases) this.#leases.update((table) => ({ table: { ...table, last: undefined, leases: {} }, result: undefined }));
     this.#node = undefined;
     this.#index = undefined;
@@ -361,6 +365,38 @@ export class BridgeNetworkProvider implements NetworkProvider {
     if (!forward || hasCompatRules(forward, this.#rules)) return;
     this.#nft.apply(compatRulesScript(this.#rules));
     log.info({ bridge: this.bridge }, "added accept rules for the bridge to iptables' FORWARD chain (its policy or rules may drop forwarded traffic)");
+  }
+
+  /**
+   * The same accept rules for hosts still on iptables-legacy (x_tables), whose
+   * FORWARD chain nftables cannot see. Only when x_tables has a filter table in
+   * this namespace; through the iptables-legacy binary, at node set-up only.
+   */
+  #legacyCompat(action: 'ensure' | 'remove', log: Logger): void {
+    let tables = '';
+    try {
+      tables = readFileSync('/proc/thread-self/net/ip_tables_names', 'utf8');
+    } catch {
+      return;
+    }
+    if (!tables.split('\n').includes('filter')) return;
+    for (const dir of ['-i', '-o']) {
+      const rule = ['FORWARD', dir, this.bridge, '-m', 'comment', '--comment', compatComment(this.bridge), '-j', 'ACCEPT'];
+      const run = (op: string) => execFileSync('iptables-legacy', ['-w', op, ...rule], { stdio: 'ignore' });
+      try {
+        run('-C');
+        if (action === 'remove') run('-D');
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+          log.warn("iptables-legacy has a filter table but its binary is missing: forwarded sandbox traffic may be dropped by its FORWARD chain (install the iptables package)");
+          return;
+        }
+        if (action === 'ensure') {
+          run('-A');
+          if (dir === '-i') log.info({ bridge: this.bridge }, "added accept rules for the bridge to iptables-legacy's FORWARD chain");
+        }
+      }
+    }
   }
 
   #defaultRoute() {

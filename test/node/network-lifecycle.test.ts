@@ -33,7 +33,7 @@ describe('network lifecycle: teardown, GC, cycles, agent restart (node tier, roo
     p.setup({ sandbox: ref, netnsPath: world.addNamespace(ref.name), hostname: ref.name, network: { mode: 'Bridge', egress: extra.egress ?? 'Allow', ports: extra.ports } }, log);
 
   before(() => {
-    world.enter({ brNetfilter: true, forwardDrop: true });
+    world.enter({ brNetfilter: true, forwardDrop: 'iptables-nft' });
     options = { subnet: world.subnet, bridge: world.bridge, table: world.table, stateDir: world.stateDir, mtu: 1500 };
     provider = new BridgeNetworkProvider(options);
   });

@@ -10,14 +10,15 @@ import { NetWorld, sandboxRef } from '../harness/network/world.js';
 /*
  * Node tier (root, real kernel): sandboxes on the bridge talk to each other,
  * to an outside host routed through the node, and are reached through
- * published ports. Run twice: on a plain host, and on a host where Docker-style
- * iptables left `filter FORWARD` with policy DROP and br_netfilter sends
- * bridged traffic through it.
+ * published ports. Run three times: on a plain host, and on hosts where
+ * Docker-style iptables (nft-based, and legacy x_tables) left `filter FORWARD`
+ * with policy DROP and br_netfilter sends bridged traffic through it.
  */
 
 const variants = [
-  { name: 'plain host', brNetfilter: false, forwardDrop: false },
-  { name: 'host FORWARD policy DROP and br_netfilter on', brNetfilter: true, forwardDrop: true },
+  { name: 'plain host', brNetfilter: false, forwardDrop: false as const },
+  { name: 'host FORWARD policy DROP (iptables-nft) and br_netfilter on', brNetfilter: true, forwardDrop: 'iptables-nft' as const },
+  { name: 'host FORWARD policy DROP (iptables-legacy) and br_netfilter on', brNetfilter: true, forwardDrop: 'iptables-legacy' as const },
 ];
 
 for (const variant of variants) {

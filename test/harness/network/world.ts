@@ -1,5 +1,5 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { setns, CLONE_NEWNET } from '../../../node-agent/sys/net.js';
 import { sandboxIdFor, type SandboxRef } from '../../../node-agent/contracts.js';
 
@@ -52,7 +52,7 @@ export class NetWorld {
   }
 
   /** Creates the node namespace and moves this thread into it. */
-  enter(opts: { brNetfilter: boolean; forwardDrop: boolean }): void {
+  enter(opts: { brNetfilter: boolean; forwardDrop: false | 'iptables-nft' | 'iptables-legacy' }): void {
     this.addNamespace('node');
     this.#home = openSync('/proc/thread-self/ns/net', 'r');
     const fd = openSync(this.path('node'), 'r');
@@ -62,11 +62,16 @@ export class NetWorld {
       closeSync(fd);
     }
     sh('ip', 'link', 'set', 'lo', 'up');
+    // br_netfilter is built in on this machine kind; elsewhere it is a module (loading it is global and harmless: the sysctl below is per namespace).
+    if (!existsSync('/proc/sys/net/bridge')) sh('modprobe', 'br_netfilter');
     writeFileSync('/proc/sys/net/bridge/bridge-nf-call-iptables', opts.brNetfilter ? '1' : '0');
-    if (opts.forwardDrop) {
+    if (opts.forwardDrop === 'iptables-nft') {
       // What iptables-nft leaves behind when Docker (or kube-proxy) runs: filter FORWARD with policy DROP.
       sh('nft', 'add table ip filter');
       sh('nft', 'add chain ip filter FORWARD { type filter hook forward priority filter; policy drop; }');
+    } else if (opts.forwardDrop === 'iptables-legacy') {
+      // The same on an older host whose Docker uses x_tables (iptables-legacy).
+      sh('iptables-legacy', '-w', '-P', 'FORWARD', 'DROP');
     }
     rmSync(this.stateDir, { recursive: true, force: true });
   }

@@ -1,4 +1,5 @@
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, copyFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -121,15 +122,18 @@ export function buildFixtures(): string {
   return LAYOUT;
 }
 
-/** Pushes tags of the layout to a registry with skopeo (plain HTTP on 127.0.0.1). */
-export function push(layout: string, registry: string, items: { tag: string; as?: string; docker?: boolean }[], creds?: string): void {
+/**
+ * Pushes tags of the layout to a registry with skopeo (plain HTTP on 127.0.0.1).
+ * Asynchronous: the token endpoint skopeo talks to runs in this process.
+ */
+export async function push(layout: string, registry: string, items: { tag: string; as?: string; docker?: boolean }[], creds?: string): Promise<void> {
   for (const it of items) {
     const args = ['copy', '--quiet', '--dest-tls-verify=false'];
     if (creds) args.push('--dest-creds', creds);
     if (it.docker) args.push('--format', 'v2s2');
     if (it.tag === 'multi') args.push('--multi-arch', 'all');
     args.push(`oci:${layout}:${it.tag}`, `docker://${registry}/${it.as ?? it.tag}:latest`);
-    run('skopeo', args);
+    await promisify(execFile)('skopeo', args);
   }
 }
 

@@ -373,7 +373,7 @@ export class BridgeNetworkProvider implements NetworkProvider {
    * this namespace; through the iptables-legacy binary, at node set-up only.
    */
   #legacyCompat(action: 'ensure' | 'remove', log: Logger): void {
-    let tables = '';
+    let tables: string;
     try {
       tables = readFileSync('/proc/thread-self/net/ip_tables_names', 'utf8');
     } catch {

@@ -158,7 +158,9 @@ export class ControlPlane {
 
   #launch(name: string, file: string, args: string[]): Managed {
     const logFd = openSync(join(this.dir, `${name}.log`), 'a');
-    const child = spawn(file, args, { stdio: ['ignore', logFd, logFd] });
+    // setpriv --pdeathsig: if the test process dies without cleaning up (SIGKILL,
+    // a crash), the kernel kills the control plane too instead of leaking it.
+    const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', file, ...args], { stdio: ['ignore', logFd, logFd] });
     closeSync(logFd);
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     child.once('error', () => undefined);

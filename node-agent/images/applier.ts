@@ -132,8 +132,14 @@ export async function applyLayer(tar: AsyncIterable<Buffer>, dir: string, opts: 
     let fd = sys.openat2(up, name, sys.O_RDONLY | sys.O_DIRECTORY | sys.O_NOFOLLOW, 0, RESOLVE);
     if (fd < 0) {
       const code = errnoOf();
-      if (code === 'ELOOP') refuse(entry, `its parent ${key} is a symlink in this layer; writing through it could escape`);
-      if (code === 'ENOTDIR') refuse(entry, `its parent ${key} is not a directory`);
+      if (code === 'ELOOP' || code === 'ENOTDIR') {
+        // O_DIRECTORY|O_NOFOLLOW on a symlink says ENOTDIR: look at the name itself to say which.
+        const pfd = sys.openat2(up, name, sys.O_PATH | sys.O_NOFOLLOW, 0, RESOLVE);
+        const isLink = pfd >= 0 && fstatSync(pfd).isSymbolicLink();
+        if (pfd >= 0) closeSync(pfd);
+        if (isLink) refuse(entry, `its parent ${key} is a symlink in this layer; writing through it could escape`);
+        refuse(entry, `its parent ${key} is not a directory`);
+      }
       if (code !== 'ENOENT') refuse(entry, `cannot open parent ${key}: ${code}`);
       if (lowerIsSymlink(key)) refuse(entry, `its parent ${key} is a symlink in a lower layer; writing through it could escape`);
       if (sys.mkdirat(up, name, 0o755) < 0) refuse(entry, `mkdir ${key}: ${errnoOf()}`);

@@ -12,13 +12,17 @@ import type { LaunchResult } from '../namespaces/plans.js';
 import { ContainerLog, ensureFifo, openFifoForWorkload } from '../process/logs.js';
 import { childrenOf, isSameProcess, processStartTime } from '../process/pidinfo.js';
 import { restartDelay, shouldRestart } from '../process/restart.js';
-import { containerShimScript, decodeShellStatus } from '../process/shim.js';
+import { containerShimScript, decodeShellStatus, execShimScript } from '../process/shim.js';
+import { execPipes } from '../process/exec-io.js';
+import type { Identity } from '../security/apply.js';
+import type { Socket } from 'node:net';
+import { ReadStream, WriteStream } from 'node:tty';
 import { buildRootfsPlan } from '../rootfs/plan.js';
 import { containerCaps } from '../security/capabilities.js';
 import { buildSeccompFilter } from '../security/seccomp.js';
 import { readJson, StateStore, writeJsonAtomic } from '../state/store.js';
 import { mount, MNT_DETACH, MS_NODEV, MS_NOEXEC, MS_NOSUID, umount2 } from '../sys/mount.js';
-import { close, kill, open, O_CLOEXEC, O_CREAT, O_RDONLY, O_WRONLY, reapChild } from '../sys/proc.js';
+import { close, dup, kill, open, O_CLOEXEC, O_CREAT, O_RDONLY, O_WRONLY, reapChild } from '../sys/proc.js';
 import type { RuntimeConfig } from './config.js';
 import { parseQuantity } from './quantity.js';
 
@@ -61,6 +65,15 @@ export interface SandboxRecord {
   message?: string;
   /** Set by stop(): exits are final, nothing restarts. */
   stopping?: boolean;
+}
+
+export interface ExecSession {
+  pid: number;
+  /** null unless stdin was requested (or a TTY, which is read and written through stdout). */
+  stdin: Socket | null;
+  stdout: Socket;
+  stderr: Socket | null;
+  exited: Promise<{ exitCode: number; signal?: number }>;
 }
 
 export interface RuntimeDeps {
@@ -257,26 +270,8 @@ export class SandboxRuntime {
     const key = `${rec.id}/${c.name}`;
     if (!this.#logs.has(key)) this.#attachLogs(rec, c.name);
 
-    const caps = containerCaps({ privileged: sc?.privileged, add: sc?.capabilities?.add, drop: sc?.capabilities?.drop }, this.config, who);
-    const unconfined = sc?.privileged || sc?.seccompProfile?.type === 'Unconfined';
-    if (sc?.seccompProfile?.type === 'Unconfined' && !this.config.allowPrivileged)
-      throw new SandpitError({ ...site, message: 'seccompProfile Unconfined is not allowed on this node' });
-    const user = parseImageUser(image.config.user);
-    const uid = sc?.runAsUser ?? user.uid;
-    const gid = sc?.runAsGroup ?? user.gid;
-    if (sc?.runAsNonRoot && uid === 0) throw new SandpitError({ ...site, message: 'runAsNonRoot is set but the container would run as UID 0' });
-
-    const env: Record<string, string> = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOSTNAME: rec.hostname };
-    for (const kv of image.config.env ?? []) {
-      const i = kv.indexOf('=');
-      if (i > 0) env[kv.slice(0, i)] = kv.slice(i + 1);
-    }
-    for (const e of spec.env ?? []) env[e.name] = e.value;
-    const command = spec.command ?? image.config.entrypoint ?? [];
-    const args = spec.args ?? (spec.command ? [] : (image.config.cmd ?? []));
-    const argv = [...command, ...args];
-    if (!argv.length) throw new SandpitError({ ...site, message: 'no command: the spec and the image give none' });
-
+    const { identity } = this.#identity(rec, spec, image, site);
+    const { env, argv } = this.#command(rec, spec, image, site);
     const ensure = (f: string) => ensureFifo(join(cdir, f));
     ensure('stdout.fifo');
     ensure('stderr.fifo');
@@ -302,11 +297,7 @@ export class SandboxRuntime {
       const result = await this.#launchers.launch({
         kind: 'process', sandbox: who, step, nsPid: rec.pid1!.pid, joinMount: false, joinPid: true,
         rootfs: { root: join(cdir, 'rootfs'), steps, readOnly: sc?.readOnlyRootFilesystem ?? false },
-        identity: {
-          uid, gid, groups: sc?.supplementalGroups ?? [], caps,
-          noNewPrivs: !(sc?.allowPrivilegeEscalation ?? false) && !sc?.privileged,
-          seccomp: unconfined ? null : buildSeccompFilter(caps),
-        },
+        identity,
         busybox: this.config.binaries.busybox,
         args: ['-c', script, 'sh', ...argv], resolveAt: 3,
         env, cwd: spec.workingDir ?? image.config.workingDir ?? '/',
@@ -325,6 +316,98 @@ export class SandboxRuntime {
     } finally {
       for (const fd of fds) close(fd);
     }
+  }
+
+  #identity(rec: SandboxRecord, spec: SandboxSpec['containers'][number], image: PreparedImage, site: { sandbox: string; step: string }): { identity: Identity } {
+    const who = site.sandbox;
+    const sc = spec.securityContext;
+    const caps = containerCaps({ privileged: sc?.privileged, add: sc?.capabilities?.add, drop: sc?.capabilities?.drop }, this.config, who);
+    const unconfined = sc?.privileged || sc?.seccompProfile?.type === 'Unconfined';
+    if (sc?.seccompProfile?.type === 'Unconfined' && !this.config.allowPrivileged)
+      throw new SandpitError({ ...site, message: 'seccompProfile Unconfined is not allowed on this node' });
+    const user = parseImageUser(image.config.user);
+    const uid = sc?.runAsUser ?? user.uid;
+    const gid = sc?.runAsGroup ?? user.gid;
+    if (sc?.runAsNonRoot && uid === 0) throw new SandpitError({ ...site, message: 'runAsNonRoot is set but the container would run as UID 0' });
+
+    void rec;
+    return {
+      identity: {
+        uid, gid, groups: sc?.supplementalGroups ?? [], caps,
+        noNewPrivs: !(sc?.allowPrivilegeEscalation ?? false) && !sc?.privileged,
+        seccomp: unconfined ? null : buildSeccompFilter(caps),
+      },
+    };
+  }
+
+  #command(rec: SandboxRecord, spec: SandboxSpec['containers'][number], image: PreparedImage, site: { sandbox: string; step: string }): { env: Record<string, string>; argv: string[] } {
+    const env: Record<string, string> = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOSTNAME: rec.hostname };
+    for (const kv of image.config.env ?? []) {
+      const i = kv.indexOf('=');
+      if (i > 0) env[kv.slice(0, i)] = kv.slice(i + 1);
+    }
+    for (const e of spec.env ?? []) env[e.name] = e.value;
+    const command = spec.command ?? image.config.entrypoint ?? [];
+    const args = spec.args ?? (spec.command ? [] : (image.config.cmd ?? []));
+    const argv = [...command, ...args];
+    if (!argv.length) throw new SandpitError({ ...site, message: 'no command: the spec and the image give none' });
+
+    return { env, argv };
+  }
+
+  /**
+   * Runs a command in a running container: the launcher thread joins all of
+   * the container's namespaces (through its shim's /proc entries), the
+   * process joins its cgroup and gets its credentials, capabilities and filter.
+   */
+  async exec(id: string, container: string, argv: string[], opts: { tty?: boolean; stdin?: boolean } = {}): Promise<ExecSession> {
+    const rec = this.#require(id);
+    const c = rec.containers.find((x) => x.name === container);
+    const who = describeSandbox(rec.ref);
+    const site = { sandbox: who, step: `exec in ${container}` };
+    if (!c || c.pid === undefined) throw new SandpitError({ ...site, message: `container ${container} is not running` });
+    const spec = rec.spec.containers.find((x) => x.name === container)!;
+    const image = rec.images[container]!;
+    const { identity } = this.#identity(rec, spec, image, site);
+    const { env } = this.#command(rec, spec, image, site);
+    const io = execPipes({ stdin: opts.stdin ?? false }, site);
+    const cgFds = this.cgroups.openProcs(`${id}/c-${container}`, site);
+    let result: LaunchResult;
+    try {
+      result = await this.#launchers.launch({
+        kind: 'process', sandbox: who, step: site.step, nsPid: c.pid, joinMount: true, joinPid: true, identity,
+        busybox: this.config.binaries.busybox, args: ['-c', execShimScript(cgFds.map((_, i) => 4 + i), opts.tty ?? false), 'sh', ...argv], resolveAt: 3,
+        env, cwd: spec.workingDir ?? image.config.workingDir ?? '/', stdio: io.child, extraFds: cgFds, tty: opts.tty ?? false,
+      });
+    } finally {
+      for (const fd of [...io.child, ...cgFds]) close(fd);
+    }
+    if (result.error) {
+      io.stdin?.destroy();
+      io.stdout.destroy();
+      io.stderr?.destroy();
+      throw new SandpitError(result.error);
+    }
+    const pid = result.pid!;
+    let streams = { stdin: io.stdin, stdout: io.stdout, stderr: io.stderr };
+    if (result.ptyMaster !== undefined) {
+      io.stdin?.destroy();
+      io.stdout.destroy();
+      io.stderr?.destroy();
+      // A pty master is a TTY to libuv: net.Socket refuses it, the tty streams take it.
+      const input = new WriteStream(dup(result.ptyMaster, site));
+      const output = new ReadStream(result.ptyMaster);
+      output.on('error', () => output.destroy()); // EIO once the last slave fd closes
+      streams = { stdin: input, stdout: output, stderr: null };
+    }
+    const exited = (async () => {
+      for (;;) {
+        const r = reapChild(pid, site);
+        if (r && r !== 'not-child') return r.code === 1 ? { exitCode: r.status } : { exitCode: 128 + r.status, signal: r.status };
+        await new Promise((res) => setTimeout(res, 10));
+      }
+    })();
+    return { pid, ...streams, exited };
   }
 
   #attachLogs(rec: SandboxRecord, name: string): void {

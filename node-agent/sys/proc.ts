@@ -144,6 +144,12 @@ export function open(path: string, flags: number, mode: number, site: CallSite):
   return check(`open ${path}`, site, () => openFn(path, flags, mode));
 }
 
+const dupFn = libc.func('int fcntl(int fd, int cmd, int arg)');
+/** A close-on-exec duplicate of `fd`. */
+export function dup(fd: number, site: CallSite): number {
+  return check('fcntl F_DUPFD_CLOEXEC', site, () => dupFn(fd, 1030 /* F_DUPFD_CLOEXEC */, 0));
+}
+
 export function close(fd: number): void {
   closeFn(fd);
 }

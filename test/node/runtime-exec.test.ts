@@ -1,0 +1,58 @@
+import assert from 'node:assert/strict';
+import type { Socket } from 'node:net';
+import { sandbox, sh, startTestRuntime, waitFor, type TestRuntime } from './runtime-env.js';
+
+/* Node tier: exec joins a running container's namespaces, cgroup and identity. */
+
+const collect = (s: Socket | null) => {
+  let text = '';
+  s?.on('data', (d: Buffer) => (text += d.toString()));
+  return () => text;
+};
+
+describe('runtime exec (node tier)', function () {
+  this.timeout(60_000);
+  let env: TestRuntime;
+  before(async () => {
+    env = await startTestRuntime();
+  });
+  after(async () => {
+    await env.cleanup();
+  });
+
+  it('runs a command in the container without a TTY, with stdin, stdout, stderr and the exit code', async () => {
+    const rec = await env.rt.create(sandbox('exec', { restartPolicy: 'Never', hostname: 'exec-box', containers: [sh('main', 'echo in-container > /tmp/marker; sleep 30', { securityContext: { runAsUser: 1000, runAsGroup: 1000 } })] }));
+    await waitFor('marker', () => env.rt.workloadPid(rec.id, 'main'));
+    const s = await env.rt.exec(rec.id, 'main', ['/bin/sh', '-c', 'cat /tmp/marker; hostname; id -u; cat /proc/self/cgroup | grep pids; grep -E "^(Seccomp|NoNewPrivs):" /proc/self/status; read line; echo "got $line"; echo oops >&2; [ -t 0 ] && echo TTY; exit 5'], { stdin: true });
+    const out = collect(s.stdout);
+    const err = collect(s.stderr);
+    s.stdin!.end('hello\n');
+    const exit = await s.exited;
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(exit.exitCode, 5);
+    assert.match(out(), /^in-container$/m);
+    assert.match(out(), /^exec-box$/m);
+    assert.match(out(), /^1000$/m);
+    assert.match(out(), /pids:\/c-main/);
+    assert.match(out(), /Seccomp:\s+2/);
+    assert.match(out(), /NoNewPrivs:\s+1/);
+    assert.match(out(), /got hello/);
+    assert.doesNotMatch(out(), /TTY/);
+    assert.match(err(), /oops/);
+    await env.rt.delete(rec.id);
+  });
+
+  it('allocates a TTY from the container devpts when asked', async () => {
+    const rec = await env.rt.create(sandbox('exec-tty', { restartPolicy: 'Never', containers: [sh('main', 'sleep 30')] }));
+    await waitFor('running', () => env.rt.workloadPid(rec.id, 'main'));
+    const s = await env.rt.exec(rec.id, 'main', ['/bin/sh', '-c', '[ -t 0 ] && echo is-a-tty; tty; ps -o pid,tty,comm | grep " ps"'], { tty: true });
+    const out = collect(s.stdout);
+    const exit = await s.exited;
+    await waitFor('tty output', () => /pts/.test(out()) && out(), 5000).catch(() => undefined);
+    assert.equal(exit.exitCode, 0);
+    assert.match(out(), /is-a-tty/);
+    assert.match(out(), /\/dev\/pts\/0/);
+    s.stdout.destroy();
+    await env.rt.delete(rec.id);
+  });
+});

@@ -51,3 +51,10 @@ export const contains = (s: Subnet, ip: string) => {
 };
 /** First and last address a sandbox may get: after the gateway, before broadcast. */
 export const sandboxRange = (s: Subnet) => ({ first: s.network + 2, last: s.network + subnetSize(s) - 2 });
+
+/** True when two IPv4 ranges (network/prefix) share any address. */
+export function overlaps(a: { network: number; prefixLength: number }, b: { network: number; prefixLength: number }): boolean {
+  const shorter = Math.min(a.prefixLength, b.prefixLength);
+  const mask = shorter === 0 ? 0 : (~0 << (32 - shorter)) >>> 0;
+  return ((a.network & mask) >>> 0) === ((b.network & mask) >>> 0);
+}

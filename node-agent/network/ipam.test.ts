@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { parseSubnet, gatewayOf, broadcastOf } from './cidr.js';
+import { parseSubnet, gatewayOf, broadcastOf, overlaps } from './cidr.js';
 import { allocateAddress, emptyTable, reclaimAddresses, releaseAddress, type LeaseTable } from './ipam.js';
 
 describe('IPAM (unit)', () => {
@@ -55,6 +55,14 @@ describe('IPAM (unit)', () => {
     const { table: next, reclaimed } = reclaimAddresses(table, new Set(['b']));
     assert.deepEqual(reclaimed.sort(), ['a', 'c']);
     assert.deepEqual(Object.values(next.leases), ['b']);
+  });
+
+  it('tells overlapping ranges apart', () => {
+    const sub = parseSubnet('10.88.0.0/24');
+    assert.ok(overlaps(sub, parseSubnet('10.88.0.0/16')));
+    assert.ok(overlaps(sub, { network: parseSubnet('10.88.0.128/25').network, prefixLength: 25 }));
+    assert.ok(!overlaps(sub, parseSubnet('10.88.1.0/24')));
+    assert.ok(overlaps(sub, { network: 0, prefixLength: 0 }), 'a default route overlaps everything: callers skip it');
   });
 
   it('rejects subnets without room for a gateway and a sandbox', () => {

@@ -3,7 +3,7 @@ import { closeSync, readFileSync } from 'node:fs';
 import type { Logger } from '../../lib/log.js';
 import type { NetworkProvider, NetworkRequest, NetworkResult, SandboxId, SandboxRef } from '../contracts.js';
 import { describeSandbox } from '../contracts.js';
-import { gatewayOf, isIPv4, parseSubnet, type Subnet } from './cidr.js';
+import { gatewayOf, ipToNumber, isIPv4, overlaps, parseSubnet, type Subnet } from './cidr.js';
 import { bridgeMac, DEFAULT_SUBNET, defaults, HOST_VETH, hostVethName, LINK_NAME, SANDBOX_IFNAME, TABLE_NAME, type BridgeNetworkOptions } from './config.js';
 import { readNodeResolvConf, renderHosts, renderResolvConf } from './dns.js';
 import { allocateAddress, reclaimAddresses, releaseAddress } from './ipam.js';
@@ -89,6 +89,7 @@ export class BridgeNetworkProvider implements NetworkProvider {
   ensureNode(log: Logger): { bridgeIndex: number; mtu: number; hostIP: string } {
     const step = <T>(reason: NetworkReasonValue, name: string, fn: () => T): T => wrap(reason, name, undefined, fn);
     const mtu = this.#opts.mtu ?? step(NetworkReason.LinkSetupFailed, 'read default route', () => this.#defaultRouteMtu());
+    this.#refuseSubnetInUse();
     step(NetworkReason.LinkSetupFailed, 'create bridge', () => this.#rtnl.exec([createBridge(this.bridge, mtu, bridgeMac(this.bridge))]));
     const bridgeIndex = step(NetworkReason.LinkSetupFailed, 'find bridge', () => decodeLink(this.#rtnl.query(getLink(this.bridge))).index);
     step(NetworkReason.LinkSetupFailed, 'configure bridge', () =>
@@ -365,6 +366,39 @@ export class BridgeNetworkProvider implements NetworkProvider {
     if (!forward || hasCompatRules(forward, this.#rules)) return;
     this.#nft.apply(compatRulesScript(this.#rules));
     log.info({ bridge: this.bridge }, "added accept rules for the bridge to iptables' FORWARD chain (its policy or rules may drop forwarded traffic)");
+  }
+
+  /**
+   * Refuses a sandbox subnet that overlaps an address or a route on another
+   * link of the node (say the LAN is 10.88.0.0/16): sandboxes would shadow real
+   * hosts, and the failure would look like random unreachability.
+   */
+  #refuseSubnetInUse(): void {
+    const bridgeIndex = (() => {
+      try {
+        return decodeLink(this.#rtnl.query(getLink(this.bridge))).index;
+      } catch {
+        return -1;
+      }
+    })();
+    const clash =
+      this.#rtnl
+        .dump(addressDump.type, addressDump.body)
+        .map(addressDump.decode)
+        .find((a) => a && a.index !== bridgeIndex && overlaps(this.subnet, { network: ipToNumber(a.address), prefixLength: a.prefixLength }))
+        ?.address ??
+      this.#rtnl
+        .dump(routeDump.type, routeDump.body)
+        .map(routeDump.decode)
+        .find((r) => r.table === RT_TABLE_MAIN && r.dstLength > 0 && r.dst && r.oif !== bridgeIndex && overlaps(this.subnet, { network: ipToNumber(r.dst), prefixLength: r.dstLength }))
+        ?.dst;
+    if (clash) {
+      throw new NetworkError(NetworkReason.SubnetInUse, {
+        step: 'check sandbox subnet',
+        message: `sandbox subnet ${this.subnet.cidr} overlaps ${clash}, already used on the node`,
+        hint: "set the SandboxNode's spec.sandboxCIDR (or the agent's subnet) to a range the node does not use",
+      });
+    }
   }
 
   /**

@@ -22,6 +22,8 @@ export const NetworkReason = {
   FirewallSetupFailed: 'FirewallSetupFailed',
   /** The IPAM state on disk is unreadable or not writable. */
   AddressStateUnavailable: 'AddressStateUnavailable',
+  /** The node's sandbox subnet collides with an address or route the node already has. */
+  SubnetInUse: 'SubnetInUse',
   /** The spec asks for something the node cannot do (bad hostIP, bad resolver). */
   InvalidNetworkSpec: 'InvalidNetworkSpec',
 } as const;

@@ -148,6 +148,18 @@ describe('network lifecycle: teardown, GC, cycles, agent restart (node tier, roo
     await provider.teardown(keep, log);
   });
 
+  it('refuses a sandbox subnet the node already uses, with SubnetInUse', () => {
+    world.exec('node', 'ip', 'link', 'add', `${world.bridge}x`, 'type', 'veth', 'peer', 'name', `${world.bridge}z`);
+    world.exec('node', 'ip', 'addr', 'add', `10.199.${world.k + 1}.77/16`, 'dev', `${world.bridge}x`);
+    const clashing = new BridgeNetworkProvider({ ...options, subnet: `10.199.${world.k}.0/24`, bridge: `${world.bridge}y`, table: `${world.table}y`, stateDir: `${world.stateDir}-y` });
+    try {
+      assert.throws(() => clashing.ensureNode(log), (err: unknown) => networkReadyCondition(err).reason === NetworkReason.SubnetInUse && /overlaps 10\.199\./.test((err as Error).message));
+    } finally {
+      clashing.close();
+      world.exec('node', 'ip', 'link', 'del', `${world.bridge}x`);
+    }
+  });
+
   it('500 create/delete cycles leave zero veths, rules and leases', async () => {
     const baseRules = rules().length;
     const seen = new Set<string>();

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { createLogger } from '../../lib/log.js';
 import type { SandboxRef } from '../../node-agent/contracts.js';
@@ -156,6 +157,7 @@ describe('network lifecycle: teardown, GC, cycles, agent restart (node tier, roo
       assert.throws(() => clashing.ensureNode(log), (err: unknown) => networkReadyCondition(err).reason === NetworkReason.SubnetInUse && /overlaps 10\.199\./.test((err as Error).message));
     } finally {
       clashing.close();
+      rmSync(`${world.stateDir}-y`, { recursive: true, force: true });
       world.exec('node', 'ip', 'link', 'del', `${world.bridge}x`);
     }
   });

@@ -22,7 +22,7 @@ describe('cluster tier: helm install, upgrade and uninstall against the real API
   const controllerSA = 'sandpit-controller';
   const agentSA = 'sandpit-agent';
   let cp: ControlPlane;
-  let crdUids: Record<string, string> = {};
+  const crdUids: Record<string, string> = {};
   let sandboxUid = '';
 
   const uid = async (args: string[]) => (await cp.kubectl([...args, '-o', 'jsonpath={.metadata.uid}'])).stdout;

@@ -1,0 +1,134 @@
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CgroupManager } from '../../node-agent/cgroups/manager.js';
+import { mountsUnder, type SandboxRecord } from '../../node-agent/runtime/runtime.js';
+import { readJson } from '../../node-agent/state/store.js';
+import { ROOTFS, waitFor } from './runtime-env.js';
+
+/*
+ * Node tier: the agent as a separate process (standalone mode), killed with
+ * SIGKILL while sandboxes run and in the middle of creating one.
+ */
+
+const AGENT = new URL('../../node-agent/standalone.js', import.meta.url).pathname;
+
+function manifest(name: string, containers: { name: string; script: string }[]): string {
+  return [
+    'apiVersion: sandpit.dev/v1alpha1', 'kind: Sandbox', `metadata: {name: ${name}, namespace: default}`, 'spec:',
+    '  restartPolicy: Never', '  terminationGracePeriodSeconds: 1', '  network: {mode: None}', '  containers:',
+    ...containers.map((c) => `  - {name: ${c.name}, image: "dir:${ROOTFS}", command: [/bin/sh, -c, ${JSON.stringify(c.script)}]}`),
+    '',
+  ].join('\n');
+}
+
+/** Running (a zombie left for the host's init to reap counts as gone). */
+const alive = (pid: number) => {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+};
+
+describe('runtime across agent restarts and crashes (node tier)', function () {
+  this.timeout(120_000);
+  const parent = `sandpit-test-${process.pid}-agent`;
+  let stateRoot: string;
+  let manifests: string;
+  let agent: ChildProcess | undefined;
+
+  const startAgent = (args: string[], env: Record<string, string> = {}) => {
+    const child = spawn(process.execPath, [AGENT, ...args, '--state-root', stateRoot, '--cgroup-parent', parent, '--poll-ms', '50'], {
+      stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, SANDPIT_LOG_LEVEL: 'error', ...env },
+    });
+    return child;
+  };
+  const exited = (c: ChildProcess) => new Promise<number | null>((r) => (c.exitCode !== null || c.signalCode ? r(c.exitCode) : c.once('exit', (code) => r(code))));
+  const records = () => readdirSync(stateRoot).filter((d) => /^[0-9a-f]{12}$/.test(d)).map((d) => readJson<SandboxRecord>(join(stateRoot, d, 'sandbox.json'))).filter((r): r is SandboxRecord => !!r);
+
+  beforeEach(() => {
+    stateRoot = mkdtempSync(join(tmpdir(), `sandpit-test-${process.pid}-agent-`));
+    manifests = join(stateRoot, '..', `${stateRoot.split('/').pop()}-manifests`);
+    mkdirSync(manifests, { recursive: true });
+  });
+  afterEach(async () => {
+    if (agent && agent.exitCode === null && !agent.signalCode) {
+      agent.kill('SIGTERM');
+      await exited(agent);
+    }
+    agent = undefined;
+    // Whatever a failed test left: a last agent run cleans it (and proves it can).
+    writeFileSync(join(manifests, 'x'), '');
+    rmSync(manifests, { recursive: true, force: true });
+    mkdirSync(manifests);
+    const janitor = startAgent(['serve', '--manifests', manifests]);
+    await waitFor('janitor recovery', () => records().length === 0 && mountsUnder(stateRoot).length === 0, 30_000).catch(() => undefined);
+    janitor.kill('SIGTERM');
+    await exited(janitor);
+    const cg = CgroupManager.detect(parent);
+    const left = cg.listSandboxes();
+    cg.removeParent({ step: 'test cleanup' });
+    rmSync(stateRoot, { recursive: true, force: true });
+    rmSync(manifests, { recursive: true, force: true });
+    assert.deepEqual(left, [], 'no sandbox cgroups left');
+  });
+
+  it('keeps sandboxes running through an agent SIGKILL and records exits that happened while it was down', async () => {
+    writeFileSync(join(manifests, 'pair.yaml'), manifest('survivor', [
+      { name: 'early', script: 'while [ ! -e /dev/shm/stop-early ]; do sleep 0.05; done; exit 7' },
+      { name: 'late', script: 'while [ ! -e /dev/shm/stop-late ]; do sleep 0.05; done; exit 9' },
+    ]));
+    agent = startAgent(['serve', '--manifests', manifests]);
+    const rec = await waitFor('sandbox running', () => records().find((r) => r.phase === 'Running' && r.containers.every((c) => c.pid)));
+    const pids = [rec.pid1!.pid, ...rec.containers.map((c) => c.pid!)];
+
+    agent.kill('SIGKILL');
+    await exited(agent);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.ok(pids.every(alive), 'PID 1 and both shims outlive the agent');
+
+    // One container ends while no agent is running; its shim records the status.
+    const shm = join(stateRoot, rec.id, 'shm');
+    writeFileSync(join(shm, 'stop-early'), '');
+    await waitFor('status file of early', () => existsSync(join(stateRoot, rec.id, 'containers/early/exit')) && readJson<number>(join(stateRoot, rec.id, 'containers/early/exit')) === 7);
+
+    agent = startAgent(['serve', '--manifests', manifests]);
+    const after = await waitFor('exit recorded after restart', () => records().find((r) => r.containers[0]?.state?.terminated));
+    assert.equal(after.containers[0]!.state?.terminated?.exitCode, 7);
+    assert.equal(after.containers[1]!.pid, rec.containers[1]!.pid, 'late was re-adopted, not restarted');
+    assert.ok(alive(rec.pid1!.pid));
+
+    writeFileSync(join(shm, 'stop-late'), '');
+    const done = await waitFor('later exit recorded', () => records().find((r) => r.containers[1]?.state?.terminated));
+    assert.equal(done.containers[1]!.state?.terminated?.exitCode, 9);
+    assert.equal(done.phase, 'Failed');
+
+    rmSync(join(manifests, 'pair.yaml'));
+    await waitFor('sandbox deleted', () => records().length === 0);
+    await waitFor('PID 1 gone', () => !alive(rec.pid1!.pid));
+    assert.deepEqual(mountsUnder(stateRoot), []);
+  });
+
+  for (const fault of ['after-record', 'after-mounts', 'after-infra', 'after-containers']) {
+    it(`leaves nothing behind when the agent dies while creating (${fault})`, async () => {
+      const file = join(manifests, 'crash.yaml');
+      writeFileSync(file, manifest('crashy', [{ name: 'main', script: 'sleep 60' }]));
+      const crashing = startAgent(['run', '-f', file], { SANDPIT_FAULT: fault });
+      await exited(crashing);
+      assert.equal(crashing.signalCode, 'SIGKILL');
+      const half = records()[0];
+      assert.equal(half?.phase, 'Creating');
+      const pid1 = half.pid1?.pid;
+      rmSync(file);
+
+      agent = startAgent(['serve', '--manifests', manifests]);
+      await waitFor('recovery', () => records().length === 0 && mountsUnder(stateRoot).length === 0);
+      await waitFor('cgroups removed', () => CgroupManager.detect(parent).listSandboxes().length === 0);
+      if (pid1) await waitFor('PID 1 gone', () => !alive(pid1));
+    });
+  }
+});

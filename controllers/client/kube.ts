@@ -177,6 +177,8 @@ export class KubeClient {
           return;
         }
         const lines = createInterface({ input: res, crlfDelay: Infinity });
+        // readline re-emits input errors; unhandled, one would crash the process
+        lines.on('error', (e) => finish(e));
         lines.on('line', (line) => {
           if (!line.trim()) return;
           let ev: WatchEvent<T>;

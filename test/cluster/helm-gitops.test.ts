@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
-import { readdir, readFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, readFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { sharedControlPlane, type ControlPlane } from '../harness/control-plane.js';
@@ -45,6 +48,40 @@ async function argoHealth(script: string, obj: unknown): Promise<{ status: strin
   return { status, message };
 }
 
+/**
+ * The kstatus program of test/cluster/helm-kstatus (sigs.k8s.io/cli-utils, the
+ * library Flux's wait and health checks use), built once from the Go module
+ * proxy and cached by the hash of its sources.
+ */
+async function kstatusBinary(): Promise<string> {
+  const src = join(REPO, 'test', 'cluster', 'helm-kstatus');
+  const hash = createHash('sha256');
+  for (const f of ['go.mod', 'go.sum', 'main.go']) hash.update(await readFile(join(src, f)));
+  const dir = join(process.env.SANDPIT_CACHE ?? join(homedir(), '.cache', 'sandpit'), 'helm-kstatus', hash.digest('hex').slice(0, 16));
+  const bin = join(dir, 'helm-kstatus');
+  if (existsSync(bin)) return bin;
+  await mkdir(dir, { recursive: true });
+  const r = await run('go', ['-C', src, 'build', '-trimpath', '-o', bin, '.']);
+  if (r.code !== 0) throw new Error(`building the kstatus checker failed: ${r.stderr}`);
+  return bin;
+}
+
+/** What kstatus makes of each sample; see the README's kstatus section for the two InProgress cases. */
+const KSTATUS: Record<string, string> = {
+  'testdata/healthy.yaml': 'Current',
+  'testdata/progressing-new.yaml': 'Current', // no status at all: kstatus assumes current, so the controller writes Ready=Unknown at once
+  'testdata/progressing-pulling.yaml': 'InProgress',
+  'testdata/progressing-stale-generation.yaml': 'InProgress',
+  'testdata/degraded-stalled.yaml': 'Failed',
+  'testdata/degraded-image-pull.yaml': 'Failed',
+  'testdata/degraded-crashloop.yaml': 'InProgress', // restarting, not (yet) declared Stalled
+  'testdata/degraded-failed.yaml': 'Failed',
+  'testdata/suspended-paused.yaml': 'InProgress', // kstatus has no "suspended": Ready=False while paused
+  'testdata/progressing-pausing.yaml': 'InProgress',
+  'testdata/healthy-succeeded.yaml': 'InProgress', // completed: Ready=False, like a Pod's
+  'testdata/unknown-node-lost.yaml': 'InProgress',
+};
+
 interface HealthTest {
   tests: Array<{ healthStatus: { status: string; message: string }; inputPath: string }>;
 }
@@ -71,6 +108,15 @@ describe('cluster tier: GitOps — the Argo CD health check and the examples', f
     }
     for (const status of ['Healthy', 'Progressing', 'Degraded', 'Suspended', 'Unknown']) assert.ok(seen.has(status), `a sample is ${status}`);
     assert.equal(cases.length, (await readdir(join(ARGO, 'testdata'))).length, 'every sample file has a case');
+  });
+
+  it('gives each sample the kstatus result Flux sees (sigs.k8s.io/cli-utils kstatus, built with Go)', async function () {
+    this.timeout(240_000); // the first build fetches cli-utils from the Go module proxy
+    const objects = await Promise.all(cases.map(async (c) => parse(await readFile(join(ARGO, c.inputPath), 'utf8')) as unknown));
+    const r = await run(await kstatusBinary(), [], { input: JSON.stringify(objects) });
+    assert.equal(r.code, 0, r.stderr);
+    const got = Object.fromEntries(r.stdout.trim().split('\n').map((line, i) => [cases[i]!.inputPath, line.split('\t')[0]!]));
+    assert.deepEqual(got, KSTATUS);
   });
 
   it('has samples that are real Sandbox statuses (the API server accepts each through /status)', async () => {

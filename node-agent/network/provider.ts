@@ -8,6 +8,7 @@ import { bridgeMac, DEFAULT_SUBNET, defaults, HOST_VETH, hostVethName, LINK_NAME
 import { readNodeResolvConf, renderHosts, renderResolvConf } from './dns.js';
 import { allocateAddress, reclaimAddresses, releaseAddress } from './ipam.js';
 import { LeaseStore } from './ipam-store.js';
+import { LinkReaper } from './link-reaper.js';
 import { addAddress, addDefaultRoute, addressDump, createBridge, createVeth, decodeLink, deleteLink, getLink, linkDump, routeDump, RT_TABLE_MAIN, setHairpin, setLinkUp } from './netlink/links.js';
 import { NetlinkError, RtnlSocket } from './netlink/socket.js';
 import { inNetns, openNetns } from './netns.js';
@@ -49,6 +50,7 @@ export class BridgeNetworkProvider implements NetworkProvider {
   readonly table: string;
   readonly #opts: BridgeNetworkOptions;
   readonly #rtnl = new RtnlSocket();
+  readonly #reaper = new LinkReaper();
   readonly #nft: Nft;
   readonly #leases: LeaseStore;
   readonly #rules: RuleConfig;
@@ -144,33 +146,48 @@ export class BridgeNetworkProvider implements NetworkProvider {
     return { sandboxIP: address, hostIP: node.hostIP, resolvConf: resolv.text, hosts: renderHosts(req.hostname, address) };
   }
 
+  /** Removes the sandbox's veth (its peer dies with it; deleted off the main thread), rules and lease; each part is skipped when already gone. */
   async teardown(sandbox: SandboxRef, log: Logger): Promise<void> {
-    await Promise.resolve();
-    this.teardownSync(sandbox, log);
+    const who = describeSandbox(sandbox);
+    await this.#reaper.delete([hostVethName(sandbox.id)]).catch((err: unknown) => {
+      throw new NetworkError(NetworkReason.LinkSetupFailed, { step: 'delete veth', sandbox: who, message: (err as Error).message, cause: err });
+    });
+    this.#forget(sandbox, who, log);
   }
 
-  /** Removes the sandbox's veth (its peer dies with it), rules and lease; each part is skipped when already gone. */
+  /** teardown() on the calling thread: blocks it for the kernel's veth unregistration (benchmarks and tests). */
   teardownSync(sandbox: SandboxRef, log: Logger): void {
     const who = describeSandbox(sandbox);
     wrap(NetworkReason.LinkSetupFailed, 'delete veth', who, () => this.#rtnl.exec([deleteLink(hostVethName(sandbox.id))]));
+    this.#forget(sandbox, who, log);
+  }
+
+  #forget(sandbox: SandboxRef, who: string, log: Logger): void {
     this.#deleteRules((id) => id === sandbox.id, who);
     this.#leases.update((table) => {
       const next = releaseAddress(table, sandbox.id);
-      return { table: next === table || Object.keys(next.leases).length === Object.keys(table.leases).length ? table : next, result: undefined };
+      return { table: Object.keys(next.leases).length === Object.keys(table.leases).length ? table : next, result: undefined };
     });
     log.debug({ sandbox: who }, 'sandbox network removed');
   }
 
   async collectGarbage(live: Set<SandboxId>, log: Logger): Promise<void> {
-    await Promise.resolve();
-    this.collectGarbageSync(live, log);
+    const links = this.#leakedLinks(live, log);
+    await this.#reaper.delete(links);
+    this.#collectRulesAndLeases(live, links, log);
   }
 
-  /** Removes veths, rules and leases of sandboxes not in `live`, and re-ensures the node rules. */
+  /** Removes veths, rules and leases of sandboxes not in `live`, and re-ensures the node rules; on the calling thread. */
   collectGarbageSync(live: Set<SandboxId>, log: Logger): { links: string[]; rules: SandboxId[]; leases: SandboxId[] } {
+    const links = this.#leakedLinks(live, log);
+    if (links.length) this.#rtnl.exec(links.map(deleteLink));
+    return this.#collectRulesAndLeases(live, links, log);
+  }
+
+  #leakedLinks(live: Set<SandboxId>, log: Logger): string[] {
     this.ensureNode(log);
     const liveSuffixes = new Set([...live].map((id) => id.slice(1)));
-    const links = this.#rtnl
+    return this.#rtnl
       .dump(linkDump.type, linkDump.body)
       .map(linkDump.decode)
       .filter((l) => {
@@ -178,7 +195,9 @@ export class BridgeNetworkProvider implements NetworkProvider {
         return m && l.master === this.#node!.bridgeIndex && !liveSuffixes.has(m[1]!);
       })
       .map((l) => l.name);
-    if (links.length) this.#rtnl.exec(links.map(deleteLink));
+  }
+
+  #collectRulesAndLeases(live: Set<SandboxId>, links: string[], log: Logger): { links: string[]; rules: SandboxId[]; leases: SandboxId[] } {
     this.#index = undefined;
     const rules = [...sandboxesWithRules(this.#indexedRules())].filter((id) => !live.has(id));
     if (rules.length) this.#deleteRules((id) => !live.has(id), undefined);
@@ -221,6 +240,7 @@ export class BridgeNetworkProvider implements NetworkProvider {
 
   close(): void {
     this.#rtnl.close();
+    void this.#reaper.close();
   }
 
   #allocate(id: SandboxId, who: string): string {

@@ -128,7 +128,8 @@ export class TokenCache {
     this.#tokens.set(key, { token, expiresAt: this.#now() + (secs - 10) * 1000 });
   }
 
-  clear(key: string): void {
-    this.#tokens.delete(key);
+  /** After a 401 every cached token is suspect (revoked, rotated or short of scope). */
+  clearAll(): void {
+    this.#tokens.clear();
   }
 }

@@ -193,8 +193,9 @@ export class RegistryClient {
         const ch = parseChallenges(header(r, 'www-authenticate')).find((c) => c.scheme === 'bearer');
         await r.body.dump();
         if (ch?.params.error === 'insufficient_scope' && ch.params.scope) extraScopes = ch.params.scope.split(' ');
-        // Forget the challenge and tokens for this host: they may have rotated.
+        // Forget the challenge and tokens: they may have rotated, or lacked the scope.
         this.#challenges.delete(registryHost(ref));
+        this.#tokens.clearAll();
         lastUnauthorized = new ImageError({
           reason: 'Unauthorized',
           step: 'pull',

@@ -172,6 +172,16 @@ describe('images: layer applier against hostile archives (node tier, root)', fun
     );
   });
 
+  it('unpacks zstd layers through zstd(1), since Node 20 zlib has no zstd', async () => {
+    const tarBuf = writeTar([{ path: 'z/', type: 'dir' }, { path: 'z/file', data: 'zstd content' }]);
+    const blob = join(work, 'layer.tar.zst');
+    writeFileSync(blob, execFileSync('zstd', ['-q', '-c'], { input: tarBuf }));
+    const dir = layerDir();
+    const diffID = `sha256:${createHash('sha256').update(tarBuf).digest('hex')}`;
+    await unpackLayer({ blobPath: blob, compressedSize: statSync(blob).size, compression: 'zstd', diffID, dir, lowerDirs: [], limits: DEFAULT_UNPACK_LIMITS });
+    assert.equal(readFileSync(join(dir, 'z/file'), 'utf8'), 'zstd content');
+  });
+
   it('refuses oversize layers and too many entries', async () => {
     const dir = layerDir();
     const many = Array.from({ length: 11 }, (_, i) => ({ path: `f${i}`, data: 'x' }));

@@ -6,7 +6,7 @@ import { sandboxIdFor, type PullOptions, type SandboxRef } from '../../node-agen
 import { ImageError } from '../../node-agent/images/errors.js';
 import { OciImageProvider, type OciImageProviderOptions } from '../../node-agent/images/provider.js';
 import { buildFixtures, layersOf, push } from '../harness/images/fixtures.js';
-import { makeSigningKey, startCuttingProxy, startRegistry, startTokenServer, type TestRegistry, type TokenServer } from '../harness/images/registry.js';
+import { makeServerCert, makeSigningKey, startCuttingProxy, startRedirectingFront, startRegistry, startTokenServer, type TestRegistry } from '../harness/images/registry.js';
 
 /*
  * Node tier: pulls from real docker-registry instances on 127.0.0.1 (open,
@@ -43,7 +43,9 @@ describe('images: pulls from local registries (node tier, root)', function () {
   let open: TestRegistry;
   let basic: TestRegistry;
   let token: TestRegistry;
-  let tokenServer: TokenServer;
+  let tokenServer: Awaited<ReturnType<typeof startTokenServer>>;
+  let tls: TestRegistry;
+  let caPem: string;
   let work: string;
   const providers: OciImageProvider[] = [];
   const provider = (o: Partial<OciImageProviderOptions> = {}) => {
@@ -76,12 +78,16 @@ describe('images: pulls from local registries (node tier, root)', function () {
       { tag: 'debian' },
     ]);
     await push(layout, basic.host, [{ tag: 'busybox' }], 'alice:s3cret');
+    const cert = makeServerCert(work);
+    caPem = cert.caPem;
+    tls = await startRegistry({ kind: 'none' }, { tls: cert });
+    await push(layout, tls.host, [{ tag: 'busybox' }]);
     await push(layout, token.host, [{ tag: 'busybox' }], 'bob:hunter2');
   });
 
   after(async () => {
     for (const p of providers) await p.close();
-    await Promise.all([open?.stop(), basic?.stop(), token?.stop(), tokenServer?.stop()]);
+    await Promise.all([open?.stop(), basic?.stop(), token?.stop(), tokenServer?.stop(), tls?.stop()]);
     if (work) rmSync(work, { recursive: true, force: true });
   });
 
@@ -123,6 +129,39 @@ describe('images: pulls from local registries (node tier, root)', function () {
     const asked = tokenServer.requests.slice(before);
     assert.equal(asked.length, 1, 'one token for manifest, config and layer requests');
     assert.deepEqual(asked[0], { scope: ['repository:busybox:pull'], user: 'bob' });
+  });
+
+  it('asks for a new token when the registry answers insufficient_scope', async () => {
+    const p = provider();
+    const before = tokenServer.requests.length;
+    tokenServer.starveNext(1);
+    const img = await p.prepare(`${token.host}/busybox`, opts('token-scope', { credentials: [dockerConfig(token.host, 'bob', 'hunter2')] }));
+    assert.ok(lookup(img.layers, 'bin/busybox'));
+    assert.equal(tokenServer.requests.length - before, 2, 'a starved token, then a good one');
+  });
+
+  it('speaks HTTPS to a registry whose certificate comes from a custom CA, and refuses it without the CA', async () => {
+    const noCA = new OciImageProvider({ root: mkdtempSync(join(work, 'store-')), registry: { retryDelayMs: 10, maxRetries: 1 } });
+    providers.push(noCA);
+    await rejectsWith(noCA.prepare(`${tls.host}/busybox`, opts('tls-noca')), 'ErrImagePull', /certificate/i);
+    const p = new OciImageProvider({ root: mkdtempSync(join(work, 'store-')), registry: { ca: caPem } });
+    providers.push(p);
+    const img = await p.prepare(`${tls.host}/busybox`, opts('tls'));
+    assert.ok(lookup(img.layers, 'bin/busybox'));
+  });
+
+  it('follows a blob redirect to another host without sending the Authorization header there', async () => {
+    const front = await startRedirectingFront(basic.host, `Basic ${Buffer.from('alice:s3cret').toString('base64')}`);
+    try {
+      const p = new OciImageProvider({ root: mkdtempSync(join(work, 'store-')), registry: { plainHttpHosts: [front.host] } });
+      providers.push(p);
+      const img = await p.prepare(`${front.host}/busybox`, opts('redirect', { credentials: [dockerConfig(front.host, 'alice', 's3cret')] }));
+      assert.ok(lookup(img.layers, 'bin/busybox'));
+      assert.ok(front.cdnAuthorization.length >= 2, 'config and layer came through the redirect');
+      assert.deepEqual(new Set(front.cdnAuthorization), new Set([undefined]), 'no credentials leaked to the other host');
+    } finally {
+      await front.stop();
+    }
   });
 
   it('honours imagePullPolicy: IfNotPresent uses the store, Always costs one manifest request, Never refuses when absent', async () => {

@@ -43,7 +43,15 @@ export interface TokenServer {
 const b64url = (b: Buffer | string) => Buffer.from(b).toString('base64url');
 
 /** A token endpoint granting pull/push on any repository to `user:password` (and nothing to anonymous callers). */
-export async function startTokenServer(opts: { keyPem: string; certPem: string; issuer: string; service: string; user: string; password: string }): Promise<TokenServer> {
+export async function startTokenServer(opts: {
+  keyPem: string;
+  certPem: string;
+  issuer: string;
+  service: string;
+  user: string;
+  password: string;
+}): Promise<TokenServer & { starveNext: (n: number) => void }> {
+  let starve = 0;
   const x5c = [new X509Certificate(opts.certPem).raw.toString('base64')];
   const requests: TokenServer['requests'] = [];
   const server: Server = createServer((req, res) => {
@@ -60,7 +68,7 @@ export async function startTokenServer(opts: { keyPem: string; certPem: string; 
     }
     const scopes = u.searchParams.getAll('scope');
     requests.push({ scope: scopes, user });
-    const access = user
+    const access = user && starve-- <= 0
       ? scopes.map((s) => {
           const [type, name, actions] = s.split(':');
           return { type, name, actions: (actions ?? '').split(',') };
@@ -75,7 +83,24 @@ export async function startTokenServer(opts: { keyPem: string; certPem: string; 
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const { port } = server.address() as AddressInfo;
-  return { url: `http://127.0.0.1:${port}/token`, requests, stop: () => new Promise((r) => server.close(() => r())) };
+  return {
+    url: `http://127.0.0.1:${port}/token`,
+    requests,
+    /** The next n tokens grant nothing, so the registry answers insufficient_scope. */
+    starveNext: (n) => (starve = n),
+    stop: () => new Promise((r) => server.close(() => r())),
+  };
+}
+
+/** A CA and a server certificate for 127.0.0.1 signed by it, for the TLS registry. */
+export function makeServerCert(dir: string): { caPem: string; certPath: string; keyPath: string } {
+  const f = (n: string) => join(dir, n);
+  const ssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'ignore' });
+  ssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', f('ca.key'), '-out', f('ca.crt'), '-days', '2', '-subj', '/CN=sandpit-test-ca');
+  ssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', f('srv.key'), '-out', f('srv.csr'), '-subj', '/CN=127.0.0.1');
+  writeFileSync(f('srv.ext'), 'subjectAltName=IP:127.0.0.1\n');
+  ssl('x509', '-req', '-in', f('srv.csr'), '-CA', f('ca.crt'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f('srv.crt'), '-days', '2', '-extfile', f('srv.ext'));
+  return { caPem: readFileSync(f('ca.crt'), 'utf8'), certPath: f('srv.crt'), keyPath: f('srv.key') };
 }
 
 /** An EC P-256 key and a self-signed certificate for token signing. */
@@ -89,6 +114,7 @@ export function makeSigningKey(dir: string): { keyPem: string; certPem: string; 
 
 export async function startRegistry(
   auth: { kind: 'none' } | { kind: 'htpasswd'; user: string; password: string } | { kind: 'token'; realm: string; service: string; issuer: string; certPath: string },
+  opts: { tls?: { certPath: string; keyPath: string } } = {},
 ): Promise<TestRegistry> {
   const dir = mkdtempSync(join(tmpdir(), 'sandpit-registry-'));
   const port = await freePort();
@@ -114,7 +140,7 @@ storage:
 http:
   addr: 127.0.0.1:${port}
   secret: ${randomBytes(8).toString('hex')}
-${authYaml}`;
+${opts.tls ? `  tls:\n    certificate: ${opts.tls.certPath}\n    key: ${opts.tls.keyPath}\n` : ''}${authYaml}`;
   writeFileSync(join(dir, 'config.yml'), config);
   const child: ChildProcess = spawn('/usr/bin/docker-registry', ['serve', join(dir, 'config.yml')], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
@@ -141,6 +167,49 @@ ${authYaml}`;
         await new Promise((r) => child.once('exit', r));
       }
       rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * A front for a registry that answers blob GETs with a 307 to a "CDN" on
+ * another host (127.0.0.2). The CDN records the Authorization header it got
+ * and fetches the blob from the registry with its own credentials.
+ */
+export async function startRedirectingFront(target: string, cdnAuth: string): Promise<{ host: string; cdnAuthorization: (string | undefined)[]; stop(): Promise<void> }> {
+  const [thost, tport] = target.split(':');
+  const cdnAuthorization: (string | undefined)[] = [];
+  const forward = (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse, headers: Record<string, string | string[] | undefined>) => {
+    const up = httpRequest({ host: thost, port: Number(tport), method: req.method, path: req.url, headers }, (ur) => {
+      res.writeHead(ur.statusCode ?? 502, ur.headers);
+      ur.pipe(res);
+    });
+    up.on('error', () => res.socket?.destroy());
+    req.pipe(up);
+  };
+  const cdn = createServer((req, res) => {
+    cdnAuthorization.push(req.headers.authorization);
+    forward(req, res, { ...req.headers, host: target, authorization: cdnAuth });
+  });
+  await new Promise<void>((r) => cdn.listen(0, '127.0.0.2', r));
+  const cdnPort = (cdn.address() as AddressInfo).port;
+  const front = createServer((req, res) => {
+    if (req.method === 'GET' && /\/blobs\/sha256:/.test(req.url ?? '')) {
+      res.writeHead(307, { location: `http://127.0.0.2:${cdnPort}${req.url}` }).end();
+      return;
+    }
+    forward(req, res, { ...req.headers, host: target });
+  });
+  await new Promise<void>((r) => front.listen(0, '127.0.0.1', r));
+  const { port } = front.address() as AddressInfo;
+  return {
+    host: `127.0.0.1:${port}`,
+    cdnAuthorization,
+    stop: async () => {
+      for (const s of [front, cdn]) {
+        s.closeAllConnections();
+        await new Promise<void>((r) => s.close(() => r()));
+      }
     },
   };
 }

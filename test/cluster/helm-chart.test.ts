@@ -215,6 +215,21 @@ describe('cluster tier: the Helm chart renders, lints and passes the API server'
     assert.equal(byKind(off, 'ClusterRole').length, 2, 'only the controller and agent roles');
   });
 
+  it('documents every value in the chart README and types it in values.schema.json', async () => {
+    const values = parse(await readFile(join(CHART, 'values.yaml'), 'utf8')) as Record<string, unknown>;
+    const readme = await readFile(join(CHART, 'README.md'), 'utf8');
+    const schema = JSON.parse(await readFile(join(CHART, 'values.schema.json'), 'utf8')) as { properties: Record<string, unknown> };
+    const missing: string[] = [];
+    const walk = (v: unknown, path: string, depth: number) => {
+      if (v && typeof v === 'object' && !Array.isArray(v) && Object.keys(v).length > 0 && depth < 3 && !/(Selector|Annotations|Labels|resources|affinity|annotations|labels)$/.test(path)) {
+        for (const [k, x] of Object.entries(v)) walk(x, path ? `${path}.${k}` : k, depth + 1);
+      } else if (!readme.includes(`\`${path}`)) missing.push(path);
+    };
+    walk(values, '', 0);
+    assert.deepEqual(missing, [], 'values missing from charts/sandpit/README.md');
+    assert.deepEqual(Object.keys(values).filter((k) => !(k in schema.properties)), [], 'top-level values without a schema');
+  });
+
   it('refuses bad values with messages that name the value and the rule', async () => {
     const cases: Array<[string, object, RegExp]> = [
       ['unknown top-level key', { contoller: {} }, /additional properties 'contoller' not allowed/],

@@ -9,7 +9,7 @@ import { readNodeResolvConf, renderHosts, renderResolvConf } from './dns.js';
 import { allocateAddress, reclaimAddresses, releaseAddress } from './ipam.js';
 import { LeaseStore } from './ipam-store.js';
 import { LinkReaper } from './link-reaper.js';
-import { addAddress, addDefaultRoute, addressDump, createBridge, createVeth, decodeLink, deleteLink, getLink, linkDump, routeDump, RT_TABLE_MAIN, setHairpin, setLinkUp } from './netlink/links.js';
+import { addAddress, addDefaultRoute, addressDump, createBridge, createVeth, decodeLink, deleteLink, getLink, linkDump, routeDump, RT_TABLE_MAIN, setBridgeNetfilter, setHairpin, setLinkUp } from './netlink/links.js';
 import { NetlinkError, RtnlSocket } from './netlink/socket.js';
 import { inNetns, openNetns } from './netns.js';
 import { NftError, openNftables, type Nft, type NftObject } from './nftables.js';
@@ -95,7 +95,7 @@ export class BridgeNetworkProvider implements NetworkProvider {
     step(NetworkReason.LinkSetupFailed, 'create bridge', () => this.#rtnl.exec([createBridge(this.bridge, mtu, bridgeMac(this.bridge))]));
     const bridgeIndex = step(NetworkReason.LinkSetupFailed, 'find bridge', () => decodeLink(this.#rtnl.query(getLink(this.bridge))).index);
     step(NetworkReason.LinkSetupFailed, 'configure bridge', () =>
-      this.#rtnl.exec([addAddress(bridgeIndex, this.bridge, gatewayOf(this.subnet), this.subnet.prefixLength), setLinkUp(bridgeIndex, this.bridge)]),
+      this.#rtnl.exec([addAddress(bridgeIndex, this.bridge, gatewayOf(this.subnet), this.subnet.prefixLength), setBridgeNetfilter(bridgeIndex, this.bridge), setLinkUp(bridgeIndex, this.bridge)]),
     );
     for (const [key, value] of nodeSysctls(this.bridge)) writeSysctl(key, value);
     step(NetworkReason.FirewallSetupFailed, 'install nftables node rules', () => this.#nft.apply(nodeRulesScript(this.#rules)));

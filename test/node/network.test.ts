@@ -129,7 +129,8 @@ for (const variant of variants) {
       assert.ok(world.cannotReach(deny.name, world.outsideIP, 8080, 'tcp'), 'egress to the outside host must be blocked');
       assert.equal(world.ask(deny.name, world.outsideIP, 53, 'udp'), world.nodeLanIP);
       assert.equal(world.ask(deny.name, world.outsideIP, 53, 'tcp'), world.nodeLanIP);
-      if (variant.brNetfilter) assert.ok(world.cannotReach(deny.name, ip(b), 80, 'tcp'), 'with br_netfilter, bridged traffic to another sandbox is blocked too');
+      // The bridge sends its own traffic through netfilter, so this holds even with the global bridge-nf-call-iptables off.
+      assert.ok(world.cannotReach(deny.name, ip(b), 80, 'tcp'), 'bridged traffic to another sandbox is blocked too');
       // Inbound still works: its published port answers, and so does a direct connection from a neighbour.
       assert.equal(world.ask('out', world.nodeLanIP, 8081, 'tcp'), world.outsideIP);
       assert.equal(world.ask(a.name, ip(deny), 80, 'tcp'), ip(a));

@@ -43,6 +43,7 @@ export const IFLA_INFO_KIND = 1;
 export const IFLA_INFO_DATA = 2;
 export const VETH_INFO_PEER = 1;
 export const IFLA_BRPORT_MODE = 4;
+export const IFLA_BR_NF_CALL_IPTABLES = 36;
 
 export const IFA_ADDRESS = 1;
 export const IFA_LOCAL = 2;

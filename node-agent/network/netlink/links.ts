@@ -18,6 +18,7 @@ import {
   IFF_UP,
   IFLA_ADDRESS,
   IFLA_BRPORT_MODE,
+  IFLA_BR_NF_CALL_IPTABLES,
   IFLA_IFNAME,
   IFLA_INFO_DATA,
   IFLA_INFO_KIND,
@@ -90,6 +91,21 @@ export function createVeth(o: { hostName: string; peerName: string; netnsFd: num
       attrU32(IFLA_MASTER, o.bridgeIndex),
       attrNested(IFLA_LINKINFO, [attrString(IFLA_INFO_KIND, 'veth'), attrNested(IFLA_INFO_DATA, [{ type: VETH_INFO_PEER, value: peer }])]),
     ],
+  };
+}
+
+/**
+ * Sends this bridge's bridged (sandbox↔sandbox) traffic through the IPv4
+ * netfilter hooks even when the global bridge-nf-call-iptables sysctl is off,
+ * so per-sandbox policy (egress Deny) applies between sandboxes too. Needs
+ * br_netfilter in the kernel; without it the flag is accepted and inert.
+ */
+export function setBridgeNetfilter(index: number, name: string): Request {
+  return {
+    what: `enable netfilter on bridge ${name}`,
+    type: RTM_NEWLINK,
+    body: ifinfomsg({ index }),
+    attrs: [attrNested(IFLA_LINKINFO, [attrString(IFLA_INFO_KIND, 'bridge'), attrNested(IFLA_INFO_DATA, [attrU8(IFLA_BR_NF_CALL_IPTABLES, 1)])])],
   };
 }
 

@@ -34,6 +34,20 @@ function waitForSpawn(child: ReturnType<typeof spawn>, site: CallSite): Promise<
 
 async function launchInfra(p: InfraPlan): Promise<LaunchResult> {
   const site = { sandbox: p.sandbox, step: 'create namespaces' };
+  // Kept to step back out afterwards: unlike a container launch, starting PID 1
+  // changes nothing that cannot be undone, so this thread can serve again.
+  const home = (['net', 'ipc', 'uts', 'pid'] as const).map((k) => open(`/proc/thread-self/ns/${k}`, O_RDONLY | O_CLOEXEC, 0, { ...site, step: `open own ${k} namespace` }));
+  try {
+    return await startPid1(p, site);
+  } finally {
+    for (const fd of home) {
+      setns(fd, 0, { ...site, step: 'return to the host namespaces' });
+      close(fd);
+    }
+  }
+}
+
+async function startPid1(p: InfraPlan, site: CallSite): Promise<LaunchResult> {
   unshare(CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS, site);
   sethostname(p.hostname, { ...site, step: 'set hostname' });
   bringLoopbackUp({ ...site, step: 'loopback up' });
@@ -52,7 +66,7 @@ async function launchInfra(p: InfraPlan): Promise<LaunchResult> {
   });
   ready.destroy();
   child.unref();
-  return { pid };
+  return { pid, reusable: true };
 }
 
 function resolveCommand(cmd: string, env: Record<string, string>): string {
@@ -120,11 +134,12 @@ async function handle(plan: LaunchPlan): Promise<LaunchResult> {
   }
 }
 
-parentPort!.once('message', (plan: LaunchPlan) => {
+parentPort!.on('message', (plan: LaunchPlan) => {
   void handle(plan).then((result) => {
     parentPort!.postMessage(result);
-    // This thread now lives in the container's namespaces with its credentials: never reuse it.
-    process.exit(0);
+    // After a container launch this thread lives in the container's namespaces,
+    // root and credentials, under its seccomp filter: it must never serve again.
+    if (!result.reusable) process.exit(0);
   });
 });
 parentPort!.postMessage({ ready: true });

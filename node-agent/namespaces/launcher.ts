@@ -49,9 +49,17 @@ export class LauncherPool {
     this.#fill();
     await w.ready;
     return new Promise<LaunchResult>((resolve, reject) => {
-      w.worker.once('message', (r: LaunchResult) => resolve(r));
-      w.worker.once('error', (err) => reject(new SandpitError({ step: 'launch', sandbox: plan.sandbox, message: `launcher thread failed: ${String(err)}`, cause: err })));
-      w.worker.once('exit', (code) => resolve({ error: { message: `launcher thread exited (${code}) without a result`, step: 'launch', sandbox: plan.sandbox } }));
+      const onExit = (code: number) => resolve({ error: { message: `launcher thread exited (${code}) without a result`, step: 'launch', sandbox: plan.sandbox } });
+      const onError = (err: Error) => reject(new SandpitError({ step: 'launch', sandbox: plan.sandbox, message: `launcher thread failed: ${String(err)}`, cause: err }));
+      w.worker.once('message', (r: LaunchResult) => {
+        w.worker.off('exit', onExit);
+        w.worker.off('error', onError);
+        if (r.reusable && !this.#closed && this.#warm.length < this.#size + 1) this.#warm.unshift(w);
+        else if (r.reusable) void w.worker.terminate();
+        resolve(r);
+      });
+      w.worker.once('error', onError);
+      w.worker.once('exit', onExit);
       w.worker.postMessage(plan);
     });
   }

@@ -53,6 +53,8 @@ export type LaunchPlan = InfraPlan | ProcessPlan;
 
 export interface LaunchResult {
   pid?: number;
+  /** The thread is back in the host's namespaces and may take another plan. */
+  reusable?: boolean;
   ptyMaster?: number;
   error?: { message: string; step: string; code?: string; sandbox?: string };
 }

@@ -168,21 +168,26 @@ export class SandboxRuntime {
       this.#save(rec);
       this.#sandboxes.set(id, rec);
       faultPoint('after-record');
+      const t = new StepTimer();
 
       const cg = (step: string) => ({ sandbox: who, step });
       this.cgroups.create(id, cg('create sandbox cgroup'));
       this.cgroups.create(`${id}/infra`, cg('create infra cgroup'));
       const r = sandbox.spec.resources;
       this.cgroups.setLimits(id, { pids: r.pids, memory: r.memory ? parseQuantity(r.memory) : undefined, cpu: r.cpu ? parseQuantity(r.cpu) : undefined }, cg('set sandbox limits'));
+      t.mark('cgroups');
 
       this.#mountSandboxStorage(rec);
       faultPoint('after-mounts');
+      t.mark('mounts');
 
       for (const c of sandbox.spec.containers) {
         rec.images[c.name] = await this.#deps.images.prepare(c.image, { policy: c.imagePullPolicy ?? 'IfNotPresent', credentials: [], sandbox: ref });
       }
 
+      t.mark('images');
       await this.#startInfra(rec);
+      t.mark('pid1');
       faultPoint('after-infra');
       this.cgroups.delegateTo(id, cg('delegate controllers'));
 
@@ -191,12 +196,14 @@ export class SandboxRuntime {
       writeFileSync(join(dir, 'hosts'), rec.network.hosts);
       writeFileSync(join(dir, 'resolv.conf'), rec.network.resolvConf);
 
+      t.mark('network');
       for (const c of rec.containers) await this.#startContainer(rec, c);
+      t.mark('containers');
       faultPoint('after-containers');
       rec.phase = 'Running';
       if (sandbox.spec.paused) this.pause(id, true);
       this.#save(rec);
-      log.info({ step: 'create', pid1: rec.pid1?.pid }, 'sandbox running');
+      log.info({ step: 'create', pid1: rec.pid1?.pid, ms: t.marks }, 'sandbox running');
       return rec;
     } catch (err) {
       log.error({ err, step: 'create' }, 'sandbox creation failed; tearing down what was built');
@@ -555,16 +562,23 @@ export class SandboxRuntime {
     for (const c of rec.containers) delete c.restartAt;
     if (this.cgroups.frozen(id)) this.cgroups.freeze(id, false, { sandbox: who, step: 'thaw for stop' });
     const grace = (graceSeconds ?? rec.spec.terminationGracePeriodSeconds) * 1000;
-    for (const c of [...rec.containers].reverse()) {
-      if (c.pid === undefined) continue;
-      const w = childrenOf(c.pid)[0];
-      if (w) kill(w, 15, { sandbox: who, step: `stop container ${c.name}` });
-    }
+    const signalled = new Set<string>();
+    // A shim that has not forked its workload yet is signalled as soon as it has.
+    const terminate = () => {
+      for (const c of [...rec.containers].reverse()) {
+        if (c.pid === undefined || signalled.has(c.name)) continue;
+        const w = childrenOf(c.pid)[0];
+        if (w === undefined) continue;
+        kill(w, 15, { sandbox: who, step: `stop container ${c.name}` });
+        signalled.add(c.name);
+      }
+    };
     const running = () => rec.containers.filter((c) => c.pid !== undefined);
     const deadline = Date.now() + grace;
     while (Date.now() < deadline && running().length) {
+      terminate();
       this.#tick();
-      await new Promise((r) => setTimeout(r, 10));
+      await new Promise((r) => setTimeout(r, 5));
     }
     for (const c of running()) await this.cgroups.killAll(`${id}/c-${c.name}`, { sandbox: who, step: `kill container ${c.name}` });
     await waitUntil(() => {
@@ -686,4 +700,15 @@ function faultPoint(point: string): void {
 async function waitUntil(done: () => boolean, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+}
+
+/** Milliseconds spent per creation step, for the log line that says a sandbox runs. */
+class StepTimer {
+  readonly marks: Record<string, number> = {};
+  #last = performance.now();
+  mark(step: string): void {
+    const t = performance.now();
+    this.marks[step] = Math.round((t - this.#last) * 10) / 10;
+    this.#last = t;
+  }
 }

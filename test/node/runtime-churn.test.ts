@@ -1,0 +1,68 @@
+import assert from 'node:assert/strict';
+import { readdirSync, readlinkSync } from 'node:fs';
+import { mountsUnder } from '../../node-agent/runtime/runtime.js';
+import { ROOTFS, sandbox, startTestRuntime, type TestRuntime } from './runtime-env.js';
+
+/* Node tier: many create/delete cycles leave no mount, cgroup, process or namespace behind. */
+
+const NS = ['net', 'pid', 'ipc', 'uts', 'mnt', 'cgroup'];
+
+/** Namespace identities held by any process on the host right now. */
+function liveNamespaces(): Set<string> {
+  const live = new Set<string>();
+  for (const p of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    for (const k of NS) {
+      try {
+        live.add(readlinkSync(`/proc/${p}/ns/${k}`));
+      } catch {
+        /* gone or a kernel thread */
+      }
+    }
+  }
+  return live;
+}
+
+describe('runtime churn (node tier)', function () {
+  this.timeout(300_000);
+  let env: TestRuntime;
+  before(async () => {
+    env = await startTestRuntime();
+  });
+  after(async () => {
+    await env.cleanup();
+  });
+
+  it('200 create/delete cycles leave zero mounts, cgroups, processes and namespaces', async () => {
+    const created = new Set<string>();
+    const pids: number[] = [];
+    for (let i = 0; i < 200; i++) {
+      const rec = await env.rt.create(sandbox(`churn-${i}`, {
+        restartPolicy: 'Never',
+        containers: [{ name: 'main', image: `dir:${ROOTFS}`, command: i % 2 ? ['/bin/true'] : ['/bin/sleep', '60'] }],
+      }));
+      pids.push(rec.pid1!.pid);
+      for (const k of NS) created.add(readlinkSync(`/proc/${rec.pid1!.pid}/ns/${k}`));
+      try {
+        created.add(readlinkSync(`/proc/${rec.containers[0]!.pid}/ns/mnt`)); // the container's own mount namespace
+      } catch {
+        /* /bin/true may be done already */
+      }
+      await env.rt.delete(rec.id);
+    }
+    assert.deepEqual(env.rt.list(), []);
+    assert.deepEqual(mountsUnder(env.config.stateRoot), []);
+    assert.deepEqual(env.rt.cgroups.listSandboxes(), []);
+    assert.deepEqual(readdirSync(env.config.stateRoot).filter((d) => !d.startsWith('.')), []);
+    const survivors = pids.filter((p) => {
+      try {
+        return readlinkSync(`/proc/${p}/exe`).includes('catatonit');
+      } catch {
+        return false;
+      }
+    });
+    assert.deepEqual(survivors, [], 'no sandbox PID 1 survives');
+    const live = liveNamespaces();
+    const leaked = [...created].filter((n) => live.has(n));
+    assert.deepEqual(leaked, [], 'no namespace of a deleted sandbox is still held by a process');
+  });
+});

@@ -70,29 +70,38 @@ export class StatusReporter {
   }
 
   /** Writes one observation; returns whether a write happened. */
-  async write(obs: SandboxObservation): Promise<boolean> {
-    const { namespace, name, uid } = obs.ref;
-    for (let attempt = 0; ; attempt++) {
-      let sbx: Sandbox;
-      try {
-        sbx = await this.client.get<Sandbox>(paths.sandbox(namespace, name));
-      } catch (err) {
-        if (isNotFound(err)) return false; // deleted; the controller's resync removes it from the node
-        throw err;
-      }
-      if (sbx.metadata.uid !== uid) return false; // same name, another sandbox
-      const bound = sbx.status?.nodeName;
-      if (bound && bound !== this.node) return false; // never ours to write (and the admission policy would refuse)
-      if (givenUp(sbx.status)) return false;
-      const patch = desiredStatusPatch(sbx, obs, this.node);
-      if (!patch) return false;
-      try {
-        await this.client.patch(paths.sandboxStatus(namespace, name), { metadata: { resourceVersion: sbx.metadata.resourceVersion }, status: patch });
-        return true;
-      } catch (err) {
-        if (isConflict(err) && attempt < MAX_CONFLICT_RETRIES) continue;
-        throw new SandpitError({ step: 'write status', sandbox: describeSandbox(obs.ref), message: (err as Error).message, hint: 'check the agent RBAC and the sandpit admission policy', cause: err });
-      }
+  write(obs: SandboxObservation): Promise<boolean> {
+    return writeSandboxStatus(this.client, this.node, obs);
+  }
+}
+
+/**
+ * Writes one observation into the Sandbox status, guarded by resourceVersion
+ * and retried on conflict; returns whether a write happened. It never writes
+ * a sandbox bound to another node (the admission policy would refuse anyway).
+ */
+export async function writeSandboxStatus(client: KubeClient, node: string, obs: SandboxObservation): Promise<boolean> {
+  const { namespace, name, uid } = obs.ref;
+  for (let attempt = 0; ; attempt++) {
+    let sbx: Sandbox;
+    try {
+      sbx = await client.get<Sandbox>(paths.sandbox(namespace, name));
+    } catch (err) {
+      if (isNotFound(err)) return false; // deleted; the controller's resync removes it from the node
+      throw err;
+    }
+    if (sbx.metadata.uid !== uid) return false; // same name, another sandbox
+    const bound = sbx.status?.nodeName;
+    if (bound && bound !== node) return false;
+    if (givenUp(sbx.status)) return false;
+    const patch = desiredStatusPatch(sbx, obs, node);
+    if (!patch) return false;
+    try {
+      await client.patch(paths.sandboxStatus(namespace, name), { metadata: { resourceVersion: sbx.metadata.resourceVersion }, status: patch });
+      return true;
+    } catch (err) {
+      if (isConflict(err) && attempt < MAX_CONFLICT_RETRIES) continue;
+      throw new SandpitError({ step: 'write status', sandbox: describeSandbox(obs.ref), message: (err as Error).message, hint: 'check the agent RBAC and the sandpit admission policy', cause: err });
     }
   }
 }

@@ -9,6 +9,7 @@ import { readNodeResolvConf, renderHosts, renderResolvConf } from './dns.js';
 import { allocateAddress, reclaimAddresses, releaseAddress } from './ipam.js';
 import { LeaseStore } from './ipam-store.js';
 import { LinkReaper } from './link-reaper.js';
+import { forgetUdpFlows } from './netlink/conntrack.js';
 import { addAddress, addDefaultRoute, addressDump, createBridge, createVeth, decodeLink, deleteLink, getLink, linkDump, routeDump, RT_TABLE_MAIN, setBridgeNetfilter, setHairpin, setLinkUp } from './netlink/links.js';
 import { NetlinkError, RtnlSocket } from './netlink/socket.js';
 import { inNetns, openNetns } from './netns.js';
@@ -138,6 +139,7 @@ export class BridgeNetworkProvider implements NetworkProvider {
     try {
       this.#createLinks(req, address, node, who);
       this.#installRules(id, address, ports, denyEgressExcept, who);
+      wrap(NetworkReason.FirewallSetupFailed, 'forget stale UDP flows', who, () => forgetUdpFlows(ports.filter((p) => p.protocol === 'UDP').map((p) => p.hostPort)));
     } catch (err) {
       this.teardownSync(req.sandbox, log);
       throw err;

@@ -11,6 +11,7 @@ export const AF_NETLINK = 16;
 export const SOCK_RAW = 3;
 export const SOCK_CLOEXEC = 0o2000000;
 export const NETLINK_ROUTE = 0;
+export const NETLINK_NETFILTER = 12;
 export const CLONE_NEWNET = 0x40000000;
 export const LOCK_EX = 2;
 export const LOCK_UN = 8;

@@ -125,6 +125,23 @@ for (const variant of variants) {
       assert.equal(world.ask('out', world.nodeLanIP, 8080, 'tcp'), world.outsideIP);
     });
 
+    it('a UDP port published while a client is already sending is answered at once (stale flows forgotten)', async () => {
+      const late = sandboxRef('late');
+      const netnsPath = world.addNamespace(late.name);
+      // The client sends before anything listens: conntrack remembers the flow, with no DNAT.
+      assert.ok(world.cannotReach('out', world.nodeLanIP, 5400, 'udp'));
+      try {
+        world.ask('out', world.nodeLanIP, 5400, 'udp', 1, 40123);
+      } catch {
+        /* expected: nothing answers yet */
+      }
+      const r = await provider!.setup({ sandbox: late, netnsPath, hostname: late.name, network: { mode: 'Bridge', egress: 'Allow', ports: [{ containerPort: 53, hostPort: 5400, protocol: 'UDP' }] } }, log);
+      await world.serveWhoAmI(late.name, 53, 'udp');
+      assert.equal(world.ask('out', world.nodeLanIP, 5400, 'udp', 1, 40123), world.outsideIP);
+      assert.ok(r.sandboxIP);
+      await provider!.teardown(late, log);
+    });
+
     it('egress Deny blocks the outside host and other sandboxes but lets DNS to its resolver through', () => {
       assert.ok(world.cannotReach(deny.name, world.outsideIP, 8080, 'tcp'), 'egress to the outside host must be blocked');
       assert.equal(world.ask(deny.name, world.outsideIP, 53, 'udp'), world.nodeLanIP);

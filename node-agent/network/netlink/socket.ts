@@ -37,7 +37,8 @@ export class NetlinkError extends Error {
 }
 
 /**
- * A NETLINK_ROUTE socket. The socket belongs to the network namespace of the
+ * A NETLINK_ROUTE socket (or, with `protocol`, another netlink family such as
+ * NETLINK_NETFILTER for conntrack). The socket belongs to the network namespace of the
  * thread that created it, for its whole life: that is how the agent configures a
  * sandbox's namespace without moving a thread in and out for every message.
  * Calls are synchronous (they take microseconds), and several requests go out in
@@ -48,9 +49,9 @@ export class RtnlSocket {
   #seq = 1;
   readonly #buf = Buffer.alloc(1 << 16);
 
-  constructor() {
+  constructor(protocol = sys.NETLINK_ROUTE) {
     koffi.errno(0);
-    this.#fd = sys.socket(sys.AF_NETLINK, sys.SOCK_RAW | sys.SOCK_CLOEXEC, sys.NETLINK_ROUTE);
+    this.#fd = sys.socket(sys.AF_NETLINK, sys.SOCK_RAW | sys.SOCK_CLOEXEC, protocol);
     if (this.#fd < 0) throw new NetlinkError('open rtnetlink socket', errnoName(koffi.errno()));
     const one = Buffer.alloc(4);
     one.writeInt32LE(1);

@@ -151,8 +151,9 @@ export class NetWorld {
    * throws when it cannot connect. UDP is asked up to three times, as any UDP
    * client would: a datagram may be lost while a neighbour entry resolves.
    */
-  ask(name: string, host: string, port: number, proto: 'tcp' | 'udp', timeoutSeconds = 2): string {
-    const target = proto === 'tcp' ? `TCP:${host}:${port},connect-timeout=${timeoutSeconds}` : `UDP:${host}:${port}`;
+  ask(name: string, host: string, port: number, proto: 'tcp' | 'udp', timeoutSeconds = 2, sourcePort?: number): string {
+    const from = sourcePort ? `,sourceport=${sourcePort},reuseaddr` : '';
+    const target = proto === 'tcp' ? `TCP:${host}:${port},connect-timeout=${timeoutSeconds}${from}` : `UDP:${host}:${port}${from}`;
     const args = ['-T', String(timeoutSeconds), '-t', String(timeoutSeconds), '-', target];
     const input = proto === 'udp' ? 'who\n' : '';
     const run = name === 'node' ? ['socat', ...args] : ['ip', 'netns', 'exec', this.ns(name), 'socat', ...args];

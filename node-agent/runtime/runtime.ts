@@ -65,6 +65,8 @@ export interface SandboxRecord {
   message?: string;
   /** Set by stop(): exits are final, nothing restarts. */
   stopping?: boolean;
+  /** metadata.generation of the applied spec. */
+  generation?: number;
 }
 
 export interface ExecSession {
@@ -93,6 +95,7 @@ export class SandboxRuntime {
   readonly #sandboxes = new Map<string, SandboxRecord>();
   readonly #logs = new Map<string, ContainerLog>();
   readonly #busy = new Set<string>();
+  readonly #listeners = new Set<(rec: SandboxRecord) => void>();
   #timer: NodeJS.Timeout | undefined;
   readonly #onChild = () => this.#tick();
 
@@ -138,6 +141,19 @@ export class SandboxRuntime {
 
   #save(rec: SandboxRecord): void {
     writeJsonAtomic(join(this.store.sandboxDir(rec.id), 'sandbox.json'), rec);
+    for (const fn of this.#listeners) {
+      try {
+        fn(rec);
+      } catch (err) {
+        this.#deps.log.error({ err }, 'sandbox change listener failed');
+      }
+    }
+  }
+
+  /** Called after every change of a sandbox record (it is on disk by then). Returns an unsubscribe function. */
+  subscribe(fn: (rec: SandboxRecord) => void): () => void {
+    this.#listeners.add(fn);
+    return () => this.#listeners.delete(fn);
   }
 
   // ---------------------------------------------------------------------------
@@ -155,7 +171,7 @@ export class SandboxRuntime {
     const who = describeSandbox(ref);
     const rec: SandboxRecord = {
       id, ref, spec: sandbox.spec, phase: 'Creating', createdAt: now(),
-      hostname: sandbox.spec.hostname ?? name.slice(0, 63), images: {},
+      hostname: sandbox.spec.hostname ?? name.slice(0, 63), images: {}, generation: (sandbox.metadata as { generation?: number }).generation ?? 0,
       containers: sandbox.spec.containers.map((c) => ({ name: c.name, imageID: '', restartCount: 0, oomBase: 0, state: { waiting: { reason: 'ContainerCreating' } } })),
     };
     const dir = this.store.sandboxDir(id);

@@ -1,0 +1,100 @@
+import { join } from 'node:path';
+import type { Sandbox } from '../../crds/sandbox.js';
+import type { Logger } from '../../lib/log.js';
+import { sandboxIdFor, type SandboxObservation, type SandboxRuntime as RuntimeSeam } from '../contracts.js';
+import { OciImageProvider } from '../images/provider.js';
+import { BridgeNetworkProvider } from '../network/provider.js';
+import { defaultConfig, type RuntimeConfig } from './config.js';
+import { DirectoryImageProvider } from './directory-image.js';
+import { LoopbackOnlyNetwork } from './none-network.js';
+import { ModeNetworkProvider, RoutedImageProvider } from './providers.js';
+import { SandboxRuntime, type RuntimeDeps, type SandboxRecord } from './runtime.js';
+
+/*
+ * The runtime as the agent API drives it (node-agent/contracts.ts): keyed by
+ * Kubernetes UID, level-based. The same generation is a no-op; a new one
+ * either freezes/thaws (only `paused` changed) or recreates the sandbox.
+ */
+
+function observe(rt: SandboxRuntime, rec: SandboxRecord): SandboxObservation {
+  let status;
+  try {
+    status = rt.status(rec.id);
+  } catch {
+    status = { phase: 'Unknown' as const };
+  }
+  return { ref: rec.ref, generation: rec.generation ?? 0, status };
+}
+
+export class RuntimeService implements RuntimeSeam {
+  readonly runtime: SandboxRuntime;
+  readonly #listeners = new Set<(obs: SandboxObservation) => void>();
+
+  constructor(runtime: SandboxRuntime) {
+    this.runtime = runtime;
+    runtime.subscribe((rec) => {
+      const obs = observe(runtime, rec);
+      for (const fn of this.#listeners) fn(obs);
+    });
+  }
+
+  async apply(sandbox: Sandbox): Promise<SandboxObservation> {
+    const uid = (sandbox.metadata as { uid?: string }).uid!;
+    const generation = (sandbox.metadata as { generation?: number }).generation ?? 0;
+    const id = sandboxIdFor(uid);
+    let rec = this.runtime.get(id);
+    if (rec && (rec.generation ?? 0) !== generation) {
+      const { paused: _was, ...before } = rec.spec;
+      const { paused, ...after } = sandbox.spec;
+      if (JSON.stringify(before) === JSON.stringify(after)) {
+        if (paused !== rec.spec.paused) this.runtime.pause(id, paused);
+        rec.spec = sandbox.spec;
+        rec.generation = generation;
+      } else {
+        await this.runtime.delete(id);
+        rec = undefined;
+      }
+    }
+    rec ??= await this.runtime.create(sandbox);
+    return observe(this.runtime, rec);
+  }
+
+  async remove(uid: string): Promise<void> {
+    await this.runtime.delete(sandboxIdFor(uid));
+  }
+
+  get(uid: string): SandboxObservation | undefined {
+    const rec = this.runtime.get(sandboxIdFor(uid));
+    return rec && observe(this.runtime, rec);
+  }
+
+  list(): SandboxObservation[] {
+    return this.runtime.list().map((r) => observe(this.runtime, r));
+  }
+
+  onChange(listener: (obs: SandboxObservation) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+}
+
+/**
+ * Entry point the agent loads (node-agent/main.ts). SANDPIT_STATE_DIR (default
+ * /var/lib/sandpit), SANDPIT_CGROUP_PARENT and SANDPIT_ALLOW_PRIVILEGED tune it.
+ */
+export async function createRuntime(opts: { node: string; log: Logger; config?: Partial<RuntimeConfig>; deps?: Partial<RuntimeDeps> }): Promise<RuntimeService> {
+  const base = process.env.SANDPIT_STATE_DIR ?? '/var/lib/sandpit';
+  const config = defaultConfig({
+    stateRoot: join(base, 'sandboxes'),
+    cgroupParent: process.env.SANDPIT_CGROUP_PARENT ?? 'sandpit',
+    allowPrivileged: process.env.SANDPIT_ALLOW_PRIVILEGED === 'true',
+    ...opts.config,
+  });
+  const log = opts.log.child({ component: 'runtime' });
+  const deps: RuntimeDeps = {
+    images: opts.deps?.images ?? new RoutedImageProvider(new DirectoryImageProvider(), new OciImageProvider({ root: join(base, 'images'), log })),
+    network: opts.deps?.network ?? new ModeNetworkProvider(new BridgeNetworkProvider(), new LoopbackOnlyNetwork()),
+    log,
+  };
+  return new RuntimeService(await SandboxRuntime.start(config, deps));
+}

@@ -1,0 +1,119 @@
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { runInCgroupV2Vm, type VmRunResult } from '../vm/vm.js';
+
+/*
+ * cgroup v2 for real. This machine kind is a v1 hybrid, so the agent's v2 path
+ * runs here inside a VM booted from Debian's stock kernel with cgroup_no_v1=all
+ * (test/vm/). First we prove the guest is a real pure-v2 host — cgroup2 and no
+ * v1 hierarchy, memory/pids/cpu available, and memory.max enforced by the OOM
+ * killer — then we run the runtime's cgroup-touching node tests inside it.
+ *
+ * Set SANDPIT_VM_RUNTIME_TESTS to a space-separated list of compiled test files
+ * (relative to the repo) to choose which runtime tests run in the guest; by
+ * default it is the runtime's cgroup tests plus the lifecycle file (limits,
+ * OOM, pids, freeze).
+ */
+
+const REPO = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', '..');
+
+const PROBE = String.raw`
+echo "kernel=$(uname -r)"
+echo "cmdline=$(cat /proc/cmdline)"
+echo "fstype=$(stat -f -c %T /sys/fs/cgroup)"
+echo "controllers=$(cat /sys/fs/cgroup/cgroup.controllers)"
+echo "v1mounts=$(awk '$3 == "cgroup"' /proc/self/mountinfo /proc/mounts | wc -l)"
+echo "v1mountinfo=$(grep -c ' - cgroup ' /proc/self/mountinfo)"
+echo "cgroup2mounts=$(awk '$3 == "cgroup2" {print $2 ":" $4}' /proc/mounts | tr '\n' ' ')"
+echo "v1hierarchies=$(awk 'NR > 1 && $2 != 0' /proc/cgroups | wc -l)"
+echo "selfcgroup=$(cat /proc/self/cgroup | tr '\n' ' ')"
+cg=/sys/fs/cgroup/sandpit-e2e-oom
+mkdir "$cg"
+echo "childcontrollers=$(cat $cg/cgroup.controllers)"
+echo 32M > "$cg/memory.max"
+echo 0 > "$cg/memory.swap.max" 2>/dev/null || true
+# tail keeps the last 10 lines; /dev/zero has no newline, so its one line grows until the OOM killer ends it.
+sh -c 'echo $$ > '"$cg"'/cgroup.procs && exec tail /dev/zero'
+echo "oomexit=$?"
+echo "memevents=$(tr '\n' ' ' < $cg/memory.events)"
+rmdir "$cg"
+echo "done=1"
+`;
+
+function facts(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    const eq = line.indexOf('=');
+    if (eq > 0 && /^[a-z0-9]+$/.test(line.slice(0, eq))) out[line.slice(0, eq)] = line.slice(eq + 1).trim();
+  }
+  return out;
+}
+
+function runtimeTestFiles(): string[] {
+  const fromEnv = process.env.SANDPIT_VM_RUNTIME_TESTS;
+  if (fromEnv) return fromEnv.split(/\s+/).filter(Boolean);
+  const dir = join(REPO, 'dist', 'test', 'node');
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .filter((f) => /^cgroup.*\.test\.js$/.test(f) || f === 'runtime-lifecycle.test.js')
+    .sort()
+    .map((f) => join('dist', 'test', 'node', f));
+}
+
+describe('cgroup v2 for real: a pure-v2 VM (Debian kernel, cgroup_no_v1=all)', function () {
+  this.timeout(20 * 60_000);
+  let probe: VmRunResult;
+  let f: Record<string, string>;
+
+  before(async function () {
+    probe = await runInCgroupV2Vm({ command: ['/bin/sh', '-c', PROBE], cwd: '/', stdout: null, stderr: null, timeoutMs: 5 * 60_000 });
+    f = facts(probe.stdout);
+    process.stdout.write(`      (VM probe: exit ${probe.exitCode}, ${(probe.durationMs / 1000).toFixed(1)} s, accel ${probe.accel}, kernel ${f.kernel})\n`);
+    assert.equal(f.done, '1', `probe did not finish:\n${probe.stdout}\n${probe.stderr}`);
+  });
+
+  it('boots with cgroup_no_v1=all and mounts cgroup2 — and only cgroup2 — at /sys/fs/cgroup, with nsdelegate', () => {
+    assert.match(f.cmdline ?? '', /(^| )cgroup_no_v1=all( |$)/);
+    assert.equal(f.fstype, 'cgroup2fs');
+    assert.equal(f.v1mounts, '0', 'a v1 cgroup hierarchy is mounted');
+    assert.equal(f.v1mountinfo, '0');
+    assert.equal(f.v1hierarchies, '0', '/proc/cgroups shows a v1 hierarchy in use');
+    assert.equal(f.cgroup2mounts, '/sys/fs/cgroup:rw,relatime,nsdelegate');
+  });
+
+  it('offers the memory, pids and cpu controllers, delegated to children as on a systemd host', () => {
+    const root = (f.controllers ?? '').split(/\s+/);
+    const child = (f.childcontrollers ?? '').split(/\s+/);
+    for (const c of ['memory', 'pids', 'cpu']) {
+      assert.ok(root.includes(c), `root lacks ${c}: ${f.controllers}`);
+      assert.ok(child.includes(c), `a new child cgroup lacks ${c}: ${f.childcontrollers}`);
+    }
+    assert.equal(f.selfcgroup, '0::/init.scope');
+  });
+
+  it('OOM-kills a process that outgrows memory.max of its new child cgroup', () => {
+    assert.equal(f.oomexit, '137', `the memory hog was not SIGKILLed; guest stderr:\n${probe.stderr}`);
+    const kills = Number(/oom_kill (\d+)/.exec(f.memevents ?? '')?.[1] ?? 0);
+    assert.ok(kills >= 1, `memory.events shows no oom_kill: ${f.memevents}`);
+    assert.match(probe.dmesg, /Memory cgroup out of memory|oom-kill/);
+  });
+
+  it("runs the runtime's cgroup tests inside the VM and they pass on pure v2", async function () {
+    const files = runtimeTestFiles();
+    if (!files.length) this.skip();
+    const started = Date.now();
+    const r = await runInCgroupV2Vm({
+      command: ['node', 'node_modules/mocha/bin/mocha.js', '--reporter', './test/reporter.cjs', '--require', 'dist/test/hooks.js', ...files],
+      cwd: REPO,
+      env: { SANDPIT_TEST: '1' },
+      stdout: null,
+      stderr: null,
+      timeoutMs: 15 * 60_000,
+    });
+    const summary = /(\d+) passed, (\d+) failed, (\d+) skipped/.exec(r.stdout);
+    process.stdout.write(`      (runtime tests in the VM: ${files.join(' ')}: ${summary?.[0] ?? 'no summary'}, exit ${r.exitCode}, ${((Date.now() - started) / 1000).toFixed(1)} s)\n`);
+    assert.equal(r.exitCode, 0, `runtime tests failed on cgroup v2 (exit ${r.exitCode}):\n${r.stdout}\n${r.stderr}`);
+  });
+});

@@ -74,7 +74,7 @@ RUN apt-get update \
        tini catatonit nftables iproute2 kmod conntrack ca-certificates \
     && rm -rf /var/lib/apt/lists/*
 USER 0:0
-EXPOSE 10350 10351 10352
+EXPOSE 10260 10261
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/bin/tini", "-s", "--", "node", "--enable-source-maps", "/app/dist/node-agent/main.js"]
 
@@ -83,5 +83,5 @@ ENTRYPOINT ["/usr/bin/tini", "-s", "--", "node", "--enable-source-maps", "/app/d
 # Last, so a plain `docker build .` makes the controller.
 FROM runtime AS controller
 USER 65532:65532
-EXPOSE 8080 8081
+EXPOSE 8081
 ENTRYPOINT ["node", "--enable-source-maps", "/app/dist/controllers/main.js"]

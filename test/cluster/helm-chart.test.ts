@@ -3,7 +3,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { sharedControlPlane, type ControlPlane } from '../harness/control-plane.js';
-import { CHART, REPO, createNamespace, freshName, helm, helmOk, parseDocs, render, template, type K8sObject } from './helm-support.js';
+import { CHART, REPO, createNamespace, ensureCrds, freshName, helm, helmOk, parseDocs, render, template, type K8sObject } from './helm-support.js';
 
 /** The value sets of charts/sandpit/ci/ (chart-testing's convention), by file name. */
 async function ciValueSets(): Promise<Map<string, object>> {
@@ -83,11 +83,9 @@ describe('cluster tier: the Helm chart renders, lints and passes the API server'
   });
 
   it('is accepted by a server-side dry run for the defaults and every ci/ value set', async () => {
-    // A dry run of CRs needs their CRDs, so the chart's CRDs are made real first
-    // (the install test adopts them; they are the same generated files).
-    const crds = byKind(await render(cp, {}), 'CustomResourceDefinition');
-    await cp.kubectl(['apply', '--server-side', '--force-conflicts', '--field-manager=sandpit-helm-test', '-f', '-'], { input: crds.map((c) => stringify(c)).join('---\n') });
-    await cp.kubectl(['wait', '--for=condition=Established', '--timeout=30s', 'crd/sandboxes.sandpit.dev', 'crd/sandboxnodes.sandpit.dev']);
+    // A dry run of CRs needs their CRDs: create them from crds/ when no other test has
+    // (not from this rendering, whose release labels would then have another owner).
+    await ensureCrds(cp);
     for (const [file, values] of sets) {
       const ns = freshName('sp-dry');
       await createNamespace(cp, ns, { 'pod-security.kubernetes.io/enforce': 'privileged' });
@@ -176,30 +174,38 @@ describe('cluster tier: the Helm chart renders, lints and passes the API server'
     assert.equal((pdb.spec as { minAvailable: number }).minAvailable, 1);
   });
 
-  it('switches the certificate method: controller-issued Secrets, cert-manager objects, or provided Secrets', async () => {
+  it('switches the certificate method: controller-signed CSRs, cert-manager, or provided Secrets', async () => {
+    const tlsVolume = (o: K8sObject) => (podSpec(o).volumes ?? []).find((v) => v.name === 'tls')?.secret as { secretName: string } | undefined;
+    const args = (o: K8sObject) => podSpec(o).containers[0]!.args!;
     const controllerMode = await render(cp, {});
-    assert.deepEqual(byKind(controllerMode, 'Secret').map((s) => s.metadata.name).sort(), ['sandpit-agent-tls', 'sandpit-ca', 'sandpit-controller-tls']);
-    for (const s of byKind(controllerMode, 'Secret')) assert.equal(s.data, undefined, 'no data: an upgrade never overwrites issued certificates');
-    assert.equal(byKind(controllerMode, 'Certificate').length, 0);
+    assert.equal(byKind(controllerMode, 'Secret').length + byKind(controllerMode, 'Certificate').length, 0, 'the controller makes its CA itself');
+    assert.equal(tlsVolume(one(controllerMode, 'Deployment')), undefined);
+    assert.equal(tlsVolume(one(controllerMode, 'DaemonSet')), undefined);
+    assert.ok(args(one(controllerMode, 'Deployment')).includes('--cert-days=90'));
+    const signer = JSON.stringify(byKind(controllerMode, 'ClusterRole').find((r) => r.metadata.name === 'sandpit-controller')!.rules);
+    assert.match(signer, /sandpit\.dev\/agent-serving/);
 
-    const cm = await render(cp, { tls: { method: 'certManager' } });
-    assert.equal(byKind(cm, 'Secret').length, 0);
+    const cm = await render(cp, { tls: { method: 'certManager', certManager: { agentDNSNames: ['*.nodes.example'] } } });
     assert.deepEqual(byKind(cm, 'Certificate').map((c) => c.metadata.name).sort(), ['sandpit-agent', 'sandpit-ca', 'sandpit-controller']);
     assert.deepEqual(byKind(cm, 'Issuer').map((c) => c.metadata.name).sort(), ['sandpit-ca', 'sandpit-selfsigned']);
-    const agentCert = one(cm, 'Certificate', '-agent').spec as { dnsNames: string[]; usages: string[] };
-    assert.ok(agentCert.dnsNames.includes('sandpit-agent.sandpit-system.svc'));
+    const agentCert = one(cm, 'Certificate', '-agent').spec as { dnsNames: string[]; usages: string[]; duration: string };
+    assert.deepEqual(agentCert.dnsNames, ['*.nodes.example']);
     assert.deepEqual(agentCert.usages, ['server auth', 'digital signature']);
+    assert.equal(agentCert.duration, '2160h');
+    assert.equal((one(cm, 'Certificate', '-controller').spec as { commonName: string }).commonName, 'sandpit-controller', 'the CN the agents accept');
+    assert.ok(args(one(cm, 'DaemonSet')).includes('--tls-cert-file=/etc/sandpit/tls/tls.crt'));
+    assert.doesNotMatch(JSON.stringify(byKind(cm, 'ClusterRole')), /certificatesigningrequests/, 'no CSR rights without the controller method');
 
-    const issuer = await render(cp, { tls: { method: 'certManager', certManager: { issuerRef: { name: 'corp', kind: 'ClusterIssuer' } } } });
+    const issuer = await render(cp, { tls: { method: 'certManager', certManager: { issuerRef: { name: 'corp', kind: 'ClusterIssuer' }, agentDNSNames: ['a'] } } });
     assert.equal(byKind(issuer, 'Issuer').length, 0);
     for (const c of byKind(issuer, 'Certificate')) assert.equal((c.spec as { issuerRef: { name: string } }).issuerRef.name, 'corp');
 
     const provided = await render(cp, { tls: { method: 'provided', provided: { controllerSecretName: 'ctl', agentSecretName: 'agt' } } });
     assert.equal(byKind(provided, 'Secret').length + byKind(provided, 'Certificate').length, 0);
-    const vols = (o: K8sObject) => (podSpec(o).volumes ?? []).find((v) => v.name === 'tls')!.secret as { secretName: string; optional?: boolean };
-    assert.deepEqual(vols(one(provided, 'Deployment')), { secretName: 'ctl', defaultMode: 0o440 });
-    assert.deepEqual(vols(one(provided, 'DaemonSet')), { secretName: 'agt', defaultMode: 0o400 });
-    assert.equal(JSON.stringify(byKind(provided, 'Role').find((r) => r.metadata.name === 'sandpit-controller')!.rules).includes('secrets'), false);
+    assert.deepEqual(tlsVolume(one(provided, 'Deployment')), { secretName: 'ctl', defaultMode: 0o440 });
+    assert.deepEqual(tlsVolume(one(provided, 'DaemonSet')), { secretName: 'agt', defaultMode: 0o400 });
+    assert.ok(args(one(provided, 'Deployment')).includes('--tls-ca-file=/etc/sandpit/tls/ca.crt'));
+    assert.equal(JSON.stringify(byKind(provided, 'Role')).includes('secrets'), false, 'no Secret rights at all');
   });
 
   it('gates the optional objects: ServiceMonitor, NetworkPolicy, PDB, admission policy, user roles', async () => {
@@ -244,7 +250,9 @@ describe('cluster tier: the Helm chart renders, lints and passes the API server'
       ['subnet not a CIDR', { agent: { network: { subnet: '10.0.0.0' } } }, /at '\/agent\/network\/subnet'/],
       ['unknown capability', { agent: { capabilities: ['CAP_SYS_ADMIN'] } }, /at '\/agent\/capabilities\/0': value must be one of/],
       ['bad update strategy', { agent: { updateStrategy: { type: 'Recreate' } } }, /at '\/agent\/updateStrategy\/type': value must be one of 'RollingUpdate', 'OnDelete'/],
-      ['bad duration', { controller: { leaderElection: { leaseDuration: '15 seconds' } } }, /at '\/controller\/leaderElection\/leaseDuration'/],
+      ['duration with a unit', { controller: { leaderElection: { leaseDurationSeconds: '15s' } } }, /at '\/controller\/leaderElection\/leaseDurationSeconds': got string, want integer/],
+      ['cert-manager without agent names', { tls: { method: 'certManager' } }, /tls.method=certManager needs tls.certManager.agentDNSNames/],
+      ['node label with a comma', { agent: { nodeLabels: { disk: 'ssd,nvme' } } }, /at '\/agent\/nodeLabels\/disk'/],
       ['bad validation action', { admissionPolicy: { validationActions: ['Block'] } }, /at '\/admissionPolicy\/validationActions\/0': value must be one of 'Deny', 'Warn', 'Audit'/],
       ['bad digest', { agent: { image: { repository: 'x/agent', digest: 'latest' } } }, /at '\/agent\/image\/digest'/],
       ['bad log level', { agent: { logLevel: 'verbose' } }, /at '\/agent\/logLevel': value must be one of 'trace', 'debug', 'info', 'warn', 'error'/],

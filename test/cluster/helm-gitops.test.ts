@@ -6,7 +6,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { sharedControlPlane, type ControlPlane } from '../harness/control-plane.js';
-import { CHART, REPO, createNamespace, freshName, parseDocs, render, run, type K8sObject } from './helm-support.js';
+import { CHART, REPO, createNamespace, ensureCrds, freshName, parseDocs, render, run, type K8sObject } from './helm-support.js';
 
 const ARGO = join(CHART, 'argocd');
 const GITOPS = join(REPO, 'examples', 'gitops');
@@ -122,12 +122,7 @@ describe('cluster tier: GitOps — the Argo CD health check and the examples', f
   it('has samples that are real Sandbox statuses (the API server accepts each through /status)', async () => {
     const ns = freshName('sp-argo');
     await createNamespace(cp, ns);
-    // The CRDs come from the chart (install test or dry-run test made them real; apply is idempotent).
-    const crds = (await render(cp, {})).filter((d) => d.kind === 'CustomResourceDefinition');
-    for (const crd of crds) {
-      if ((await cp.kubectlResult(['get', 'crd', crd.metadata.name])).code !== 0) await cp.kubectl(['create', '-f', '-'], { input: stringify(crd) });
-    }
-    await cp.kubectl(['wait', '--for=condition=Established', '--timeout=30s', 'crd/sandboxes.sandpit.dev']);
+    await ensureCrds(cp);
     for (const c of cases) {
       const obj = parse(await readFile(join(ARGO, c.inputPath), 'utf8')) as K8sObject & { status?: unknown };
       const { status, ...rest } = obj;

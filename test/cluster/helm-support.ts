@@ -166,3 +166,11 @@ export async function adoptCrds(cp: ControlPlane, release: string, namespace: st
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Creates the CRDs from the generated crds/*.yaml unless they exist, and waits until they serve. */
+export async function ensureCrds(cp: ControlPlane): Promise<void> {
+  for (const [crd, file] of [['sandboxes.sandpit.dev', 'sandboxes.yaml'], ['sandboxnodes.sandpit.dev', 'sandboxnodes.yaml']] as const) {
+    if ((await cp.kubectlResult(['get', 'crd', crd])).code !== 0) await cp.kubectlResult(['create', '-f', join(REPO, 'crds', file)]);
+  }
+  await cp.kubectl(['wait', '--for=condition=Established', '--timeout=30s', 'crd/sandboxes.sandpit.dev', 'crd/sandboxnodes.sandpit.dev']);
+}

@@ -94,11 +94,6 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 {{- end }}
 
-{{/* The DNS name in the agents' server certificate; the controller verifies it (one certificate serves every node). */}}
-{{- define "sandpit.tls.agentServerName" -}}
-{{- printf "%s.%s.svc" (include "sandpit.agent.fullname" .) .Release.Namespace }}
-{{- end }}
-
 {{/* Checks across values that a JSON schema cannot say clearly. */}}
 {{- define "sandpit.validate" -}}
 {{- if and (gt (int .Values.controller.replicas) 1) (not .Values.controller.leaderElection.enabled) }}
@@ -111,6 +106,9 @@ app.kubernetes.io/component: {{ .component }}
 {{- if or (not .Values.tls.provided.controllerSecretName) (not .Values.tls.provided.agentSecretName) }}
 {{- fail "tls.method=provided needs tls.provided.controllerSecretName and tls.provided.agentSecretName (Secrets with tls.crt, tls.key and ca.crt)" }}
 {{- end }}
+{{- end }}
+{{- if and (eq .Values.tls.method "certManager") (not .Values.tls.certManager.agentDNSNames) }}
+{{- fail "tls.method=certManager needs tls.certManager.agentDNSNames: the controller verifies each node's name in the agent's certificate, so list the node names or a wildcard covering them (e.g. *.ec2.internal)" }}
 {{- end }}
 {{- if and (not .Values.agent.privileged) .Values.agent.allowPrivileged }}
 {{- fail "agent.allowPrivileged=true needs agent.privileged=true: an unprivileged agent cannot give a sandbox more than it has" }}

@@ -7,12 +7,14 @@ import { join, resolve } from 'node:path';
 /*
  * Test images built by real tools: busybox-static and a debootstrap'ed Debian
  * rootfs, packed with umoci into one OCI layout and pushed with skopeo. The
- * layout is cached under .cache/images-test (the debootstrap tarball too,
- * because it takes a minute or more); delete the dir to rebuild from scratch.
+ * layout is cached in /var/cache/sandpit-test/images (the debootstrap tarball
+ * too: it takes 1-5 minutes) — outside the clone, so a fresh CI clone on the
+ * same machine reuses it. SANDPIT_IMAGES_TEST_CACHE moves it; deleting the dir
+ * rebuilds everything from scratch.
  */
 
 export const FIXTURE_VERSION = 'v3';
-export const CACHE_DIR = resolve(process.env.SANDPIT_IMAGES_TEST_CACHE ?? join(process.cwd(), '.cache/images-test'));
+export const CACHE_DIR = resolve(process.env.SANDPIT_IMAGES_TEST_CACHE ?? '/var/cache/sandpit-test/images');
 export const LAYOUT = join(CACHE_DIR, `oci-${FIXTURE_VERSION}`);
 
 /** Tags in the layout. `multi` is an index of busybox (amd64) and arm (arm64). */

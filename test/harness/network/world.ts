@@ -154,13 +154,15 @@ export class NetWorld {
   ask(name: string, host: string, port: number, proto: 'tcp' | 'udp', timeoutSeconds = 2, sourcePort?: number): string {
     const from = sourcePort ? `,sourceport=${sourcePort},reuseaddr` : '';
     const target = proto === 'tcp' ? `TCP:${host}:${port},connect-timeout=${timeoutSeconds}${from}` : `UDP:${host}:${port}${from}`;
-    const args = ['-T', String(timeoutSeconds), '-t', String(timeoutSeconds), '-', target];
     const input = proto === 'udp' ? 'who\n' : '';
-    const run = name === 'node' ? ['socat', ...args] : ['ip', 'netns', 'exec', this.ns(name), 'socat', ...args];
     let last: unknown;
     for (let attempt = 0; attempt < (proto === 'udp' ? 3 : 1); attempt++) {
+      // A busy machine can take more than a second to fork the server's reply: wait longer each time.
+      const wait = String(timeoutSeconds * (attempt + 1));
+      const args = ['-T', wait, '-t', wait, '-', target];
+      const run = name === 'node' ? ['socat', ...args] : ['ip', 'netns', 'exec', this.ns(name), 'socat', ...args];
       try {
-        const out = execFileSync(run[0]!, run.slice(1), { input, stdio: ['pipe', 'pipe', 'pipe'], timeout: (timeoutSeconds + 3) * 1000 }).toString().trim();
+        const out = execFileSync(run[0]!, run.slice(1), { input, stdio: ['pipe', 'pipe', 'pipe'], timeout: (Number(wait) + 5) * 1000 }).toString().trim();
         if (out) return out.split('\n')[0]!;
         last = new Error(`no answer from ${host}:${port}/${proto} asked from ${name}`);
       } catch (err) {

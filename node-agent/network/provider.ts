@@ -213,10 +213,9 @@ export class BridgeNetworkProvider implements NetworkProvider {
 
   /** Removes everything of this provider from the node: veths on the bridge, the bridge, the table, the compat rules. Leases stay unless `dropLeases`. */
   removeNode(log: Logger, dropLeases = false): void {
-    const ours = this.#rtnl
-      .dump(linkDump.type, linkDump.body)
-      .map(linkDump.decode)
-      .filter((l) => (HOST_VETH.test(l.name) && this.#node && l.master === this.#node.bridgeIndex) || l.name === this.bridge);
+    const links = this.#rtnl.dump(linkDump.type, linkDump.body).map(linkDump.decode);
+    const bridgeIndex = links.find((l) => l.name === this.bridge)?.index;
+    const ours = links.filter((l) => (HOST_VETH.test(l.name) && bridgeIndex !== undefined && l.master === bridgeIndex) || l.name === this.bridge);
     this.#rtnl.exec(ours.map((l) => deleteLink(l.name)));
     try {
       this.#nft.apply(deleteTableScript(this.#rules));

@@ -1,8 +1,12 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runInCgroupV2Vm, type VmRunResult } from '../vm/vm.js';
+import { gunzipSync } from 'node:zlib';
+import { buildInitramfs } from '../vm/initramfs.js';
+import { moduleLoadOrder } from '../vm/kernel.js';
+import { runInCgroupV2Vm, shq, type VmRunResult } from '../vm/vm.js';
 
 /*
  * cgroup v2 for real. This machine kind is a v1 hybrid, so the agent's v2 path
@@ -61,6 +65,37 @@ function runtimeTestFiles(): string[] {
     .sort()
     .map((f) => join('dist', 'test', 'node', f));
 }
+
+describe('cgroup v2 VM harness pieces (no VM)', () => {
+  it('orders initramfs modules after their dependencies, from modules.dep', () => {
+    const dep = [
+      'kernel/fs/9p/9p.ko: kernel/net/9p/9pnet.ko kernel/fs/fscache/fscache.ko kernel/fs/netfs/netfs.ko',
+      'kernel/fs/fscache/fscache.ko: kernel/fs/netfs/netfs.ko',
+      'kernel/fs/netfs/netfs.ko:',
+      'kernel/net/9p/9pnet.ko:',
+      'kernel/net/9p/9pnet_virtio.ko: kernel/net/9p/9pnet.ko kernel/drivers/virtio/virtio.ko kernel/drivers/virtio/virtio_ring.ko',
+      'kernel/drivers/virtio/virtio.ko:',
+      'kernel/drivers/virtio/virtio_ring.ko:',
+    ].join('\n');
+    const order = moduleLoadOrder(dep, ['9pnet_virtio', '9p']).map((p) => p.split('/').pop());
+    assert.deepEqual(order, ['9pnet.ko', 'virtio.ko', 'virtio_ring.ko', '9pnet_virtio.ko', 'netfs.ko', 'fscache.ko', '9p.ko']);
+    assert.throws(() => moduleLoadOrder(dep, ['nope']), /not in modules.dep/);
+  });
+
+  it('writes an initramfs the kernel can unpack (newc cpio, gzip) with /init, busybox and the module list', () => {
+    const busybox = ['/bin/busybox', '/usr/bin/busybox'].find((p) => existsSync(p));
+    if (!busybox) throw new Error('busybox-static is needed (.ci/packages/vm.txt)');
+    const cpio = gunzipSync(buildInitramfs({ release: 'test', modules: [], busybox }));
+    const listing = execFileSync(busybox, ['cpio', '-t'], { input: cpio, encoding: 'utf8', stdio: ['pipe', 'pipe', 'ignore'] }).split('\n');
+    for (const f of ['init', 'stage2', 'bin/busybox', 'modules.order', 'modules']) assert.ok(listing.includes(f), `${f} missing: ${listing.join(' ')}`);
+  });
+
+  it('quotes command words for the guest shell', () => {
+    const words = ['a b', "it's", '$HOME', '"q"', ''];
+    const echoed = execFileSync('/bin/sh', ['-c', `printf '%s\\n' ${words.map(shq).join(' ')}`], { encoding: 'utf8' });
+    assert.deepEqual(echoed.split('\n').slice(0, -1), words);
+  });
+});
 
 describe('cgroup v2 for real: a pure-v2 VM (Debian kernel, cgroup_no_v1=all)', function () {
   this.timeout(20 * 60_000);

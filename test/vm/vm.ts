@@ -40,7 +40,7 @@ export interface VmRunOptions {
   cpus?: number;
   /** 'systemd' (default): controllers enabled at the root and the command in /init.scope, as on a systemd host. 'bare': nothing enabled, everything in the root. */
   cgroupSetup?: 'systemd' | 'bare';
-  /** Progress lines of the harness itself (kernel fetch, accel choice). Default: stderr. */
+  /** Progress lines of the harness itself (kernel fetch, accel choice). Default: stderr. SANDPIT_VM_DEBUG=1 also streams the guest's kernel console. */
   log?: (line: string) => void;
 }
 
@@ -109,6 +109,7 @@ export async function runInCgroupV2Vm(opts: VmRunOptions): Promise<VmRunResult> 
   for (const [k, v] of Object.entries(process.env)) if (k.startsWith('SANDPIT_') && !k.startsWith('SANDPIT_VM_') && v !== undefined) env[k] = v;
   Object.assign(env, opts.env ?? {});
 
+  const debug = process.env.SANDPIT_VM_DEBUG === '1';
   const io = mkdtempSync(join(tmpdir(), 'sandpit-vm-'));
   try {
     const script = [
@@ -123,7 +124,7 @@ export async function runInCgroupV2Vm(opts: VmRunOptions): Promise<VmRunResult> 
     writeFileSync(join(io, 'cmd.sh'), script);
 
     const append = [
-      'console=ttyS0', 'loglevel=4', 'panic=-1', 'reboot=t',
+      'console=ttyS0', debug ? 'loglevel=7' : 'loglevel=4', 'panic=-1', 'reboot=t',
       'cgroup_no_v1=all', 'systemd.unified_cgroup_hierarchy=1',
       'rdinit=/init', 'tsc=reliable',
       `sandpit.release=${kernel.release}`, `sandpit.moddir=${kernel.modules}`, `sandpit.cgsetup=${opts.cgroupSetup ?? 'systemd'}`,
@@ -133,7 +134,10 @@ export async function runInCgroupV2Vm(opts: VmRunOptions): Promise<VmRunResult> 
       '-m', String(opts.memoryMiB ?? 3072), '-smp', String(opts.cpus ?? 2),
       '-nodefaults', '-no-user-config', '-display', 'none', '-monitor', 'none', '-no-reboot', '-nic', 'none',
       '-kernel', kernel.vmlinuz, '-initrd', kernel.initramfs, '-append', append,
-      '-serial', `file:${join(io, 'console.log')}`,
+      // The kernel console: kept in console.log for error reports; SANDPIT_VM_DEBUG=1 also streams it.
+      ...(debug
+        ? ['-chardev', `stdio,id=con,signal=off,logfile=${join(io, 'console.log')}`, '-serial', 'chardev:con']
+        : ['-serial', `file:${join(io, 'console.log')}`]),
       '-virtfs', 'local,path=/,mount_tag=hostroot,security_model=passthrough,readonly=on,multidevs=remap',
       '-virtfs', `local,path=${io},mount_tag=sandpitio,security_model=passthrough`,
       '-device', 'virtio-serial-pci',
@@ -149,8 +153,8 @@ export async function runInCgroupV2Vm(opts: VmRunOptions): Promise<VmRunResult> 
     const errPort = await listen(join(io, 'stderr.sock'), (b) => { err.push(b); stderrSink?.write(b); });
     const child = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let qemuDiag = '';
-    child.stdout?.on('data', (b: Buffer) => { qemuDiag += b.toString(); });
-    child.stderr?.on('data', (b: Buffer) => { qemuDiag += b.toString(); });
+    child.stdout?.on('data', (b: Buffer) => { if (debug) process.stderr.write(b); else qemuDiag += b.toString(); });
+    child.stderr?.on('data', (b: Buffer) => { if (debug) process.stderr.write(b); qemuDiag += b.toString(); });
     const streamsDone = Promise.all([outPort.done, errPort.done]);
 
     // If this process dies first, the VM goes too: only the qemu we started.

@@ -26,7 +26,7 @@ for (const variant of variants) {
     this.timeout(60_000);
     const log = createLogger('test-network');
     const world = new NetWorld('net');
-    const dir = mkdtempSync(join(tmpdir(), 'sptest-net-'));
+    let dir = '';
     let provider: BridgeNetworkProvider | undefined;
     const a = sandboxRef('a');
     const b = sandboxRef('b');
@@ -35,6 +35,7 @@ for (const variant of variants) {
     const ip = (s: SandboxRef) => results.get(s.id)!.sandboxIP!;
 
     before(async () => {
+      dir = mkdtempSync(join(tmpdir(), 'sptest-net-'));
       world.enter(variant);
       world.addOutsideHost();
       // The node's resolver is the outside host: egress Deny must still let DNS to it through.
@@ -72,7 +73,7 @@ for (const variant of variants) {
         provider?.close();
       } finally {
         world.leave();
-        rmSync(dir, { recursive: true, force: true });
+        if (dir) rmSync(dir, { recursive: true, force: true });
       }
     });
 

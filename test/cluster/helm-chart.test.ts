@@ -290,9 +290,10 @@ describe('cluster tier: the Helm chart renders, lints and passes the API server'
   it('prints NOTES with the next steps, and warns when the namespace would refuse the agent', async () => {
     const ns = freshName('sp-notes');
     await createNamespace(cp, ns, { 'pod-security.kubernetes.io/enforce': 'baseline' });
-    const out = await helmOk(cp, ['install', 'sandpit', CHART, '--namespace', ns, '--dry-run=server', '--set', 'crds.install=false']);
+    // Its own release name: cluster-scoped sandpit-* objects from controllers/manifests may exist.
+    const out = await helmOk(cp, ['install', 'sandpit-notes', CHART, '--namespace', ns, '--dry-run=server', '--set', 'crds.install=false']);
     assert.match(out, /kubectl wait --for=condition=Ready sandbox\/hello/);
     assert.match(out, /WARNING: namespace sp-notes-\w+ enforces the "baseline" Pod Security level/);
-    assert.match(out, /helm test sandpit --namespace sp-notes-/);
+    assert.match(out, /helm test sandpit-notes --namespace sp-notes-/);
   });
 });

@@ -95,9 +95,11 @@ export class Agent {
       }),
       log,
     );
+    // Heartbeat and Ready first: statuses reported while the controller still thinks the node is away
+    // would be overwritten with Unknown.
+    await this.#registration.start();
     this.#reporter = new StatusReporter(this.client, cfg.node, this.runtime, log);
     this.#reporter.start();
-    await this.#registration.start();
 
     this.health.addLiveness('ping', () => undefined);
     this.health.addReadiness('serving', () => (this.#server ? undefined : 'agent API not serving'));

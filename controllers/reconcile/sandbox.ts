@@ -10,6 +10,7 @@ import { hasFinalizer, withFinalizer, withoutFinalizer, writeFinalizers } from '
 import type { Informer } from '../informer/informer.js';
 import { toNodeInfo, type LeaseTracker, type NodeHealth } from '../nodes/health.js';
 import { addUsage, sandboxDemand, scheduleSandbox, type NodeUsage } from '../scheduling/scheduler.js';
+import { desiredStatusPatch } from '../../node-agent/status/desired.js';
 import { boundStatus, nodeLostStatus, nodeUnreachableStatus, unschedulableStatus, type StatusPatch } from './status.js';
 
 /** What a reconcile asks of the queue: nothing (done), or come back after a while. */
@@ -118,11 +119,19 @@ export class SandboxReconciler {
     }
     if (sbx.status?.phase === 'Failed' && sbx.status.reason === 'NodeLost') return {}; // terminal: a lost sandbox is not revived
     const applied = `${sbx.metadata.uid}@${sbx.metadata.generation}`;
-    if (this.#applied.has(applied) && sbx.status?.observedGeneration === sbx.metadata.generation) return {};
+    // After an outage we marked the sandbox Unknown; the agent may have reported before we saw its node
+    // come back, so ask it again and write what it says instead of waiting for its next periodic report.
+    const stale = sbx.status?.reason === 'NodeUnreachable';
+    if (!stale && this.#applied.has(applied) && sbx.status?.observedGeneration === sbx.metadata.generation) return {};
     const endpoint = this.#endpoint(node, sbx);
-    await this.deps.agents.apply(node, endpoint, sbx).catch((err: unknown) => {
+    const obs = await this.deps.agents.apply(node, endpoint, sbx).catch((err: unknown) => {
       throw stepError(err, key, 'apply on node', `check the agent on ${node} (its SandboxNode conditions and logs)`);
     });
+    if (stale) {
+      const patch = desiredStatusPatch(sbx, obs, node);
+      if (patch) await this.#writeStatus(key, sbx, patch as StatusPatch);
+      log.info({ node }, 'Node is back; refreshed the sandbox status from its agent');
+    }
     this.forgetApplied(sbx.metadata.uid ?? '');
     this.#applied.add(applied);
     log.debug({ node, generation: sbx.metadata.generation }, 'Agent applied the sandbox');

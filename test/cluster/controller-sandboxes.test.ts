@@ -1,0 +1,216 @@
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmdirSync, statSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { sandboxIdFor } from '../../node-agent/contracts.js';
+import { buildBusyboxRootfs } from '../fixtures/busybox-rootfs.js';
+import { freePort, sharedControlPlane, type ControlPlane } from '../harness/control-plane.js';
+import {
+  agentKubeconfig,
+  applyCRDs,
+  applyManifests,
+  cleanUp,
+  condition,
+  controllerLog,
+  getSandbox,
+  sleep,
+  startController,
+  waitFor,
+  type ControllerProcess,
+} from './sandpit-processes.js';
+
+/*
+ * Controller and agent as processes, the agent running real sandboxes as
+ * root through the node runtime (namespaces, cgroups, overlay root from an
+ * unpacked busybox image; loopback-only network). kubectl is the client.
+ */
+describe('cluster tier: sandboxes end to end through controller, agent and runtime (root)', function () {
+  this.timeout(300_000);
+  const ns = 'e2e-test';
+  const node = 'e2e-a';
+  const ROOT = new URL('../../..', import.meta.url).pathname;
+  let cp: ControlPlane;
+  let controller: ControllerProcess;
+  let agent: ChildProcess | undefined;
+  let stateRoot: string;
+  let agentKc: string;
+  let agentLog: string;
+  let apiPort: number;
+  const rootfs = buildBusyboxRootfs(join(tmpdir(), 'sandpit-test-rootfs'));
+  const cgroupParent = `sandpit-e2e-${process.pid}`;
+
+  async function startAgent(): Promise<void> {
+    const fd = openSync(agentLog, 'a');
+    agent = spawn(
+      process.execPath,
+      [join(ROOT, 'dist/node-agent/main.js'), '--kubeconfig', agentKc, '--node-name', node, '--listen', `127.0.0.1:${apiPort}`, '--advertise-address', '127.0.0.1',
+        '--health-addr', `127.0.0.1:${await freePort()}`, '--lease-duration', '6', '--node-labels', 'sandpit.test/e2e=yes'],
+      { stdio: ['ignore', fd, fd], env: { ...process.env, SANDPIT_STATE_ROOT: stateRoot, SANDPIT_CGROUP_PARENT: cgroupParent, SANDPIT_LOG_LEVEL: 'info' } },
+    );
+    closeSync(fd);
+  }
+  async function killAgent(signal: NodeJS.Signals): Promise<void> {
+    if (!agent || agent.exitCode !== null || agent.signalCode !== null) return;
+    const exited = new Promise((r) => agent!.once('exit', r));
+    agent.kill(signal);
+    await exited;
+  }
+  const manifest = (name: string, over: Record<string, unknown> = {}) =>
+    JSON.stringify({
+      apiVersion: 'sandpit.dev/v1alpha1',
+      kind: 'Sandbox',
+      metadata: { name, namespace: ns },
+      spec: {
+        nodeSelector: { 'sandpit.test/e2e': 'yes' },
+        network: { mode: 'None' },
+        terminationGracePeriodSeconds: 1,
+        containers: [{ name: 'main', image: `dir:${rootfs}`, command: ['/bin/sleep', '3600'] }],
+        ...over,
+      },
+    });
+  const pid1Of = (uid: string) => {
+    const rec = JSON.parse(readFileSync(join(stateRoot, sandboxIdFor(uid), 'sandbox.json'), 'utf8')) as { pid1?: { pid: number } };
+    return rec.pid1?.pid;
+  };
+
+  before(async () => {
+    cp = await sharedControlPlane();
+    await applyCRDs(cp);
+    await applyManifests(cp);
+    await cp.kubectl(['create', 'namespace', ns]).catch(() => undefined);
+    stateRoot = await mkdtemp(join(tmpdir(), 'sandpit-e2e-state-'));
+    agentLog = join(cp.dir, 'agent-e2e.log');
+    apiPort = await freePort();
+    agentKc = await agentKubeconfig(cp, node);
+    controller = await startController(cp, 'e2e', ['--namespace', 'sandpit-system', '--leader-elect', 'false', '--resync-period', '5', '--node-lost-grace', '120']);
+    await startAgent();
+  });
+
+  afterEach(async function () {
+    if (this.currentTest?.state === 'failed') {
+      process.stderr.write(`agent log tail:\n${(await readFile(agentLog, 'utf8').catch(() => '')).slice(-5000)}\n`);
+      process.stderr.write(`controller log tail:\n${(await controllerLog(controller)).slice(-3000)}\n`);
+    }
+  });
+
+  after(async () => {
+    // Let the agent delete what is left through the normal path before it stops.
+    await cp.kubectlResult(['-n', ns, 'delete', 'sandboxes', '--all', '--wait=true', '--timeout=60s']);
+    await killAgent('SIGTERM');
+    await controller?.stop();
+    await cleanUp(cp, [ns], [node]);
+    await rm(stateRoot, { recursive: true, force: true });
+    // The runtime leaves its (empty) cgroup parent behind; it is ours, named for this run.
+    for (const root of readdirSync('/sys/fs/cgroup')) {
+      const dir = join('/sys/fs/cgroup', root, cgroupParent);
+      if (existsSync(dir)) await rmdirDeep(dir);
+    }
+  });
+
+  it('registers the node with its facts, endpoint and a serving certificate from the controller', async () => {
+    const n = await waitFor('SandboxNode ready', async () => {
+      const r = await cp.kubectlResult(['get', 'sandboxnode', node, '-o', 'json']);
+      if (r.code !== 0) return undefined;
+      const o = JSON.parse(r.stdout) as { status?: { endpoint?: string; kernelVersion?: string; cgroupMode?: string; capacity?: { cpu?: string }; conditions?: { type: string; status: string }[] } };
+      return o.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True' ? o : undefined;
+    }, 120_000);
+    assert.equal(n.status?.endpoint, `https://127.0.0.1:${apiPort}`);
+    assert.ok(n.status?.kernelVersion);
+    assert.ok(['v1', 'hybrid', 'v2'].includes(n.status?.cgroupMode ?? ''));
+  });
+
+  it('kubectl apply → Ready with running containers; kubectl wait --for=condition=Ready works', async () => {
+    await cp.kubectl(['apply', '-f', '-'], { input: manifest('web') });
+    await cp.kubectl(['-n', ns, 'wait', '--for=condition=Ready', 'sandbox/web', '--timeout=90s']);
+    const s = (await getSandbox(cp, ns, 'web'))!;
+    assert.equal(s.status?.phase, 'Running');
+    assert.equal(s.status?.nodeName, node);
+    assert.equal(s.status?.observedGeneration, s.metadata.generation);
+    const cs = (s.status as { containerStatuses?: { name: string; ready: boolean; state?: { running?: unknown } }[] }).containerStatuses ?? [];
+    assert.equal(cs[0]?.ready, true);
+    assert.ok(cs[0]?.state?.running);
+    const pid = pid1Of(s.metadata.uid);
+    assert.ok(pid && existsSync(`/proc/${pid}`), 'PID 1 of the sandbox runs on the node');
+  });
+
+  it('freezes and thaws with spec.paused; observedGeneration follows', async () => {
+    await cp.kubectl(['-n', ns, 'patch', 'sandbox', 'web', '--type=merge', '-p', '{"spec":{"paused":true}}']);
+    const paused = await waitFor('web Paused', async () => {
+      const s = await getSandbox(cp, ns, 'web');
+      return s?.status?.phase === 'Paused' && s.status.observedGeneration === s.metadata.generation ? s : undefined;
+    });
+    assert.equal(condition(paused, 'Ready')?.status, 'False');
+    await cp.kubectl(['-n', ns, 'patch', 'sandbox', 'web', '--type=merge', '-p', '{"spec":{"paused":false}}']);
+    await cp.kubectl(['-n', ns, 'wait', '--for=condition=Ready', 'sandbox/web', '--timeout=60s']);
+  });
+
+  it('keeps sandboxes running while the agent is killed; the node goes NotReady and comes back Ready, statuses stay right', async () => {
+    const s = (await getSandbox(cp, ns, 'web'))!;
+    const pid = pid1Of(s.metadata.uid)!;
+    await killAgent('SIGKILL');
+    await waitFor('node NotReady', async () => {
+      const r = await cp.kubectl(['get', 'sandboxnode', node, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status}']);
+      return r.stdout.trim() === 'Unknown';
+    }, 60_000);
+    await waitFor('web Ready=Unknown', async () => condition(await getSandbox(cp, ns, 'web'), 'Ready')?.status === 'Unknown', 30_000);
+    assert.ok(existsSync(`/proc/${pid}`), 'the sandbox outlives its agent');
+    await startAgent();
+    const back = await waitFor('web Running and Ready again', async () => {
+      const s = await getSandbox(cp, ns, 'web');
+      return s?.status?.phase === 'Running' && condition(s, 'Ready')?.status === 'True' ? s : undefined;
+    }, 90_000);
+    assert.equal(pid1Of(back.metadata.uid), pid, 're-adopted, not recreated');
+  });
+
+  it('converges a change to containers by recreating the sandbox on its node', async () => {
+    const before = (await getSandbox(cp, ns, 'web'))!;
+    const pid = pid1Of(before.metadata.uid);
+    await cp.kubectl(['-n', ns, 'patch', 'sandbox', 'web', '--type=json', '-p', JSON.stringify([{ op: 'replace', path: '/spec/containers/0/command', value: ['/bin/sleep', '7200'] }])]);
+    const after = await waitFor('web recreated at the new generation', async () => {
+      const s = await getSandbox(cp, ns, 'web');
+      return s && s.metadata.generation > before.metadata.generation && s.status?.observedGeneration === s.metadata.generation && condition(s, 'Ready')?.status === 'True' ? s : undefined;
+    }, 90_000);
+    assert.notEqual(pid1Of(after.metadata.uid), pid);
+  });
+
+  it('kubectl delete → everything gone on the node and the finalizer removed', async () => {
+    const s = (await getSandbox(cp, ns, 'web'))!;
+    const pid = pid1Of(s.metadata.uid)!;
+    await cp.kubectl(['-n', ns, 'delete', 'sandbox', 'web', '--timeout=90s']);
+    assert.equal(await getSandbox(cp, ns, 'web'), undefined);
+    await waitFor('PID 1 gone', async () => !existsSync(`/proc/${pid}`) || readFileSync(`/proc/${pid}/stat`, 'utf8').split(' ')[2] === 'Z', 30_000);
+    assert.equal(existsSync(join(stateRoot, sandboxIdFor(s.metadata.uid))), false, 'no state left on the node');
+  });
+
+  it('deletes on the node what the cluster no longer has (resync)', async () => {
+    await cp.kubectl(['apply', '-f', '-'], { input: manifest('orphan') });
+    await cp.kubectl(['-n', ns, 'wait', '--for=condition=Ready', 'sandbox/orphan', '--timeout=90s']);
+    const s = (await getSandbox(cp, ns, 'orphan'))!;
+    // Simulate a missed delete: strip the finalizer and delete while the controller is away.
+    await controller.stop();
+    await cp.kubectl(['-n', ns, 'patch', 'sandbox', 'orphan', '--type=merge', '-p', '{"metadata":{"finalizers":null}}']);
+    await cp.kubectl(['-n', ns, 'delete', 'sandbox', 'orphan']);
+    assert.ok(existsSync(join(stateRoot, sandboxIdFor(s.metadata.uid))));
+    controller = await startController(cp, 'e2e-2', ['--namespace', 'sandpit-system', '--leader-elect', 'false', '--resync-period', '3']);
+    await waitFor('orphan removed from the node', async () => !existsSync(join(stateRoot, sandboxIdFor(s.metadata.uid))), 60_000);
+    await sleep(100);
+  });
+});
+
+/** Removes an empty cgroup tree, children first (cgroupfs directories are removed with rmdir only). */
+async function rmdirDeep(dir: string): Promise<void> {
+  for (const e of readdirSync(dir)) {
+    const child = join(dir, e);
+    if (statSync(child).isDirectory()) await rmdirDeep(child);
+  }
+  for (let i = 0; i < 50; i++) {
+    try {
+      rmdirSync(dir);
+      return;
+    } catch {
+      await sleep(200); // the last sandbox processes may still be exiting
+    }
+  }
+}

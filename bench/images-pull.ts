@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sandboxIdFor } from '../node-agent/contracts.js';
@@ -82,7 +82,9 @@ try {
   }
 
   const mb = (layerBytes / 1e6).toFixed(0);
-  const note = `debootstrap minbase bookworm, one layer of ${mb} MB gzip; median of ${RUNS}; runs ${oursCold.map((x) => x.toFixed(0)).join('/')} vs ${theirsCold.map((x) => x.toFixed(0)).join('/')} ms`;
+  // Other work on the machine moves these numbers a lot; say how busy it was.
+  const load = `load average ${loadavg()[0]!.toFixed(1)} at the end`;
+  const note = `debootstrap minbase bookworm, one layer of ${mb} MB gzip; median of ${RUNS}; runs ${oursCold.map((x) => x.toFixed(0)).join('/')} vs ${theirsCold.map((x) => x.toFixed(0)).join('/')} ms; ${load}`;
   writeResult({
     name: 'images-pull-cold',
     metric: `pull + unpack, empty store (${mb} MB image, local registry)`,
@@ -101,7 +103,7 @@ try {
     peer: 'skopeo copy (blobs reused) + umoci unpack',
     theirs: Number(median(theirsWarm).toFixed(1)),
     command: 'npm run bench -- images-pull',
-    note: `ours: manifest + config round trips only; runs ${oursWarm.map((x) => x.toFixed(1)).join('/')} ms`,
+    note: `ours: manifest + config round trips only; runs ${oursWarm.map((x) => x.toFixed(1)).join('/')} ms; ${load}`,
   });
 } finally {
   await reg.stop();

@@ -199,16 +199,15 @@ export async function applyLayer(tar: AsyncIterable<Buffer>, dir: string, opts: 
         continue;
       }
 
-      if (implicitDirs.has(key)) {
+      const wasImplicit = implicitDirs.has(key);
+      if (wasImplicit) {
         if (entry.type !== 'dir') refuse(entry.path, `is a ${entry.type} but earlier entries used it as a directory`);
         implicitDirs.delete(key);
       }
 
       switch (entry.type) {
         case 'dir': {
-          if (dirs.get(key) === undefined) {
-            if (sys.mkdirat(pfd, name, 0o700) < 0) refuse(entry.path, `mkdir: ${errnoOf()}`);
-          }
+          if (!wasImplicit && sys.mkdirat(pfd, name, 0o700) < 0) refuse(entry.path, `mkdir: ${errnoOf()}`);
           const fd = parentFd(entry.path, c.parts);
           fchownSync(fd, entry.uid, entry.gid);
           fchmodSync(fd, entry.mode);

@@ -103,6 +103,7 @@ export class OciImageProvider implements ImageProvider {
   readonly #pullFlight = new SingleFlight<ImageRecord>();
   readonly #backoff = new Map<string, { failures: number; until: number; error: ImageError }>();
   readonly #backoffMs: { initial: number; max: number };
+  readonly #preparing = new Set<Promise<ImageRecord>>();
 
   constructor(opts: OciImageProviderOptions) {
     this.store = new ContentStore(opts.root);
@@ -133,8 +134,12 @@ export class OciImageProvider implements ImageProvider {
       });
     }
     const name = formatReference(ref);
-    const rec = await this.#resolve(ref, name, opts);
-    this.store.addSandboxRef(opts.sandbox.id, rec);
+    const work = this.#resolve(ref, name, opts).then((rec) => {
+      this.store.addSandboxRef(opts.sandbox.id, rec);
+      return rec;
+    });
+    this.#preparing.add(work);
+    const rec = await work.finally(() => this.#preparing.delete(work));
     return {
       reference: name,
       imageID: `${rec.repository}@${rec.manifestDigest}`,
@@ -151,6 +156,8 @@ export class OciImageProvider implements ImageProvider {
   async collectGarbage(opts: { pruneImages?: boolean } = {}): Promise<ReturnType<ContentStore['collectGarbage']>> {
     // Image records are cache roots; sandbox references carry their own copy, so
     // pruning the records leaves exactly what running sandboxes hold.
+    // A prepare between "pulled" and "sandbox reference written" holds no root yet: wait for those.
+    while (this.#preparing.size) await Promise.allSettled([...this.#preparing]);
     if (opts.pruneImages) for (const img of this.store.listImages()) this.store.removeImage(img.reference);
     return this.store.collectGarbage();
   }

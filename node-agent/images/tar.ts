@@ -206,7 +206,7 @@ export async function* readTar(
       continue;
     }
 
-    const type = TYPES[flag];
+    let type = TYPES[flag];
     if (!type) {
       throw new TarFormatError(`unsupported tar entry type ${JSON.stringify(flag)} for ${cstr(h.subarray(0, 100))}`);
     }
@@ -230,6 +230,8 @@ export async function* readTar(
       return Number(s);
     };
     const realSize = num('size', size);
+    // Pre-POSIX writers mark directories as regular files with a trailing slash.
+    if ((flag === '\0' || flag === '0') && path.endsWith('/')) type = 'dir';
     const xattrs = new Map<string, Buffer>();
     for (const [k, v] of pax) if (k.startsWith('SCHILY.xattr.')) xattrs.set(k.slice('SCHILY.xattr.'.length), v);
     const mt = pax.get('mtime');
@@ -252,8 +254,9 @@ export async function* readTar(
     longName = undefined;
     longLink = undefined;
 
-    // Hardlinks and others may carry a size in some writers; the body is skipped for them.
-    const bodySize = type === 'file' ? realSize : flag === '1' ? 0 : realSize;
+    // Only regular files have a body; other types may carry a size (e.g. hardlinks from some writers)
+    // but no data follows, as Go's archive/tar reads them.
+    const bodySize = type === 'file' ? realSize : 0;
     const bodyPadded = Math.ceil(bodySize / BLOCK) * BLOCK;
     let consumed = false;
     const body = async function* () {

@@ -232,6 +232,18 @@ describe('images: layer applier against hostile archives (node tier, root)', fun
     assert.deepEqual(cap, capValue, 'security.capability kept byte for byte (binary pax value)');
   });
 
+  it('handles more directories than it keeps open, with explicit entries after implicit parents', async () => {
+    const entries: WriteEntry[] = [];
+    for (let i = 0; i < 700; i++) entries.push({ path: `d${i}/f`, data: String(i) });
+    for (let i = 0; i < 700; i++) entries.push({ path: `d${i}/`, type: 'dir', mode: 0o750, uid: 7 });
+    const dir = layerDir();
+    await applyLayer(once(writeTar(entries)), dir, { limits: DEFAULT_APPLY_LIMITS, lowerDirs: [] });
+    const st = statSync(join(dir, 'd3'));
+    assert.equal(st.mode & 0o777, 0o750);
+    assert.equal(st.uid, 7);
+    assert.equal(readFileSync(join(dir, 'd699/f'), 'utf8'), '699');
+  });
+
   it('turns whiteouts and opaque dirs into what overlayfs reads, and overlayfs honours them', async () => {
     const lower = layerDir();
     await applyLayer(

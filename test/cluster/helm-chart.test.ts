@@ -3,7 +3,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { sharedControlPlane, type ControlPlane } from '../harness/control-plane.js';
-import { CHART, REPO, createNamespace, ensureCrds, freshName, helm, helmOk, parseDocs, render, template, type K8sObject } from './helm-support.js';
+import { CHART, REPO, createNamespace, ensureCrds, freshName, helm, helmOk, parseDocs, prewarmGoTools, render, template, type K8sObject } from './helm-support.js';
 
 /** The value sets of charts/sandpit/ci/ (chart-testing's convention), by file name. */
 async function ciValueSets(): Promise<Map<string, object>> {
@@ -33,6 +33,7 @@ describe('cluster tier: the Helm chart renders, lints and passes the API server'
   let sets: Map<string, object>;
 
   before(async () => {
+    prewarmGoTools();
     cp = await sharedControlPlane();
     sets = await ciValueSets();
     // Optional features create cert-manager and Prometheus Operator objects: register their kinds.

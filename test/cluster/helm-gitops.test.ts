@@ -1,12 +1,9 @@
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { sharedControlPlane, type ControlPlane } from '../harness/control-plane.js';
-import { CHART, REPO, createNamespace, ensureCrds, freshName, parseDocs, render, run, type K8sObject } from './helm-support.js';
+import { CHART, REPO, createNamespace, ensureCrds, freshName, kstatusBinary, parseDocs, render, run, type K8sObject } from './helm-support.js';
 
 const ARGO = join(CHART, 'argocd');
 const GITOPS = join(REPO, 'examples', 'gitops');
@@ -46,24 +43,6 @@ async function argoHealth(script: string, obj: unknown): Promise<{ status: strin
   assert.equal(r.code, 0, `lua5.4 failed: ${r.stderr}`);
   const [status = '', message = ''] = r.stdout.split('\n');
   return { status, message };
-}
-
-/**
- * The kstatus program of test/cluster/helm-kstatus (sigs.k8s.io/cli-utils, the
- * library Flux's wait and health checks use), built once from the Go module
- * proxy and cached by the hash of its sources.
- */
-async function kstatusBinary(): Promise<string> {
-  const src = join(REPO, 'test', 'cluster', 'helm-kstatus');
-  const hash = createHash('sha256');
-  for (const f of ['go.mod', 'go.sum', 'main.go']) hash.update(await readFile(join(src, f)));
-  const dir = join(process.env.SANDPIT_CACHE ?? join(homedir(), '.cache', 'sandpit'), 'helm-kstatus', hash.digest('hex').slice(0, 16));
-  const bin = join(dir, 'helm-kstatus');
-  if (existsSync(bin)) return bin;
-  await mkdir(dir, { recursive: true });
-  const r = await run('go', ['-C', src, 'build', '-trimpath', '-o', bin, '.']);
-  if (r.code !== 0) throw new Error(`building the kstatus checker failed: ${r.stderr}`);
-  return bin;
 }
 
 /** What kstatus makes of each sample; see the README's kstatus section for the two InProgress cases. */

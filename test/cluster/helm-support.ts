@@ -4,9 +4,9 @@
  * module proxy and cached), rendering with values, and fresh namespaces.
  */
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -173,4 +173,35 @@ export async function ensureCrds(cp: ControlPlane): Promise<void> {
     if ((await cp.kubectlResult(['get', 'crd', crd])).code !== 0) await cp.kubectlResult(['create', '-f', join(REPO, 'crds', file)]);
   }
   await cp.kubectl(['wait', '--for=condition=Established', '--timeout=30s', 'crd/sandboxes.sandpit.dev', 'crd/sandboxnodes.sandpit.dev']);
+}
+
+let kstatus: Promise<string> | undefined;
+/**
+ * The kstatus program of test/cluster/helm-kstatus (sigs.k8s.io/cli-utils, the
+ * library Flux's wait and health checks use), built once from the Go module
+ * proxy and cached by the hash of its sources.
+ */
+export function kstatusBinary(): Promise<string> {
+  kstatus ??= (async () => {
+    const src = join(REPO, 'test', 'cluster', 'helm-kstatus');
+    const hash = createHash('sha256');
+    for (const f of ['go.mod', 'go.sum', 'main.go']) hash.update(await readFile(join(src, f)));
+    const dir = join(process.env.SANDPIT_CACHE ?? join(homedir(), '.cache', 'sandpit'), 'helm-kstatus', hash.digest('hex').slice(0, 16));
+    const bin = join(dir, 'helm-kstatus');
+    if (existsSync(bin)) return bin;
+    await mkdir(dir, { recursive: true });
+    const r = await run('go', ['-C', src, 'build', '-trimpath', '-o', bin, '.']);
+    if (r.code !== 0) throw new Error(`building the kstatus checker failed: ${r.stderr}`);
+    return bin;
+  })();
+  return kstatus;
+}
+
+/**
+ * Starts both Go builds (helm 3, the kstatus checker) in the background, so a cold
+ * cache costs one build time, not two in a row. Failures surface where the tools are used.
+ */
+export function prewarmGoTools(): void {
+  helm3Binary().catch(() => undefined);
+  kstatusBinary().catch(() => undefined);
 }

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { SandpitError } from '../../lib/errors.js';
@@ -7,6 +6,8 @@ import { applyIdentity } from '../security/apply.js';
 import { check, libc, type CallSite } from '../sys/libc.js';
 import { CLONE_FS, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS, sethostname, setns, unshare } from '../sys/ns.js';
 import { close, open, O_CLOEXEC, O_NOCTTY, O_RDONLY, O_RDWR } from '../sys/proc.js';
+import { spawnFromThread } from '../sys/spawn.js';
+import { pipe } from '../process/exec-io.js';
 import { bringLoopbackUp } from './loopback.js';
 import type { InfraPlan, LaunchPlan, LaunchResult, ProcessPlan } from './plans.js';
 
@@ -19,18 +20,10 @@ import type { InfraPlan, LaunchPlan, LaunchResult, ProcessPlan } from './plans.j
  */
 
 const ioctlInt = libc.func('int ioctl(int fd, unsigned long request, int *arg)');
+const readFn = libc.func('long read(int fd, _Out_ uint8_t *buf, size_t count)');
 const ioctlVal = libc.func('ioctl', 'int', ['int', 'unsigned long', 'unsigned long']);
 const TIOCSPTLCK = 0x40045431;
 const TIOCGPTPEER = 0x5441;
-
-function waitForSpawn(child: ReturnType<typeof spawn>, site: CallSite): Promise<number> {
-  return new Promise((resolve, reject) => {
-    child.once('spawn', () => resolve(child.pid!));
-    child.once('error', (err: NodeJS.ErrnoException) =>
-      reject(new SandpitError({ ...site, message: `spawn failed: ${err.code ?? err.message}`, code: err.code, cause: err })),
-    );
-  });
-}
 
 async function launchInfra(p: InfraPlan): Promise<LaunchResult> {
   const site = { sandbox: p.sandbox, step: 'create namespaces' };
@@ -51,21 +44,24 @@ async function startPid1(p: InfraPlan, site: CallSite): Promise<LaunchResult> {
   unshare(CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS, site);
   sethostname(p.hostname, { ...site, step: 'set hostname' });
   bringLoopbackUp({ ...site, step: 'loopback up' });
-  const stdio: (number | 'pipe' | 'ignore')[] = ['ignore', p.log, p.log, ...p.extraFds];
-  stdio[p.readyFd] = 'pipe';
-  const child = spawn(p.file, p.argv.slice(1), { argv0: p.argv[0], stdio, env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
-  const pid = await waitForSpawn(child, { ...site, step: 'start sandbox PID 1' });
-  const ready = child.stdio[p.readyFd]!;
-  await new Promise<void>((resolve, reject) => {
-    let seen = '';
-    ready.on('data', (d: Buffer) => {
-      seen += d.toString();
-      if (seen.includes('ready')) resolve();
-    });
-    ready.on('end', () => reject(new SandpitError({ ...site, step: 'start sandbox PID 1', message: `PID 1 (${pid}) exited before it was ready` })));
-  });
-  ready.destroy();
-  child.unref();
+  const [readEnd, writeEnd] = pipe({ ...site, step: 'ready pipe' });
+  let pid: number;
+  try {
+    const fds = [p.log, p.log, p.log, ...p.extraFds];
+    fds[p.readyFd] = writeEnd;
+    pid = spawnFromThread(p.file, p.argv, { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, fds, '/', { ...site, step: 'start sandbox PID 1' });
+  } finally {
+    close(writeEnd);
+  }
+  try {
+    // A blocking read is fine here: this thread has nothing else to do.
+    const buf = Buffer.alloc(16);
+    const n = readFn(readEnd, buf, buf.length);
+    if (n <= 0 || !buf.toString('utf8', 0, n).includes('ready'))
+      throw new SandpitError({ ...site, step: 'start sandbox PID 1', message: `PID 1 (${pid}) exited before it was ready` });
+  } finally {
+    close(readEnd);
+  }
   return { pid, reusable: true };
 }
 
@@ -84,6 +80,9 @@ function resolveCommand(cmd: string, env: Record<string, string>): string {
 
 async function launchProcess(p: ProcessPlan): Promise<LaunchResult> {
   const site = { sandbox: p.sandbox, step: p.step };
+  const t0 = performance.now();
+  const marks: Record<string, number> = {};
+  const mark = (k: string) => (marks[k] = Math.round((performance.now() - t0) * 10) / 10);
   const kinds = ['net', 'ipc', 'uts', 'cgroup', 'pid', 'mnt'] as const;
   const nsFds = kinds.map((k) => open(`/proc/${p.nsPid}/ns/${k}`, O_RDONLY | O_CLOEXEC, 0, { ...site, step: `${p.step}: open ${k} namespace` }));
   // Opened while the host's root is still ours; run later as /proc/self/fd/3.
@@ -93,11 +92,14 @@ async function launchProcess(p: ProcessPlan): Promise<LaunchResult> {
   unshare(CLONE_FS, site);
   kinds.forEach((k, i) => setns(nsFds[i]!, 0, { ...site, step: `${p.step}: join ${k} namespace` }));
   for (const fd of nsFds) close(fd);
+  mark('setns');
   if (!p.joinMount) {
     unshare(CLONE_NEWNS, { ...site, step: `${p.step}: new mount namespace` });
     const r = p.rootfs!;
     applyRootfs(r.root, r.steps, { ...site, step: `${p.step}: rootfs` });
+    mark('rootfs');
     enterRoot(r.root, r.readOnly, { ...site, step: `${p.step}: pivot_root` });
+    mark('pivot');
   }
   let stdio: number[] = [...p.stdio];
   let ptyMaster: number | undefined;
@@ -112,17 +114,13 @@ async function launchProcess(p: ProcessPlan): Promise<LaunchResult> {
   const args = [...p.args];
   if (p.resolveAt >= 0) args[p.resolveAt] = resolveCommand(args[p.resolveAt]!, p.env);
   applyIdentity(p.identity, { ...site, step: `${p.step}: identity` });
-  const child = spawn('/proc/self/fd/3', args, {
-    argv0: 'sh',
-    stdio: [stdio[0]!, stdio[1]!, stdio[2]!, busybox, ...p.extraFds],
-    env: p.env,
-    cwd: p.cwd,
-  });
-  const pid = await waitForSpawn(child, { ...site, step: `${p.step}: spawn` });
-  child.unref();
+  mark('identity');
+  mark('spawn-call');
+  const pid = spawnFromThread('/proc/self/fd/3', ['sh', ...args], p.env, [stdio[0]!, stdio[1]!, stdio[2]!, busybox, ...p.extraFds], p.cwd, { ...site, step: `${p.step}: spawn` });
+  mark('spawned');
   close(busybox);
   if (slave !== undefined) close(slave);
-  return { pid, ptyMaster };
+  return { pid, ptyMaster, marks };
 }
 
 async function handle(plan: LaunchPlan): Promise<LaunchResult> {

@@ -53,6 +53,8 @@ export type LaunchPlan = InfraPlan | ProcessPlan;
 
 export interface LaunchResult {
   pid?: number;
+  /** Milliseconds into the launch at which each step finished, for the log. */
+  marks?: Record<string, number>;
   /** The thread is back in the host's namespaces and may take another plan. */
   reusable?: boolean;
   ptyMaster?: number;

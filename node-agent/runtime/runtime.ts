@@ -317,6 +317,7 @@ export class SandboxRuntime {
         etcFiles: { hostname: join(dir, 'hostname'), hosts: join(dir, 'hosts'), resolvConf: join(dir, 'resolv.conf') },
         volumes, readOnlyRoot: sc?.readOnlyRootFilesystem ?? false, privileged: sc?.privileged ?? false,
       });
+        const t0 = performance.now();
       const result = await this.#launchers.launch({
         kind: 'process', sandbox: who, step, nsPid: rec.pid1!.pid, joinMount: false, joinPid: true,
         rootfs: { root: join(cdir, 'rootfs'), steps, readOnly: sc?.readOnlyRootFilesystem ?? false },
@@ -335,7 +336,7 @@ export class SandboxRuntime {
       c.state = { running: { startedAt: c.startedAt } };
       delete c.restartAt;
       this.#save(rec);
-      this.#log(rec).info({ step, container: c.name, pid: c.pid }, 'container started');
+      this.#log(rec).info({ step, container: c.name, pid: c.pid, ms: { ...result.marks, total: Math.round(performance.now() - t0) } }, 'container started');
     } finally {
       for (const fd of fds) close(fd);
     }
@@ -506,7 +507,7 @@ export class SandboxRuntime {
   }
 
   async #restart(rec: SandboxRecord, c: ContainerRecord): Promise<void> {
-    if (this.#busy.has(rec.id)) return;
+    if (this.#busy.has(rec.id) || rec.stopping) return;
     this.#busy.add(rec.id);
     try {
       c.restartCount++;
@@ -576,6 +577,8 @@ export class SandboxRuntime {
     const who = describeSandbox(rec.ref);
     rec.stopping = true;
     for (const c of rec.containers) delete c.restartAt;
+    // A restart already under way finishes first; a new one cannot start (stopping is set).
+    await waitUntil(() => !this.#busy.has(id), 30_000);
     if (this.cgroups.frozen(id)) this.cgroups.freeze(id, false, { sandbox: who, step: 'thaw for stop' });
     const grace = (graceSeconds ?? rec.spec.terminationGracePeriodSeconds) * 1000;
     const signalled = new Set<string>();

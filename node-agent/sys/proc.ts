@@ -145,9 +145,9 @@ export function open(path: string, flags: number, mode: number, site: CallSite):
 }
 
 const dupFn = libc.func('int fcntl(int fd, int cmd, int arg)');
-/** A close-on-exec duplicate of `fd`. */
-export function dup(fd: number, site: CallSite): number {
-  return check('fcntl F_DUPFD_CLOEXEC', site, () => dupFn(fd, 1030 /* F_DUPFD_CLOEXEC */, 0));
+/** A close-on-exec duplicate of `fd`, numbered at least `min`. */
+export function dup(fd: number, site: CallSite, min = 0): number {
+  return check('fcntl F_DUPFD_CLOEXEC', site, () => dupFn(fd, 1030 /* F_DUPFD_CLOEXEC */, min));
 }
 
 export function close(fd: number): void {

@@ -76,8 +76,12 @@ export function ensureGuestKernel(log: (line: string) => void = () => {}): Guest
     log(`vm: building initramfs with ${files.length} modules`);
     writeFileSync(join(tmp, 'initramfs.gz'), buildInitramfs({ release, modules: files, busybox: findBusybox() }));
     writeFileSync(join(tmp, 'complete'), `${pkg}\n`);
-    rmSync(dir, { recursive: true, force: true });
-    renameSync(tmp, dir);
+    if (existsSync(join(dir, 'complete'))) {
+      rmSync(tmp, { recursive: true, force: true }); // another run finished first: use its entry, which may be in use
+    } else {
+      rmSync(dir, { recursive: true, force: true });
+      renameSync(tmp, dir);
+    }
   } catch (err) {
     rmSync(tmp, { recursive: true, force: true });
     throw err;

@@ -19,7 +19,7 @@ import {
   compatRulesScript,
   deleteCompatScript,
   deleteSandboxRulesScript,
-  deleteTableScript,
+  deleteTableScripts,
   plannedRules,
   hasCompatRules,
   hostPortConflicts,
@@ -217,10 +217,12 @@ export class BridgeNetworkProvider implements NetworkProvider {
     const bridgeIndex = links.find((l) => l.name === this.bridge)?.index;
     const ours = links.filter((l) => (HOST_VETH.test(l.name) && bridgeIndex !== undefined && l.master === bridgeIndex) || l.name === this.bridge);
     this.#rtnl.exec(ours.map((l) => deleteLink(l.name)));
-    try {
-      this.#nft.apply(deleteTableScript(this.#rules));
-    } catch (err) {
-      if (!(err instanceof NftError && err.notFound)) throw err;
+    for (const script of deleteTableScripts(this.#rules)) {
+      try {
+        this.#nft.apply(script);
+      } catch (err) {
+        if (!(err instanceof NftError && err.notFound)) throw err;
+      }
     }
     const forward = this.#listForward();
     if (forward) {
@@ -299,7 +301,7 @@ export class BridgeNetworkProvider implements NetworkProvider {
   }
 
   #installRules(id: SandboxId, address: string, ports: PortRule[], denyEgressExcept: string[] | undefined, who: string): void {
-    const script = sandboxRulesScript(this.#rules, { id, address, ports, denyEgressExcept });
+    const script = sandboxRulesScript(this.#rules, { id, address, hostLink: hostVethName(id), ports, denyEgressExcept });
     const conflicts = hostPortConflicts(this.#indexedRules(), id, ports);
     if (conflicts.length) {
       const c = conflicts[0]!;
@@ -363,13 +365,16 @@ export class BridgeNetworkProvider implements NetworkProvider {
     return [...this.#ruleIndex().values()].flat();
   }
 
+  /** Our tables (inet, and bridge for anti-spoofing) as one listing. */
   #listTable(): NftObject[] {
-    try {
-      return this.#nft.list(`list table inet ${this.table}`);
-    } catch (err) {
-      if (err instanceof NftError && err.notFound) return [];
-      throw err;
-    }
+    return ['inet', 'bridge'].flatMap((family) => {
+      try {
+        return this.#nft.list(`list table ${family} ${this.table}`);
+      } catch (err) {
+        if (err instanceof NftError && err.notFound) return [];
+        throw err;
+      }
+    });
   }
 
   /** iptables' FORWARD chain as iptables-nft keeps it, or undefined when the host has none. */

@@ -58,10 +58,19 @@ describe('nftables rule generation (unit)', () => {
   it('remembers the rules a script adds, without handles', () => {
     const script = sandboxRulesScript(c, { id: '0123456789ab', address: '10.88.0.5', ports: [{ hostPort: 8080, containerPort: 80, protocol: 'TCP' }], denyEgressExcept: [] });
     assert.deepEqual(plannedRules(script), [
-      { chain: 'hostports', handle: -1, comment: 'sandpit:0123456789ab port *:tcp/8080' },
-      { chain: 'sandbox-egress', handle: -1, comment: 'sandpit:0123456789ab egress deny' },
-      { chain: 'sandbox-egress', handle: -1, comment: 'sandpit:0123456789ab egress deny' },
+      { family: 'inet', chain: 'hostports', handle: -1, comment: 'sandpit:0123456789ab port *:tcp/8080' },
+      { family: 'inet', chain: 'sandbox-egress', handle: -1, comment: 'sandpit:0123456789ab egress deny' },
+      { family: 'inet', chain: 'sandbox-egress', handle: -1, comment: 'sandpit:0123456789ab egress deny' },
     ]);
+  });
+
+  it('pins each bridge port to its sandbox address, in the bridge family', () => {
+    const script = sandboxRulesScript(c, { id: '0123456789ab', address: '10.88.0.5', hostLink: 'spv123456789ab', ports: [] });
+    assert.match(script, /add rule bridge sandpit anti-spoof iifname "spv123456789ab" ether type ip ip saddr != 10\.88\.0\.5 drop comment "sandpit:0123456789ab anti-spoof"/);
+    assert.match(script, /iifname "spv123456789ab" ether type arp arp saddr ip != 10\.88\.0\.5 drop/);
+    const planned = plannedRules(script);
+    assert.deepEqual(planned.map((r) => r.family), ['bridge', 'bridge']);
+    assert.equal(deleteSandboxRulesScript(c, planned.map((r, i) => ({ ...r, handle: i + 3 })), () => true), 'delete rule bridge sandpit anti-spoof handle 3\ndelete rule bridge sandpit anti-spoof handle 4\n');
   });
 
   it("adds and finds its accept rules in iptables' FORWARD chain by the bridge name", () => {

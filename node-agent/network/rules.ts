@@ -28,6 +28,8 @@ export interface PortRule {
 export interface SandboxRules {
   id: SandboxId;
   address: string;
+  /** Host end of its veth: frames entering the bridge from it must carry `address` (anti-spoofing). */
+  hostLink?: string;
   ports: PortRule[];
   /** Egress Deny: only DNS to these resolvers leaves the sandbox. undefined means egress Allow. */
   denyEgressExcept?: string[];
@@ -48,6 +50,9 @@ export function nodeRulesScript(c: RuleConfig): string {
   return [
     `add table ${t}`,
     `add chain ${t} hostports`,
+    // Per-port anti-spoofing needs the bridge port, which only the bridge family sees: a same-named bridge table.
+    `add table bridge ${c.table}`,
+    `add chain bridge ${c.table} anti-spoof { type filter hook prerouting priority -300; policy accept; }`,
     `add chain ${t} sandbox-egress`,
     // route_localnet on the bridge lets 127.0.0.1 be DNATed to a sandbox; never let a sandbox send to the node's loopback (CVE-2020-8558).
     `add chain ${t} raw-prerouting { type filter hook prerouting priority raw; policy accept; }`,
@@ -78,8 +83,8 @@ export function nodeRulesScript(c: RuleConfig): string {
   ].join('\n');
 }
 
-/** Deletes the whole table (node uninstall, tests). */
-export const deleteTableScript = (c: RuleConfig) => `delete table inet ${c.table}\n`;
+/** Deletes the tables (node uninstall, tests); one script per table, as either may be gone already. */
+export const deleteTableScripts = (c: RuleConfig) => [`delete table inet ${c.table}\n`, `delete table bridge ${c.table}\n`];
 
 /**
  * Accept rules for our bridge in iptables' `ip filter FORWARD` chain, for hosts
@@ -119,6 +124,12 @@ export function sandboxRulesScript(c: RuleConfig, s: SandboxRules): string {
     const daddr = p.hostIP ? ` ip daddr ${p.hostIP}` : '';
     lines.push(`add rule ${t} hostports meta nfproto ipv4${daddr} ${proto} dport ${p.hostPort} dnat ip to ${s.address}:${p.containerPort} comment ${q(sandboxComment(s.id, `port ${portKey(p)}`))}`);
   }
+  if (s.hostLink) {
+    // Policy matches sandboxes by source address, so a sandbox must not send from another one (it has CAP_NET_RAW).
+    const comment = q(sandboxComment(s.id, 'anti-spoof'));
+    lines.push(`add rule bridge ${c.table} anti-spoof iifname ${q(s.hostLink)} ether type ip ip saddr != ${s.address} drop comment ${comment}`);
+    lines.push(`add rule bridge ${c.table} anti-spoof iifname ${q(s.hostLink)} ether type arp arp saddr ip != ${s.address} drop comment ${comment}`);
+  }
   if (s.denyEgressExcept) {
     const comment = q(sandboxComment(s.id, 'egress deny'));
     lines.push(`add rule ${t} sandbox-egress ip saddr ${s.address} ct state established,related return comment ${comment}`);
@@ -132,6 +143,7 @@ export function sandboxRulesScript(c: RuleConfig, s: SandboxRules): string {
 }
 
 export interface ListedRule {
+  family: string;
   chain: string;
   handle: number;
   comment: string | undefined;
@@ -141,7 +153,7 @@ export interface ListedRule {
 export function rulesOf(listing: NftObject[]): ListedRule[] {
   return listing
     .filter((o) => o.rule)
-    .map((o) => ({ chain: String(o.rule!.chain), handle: Number(o.rule!.handle), comment: o.rule!.comment as string | undefined }));
+    .map((o) => ({ family: String(o.rule!.family ?? 'inet'), chain: String(o.rule!.chain), handle: Number(o.rule!.handle), comment: o.rule!.comment as string | undefined }));
 }
 
 /** The sandbox a rule belongs to, from its comment. */
@@ -156,7 +168,7 @@ export function deleteSandboxRulesScript(c: RuleConfig, rules: ListedRule[], doo
       const owner = ruleOwner(r.comment);
       return owner !== undefined && doomed(owner);
     })
-    .map((r) => `delete rule inet ${c.table} ${r.chain} handle ${r.handle}\n`)
+    .map((r) => `delete rule ${r.family} ${c.table} ${r.chain} handle ${r.handle}\n`)
     .join('');
 }
 
@@ -167,8 +179,8 @@ export function deleteSandboxRulesScript(c: RuleConfig, rules: ListedRule[], doo
 export function plannedRules(script: string): ListedRule[] {
   const out: ListedRule[] = [];
   for (const line of script.split('\n')) {
-    const m = /^add rule \S+ \S+ (\S+) .* comment "([^"]*)"$/.exec(line.trim());
-    if (m) out.push({ chain: m[1]!, handle: -1, comment: m[2] });
+    const m = /^add rule (\S+) \S+ (\S+) .* comment "([^"]*)"$/.exec(line.trim());
+    if (m) out.push({ family: m[1]!, chain: m[2]!, handle: -1, comment: m[3] });
   }
   return out;
 }

@@ -26,9 +26,11 @@ describe('network lifecycle: teardown, GC, cycles, agent restart (node tier, roo
   const spvLinks = () =>
     (JSON.parse(world.exec('node', 'ip', '-j', 'link', 'show')) as { ifname: string }[]).map((l) => l.ifname).filter((n) => n.startsWith('spv'));
   const rules = () =>
-    (JSON.parse(world.exec('node', 'nft', '-j', 'list', 'table', 'inet', world.table)) as { nftables: { rule?: { comment?: string } }[] }).nftables
-      .filter((o) => o.rule)
-      .map((o) => o.rule!.comment ?? '');
+    ['inet', 'bridge'].flatMap((family) =>
+      (JSON.parse(world.exec('node', 'nft', '-j', 'list', 'table', family, world.table)) as { nftables: { rule?: { comment?: string } }[] }).nftables
+        .filter((o) => o.rule)
+        .map((o) => o.rule!.comment ?? ''),
+    );
   const sandboxRules = (id?: string) => rules().filter((c) => (id ? c.startsWith(`sandpit:${id} `) : /^sandpit:[0-9a-f]{12} /.test(c)));
   const setup = (ref: SandboxRef, p = provider, extra: Partial<{ egress: 'Allow' | 'Deny'; ports: { containerPort: number; hostPort: number; protocol: 'TCP' | 'UDP' }[] }> = {}) =>
     p.setup({ sandbox: ref, netnsPath: world.addNamespace(ref.name), hostname: ref.name, network: { mode: 'Bridge', egress: extra.egress ?? 'Allow', ports: extra.ports } }, log);
@@ -52,7 +54,7 @@ describe('network lifecycle: teardown, GC, cycles, agent restart (node tier, roo
     const s = sandboxRef('del');
     const r = await setup(s, provider, { egress: 'Deny', ports: [{ containerPort: 80, hostPort: 18080, protocol: 'TCP' }] });
     assert.ok(spvLinks().includes(hostVethName(s.id)));
-    assert.equal(sandboxRules(s.id).length, 4, 'one DNAT rule and three egress rules');
+    assert.equal(sandboxRules(s.id).length, 6, 'one DNAT rule, three egress rules, two anti-spoof rules');
     assert.equal(provider.leases()[r.sandboxIP!], s.id);
     await provider.teardown(s, log);
     assert.deepEqual(spvLinks(), []);
@@ -70,7 +72,7 @@ describe('network lifecycle: teardown, GC, cycles, agent restart (node tier, roo
     const second = await provider.setup({ sandbox: s, netnsPath: world.path(s.name), hostname: s.name, network: { mode: 'Bridge', egress: 'Allow', ports } }, log);
     assert.equal(second.sandboxIP, first.sandboxIP);
     assert.deepEqual(spvLinks(), [hostVethName(s.id)]);
-    assert.equal(sandboxRules(s.id).length, 1);
+    assert.equal(sandboxRules(s.id).length, 3);
     await provider.teardown(s, log);
   });
 
@@ -122,7 +124,7 @@ describe('network lifecycle: teardown, GC, cycles, agent restart (node tier, roo
       assert.equal(viaBinary.nftBackend, 'nft');
       const s = sandboxRef('binary');
       await setup(s, viaBinary, { ports: [{ containerPort: 80, hostPort: 18083, protocol: 'UDP' }] });
-      assert.equal(sandboxRules(s.id).length, 1);
+      assert.equal(sandboxRules(s.id).length, 3);
       await viaBinary.teardown(s, log);
       assert.deepEqual(sandboxRules(s.id), []);
     } finally {
@@ -142,7 +144,7 @@ describe('network lifecycle: teardown, GC, cycles, agent restart (node tier, roo
     assert.deepEqual(got.rules, [leak.id]);
     assert.deepEqual(got.leases, [leak.id]);
     assert.deepEqual(spvLinks(), [hostVethName(keep.id)]);
-    assert.equal(sandboxRules(keep.id).length, 3);
+    assert.equal(sandboxRules(keep.id).length, 5);
     assert.ok(rules().includes('sandpit: no direct access to sandbox addresses'), 'forward chain rules are back');
     const forward = world.exec('node', 'nft', 'list', 'chain', 'ip', 'filter', 'FORWARD');
     assert.equal(forward.match(new RegExp(`sandpit bridge ${world.bridge}`, 'g'))?.length, 2, "accept rules are back in iptables' FORWARD, once");
@@ -208,7 +210,7 @@ describe('network lifecycle: teardown, GC, cycles, agent restart (node tier, roo
       assert.equal(Object.keys(leases).length, live.length, 'one lease per live sandbox');
       assert.deepEqual(new Set(Object.values(leases)), new Set(live.map((r) => r.id)));
       assert.deepEqual(spvLinks().sort(), live.map((r) => hostVethName(r.id)).sort());
-      for (const ref of live) assert.equal(sandboxRules(ref.id).length, 4, `rules of ${ref.name}`);
+      for (const ref of live) assert.equal(sandboxRules(ref.id).length, 6, `rules of ${ref.name}`);
       assert.deepEqual(sandboxRules(gone!.id), []);
       const forward = world.exec('node', 'nft', 'list', 'chain', 'ip', 'filter', 'FORWARD');
       assert.equal(forward.match(new RegExp(`sandpit bridge ${world.bridge}`, 'g'))?.length, 2);

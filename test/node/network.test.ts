@@ -138,6 +138,16 @@ for (const variant of variants) {
       await provider!.teardown(late, log);
     });
 
+    it('a sandbox cannot send from an address that is not its own (so egress Deny cannot be dodged)', () => {
+      const spoofed = `10.199.${world.k}.250`;
+      world.exec(deny.name, 'ip', 'addr', 'add', `${spoofed}/32`, 'dev', 'eth0');
+      try {
+        assert.ok(world.cannotReach(deny.name, world.outsideIP, 8080, 'tcp', spoofed), 'a spoofed source must not get out');
+      } finally {
+        world.exec(deny.name, 'ip', 'addr', 'del', `${spoofed}/32`, 'dev', 'eth0');
+      }
+    });
+
     it('egress Deny blocks the outside host and other sandboxes but lets DNS to its resolver through', () => {
       assert.ok(world.cannotReach(deny.name, world.outsideIP, 8080, 'tcp'), 'egress to the outside host must be blocked');
       assert.equal(world.ask(deny.name, world.outsideIP, 53, 'udp'), world.nodeLanIP);

@@ -151,8 +151,8 @@ export class NetWorld {
    * throws when it cannot connect. UDP is asked up to three times, as any UDP
    * client would: a datagram may be lost while a neighbour entry resolves.
    */
-  ask(name: string, host: string, port: number, proto: 'tcp' | 'udp', timeoutSeconds = 2, sourcePort?: number): string {
-    const from = sourcePort ? `,sourceport=${sourcePort},reuseaddr` : '';
+  ask(name: string, host: string, port: number, proto: 'tcp' | 'udp', timeoutSeconds = 2, sourcePort?: number, fromAddress?: string): string {
+    const from = (sourcePort ? `,sourceport=${sourcePort},reuseaddr` : '') + (fromAddress ? `,bind=${fromAddress}` : '');
     const target = proto === 'tcp' ? `TCP:${host}:${port},connect-timeout=${timeoutSeconds}${from}` : `UDP:${host}:${port}${from}`;
     const input = proto === 'udp' ? 'who\n' : '';
     let last: unknown;
@@ -173,9 +173,9 @@ export class NetWorld {
   }
 
   /** True when asking fails (refused, unreachable, or no answer). */
-  cannotReach(name: string, host: string, port: number, proto: 'tcp' | 'udp'): boolean {
+  cannotReach(name: string, host: string, port: number, proto: 'tcp' | 'udp', fromAddress?: string): boolean {
     try {
-      this.ask(name, host, port, proto, 1);
+      this.ask(name, host, port, proto, 1, undefined, fromAddress);
       return false;
     } catch {
       return true;

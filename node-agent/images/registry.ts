@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { closeSync, ftruncateSync, openSync, readSync, statSync, writeSync } from 'node:fs';
+import { closeSync, constants, ftruncateSync, openSync, readSync, statSync, writeSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request, type Dispatcher } from 'undici';
 import type { Logger } from '../../lib/log.js';
@@ -281,7 +281,8 @@ export class RegistryClient {
    */
   async downloadBlob(ref: ImageReference, desc: Descriptor, ingestPath: string, creds: Credential[], onBytes?: (n: number) => void): Promise<void> {
     if (!DIGEST_RE.test(desc.digest)) throw new ImageError({ reason: 'ErrImagePull', step: 'pull', message: `invalid digest ${desc.digest}`, retryable: false });
-    const fd = openSync(ingestPath, 'a+');
+    // Not O_APPEND: Linux pwrite ignores the offset on O_APPEND fds.
+    const fd = openSync(ingestPath, constants.O_RDWR | constants.O_CREAT, 0o600);
     try {
       let hash = createHash('sha256');
       let offset = 0;

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { parseControllerArgs } from '../../controllers/config.js';
 import { parseAgentArgs } from '../../node-agent/config.js';
 import { sharedControlPlane, type ControlPlane } from '../harness/control-plane.js';
-import { render, type K8sObject } from './helm-support.js';
+import { REPO, parseDocs, render, type K8sObject } from './helm-support.js';
 
 type Container = { args: string[]; env?: Array<{ name: string; value?: string; valueFrom?: unknown }> };
 
@@ -72,5 +74,49 @@ describe('cluster tier: the chart drives the real controller and agent CLIs', fu
     const cm = await render(cp, { tls: { method: 'certManager', certManager: { agentDNSNames: ['*.example'] } } });
     const files = parseAgentArgs(...(Object.values(invocation(cm.find((d) => d.kind === 'DaemonSet')!, downward)) as [string[], NodeJS.ProcessEnv]), 'test');
     assert.deepEqual(files.certificates, { kind: 'files', clientCA: '/etc/sandpit/tls/ca.crt', cert: '/etc/sandpit/tls/tls.crt', key: '/etc/sandpit/tls/tls.key' });
+  });
+});
+
+type Rule = { apiGroups?: string[]; resources?: string[]; resourceNames?: string[]; verbs: string[] };
+
+/** Each rule as "scope group/resource[/name] verb" lines, so two rule lists compare as sets. */
+function grants(objects: K8sObject[], kind: 'ClusterRole' | 'Role', name: string): string[] {
+  const role = objects.find((o) => o.kind === kind && o.metadata.name === name);
+  assert.ok(role, `${kind} ${name}`);
+  const out = new Set<string>();
+  for (const r of (role as unknown as { rules: Rule[] }).rules) {
+    for (const g of r.apiGroups ?? ['']) for (const res of r.resources ?? []) for (const v of r.verbs) for (const n of r.resourceNames ?? ['*']) out.add(`${kind} ${g || 'core'}/${res}${n === '*' ? '' : `(${n})`} ${v}`);
+  }
+  return [...out].sort();
+}
+
+describe('cluster tier: the chart keeps RBAC in step with controllers/manifests', function () {
+  this.timeout(60_000);
+  let cp: ControlPlane;
+  before(async () => {
+    cp = await sharedControlPlane();
+  });
+
+  it('grants each component what controllers/manifests grants, narrower only where documented', async () => {
+    const dir = join(REPO, 'controllers', 'manifests');
+    const manifests = parseDocs((await Promise.all((await readdir(dir)).filter((f) => f.endsWith('.yaml')).map((f) => readFile(join(dir, f), 'utf8')))).join('\n---\n'));
+    const chart = await render(cp, {}, { namespace: 'sandpit-system', release: 'sandpit' });
+    // The chart is narrower in one place: the controller may update only its own
+    // leader Lease (controllers/manifests lets it update any Lease in the namespace).
+    const narrower: Record<string, Set<string>> = { 'sandpit-controller': new Set(['Role coordination.k8s.io/leases update']), 'sandpit-agent': new Set() };
+    const wider: Record<string, Set<string>> = {
+      'sandpit-controller': new Set(['Role coordination.k8s.io/leases(sandpit-controller) update', 'Role coordination.k8s.io/leases(sandpit-controller) patch']),
+      'sandpit-agent': new Set(),
+    };
+    for (const name of ['sandpit-controller', 'sandpit-agent']) {
+      for (const kind of ['ClusterRole', 'Role'] as const) {
+        const want = grants(manifests, kind, name).filter((g) => !narrower[name]!.has(g));
+        const got = grants(chart, kind, name).filter((g) => !wider[name]!.has(g));
+        assert.deepEqual(got, want, `${kind} ${name}`);
+      }
+    }
+    const policy = (objs: K8sObject[]) => objs.find((o) => o.kind === 'ValidatingAdmissionPolicy')!.spec as { matchConstraints: unknown; matchConditions: unknown };
+    assert.deepEqual(policy(chart).matchConstraints, policy(manifests).matchConstraints, 'the admission policy matches the same requests');
+    assert.deepEqual(policy(chart).matchConditions, policy(manifests).matchConditions, 'and the same requester');
   });
 });

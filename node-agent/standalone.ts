@@ -9,6 +9,9 @@ import { sandboxIdFor } from './contracts.js';
 import { defaultConfig, type RuntimeConfig } from './runtime/config.js';
 import { DirectoryImageProvider } from './runtime/directory-image.js';
 import { LoopbackOnlyNetwork } from './runtime/none-network.js';
+import { ModeNetworkProvider, RoutedImageProvider } from './runtime/providers.js';
+import { OciImageProvider } from './images/provider.js';
+import { BridgeNetworkProvider } from './network/provider.js';
 import { SandboxRuntime, type SandboxRecord } from './runtime/runtime.js';
 import { readJson } from './state/store.js';
 import { check, libc } from './sys/libc.js';
@@ -75,7 +78,12 @@ function lockStateRoot(): void {
 async function startRuntime(): Promise<SandboxRuntime> {
   mkdirSync(config.stateRoot, { recursive: true, mode: 0o700 });
   lockStateRoot();
-  return SandboxRuntime.start(config, { images: new DirectoryImageProvider(), network: new LoopbackOnlyNetwork(), log });
+  const base = join(config.stateRoot, '..');
+  return SandboxRuntime.start(config, {
+    images: new RoutedImageProvider(new DirectoryImageProvider(), new OciImageProvider({ root: join(base, 'images'), log })),
+    network: new ModeNetworkProvider(new BridgeNetworkProvider(), new LoopbackOnlyNetwork()),
+    log,
+  });
 }
 
 function summary(rec: SandboxRecord): string {

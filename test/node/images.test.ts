@@ -254,6 +254,21 @@ describe('images: pulls from local registries (node tier, root)', function () {
     await rejectsWith(p.prepare(`${open.host}/busybox:nope`, opts('unknown2')), 'ImagePullBackOff', /back-off/);
   });
 
+  it('follows a moved tag under Always while the sandbox on the old content keeps it through GC', async () => {
+    const p = provider();
+    await push(layout, open.host, [{ tag: 'app1', as: 'moving' }]);
+    const first = await p.prepare(`${open.host}/moving`, opts('moving-old', { policy: 'Always' }));
+    await push(layout, open.host, [{ tag: 'app2', as: 'moving' }]);
+    const second = await p.prepare(`${open.host}/moving`, opts('moving-new', { policy: 'Always' }));
+    assert.notEqual(first.imageID, second.imageID);
+    assert.ok(lookup(second.layers, 'app2.txt'));
+    const removed = await p.collectGarbage({ pruneImages: true });
+    assert.deepEqual(removed.layers, [], 'both sandboxes still hold their layers');
+    assert.ok(first.layers.every((l) => existsSync(l)) && existsSync(join(first.layers[1]!, 'app1.txt')));
+    await p.release(sandbox('moving-old').id);
+    assert.deepEqual((await p.collectGarbage()).layers, [first.layers[1]!.split('/').pop()].map((h) => `sha256:${h}`), 'only the old top layer goes');
+  });
+
   it('garbage-collects exactly what no image and no sandbox references', async () => {
     const p = provider();
     await p.prepare(`${open.host}/app1`, opts('gc-a'));

@@ -130,6 +130,7 @@ export class Manager {
       signer.start();
       this.#background.push(signer);
     }
+    await certificate.get(); // issue it now, not on the first sandbox's critical path
     this.#agents = new AgentClient(certificate);
     const events = new EventRecorder(client, 'sandpit.dev/controller', cfg.identity, log);
     this.#reconciler = new SandboxReconciler({

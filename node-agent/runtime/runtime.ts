@@ -174,6 +174,11 @@ export class SandboxRuntime {
       hostname: sandbox.spec.hostname ?? name.slice(0, 63), images: {}, generation: (sandbox.metadata as { generation?: number }).generation ?? 0,
       containers: sandbox.spec.containers.map((c) => ({ name: c.name, imageID: '', restartCount: 0, oomBase: 0, state: { waiting: { reason: 'ContainerCreating' } } })),
     };
+    // Refused rather than silently ignored: both change what isolation the user gets.
+    if (!sandbox.spec.hostUsers)
+      throw new SandpitError({ sandbox: who, step: 'create', message: 'hostUsers: false (user namespaces) is not supported by this node runtime yet' });
+    if (!sandbox.spec.shareProcessNamespace)
+      throw new SandpitError({ sandbox: who, step: 'create', message: 'shareProcessNamespace: false is not supported by this node runtime yet' });
     const dir = this.store.sandboxDir(id);
     const log = this.#log(rec);
     this.#busy.add(id);

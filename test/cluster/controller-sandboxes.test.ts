@@ -184,6 +184,21 @@ describe('cluster tier: sandboxes end to end through controller, agent and runti
     assert.equal(existsSync(join(stateRoot, sandboxIdFor(s.metadata.uid))), false, 'no state left on the node');
   });
 
+  it('creates no duplicates when the controller is killed mid-reconcile and restarted', async () => {
+    const names = ['dup-0', 'dup-1', 'dup-2', 'dup-3', 'dup-4'];
+    await cp.kubectl(['apply', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: names.map((n) => JSON.parse(manifest(n)) as unknown) }) });
+    await sleep(300);
+    await controller.stop('SIGKILL');
+    controller = await startController(cp, 'e2e-restarted', ['--namespace', 'sandpit-system', '--leader-elect', 'false', '--resync-period', '5']);
+    await cp.kubectl(['-n', ns, 'wait', '--for=condition=Ready', ...names.map((n) => `sandbox/${n}`), '--timeout=120s']);
+    const uids = await Promise.all(names.map(async (n) => (await getSandbox(cp, ns, n))!.metadata.uid));
+    const onNode = readdirSync(stateRoot).filter((d) => /^[0-9a-f]{12}$/.test(d));
+    assert.deepEqual(onNode.sort(), uids.map((u) => sandboxIdFor(u)).sort(), 'exactly one sandbox on the node per Sandbox object');
+    const pids = uids.map((u) => pid1Of(u));
+    assert.equal(new Set(pids).size, names.length, 'each runs its own PID 1');
+    await cp.kubectl(['-n', ns, 'delete', ...names.map((n) => `sandbox/${n}`), '--timeout=120s']);
+  });
+
   it('deletes on the node what the cluster no longer has (resync)', async () => {
     await cp.kubectl(['apply', '-f', '-'], { input: manifest('orphan') });
     await cp.kubectl(['-n', ns, 'wait', '--for=condition=Ready', 'sandbox/orphan', '--timeout=90s']);

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { runInCgroupV2Vm, VmError } from './vm.js';
+import { chooseAccel, runInCgroupV2Vm, TIMEOUT_SCALE_ENV, VmError } from './vm.js';
 
 /*
  * node dist/test/vm/cli.js [--cwd DIR] [--timeout SECONDS] [--bare] [-e K=V ...] -- <command...>
@@ -12,7 +12,12 @@ const command = sep < 0 ? argv : argv.slice(sep + 1);
 let cwd = process.cwd();
 let timeoutMs: number | undefined;
 let cgroupSetup: 'systemd' | 'bare' = 'systemd';
-const env: Record<string, string> = {};
+let env: Record<string, string> = {};
+try {
+  env = { ...TIMEOUT_SCALE_ENV(chooseAccel().accel) };
+} catch {
+  /* runInCgroupV2Vm reports the missing /dev/kvm below */
+}
 for (let i = 0; i < flags.length; i++) {
   const f = flags[i];
   if (f === '--cwd') cwd = flags[++i] ?? cwd;

@@ -92,6 +92,14 @@ export function chooseAccel(): Accel {
   return { accel: 'kvm', why: '/dev/kvm present' };
 }
 
+/**
+ * Env for tests run in the guest: SANDPIT_TEST_TIMEOUT_SCALE tells tests how much
+ * slower than native this guest is (10 under TCG), for tests that scale their waits.
+ */
+export function TIMEOUT_SCALE_ENV(accel: 'kvm' | 'tcg'): Record<string, string> {
+  return { SANDPIT_TEST_TIMEOUT_SCALE: accel === 'tcg' ? '10' : '1' };
+}
+
 const INHERITED = ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TERM', 'CI', 'NODE_OPTIONS'];
 
 export async function runInCgroupV2Vm(opts: VmRunOptions): Promise<VmRunResult> {

@@ -62,7 +62,7 @@ describe('runtime lifecycle and cgroups (node tier)', function () {
 
   it('OOM-kills a memory hog at the memory limit and reports OOMKilled', async () => {
     const rec = await runToCompletion(env.rt, sandbox('oom', {
-      restartPolicy: 'Never', resources: { memory: '32Mi' },
+      restartPolicy: 'Never', resources: { memory: '16Mi' },
       containers: [sh('hog', 'x=$(head -c 200000000 /dev/zero | tr "\\0" a); echo survived ${#x}')],
     }));
     const t = rec.containers[0]!.state?.terminated;

@@ -55,7 +55,7 @@ try {
   agent = spawn(
     process.execPath,
     [join(ROOT, 'dist/node-agent/main.js'), '--kubeconfig', kc, '--node-name', 'bench-node', '--listen', `127.0.0.1:${await freePort()}`, '--health-addr', `127.0.0.1:${await freePort()}`, '--max-sandboxes', '500'],
-    { stdio: ['ignore', fd, fd], env: { ...process.env, SANDPIT_STATE_ROOT: stateRoot, SANDPIT_CGROUP_PARENT: cgroupParent, SANDPIT_LOG_LEVEL: 'warn' } },
+    { stdio: ['ignore', fd, fd], env: { ...process.env, SANDPIT_STATE_ROOT: stateRoot, SANDPIT_IMAGE_ROOT: `${stateRoot}-images`, SANDPIT_CGROUP_PARENT: cgroupParent, SANDPIT_LOG_LEVEL: 'warn' } },
   );
   closeSync(fd);
   await waitFor('node Ready', async () => (await cp.kubectl(['get', 'sandboxnode', 'bench-node', '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status}'])).stdout === 'True', 120_000);
@@ -110,6 +110,7 @@ try {
   await controller.stop();
   await cp.stop();
   rmSync(stateRoot, { recursive: true, force: true });
+  rmSync(`${stateRoot}-images`, { recursive: true, force: true });
   for (const root of readdirSync('/sys/fs/cgroup')) {
     try {
       rmdirSync(join('/sys/fs/cgroup', root, cgroupParent));

@@ -1,11 +1,15 @@
 import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import type { Sandbox } from '../../crds/sandbox.js';
 import type { Logger } from '../../lib/log.js';
 import { sandboxIdFor, type SandboxObservation, type SandboxRuntime } from '../contracts.js';
 import { defaultConfig, type RuntimeConfig } from '../runtime/config.js';
+import { OciImageProvider } from '../images/provider.js';
+import { BridgeNetworkProvider } from '../network/provider.js';
 import { DirectoryImageProvider } from '../runtime/directory-image.js';
 import { LoopbackOnlyNetwork } from '../runtime/none-network.js';
+import { ModeNetworkProvider, RoutedImageProvider } from '../runtime/providers.js';
 import { SandboxRuntime as NodeRuntime, type SandboxRecord } from '../runtime/runtime.js';
 import { deriveConditions } from '../status/derive.js';
 
@@ -84,10 +88,11 @@ export class RuntimeSeam implements SandboxRuntime {
 }
 
 /**
- * What the agent main loads (SANDPIT_RUNTIME_MODULE overrides it). Images come
- * from unpacked directories (dir:/path) and the network is loopback-only until
- * the OCI image provider and the bridge network are wired into the runtime;
- * SANDPIT_STATE_ROOT and SANDPIT_CGROUP_PARENT place its state.
+ * What the agent main loads (SANDPIT_RUNTIME_MODULE overrides it), wired like
+ * the standalone agent: OCI images from registries (dir:/path for unpacked
+ * directories), the bridge network for mode Bridge and loopback for None.
+ * SANDPIT_STATE_ROOT and SANDPIT_CGROUP_PARENT place its state; the image
+ * store sits beside the state root unless SANDPIT_IMAGE_ROOT says otherwise.
  */
 export async function createRuntime(opts: { node: string; log: Logger }): Promise<SandboxRuntime> {
   const over: Partial<RuntimeConfig> = {};
@@ -95,6 +100,11 @@ export async function createRuntime(opts: { node: string; log: Logger }): Promis
   if (process.env.SANDPIT_CGROUP_PARENT) over.cgroupParent = process.env.SANDPIT_CGROUP_PARENT;
   const config = defaultConfig(over);
   mkdirSync(config.stateRoot, { recursive: true, mode: 0o700 });
-  const rt = await NodeRuntime.start(config, { images: new DirectoryImageProvider(), network: new LoopbackOnlyNetwork(), log: opts.log.child({ component: 'runtime' }) });
+  const log = opts.log.child({ component: 'runtime' });
+  const rt = await NodeRuntime.start(config, {
+    images: new RoutedImageProvider(new DirectoryImageProvider(), new OciImageProvider({ root: process.env.SANDPIT_IMAGE_ROOT ?? join(config.stateRoot, '..', 'images'), log })),
+    network: new ModeNetworkProvider(new BridgeNetworkProvider(), new LoopbackOnlyNetwork()),
+    log,
+  });
   return new RuntimeSeam(rt);
 }

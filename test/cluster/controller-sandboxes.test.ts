@@ -47,7 +47,7 @@ describe('cluster tier: sandboxes end to end through controller, agent and runti
       process.execPath,
       [join(ROOT, 'dist/node-agent/main.js'), '--kubeconfig', agentKc, '--node-name', node, '--listen', `127.0.0.1:${apiPort}`, '--advertise-address', '127.0.0.1',
         '--health-addr', `127.0.0.1:${await freePort()}`, '--lease-duration', '6', '--node-labels', 'sandpit.test/e2e=yes'],
-      { stdio: ['ignore', fd, fd], env: { ...process.env, SANDPIT_STATE_ROOT: stateRoot, SANDPIT_CGROUP_PARENT: cgroupParent, SANDPIT_LOG_LEVEL: 'info' } },
+      { stdio: ['ignore', fd, fd], env: { ...process.env, SANDPIT_STATE_ROOT: stateRoot, SANDPIT_IMAGE_ROOT: `${stateRoot}-images`, SANDPIT_CGROUP_PARENT: cgroupParent, SANDPIT_LOG_LEVEL: 'info' } },
     );
     closeSync(fd);
   }
@@ -102,6 +102,7 @@ describe('cluster tier: sandboxes end to end through controller, agent and runti
     await controller?.stop();
     await cleanUp(cp, [ns], [node]);
     await rm(stateRoot, { recursive: true, force: true });
+    await rm(`${stateRoot}-images`, { recursive: true, force: true });
     // The runtime leaves its (empty) cgroup parent behind; it is ours, named for this run.
     for (const root of readdirSync('/sys/fs/cgroup')) {
       const dir = join('/sys/fs/cgroup', root, cgroupParent);

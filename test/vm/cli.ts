@@ -38,6 +38,7 @@ if (!command.length) {
 }
 try {
   const r = await runInCgroupV2Vm({ command, cwd, env, timeoutMs, cgroupSetup });
+  if (r.exitCode !== 0) process.stderr.write(`vm: guest kernel log (last 25 lines):\n${r.dmesg.trimEnd().split('\n').slice(-25).join('\n')}\n`);
   process.stderr.write(`vm: exit ${r.exitCode} after ${(r.durationMs / 1000).toFixed(1)} s (${r.accel})\n`);
   process.exitCode = r.exitCode;
 } catch (err) {

@@ -1,6 +1,8 @@
 import { existsSync } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { createLogger } from '../lib/log.js';
+import { BridgeNetworkProvider } from '../node-agent/network/index.js';
 import { ControlPlane } from '../test/harness/control-plane.js';
 
 /*
@@ -11,6 +13,9 @@ import { ControlPlane } from '../test/harness/control-plane.js';
  *
  *   node dist/hack/local-cluster.js serve --dir DIR [--port 6443]
  *   node dist/hack/local-cluster.js down --dir DIR
+ *   node dist/hack/local-cluster.js remove-node-network
+ *     removes the node-level network the agent made (bridge, nft tables,
+ *     FORWARD accept rules) once no sandbox is left
  */
 
 function arg(name: string, fallback?: string): string {
@@ -56,10 +61,16 @@ async function down(dir: string): Promise<void> {
   console.log('local control plane stopped');
 }
 
+async function removeNodeNetwork(): Promise<void> {
+  const provider = new BridgeNetworkProvider();
+  provider.removeNode(createLogger('quickstart'), true);
+  provider.close();
+}
+
 const [command] = process.argv.slice(2);
-const dir = arg('dir');
-if (command === 'serve') await serve(dir, Number(arg('port', '6443')));
-else if (command === 'down') await down(dir);
+if (command === 'serve') await serve(arg('dir'), Number(arg('port', '6443')));
+else if (command === 'down') await down(arg('dir'));
+else if (command === 'remove-node-network') await removeNodeNetwork();
 else {
   console.error('usage: local-cluster.js serve|down --dir DIR [--port N]');
   process.exit(2);

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
-import { bytes, milliCpu } from '../controllers/scheduling/quantity.js';
+import { bytes, milliCpu } from '../crds/quantity.js';
 import type { AgentConfig } from './agent.js';
 
 export const AGENT_USAGE = `sandpit-agent: runs the sandboxes bound to this node and reports them.

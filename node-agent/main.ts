@@ -10,11 +10,11 @@ import type { SandboxRuntime } from './contracts.js';
 /**
  * The runtime is plugged in here and nowhere else: a module exporting
  * `createRuntime({ node, log })` that resolves to a SandboxRuntime (see
- * node-agent/contracts.ts), by default node-agent/runtime-seam/, which
- * adapts the node runtime. SANDPIT_RUNTIME_MODULE swaps it.
+ * node-agent/contracts.ts), by default node-agent/runtime/index.js.
+ * SANDPIT_RUNTIME_MODULE swaps it.
  */
 async function loadRuntime(node: string, log: Logger): Promise<SandboxRuntime> {
-  const modulePath = process.env.SANDPIT_RUNTIME_MODULE ?? new URL('./runtime-seam/index.js', import.meta.url).href;
+  const modulePath = process.env.SANDPIT_RUNTIME_MODULE ?? new URL('./runtime/index.js', import.meta.url).href;
   const mod = (await import(modulePath)) as { createRuntime?: (opts: { node: string; log: Logger }) => Promise<SandboxRuntime> };
   if (typeof mod.createRuntime !== 'function') throw new Error(`${modulePath} does not export createRuntime({ node, log })`);
   return mod.createRuntime({ node, log });

@@ -1,6 +1,6 @@
 import type { SandboxNode } from '../../crds/sandboxnode.js';
 import { isTrue } from '../status/conditions.js';
-import { milliCpu, bytes } from '../scheduling/quantity.js';
+import { milliCpu, bytes } from '../../crds/quantity.js';
 import type { NodeInfo } from '../scheduling/scheduler.js';
 
 /** Ready: heartbeating and saying so. NotReady: silent for a lease duration (or saying not ready). Lost: silent past the grace too. */

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { bytes, milliCpu, parseQuantity } from './quantity.js';
+import { bytes, milliCpu, parseQuantity } from '../../crds/quantity.js';
 import { addUsage, sandboxDemand, scheduleSandbox, type NodeInfo, type NodeUsage } from './scheduler.js';
 
 const node = (name: string, over: Partial<NodeInfo> = {}): NodeInfo => ({

@@ -1,5 +1,5 @@
 import type { SandboxSpec } from '../../crds/sandbox.js';
-import { bytes, milliCpu } from './quantity.js';
+import { bytes, milliCpu } from '../../crds/quantity.js';
 
 /*
  * Scheduling as pure functions over data: which node a sandbox goes to, or

@@ -1,3 +1,4 @@
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Sandbox } from '../../crds/sandbox.js';
 import type { Logger } from '../../lib/log.js';
@@ -7,6 +8,7 @@ import { BridgeNetworkProvider } from '../network/provider.js';
 import { defaultConfig, type RuntimeConfig } from './config.js';
 import { DirectoryImageProvider } from './directory-image.js';
 import { LoopbackOnlyNetwork } from './none-network.js';
+import { deriveConditions } from '../status/derive.js';
 import { ModeNetworkProvider, RoutedImageProvider } from './providers.js';
 import { SandboxRuntime, type RuntimeDeps, type SandboxRecord } from './runtime.js';
 
@@ -16,14 +18,16 @@ import { SandboxRuntime, type RuntimeDeps, type SandboxRecord } from './runtime.
  * either freezes/thaws (only `paused` changed) or recreates the sandbox.
  */
 
+/** The runtime's view of a sandbox, with the conditions the agent reports (status/derive.ts). */
 function observe(rt: SandboxRuntime, rec: SandboxRecord): SandboxObservation {
+  const generation = rec.generation ?? 0;
   let status;
   try {
     status = rt.status(rec.id);
   } catch {
     status = { phase: 'Unknown' as const };
   }
-  return { ref: rec.ref, generation: rec.generation ?? 0, status };
+  return { ref: rec.ref, generation, status: { ...status, conditions: deriveConditions(status, generation) } };
 }
 
 export class RuntimeService implements RuntimeSeam {
@@ -33,6 +37,7 @@ export class RuntimeService implements RuntimeSeam {
   constructor(runtime: SandboxRuntime) {
     this.runtime = runtime;
     runtime.subscribe((rec) => {
+      if (rec.phase === 'Deleting') return;
       const obs = observe(runtime, rec);
       for (const fn of this.#listeners) fn(obs);
     });
@@ -55,7 +60,10 @@ export class RuntimeService implements RuntimeSeam {
         rec = undefined;
       }
     }
-    rec ??= await this.runtime.create(sandbox);
+    if (!rec) {
+      rec = await this.runtime.create(sandbox);
+      if (sandbox.spec.paused) this.runtime.pause(id, true);
+    }
     return observe(this.runtime, rec);
   }
 
@@ -63,13 +71,17 @@ export class RuntimeService implements RuntimeSeam {
     await this.runtime.delete(sandboxIdFor(uid));
   }
 
+  /** A sandbox being deleted is already gone as far as the agent API is concerned. */
   get(uid: string): SandboxObservation | undefined {
     const rec = this.runtime.get(sandboxIdFor(uid));
-    return rec && observe(this.runtime, rec);
+    return rec && rec.phase !== 'Deleting' ? observe(this.runtime, rec) : undefined;
   }
 
   list(): SandboxObservation[] {
-    return this.runtime.list().map((r) => observe(this.runtime, r));
+    return this.runtime
+      .list()
+      .filter((r) => r.phase !== 'Deleting')
+      .map((r) => observe(this.runtime, r));
   }
 
   onChange(listener: (obs: SandboxObservation) => void): () => void {
@@ -79,20 +91,30 @@ export class RuntimeService implements RuntimeSeam {
 }
 
 /**
- * Entry point the agent loads (node-agent/main.ts). SANDPIT_STATE_DIR (default
- * /var/lib/sandpit), SANDPIT_CGROUP_PARENT and SANDPIT_ALLOW_PRIVILEGED tune it.
+ * Entry point the agent loads (node-agent/main.ts) and the standalone CLI uses.
+ * Environment:
+ * - SANDPIT_STATE_DIR   base directory (default /var/lib/sandpit): sandboxes/ and images/ below it
+ * - SANDPIT_STATE_ROOT  sandbox state directory, overriding $SANDPIT_STATE_DIR/sandboxes
+ * - SANDPIT_IMAGE_ROOT  image store, overriding $SANDPIT_STATE_DIR/images
+ * - SANDPIT_CGROUP_PARENT  cgroup parent name (default sandpit)
+ * - SANDPIT_ALLOW_PRIVILEGED=true  honour privileged containers and capability adds
+ * - SANDPIT_INSECURE_REGISTRIES  comma-separated host:port list pulled over plain HTTP
  */
 export async function createRuntime(opts: { node: string; log: Logger; config?: Partial<RuntimeConfig>; deps?: Partial<RuntimeDeps> }): Promise<RuntimeService> {
   const base = process.env.SANDPIT_STATE_DIR ?? '/var/lib/sandpit';
+  const stateRoot = process.env.SANDPIT_STATE_ROOT ?? join(base, 'sandboxes');
   const config = defaultConfig({
-    stateRoot: join(base, 'sandboxes'),
+    stateRoot,
     cgroupParent: process.env.SANDPIT_CGROUP_PARENT ?? 'sandpit',
     allowPrivileged: process.env.SANDPIT_ALLOW_PRIVILEGED === 'true',
     ...opts.config,
   });
+  mkdirSync(config.stateRoot, { recursive: true, mode: 0o700 });
   const log = opts.log.child({ component: 'runtime' });
+  const plainHttpHosts = (process.env.SANDPIT_INSECURE_REGISTRIES ?? '').split(',').map((h) => h.trim()).filter(Boolean);
+  const imageRoot = process.env.SANDPIT_IMAGE_ROOT ?? join(base, 'images');
   const deps: RuntimeDeps = {
-    images: opts.deps?.images ?? new RoutedImageProvider(new DirectoryImageProvider(), new OciImageProvider({ root: join(base, 'images'), log })),
+    images: opts.deps?.images ?? new RoutedImageProvider(new DirectoryImageProvider(), new OciImageProvider({ root: imageRoot, registry: { plainHttpHosts }, log })),
     network: opts.deps?.network ?? new ModeNetworkProvider(new BridgeNetworkProvider(), new LoopbackOnlyNetwork()),
     log,
   };

@@ -24,7 +24,7 @@ import { readJson, StateStore, writeJsonAtomic } from '../state/store.js';
 import { mount, MNT_DETACH, MS_NODEV, MS_NOEXEC, MS_NOSUID, umount2 } from '../sys/mount.js';
 import { close, dup, kill, open, O_CLOEXEC, O_CREAT, O_RDONLY, O_WRONLY, reapChild } from '../sys/proc.js';
 import type { RuntimeConfig } from './config.js';
-import { parseQuantity } from './quantity.js';
+import { parseQuantity } from '../../crds/quantity.js';
 
 /*
  * The node agent's sandbox runtime: builds sandboxes out of namespaces,

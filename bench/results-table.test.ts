@@ -18,7 +18,7 @@ describe('bench: README table', () => {
     const table = renderTable([result('b', 10, 40), result('a', 3, 2)]);
     const lines = table.split('\n');
     assert.equal(lines.length, 4);
-    assert.match(lines[2]!, /^\| a \| create-to-running p50 \| 3 ms \| runc \| 2 ms \| 1\.50 \| `npm run bench -- a` \| 2026-11-25 \|$/);
+    assert.match(lines[2]!, /^\| a \| create-to-running p50 \| 3 ms \| runc \| 2 ms \| 1\.50 \| `npm run bench -- a` \| 2026-11-25 \| {2}\|$/);
     assert.match(lines[3]!, /^\| b .* \| 0\.250 \|/);
   });
 

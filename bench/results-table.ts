@@ -31,10 +31,10 @@ const fmt = (n: number | null) => (n === null || Number.isNaN(n) ? '—' : Numbe
 export function renderTable(results: BenchResult[]): string {
   const rows = [...results]
     .sort((a, b) => a.name.localeCompare(b.name))
-    .map((r) => `| ${r.name} | ${r.metric} | ${fmt(r.ours)} ${r.unit} | ${r.peer} | ${r.theirs === null ? '—' : `${fmt(r.theirs)} ${r.unit}`} | ${fmt(r.ratio)} | \`${r.command}\` | ${r.date.slice(0, 10)} |${r.note ? ` ${r.note}` : ''}`);
+    .map((r) => `| ${r.name} | ${r.metric} | ${fmt(r.ours)} ${r.unit} | ${r.peer} | ${r.theirs === null ? '—' : `${fmt(r.theirs)} ${r.unit}`} | ${fmt(r.ratio)} | \`${r.command}\` | ${r.date.slice(0, 10)} | ${(r.note ?? '').replace(/\|/g, '/')} |`);
   return [
-    '| benchmark | metric | sandpit | peer | peer result | ratio (ours/peer) | command | date |',
-    '|---|---|---|---|---|---|---|---|',
+    '| benchmark | metric | sandpit | peer | peer result | ratio (ours/peer) | command | date | notes |',
+    '|---|---|---|---|---|---|---|---|---|',
     ...rows,
   ].join('\n');
 }

@@ -4,6 +4,7 @@ import type { Sandbox } from '../../crds/sandbox.js';
 import type { Logger } from '../../lib/log.js';
 import { sandboxIdFor, type SandboxObservation, type SandboxRuntime as RuntimeSeam } from '../contracts.js';
 import { OciImageProvider } from '../images/provider.js';
+import type { BridgeNetworkOptions } from '../network/config.js';
 import { BridgeNetworkProvider } from '../network/provider.js';
 import { defaultConfig, type RuntimeConfig } from './config.js';
 import { DirectoryImageProvider } from './directory-image.js';
@@ -91,6 +92,19 @@ export class RuntimeService implements RuntimeSeam {
 }
 
 /**
+ * The node network as the Helm chart configures it: SANDPIT_RUN_DIR (leases in
+ * its network/ subdir, default /run/sandpit), SANDPIT_BRIDGE (sandpit0) and
+ * SANDPIT_SUBNET (10.88.0.0/24). Unset variables keep the provider's defaults.
+ */
+export function networkOptionsFromEnv(env: NodeJS.ProcessEnv): BridgeNetworkOptions {
+  const opts: BridgeNetworkOptions = {};
+  if (env.SANDPIT_RUN_DIR) opts.stateDir = join(env.SANDPIT_RUN_DIR, 'network');
+  if (env.SANDPIT_BRIDGE) opts.bridge = env.SANDPIT_BRIDGE;
+  if (env.SANDPIT_SUBNET) opts.subnet = env.SANDPIT_SUBNET;
+  return opts;
+}
+
+/**
  * Entry point the agent loads (node-agent/main.ts) and the standalone CLI uses.
  * Environment:
  * - SANDPIT_STATE_DIR   base directory (default /var/lib/sandpit): sandboxes/ and images/ below it
@@ -99,6 +113,7 @@ export class RuntimeService implements RuntimeSeam {
  * - SANDPIT_CGROUP_PARENT  cgroup parent name (default sandpit)
  * - SANDPIT_ALLOW_PRIVILEGED=true  honour privileged containers and capability adds
  * - SANDPIT_INSECURE_REGISTRIES  comma-separated host:port list pulled over plain HTTP
+ * - SANDPIT_RUN_DIR, SANDPIT_BRIDGE, SANDPIT_SUBNET  the node network (see networkOptionsFromEnv)
  */
 export async function createRuntime(opts: { node: string; log: Logger; config?: Partial<RuntimeConfig>; deps?: Partial<RuntimeDeps> }): Promise<RuntimeService> {
   const base = process.env.SANDPIT_STATE_DIR ?? '/var/lib/sandpit';
@@ -115,7 +130,7 @@ export async function createRuntime(opts: { node: string; log: Logger; config?: 
   const imageRoot = process.env.SANDPIT_IMAGE_ROOT ?? join(base, 'images');
   const deps: RuntimeDeps = {
     images: opts.deps?.images ?? new RoutedImageProvider(new DirectoryImageProvider(), new OciImageProvider({ root: imageRoot, registry: { plainHttpHosts }, log })),
-    network: opts.deps?.network ?? new ModeNetworkProvider(new BridgeNetworkProvider(), new LoopbackOnlyNetwork()),
+    network: opts.deps?.network ?? new ModeNetworkProvider(new BridgeNetworkProvider(networkOptionsFromEnv(process.env)), new LoopbackOnlyNetwork()),
     log,
   };
   return new RuntimeService(await SandboxRuntime.start(config, deps));

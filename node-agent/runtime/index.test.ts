@@ -1,0 +1,16 @@
+import assert from 'node:assert/strict';
+import { networkOptionsFromEnv } from './index.js';
+
+describe('runtime entry point: node network from the environment', () => {
+  it('maps the variables the Helm chart sets onto the bridge provider options', () => {
+    assert.deepEqual(networkOptionsFromEnv({ SANDPIT_RUN_DIR: '/run/sandpit', SANDPIT_BRIDGE: 'sbx0', SANDPIT_SUBNET: '10.77.3.0/24' }), {
+      stateDir: '/run/sandpit/network',
+      bridge: 'sbx0',
+      subnet: '10.77.3.0/24',
+    });
+  });
+
+  it('keeps the provider defaults when nothing is set', () => {
+    assert.deepEqual(networkOptionsFromEnv({}), {});
+  });
+});

@@ -17,7 +17,7 @@ import { gzipSync } from 'node:zlib';
  *
  * Bump INITRAMFS_VERSION when the script changes: it is part of the cache key.
  */
-export const INITRAMFS_VERSION = 3;
+export const INITRAMFS_VERSION = 4;
 
 const INIT = `#!/bin/busybox sh
 B=/bin/busybox
@@ -32,6 +32,7 @@ for w in $(cat /proc/cmdline); do
     sandpit.moddir=*) MODDIR="\${w#*=}" ;;
     sandpit.release=*) RELEASE="\${w#*=}" ;;
     sandpit.cgsetup=*) CGSETUP="\${w#*=}" ;;
+    sandpit.cwd=*) CWD="\${w#*=}" ;;
   esac
 done
 $B mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose hostroot /lower || fail "mount host root over 9p"
@@ -51,6 +52,13 @@ $B mount -t tmpfs -o mode=1777 tmpfs $R/tmp
 $B mount -t tmpfs -o mode=755 tmpfs $R/run
 $B mkdir -p $R/run/sandpit-vm/io
 $B mount -t 9p -o trans=virtio,version=9p2000.L,rw,msize=512000 sandpitio $R/run/sandpit-vm/io || fail "mount io share"
+# The command's directory is shared on its own: a checkout under /tmp (hidden by
+# the tmpfs above) or on another host mount would not be seen through hostroot.
+if [ -n "$CWD" ]; then
+  $B mkdir -p /cwdlower /upper/cu /upper/cw "$R$CWD"
+  $B mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose sandpitcwd /cwdlower || fail "mount cwd share"
+  $B mount -t overlay -o lowerdir=/cwdlower,upperdir=/upper/cu,workdir=/upper/cw overlay "$R$CWD" || fail "overlay cwd"
+fi
 if [ -n "$MODDIR" ] && [ -d "$R$MODDIR" ]; then
   $B mkdir -p "$R/lib/modules/$RELEASE"
   $B mount --bind "$R$MODDIR" "$R/lib/modules/$RELEASE"

@@ -112,6 +112,8 @@ export async function runInCgroupV2Vm(opts: VmRunOptions): Promise<VmRunResult> 
   for (const p of [kernel.modules]) if (/\s/.test(p)) throw new VmError(`path with whitespace cannot go on the kernel command line: ${p}`);
 
   const cwd = opts.cwd ?? process.cwd();
+  // The path goes on the kernel command line and into a qemu -virtfs option.
+  if (/[\s,]/.test(cwd)) throw new VmError(`the working directory ${cwd} has white space or a comma, which qemu's -virtfs and the kernel command line cannot carry`);
   const env: Record<string, string> = {};
   for (const k of INHERITED) if (process.env[k] !== undefined) env[k] = process.env[k] as string;
   for (const [k, v] of Object.entries(process.env)) if (k.startsWith('SANDPIT_') && !k.startsWith('SANDPIT_VM_') && v !== undefined) env[k] = v;
@@ -136,6 +138,7 @@ export async function runInCgroupV2Vm(opts: VmRunOptions): Promise<VmRunResult> 
       'cgroup_no_v1=all', 'systemd.unified_cgroup_hierarchy=1',
       'rdinit=/init', 'tsc=reliable',
       `sandpit.release=${kernel.release}`, `sandpit.moddir=${kernel.modules}`, `sandpit.cgsetup=${opts.cgroupSetup ?? 'systemd'}`,
+      `sandpit.cwd=${cwd}`,
     ].join(' ');
     const args = [
       '-M', 'pc', ...(accel === 'kvm' ? ['-enable-kvm', '-cpu', 'host'] : ['-accel', 'tcg,thread=multi', '-cpu', 'max']),
@@ -148,6 +151,7 @@ export async function runInCgroupV2Vm(opts: VmRunOptions): Promise<VmRunResult> 
         : ['-serial', `file:${join(io, 'console.log')}`]),
       '-virtfs', 'local,path=/,mount_tag=hostroot,security_model=passthrough,readonly=on,multidevs=remap',
       '-virtfs', `local,path=${io},mount_tag=sandpitio,security_model=passthrough`,
+      '-virtfs', `local,path=${cwd},mount_tag=sandpitcwd,security_model=passthrough,readonly=on,multidevs=remap`,
       '-device', 'virtio-serial-pci',
       '-chardev', `socket,id=out,path=${join(io, 'stdout.sock')}`, '-device', 'virtserialport,chardev=out,name=sandpit.stdout',
       '-chardev', `socket,id=err,path=${join(io, 'stderr.sock')}`, '-device', 'virtserialport,chardev=err,name=sandpit.stderr',

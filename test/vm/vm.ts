@@ -138,7 +138,8 @@ export async function runInCgroupV2Vm(opts: VmRunOptions): Promise<VmRunResult> 
       'cgroup_no_v1=all', 'systemd.unified_cgroup_hierarchy=1',
       'rdinit=/init', 'tsc=reliable',
       `sandpit.release=${kernel.release}`, `sandpit.moddir=${kernel.modules}`, `sandpit.cgsetup=${opts.cgroupSetup ?? 'systemd'}`,
-      `sandpit.cwd=${cwd}`,
+      // "/" is the host root itself; anything else gets its own share (see initramfs.ts).
+      ...(cwd === '/' ? [] : [`sandpit.cwd=${cwd}`]),
     ].join(' ');
     const args = [
       '-M', 'pc', ...(accel === 'kvm' ? ['-enable-kvm', '-cpu', 'host'] : ['-accel', 'tcg,thread=multi', '-cpu', 'max']),
@@ -151,7 +152,7 @@ export async function runInCgroupV2Vm(opts: VmRunOptions): Promise<VmRunResult> 
         : ['-serial', `file:${join(io, 'console.log')}`]),
       '-virtfs', 'local,path=/,mount_tag=hostroot,security_model=passthrough,readonly=on,multidevs=remap',
       '-virtfs', `local,path=${io},mount_tag=sandpitio,security_model=passthrough`,
-      '-virtfs', `local,path=${cwd},mount_tag=sandpitcwd,security_model=passthrough,readonly=on,multidevs=remap`,
+      ...(cwd === '/' ? [] : ['-virtfs', `local,path=${cwd},mount_tag=sandpitcwd,security_model=passthrough,readonly=on,multidevs=remap`]),
       '-device', 'virtio-serial-pci',
       '-chardev', `socket,id=out,path=${join(io, 'stdout.sock')}`, '-device', 'virtserialport,chardev=out,name=sandpit.stdout',
       '-chardev', `socket,id=err,path=${join(io, 'stderr.sock')}`, '-device', 'virtserialport,chardev=err,name=sandpit.stderr',

@@ -122,7 +122,7 @@ describe('cgroup v2 for real: a pure-v2 VM (Debian kernel, cgroup_no_v1=all)', f
     tests = runtimeTests();
     const mochaCmd = ['node', 'node_modules/mocha/bin/mocha.js', '--reporter', './test/reporter.cjs', ...tests.grep, ...tests.files].map(shq).join(' ');
     const script = `${PROBE}\necho ${MARK}\n` + (tests.files.length ? `cd ${shq(REPO)} && ${mochaCmd}\necho "mochaexit=$?"\n` : '');
-    run = await runInCgroupV2Vm({ command: ['/bin/sh', '-c', script], cwd: '/', env: { SANDPIT_TEST: '1', ...TIMEOUT_SCALE_ENV(chooseAccel().accel) }, stdout: null, stderr: null, timeoutMs: 20 * 60_000 });
+    run = await runInCgroupV2Vm({ command: ['/bin/sh', '-c', script], cwd: REPO, env: { SANDPIT_TEST: '1', ...TIMEOUT_SCALE_ENV(chooseAccel().accel) }, stdout: null, stderr: null, timeoutMs: 20 * 60_000 });
     const cut = run.stdout.indexOf(MARK);
     f = facts(cut < 0 ? run.stdout : run.stdout.slice(0, cut));
     mocha = cut < 0 ? '' : run.stdout.slice(cut + MARK.length);

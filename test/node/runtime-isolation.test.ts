@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { logText, runToCompletion, sandbox, sh, startTestRuntime, type TestRuntime } from './runtime-env.js';
+import { logText, ROOTFS, runToCompletion, sandbox, sh, startTestRuntime, type TestRuntime } from './runtime-env.js';
 
 /* Node tier (root, real kernel): what a container sees of itself and of the host. */
 
@@ -15,7 +15,7 @@ describe('runtime isolation (node tier)', function () {
   });
 
   it('runs /bin/true and records exit code 0', async () => {
-    const rec = await runToCompletion(env.rt, sandbox('true', { restartPolicy: 'Never', containers: [{ name: 'main', image: `dir:${(await import('./runtime-env.js')).ROOTFS}`, command: ['/bin/true'] }] }));
+    const rec = await runToCompletion(env.rt, sandbox('true', { restartPolicy: 'Never', containers: [{ name: 'main', image: `dir:${ROOTFS}`, command: ['/bin/true'] }] }));
     assert.equal(rec.containers[0]!.state?.terminated?.exitCode, 0);
     assert.equal(rec.containers[0]!.state?.terminated?.reason, 'Completed');
     assert.equal(rec.phase, 'Succeeded');

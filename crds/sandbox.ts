@@ -397,6 +397,17 @@ export const SandboxPhase = z
   .enum(['Pending', 'Running', 'Paused', 'Succeeded', 'Failed', 'Unknown'])
   .describe('Pending, Running, Paused, Succeeded, Failed or Unknown (the node stopped reporting).');
 
+export const PublishedPortStatus = z
+  .object({
+    name: z.string().max(15).optional().describe('Name of the published port, from spec.network.ports.'),
+    containerPort: z.number().int().min(1).max(65535).describe('Port inside the sandbox that traffic is forwarded to.'),
+    hostPort: z.number().int().min(1).max(65535).describe('Port on the node that is forwarded to containerPort.'),
+    protocol: z.enum(['TCP', 'UDP']).describe('Transport protocol: TCP or UDP.'),
+    hostIP: z.string().max(45).describe('Node address the port is published on; 0.0.0.0 means every IPv4 address of the node, 127.0.0.1 included.'),
+  })
+  .describe('A port the agent published on the node for the sandbox.');
+export type PublishedPortStatus = z.infer<typeof PublishedPortStatus>;
+
 export const SandboxStatus = z
   .object({
     phase: SandboxPhase.optional(),
@@ -405,6 +416,11 @@ export const SandboxStatus = z
     nodeName: z.string().max(253).optional().describe('Node the sandbox is bound to. Set once by the controller.'),
     hostIP: z.string().max(45).optional().describe('Address of the node.'),
     sandboxIP: z.string().max(45).optional().describe('Address of the sandbox on the node bridge.'),
+    publishedPorts: z
+      .array(PublishedPortStatus)
+      .max(64)
+      .optional()
+      .meta({ description: 'Ports published on the node and forwarding to the sandbox, as installed by the agent.', ...map(['hostPort', 'protocol']) }),
     containerStatuses: z
       .array(ContainerStatus)
       .max(16)

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from '../lib/log.js';
-import type { Sandbox, SandboxSpec, SandboxStatus } from '../crds/sandbox.js';
+import type { PublishedPortStatus, Sandbox, SandboxSpec, SandboxStatus } from '../crds/sandbox.js';
 
 /*
  * The seams between the agent's subsystems. The runtime (namespaces, cgroups,
@@ -89,6 +89,8 @@ export interface NetworkResult {
   /** Sandbox address, absent in mode None. */
   sandboxIP?: string;
   hostIP: string;
+  /** Ports published on the node for the sandbox, as installed (status.publishedPorts). */
+  publishedPorts?: PublishedPortStatus[];
   /** File contents the runtime bind-mounts into every container. */
   resolvConf: string;
   hosts: string;

@@ -152,6 +152,11 @@ export class OciImageProvider implements ImageProvider {
     this.store.removeSandboxRefs(sandbox);
   }
 
+  /** Sandboxes holding image references on disk (the agent's GC releases those the runtime no longer knows). */
+  sandboxesHolding(): SandboxId[] {
+    return this.store.sandboxesHolding();
+  }
+
   /** Removes everything no image record, sandbox or in-flight pull uses. */
   async collectGarbage(opts: { pruneImages?: boolean } = {}): Promise<ReturnType<ContentStore['collectGarbage']>> {
     // Image records are cache roots; sandbox references carry their own copy, so

@@ -9,6 +9,7 @@ import { readNodeResolvConf, renderHosts, renderResolvConf } from './dns.js';
 import { allocateAddress, reclaimAddresses, releaseAddress } from './ipam.js';
 import { LeaseStore } from './ipam-store.js';
 import { LinkReaper } from './link-reaper.js';
+import { hostListeners, shadowedListeners, socketHolder } from './listeners.js';
 import { forgetUdpFlows } from './netlink/conntrack.js';
 import { addAddress, addDefaultRoute, addressDump, createBridge, createVeth, decodeLink, deleteLink, getLink, linkDump, routeDump, RT_TABLE_MAIN, setBridgeNetfilter, setHairpin, setLinkUp } from './netlink/links.js';
 import { NetlinkError, RtnlSocket } from './netlink/socket.js';
@@ -135,17 +136,53 @@ export class BridgeNetworkProvider implements NetworkProvider {
     const node = this.#node ?? this.ensureNode(log);
     const ports = validatePorts(network.ports ?? [], who);
     const denyEgressExcept = network.egress === 'Deny' ? resolv.nameservers.filter(isIPv4) : undefined;
+    // Refused before anything is taken from the node: a clash leaves nothing half-installed.
+    this.#refuseTakenPorts(id, ports, who);
     const address = this.#allocate(id, who);
     try {
       this.#createLinks(req, address, node, who);
-      this.#installRules(id, address, ports, denyEgressExcept, who);
+      this.#installRules(id, address, ports, denyEgressExcept, who, describeSandbox(req.sandbox));
       wrap(NetworkReason.FirewallSetupFailed, 'forget stale UDP flows', who, () => forgetUdpFlows(ports.filter((p) => p.protocol === 'UDP').map((p) => p.hostPort)));
     } catch (err) {
       this.teardownSync(req.sandbox, log);
       throw err;
     }
     log.debug({ sandbox: who, address, ports: ports.length, egress: network.egress }, 'sandbox network ready');
-    return { sandboxIP: address, hostIP: node.hostIP, resolvConf: resolv.text, hosts: renderHosts(req.hostname, address) };
+    const publishedPorts = ports.map((p) => ({ ...(p.name ? { name: p.name } : {}), containerPort: p.containerPort, hostPort: p.hostPort, protocol: p.protocol, hostIP: p.hostIP ?? '0.0.0.0' }));
+    return { sandboxIP: address, hostIP: node.hostIP, ...(publishedPorts.length ? { publishedPorts } : {}), resolvConf: resolv.text, hosts: renderHosts(req.hostname, address) };
+  }
+
+  /**
+   * Refuses ports another sandbox publishes (HostPortConflict) or a program of
+   * the node listens on (HostPortInUse): the DNAT would take that program's
+   * traffic without a word. A program that starts listening later is not seen.
+   */
+  #refuseTakenPorts(id: SandboxId, ports: PortRule[], who: string): void {
+    if (ports.length === 0) return;
+    const conflicts = hostPortConflicts(this.#indexedRules(), id, ports);
+    if (conflicts.length) {
+      const c = conflicts[0]!;
+      const holder = c.ownerName ? `sandbox ${c.ownerName} (id ${c.owner})` : `sandbox id ${c.owner}`;
+      throw new NetworkError(NetworkReason.HostPortConflict, {
+        step: 'publish ports',
+        sandbox: who,
+        message: `hostPort ${c.port.hostPort}/${c.port.protocol}${c.port.hostIP ? ` on ${c.port.hostIP}` : ''} is already published by ${holder} on this node`,
+        hint: 'choose another hostPort, delete the other sandbox, or let the scheduler place this one on another node',
+      });
+    }
+    const listeners = hostListeners(ports);
+    for (const p of ports) {
+      const l = shadowedListeners(listeners, p)[0];
+      if (!l) continue;
+      const holder = socketHolder(l.inode) ?? 'a process this agent cannot see';
+      const at = l.address.includes(':') ? `[${l.address}]:${l.port}` : `${l.address}:${l.port}`;
+      throw new NetworkError(NetworkReason.HostPortInUse, {
+        step: 'publish ports',
+        sandbox: who,
+        message: `hostPort ${p.hostPort}/${p.protocol} is in use on the node by ${holder}, listening on ${at}; publishing it would take that program's traffic`,
+        hint: 'choose another hostPort, or stop that program, or give the port a hostIP the program does not listen on',
+      });
+    }
   }
 
   /** Removes the sandbox's veth (its peer dies with it; deleted off the main thread), rules and lease; each part is skipped when already gone. */
@@ -173,17 +210,37 @@ export class BridgeNetworkProvider implements NetworkProvider {
     log.debug({ sandbox: who }, 'sandbox network removed');
   }
 
+  /**
+   * Removes veths, rules and leases of sandboxes not in `live`, and re-ensures
+   * the node rules. Everything is decided and the rules and leases removed in
+   * one synchronous step, so a setup that starts meanwhile is never judged
+   * against a stale `live`; only the veth deletions wait on the reaper thread
+   * (which deletes in order, before any later teardown or setup of the same
+   * name). A node where no bridge was ever made is left alone: there is
+   * nothing to collect, and no reason to create the bridge for it.
+   */
   async collectGarbage(live: Set<SandboxId>, log: Logger): Promise<void> {
+    if (!this.#node && !this.#bridgeExists()) return;
     const links = this.#leakedLinks(live, log);
-    await this.#reaper.delete(links);
     this.#collectRulesAndLeases(live, links, log);
+    await this.#reaper.delete(links);
   }
 
-  /** Removes veths, rules and leases of sandboxes not in `live`, and re-ensures the node rules; on the calling thread. */
+  /** collectGarbage() on the calling thread (tests): veths are deleted here too. Returns what was collected. */
   collectGarbageSync(live: Set<SandboxId>, log: Logger): { links: string[]; rules: SandboxId[]; leases: SandboxId[] } {
     const links = this.#leakedLinks(live, log);
     if (links.length) this.#rtnl.exec(links.map(deleteLink));
     return this.#collectRulesAndLeases(live, links, log);
+  }
+
+  #bridgeExists(): boolean {
+    try {
+      this.#rtnl.query(getLink(this.bridge));
+      return true;
+    } catch (err) {
+      if (err instanceof NetlinkError && err.code === 'ENODEV') return false;
+      throw err;
+    }
   }
 
   #leakedLinks(live: Set<SandboxId>, log: Logger): string[] {
@@ -300,18 +357,8 @@ export class BridgeNetworkProvider implements NetworkProvider {
     });
   }
 
-  #installRules(id: SandboxId, address: string, ports: PortRule[], denyEgressExcept: string[] | undefined, who: string): void {
-    const script = sandboxRulesScript(this.#rules, { id, address, hostLink: hostVethName(id), ports, denyEgressExcept });
-    const conflicts = hostPortConflicts(this.#indexedRules(), id, ports);
-    if (conflicts.length) {
-      const c = conflicts[0]!;
-      throw new NetworkError(NetworkReason.HostPortConflict, {
-        step: 'publish ports',
-        sandbox: who,
-        message: `hostPort ${c.port.hostPort}/${c.port.protocol} is already published by sandbox ${c.owner} on this node`,
-        hint: 'choose another hostPort, or let the scheduler place the sandbox on another node',
-      });
-    }
+  #installRules(id: SandboxId, address: string, ports: PortRule[], denyEgressExcept: string[] | undefined, who: string, owner: string): void {
+    const script = sandboxRulesScript(this.#rules, { id, owner, address, hostLink: hostVethName(id), ports, denyEgressExcept });
     // Rules of an earlier setup of the same sandbox go in the same transaction, so a repeat never duplicates.
     const apply = () => {
       const stale = deleteSandboxRulesScript(this.#rules, this.#rulesWithHandles((owner) => owner === id), () => true);
@@ -484,12 +531,19 @@ export class BridgeNetworkProvider implements NetworkProvider {
 }
 
 function validatePorts(ports: NonNullable<NetworkRequest['network']['ports']>, who: string): PortRule[] {
+  const seen = new Set<string>();
   return ports.map((p) => {
     if (p.hostIP !== undefined && p.hostIP !== '' && p.hostIP !== '0.0.0.0' && !isIPv4(p.hostIP)) {
       throw new NetworkError(NetworkReason.InvalidNetworkSpec, { step: 'publish ports', sandbox: who, message: `hostIP ${p.hostIP} is not an IPv4 address`, hint: 'IPv6 hostIPs are not supported yet' });
     }
+    const protocol = p.protocol ?? 'TCP';
+    // The API server refuses these (list-map keys); standalone manifests do not pass through it.
+    if (seen.has(`${protocol}/${p.hostPort}`)) {
+      throw new NetworkError(NetworkReason.InvalidNetworkSpec, { step: 'publish ports', sandbox: who, message: `hostPort ${p.hostPort}/${protocol} is listed twice`, hint: 'publish each hostPort and protocol once' });
+    }
+    seen.add(`${protocol}/${p.hostPort}`);
     const hostIP = p.hostIP && p.hostIP !== '0.0.0.0' ? p.hostIP : undefined;
-    return { hostIP, hostPort: p.hostPort, containerPort: p.containerPort, protocol: p.protocol ?? 'TCP' };
+    return { ...(p.name ? { name: p.name } : {}), hostIP, hostPort: p.hostPort, containerPort: p.containerPort, protocol };
   });
 }
 

@@ -55,6 +55,18 @@ describe('nftables rule generation (unit)', () => {
     assert.equal(hostPortConflicts(listing, '0123456789ab', [{ hostPort: 8080, containerPort: 1, protocol: 'TCP' }]).length, 0, 'a sandbox does not clash with itself');
   });
 
+  it('names the owner of a published port in its comment, cut to what nftables keeps, and reads it back on a clash', () => {
+    const long = `ns/${'n'.repeat(200)}`;
+    const script = sandboxRulesScript(c, { id: '0123456789ab', owner: long, address: '10.88.0.5', ports: [{ hostPort: 8080, containerPort: 80, protocol: 'TCP' }] });
+    const comment = /comment "([^"]+)"/.exec(script)![1]!;
+    assert.ok(comment.length <= 127, `${comment.length} bytes`);
+    assert.match(comment, /^sandpit:0123456789ab port \*:tcp\/8080 for ns\/n+$/);
+    const named = sandboxRulesScript(c, { id: '0123456789ab', owner: 'team-a/web', address: '10.88.0.5', ports: [{ hostPort: 8080, containerPort: 80, protocol: 'TCP' }] });
+    const listing = plannedRules(named).map((r) => ({ ...r, handle: 4 }));
+    assert.deepEqual(hostPortConflicts(listing, 'ba9876543210', [{ hostPort: 8080, containerPort: 1, protocol: 'TCP' }]).map((x) => [x.owner, x.ownerName]), [['0123456789ab', 'team-a/web']]);
+    assert.equal(ruleOwner(listing[0]!.comment), '0123456789ab');
+  });
+
   it('remembers the rules a script adds, without handles', () => {
     const script = sandboxRulesScript(c, { id: '0123456789ab', address: '10.88.0.5', ports: [{ hostPort: 8080, containerPort: 80, protocol: 'TCP' }], denyEgressExcept: [] });
     assert.deepEqual(plannedRules(script), [

@@ -19,6 +19,8 @@ export interface RuleConfig {
 }
 
 export interface PortRule {
+  /** Name from the spec, reported in status only. */
+  name?: string;
   hostIP?: string;
   hostPort: number;
   containerPort: number;
@@ -27,6 +29,8 @@ export interface PortRule {
 
 export interface SandboxRules {
   id: SandboxId;
+  /** `namespace/name`, written into the comment of each port rule so a clash can name who holds the port. */
+  owner?: string;
   address: string;
   /** Host end of its veth: frames entering the bridge from it must carry `address` (anti-spoofing). */
   hostLink?: string;
@@ -38,6 +42,13 @@ export interface SandboxRules {
 /** The comment every rule of a sandbox carries; the part after the id says what the rule is. */
 export const sandboxComment = (id: SandboxId, what: string) => `sandpit:${id} ${what}`;
 const portKey = (p: PortRule) => `${p.hostIP ?? '*'}:${p.protocol.toLowerCase()}/${p.hostPort}`;
+/** nftables keeps at most 128 bytes of comment; the owner's name is cut to fit (it is only for people). */
+const MAX_COMMENT = 127;
+const portComment = (id: SandboxId, p: PortRule, owner: string | undefined) => {
+  const base = sandboxComment(id, `port ${portKey(p)}`);
+  const who = (owner ?? '').replace(/[^a-zA-Z0-9./_-]/g, '_').slice(0, MAX_COMMENT - base.length - ' for '.length);
+  return who ? `${base} for ${who}` : base;
+};
 const q = (s: string) => `"${s}"`;
 
 /** Comment on the rules we add to another table (iptables-nft's FORWARD), naming our bridge. */
@@ -122,7 +133,7 @@ export function sandboxRulesScript(c: RuleConfig, s: SandboxRules): string {
   for (const p of s.ports) {
     const proto = p.protocol.toLowerCase();
     const daddr = p.hostIP ? ` ip daddr ${p.hostIP}` : '';
-    lines.push(`add rule ${t} hostports meta nfproto ipv4${daddr} ${proto} dport ${p.hostPort} dnat ip to ${s.address}:${p.containerPort} comment ${q(sandboxComment(s.id, `port ${portKey(p)}`))}`);
+    lines.push(`add rule ${t} hostports meta nfproto ipv4${daddr} ${proto} dport ${p.hostPort} dnat ip to ${s.address}:${p.containerPort} comment ${q(portComment(s.id, p, s.owner))}`);
   }
   if (s.hostLink) {
     // Policy matches sandboxes by source address, so a sandbox must not send from another one (it has CAP_NET_RAW).
@@ -193,15 +204,15 @@ export const sandboxesWithRules = (rules: ListedRule[]) =>
  * Published ports of other sandboxes that clash with `ports`: same protocol and
  * hostPort, and host addresses that overlap (no hostIP means every address).
  */
-export function hostPortConflicts(rules: ListedRule[], id: SandboxId, ports: PortRule[]): { port: PortRule; owner: SandboxId }[] {
+export function hostPortConflicts(rules: ListedRule[], id: SandboxId, ports: PortRule[]): { port: PortRule; owner: SandboxId; ownerName?: string }[] {
   const taken = rules
-    .map((r) => ({ owner: ruleOwner(r.comment), m: / port (\S+):(tcp|udp)\/(\d+)$/.exec(r.comment ?? '') }))
+    .map((r) => ({ owner: ruleOwner(r.comment), m: / port (\S+):(tcp|udp)\/(\d+)(?: for (\S+))?$/.exec(r.comment ?? '') }))
     .filter((x) => x.owner && x.owner !== id && x.m)
-    .map((x) => ({ owner: x.owner!, hostIP: x.m![1]!, proto: x.m![2]!, hostPort: Number(x.m![3]) }));
-  const out: { port: PortRule; owner: SandboxId }[] = [];
+    .map((x) => ({ owner: x.owner!, hostIP: x.m![1]!, proto: x.m![2]!, hostPort: Number(x.m![3]), ownerName: x.m![4] }));
+  const out: { port: PortRule; owner: SandboxId; ownerName?: string }[] = [];
   for (const p of ports) {
     const hit = taken.find((t) => t.proto === p.protocol.toLowerCase() && t.hostPort === p.hostPort && (t.hostIP === '*' || !p.hostIP || t.hostIP === p.hostIP));
-    if (hit) out.push({ port: p, owner: hit.owner });
+    if (hit) out.push({ port: p, owner: hit.owner, ...(hit.ownerName ? { ownerName: hit.ownerName } : {}) });
   }
   return out;
 }

@@ -14,6 +14,8 @@ export const NetworkReason = {
   AddressPoolExhausted: 'AddressPoolExhausted',
   /** Another sandbox already publishes the same hostPort/protocol on an overlapping hostIP. */
   HostPortConflict: 'HostPortConflict',
+  /** A program of the node (not a sandbox) listens on the hostPort: publishing would silently take its traffic. */
+  HostPortInUse: 'HostPortInUse',
   /** The sandbox's network namespace is gone (its process exited). */
   NetnsNotFound: 'NetnsNotFound',
   /** Links, addresses or routes could not be created. */

@@ -8,8 +8,10 @@ import type { BridgeNetworkOptions } from '../network/config.js';
 import { BridgeNetworkProvider } from '../network/provider.js';
 import { defaultConfig, type RuntimeConfig } from './config.js';
 import { DirectoryImageProvider } from './directory-image.js';
+import { NodeGarbageCollector } from './gc.js';
 import { LoopbackOnlyNetwork } from './none-network.js';
-import { deriveConditions } from '../status/derive.js';
+import { NetworkError } from '../network/status.js';
+import { deriveConditions, networkFailureConditions } from '../status/derive.js';
 import { ModeNetworkProvider, RoutedImageProvider } from './providers.js';
 import { SandboxRuntime, type RuntimeDeps, type SandboxRecord } from './runtime.js';
 
@@ -28,7 +30,8 @@ function observe(rt: SandboxRuntime, rec: SandboxRecord): SandboxObservation {
   } catch {
     status = { phase: 'Unknown' as const };
   }
-  return { ref: rec.ref, generation, status: { ...status, conditions: deriveConditions(status, generation) } };
+  const publishedPorts = rec.network?.publishedPorts;
+  return { ref: rec.ref, generation, status: { ...status, ...(publishedPorts ? { publishedPorts } : {}), conditions: deriveConditions(status, generation) } };
 }
 
 export class RuntimeService implements RuntimeSeam {
@@ -62,10 +65,32 @@ export class RuntimeService implements RuntimeSeam {
       }
     }
     if (!rec) {
-      rec = await this.runtime.create(sandbox);
+      rec = await this.runtime.create(sandbox).catch((err: unknown) => {
+        this.#reportNetworkFailure(sandbox, err);
+        throw err;
+      });
       if (sandbox.spec.paused) this.runtime.pause(id, true);
     }
     return observe(this.runtime, rec);
+  }
+
+  /**
+   * A create that failed on the network (a hostPort in use, no address left)
+   * leaves no record behind, so say why in the status (NetworkReady=False with
+   * the reason) and still fail the apply: the controller retries it, and a
+   * later success overwrites this.
+   */
+  #reportNetworkFailure(sandbox: Sandbox, err: unknown): void {
+    if (!(err instanceof NetworkError)) return;
+    const meta = sandbox.metadata as { namespace?: string; name?: string; uid?: string; generation?: number };
+    const uid = meta.uid!;
+    const generation = meta.generation ?? 0;
+    const obs: SandboxObservation = {
+      ref: { id: sandboxIdFor(uid), namespace: meta.namespace ?? 'default', name: meta.name ?? 'sandbox', uid },
+      generation,
+      status: { phase: 'Pending', reason: err.reason, message: err.message, conditions: networkFailureConditions(err.reason, err.message, generation) },
+    };
+    for (const fn of this.#listeners) fn(obs);
   }
 
   async remove(uid: string): Promise<void> {
@@ -114,6 +139,8 @@ export function networkOptionsFromEnv(env: NodeJS.ProcessEnv): BridgeNetworkOpti
  * - SANDPIT_ALLOW_PRIVILEGED=true  honour privileged containers and capability adds
  * - SANDPIT_INSECURE_REGISTRIES  comma-separated host:port list pulled over plain HTTP
  * - SANDPIT_RUN_DIR, SANDPIT_BRIDGE, SANDPIT_SUBNET  the node network (see networkOptionsFromEnv)
+ * - SANDPIT_GC_INTERVAL_SECONDS  period of the garbage collection of leaked sandbox network objects and
+ *   unreferenced image content (default 300; 0 runs it only once, at start after re-adoption)
  */
 export async function createRuntime(opts: { node: string; log: Logger; config?: Partial<RuntimeConfig>; deps?: Partial<RuntimeDeps> }): Promise<RuntimeService> {
   const base = process.env.SANDPIT_STATE_DIR ?? '/var/lib/sandpit';
@@ -128,10 +155,20 @@ export async function createRuntime(opts: { node: string; log: Logger; config?: 
   const log = opts.log.child({ component: 'runtime' });
   const plainHttpHosts = (process.env.SANDPIT_INSECURE_REGISTRIES ?? '').split(',').map((h) => h.trim()).filter(Boolean);
   const imageRoot = process.env.SANDPIT_IMAGE_ROOT ?? join(base, 'images');
+  const oci = opts.deps?.images ? undefined : new OciImageProvider({ root: imageRoot, registry: { plainHttpHosts }, log });
   const deps: RuntimeDeps = {
-    images: opts.deps?.images ?? new RoutedImageProvider(new DirectoryImageProvider(), new OciImageProvider({ root: imageRoot, registry: { plainHttpHosts }, log })),
+    images: opts.deps?.images ?? new RoutedImageProvider(new DirectoryImageProvider(), oci!),
     network: opts.deps?.network ?? new ModeNetworkProvider(new BridgeNetworkProvider(networkOptionsFromEnv(process.env)), new LoopbackOnlyNetwork()),
     log,
   };
-  return new RuntimeService(await SandboxRuntime.start(config, deps));
+  const service = new RuntimeService(await SandboxRuntime.start(config, deps));
+  const gcSeconds = Number(process.env.SANDPIT_GC_INTERVAL_SECONDS ?? 300);
+  new NodeGarbageCollector({
+    live: () => new Set(service.runtime.list().map((r) => r.id)),
+    network: deps.network,
+    images: oci,
+    log: log.child({ component: 'gc' }),
+    intervalMs: Number.isFinite(gcSeconds) && gcSeconds > 0 ? gcSeconds * 1000 : 0,
+  }).start();
+  return service;
 }

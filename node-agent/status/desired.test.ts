@@ -15,6 +15,15 @@ const obs = (over: Partial<SandboxObservation['status']> = {}): SandboxObservati
 });
 
 describe('unit: agent status patch', () => {
+  it('does not write again a status the API server returned with its keys in another order', () => {
+    const o = obs({ publishedPorts: [{ name: 'http', containerPort: 80, hostPort: 8080, protocol: 'TCP', hostIP: '0.0.0.0' }] });
+    const written = desiredStatusPatch({ status: {} }, o, 'a')!;
+    const sortKeys = (v: unknown): unknown =>
+      Array.isArray(v) ? v.map(sortKeys) : v && typeof v === 'object' ? Object.fromEntries(Object.entries(v).filter(([, x]) => x !== null).sort(([a], [b]) => a.localeCompare(b)).reverse().map(([k, x]) => [k, sortKeys(x)])) : v;
+    assert.equal(desiredStatusPatch({ status: sortKeys(written) as never }, o, 'a'), undefined);
+    assert.ok(desiredStatusPatch({ status: sortKeys(written) as never }, obs({ publishedPorts: [] }), 'a'), 'a real change is still written');
+  });
+
   it('writes the observation with nodeName and observedGeneration, keeping the Scheduled condition', () => {
     const cur = {
       status: {

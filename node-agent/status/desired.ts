@@ -27,10 +27,17 @@ export function desiredStatusPatch(sbx: Pick<Sandbox, 'status'>, obs: SandboxObs
   const ours = (obs.status.conditions ?? []) as Condition[];
   const { list } = mergeConditions(theirs, ours.map((c) => ({ ...c, observedGeneration: c.observedGeneration ?? obs.generation })));
   for (const t of AGENT_ABNORMAL) if (!ours.some((c) => c.type === t)) removeCondition(list, t);
-  const changed =
-    Object.entries(next).some(([k, v]) => JSON.stringify(cur[k] ?? null) !== JSON.stringify(v)) || JSON.stringify(theirs) !== JSON.stringify(list);
+  // The API server hands objects back with their keys sorted: compare key order out.
+  const changed = Object.entries(next).some(([k, v]) => canonical(cur[k] ?? null) !== canonical(v)) || canonical(theirs) !== canonical(list);
   return changed ? { ...next, conditions: list } : undefined;
 }
 
 /** A sandbox the cluster gave up on (NodeLost) is not revived by a returning agent's report. */
 export const givenUp = (status: SandboxStatus | undefined) => status?.phase === 'Failed' && status.reason === 'NodeLost';
+
+/** JSON with object keys sorted at every level, so equal values compare equal whatever order their keys came in. */
+function canonical(v: unknown): string {
+  return JSON.stringify(v, (_k, x: unknown) =>
+    x && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.entries(x as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : x,
+  );
+}

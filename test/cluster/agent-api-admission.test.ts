@@ -39,6 +39,7 @@ describe('cluster tier: agent RBAC and node-restriction admission policy', funct
     status: {
       phase: 'Running',
       sandboxIP: '10.88.0.7',
+      publishedPorts: [{ name: 'http', containerPort: 80, hostPort: 8080, protocol: 'TCP', hostIP: '0.0.0.0' }],
       conditions: [{ type: 'Ready', status: 'True', reason: 'Running', message: 'all containers run', lastTransitionTime: new Date().toISOString() }],
     },
   });
@@ -72,6 +73,7 @@ describe('cluster tier: agent RBAC and node-restriction admission policy', funct
     const after = await getSandbox(cp, ns, 'on-a');
     assert.equal(after?.status?.phase, 'Running');
     assert.equal(after?.status?.observedGeneration, 1);
+    assert.deepEqual((after?.status as { publishedPorts?: unknown } | undefined)?.publishedPorts, [{ name: 'http', containerPort: 80, hostPort: 8080, protocol: 'TCP', hostIP: '0.0.0.0' }], 'the CRD keeps status.publishedPorts as written');
     assert.equal(await writeSandboxStatus(agentA, 'vap-a', observation('on-a', s.metadata.uid)), false, 'an unchanged status is not written again');
   });
 

@@ -30,6 +30,18 @@ RUN npx tsc -p tsconfig.json \
     && find dist -name '*.test.js' -delete -o -name '*.test.js.map' -delete
 
 # ---------------------------------------------------------------------------
+# native: sandpit-init, the sandbox PID 1 and container shim (hack/native.sh;
+# no libc, so only a compiler is needed). Built for the target platform, on
+# the Node base only because that one is pinned already.
+FROM ${NODE_IMAGE} AS native
+# hadolint ignore=DL3008
+RUN apt-get update && apt-get install -y --no-install-recommends gcc && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY hack/native.sh hack/native.sh
+COPY node-agent/native/ node-agent/native/
+RUN bash hack/native.sh /out
+
+# ---------------------------------------------------------------------------
 # deps: production dependencies for the target platform (koffi's native
 # prebuilt comes from the platform's optional dependency).
 FROM ${NODE_IMAGE} AS deps
@@ -61,7 +73,8 @@ LABEL org.opencontainers.image.source="https://github.com/sandpit-dev/sandpit" \
 # ---------------------------------------------------------------------------
 # agent: runs as root on the host's namespaces (see the chart's DaemonSet).
 #   tini       PID 1 of the agent container (-s: subreaper when hostPID makes it not PID 1)
-#   catatonit  the init each sandbox runs as its PID 1
+#   catatonit  no longer the sandboxes' PID 1 (that is sandpit-init); kept as a small init for tools
+#   busybox-static  the shell `exec` into a container runs (/usr/bin/busybox)
 #   nftables   libnftables (JSON API through koffi) and the nft fallback
 #   iproute2   `ip` for diagnosis (the agent itself speaks netlink)
 #   kmod       modprobe of overlay, br_netfilter, nf_tables when absent
@@ -71,8 +84,9 @@ FROM runtime AS agent
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
-       tini catatonit nftables iproute2 kmod conntrack ca-certificates \
+       tini catatonit busybox-static nftables iproute2 kmod conntrack ca-certificates \
     && rm -rf /var/lib/apt/lists/*
+COPY --from=native /out/sandpit-init dist/native/sandpit-init
 USER 0:0
 EXPOSE 10260 10261
 STOPSIGNAL SIGTERM

@@ -1,18 +1,15 @@
 import type { RuntimeConfig } from '../runtime/config.js';
 
 /*
- * The sandbox's PID 1 chain, all exec'd in place so it stays PID 1:
- * busybox sh joins the sandbox cgroup (so the cgroup namespace is rooted
- * there), util-linux unshare makes the cgroup namespace and the "infra" mount
+ * The sandbox's PID 1 is sandpit-init in init mode (node-agent/native/): it
+ * joins the sandbox cgroup through the cgroup.procs fds (so the cgroup
+ * namespace it then creates is rooted there), makes the "infra" mount
  * namespace with a /proc of the sandbox's PID namespace (only a process inside
- * that namespace can mount it, and launcher threads bind it from here), a
- * second sh moves PID 1 into the infra leaf cgroup and reports ready, and
- * catatonit -P stays as the reaper for the life of the sandbox.
+ * that namespace can mount it, and launcher threads bind it from here), moves
+ * into the infra leaf cgroup, reports ready on a pipe and stays as the reaper
+ * for the life of the sandbox. One exec, a few KiB of memory.
  */
-export function infraArgv(bin: RuntimeConfig['binaries'], sandboxFds: number[], infraFds: number[], readyFd: number): string[] {
-  const echo = (fds: number[]) => fds.map((fd) => `echo 0 >&${fd}`).join('; ');
-  const shut = (fds: number[]) => fds.map((fd) => `${fd}>&-`).join(' ');
-  const inner = `${echo(infraFds)}; exec ${shut(infraFds)}; echo ready >&${readyFd}; exec ${readyFd}>&-; exec ${bin.catatonit} -P`;
-  const outer = `${echo(sandboxFds)}; exec ${shut(sandboxFds)}; exec ${bin.unshare} --cgroup --mount --mount-proc --propagation slave -- ${bin.busybox} sh -c '${inner}'`;
-  return ['sh', '-c', outer];
+export function infraArgv(bin: RuntimeConfig['binaries'], sandboxFds: number[], infraFds: number[], readyFd: number): { file: string; argv: string[] } {
+  const list = (fds: number[]) => (fds.length ? fds.join(',') : '-');
+  return { file: bin.init, argv: ['sandpit-init', 'init', String(readyFd), list(sandboxFds), list(infraFds)] };
 }

@@ -86,7 +86,7 @@ async function launchProcess(p: ProcessPlan): Promise<LaunchResult> {
   const kinds = ['net', 'ipc', 'uts', 'cgroup', 'pid', 'mnt'] as const;
   const nsFds = kinds.map((k) => open(`/proc/${p.nsPid}/ns/${k}`, O_RDONLY | O_CLOEXEC, 0, { ...site, step: `${p.step}: open ${k} namespace` }));
   // Opened while the host's root is still ours; run later as /proc/self/fd/3.
-  const busybox = open(p.busybox, O_RDONLY | O_CLOEXEC, 0, { ...site, step: `${p.step}: open shim` });
+  const program = open(p.program, O_RDONLY | O_CLOEXEC, 0, { ...site, step: `${p.step}: open ${p.program}` });
   // A thread shares its fs_struct (root, cwd) with the process until it unshares it;
   // setns into a mount namespace is refused while it is shared.
   unshare(CLONE_FS, site);
@@ -116,9 +116,9 @@ async function launchProcess(p: ProcessPlan): Promise<LaunchResult> {
   applyIdentity(p.identity, { ...site, step: `${p.step}: identity` });
   mark('identity');
   mark('spawn-call');
-  const pid = spawnFromThread('/proc/self/fd/3', ['sh', ...args], p.env, [stdio[0]!, stdio[1]!, stdio[2]!, busybox, ...p.extraFds], p.cwd, { ...site, step: `${p.step}: spawn` });
+  const pid = spawnFromThread('/proc/self/fd/3', [p.argv0, ...args], p.env, [stdio[0]!, stdio[1]!, stdio[2]!, program, ...p.extraFds], p.cwd, { ...site, step: `${p.step}: spawn` });
   mark('spawned');
-  close(busybox);
+  close(program);
   if (slave !== undefined) close(slave);
   return { pid, ptyMaster, marks };
 }

@@ -46,10 +46,12 @@ export class LauncherPool {
   async launch(plan: LaunchPlan): Promise<LaunchResult> {
     if (this.#closed) throw new SandpitError({ step: 'launch', sandbox: plan.sandbox, message: 'launcher pool is closed' });
     const w = this.#warm.shift() ?? startWorker();
-    this.#fill();
     await w.ready;
     return new Promise<LaunchResult>((resolve, reject) => {
-      const onExit = (code: number) => resolve({ error: { message: `launcher thread exited (${code}) without a result`, step: 'launch', sandbox: plan.sandbox } });
+      const onExit = (code: number) => {
+        setImmediate(() => this.#fill());
+        resolve({ error: { message: `launcher thread exited (${code}) without a result`, step: 'launch', sandbox: plan.sandbox } });
+      };
       const onError = (err: Error) => reject(new SandpitError({ step: 'launch', sandbox: plan.sandbox, message: `launcher thread failed: ${String(err)}`, cause: err }));
       w.worker.once('message', (r: LaunchResult) => {
         w.worker.off('exit', onExit);
@@ -57,6 +59,9 @@ export class LauncherPool {
         if (r.reusable && !this.#closed && this.#warm.length < this.#size + 1) this.#warm.unshift(w);
         else if (r.reusable) void w.worker.terminate();
         resolve(r);
+        // Warming a replacement costs 50-200 ms of CPU: start it after this
+        // launch, not during it (on a 2-core node the two compete).
+        setImmediate(() => this.#fill());
       });
       w.worker.once('error', onError);
       w.worker.once('exit', onExit);

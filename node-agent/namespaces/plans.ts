@@ -11,7 +11,7 @@ export interface InfraPlan {
   kind: 'infra';
   sandbox: string;
   hostname: string;
-  /** Program and argv of PID 1 (a shell that joins cgroups, then execs unshare and catatonit). */
+  /** Program and argv of PID 1 (sandpit-init init ...). */
   file: string;
   argv: string[];
   /** fds placed at 3, 4, ... in the child. */
@@ -34,13 +34,18 @@ export interface ProcessPlan {
   joinPid: boolean;
   rootfs?: { root: string; steps: RootfsStep[]; readOnly: boolean };
   identity: Identity;
-  /** The static busybox on the host, opened before pivot_root and run as /proc/self/fd/3. */
-  busybox: string;
-  /** argv after argv0 for busybox sh (i.e. ['-c', script, 'sh', ...workload]). */
+  /**
+   * The static program on the host that becomes the child, opened before
+   * pivot_root and run as /proc/self/fd/3: sandpit-init (shim mode) for a
+   * container, busybox sh for an exec.
+   */
+  program: string;
+  argv0: string;
+  /** argv after argv0 (e.g. ['shim', ..., '--', path, ...workload] or ['-c', script, 'sh', ...command]). */
   args: string[];
   env: Record<string, string>;
   cwd: string;
-  /** fds for the child's 0, 1, 2 and then 4, 5, ... (3 is busybox). */
+  /** fds for the child's 0, 1, 2 and then 4, 5, ... (3 is the program). */
   stdio: [number, number, number];
   extraFds: number[];
   /** Allocate a pty from the container's devpts and use it as 0-2; its master fd is returned. */

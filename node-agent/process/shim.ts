@@ -1,11 +1,13 @@
 /*
- * The per-container shim, as a busybox sh script. It runs as the container's
- * process (after pivot_root, with the container's credentials and filter),
- * joins the container cgroup through the cgroup.procs fds the agent opened
- * (the kernel checks the opener's credentials), then runs the workload in the
- * foreground and writes its exit status into the state dir through an
- * inherited fd. Because the shim, not the agent, waits for the workload, the
- * exit status survives an agent restart. fd 3 is busybox itself.
+ * The per-container shim is sandpit-init in shim mode (node-agent/native/).
+ * It runs as the container's process (after pivot_root, with the container's
+ * credentials and filter, as /proc/self/fd/3), joins the container cgroup
+ * through the cgroup.procs fds the agent opened (the kernel checks the
+ * opener's credentials), sets oom_score_adj and RLIMIT_NOFILE, runs the
+ * workload as its child and writes its exit status (code, or 128+signal) into
+ * the state dir through an inherited fd. Because the shim, not the agent,
+ * waits for the workload, the exit status survives an agent restart.
+ * Exec sessions still use busybox sh (execShimScript): they are short-lived.
  */
 
 export interface ShimFds {
@@ -15,16 +17,23 @@ export interface ShimFds {
   cgroups: number[];
 }
 
+export interface ShimOptions {
+  oomScoreAdj?: number;
+  nofile?: { soft: number; hard: number };
+}
+
+/** argv after argv0 for sandpit-init; the workload's resolved path goes at index `pathAt`. */
+export function containerShimArgs(fds: ShimFds, opts: ShimOptions, workload: string[]): { args: string[]; pathAt: number } {
+  const head = [
+    'shim', String(fds.exit), fds.cgroups.length ? fds.cgroups.join(',') : '-',
+    opts.oomScoreAdj === undefined ? '-' : String(opts.oomScoreAdj),
+    opts.nofile ? String(opts.nofile.soft) : '-', opts.nofile ? String(opts.nofile.hard) : '-', '--',
+  ];
+  return { args: [...head, workload[0]!, ...workload], pathAt: head.length };
+}
+
 const join = (fds: number[]) => fds.map((fd) => `echo 0 >&${fd}`).join('; ');
 const closeAll = (fds: number[]) => fds.map((fd) => `${fd}>&-`).join(' ');
-
-export function containerShimScript(fds: ShimFds, opts: { oomScoreAdj?: number; nofile?: number }): string {
-  const lines = [`${join(fds.cgroups)}`, `exec ${closeAll(fds.cgroups)} 3<&-`];
-  if (opts.oomScoreAdj !== undefined) lines.push(`echo ${opts.oomScoreAdj} > /proc/self/oom_score_adj`);
-  if (opts.nofile !== undefined) lines.push(`ulimit -n ${opts.nofile}`);
-  lines.push(`"$@" ${fds.exit}>&-`, `echo $? >&${fds.exit}`);
-  return lines.join('\n');
-}
 
 /** For exec: join the cgroup, then become the command (the agent reaps it itself). */
 export function execShimScript(cgroups: number[], tty: boolean): string {

@@ -1,3 +1,5 @@
+import { fileURLToPath } from 'node:url';
+
 /** What the agent's operator decides for a node; the spec cannot widen any of it. */
 export interface RuntimeConfig {
   /** Sandbox state dirs live here (<stateRoot>/<id>/). */
@@ -17,7 +19,10 @@ export interface RuntimeConfig {
   launchers: number;
   /** oom_score_adj of workloads. */
   oomScoreAdj: number;
-  binaries: { busybox: string; catatonit: string; unshare: string };
+  /** RLIMIT_NOFILE of workloads (soft, hard), like containerd's default; never above the agent's own hard limit. */
+  nofile: { soft: number; hard: number };
+  /** init: sandpit-init (sandbox PID 1 and container shim, built by hack/native.sh); busybox: the static shell exec uses. */
+  binaries: { busybox: string; init: string };
 }
 
 export function defaultConfig(over: Partial<RuntimeConfig> = {}): RuntimeConfig {
@@ -32,7 +37,8 @@ export function defaultConfig(over: Partial<RuntimeConfig> = {}): RuntimeConfig 
     pollMs: 200,
     launchers: 2,
     oomScoreAdj: 0,
-    binaries: { busybox: '/usr/bin/busybox', catatonit: '/usr/bin/catatonit', unshare: '/usr/bin/unshare' },
+    nofile: { soft: 1024, hard: 524288 },
+    binaries: { busybox: '/usr/bin/busybox', init: fileURLToPath(new URL('../../native/sandpit-init', import.meta.url)) },
     ...over,
   };
 }

@@ -12,11 +12,12 @@ import type { LaunchResult } from '../namespaces/plans.js';
 import { ContainerLog, ensureFifo, openFifoForWorkload } from '../process/logs.js';
 import { childrenOf, isSameProcess, processStartTime } from '../process/pidinfo.js';
 import { restartDelay, shouldRestart } from '../process/restart.js';
-import { containerShimScript, decodeShellStatus, execShimScript } from '../process/shim.js';
+import { containerShimArgs, decodeShellStatus, execShimScript } from '../process/shim.js';
 import { execPipes } from '../process/exec-io.js';
 import type { Identity } from '../security/apply.js';
 import type { Socket } from 'node:net';
 import { ReadStream, WriteStream } from 'node:tty';
+import { setWindowSize } from '../sys/tty.js';
 import { buildRootfsPlan } from '../rootfs/plan.js';
 import { containerCaps } from '../security/capabilities.js';
 import { buildSeccompFilter } from '../security/seccomp.js';
@@ -30,8 +31,8 @@ import { parseQuantity } from '../../crds/quantity.js';
  * The node agent's sandbox runtime: builds sandboxes out of namespaces,
  * cgroups and overlay roots, supervises their containers, and keeps every
  * fact it needs on disk so that a restarted agent re-adopts what runs.
- * No Node.js process exists per sandbox: PID 1 is catatonit and each
- * container has one busybox sh shim; both are static binaries from Debian.
+ * No Node.js process exists per sandbox: PID 1 and each container's shim are
+ * sandpit-init (node-agent/native/), a libc-free static program of a few KiB.
  */
 
 type Phase = 'Creating' | 'Running' | 'Paused' | 'Succeeded' | 'Failed' | 'Deleting';
@@ -76,6 +77,8 @@ export interface ExecSession {
   stdout: Socket;
   stderr: Socket | null;
   exited: Promise<{ exitCode: number; signal?: number }>;
+  /** Sets the terminal size (TTY sessions only; a no-op otherwise or once the session ended). */
+  resize(cols: number, rows: number): void;
 }
 
 export interface RuntimeDeps {
@@ -261,10 +264,10 @@ export class SandboxRuntime {
     const childSandbox = sandboxFds.map((_, i) => 3 + i);
     const childInfra = infraFds.map((_, i) => 3 + sandboxFds.length + i);
     const readyFd = 3 + sandboxFds.length + infraFds.length;
-    const argv = infraArgv(this.config.binaries, childSandbox, childInfra, readyFd);
+    const { file, argv } = infraArgv(this.config.binaries, childSandbox, childInfra, readyFd);
     let result: LaunchResult;
     try {
-      result = await this.#launchers.launch({ kind: 'infra', sandbox: who, hostname: rec.hostname, file: this.config.binaries.busybox, argv, extraFds: [...sandboxFds, ...infraFds], readyFd, log: devnull });
+      result = await this.#launchers.launch({ kind: 'infra', sandbox: who, hostname: rec.hostname, file, argv, extraFds: [...sandboxFds, ...infraFds], readyFd, log: devnull });
     } finally {
       for (const fd of [...sandboxFds, ...infraFds, devnull]) close(fd);
     }
@@ -313,7 +316,7 @@ export class SandboxRuntime {
       fds.push(exitFd);
       const cgFds = this.cgroups.openProcs(cgRel, site);
       fds.push(...cgFds);
-      const script = containerShimScript({ exit: 4, cgroups: cgFds.map((_, i) => 5 + i) }, { oomScoreAdj: this.config.oomScoreAdj });
+      const shim = containerShimArgs({ exit: 4, cgroups: cgFds.map((_, i) => 5 + i) }, { oomScoreAdj: this.config.oomScoreAdj, nofile: this.config.nofile }, argv);
       const oomBase = this.cgroups.oomKills(cgRel);
       const volumes = (spec.volumeMounts ?? []).map((m) => ({ source: join(this.store.sandboxDir(rec.id), 'volumes', m.name), mountPath: m.mountPath, readOnly: m.readOnly }));
       const dir = this.store.sandboxDir(rec.id);
@@ -322,13 +325,13 @@ export class SandboxRuntime {
         etcFiles: { hostname: join(dir, 'hostname'), hosts: join(dir, 'hosts'), resolvConf: join(dir, 'resolv.conf') },
         volumes, readOnlyRoot: sc?.readOnlyRootFilesystem ?? false, privileged: sc?.privileged ?? false,
       });
-        const t0 = performance.now();
+      const t0 = performance.now();
       const result = await this.#launchers.launch({
         kind: 'process', sandbox: who, step, nsPid: rec.pid1!.pid, joinMount: false, joinPid: true,
         rootfs: { root: join(cdir, 'rootfs'), steps, readOnly: sc?.readOnlyRootFilesystem ?? false },
         identity,
-        busybox: this.config.binaries.busybox,
-        args: ['-c', script, 'sh', ...argv], resolveAt: 3,
+        program: this.config.binaries.init, argv0: 'sandpit-init',
+        args: shim.args, resolveAt: shim.pathAt,
         env, cwd: spec.workingDir ?? image.config.workingDir ?? '/',
         stdio: [fds[0]!, fds[1]!, fds[2]!], extraFds: [exitFd, ...cgFds], tty: false,
       });
@@ -405,7 +408,7 @@ export class SandboxRuntime {
     try {
       result = await this.#launchers.launch({
         kind: 'process', sandbox: who, step: site.step, nsPid: c.pid, joinMount: true, joinPid: true, identity,
-        busybox: this.config.binaries.busybox, args: ['-c', execShimScript(cgFds.map((_, i) => 4 + i), opts.tty ?? false), 'sh', ...argv], resolveAt: 3,
+        program: this.config.binaries.busybox, argv0: 'sh', args: ['-c', execShimScript(cgFds.map((_, i) => 4 + i), opts.tty ?? false), 'sh', ...argv], resolveAt: 3,
         env, cwd: spec.workingDir ?? image.config.workingDir ?? '/', stdio: io.child, extraFds: cgFds, tty: opts.tty ?? false,
       });
     } finally {
@@ -419,7 +422,16 @@ export class SandboxRuntime {
     }
     const pid = result.pid!;
     let streams = { stdin: io.stdin, stdout: io.stdout, stderr: io.stderr };
+    let resize = (_cols: number, _rows: number) => undefined as void;
     if (result.ptyMaster !== undefined) {
+      const master = result.ptyMaster;
+      resize = (cols, rows) => {
+        try {
+          setWindowSize(master, cols, rows, site);
+        } catch {
+          /* the session ended and the master is closed */
+        }
+      };
       io.stdin?.destroy();
       io.stdout.destroy();
       io.stderr?.destroy();
@@ -436,7 +448,7 @@ export class SandboxRuntime {
         await new Promise((res) => setTimeout(res, 10));
       }
     })();
-    return { pid, ...streams, exited };
+    return { pid, ...streams, exited, resize };
   }
 
   #attachLogs(rec: SandboxRecord, name: string): void {

@@ -55,7 +55,7 @@ describe('runtime churn (node tier)', function () {
     assert.deepEqual(readdirSync(env.config.stateRoot).filter((d) => !d.startsWith('.')), []);
     const survivors = pids.filter((p) => {
       try {
-        return readlinkSync(`/proc/${p}/exe`).includes('catatonit');
+        return readlinkSync(`/proc/${p}/exe`).endsWith('/sandpit-init');
       } catch {
         return false;
       }

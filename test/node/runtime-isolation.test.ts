@@ -8,7 +8,7 @@ describe('runtime isolation (node tier)', function () {
   this.timeout(60_000);
   let env: TestRuntime;
   before(async () => {
-    env = await startTestRuntime();
+    env = await startTestRuntime({ oomScoreAdj: 250 });
   });
   after(async () => {
     await env.cleanup();
@@ -26,7 +26,7 @@ describe('runtime isolation (node tier)', function () {
     const rec = await runToCompletion(env.rt, sandbox('ident', { restartPolicy: 'Never', hostname: 'sbx-ident', containers: [sh('main', script)] }));
     const out = logText(env.rt, rec, 'main');
     assert.match(out, /^sbx-ident$/m);
-    assert.match(out, /\/usr\/bin\/catatonit -P/);
+    assert.match(out, /^sandpit-init init /m, 'PID 1 is sandpit-init');
     const pids = out.split('\n').filter((l) => /^\s*\d+ /.test(l)).map((l) => Number(l.trim().split(/\s+/)[0]));
     assert.ok(pids.length >= 3 && pids.every((p) => p < 20), `only sandbox processes are visible: ${pids.join(',')}`);
     assert.ok(!out.includes('node'), 'the agent (node) is not visible');
@@ -42,6 +42,18 @@ describe('runtime isolation (node tier)', function () {
     assert.match(out, /CapAmb:\s+0000000000000000/);
     assert.match(out, /NoNewPrivs:\s+1/);
     assert.match(out, /Seccomp:\s+2/);
+  });
+
+  it('sets RLIMIT_NOFILE (1024 soft, hard capped at the agent\'s) and oom_score_adj from the agent configuration', async () => {
+    const rec = await runToCompletion(env.rt, sandbox('limits', {
+      restartPolicy: 'Never',
+      containers: [sh('main', 'grep "Max open files" /proc/self/limits; echo "oom=$(cat /proc/self/oom_score_adj)"; echo "soft=$(ulimit -n) hard=$(ulimit -Hn)"', { securityContext: { runAsUser: 1000 } })],
+    }));
+    const out = logText(env.rt, rec, 'main');
+    const agentHard = Number(/^Max open files\s+\d+\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'))![1]);
+    assert.match(out, new RegExp(`^Max open files\\s+1024\\s+${Math.min(agentHard, 524288)}\\s+files`, 'm'));
+    assert.match(out, new RegExp(`^soft=1024 hard=${Math.min(agentHard, 524288)}$`, 'm'));
+    assert.match(out, /^oom=250$/m);
   });
 
   it('refuses mount, unshare and keyctl-class syscalls inside the container', async () => {

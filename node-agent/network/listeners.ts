@@ -1,5 +1,6 @@
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { endianness } from 'node:os';
+import { listeningSockets } from './netlink/sockdiag.js';
+import type { RtnlSocket } from './netlink/socket.js';
 import type { PortRule } from './rules.js';
 
 /*
@@ -8,10 +9,9 @@ import type { PortRule } from './rules.js';
  * the traffic of such a listener silently (it keeps running, it just never sees
  * a packet again). So setup refuses the port instead, naming the listener.
  *
- * Read from /proc/thread-self/net/{tcp,tcp6,udp,udp6}: per network namespace
- * of the calling thread (the agent's thread is in the node's namespace; a test
- * thread is in its test node's). /proc/net is the namespace of the process,
- * which a thread moved by setns() does not follow.
+ * Listed with sock_diag (netlink/sockdiag.ts) on the provider's socket, which
+ * belongs to the namespace its thread was in when it was made (the agent's
+ * thread is in the node's namespace; a test thread in its test node's).
  */
 
 export interface HostListener {
@@ -22,59 +22,10 @@ export interface HostListener {
   inode: number;
 }
 
-const TCP_LISTEN = '0A';
-/** An unconnected UDP socket is in TCP_CLOSE; a connected one (a client) is ESTABLISHED. */
-const UDP_UNCONNECTED = '07';
-
-/** The byte order /proc prints addresses in: the kernel prints each 32-bit word of the network-order address as a host-order number. */
-const LE = endianness() === 'LE';
-
-function word(hex: string): number[] {
-  const b = [0, 2, 4, 6].map((i) => parseInt(hex.slice(i, i + 2), 16));
-  return LE ? b.reverse() : b;
-}
-
-/** Decodes the local-address column of /proc/net/{tcp,udp}[6]. Pure. */
-export function decodeProcAddress(hex: string): string {
-  if (hex.length === 8) return word(hex).join('.');
-  const bytes = [0, 8, 16, 24].flatMap((i) => word(hex.slice(i, i + 8)));
-  if (bytes.every((b) => b === 0)) return '::';
-  if (bytes.slice(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff) return `::ffff:${bytes.slice(12).join('.')}`;
-  const groups: string[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push(((bytes[i]! << 8) | bytes[i + 1]!).toString(16));
-  return groups.join(':');
-}
-
-/** The listening (TCP) or unconnected (UDP) sockets of one /proc/net file. Pure. */
-export function parseProcNet(text: string, protocol: 'TCP' | 'UDP'): HostListener[] {
-  const out: HostListener[] = [];
-  for (const line of text.split('\n').slice(1)) {
-    const f = line.trim().split(/\s+/);
-    if (f.length < 10) continue;
-    const [local, remote, state, inode] = [f[1]!, f[2]!, f[3]!, f[9]!];
-    if (protocol === 'TCP' ? state !== TCP_LISTEN : state !== UDP_UNCONNECTED || !remote.endsWith(':0000')) continue;
-    const [addr, port] = local.split(':');
-    out.push({ protocol, address: decodeProcAddress(addr!), port: parseInt(port!, 16), inode: Number(inode) });
-  }
-  return out;
-}
-
-/** Listeners of the calling thread's network namespace on any of `ports` (their protocol and number). */
-export function hostListeners(ports: Pick<PortRule, 'hostPort' | 'protocol'>[]): HostListener[] {
-  const wanted = new Set(ports.map((p) => `${p.protocol}/${p.hostPort}`));
-  if (wanted.size === 0) return [];
-  const out: HostListener[] = [];
-  for (const [file, protocol] of [['tcp', 'TCP'], ['tcp6', 'TCP'], ['udp', 'UDP'], ['udp6', 'UDP']] as const) {
-    if (![...wanted].some((w) => w.startsWith(`${protocol}/`))) continue;
-    let text: string;
-    try {
-      text = readFileSync(`/proc/thread-self/net/${file}`, 'utf8');
-    } catch {
-      continue; // no IPv6 in this kernel
-    }
-    out.push(...parseProcNet(text, protocol).filter((l) => wanted.has(`${l.protocol}/${l.port}`)));
-  }
-  return out;
+/** Listeners on any of `ports` (their protocol and number), in the network namespace the sock_diag socket `sock` belongs to. */
+export function hostListeners(sock: RtnlSocket, ports: Pick<PortRule, 'hostPort' | 'protocol'>[]): HostListener[] {
+  const unique = [...new Map(ports.map((p) => [`${p.protocol}/${p.hostPort}`, { protocol: p.protocol, port: p.hostPort }])).values()];
+  return listeningSockets(sock, unique).map((s) => ({ protocol: s.protocol, address: s.address, port: s.port, inode: s.inode }));
 }
 
 /**

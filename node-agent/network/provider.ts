@@ -11,6 +11,7 @@ import { LeaseStore } from './ipam-store.js';
 import { LinkReaper } from './link-reaper.js';
 import { hostListeners, shadowedListeners, socketHolder } from './listeners.js';
 import { forgetUdpFlows } from './netlink/conntrack.js';
+import { NETLINK_SOCK_DIAG } from './netlink/sockdiag.js';
 import { addAddress, addDefaultRoute, addressDump, createBridge, createVeth, decodeLink, deleteLink, getLink, linkDump, routeDump, RT_TABLE_MAIN, setBridgeNetfilter, setHairpin, setLinkUp } from './netlink/links.js';
 import { NetlinkError, RtnlSocket } from './netlink/socket.js';
 import { inNetns, openNetns } from './netns.js';
@@ -52,6 +53,8 @@ export class BridgeNetworkProvider implements NetworkProvider {
   readonly table: string;
   readonly #opts: BridgeNetworkOptions;
   readonly #rtnl = new RtnlSocket();
+  /** sock_diag, to see programs of the node listening on a hostPort. */
+  readonly #diag = new RtnlSocket(NETLINK_SOCK_DIAG);
   readonly #reaper = new LinkReaper();
   readonly #nft: Nft;
   readonly #leases: LeaseStore;
@@ -170,7 +173,7 @@ export class BridgeNetworkProvider implements NetworkProvider {
         hint: 'choose another hostPort, delete the other sandbox, or let the scheduler place this one on another node',
       });
     }
-    const listeners = hostListeners(ports);
+    const listeners = hostListeners(this.#diag, ports);
     for (const p of ports) {
       const l = shadowedListeners(listeners, p)[0];
       if (!l) continue;
@@ -300,6 +303,7 @@ export class BridgeNetworkProvider implements NetworkProvider {
 
   close(): void {
     this.#rtnl.close();
+    this.#diag.close();
     void this.#reaper.close();
   }
 

@@ -11,6 +11,8 @@ describe('unit: sandbox conditions from the runtime observation', () => {
     assert.equal(c.Ready?.status, 'True');
     assert.equal(c.ImagesReady?.status, 'True');
     assert.equal(c.NetworkReady?.status, 'True');
+    assert.equal(c.NetworkReady?.reason, 'NetworkConfigured');
+    assert.equal(byType(deriveConditions({ phase: 'Running', containerStatuses: [running] }, 3)).NetworkReady?.reason, 'LoopbackOnly', 'mode None');
     assert.equal(c.Ready?.observedGeneration, 3);
     assert.equal(c.Reconciling, undefined, 'abnormal-true conditions are absent when false');
     assert.equal(c.Stalled, undefined);

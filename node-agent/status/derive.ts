@@ -29,7 +29,12 @@ export function deriveConditions(s: Observed, generation: number, now = new Date
     imagesReady
       ? c('ImagesReady', 'True', 'Pulled', 'Every container image is present on the node')
       : c('ImagesReady', 'False', pulling?.state?.waiting?.reason ?? 'Pulling', pulling?.state?.waiting?.message ?? 'Images are being prepared'),
-    built ? c('NetworkReady', 'True', 'Configured', s.sandboxIP ? `Sandbox address ${s.sandboxIP}` : 'Network namespace configured') : c('NetworkReady', 'False', 'Configuring', 'The sandbox network is being set up'),
+    // Reasons as node-agent/network/status.ts names them (NetworkReason).
+    built
+      ? s.sandboxIP
+        ? c('NetworkReady', 'True', 'NetworkConfigured', `Sandbox address ${s.sandboxIP}`)
+        : c('NetworkReady', 'True', 'LoopbackOnly', 'Network mode None: loopback only')
+      : c('NetworkReady', 'False', 'Configuring', 'The sandbox network is being set up'),
   ];
   switch (s.phase) {
     case 'Running':

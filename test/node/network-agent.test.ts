@@ -124,6 +124,9 @@ describe('network through the agent runtime: status, hostPort clashes, garbage c
     assert.equal(condition(reported, 'NetworkReady')?.reason, NetworkReason.HostPortInUse);
     assert.deepEqual(rulesOf(idOf(squatter)), []);
     assert.equal(world.ask('node', '127.0.0.1', 9090, 'tcp'), '127.0.0.1', 'the program still answers on its port');
+    await world.serveWhoAmI('node', 9091, 'udp');
+    await assert.rejects(svc.apply(bridged('squatter-udp', [{ containerPort: 53, hostPort: 9091, protocol: 'UDP' }])), (err: Error & { reason?: string }) => err.reason === NetworkReason.HostPortInUse && /9091\/UDP .* \(socat\)/.test(err.message));
+    assert.doesNotThrow(() => world.ask('node', '127.0.0.1', 9091, 'udp'));
   });
 
   it('GC reclaims the lease, veth, rules and image content a crashed create left, and keeps what a live sandbox uses', async () => {

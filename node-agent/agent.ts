@@ -5,6 +5,9 @@ import type { Logger } from '../lib/log.js';
 import { AgentCertificates, type CertificateSource } from './api/certificates.js';
 import { AgentRouter } from './api/router.js';
 import { MtlsServer } from './api/server.js';
+import { runtimeBackend } from './api/streams/backend.js';
+import { StreamRouter } from './api/streams/router.js';
+import type { SandboxRuntime as ConcreteRuntime } from './runtime/runtime.js';
 import type { SandboxRuntime } from './contracts.js';
 import { allocatable, detectFacts } from './registration/facts.js';
 import { NodeRegistration } from './registration/registration.js';
@@ -40,6 +43,7 @@ export class Agent {
   readonly health: HealthServer;
   readonly registry = new Registry();
   #server: MtlsServer | undefined;
+  #streams: StreamRouter | undefined;
   #registration: NodeRegistration | undefined;
   #reporter: StatusReporter | undefined;
   #renewTimer: NodeJS.Timeout | undefined;
@@ -61,6 +65,10 @@ export class Agent {
     const tls = await certs.obtain();
     const router = new AgentRouter(this.runtime, cfg.node, log);
     this.#server = new MtlsServer(tls, (req, res) => router.handle(req, res), log);
+    // Streams need the concrete runtime (exec, log files, cgroups); a runtime module without one answers 501.
+    const concrete = (this.runtime as { runtime?: ConcreteRuntime }).runtime;
+    this.#streams = new StreamRouter(concrete ? runtimeBackend(concrete) : undefined, log.child({ component: 'streams' }));
+    this.#server.onUpgrade((req, socket, head) => this.#streams!.upgrade(req, socket, head));
     const port = await this.#server.listen(cfg.listenHost, cfg.listenPort);
     const host = cfg.advertiseAddress.includes(':') ? `[${cfg.advertiseAddress}]` : cfg.advertiseAddress;
     this.endpoint = `https://${host}:${port}`;
@@ -111,6 +119,7 @@ export class Agent {
     clearInterval(this.#renewTimer);
     this.#reporter?.stop();
     this.#registration?.stop();
+    this.#streams?.close();
     await this.#server?.close();
     await this.health.close();
   }

@@ -127,7 +127,7 @@ export class AgentRouter {
   #streams(rest: string[], uid: string): never {
     const what = rest[0] === 'exec' ? 'exec' : rest[0] === 'containers' && rest[2] === 'log' ? 'log streaming' : undefined;
     if (!what) throw new ApiRefusal(404, 'NotFound', `no such sandbox sub-resource ${rest.join('/')}`);
-    throw new ApiRefusal(501, 'NotImplemented', `${what} for sandbox ${uid} is not implemented by this agent yet (it arrives with the sandpit CLI)`);
+    throw new ApiRefusal(400, 'UpgradeRequired', `${what} for sandbox ${uid} is a WebSocket stream: upgrade with the v5.channel.k8s.io subprotocol`);
   }
 
   #errorBody(err: unknown): [number, ApiErrorBody] {

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
+import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from '../../lib/log.js';
 
@@ -48,6 +49,24 @@ export class MtlsServer {
       },
     );
     this.#server.on('tlsClientError', (err, socket) => this.log.info({ remote: socket.remoteAddress, err: err.message }, 'TLS handshake refused'));
+  }
+
+  /**
+   * Serves WebSocket upgrades (the exec, log and port-forward streams) with
+   * the same client check as plain requests: only the controller may open one.
+   */
+  onUpgrade(handler: (req: IncomingMessage, socket: Duplex, head: Buffer) => void): void {
+    this.#server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      const refusal = refuseClient(socket as TLSSocket);
+      if (refusal) {
+        this.log.warn({ remote: req.socket.remoteAddress, why: refusal }, 'Refused an agent API stream client');
+        const body = JSON.stringify({ reason: 'Forbidden', message: refusal });
+        socket.end(`HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+        return;
+      }
+      socket.on('error', () => undefined);
+      handler(req, socket, head);
+    });
   }
 
   setTLS(tls: ServingTLS): void {

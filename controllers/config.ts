@@ -23,6 +23,7 @@ Flags (each also settable by the environment variable in brackets):
                                without these, a CA is kept in Secret <namespace>/sandpit-ca (created if absent)
   --agent-service-account NS:NAME  the agents' ServiceAccount, the only requester whose CSRs are signed (default <namespace>:sandpit-agent) [SANDPIT_AGENT_SERVICE_ACCOUNT]
   --cert-days N                validity of issued certificates (default 90) [SANDPIT_CERT_DAYS]
+  --streams-addr HOST:PORT     serve kubectl-sandpit streams (exec, logs, port-forward, top) here; default off [SANDPIT_STREAMS_ADDR]
   --help`;
 
 export function parseControllerArgs(argv: string[], env: NodeJS.ProcessEnv): ManagerConfig & { kubeconfig?: string } {
@@ -46,6 +47,7 @@ export function parseControllerArgs(argv: string[], env: NodeJS.ProcessEnv): Man
       'tls-key-file': { type: 'string' },
       'agent-service-account': { type: 'string' },
       'cert-days': { type: 'string' },
+      'streams-addr': { type: 'string' },
       help: { type: 'boolean' },
     },
     strict: true,
@@ -73,7 +75,11 @@ export function parseControllerArgs(argv: string[], env: NodeJS.ProcessEnv): Man
     retryPeriodMs: num('retry-period', values['retry-period'] ?? env.SANDPIT_RETRY_PERIOD, DEFAULT_TIMINGS.retryPeriodMs / 1000) * 1000,
   };
   if (lease.renewDeadlineMs >= lease.leaseDurationMs) throw new Error('--renew-deadline must be shorter than --lease-duration');
+  const streamsAddr = values['streams-addr'] ?? env.SANDPIT_STREAMS_ADDR ?? '';
+  const [streamsHost, streamsPort] = streamsAddr.split(/:(?=[^:]*$)/);
+  if (streamsAddr && (!streamsHost || streamsPort === undefined)) throw new Error(`--streams-addr must be HOST:PORT, got "${streamsAddr}"`);
   return {
+    ...(streamsAddr ? { streams: { host: streamsHost!, port: num('streams-addr', streamsPort, 8443) } } : {}),
     kubeconfig: values.kubeconfig ?? env.KUBECONFIG,
     namespace,
     identity: values.identity ?? env.POD_NAME ?? defaultIdentity(),

@@ -19,6 +19,7 @@ import { WorkQueue } from './queue/queue.js';
 import { AgentResync } from './reconcile/resync.js';
 import { SandboxReconciler } from './reconcile/sandbox.js';
 import { findCondition } from './status/conditions.js';
+import { StreamsServer } from './streams/server.js';
 
 export const CONTROLLER_NAME = 'sandbox';
 
@@ -37,6 +38,8 @@ export interface ManagerConfig {
   agentServiceAccount: string;
   certDays: number;
   relistMs: number;
+  /** Where every replica serves the kubectl-sandpit streams (controllers/streams/); absent: not served. */
+  streams?: { host: string; port: number };
 }
 
 export const defaultIdentity = () => `${hostname()}_${process.pid}`;
@@ -60,6 +63,7 @@ export class Manager {
   #stopping = false;
   #workers: Promise<void>[] = [];
   #background: { stop(): void }[] = [];
+  #streams: StreamsServer | undefined;
 
   constructor(
     readonly client: KubeClient,
@@ -93,6 +97,7 @@ export class Manager {
     });
     const port = await this.health.listen(cfg.healthHost, cfg.healthPort);
     log.info({ port }, 'Serving /healthz, /readyz and /metrics');
+    if (cfg.streams) await this.#serveStreams(cfg.streams);
 
     if (!cfg.leaderElection) return this.#lead();
     this.#elector = new LeaderElector(this.client, { namespace: cfg.namespace, name: 'sandpit-controller', identity: cfg.identity, ...cfg.lease }, log);
@@ -111,6 +116,23 @@ export class Manager {
         process.exit(1);
       },
     });
+  }
+
+  /** Streams are served by every replica, leader or not: they only read the caches and dial agents. */
+  async #serveStreams(addr: { host: string; port: number }): Promise<void> {
+    const { cfg, client, log } = this;
+    const certificate = cfg.tlsFiles
+      ? new ClientCertificate({ files: cfg.tlsFiles })
+      : new ClientCertificate({ ca: await ensureCA(client, cfg.namespace, log), days: cfg.certDays });
+    this.#streams = new StreamsServer({
+      client,
+      sandbox: (key) => this.sandboxes.get(key),
+      node: (name) => this.nodes.get(name),
+      certificate,
+      log: log.child({ component: 'streams' }),
+    });
+    const port = await this.#streams.listen(addr.host, addr.port, cfg.namespace);
+    log.info({ host: addr.host, port }, 'Serving kubectl-sandpit streams');
   }
 
   get isLeader(): boolean {
@@ -235,6 +257,7 @@ export class Manager {
     await this.#elector?.release();
     await Promise.all([this.sandboxes.stop(), this.nodes.stop(), this.leaseInformer.stop()]);
     this.#agents?.close();
+    await this.#streams?.close();
     await this.health.close();
     this.client.close();
   }

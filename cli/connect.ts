@@ -1,0 +1,92 @@
+import type { RequestOptions } from 'node:https';
+import { KubeConfig } from '@kubernetes/client-node';
+import WebSocket from 'ws';
+import { CHANNEL_PROTOCOL } from '../node-agent/api/streams/channel.js';
+import type { Globals } from './args.js';
+
+/** A failure the user should read, printed without a stack; exit status 1. */
+export class CliError extends Error {}
+
+export interface Session {
+  kc: KubeConfig;
+  namespace: string;
+  globals: Globals;
+  server: string;
+}
+
+/** Loads the kubeconfig the way kubectl does: --kubeconfig, else $KUBECONFIG, else ~/.kube/config; --context; -n or the context's namespace. */
+export function loadSession(globals: Globals): Session {
+  const kc = new KubeConfig();
+  try {
+    if (globals.kubeconfig) kc.loadFromFile(globals.kubeconfig);
+    else kc.loadFromDefault();
+  } catch (err) {
+    throw new CliError(`cannot load the kubeconfig: ${(err as Error).message}`);
+  }
+  if (globals.context) {
+    if (!kc.getContextObject(globals.context)) throw new CliError(`context "${globals.context}" does not exist in the kubeconfig`);
+    kc.setCurrentContext(globals.context);
+  }
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) throw new CliError('the kubeconfig has no current cluster: set one with kubectl config use-context');
+  const namespace = globals.namespace ?? kc.getContextObject(kc.getCurrentContext())?.namespace ?? 'default';
+  return { kc, namespace, globals, server: cluster.server.replace(/\/$/, '') };
+}
+
+/** TLS and credentials of the kubeconfig user, as request options (runs exec credential plugins). */
+async function requestOptions(s: Session): Promise<RequestOptions & { headers: Record<string, string> }> {
+  const opts: RequestOptions = {};
+  await s.kc.applyToHTTPSOptions(opts);
+  return { ...opts, headers: { ...((opts.headers as Record<string, string>) ?? {}) } };
+}
+
+/**
+ * Opens a stream to the controller: through the API server's service proxy
+ * (the API server authenticates us and checks services/proxy), or, with
+ * --direct, to the controller itself. Either way the controller checks our
+ * token with TokenReview and SubjectAccessReview, so the token travels in
+ * X-Sandpit-Authorization too: the API server drops Authorization once it
+ * has authenticated the request.
+ */
+export async function openStream(s: Session, sandbox: string, action: string, query: URLSearchParams): Promise<WebSocket> {
+  const opts = await requestOptions(s);
+  const auth = opts.headers.Authorization ?? opts.headers.authorization;
+  if (!auth || !/^Bearer /i.test(auth)) {
+    throw new CliError(
+      'your kubeconfig user has no bearer token (client-certificate users cannot be checked by the sandpit controller): use a token user, e.g. a ServiceAccount token or your cloud provider\'s exec plugin',
+    );
+  }
+  const path = `/sandboxes/${encodeURIComponent(s.namespace)}/${encodeURIComponent(sandbox)}/${action}?${query.toString()}`;
+  const base = s.globals.direct
+    ? s.globals.direct.replace(/^http/, 'ws').replace(/\/$/, '')
+    : `${s.server.replace(/^http/, 'ws')}/api/v1/namespaces/${encodeURIComponent(s.globals.controllerNamespace)}/services/https:sandpit-controller:streams/proxy`;
+  const ws = new WebSocket(base + path, [CHANNEL_PROTOCOL], {
+    ...(s.globals.direct ? { rejectUnauthorized: false } : { ca: opts.ca, cert: opts.cert, key: opts.key, rejectUnauthorized: opts.rejectUnauthorized }),
+    // The API server's service proxy drops the query string of an upgrade request: repeat it in a header.
+    headers: { ...opts.headers, 'X-Sandpit-Authorization': auth, 'X-Sandpit-Query': query.toString() },
+    perMessageDeflate: false,
+  });
+  return new Promise((resolve, reject) => {
+    ws.once('open', () => resolve(ws));
+    ws.once('unexpected-response', (_req, res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => reject(new CliError(explain(res.statusCode ?? 0, body, s))));
+    });
+    ws.once('error', (err) => reject(new CliError(`cannot reach the sandpit controller: ${err.message}`)));
+  });
+}
+
+/** A refusal in words: the controller's message, or the API server's Status. */
+export function explain(status: number, body: string, s: Pick<Session, 'globals'>): string {
+  let parsed: { message?: string; reason?: string } = {};
+  try {
+    parsed = JSON.parse(body) as typeof parsed;
+  } catch {
+    /* plain text */
+  }
+  const msg = parsed.message ?? (body.trim() || `HTTP ${status}`);
+  if (status === 503 && /no endpoints available/.test(msg)) return `the sandpit controller's streams endpoint is not running in namespace ${s.globals.controllerNamespace} (${msg})`;
+  if (status === 403 && /services\/proxy|"services\/proxy"|services "sandpit-controller"/.test(msg)) return `the API server refused the proxy to the sandpit controller: ${msg} (ask for the sandpit-streams-client role)`;
+  return `Error from server (${parsed.reason ?? status}): ${msg}`;
+}

@@ -1,0 +1,85 @@
+import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
+import type { Sandbox } from '../crds/sandbox.js';
+import { CliError, type Session } from './connect.js';
+
+interface EventLike {
+  type?: string;
+  reason?: string;
+  message?: string;
+  count?: number;
+  lastTimestamp?: Date | string;
+  eventTime?: Date | string;
+  source?: { component?: string };
+  reportingComponent?: string;
+}
+
+const age = (t: Date | string | undefined, now: number) => {
+  if (!t) return '<unknown>';
+  const s = Math.max(0, Math.round((now - new Date(t).getTime()) / 1000));
+  return s < 120 ? `${s}s` : s < 7200 ? `${Math.round(s / 60)}m` : `${Math.round(s / 3600)}h`;
+};
+
+/** kubectl describe's layout for a Sandbox: identity, placement, containers, conditions, events. Pure. */
+export function formatDescribe(s: Sandbox, events: EventLike[], now = Date.now()): string {
+  const st = s.status;
+  const out: string[] = [];
+  const kv = (k: string, v: unknown) => out.push(`${`${k}:`.padEnd(16)}${v === undefined || v === '' ? '<none>' : String(v)}`);
+  kv('Name', s.metadata.name);
+  kv('Namespace', s.metadata.namespace);
+  kv('Node', st?.nodeName);
+  kv('Phase', st?.phase);
+  kv('IP', st?.sandboxIP);
+  kv('Host IP', st?.hostIP);
+  kv('Start Time', st?.startTime);
+  if (st?.reason || st?.message) kv('Reason', `${st?.reason ?? ''} ${st?.message ?? ''}`.trim());
+  out.push('Containers:');
+  for (const c of s.spec.containers) {
+    const cs = st?.containerStatuses?.find((x) => x.name === c.name);
+    out.push(`  ${c.name}:`, `    Image:          ${c.image}`);
+    const state = cs?.state;
+    if (state?.running) out.push(`    State:          Running`, `      Started:      ${state.running.startedAt ?? ''}`);
+    else if (state?.waiting) out.push(`    State:          Waiting`, `      Reason:       ${state.waiting.reason ?? ''}`);
+    else if (state?.terminated) out.push(`    State:          Terminated`, `      Exit Code:    ${state.terminated.exitCode}`, `      Reason:       ${state.terminated.reason ?? ''}`);
+    else out.push('    State:          <unknown>');
+    const last = cs?.lastState?.terminated;
+    if (last) out.push(`    Last State:     Terminated`, `      Exit Code:    ${last.exitCode}`, `      Reason:       ${last.reason ?? ''}`);
+    out.push(`    Ready:          ${cs?.ready ?? false}`, `    Restart Count:  ${cs?.restartCount ?? 0}`);
+  }
+  out.push('Conditions:');
+  const conds = st?.conditions ?? [];
+  if (conds.length === 0) out.push('  <none>');
+  else {
+    out.push('  Type              Status  Reason');
+    for (const c of conds) out.push(`  ${c.type.padEnd(18)}${c.status.padEnd(8)}${c.reason ?? ''}${c.message ? ` (${c.message})` : ''}`);
+  }
+  out.push('Events:');
+  if (events.length === 0) out.push('  <none>');
+  else {
+    out.push('  Type     Reason              Age    From                 Message');
+    for (const e of events) {
+      out.push(`  ${(e.type ?? '').padEnd(9)}${(e.reason ?? '').padEnd(20)}${age(e.lastTimestamp ?? e.eventTime, now).padEnd(7)}${(e.source?.component ?? e.reportingComponent ?? '').padEnd(21)}${e.message ?? ''}`);
+    }
+  }
+  return out.join('\n') + '\n';
+}
+
+export async function describeCommand(s: Session, name: string): Promise<number> {
+  let sbx: Sandbox;
+  try {
+    sbx = (await s.kc.makeApiClient(CustomObjectsApi).getNamespacedCustomObject({ group: 'sandpit.dev', version: 'v1alpha1', namespace: s.namespace, plural: 'sandboxes', name })) as Sandbox;
+  } catch (err) {
+    const code = (err as { code?: number }).code;
+    if (code === 404) throw new CliError(`Error from server (NotFound): sandboxes.sandpit.dev "${name}" not found in namespace "${s.namespace}"`);
+    if (code === 403) throw new CliError(`Error from server (Forbidden): you cannot get sandboxes.sandpit.dev "${name}" in namespace "${s.namespace}"`);
+    throw new CliError(`cannot read sandbox ${s.namespace}/${name}: ${(err as Error).message}`);
+  }
+  let events: EventLike[] = [];
+  try {
+    const list = await s.kc.makeApiClient(CoreV1Api).listNamespacedEvent({ namespace: s.namespace, fieldSelector: `involvedObject.name=${name},involvedObject.kind=Sandbox` });
+    events = (list.items as EventLike[]).sort((a, b) => new Date(a.lastTimestamp ?? a.eventTime ?? 0).getTime() - new Date(b.lastTimestamp ?? b.eventTime ?? 0).getTime());
+  } catch {
+    /* events are optional: a user may read sandboxes but not events */
+  }
+  process.stdout.write(formatDescribe(sbx, events));
+  return 0;
+}

@@ -79,12 +79,13 @@ LABEL org.opencontainers.image.source="https://github.com/sandpit-dev/sandpit" \
 #   iproute2   `ip` for diagnosis (the agent itself speaks netlink)
 #   kmod       modprobe of overlay, br_netfilter, nf_tables when absent
 #   conntrack  flushing a torn-down sandbox's connection-tracking entries
+#   socat      kubectl sandpit port-forward: dials inside the sandbox netns (nsenter, util-linux)
 # Package versions are not pinned: the release is, and security updates should land.
 FROM runtime AS agent
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
-       tini catatonit busybox-static nftables iproute2 kmod conntrack ca-certificates \
+       tini catatonit busybox-static nftables iproute2 kmod conntrack socat ca-certificates \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=native /out/sandpit-init dist/native/sandpit-init
 USER 0:0
@@ -97,5 +98,5 @@ ENTRYPOINT ["/usr/bin/tini", "-s", "--", "node", "--enable-source-maps", "/app/d
 # Last, so a plain `docker build .` makes the controller.
 FROM runtime AS controller
 USER 65532:65532
-EXPOSE 8081
+EXPOSE 8081 8443
 ENTRYPOINT ["node", "--enable-source-maps", "/app/dist/controllers/main.js"]

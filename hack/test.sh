@@ -21,7 +21,7 @@ fi
 
 tier_dirs() {
   case "$1" in
-    unit) echo dist/lib dist/crds dist/controllers dist/node-agent dist/bench ;;
+    unit) echo dist/lib dist/crds dist/controllers dist/node-agent dist/cli dist/bench ;;
     node) echo dist/test/node ;;
     cluster) echo dist/test/cluster ;;
     e2e) echo dist/test/e2e ;;

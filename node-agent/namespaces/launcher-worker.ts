@@ -83,7 +83,9 @@ async function launchProcess(p: ProcessPlan): Promise<LaunchResult> {
   const t0 = performance.now();
   const marks: Record<string, number> = {};
   const mark = (k: string) => (marks[k] = Math.round((performance.now() - t0) * 10) / 10);
-  const kinds = ['net', 'ipc', 'uts', 'cgroup', 'pid', 'mnt'] as const;
+  // unshare(CLONE_NEWPID) is refused once setns() chose a PID namespace for
+  // children: a container with its own PID namespace skips the sandbox's.
+  const kinds = p.joinPid ? (['net', 'ipc', 'uts', 'cgroup', 'pid', 'mnt'] as const) : (['net', 'ipc', 'uts', 'cgroup', 'mnt'] as const);
   const nsFds = kinds.map((k) => open(`/proc/${p.nsPid}/ns/${k}`, O_RDONLY | O_CLOEXEC, 0, { ...site, step: `${p.step}: open ${k} namespace` }));
   // Opened while the host's root is still ours; run later as /proc/self/fd/3.
   const program = open(p.program, O_RDONLY | O_CLOEXEC, 0, { ...site, step: `${p.step}: open ${p.program}` });
@@ -93,10 +95,13 @@ async function launchProcess(p: ProcessPlan): Promise<LaunchResult> {
   kinds.forEach((k, i) => setns(nsFds[i]!, 0, { ...site, step: `${p.step}: join ${k} namespace` }));
   for (const fd of nsFds) close(fd);
   mark('setns');
+  let pidnsInit: number | undefined;
   if (!p.joinMount) {
     unshare(CLONE_NEWNS, { ...site, step: `${p.step}: new mount namespace` });
     const r = p.rootfs!;
-    applyRootfs(r.root, r.steps, { ...site, step: `${p.step}: rootfs` });
+    applyRootfs(r.root, r.steps, { ...site, step: `${p.step}: rootfs` }, (target) => {
+      pidnsInit = startPidNamespace(p, target, { ...site, step: `${p.step}: own PID namespace` });
+    });
     mark('rootfs');
     enterRoot(r.root, r.readOnly, { ...site, step: `${p.step}: pivot_root` });
     mark('pivot');
@@ -120,7 +125,36 @@ async function launchProcess(p: ProcessPlan): Promise<LaunchResult> {
   mark('spawned');
   close(program);
   if (slave !== undefined) close(slave);
-  return { pid, ptyMaster, marks };
+  return { pid, ptyMaster, marks, pidnsInit };
+}
+
+/**
+ * shareProcessNamespace: false. The thread (still root, in the container's
+ * mount namespace, before pivot_root) makes a PID namespace for its children
+ * and starts its PID 1, sandpit-init pidns, which joins the container cgroup
+ * and mounts that namespace's /proc at `target`: only a process inside a PID
+ * namespace can. The shim, spawned later from this thread, is its PID 2.
+ */
+function startPidNamespace(p: ProcessPlan, target: string, site: CallSite): number {
+  if (!p.ownPid) throw new SandpitError({ ...site, message: 'no cgroup fds for the container PID 1' });
+  unshare(CLONE_NEWPID, site);
+  const [readEnd, writeEnd] = pipe(site);
+  let pid: number;
+  try {
+    const cg = p.ownPid.cgroupFds;
+    const list = cg.length ? cg.map((_, i) => 4 + i).join(',') : '-';
+    pid = spawnFromThread(p.program, ['sandpit-init', 'pidns', '3', list, target], {}, [p.stdio[0], p.stdio[0], p.stdio[2], writeEnd, ...cg], '/', site);
+  } finally {
+    close(writeEnd);
+  }
+  try {
+    const buf = Buffer.alloc(16);
+    const n = readFn(readEnd, buf, buf.length);
+    if (n <= 0 || !buf.toString('utf8', 0, n).includes('ready')) throw new SandpitError({ ...site, message: `the container's PID 1 (${pid}) exited before /proc was mounted` });
+  } finally {
+    close(readEnd);
+  }
+  return pid;
 }
 
 async function handle(plan: LaunchPlan): Promise<LaunchResult> {

@@ -32,6 +32,11 @@ export interface ProcessPlan {
   joinMount: boolean;
   /** Join the PID namespace of nsPid (false: the child gets a fresh one, shareProcessNamespace=false). */
   joinPid: boolean;
+  /**
+   * With joinPid false: the container's own PID 1 (sandpit-init pidns, from
+   * `program`) joins the cgroup through these cgroup.procs fds and mounts /proc.
+   */
+  ownPid?: { cgroupFds: number[] };
   rootfs?: { root: string; steps: RootfsStep[]; readOnly: boolean };
   identity: Identity;
   /**
@@ -63,5 +68,7 @@ export interface LaunchResult {
   /** The thread is back in the host's namespaces and may take another plan. */
   reusable?: boolean;
   ptyMaster?: number;
+  /** Host PID of the container's own PID 1 (shareProcessNamespace: false). */
+  pidnsInit?: number;
   error?: { message: string; step: string; code?: string; sandbox?: string };
 }

@@ -9,6 +9,13 @@
  *     into the infra leaf cgroup, says "ready" and then reaps zombies until it
  *     is killed (SIGTERM/SIGINT end it like a pause container).
  *
+ *   sandpit-init pidns READY_FD CGROUP_FDS PROC_TARGET
+ *     PID 1 of a container's own PID namespace (shareProcessNamespace: false).
+ *     Started by the launcher thread right after unshare(CLONE_NEWPID), in the
+ *     container's mount namespace before pivot_root: joins the container
+ *     cgroup, mounts that namespace's /proc at PROC_TARGET (only a process
+ *     inside it can), says "ready" and reaps like init. The shim is its child.
+ *
  *   sandpit-init shim EXIT_FD CGROUP_FDS OOM_SCORE_ADJ NOFILE_SOFT NOFILE_HARD -- PATH ARGV0 ARGS...
  *     One per container run, already inside the container (root, credentials,
  *     filter), started as /proc/self/fd/3. Joins the container cgroup, sets
@@ -171,6 +178,8 @@ static void join_cgroups(const char *list) {
 struct ksigset { u64 bits; };
 struct rlim { u64 cur, max; };
 
+static __attribute__((noreturn)) void reap_forever(s64 ready);
+
 static __attribute__((noreturn)) void run_init(char **argv) {
   int ok;
   if (!argv[0] || !argv[1] || !argv[2]) die("usage: init READY_FD SANDBOX_FDS INFRA_FDS", -22);
@@ -185,7 +194,11 @@ static __attribute__((noreturn)) void run_init(char **argv) {
   if (r < 0) die("mount /proc of the sandbox", r);
   join_cgroups(argv[2]);
 
-  /* Signals are taken synchronously: block them all, then wait. */
+  reap_forever(ready);
+}
+
+/* Says ready, then reaps zombies until SIGTERM/SIGINT. Signals are taken synchronously. */
+static __attribute__((noreturn)) void reap_forever(s64 ready) {
   struct ksigset all = {~0UL}, wanted = {(1UL << (SIGCHLD - 1)) | (1UL << (SIGTERM - 1)) | (1UL << (SIGINT - 1))};
   sys4(NR_rt_sigprocmask, 0 /* SIG_BLOCK */, &all, 0, 8);
   sys3(NR_write, ready, "ready\n", 6);
@@ -197,6 +210,17 @@ static __attribute__((noreturn)) void run_init(char **argv) {
     s64 sig = sys4(NR_rt_sigtimedwait, &wanted, info, 0, 8);
     if (sig == SIGTERM || sig == SIGINT) quit(0);
   }
+}
+
+static __attribute__((noreturn)) void run_pidns(char **argv) {
+  int ok;
+  if (!argv[0] || !argv[1] || !argv[2]) die("usage: pidns READY_FD CGROUP_FDS PROC_TARGET", -22);
+  s64 ready = num(argv[0], &ok);
+  if (!ok) die("bad ready fd", -22);
+  join_cgroups(argv[1]);
+  s64 r = sys5(NR_mount, "proc", argv[2], "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, 0);
+  if (r < 0) die("mount /proc of the container", r);
+  reap_forever(ready);
 }
 
 static __attribute__((noreturn)) void run_shim(char **argv, char **envp) {
@@ -257,6 +281,7 @@ __attribute__((used)) void start_c(long *sp) {
   char **envp = argv + argc + 1;
   if (argc >= 2 && seq(argv[1], "init")) run_init(argv + 2);
   if (argc >= 2 && seq(argv[1], "shim")) run_shim(argv + 2, envp);
-  put(2, "usage: sandpit-init init|shim ...\n");
+  if (argc >= 2 && seq(argv[1], "pidns")) run_pidns(argv + 2);
+  put(2, "usage: sandpit-init init|pidns|shim ...\n");
   quit(2);
 }

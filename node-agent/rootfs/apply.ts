@@ -37,7 +37,11 @@ function assertNoSymlink(root: string, path: string, site: CallSite, leafMayBeLi
   }
 }
 
-export function applyRootfs(root: string, steps: RootfsStep[], site: CallSite): void {
+/**
+ * `mountProc` carries out a 'proc' step: only a process inside a PID namespace
+ * can mount its /proc, so the launcher starts the container's PID 1 there.
+ */
+export function applyRootfs(root: string, steps: RootfsStep[], site: CallSite, mountProc?: (target: string) => void): void {
   // Mounts we make must not propagate back into the infra namespace or the host.
   mount(null, '/', null, MS_SLAVE | MS_REC, null, site);
   for (const s of steps) {
@@ -54,6 +58,11 @@ export function applyRootfs(root: string, steps: RootfsStep[], site: CallSite): 
       case 'symlink':
         assertNoSymlink(root, s.path, at, true);
         if (!existsSync(s.path)) symlinkSync(s.target, s.path);
+        break;
+      case 'proc':
+        assertNoSymlink(root, s.target, at);
+        if (!mountProc) throw new SandpitError({ ...at, message: 'a /proc of its own PID namespace needs a PID 1 to mount it' });
+        mountProc(s.target);
         break;
       case 'mount':
         if (s.target !== root) assertNoSymlink(root, s.target, at);

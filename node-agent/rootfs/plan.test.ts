@@ -19,4 +19,14 @@ describe('rootfs plan (unit)', () => {
   it('does not mask anything for privileged containers', () => {
     assert.ok(!buildRootfsPlan({ ...spec, privileged: true }).some((s) => s.op === 'mask'));
   });
+  it('mounts a /proc of the container\'s own PID namespace before masking it when the sandbox does not share one', () => {
+    const shared = buildRootfsPlan(spec);
+    assert.ok(shared.some((s) => s.op === 'mount' && s.source === '/proc' && s.target === '/s/c/rootfs/proc'));
+    assert.ok(!shared.some((s) => s.op === 'proc'));
+    const own = buildRootfsPlan({ ...spec, ownPidNamespace: true });
+    const at = own.findIndex((s) => s.op === 'proc' && s.target === '/s/c/rootfs/proc');
+    assert.ok(at > 0, 'a proc step');
+    assert.ok(!own.some((s) => s.op === 'mount' && s.source === '/proc'), 'the sandbox /proc is not bound');
+    assert.ok(own.findIndex((s) => s.op === 'mask' && s.path === '/s/c/rootfs/proc/kcore') > at, 'masks apply to the new /proc');
+  });
 });

@@ -14,7 +14,9 @@ export type RootfsStep =
   | { op: 'touch'; path: string }
   | { op: 'symlink'; path: string; target: string }
   | { op: 'mask'; path: string }
-  | { op: 'readonly'; path: string };
+  | { op: 'readonly'; path: string }
+  /** A /proc of the container's own PID namespace, mounted by its PID 1 (see applyRootfs). */
+  | { op: 'proc'; target: string };
 
 export interface RootfsSpec {
   /** Mount point of the container root on the host (an empty directory). */
@@ -30,6 +32,8 @@ export interface RootfsSpec {
   volumes: { source: string; mountPath: string; readOnly: boolean }[];
   readOnlyRoot: boolean;
   privileged: boolean;
+  /** shareProcessNamespace: false: /proc comes from the container's own PID namespace, not the sandbox's. */
+  ownPidNamespace?: boolean;
 }
 
 /** containerd's masked paths plus Docker's /proc/interrupts. */
@@ -50,8 +54,12 @@ export function buildRootfsPlan(s: RootfsSpec): RootfsStep[] {
   steps.push({ op: 'mount', source: 'overlay', target: s.root, fstype: 'overlay', flags: MS_NODEV, data: `lowerdir=${lower},upperdir=${s.upper},workdir=${s.work}` });
   for (const d of ['/proc', '/dev', '/sys', '/etc']) steps.push({ op: 'mkdir', path: r(d), mode: 0o755 });
 
-  steps.push({ op: 'mount', source: '/proc', target: r('/proc'), fstype: null, flags: MS_BIND, data: null });
-  steps.push({ op: 'mount', source: null, target: r('/proc'), fstype: null, flags: MS_BIND | MS_REMOUNT | nsd | MS_NOEXEC, data: null });
+  if (s.ownPidNamespace) {
+    steps.push({ op: 'proc', target: r('/proc') });
+  } else {
+    steps.push({ op: 'mount', source: '/proc', target: r('/proc'), fstype: null, flags: MS_BIND, data: null });
+    steps.push({ op: 'mount', source: null, target: r('/proc'), fstype: null, flags: MS_BIND | MS_REMOUNT | nsd | MS_NOEXEC, data: null });
+  }
 
   // /dev: a small tmpfs that cannot hold usable device nodes (nodev); the standard
   // nodes are bind mounts of the host's, so CAP_MKNOD gains nothing.

@@ -50,6 +50,8 @@ export interface ContainerRecord {
   lastState?: z.infer<typeof ContainerState>;
   /** Earliest time the next restart may happen (back-off). */
   restartAt?: number;
+  /** Host PID of the run's own PID 1 (shareProcessNamespace: false), to reap once the run ends. */
+  pidnsInit?: number;
 }
 
 export interface SandboxRecord {
@@ -98,6 +100,8 @@ export class SandboxRuntime {
   readonly #sandboxes = new Map<string, SandboxRecord>();
   readonly #logs = new Map<string, ContainerLog>();
   readonly #busy = new Set<string>();
+  /** Our children that are done with but may not have exited yet (a container's own PID 1). */
+  readonly #zombies = new Set<number>();
   readonly #listeners = new Set<(rec: SandboxRecord) => void>();
   #timer: NodeJS.Timeout | undefined;
   readonly #onChild = () => this.#tick();
@@ -180,8 +184,6 @@ export class SandboxRuntime {
     // Refused rather than silently ignored: both change what isolation the user gets.
     if (!sandbox.spec.hostUsers)
       throw new SandpitError({ sandbox: who, step: 'create', message: 'hostUsers: false (user namespaces) is not supported by this node runtime yet' });
-    if (!sandbox.spec.shareProcessNamespace)
-      throw new SandpitError({ sandbox: who, step: 'create', message: 'shareProcessNamespace: false is not supported by this node runtime yet' });
     const dir = this.store.sandboxDir(id);
     const log = this.#log(rec);
     this.#busy.add(id);
@@ -316,6 +318,9 @@ export class SandboxRuntime {
       fds.push(exitFd);
       const cgFds = this.cgroups.openProcs(cgRel, site);
       fds.push(...cgFds);
+      const ownPid = !rec.spec.shareProcessNamespace;
+      const initCgFds = ownPid ? this.cgroups.openProcs(cgRel, site) : [];
+      fds.push(...initCgFds);
       const shim = containerShimArgs({ exit: 4, cgroups: cgFds.map((_, i) => 5 + i) }, { oomScoreAdj: this.config.oomScoreAdj, nofile: this.config.nofile }, argv);
       const oomBase = this.cgroups.oomKills(cgRel);
       const volumes = (spec.volumeMounts ?? []).map((m) => ({ source: join(this.store.sandboxDir(rec.id), 'volumes', m.name), mountPath: m.mountPath, readOnly: m.readOnly }));
@@ -323,11 +328,11 @@ export class SandboxRuntime {
       const steps = buildRootfsPlan({
         root: join(cdir, 'rootfs'), layers: image.layers, upper: join(cdir, 'upper'), work: join(cdir, 'work'), shm: join(dir, 'shm'),
         etcFiles: { hostname: join(dir, 'hostname'), hosts: join(dir, 'hosts'), resolvConf: join(dir, 'resolv.conf') },
-        volumes, readOnlyRoot: sc?.readOnlyRootFilesystem ?? false, privileged: sc?.privileged ?? false,
+        volumes, readOnlyRoot: sc?.readOnlyRootFilesystem ?? false, privileged: sc?.privileged ?? false, ownPidNamespace: ownPid,
       });
       const t0 = performance.now();
       const result = await this.#launchers.launch({
-        kind: 'process', sandbox: who, step, nsPid: rec.pid1!.pid, joinMount: false, joinPid: true,
+        kind: 'process', sandbox: who, step, nsPid: rec.pid1!.pid, joinMount: false, joinPid: !ownPid, ownPid: ownPid ? { cgroupFds: initCgFds } : undefined,
         rootfs: { root: join(cdir, 'rootfs'), steps, readOnly: sc?.readOnlyRootFilesystem ?? false },
         identity,
         program: this.config.binaries.init, argv0: 'sandpit-init',
@@ -337,6 +342,7 @@ export class SandboxRuntime {
       });
       if (result.error) throw new SandpitError(result.error);
       c.pid = result.pid!;
+      if (result.pidnsInit !== undefined) c.pidnsInit = result.pidnsInit;
       c.startTime = processStartTime(c.pid) ?? 0;
       c.startedAt = now();
       c.oomBase = oomBase;
@@ -468,6 +474,7 @@ export class SandboxRuntime {
 
   /** Looks for exited containers and due restarts. Cheap: a few stat/read calls per running container. */
   #tick(): void {
+    for (const pid of this.#zombies) if (reapChild(pid, { step: 'reap container PID 1' }) !== null) this.#zombies.delete(pid);
     for (const rec of this.#sandboxes.values()) {
       if (this.#busy.has(rec.id) || rec.phase === 'Creating' || rec.phase === 'Deleting') continue;
       for (const c of rec.containers) {
@@ -509,6 +516,9 @@ export class SandboxRuntime {
     c.state = { terminated: { exitCode: status.exitCode, signal: status.signal, reason, startedAt: c.startedAt, finishedAt } };
     delete c.pid;
     delete c.startTime;
+    // The run's own PID 1 goes with the cgroup kill below; reap it once it has.
+    if (c.pidnsInit !== undefined) this.#zombies.add(c.pidnsInit);
+    delete c.pidnsInit;
     // Whatever the workload left behind in its cgroup goes with it, as in Kubernetes.
     void this.cgroups.killAll(cgRel, { sandbox: describeSandbox(rec.ref), step: 'kill container leftovers' }).catch(() => undefined);
     if (rec.phase === 'Running' && !rec.stopping && shouldRestart(rec.spec.restartPolicy, status.exitCode)) {
@@ -646,7 +656,7 @@ export class SandboxRuntime {
     await this.cgroups.killAll(rec.id, { sandbox: who, step: 'kill sandbox processes' });
     // PID 1 cannot finish exiting while any process of its namespace is an
     // unreaped zombie, and the shims are our children: reap them first.
-    const shims = rec.containers.flatMap((c) => (c.pid === undefined ? [] : [c.pid]));
+    const shims = rec.containers.flatMap((c) => [c.pid, c.pidnsInit].filter((p): p is number => p !== undefined));
     const pending = new Set(rec.pid1 ? [rec.pid1.pid, ...shims] : shims);
     await waitUntil(() => {
       for (const pid of pending) if (reapChild(pid, { sandbox: who, step: 'reap' }) !== null) pending.delete(pid);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
 import { V1_CONTROLLERS } from '../../node-agent/cgroups/layout.js';
-import { sandbox, sh, startTestRuntime, waitFor, type TestRuntime } from './runtime-env.js';
+import { cleanupRuntime, sandbox, sh, startRuntime, startTestRuntime, testConfig, waitFor, type TestRuntime } from './runtime-env.js';
 
 /* Node tier: exec joins a running container's namespaces, cgroup and identity. */
 
@@ -62,5 +62,31 @@ describe('runtime exec (node tier)', function () {
     assert.match(out(), /\/dev\/pts\/0/);
     s.stdout.destroy();
     await env.rt.delete(rec.id);
+  });
+
+  it('execs into a container the agent re-adopted after a restart', async () => {
+    const config = testConfig();
+    const first = await startRuntime(config);
+    let second: Awaited<ReturnType<typeof startRuntime>> | undefined;
+    try {
+      const rec = await first.create(sandbox('exec-readopt', { restartPolicy: 'Never', containers: [sh('main', 'echo before-restart > /tmp/marker; sleep 30', { securityContext: { runAsUser: 1000 } })] }));
+      await waitFor('marker', () => first.workloadPid(rec.id, 'main'));
+      const shim = first.shimPid(rec.id, 'main');
+      await first.close(); // the agent goes away; the sandbox does not
+      second = await startRuntime(config);
+      assert.equal(second.get(rec.id)?.phase, 'Running', 're-adopted');
+      assert.equal(second.shimPid(rec.id, 'main'), shim, 'the same container process, not a new one');
+      const s = await second.exec(rec.id, 'main', ['/bin/sh', '-c', 'cat /tmp/marker; id -u; grep -c . /proc/1/cmdline >/dev/null && tr "\\0" " " < /proc/1/cmdline']);
+      const out = collect(s.stdout);
+      const exit = await s.exited;
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(exit.exitCode, 0);
+      assert.match(out(), /^before-restart$/m, 'the exec sees the running container\'s files');
+      assert.match(out(), /^1000$/m);
+      assert.match(out(), /^sandpit-init init /m, 'and its sandbox\'s PID namespace');
+      await second.delete(rec.id);
+    } finally {
+      await cleanupRuntime(second ?? first, config);
+    }
   });
 });

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
 import { logText, ROOTFS, runToCompletion, sandbox, sh, startTestRuntime, type TestRuntime } from './runtime-env.js';
 
 /* Node tier (root, real kernel): what a container sees of itself and of the host. */
@@ -31,6 +31,26 @@ describe('runtime isolation (node tier)', function () {
     assert.ok(pids.length >= 3 && pids.every((p) => p < 20), `only sandbox processes are visible: ${pids.join(',')}`);
     assert.ok(!out.includes('node'), 'the agent (node) is not visible');
     assert.notEqual(readFileSync('/proc/sys/kernel/hostname', 'utf8').trim(), 'sbx-ident');
+  });
+
+  it('gives each container its own PID namespace and /proc when shareProcessNamespace is false', async () => {
+    const show = (tag: string) => `echo "${tag}-pidns=$(readlink /proc/self/ns/pid)"; echo "${tag}-init=$(tr "\\0" " " < /proc/1/cmdline)"; echo "${tag}-ps=$(ps -o comm | tail -n +2 | tr "\\n" " ")"; for f in /proc/keys /proc/timer_list /proc/interrupts /proc/sched_debug; do [ -e $f ] && echo "${tag}-masked $f $(wc -c < $f)"; done; true`;
+    const rec = await runToCompletion(env.rt, sandbox('ownpid', {
+      restartPolicy: 'Never', shareProcessNamespace: false,
+      containers: [sh('a', `${show('a')}; sleep 2`), sh('b', `sleep 0.5; ${show('b')}`)],
+    }));
+    const a = logText(env.rt, rec, 'a');
+    const b = logText(env.rt, rec, 'b');
+    const field = (out: string, key: string) => new RegExp(`^${key}=(.*)$`, 'm').exec(out)?.[1];
+    assert.ok(field(a, 'a-pidns') && field(b, 'b-pidns'), `${a}\n${b}`);
+    assert.notEqual(field(a, 'a-pidns'), field(b, 'b-pidns'), 'two PID namespaces');
+    assert.notEqual(field(b, 'b-pidns'), readlinkSync(`/proc/${rec.pid1!.pid}/ns/pid`).trim(), 'not the sandbox one');
+    assert.match(field(b, 'b-init') ?? '', /^sandpit-init pidns /, 'PID 1 is the container\'s own');
+    assert.doesNotMatch(field(b, 'b-ps') ?? '', /sleep/, 'container a (sleeping meanwhile) is not visible from b');
+    const masked = [...b.matchAll(/^b-masked (\S+) (\d+)$/gm)];
+    assert.ok(masked.length > 0, `some masked /proc paths exist: ${b}`);
+    for (const m of masked) assert.equal(m[2], '0', `${m[1]} is masked in the new /proc too`);
+    assert.equal(rec.containers.every((c) => c.state?.terminated?.exitCode === 0), true);
   });
 
   it('applies the default capabilities, no_new_privs and a seccomp filter', async () => {

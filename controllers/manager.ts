@@ -81,7 +81,22 @@ export class Manager {
     const common = { relistMs: cfg.relistMs };
     this.sandboxes = new Informer(client, { path: paths.sandboxes(), onRestart: restarts('sandboxes'), ...common }, log);
     this.nodes = new Informer(client, { path: paths.sandboxNodes(), onRestart: restarts('sandboxnodes'), ...common }, log);
-    this.leaseInformer = new Informer(client, { path: paths.leases(cfg.namespace), labelSelector: NODE_LEASE_LABEL, onRestart: restarts('leases'), ...common }, log);
+    // Node health must not age while the controller cannot see the leases (see LeaseTracker).
+    const leaseRestarts = restarts('leases');
+    this.leaseInformer = new Informer(
+      client,
+      {
+        path: paths.leases(cfg.namespace),
+        labelSelector: NODE_LEASE_LABEL,
+        onRestart: (reason) => {
+          this.leases.blind();
+          leaseRestarts(reason);
+        },
+        onRelist: () => this.leases.seeing(),
+        ...common,
+      },
+      log,
+    );
   }
 
   async start(): Promise<void> {

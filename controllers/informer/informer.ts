@@ -19,6 +19,8 @@ export interface InformerOptions {
   minBackoffMs?: number;
   maxBackoffMs?: number;
   onRestart?: (reason: string) => void;
+  /** Called after each complete list, once its objects were handed to the handlers (contact regained). */
+  onRelist?: () => void;
 }
 
 /**
@@ -31,7 +33,7 @@ export interface InformerOptions {
 export class Informer<T extends KubeObject> {
   readonly #items = new Map<string, T>();
   readonly #client: KubeClient;
-  readonly #opts: Required<Omit<InformerOptions, 'labelSelector' | 'onRestart'>> & InformerOptions;
+  readonly #opts: Required<Omit<InformerOptions, 'labelSelector' | 'onRestart' | 'onRelist'>> & InformerOptions;
   readonly #handlers: InformerHandlers<T>[] = [];
   readonly #log: Logger;
   #abort: AbortController | undefined;
@@ -137,6 +139,7 @@ export class Informer<T extends KubeObject> {
       this.#synced = true;
       for (const w of this.#syncWaiters.splice(0)) w();
     }
+    this.#opts.onRelist?.();
     return rv;
   }
 

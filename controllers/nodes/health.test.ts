@@ -26,4 +26,22 @@ describe('unit: node health from leases', () => {
     t.observe('n', { holderIdentity: 'a', renewTime: '1999-01-01T00:00:00.000000Z', leaseDurationSeconds: 10 }, 200_000);
     assert.equal(t.health('n', undefined, 1_000_000, 200_000), 'NotReady', 'an unchanged record is not a renewal');
   });
+
+  it('does not count time it could not see (an API server outage) against a node', () => {
+    const t = new LeaseTracker();
+    const ready = { status: { conditions: [{ type: 'Ready', status: 'True', reason: 'R', message: '', lastTransitionTime: '' }] } } as never;
+    t.observe('renewed', { holderIdentity: 'a', renewTime: '1', leaseDurationSeconds: 10 }, 100_000);
+    t.observe('silent', { holderIdentity: 'b', renewTime: '1', leaseDurationSeconds: 10 }, 100_000);
+    t.blind(105_000);
+    assert.equal(t.health('renewed', ready, 20_000, 190_000), 'Ready', 'while blind, health stays as it was when contact broke');
+    // The list after 60 s without an API server: one agent renewed meanwhile, the other did not.
+    t.observe('renewed', { holderIdentity: 'a', renewTime: '2', leaseDurationSeconds: 10 }, 165_000);
+    t.observe('silent', { holderIdentity: 'b', renewTime: '1', leaseDurationSeconds: 10 }, 165_000);
+    t.seeing(165_000);
+    assert.equal(t.isBlind, false);
+    assert.equal(t.health('renewed', ready, 20_000, 166_000), 'Ready');
+    assert.equal(t.health('silent', ready, 20_000, 166_000), 'Ready', 'the blind minute is not silence: 6 s seen so far');
+    assert.equal(t.health('silent', ready, 20_000, 171_000), 'NotReady', 'silent for a lease duration of seen time');
+    assert.equal(t.health('silent', ready, 20_000, 191_000), 'Lost', 'and lost after the grace, counted from what we could see');
+  });
 });

@@ -45,10 +45,38 @@ export function toNodeInfo(node: SandboxNode, health: NodeHealth): NodeInfo {
 
 export const agentSaysReady = (node: SandboxNode | undefined) => isTrue(node?.status?.conditions, 'Ready');
 
-/** Tracks lease changes per node as they arrive from the Lease informer. */
+/**
+ * Tracks lease changes per node as they arrive from the Lease informer.
+ * Silence only counts while we could have heard: while the Lease informer
+ * has lost the API server (blind), every node's health stays as it was when
+ * contact broke, and once it lists again the blind time is added to every
+ * lease seen before it. Otherwise an API server outage longer than the
+ * grace would fail every sandbox of every node with NodeLost on its return,
+ * before the first renewal arrives.
+ */
 export class LeaseTracker {
   readonly #seen = new Map<string, LeaseSeen>();
   readonly #firstSeen = new Map<string, number>();
+  #blindSince: number | undefined;
+
+  /** The Lease informer lost its stream (an error, the API server away). */
+  blind(now = Date.now()): void {
+    this.#blindSince ??= now;
+  }
+
+  /** The Lease informer listed again (after its upserts were observed). */
+  seeing(now = Date.now()): void {
+    const since = this.#blindSince;
+    if (since === undefined) return;
+    this.#blindSince = undefined;
+    const gap = Math.max(0, now - since);
+    for (const s of this.#seen.values()) if (s.seenAt < since) s.seenAt += gap;
+    for (const [node, t] of this.#firstSeen) if (t < since) this.#firstSeen.set(node, t + gap);
+  }
+
+  get isBlind(): boolean {
+    return this.#blindSince !== undefined;
+  }
 
   observe(node: string, spec: { holderIdentity?: string | null; renewTime?: string | null; leaseDurationSeconds?: number }, now = Date.now()): void {
     const record = `${spec.holderIdentity}|${spec.renewTime}`;
@@ -63,7 +91,8 @@ export class LeaseTracker {
   }
 
   health(node: string, sandboxNode: SandboxNode | undefined, graceMs: number, now = Date.now()): NodeHealth {
-    if (!this.#firstSeen.has(node)) this.#firstSeen.set(node, now);
-    return nodeHealth(this.#seen.get(node), agentSaysReady(sandboxNode), now, graceMs, this.#firstSeen.get(node)!);
+    const at = this.#blindSince ?? now;
+    if (!this.#firstSeen.has(node)) this.#firstSeen.set(node, at);
+    return nodeHealth(this.#seen.get(node), agentSaysReady(sandboxNode), at, graceMs, this.#firstSeen.get(node)!);
   }
 }

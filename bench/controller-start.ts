@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,7 +27,50 @@ const sizes = counts.length ? counts : [1, 10];
 
 interface SandboxLite {
   metadata: { name: string };
-  status?: { conditions?: { type: string; status: string }[] };
+  status?: { nodeName?: string; conditions?: { type: string; status: string }[] };
+}
+
+/** CPU seconds (user+system, own threads) of a process, from /proc/<pid>/stat; 0 once it is gone. */
+function cpuSeconds(pid: number | undefined): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+/** Busy CPU seconds of the whole machine (all cores), from /proc/stat. */
+function machineBusySeconds(): number {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  return (f.reduce((a, b) => a + b, 0) - f[3]! - f[4]!) / 100;
+}
+/** PIDs of this run's etcd and kube-apiserver (their command lines name the control plane's directory). */
+function controlPlanePids(dir: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      if (!argv.some((a) => a.includes(dir))) continue;
+      if (argv[0]!.endsWith('kube-apiserver')) out.apiserver = Number(pid);
+      else if (argv[0]!.endsWith('etcd')) out.etcd = Number(pid);
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
+/** apiserver_request_total by verb and resource (with subresource), from the API server's /metrics. */
+async function requestCounts(cp: ControlPlane): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  const text = (await cp.kubectl(['get', '--raw', '/metrics'])).stdout;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('apiserver_request_total{')) continue;
+    const label = (k: string) => new RegExp(`${k}="([^"]*)"`).exec(line)?.[1] ?? '';
+    const key = `${label('verb')} ${label('resource')}${label('subresource') ? `/${label('subresource')}` : ''}`;
+    out.set(key, (out.get(key) ?? 0) + Number(line.split(' ').pop()));
+  }
+  return out;
 }
 
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.ceil((p / 100) * xs.length) - 1)]!;
@@ -39,7 +82,10 @@ function write(r: Omit<BenchResult, 'date' | 'ratio'>): void {
   console.log(JSON.stringify(result));
 }
 
-const cp = await ControlPlane.start();
+// SANDPIT_BENCH_DIR keeps the control plane's directory (controller and agent logs) for profiling;
+// SANDPIT_BENCH_AGENT_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") are node options for the agent;
+// SANDPIT_BENCH_AGENT_LOG_LEVEL=info makes the agent log each sandbox's step timings there.
+const cp = await ControlPlane.start(process.env.SANDPIT_BENCH_DIR ? { dir: process.env.SANDPIT_BENCH_DIR } : {});
 const stateRoot = mkdtempSync(join(tmpdir(), 'sandpit-bench-state-'));
 const cgroupParent = `sandpit-bench-${process.pid}`;
 let agent: ChildProcess | undefined;
@@ -54,17 +100,37 @@ try {
   const fd = openSync(join(cp.dir, 'agent.log'), 'a');
   agent = spawn(
     process.execPath,
-    [join(ROOT, 'dist/node-agent/main.js'), '--kubeconfig', kc, '--node-name', 'bench-node', '--listen', `127.0.0.1:${await freePort()}`, '--health-addr', `127.0.0.1:${await freePort()}`, '--max-sandboxes', '500'],
-    { stdio: ['ignore', fd, fd], env: { ...process.env, SANDPIT_STATE_ROOT: stateRoot, SANDPIT_IMAGE_ROOT: `${stateRoot}-images`, SANDPIT_CGROUP_PARENT: cgroupParent, SANDPIT_LOG_LEVEL: 'warn' } },
+    [...(process.env.SANDPIT_BENCH_AGENT_NODE_ARGS?.split(' ').filter(Boolean) ?? []), join(ROOT, 'dist/node-agent/main.js'), '--kubeconfig', kc, '--node-name', 'bench-node', '--listen', `127.0.0.1:${await freePort()}`, '--health-addr', `127.0.0.1:${await freePort()}`, '--max-sandboxes', '500'],
+    { stdio: ['ignore', fd, fd], env: { ...process.env, SANDPIT_STATE_ROOT: stateRoot, SANDPIT_IMAGE_ROOT: `${stateRoot}-images`, SANDPIT_CGROUP_PARENT: cgroupParent, SANDPIT_LOG_LEVEL: process.env.SANDPIT_BENCH_AGENT_LOG_LEVEL ?? 'warn' } },
   );
   closeSync(fd);
   await waitFor('node Ready', async () => (await cp.kubectl(['get', 'sandboxnode', 'bench-node', '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status}'])).stdout === 'True', 120_000);
   const client = await KubeClient.fromKubeConfig(loadKubeConfig(cp.kubeconfigPath));
   const rootfs = buildBusyboxRootfs(join(tmpdir(), 'sandpit-test-rootfs'));
 
+  const cpPids = controlPlanePids(cp.dir);
+  const procs = { agent: agent.pid, controller: controller.child.pid, apiserver: cpPids.apiserver, etcd: cpPids.etcd, bench: process.pid };
+  const cpuNow = () => ({ machine: machineBusySeconds(), ...Object.fromEntries(Object.entries(procs).map(([k, pid]) => [k, cpuSeconds(pid)])) });
   for (const n of sizes) {
+    const cpu0 = cpuNow();
+    const req0 = await requestCounts(cp);
     const started = new Map<string, number>();
     const ready = new Map<string, number>();
+    const bound = new Map<string, number>();
+    // A watch, like `kubectl wait`: each transition is timed when its event arrives, and the
+    // measurement does not load the API server with lists of every sandbox every few ms.
+    const seen = (s: SandboxLite) => {
+      const now = performance.now();
+      const name = s.metadata.name;
+      if (!started.has(name)) return;
+      if (!bound.has(name) && s.status?.nodeName) bound.set(name, now);
+      if (!ready.has(name) && s.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')) ready.set(name, now);
+    };
+    const from = await client.get<ObjectList<SandboxLite>>(paths.sandboxes('bench'));
+    const stop = new AbortController();
+    const watching = client
+      .watch<SandboxLite>(paths.sandboxes('bench'), { resourceVersion: from.metadata.resourceVersion, allowWatchBookmarks: false }, (ev) => seen(ev.object), { idleMs: 330_000, signal: stop.signal })
+      .catch((err: Error) => err);
     await Promise.all(
       Array.from({ length: n }, async (_, i) => {
         const name = `s${n}-${i}`;
@@ -79,15 +145,21 @@ try {
     );
     const deadline = Date.now() + 300_000;
     while (ready.size < n && Date.now() < deadline) {
-      const list = await client.get<ObjectList<SandboxLite>>(paths.sandboxes('bench'));
-      const now = performance.now();
-      for (const s of list.items) {
-        if (started.has(s.metadata.name) && !ready.has(s.metadata.name) && s.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')) ready.set(s.metadata.name, now);
-      }
-      await new Promise((r) => setTimeout(r, 20));
+      const ended = await Promise.race([watching, new Promise((r) => setTimeout(r, 200, 'tick'))]);
+      if (ended !== 'tick') throw new Error(`the watch of sandboxes ended early: ${String(ended)}`);
     }
+    stop.abort();
+    await watching;
     if (ready.size < n) throw new Error(`only ${ready.size}/${n} sandboxes became Ready within 300 s (logs in ${cp.dir})`);
     const lat = [...ready].map(([name, t]) => t - started.get(name)!);
+    // Where the time goes: POST to bound (controller: finalizer, schedule, binding) and bound to Ready (agent: create, status).
+    const toBound = [...bound].map(([name, t]) => t - started.get(name)!);
+    const boundToReady = [...ready].filter(([name]) => bound.has(name)).map(([name, t]) => t - bound.get(name)!);
+    const cpu1 = cpuNow();
+    const req1 = await requestCounts(cp);
+    const requests = Object.fromEntries([...req1].map(([k, v]) => [k, v - (req0.get(k) ?? 0)]).filter(([k, v]) => Number(v) > 0 && !String(k).startsWith('WATCH')));
+    const cpu = Object.fromEntries(Object.entries(cpu1).map(([k, v]) => [k, Number((v - cpu0[k as keyof typeof cpu0]).toFixed(2))]));
+    console.error(JSON.stringify({ n, cpuSeconds: cpu, requests, boundP50: Math.round(pct(toBound, 50)), boundP99: Math.round(pct(toBound, 99)), boundToReadyP50: Math.round(pct(boundToReady, 50)), boundToReadyP99: Math.round(pct(boundToReady, 99)) }));
     for (const p of [50, 99]) {
       write({
         name: `controller-start-${n}-p${p}`,

@@ -32,6 +32,8 @@ export interface AgentConfig {
   statusIntervalMs: number;
 }
 
+const optional = <K extends string, V>(key: K, v: V | undefined) => (v === undefined ? {} : ({ [key]: v } as Record<K, V>));
+
 /**
  * The node agent: the mTLS API the controller drives, the SandboxNode and
  * heartbeat Lease, and the status reporter, all over one SandboxRuntime
@@ -99,6 +101,7 @@ export class Agent {
         cgroupMode: facts.cgroupMode,
         hostIP: cfg.advertiseAddress,
         sandboxes: this.runtime.list().length,
+        ...optional('imageDiskUsageBytes', this.runtime.imageDiskUsageBytes?.()),
         ...(cfg.sandboxCIDR ? { sandboxCIDR: cfg.sandboxCIDR } : {}),
       }),
       log,

@@ -129,4 +129,6 @@ export interface SandboxRuntime {
   list(): SandboxObservation[];
   /** Called whenever an observation changes (container exit, restart, IP assigned, ...). */
   onChange(listener: (obs: SandboxObservation) => void): () => void;
+  /** Bytes the node's image store takes on disk (SandboxNode status.imageDiskUsageBytes); absent when the runtime keeps none. */
+  imageDiskUsageBytes?(): number | undefined;
 }

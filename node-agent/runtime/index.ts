@@ -28,20 +28,28 @@ function observe(rt: SandboxRuntime, rec: SandboxRecord): SandboxObservation {
   try {
     status = rt.status(rec.id);
   } catch {
-    status = { phase: 'Unknown' as const };
+    // Early in a create the runtime has no cgroup to read yet: that is Pending, not Unknown.
+    status = { phase: rec.phase === 'Creating' ? ('Pending' as const) : ('Unknown' as const) };
   }
   const publishedPorts = rec.network?.publishedPorts;
   return { ref: rec.ref, generation, status: { ...status, ...(publishedPorts ? { publishedPorts } : {}), conditions: deriveConditions(status, generation) } };
 }
 
+const DISK_USAGE_MAX_AGE_MS = 60_000;
+
 export class RuntimeService implements RuntimeSeam {
   readonly runtime: SandboxRuntime;
   readonly #listeners = new Set<(obs: SandboxObservation) => void>();
+  /** Sandboxes being removed: their containers' exits on the way out are not news for the cluster. */
+  readonly #removing = new Set<string>();
+  readonly #imageStore: { diskUsage(): { total: number } } | undefined;
+  #diskUsage: { at: number; bytes: number } | undefined;
 
-  constructor(runtime: SandboxRuntime) {
+  constructor(runtime: SandboxRuntime, imageStore?: { diskUsage(): { total: number } }) {
     this.runtime = runtime;
+    this.#imageStore = imageStore;
     runtime.subscribe((rec) => {
-      if (rec.phase === 'Deleting') return;
+      if (rec.phase === 'Deleting' || this.#removing.has(rec.id)) return;
       const obs = observe(runtime, rec);
       for (const fn of this.#listeners) fn(obs);
     });
@@ -56,11 +64,12 @@ export class RuntimeService implements RuntimeSeam {
       const { paused: _was, ...before } = rec.spec;
       const { paused, ...after } = sandbox.spec;
       if (JSON.stringify(before) === JSON.stringify(after)) {
-        if (paused !== rec.spec.paused) this.runtime.pause(id, paused);
+        const was = rec.spec.paused;
         rec.spec = sandbox.spec;
         rec.generation = generation;
+        if (paused !== was) this.runtime.pause(id, paused);
       } else {
-        await this.runtime.delete(id);
+        await this.remove(uid); // recreated below; the old generation's exits are not reported
         rec = undefined;
       }
     }
@@ -71,7 +80,10 @@ export class RuntimeService implements RuntimeSeam {
       });
       if (sandbox.spec.paused) this.runtime.pause(id, true);
     }
-    return observe(this.runtime, rec);
+    // The applied generation is news even when no runtime record changed with it (observedGeneration follows).
+    const obs = observe(this.runtime, rec);
+    for (const fn of this.#listeners) fn(obs);
+    return obs;
   }
 
   /**
@@ -94,7 +106,13 @@ export class RuntimeService implements RuntimeSeam {
   }
 
   async remove(uid: string): Promise<void> {
-    await this.runtime.delete(sandboxIdFor(uid));
+    const id = sandboxIdFor(uid);
+    this.#removing.add(id);
+    try {
+      await this.runtime.delete(id);
+    } finally {
+      this.#removing.delete(id);
+    }
   }
 
   /** A sandbox being deleted is already gone as far as the agent API is concerned. */
@@ -108,6 +126,20 @@ export class RuntimeService implements RuntimeSeam {
       .list()
       .filter((r) => r.phase !== 'Deleting')
       .map((r) => observe(this.runtime, r));
+  }
+
+  /** The image store's size, walked at most once a minute (the walk visits every unpacked file). */
+  imageDiskUsageBytes(): number | undefined {
+    if (!this.#imageStore) return undefined;
+    const now = Date.now();
+    if (!this.#diskUsage || now - this.#diskUsage.at > DISK_USAGE_MAX_AGE_MS) {
+      try {
+        this.#diskUsage = { at: now, bytes: this.#imageStore.diskUsage().total };
+      } catch {
+        return this.#diskUsage?.bytes; // a file vanished mid-walk (GC): keep the last figure, walk again next time
+      }
+    }
+    return this.#diskUsage.bytes;
   }
 
   onChange(listener: (obs: SandboxObservation) => void): () => void {
@@ -161,7 +193,7 @@ export async function createRuntime(opts: { node: string; log: Logger; config?: 
     network: opts.deps?.network ?? new ModeNetworkProvider(new BridgeNetworkProvider(networkOptionsFromEnv(process.env)), new LoopbackOnlyNetwork()),
     log,
   };
-  const service = new RuntimeService(await SandboxRuntime.start(config, deps));
+  const service = new RuntimeService(await SandboxRuntime.start(config, deps), oci);
   const gcSeconds = Number(process.env.SANDPIT_GC_INTERVAL_SECONDS ?? 300);
   new NodeGarbageCollector({
     live: () => new Set(service.runtime.list().map((r) => r.id)),

@@ -7,6 +7,14 @@ import { describeSandbox, type SandboxObservation, type SandboxRuntime } from '.
 import { desiredStatusPatch, givenUp } from './desired.js';
 
 const MAX_CONFLICT_RETRIES = 5;
+/**
+ * How long the progress of a sandbox still being created (phase Pending) is
+ * held back: a create that finishes sooner is written once, as Running,
+ * instead of two or three times on the way (the controller has already said
+ * Creating when it bound the sandbox); a slow one (a long image pull) still
+ * shows its progress after this long. Ready is never delayed.
+ */
+const PENDING_HOLD_MS = 1_000;
 
 /**
  * Writes what the runtime observes into each Sandbox's status subresource.
@@ -18,6 +26,9 @@ const MAX_CONFLICT_RETRIES = 5;
 export class StatusReporter {
   readonly #pending = new Map<string, SandboxObservation>();
   readonly #inFlight = new Set<string>();
+  /** The Sandbox as our last write left it, so the next write needs no GET; dropped on conflict and at each resync. */
+  readonly #known = new Map<string, Sandbox>();
+  readonly #held = new Map<string, NodeJS.Timeout>();
   #unsubscribe: (() => void) | undefined;
   #timer: NodeJS.Timeout | undefined;
   #idle: (() => void)[] = [];
@@ -39,15 +50,33 @@ export class StatusReporter {
   stop(): void {
     this.#unsubscribe?.();
     clearInterval(this.#timer);
+    for (const t of this.#held.values()) clearTimeout(t);
+    this.#held.clear();
   }
 
   reportAll(): void {
+    this.#known.clear(); // the periodic re-report compares with what the API server holds, not with our memory
     for (const obs of this.runtime.list()) this.report(obs);
   }
 
   report(obs: SandboxObservation): void {
-    this.#pending.set(obs.ref.uid, obs);
-    if (!this.#inFlight.has(obs.ref.uid)) void this.#drain(obs.ref.uid);
+    const uid = obs.ref.uid;
+    this.#pending.set(uid, obs);
+    if (this.#inFlight.has(uid)) return; // the running drain picks it up
+    if (obs.status.phase === 'Pending') {
+      if (!this.#held.has(uid)) {
+        const t = setTimeout(() => {
+          this.#held.delete(uid);
+          if (this.#pending.has(uid) && !this.#inFlight.has(uid)) void this.#drain(uid);
+        }, PENDING_HOLD_MS);
+        t.unref();
+        this.#held.set(uid, t);
+      }
+      return;
+    }
+    clearTimeout(this.#held.get(uid));
+    this.#held.delete(uid);
+    void this.#drain(uid);
   }
 
   /** Resolves once no write is pending or in flight (used by shutdown and tests). */
@@ -71,7 +100,7 @@ export class StatusReporter {
 
   /** Writes one observation; returns whether a write happened. */
   write(obs: SandboxObservation): Promise<boolean> {
-    return writeSandboxStatus(this.client, this.node, obs);
+    return writeSandboxStatus(this.client, this.node, obs, this.#known);
   }
 }
 
@@ -79,29 +108,41 @@ export class StatusReporter {
  * Writes one observation into the Sandbox status, guarded by resourceVersion
  * and retried on conflict; returns whether a write happened. It never writes
  * a sandbox bound to another node (the admission policy would refuse anyway).
+ * With `known`, the object our previous write returned stands in for a GET
+ * (a sandbox's start is several writes in a row); a conflict rereads it.
  */
-export async function writeSandboxStatus(client: KubeClient, node: string, obs: SandboxObservation): Promise<boolean> {
+export async function writeSandboxStatus(client: KubeClient, node: string, obs: SandboxObservation, known?: Map<string, Sandbox>): Promise<boolean> {
   const { namespace, name, uid } = obs.ref;
   for (let attempt = 0; ; attempt++) {
-    let sbx: Sandbox;
-    try {
-      sbx = await client.get<Sandbox>(paths.sandbox(namespace, name));
-    } catch (err) {
-      if (isNotFound(err)) return false; // deleted; the controller's resync removes it from the node
-      throw err;
+    let sbx = attempt === 0 ? known?.get(uid) : undefined;
+    if (!sbx) {
+      try {
+        sbx = await client.get<Sandbox>(paths.sandbox(namespace, name));
+      } catch (err) {
+        if (isNotFound(err)) return forget(known, uid); // deleted; the controller's resync removes it from the node
+        throw err;
+      }
     }
-    if (sbx.metadata.uid !== uid) return false; // same name, another sandbox
+    if (sbx.metadata.uid !== uid) return forget(known, uid); // same name, another sandbox
     const bound = sbx.status?.nodeName;
-    if (bound && bound !== node) return false;
-    if (givenUp(sbx.status)) return false;
+    if (bound && bound !== node) return forget(known, uid);
+    if (givenUp(sbx.status)) return forget(known, uid);
     const patch = desiredStatusPatch(sbx, obs, node);
     if (!patch) return false;
     try {
-      await client.patch(paths.sandboxStatus(namespace, name), { metadata: { resourceVersion: sbx.metadata.resourceVersion }, status: patch });
+      const written = await client.patch<Sandbox>(paths.sandboxStatus(namespace, name), { metadata: { resourceVersion: sbx.metadata.resourceVersion }, status: patch });
+      known?.set(uid, written);
       return true;
     } catch (err) {
+      known?.delete(uid);
+      if (isNotFound(err)) return false; // deleted between our read and our write
       if (isConflict(err) && attempt < MAX_CONFLICT_RETRIES) continue;
       throw new SandpitError({ step: 'write status', sandbox: describeSandbox(obs.ref), message: (err as Error).message, hint: 'check the agent RBAC and the sandpit admission policy', cause: err });
     }
   }
+}
+
+function forget(known: Map<string, Sandbox> | undefined, uid: string): false {
+  known?.delete(uid);
+  return false;
 }

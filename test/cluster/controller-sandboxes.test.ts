@@ -4,7 +4,12 @@ import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmdirSync, 
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { cpus, release, totalmem } from 'node:os';
+import type { SandboxNode } from '../../crds/sandboxnode.js';
+import { parseQuantity } from '../../crds/quantity.js';
 import { sandboxIdFor } from '../../node-agent/contracts.js';
+import { ContentStore } from '../../node-agent/images/store.js';
+import { detectCgroupMode } from '../../node-agent/registration/facts.js';
 import { buildBusyboxRootfs } from '../fixtures/busybox-rootfs.js';
 import { freePort, sharedControlPlane, type ControlPlane } from '../harness/control-plane.js';
 import {
@@ -110,16 +115,25 @@ describe('cluster tier: sandboxes end to end through controller, agent and runti
     }
   });
 
-  it('registers the node with its facts, endpoint and a serving certificate from the controller', async () => {
+  it('registers the node with its facts, capacity, image disk usage, endpoint and a serving certificate from the controller', async () => {
     const n = await waitFor('SandboxNode ready', async () => {
       const r = await cp.kubectlResult(['get', 'sandboxnode', node, '-o', 'json']);
       if (r.code !== 0) return undefined;
-      const o = JSON.parse(r.stdout) as { status?: { endpoint?: string; kernelVersion?: string; cgroupMode?: string; capacity?: { cpu?: string }; conditions?: { type: string; status: string }[] } };
+      const o = JSON.parse(r.stdout) as { status?: SandboxNode['status'] };
       return o.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True' ? o : undefined;
     }, 120_000);
-    assert.equal(n.status?.endpoint, `https://127.0.0.1:${apiPort}`);
-    assert.ok(n.status?.kernelVersion);
-    assert.ok(['v1', 'hybrid', 'v2'].includes(n.status?.cgroupMode ?? ''));
+    const st = n.status!;
+    assert.equal(st.endpoint, `https://127.0.0.1:${apiPort}`);
+    assert.equal(st.hostIP, '127.0.0.1');
+    assert.equal(st.kernelVersion, release());
+    assert.equal(st.cgroupMode, detectCgroupMode());
+    assert.equal(st.agentVersion, (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version);
+    assert.deepEqual(st.capacity, { cpu: String(cpus().length), memory: `${Math.floor(totalmem() / 1024)}Ki`, sandboxes: 110 });
+    assert.equal(st.allocatable?.sandboxes, 110);
+    assert.ok(parseQuantity(st.allocatable!.cpu!) < cpus().length && parseQuantity(st.allocatable!.memory!) < totalmem(), 'allocatable keeps a reserve for the node');
+    // What the agent's image store takes on disk, as the store itself counts it (empty here: only dir: images run).
+    assert.equal(st.imageDiskUsageBytes, new ContentStore(`${stateRoot}-images`).diskUsage().total);
+    assert.ok((st.imageDiskUsageBytes ?? 0) > 0);
   });
 
   it('kubectl apply → Ready with running containers; kubectl wait --for=condition=Ready works', async () => {
@@ -134,6 +148,8 @@ describe('cluster tier: sandboxes end to end through controller, agent and runti
     assert.ok(cs[0]?.state?.running);
     const pid = pid1Of(s.metadata.uid);
     assert.ok(pid && existsSync(`/proc/${pid}`), 'PID 1 of the sandbox runs on the node');
+    // The node's count follows at its next status sync.
+    await waitFor('SandboxNode counts the sandbox', async () => (await cp.kubectl(['get', 'sandboxnode', node, '-o', 'jsonpath={.status.sandboxes}'])).stdout === '1', 30_000);
   });
 
   it('freezes and thaws with spec.paused; observedGeneration follows', async () => {

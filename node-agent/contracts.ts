@@ -88,6 +88,8 @@ export interface NetworkRequest {
 export interface NetworkResult {
   /** Sandbox address, absent in mode None. */
   sandboxIP?: string;
+  /** Every address of the sandbox, IPv4 first, on a dual-stack node (status.sandboxIPs). */
+  sandboxIPs?: string[];
   hostIP: string;
   /** Ports published on the node for the sandbox, as installed (status.publishedPorts). */
   publishedPorts?: PublishedPortStatus[];

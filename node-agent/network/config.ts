@@ -9,6 +9,12 @@ export interface BridgeNetworkOptions {
    * default) is only the last resort, so pick one the node's LAN does not use.
    */
   subnet?: string;
+  /**
+   * Optional IPv6 prefix (a ULA in fd00::/8, /64 to /96) making the node
+   * dual-stack: each sandbox gets the prefix with its IPv4 address in the low
+   * 32 bits, masquerade and published ports work for IPv6 as for IPv4.
+   */
+  subnet6?: string;
   /** Bridge name; `sandpit0`. */
   bridge?: string;
   /** nftables table (family inet); `sandpit`. */

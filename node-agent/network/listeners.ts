@@ -31,11 +31,14 @@ export function hostListeners(sock: RtnlSocket, ports: Pick<PortRule, 'hostPort'
 /**
  * Which listeners a DNAT of `port` would shadow. The DNAT is IPv4 and matches
  * every local address, or only `hostIP`. A listener on `::` may take IPv4 too
- * (dual-stack sockets), so it counts; other IPv6-only addresses do not. Pure.
+ * (dual-stack sockets), so it counts; other IPv6-only addresses do not, unless
+ * the node is dual-stack (the DNAT then covers IPv6 too). Pure.
  */
-export function shadowedListeners(listeners: HostListener[], port: Pick<PortRule, 'hostPort' | 'protocol' | 'hostIP'>): HostListener[] {
+export function shadowedListeners(listeners: HostListener[], port: Pick<PortRule, 'hostPort' | 'protocol' | 'hostIP'>, dualStack = false): HostListener[] {
   return listeners.filter((l) => {
     if (l.protocol !== port.protocol || l.port !== port.hostPort) return false;
+    // On a dual-stack node a port without hostIP is DNATed on the IPv6 addresses too.
+    if (dualStack && !port.hostIP) return true;
     const v4 = l.address.startsWith('::ffff:') ? l.address.slice(7) : l.address.includes(':') ? undefined : l.address;
     if (l.address === '::' || v4 === '0.0.0.0') return true;
     if (v4 === undefined) return false;

@@ -4,6 +4,7 @@ import type { Logger } from '../../lib/log.js';
 import type { NetworkProvider, NetworkRequest, NetworkResult, SandboxId, SandboxRef } from '../contracts.js';
 import { describeSandbox } from '../contracts.js';
 import { gatewayOf, ipToNumber, isIPv4, overlaps, parseSubnet, type Subnet } from './cidr.js';
+import { ip6ToBytes, isIPv6, pairedIp6, parseSubnet6, type Subnet6 } from './cidr6.js';
 import { bridgeMac, DEFAULT_SUBNET, defaults, HOST_VETH, hostVethName, LINK_NAME, SANDBOX_IFNAME, TABLE_NAME, type BridgeNetworkOptions } from './config.js';
 import { readNodeResolvConf, renderHosts, renderResolvConf } from './dns.js';
 import { allocateAddress, reclaimAddresses, releaseAddress } from './ipam.js';
@@ -12,7 +13,7 @@ import { LinkReaper } from './link-reaper.js';
 import { hostListeners, shadowedListeners, socketHolder } from './listeners.js';
 import { forgetUdpFlows } from './netlink/conntrack.js';
 import { NETLINK_SOCK_DIAG } from './netlink/sockdiag.js';
-import { addAddress, addDefaultRoute, addressDump, createBridge, createVeth, decodeLink, deleteLink, getLink, linkDump, routeDump, RT_TABLE_MAIN, setBridgeNetfilter, setHairpin, setLinkUp } from './netlink/links.js';
+import { addAddress, addAddress6, addDefaultRoute, addDefaultRoute6, addressDump, createBridge, createVeth, decodeLink, deleteLink, getLink, linkDump, routeDump, RT_TABLE_MAIN, setBridgeNetfilter, setHairpin, setLinkUp } from './netlink/links.js';
 import { NetlinkError, RtnlSocket } from './netlink/socket.js';
 import { inNetns, openNetns } from './netns.js';
 import { NftError, openNftables, type Nft, type NftObject } from './nftables.js';
@@ -33,9 +34,10 @@ import {
   type ListedRule,
   type PortRule,
   type RuleConfig,
+  type SandboxRules,
 } from './rules.js';
 import { NetworkError, NetworkReason, type NetworkReasonValue } from './status.js';
-import { nodeSysctls, sandboxSysctls, writeSysctl } from './sysctl.js';
+import { nodeSysctls, nodeSysctls6, sandboxSysctls, sandboxSysctls6, writeSysctl } from './sysctl.js';
 
 /**
  * The node's sandbox network: one bridge, a veth per sandbox, leases on disk,
@@ -49,6 +51,8 @@ import { nodeSysctls, sandboxSysctls, writeSysctl } from './sysctl.js';
  */
 export class BridgeNetworkProvider implements NetworkProvider {
   readonly subnet: Subnet;
+  /** The IPv6 prefix on a dual-stack node. */
+  readonly subnet6: Subnet6 | undefined;
   readonly bridge: string;
   readonly table: string;
   readonly #opts: BridgeNetworkOptions;
@@ -73,13 +77,14 @@ export class BridgeNetworkProvider implements NetworkProvider {
   constructor(opts: BridgeNetworkOptions = {}) {
     this.#opts = opts;
     this.subnet = parseSubnet(opts.subnet ?? DEFAULT_SUBNET);
+    this.subnet6 = opts.subnet6 ? parseSubnet6(opts.subnet6) : undefined;
     this.bridge = opts.bridge ?? defaults.bridge;
     this.table = opts.table ?? defaults.table;
     if (!LINK_NAME.test(this.bridge)) throw new Error(`bridge name ${this.bridge} is not a valid interface name`);
     if (!TABLE_NAME.test(this.table)) throw new Error(`nftables table name ${this.table} is not valid`);
     this.#nft = openNftables(opts.nftBackend);
     this.#leases = new LeaseStore(opts.stateDir ?? defaults.stateDir, this.subnet);
-    this.#rules = { table: this.table, bridge: this.bridge, subnet: this.subnet.cidr };
+    this.#rules = { table: this.table, bridge: this.bridge, subnet: this.subnet.cidr, ...(this.subnet6 ? { subnet6: this.subnet6.cidr } : {}) };
   }
 
   /** Which nftables door is in use (libnftables in-process, or the nft binary). */
@@ -103,6 +108,12 @@ export class BridgeNetworkProvider implements NetworkProvider {
       this.#rtnl.exec([addAddress(bridgeIndex, this.bridge, gatewayOf(this.subnet), this.subnet.prefixLength), setBridgeNetfilter(bridgeIndex, this.bridge), setLinkUp(bridgeIndex, this.bridge)]),
     );
     for (const [key, value] of nodeSysctls(this.bridge)) writeSysctl(key, value);
+    if (this.subnet6) {
+      const s6 = this.subnet6;
+      const gw6 = pairedIp6(s6, gatewayOf(this.subnet));
+      for (const [key, value] of nodeSysctls6(this.bridge)) writeSysctl(key, value);
+      step(NetworkReason.LinkSetupFailed, 'add bridge IPv6 address', () => this.#rtnl.exec([addAddress6(bridgeIndex, this.bridge, ip6ToBytes(gw6), gw6, s6.prefixLength)]));
+    }
     step(NetworkReason.FirewallSetupFailed, 'install nftables node rules', () => this.#nft.apply(nodeRulesScript(this.#rules)));
     this.#ensureCompatRules(log);
     this.#legacyCompat('ensure', log);
@@ -139,12 +150,14 @@ export class BridgeNetworkProvider implements NetworkProvider {
     const node = this.#node ?? this.ensureNode(log);
     const ports = validatePorts(network.ports ?? [], who);
     const denyEgressExcept = network.egress === 'Deny' ? resolv.nameservers.filter(isIPv4) : undefined;
+    const denyEgressExcept6 = network.egress === 'Deny' ? resolv.nameservers.filter(isIPv6) : undefined;
     // Refused before anything is taken from the node: a clash leaves nothing half-installed.
     this.#refuseTakenPorts(id, ports, who);
     const address = this.#allocate(id, who);
+    const address6 = this.subnet6 ? pairedIp6(this.subnet6, address) : undefined;
     try {
-      this.#createLinks(req, address, node, who);
-      this.#installRules(id, address, ports, denyEgressExcept, who, describeSandbox(req.sandbox));
+      this.#createLinks(req, address, address6, node, who);
+      this.#installRules({ id, owner: describeSandbox(req.sandbox), address, address6, hostLink: hostVethName(id), ports, denyEgressExcept, denyEgressExcept6 }, who);
       wrap(NetworkReason.FirewallSetupFailed, 'forget stale UDP flows', who, () => forgetUdpFlows(ports.filter((p) => p.protocol === 'UDP').map((p) => p.hostPort)));
     } catch (err) {
       this.teardownSync(req.sandbox, log);
@@ -152,7 +165,14 @@ export class BridgeNetworkProvider implements NetworkProvider {
     }
     log.debug({ sandbox: who, address, ports: ports.length, egress: network.egress }, 'sandbox network ready');
     const publishedPorts = ports.map((p) => ({ ...(p.name ? { name: p.name } : {}), containerPort: p.containerPort, hostPort: p.hostPort, protocol: p.protocol, hostIP: p.hostIP ?? '0.0.0.0' }));
-    return { sandboxIP: address, hostIP: node.hostIP, ...(publishedPorts.length ? { publishedPorts } : {}), resolvConf: resolv.text, hosts: renderHosts(req.hostname, address) };
+    return {
+      sandboxIP: address,
+      ...(address6 ? { sandboxIPs: [address, address6] } : {}),
+      hostIP: node.hostIP,
+      ...(publishedPorts.length ? { publishedPorts } : {}),
+      resolvConf: resolv.text,
+      hosts: renderHosts(req.hostname, address, address6),
+    };
   }
 
   /**
@@ -175,7 +195,7 @@ export class BridgeNetworkProvider implements NetworkProvider {
     }
     const listeners = hostListeners(this.#diag, ports);
     for (const p of ports) {
-      const l = shadowedListeners(listeners, p)[0];
+      const l = shadowedListeners(listeners, p, this.subnet6 !== undefined)[0];
       if (!l) continue;
       const holder = socketHolder(l.inode) ?? 'a process this agent cannot see';
       const at = l.address.includes(':') ? `[${l.address}]:${l.port}` : `${l.address}:${l.port}`;
@@ -284,9 +304,10 @@ export class BridgeNetworkProvider implements NetworkProvider {
         if (!(err instanceof NftError && err.notFound)) throw err;
       }
     }
-    const forward = this.#listForward();
-    if (forward) {
-      const script = deleteCompatScript(forward, this.#rules);
+    // ip6 too even on an IPv4-only provider: a dual-stack one may have added them to the same bridge before.
+    for (const family of ['ip', 'ip6'] as const) {
+      const forward = this.#listForward(family);
+      const script = forward && deleteCompatScript(forward, this.#rules, family);
       if (script) this.#nft.apply(script);
     }
     this.#legacyCompat('remove', log);
@@ -323,7 +344,7 @@ export class BridgeNetworkProvider implements NetworkProvider {
     return address;
   }
 
-  #createLinks(req: NetworkRequest, address: string, node: { bridgeIndex: number; mtu: number }, who: string): void {
+  #createLinks(req: NetworkRequest, address: string, address6: string | undefined, node: { bridgeIndex: number; mtu: number }, who: string): void {
     const hostName = hostVethName(req.sandbox.id);
     const fd = openNetns(req.netnsPath, who);
     try {
@@ -346,13 +367,18 @@ export class BridgeNetworkProvider implements NetworkProvider {
       const rt = new RtnlSocket();
       try {
         for (const [key, value] of sandboxSysctls) writeSysctl(key, value, who);
+        if (address6) for (const [key, value] of sandboxSysctls6(SANDBOX_IFNAME)) writeSysctl(key, value, who);
         wrap(NetworkReason.LinkSetupFailed, 'configure sandbox interface', who, () => {
           const index = decodeLink(rt.query(getLink(SANDBOX_IFNAME))).index;
+          const v6 = address6 && this.subnet6 ? { gw: pairedIp6(this.subnet6, gatewayOf(this.subnet)), len: this.subnet6.prefixLength } : undefined;
           rt.exec([
             setLinkUp(1, 'lo'),
             addAddress(index, SANDBOX_IFNAME, address, this.subnet.prefixLength),
             setLinkUp(index, SANDBOX_IFNAME),
             addDefaultRoute(index, gatewayOf(this.subnet)),
+            ...(v6 && address6
+              ? [addAddress6(index, SANDBOX_IFNAME, ip6ToBytes(address6), address6, v6.len), addDefaultRoute6(index, ip6ToBytes(v6.gw), v6.gw)]
+              : []),
           ]);
         });
       } finally {
@@ -361,8 +387,9 @@ export class BridgeNetworkProvider implements NetworkProvider {
     });
   }
 
-  #installRules(id: SandboxId, address: string, ports: PortRule[], denyEgressExcept: string[] | undefined, who: string, owner: string): void {
-    const script = sandboxRulesScript(this.#rules, { id, owner, address, hostLink: hostVethName(id), ports, denyEgressExcept });
+  #installRules(rules: SandboxRules, who: string): void {
+    const { id } = rules;
+    const script = sandboxRulesScript(this.#rules, rules);
     // Rules of an earlier setup of the same sandbox go in the same transaction, so a repeat never duplicates.
     const apply = () => {
       const stale = deleteSandboxRulesScript(this.#rules, this.#rulesWithHandles((owner) => owner === id), () => true);
@@ -428,10 +455,10 @@ export class BridgeNetworkProvider implements NetworkProvider {
     });
   }
 
-  /** iptables' FORWARD chain as iptables-nft keeps it, or undefined when the host has none. */
-  #listForward(): NftObject[] | undefined {
+  /** iptables' (or ip6tables') FORWARD chain as iptables-nft keeps it, or undefined when the host has none. */
+  #listForward(family: 'ip' | 'ip6' = 'ip'): NftObject[] | undefined {
     try {
-      return this.#nft.list('list chain ip filter FORWARD');
+      return this.#nft.list(`list chain ${family} filter FORWARD`);
     } catch (err) {
       if (err instanceof NftError && err.notFound) return undefined;
       throw err;
@@ -439,10 +466,12 @@ export class BridgeNetworkProvider implements NetworkProvider {
   }
 
   #ensureCompatRules(log: Logger): void {
-    const forward = this.#listForward();
-    if (!forward || hasCompatRules(forward, this.#rules)) return;
-    this.#nft.apply(compatRulesScript(this.#rules));
-    log.info({ bridge: this.bridge }, "added accept rules for the bridge to iptables' FORWARD chain (its policy or rules may drop forwarded traffic)");
+    for (const family of this.subnet6 ? (['ip', 'ip6'] as const) : (['ip'] as const)) {
+      const forward = this.#listForward(family);
+      if (!forward || hasCompatRules(forward, this.#rules)) continue;
+      this.#nft.apply(compatRulesScript(this.#rules, family));
+      log.info({ bridge: this.bridge, family }, "added accept rules for the bridge to iptables' FORWARD chain (its policy or rules may drop forwarded traffic)");
+    }
   }
 
   /**

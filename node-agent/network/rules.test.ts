@@ -67,6 +67,28 @@ describe('nftables rule generation (unit)', () => {
     assert.equal(ruleOwner(listing[0]!.comment), '0123456789ab');
   });
 
+  it('on a dual-stack node adds IPv6 masquerade, DNAT, anti-spoofing and egress Deny, tagged like the rest', () => {
+    const c6 = { ...c, subnet6: 'fd00:88::/64' };
+    assert.match(nodeRulesScript(c6), /oifname != "sandpit0" ip6 saddr fd00:88::\/64 ip6 daddr != ff00::\/8 masquerade/);
+    assert.doesNotMatch(nodeRulesScript(c), /ip6/, 'nothing IPv6 on an IPv4-only node');
+    const script = sandboxRulesScript(c6, {
+      id: '0123456789ab',
+      address: '10.88.0.5',
+      address6: 'fd00:88::a58:5',
+      hostLink: 'spv123456789ab',
+      ports: [{ hostPort: 8080, containerPort: 80, protocol: 'TCP' }, { hostIP: '192.0.2.2', hostPort: 8443, containerPort: 443, protocol: 'TCP' }],
+      denyEgressExcept: [],
+      denyEgressExcept6: ['fd00:53::1'],
+    });
+    assert.match(script, /meta nfproto ipv6 tcp dport 8080 dnat ip6 to \[fd00:88::a58:5\]:80/);
+    assert.doesNotMatch(script, /ipv6 tcp dport 8443/, 'a port on an IPv4 hostIP is not published on IPv6');
+    assert.match(script, /ether type ip6 ip6 saddr != \{ fd00:88::a58:5, fe80::\/10, :: \} drop/);
+    assert.match(script, /ip6 saddr fd00:88::a58:5 icmpv6 type \{ nd-neighbor-solicit, nd-neighbor-advert \} return/);
+    assert.match(script, /ip6 saddr fd00:88::a58:5 ip6 daddr \{ fd00:53::1 \} meta l4proto \{ tcp, udp \} th dport 53 return/);
+    assert.match(script, /ip6 saddr fd00:88::a58:5 reject/);
+    for (const line of script.trim().split('\n')) assert.equal(ruleOwner(/comment "([^"]+)"/.exec(line)?.[1]), '0123456789ab');
+  });
+
   it('remembers the rules a script adds, without handles', () => {
     const script = sandboxRulesScript(c, { id: '0123456789ab', address: '10.88.0.5', ports: [{ hostPort: 8080, containerPort: 80, protocol: 'TCP' }], denyEgressExcept: [] });
     assert.deepEqual(plannedRules(script), [

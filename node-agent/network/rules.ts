@@ -16,6 +16,8 @@ export interface RuleConfig {
   bridge: string;
   /** Sandbox subnet CIDR. */
   subnet: string;
+  /** Sandbox IPv6 prefix on a dual-stack node. */
+  subnet6?: string;
 }
 
 export interface PortRule {
@@ -32,11 +34,15 @@ export interface SandboxRules {
   /** `namespace/name`, written into the comment of each port rule so a clash can name who holds the port. */
   owner?: string;
   address: string;
+  /** Its IPv6 address on a dual-stack node. */
+  address6?: string;
   /** Host end of its veth: frames entering the bridge from it must carry `address` (anti-spoofing). */
   hostLink?: string;
   ports: PortRule[];
   /** Egress Deny: only DNS to these resolvers leaves the sandbox. undefined means egress Allow. */
   denyEgressExcept?: string[];
+  /** The same for IPv6 resolvers (dual-stack; with egress Deny, IPv6 is denied too). */
+  denyEgressExcept6?: string[];
 }
 
 /** The comment every rule of a sandbox carries; the part after the id says what the rule is. */
@@ -69,6 +75,7 @@ export function nodeRulesScript(c: RuleConfig): string {
     `add chain ${t} raw-prerouting { type filter hook prerouting priority raw; policy accept; }`,
     `flush chain ${t} raw-prerouting`,
     `add rule ${t} raw-prerouting iifname ${br} ip daddr 127.0.0.0/8 drop comment "sandpit: node loopback is not for sandboxes"`,
+    ...(c.subnet6 ? [`add rule ${t} raw-prerouting iifname ${br} ip6 daddr ::1 drop comment "sandpit: node loopback is not for sandboxes"`] : []),
     `add chain ${t} nat-prerouting { type nat hook prerouting priority dstnat; policy accept; }`,
     `flush chain ${t} nat-prerouting`,
     `add rule ${t} nat-prerouting fib daddr type local jump hostports`,
@@ -80,6 +87,12 @@ export function nodeRulesScript(c: RuleConfig): string {
     `add rule ${t} nat-postrouting oifname ${br} ip saddr 127.0.0.0/8 masquerade comment "sandpit: node loopback to published port"`,
     `add rule ${t} nat-postrouting oifname ${br} ip saddr ${c.subnet} ct status dnat masquerade comment "sandpit: hairpin"`,
     `add rule ${t} nat-postrouting oifname != ${br} ip saddr ${c.subnet} ip daddr != 224.0.0.0/4 masquerade comment "sandpit: egress"`,
+    ...(c.subnet6
+      ? [
+          `add rule ${t} nat-postrouting oifname ${br} ip6 saddr ${c.subnet6} ct status dnat masquerade comment "sandpit: hairpin"`,
+          `add rule ${t} nat-postrouting oifname != ${br} ip6 saddr ${c.subnet6} ip6 daddr != ff00::/8 masquerade comment "sandpit: egress"`,
+        ]
+      : []),
     `add chain ${t} forward { type filter hook forward priority filter; policy accept; }`,
     `flush chain ${t} forward`,
     `add rule ${t} forward iifname ${br} jump sandbox-egress`,
@@ -105,11 +118,11 @@ export const deleteTableScripts = (c: RuleConfig) => [`delete table inet ${c.tab
  * admin rules still come first), say nothing but the bridge name, and our own
  * `forward` chain keeps the policy: its drops are final.
  */
-export function compatRulesScript(c: RuleConfig): string {
+export function compatRulesScript(c: RuleConfig, family: 'ip' | 'ip6' = 'ip'): string {
   const comment = q(compatComment(c.bridge));
   return [
-    `add rule ip filter FORWARD iifname ${q(c.bridge)} counter accept comment ${comment}`,
-    `add rule ip filter FORWARD oifname ${q(c.bridge)} counter accept comment ${comment}`,
+    `add rule ${family} filter FORWARD iifname ${q(c.bridge)} counter accept comment ${comment}`,
+    `add rule ${family} filter FORWARD oifname ${q(c.bridge)} counter accept comment ${comment}`,
     '',
   ].join('\n');
 }
@@ -119,10 +132,10 @@ export const hasCompatRules = (listing: NftObject[], c: RuleConfig) =>
   rulesOf(listing).filter((r) => r.comment === compatComment(c.bridge)).length >= 2;
 
 /** Deletes our compat rules from the listing of `ip filter FORWARD`. */
-export function deleteCompatScript(listing: NftObject[], c: RuleConfig): string {
+export function deleteCompatScript(listing: NftObject[], c: RuleConfig, family: 'ip' | 'ip6' = 'ip'): string {
   return rulesOf(listing)
     .filter((r) => r.comment === compatComment(c.bridge))
-    .map((r) => `delete rule ip filter FORWARD handle ${r.handle}\n`)
+    .map((r) => `delete rule ${family} filter FORWARD handle ${r.handle}\n`)
     .join('');
 }
 
@@ -134,12 +147,20 @@ export function sandboxRulesScript(c: RuleConfig, s: SandboxRules): string {
     const proto = p.protocol.toLowerCase();
     const daddr = p.hostIP ? ` ip daddr ${p.hostIP}` : '';
     lines.push(`add rule ${t} hostports meta nfproto ipv4${daddr} ${proto} dport ${p.hostPort} dnat ip to ${s.address}:${p.containerPort} comment ${q(portComment(s.id, p, s.owner))}`);
+    // A port published on every address is published on the node's IPv6 addresses too (a hostIP is IPv4).
+    if (s.address6 && !p.hostIP) {
+      lines.push(`add rule ${t} hostports meta nfproto ipv6 ${proto} dport ${p.hostPort} dnat ip6 to [${s.address6}]:${p.containerPort} comment ${q(portComment(s.id, p, s.owner))}`);
+    }
   }
   if (s.hostLink) {
     // Policy matches sandboxes by source address, so a sandbox must not send from another one (it has CAP_NET_RAW).
     const comment = q(sandboxComment(s.id, 'anti-spoof'));
     lines.push(`add rule bridge ${c.table} anti-spoof iifname ${q(s.hostLink)} ether type ip ip saddr != ${s.address} drop comment ${comment}`);
     lines.push(`add rule bridge ${c.table} anti-spoof iifname ${q(s.hostLink)} ether type arp arp saddr ip != ${s.address} drop comment ${comment}`);
+    if (s.address6) {
+      // Link-local and the unspecified address are what neighbour discovery and MLD send from; neither routes off the bridge.
+      lines.push(`add rule bridge ${c.table} anti-spoof iifname ${q(s.hostLink)} ether type ip6 ip6 saddr != { ${s.address6}, fe80::/10, :: } drop comment ${comment}`);
+    }
   }
   if (s.denyEgressExcept) {
     const comment = q(sandboxComment(s.id, 'egress deny'));
@@ -149,6 +170,15 @@ export function sandboxRulesScript(c: RuleConfig, s: SandboxRules): string {
       lines.push(`add rule ${t} sandbox-egress ip saddr ${s.address} ip daddr ${resolvers} meta l4proto { tcp, udp } th dport 53 return comment ${comment}`);
     }
     lines.push(`add rule ${t} sandbox-egress ip saddr ${s.address} reject with icmpx admin-prohibited comment ${comment}`);
+    if (s.address6) {
+      lines.push(`add rule ${t} sandbox-egress ip6 saddr ${s.address6} ct state established,related return comment ${comment}`);
+      // Neighbour discovery is ICMPv6 (ARP is not IP, so IPv4 needs no such rule): without it the sandbox cannot find its gateway.
+      lines.push(`add rule ${t} sandbox-egress ip6 saddr ${s.address6} icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } return comment ${comment}`);
+      if (s.denyEgressExcept6?.length) {
+        lines.push(`add rule ${t} sandbox-egress ip6 saddr ${s.address6} ip6 daddr { ${s.denyEgressExcept6.join(', ')} } meta l4proto { tcp, udp } th dport 53 return comment ${comment}`);
+      }
+      lines.push(`add rule ${t} sandbox-egress ip6 saddr ${s.address6} reject with icmpx admin-prohibited comment ${comment}`);
+    }
   }
   return lines.length ? `${lines.join('\n')}\n` : '';
 }

@@ -31,3 +31,26 @@ export const sandboxSysctls: [string, string][] = [
   ['net/ipv4/ip_unprivileged_port_start', '0'],
   ['net/ipv4/ping_group_range', '0 2147483647'],
 ];
+
+/**
+ * Dual-stack node side: IPv6 forwarding (node-wide, like ip_forward: it also
+ * stops the node accepting router advertisements on interfaces left at
+ * accept_ra=1, as with Docker's --ipv6), and no RA or DAD on our bridge.
+ */
+export function nodeSysctls6(bridge: string): [string, string][] {
+  return [
+    [`net/ipv6/conf/${bridge}/disable_ipv6`, '0'],
+    [`net/ipv6/conf/${bridge}/accept_ra`, '0'],
+    [`net/ipv6/conf/${bridge}/accept_dad`, '0'],
+    ['net/ipv6/conf/all/forwarding', '1'],
+  ];
+}
+
+/** Inside a dual-stack sandbox: no router advertisements (another sandbox could send them) and no DAD delay. */
+export function sandboxSysctls6(ifname: string): [string, string][] {
+  return [
+    [`net/ipv6/conf/${ifname}/disable_ipv6`, '0'],
+    [`net/ipv6/conf/${ifname}/accept_ra`, '0'],
+    [`net/ipv6/conf/${ifname}/accept_dad`, '0'],
+  ];
+}

@@ -29,6 +29,7 @@ export const RTM_GETROUTE = 26;
 
 export const AF_UNSPEC = 0;
 export const AF_INET = 2;
+export const AF_INET6 = 10;
 export const AF_BRIDGE = 7;
 export const IFF_UP = 0x1;
 
@@ -78,6 +79,8 @@ export const attrString = (type: number, s: string): Attr => ({ type, value: Buf
 export const attrNested = (type: number, children: Attr[]): Attr => ({ type: type | NLA_F_NESTED, value: children });
 /** An IPv4 address in network byte order. */
 export const attrIPv4 = (type: number, ip: string): Attr => ({ type, value: Buffer.from(ip.split('.').map(Number)) });
+/** An address attribute holding 16 raw IPv6 bytes. */
+export const attrBytes = (type: number, value: Buffer): Attr => ({ type, value });
 
 /** Serialises attributes, padding each to 4 bytes. */
 export function encodeAttrs(attrs: Attr[]): Buffer {
@@ -116,10 +119,11 @@ export function ifinfomsg(o: { family?: number; index?: number; flags?: number; 
 }
 
 /** struct ifaddrmsg for an IPv4 address. */
-export function ifaddrmsg(o: { prefixLength: number; index: number; scope?: number }): Buffer {
+export function ifaddrmsg(o: { prefixLength: number; index: number; scope?: number; family?: number; flags?: number }): Buffer {
   const b = Buffer.alloc(8);
-  b.writeUInt8(AF_INET, 0);
+  b.writeUInt8(o.family ?? AF_INET, 0);
   b.writeUInt8(o.prefixLength, 1);
+  b.writeUInt8(o.flags ?? 0, 2);
   b.writeUInt8(o.scope ?? RT_SCOPE_UNIVERSE, 3);
   b.writeUInt32LE(o.index, 4);
   return b;

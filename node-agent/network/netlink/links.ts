@@ -1,6 +1,8 @@
 import {
   AF_BRIDGE,
   AF_INET,
+  AF_INET6,
+  attrBytes,
   attrIPv4,
   attrNested,
   attrString,
@@ -147,6 +149,31 @@ export function addAddress(index: number, name: string, ip: string, prefixLength
 }
 
 /** The default route through `gateway` out of link `index`. */
+/** IFA_F_NODAD: the address is usable at once (the bridge is ours; no one else can hold it). */
+const IFA_F_NODAD = 0x02;
+
+/** An IPv6 address (16 bytes) on a link, without duplicate address detection. */
+export function addAddress6(index: number, name: string, ip: Buffer, text: string, prefixLength: number): Request {
+  return {
+    what: `add address ${text}/${prefixLength} to ${name}`,
+    type: RTM_NEWADDR,
+    flags: NLM_F_CREATE | NLM_F_REPLACE,
+    body: ifaddrmsg({ prefixLength, index, family: AF_INET6, flags: IFA_F_NODAD }),
+    attrs: [attrBytes(IFA_LOCAL, ip), attrBytes(IFA_ADDRESS, ip)],
+  };
+}
+
+/** The IPv6 default route via the bridge's address. */
+export function addDefaultRoute6(index: number, gateway: Buffer, text: string): Request {
+  return {
+    what: `add IPv6 default route via ${text}`,
+    type: RTM_NEWROUTE,
+    flags: NLM_F_CREATE | NLM_F_REPLACE,
+    body: rtmsg({ dstLength: 0, family: AF_INET6 }),
+    attrs: [attrBytes(RTA_GATEWAY, gateway), attrU32(RTA_OIF, index)],
+  };
+}
+
 export function addDefaultRoute(index: number, gateway: string): Request {
   return {
     what: `add default route via ${gateway}`,

@@ -28,6 +28,10 @@ export class NetWorld {
   readonly stateDir: string;
   readonly nodeLanIP: string;
   readonly outsideIP: string;
+  /** Dual-stack worlds: the sandbox prefix, and the node's and the outside host's IPv6 LAN addresses. */
+  readonly subnet6: string;
+  readonly nodeLanIP6: string;
+  readonly outsideIP6: string;
   readonly #namespaces: string[] = [];
   readonly #children: ChildProcess[] = [];
   #home: number | undefined;
@@ -42,6 +46,9 @@ export class NetWorld {
     this.stateDir = `/run/sptest-${this.tag}-state`;
     this.nodeLanIP = `10.199.${this.k + 1}.1`;
     this.outsideIP = `10.199.${this.k + 1}.2`;
+    this.subnet6 = `fd00:199:${this.k.toString(16)}::/64`;
+    this.nodeLanIP6 = `fd00:199:${(this.k + 1).toString(16)}::1`;
+    this.outsideIP6 = `fd00:199:${(this.k + 1).toString(16)}::2`;
   }
 
   ns(name: string): string {
@@ -124,6 +131,13 @@ export class NetWorld {
     this.exec('out', 'ip', 'route', 'add', 'default', 'via', this.nodeLanIP);
   }
 
+  /** IPv6 on the outside host's link too (after addOutsideHost), without duplicate address detection. */
+  addOutsideHost6(): void {
+    sh('ip', '-6', 'addr', 'add', `${this.nodeLanIP6}/64`, 'dev', `${this.bridge}o`, 'nodad');
+    this.exec('out', 'ip', '-6', 'addr', 'add', `${this.outsideIP6}/64`, 'dev', 'eth0', 'nodad');
+    this.exec('out', 'ip', '-6', 'route', 'add', 'default', 'via', this.nodeLanIP6);
+  }
+
   /** Runs a command inside namespace `name` ('node' is where this thread is). */
   exec(name: string, cmd: string, ...args: string[]): string {
     return name === 'node' ? sh(cmd, ...args) : sh('ip', 'netns', 'exec', this.ns(name), cmd, ...args);
@@ -133,13 +147,13 @@ export class NetWorld {
    * A server in namespace `name` that answers every TCP connection or UDP
    * datagram with the address it came from, so tests see masquerade at work.
    */
-  async serveWhoAmI(name: string, port: number, proto: 'tcp' | 'udp'): Promise<void> {
-    const listen = proto === 'tcp' ? `TCP-LISTEN:${port},reuseaddr,fork` : `UDP-RECVFROM:${port},fork`;
+  async serveWhoAmI(name: string, port: number, proto: 'tcp' | 'udp' | 'tcp6'): Promise<void> {
+    const listen = proto === 'tcp' ? `TCP-LISTEN:${port},reuseaddr,fork` : proto === 'tcp6' ? `TCP6-LISTEN:${port},reuseaddr,fork,ipv6only=1` : `UDP-RECVFROM:${port},fork`;
     const argv = ['socat', listen, 'SYSTEM:echo $SOCAT_PEERADDR'];
     const child = name === 'node' ? spawn(argv[0]!, argv.slice(1), { stdio: 'ignore' }) : spawn('ip', ['netns', 'exec', this.ns(name), ...argv], { stdio: 'ignore' });
     this.#children.push(child);
     for (let i = 0; i < 100; i++) {
-      const out = this.exec(name, 'ss', '-Hln', proto === 'tcp' ? '-t' : '-u');
+      const out = this.exec(name, 'ss', '-Hln', proto === 'udp' ? '-u' : '-t');
       if (new RegExp(`:${port}\\b`).test(out)) return;
       await new Promise((r) => setTimeout(r, 20));
     }
@@ -153,7 +167,9 @@ export class NetWorld {
    */
   ask(name: string, host: string, port: number, proto: 'tcp' | 'udp', timeoutSeconds = 2, sourcePort?: number, fromAddress?: string): string {
     const from = (sourcePort ? `,sourceport=${sourcePort},reuseaddr` : '') + (fromAddress ? `,bind=${fromAddress}` : '');
-    const target = proto === 'tcp' ? `TCP:${host}:${port},connect-timeout=${timeoutSeconds}${from}` : `UDP:${host}:${port}${from}`;
+    const v6 = host.includes(':');
+    const addr = v6 ? `[${host}]` : host;
+    const target = proto === 'tcp' ? `TCP${v6 ? '6' : ''}:${addr}:${port},connect-timeout=${timeoutSeconds}${from}` : `UDP${v6 ? '6' : ''}:${addr}:${port}${from}`;
     const input = proto === 'udp' ? 'who\n' : '';
     let last: unknown;
     for (let attempt = 0; attempt < (proto === 'udp' ? 3 : 1); attempt++) {

@@ -132,6 +132,11 @@ export class CgroupManager {
     return this.dirs(rel).map((d) => open(join(d, 'cgroup.procs'), O_WRONLY | O_CLOEXEC, 0, site));
   }
 
+  /** Moves a process (by host PID) into `rel` in every hierarchy. */
+  movePid(rel: string, pid: number, site: Site): void {
+    for (const d of this.dirs(rel)) write(join(d, 'cgroup.procs'), String(pid), site);
+  }
+
   /** Host PIDs in `rel` (and below, on v2 via cgroup.procs of each child). */
   pids(rel: string): number[] {
     const found = new Set<number>();

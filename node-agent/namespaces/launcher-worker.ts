@@ -57,7 +57,7 @@ async function startPid1(p: InfraPlan, site: CallSite): Promise<LaunchResult> {
     // A blocking read is fine here: this thread has nothing else to do.
     const buf = Buffer.alloc(16);
     const n = readFn(readEnd, buf, buf.length);
-    if (n <= 0 || !buf.toString('utf8', 0, n).includes('ready'))
+    if (n <= 0 || !buf.toString('utf8', 0, n).includes(p.readyWord ?? 'ready'))
       throw new SandpitError({ ...site, step: 'start sandbox PID 1', message: `PID 1 (${pid}) exited before it was ready` });
   } finally {
     close(readEnd);

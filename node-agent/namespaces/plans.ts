@@ -18,6 +18,8 @@ export interface InfraPlan {
   extraFds: number[];
   /** Index (>= 3) in the child's fd table of the pipe PID 1 writes "ready" to. */
   readyFd: number;
+  /** What PID 1 writes there once it runs (default "ready"; a warm one says "started"). */
+  readyWord?: string;
   log: number;
 }
 

@@ -9,6 +9,14 @@
  *     into the infra leaf cgroup, says "ready" and then reaps zombies until it
  *     is killed (SIGTERM/SIGINT end it like a pause container).
  *
+ *   sandpit-init warm STARTED_FD GO_FD READY_FD
+ *     A sandbox PID 1 made ahead of time (the agent keeps a few): already in
+ *     its new pid/net/ipc/uts namespaces, it says "started" and blocks on
+ *     GO_FD. The agent moves it into the new sandbox's cgroup and writes the
+ *     hostname and a newline; it sets the hostname, builds the cgroup and
+ *     infra mount namespaces as init does, says "ready" on READY_FD and reaps.
+ *     EOF on GO_FD (the agent stopped or died) ends it.
+ *
  *   sandpit-init pidns READY_FD CGROUP_FDS PROC_TARGET
  *     PID 1 of a container's own PID namespace (shareProcessNamespace: false).
  *     Started by the launcher thread right after unshare(CLONE_NEWPID), in the
@@ -41,7 +49,7 @@ typedef long s64;
 enum {
   NR_read = 0, NR_write = 1, NR_close = 3, NR_rt_sigprocmask = 14, NR_fork_clone = 56, NR_execve = 59,
   NR_exit = 60, NR_wait4 = 61, NR_kill = 62, NR_getpid = 39, NR_rt_sigtimedwait = 128, NR_mount = 165,
-  NR_exit_group = 231, NR_openat = 257, NR_unshare = 272, NR_prlimit64 = 302,
+  NR_exit_group = 231, NR_openat = 257, NR_unshare = 272, NR_prlimit64 = 302, NR_sethostname = 170,
 };
 static s64 sys6(s64 n, s64 a, s64 b, s64 c, s64 d, s64 e, s64 f) {
   s64 ret;
@@ -56,7 +64,7 @@ __asm__(".text\n.global _start\n_start:\n xor %rbp,%rbp\n mov %rsp,%rdi\n and $-
 enum {
   NR_read = 63, NR_write = 64, NR_close = 57, NR_rt_sigprocmask = 135, NR_fork_clone = 220, NR_execve = 221,
   NR_exit = 93, NR_wait4 = 260, NR_kill = 129, NR_getpid = 172, NR_rt_sigtimedwait = 137, NR_mount = 40,
-  NR_exit_group = 94, NR_openat = 56, NR_unshare = 97, NR_prlimit64 = 261,
+  NR_exit_group = 94, NR_openat = 56, NR_unshare = 97, NR_prlimit64 = 261, NR_sethostname = 161,
 };
 static s64 sys6(s64 n, s64 a, s64 b, s64 c, s64 d, s64 e, s64 f) {
   register s64 x8 __asm__("x8") = n;
@@ -179,6 +187,7 @@ struct ksigset { u64 bits; };
 struct rlim { u64 cur, max; };
 
 static __attribute__((noreturn)) void reap_forever(s64 ready);
+static void infra_namespaces(void);
 
 static __attribute__((noreturn)) void run_init(char **argv) {
   int ok;
@@ -186,14 +195,42 @@ static __attribute__((noreturn)) void run_init(char **argv) {
   s64 ready = num(argv[0], &ok);
   if (!ok) die("bad ready fd", -22);
   join_cgroups(argv[1]);
+  infra_namespaces();
+  join_cgroups(argv[2]);
+  reap_forever(ready);
+}
+
+/* A cgroup namespace rooted where we are now, and the infra mount namespace with the sandbox's /proc. */
+static void infra_namespaces(void) {
   s64 r = sys1(NR_unshare, CLONE_NEWCGROUP | CLONE_NEWNS);
   if (r < 0) die("unshare cgroup+mount namespaces", r);
   r = sys5(NR_mount, 0, "/", 0, MS_SLAVE | MS_REC, 0);
   if (r < 0) die("make / rslave", r);
   r = sys5(NR_mount, "proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, 0);
   if (r < 0) die("mount /proc of the sandbox", r);
-  join_cgroups(argv[2]);
+}
 
+static __attribute__((noreturn)) void run_warm(char **argv) {
+  int ok1, ok2, ok3;
+  if (!argv[0] || !argv[1] || !argv[2]) die("usage: warm STARTED_FD GO_FD READY_FD", -22);
+  s64 started = num(argv[0], &ok1), go = num(argv[1], &ok2), ready = num(argv[2], &ok3);
+  if (!ok1 || !ok2 || !ok3) die("bad fd", -22);
+  sys3(NR_write, started, "started\n", 8);
+  sys1(NR_close, started);
+  char name[80];
+  u64 n = 0;
+  for (;;) {
+    s64 r = sys3(NR_read, go, name + n, sizeof name - 1 - n);
+    if (r == -EINTR) continue;
+    if (r <= 0) quit(0); /* the agent is gone: nobody will use this one */
+    n += (u64)r;
+    if (name[n - 1] == '\n' || n == sizeof name - 1) break;
+  }
+  sys1(NR_close, go);
+  if (name[n - 1] == '\n') n--;
+  s64 r = sys2(NR_sethostname, name, n);
+  if (r < 0) die("sethostname", r);
+  infra_namespaces();
   reap_forever(ready);
 }
 
@@ -282,6 +319,7 @@ __attribute__((used)) void start_c(long *sp) {
   if (argc >= 2 && seq(argv[1], "init")) run_init(argv + 2);
   if (argc >= 2 && seq(argv[1], "shim")) run_shim(argv + 2, envp);
   if (argc >= 2 && seq(argv[1], "pidns")) run_pidns(argv + 2);
-  put(2, "usage: sandpit-init init|pidns|shim ...\n");
+  if (argc >= 2 && seq(argv[1], "warm")) run_warm(argv + 2);
+  put(2, "usage: sandpit-init init|warm|pidns|shim ...\n");
   quit(2);
 }

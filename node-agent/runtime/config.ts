@@ -17,6 +17,8 @@ export interface RuntimeConfig {
   pollMs: number;
   /** Pre-warmed launcher threads. */
   launchers: number;
+  /** Sandbox PID 1s kept ready in fresh namespaces (0: every create starts its own). */
+  warmSandboxes: number;
   /** oom_score_adj of workloads. */
   oomScoreAdj: number;
   /** RLIMIT_NOFILE of workloads (soft, hard), like containerd's default; never above the agent's own hard limit. */
@@ -36,6 +38,7 @@ export function defaultConfig(over: Partial<RuntimeConfig> = {}): RuntimeConfig 
     shmBytes: 64 * 1024 * 1024,
     pollMs: 200,
     launchers: 2,
+    warmSandboxes: 2,
     oomScoreAdj: 0,
     nofile: { soft: 1024, hard: 524288 },
     binaries: { busybox: '/usr/bin/busybox', init: fileURLToPath(new URL('../../native/sandpit-init', import.meta.url)) },

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { z } from 'zod';
 import type { ContainerState, Sandbox, SandboxSpec, SandboxStatus } from '../../crds/sandbox.js';
@@ -8,6 +8,7 @@ import { describeSandbox, sandboxIdFor, type ImageProvider, type NetworkProvider
 import { CgroupManager, type CgroupLimits } from '../cgroups/manager.js';
 import { infraArgv } from '../namespaces/infra.js';
 import { LauncherPool } from '../namespaces/launcher.js';
+import { awaitReady, InfraPool, type WarmInfra } from '../namespaces/warm-infra.js';
 import type { LaunchResult } from '../namespaces/plans.js';
 import { ContainerLog, ensureFifo, openFifoForWorkload } from '../process/logs.js';
 import { childrenOf, isSameProcess, processStartTime } from '../process/pidinfo.js';
@@ -97,6 +98,7 @@ export class SandboxRuntime {
   readonly store: StateStore;
   readonly #deps: RuntimeDeps;
   readonly #launchers: LauncherPool;
+  readonly #warm: InfraPool;
   readonly #sandboxes = new Map<string, SandboxRecord>();
   readonly #logs = new Map<string, ContainerLog>();
   readonly #busy = new Set<string>();
@@ -110,6 +112,7 @@ export class SandboxRuntime {
     this.config = config;
     this.#deps = deps;
     this.#launchers = launchers;
+    this.#warm = new InfraPool(config.warmSandboxes, launchers, config.binaries, deps.log);
     this.cgroups = CgroupManager.detect(config.cgroupParent);
     this.store = new StateStore(config.stateRoot);
   }
@@ -119,6 +122,7 @@ export class SandboxRuntime {
     const launchers = await LauncherPool.create(config.launchers);
     const rt = new SandboxRuntime(config, deps, launchers);
     await rt.#recover();
+    await rt.#warm.fill();
     rt.#timer = setInterval(() => rt.#tick(), config.pollMs);
     rt.#timer.unref();
     process.on('SIGCHLD', rt.#onChild);
@@ -129,6 +133,7 @@ export class SandboxRuntime {
   async close(): Promise<void> {
     if (this.#timer) clearInterval(this.#timer);
     process.off('SIGCHLD', this.#onChild);
+    await this.#warm.close();
     for (const l of this.#logs.values()) await l.close();
     this.#logs.clear();
     await this.#launchers.close();
@@ -260,6 +265,18 @@ export class SandboxRuntime {
 
   async #startInfra(rec: SandboxRecord): Promise<void> {
     const who = describeSandbox(rec.ref);
+    const warm = this.#warm.take();
+    if (warm) {
+      try {
+        await this.#claimWarm(rec, warm);
+        return;
+      } catch (err) {
+        this.#log(rec).warn({ err, step: 'claim warm PID 1' }, 'warm PID 1 unusable; starting one cold');
+        await this.cgroups.killAll(rec.id, { sandbox: who, step: 'kill unusable warm PID 1' });
+        await waitUntil(() => reapChild(warm.pid, { sandbox: who, step: 'reap warm PID 1' }) !== null, 5000);
+        delete rec.pid1;
+      }
+    }
     const sandboxFds = this.cgroups.openProcs(rec.id, { sandbox: who, step: 'open sandbox cgroup' });
     const infraFds = this.cgroups.openProcs(`${rec.id}/infra`, { sandbox: who, step: 'open infra cgroup' });
     const devnull = open('/dev/null', O_WRONLY | O_CLOEXEC, 0, { sandbox: who, step: 'open /dev/null' });
@@ -276,6 +293,26 @@ export class SandboxRuntime {
     if (result.error) throw new SandpitError(result.error);
     rec.pid1 = { pid: result.pid!, startTime: processStartTime(result.pid!) ?? 0 };
     this.#save(rec);
+  }
+
+  /**
+   * A warm PID 1 already has its pid/net/ipc/uts namespaces: move it into the
+   * sandbox cgroup (so the cgroup namespace it makes is rooted there), send the
+   * hostname, wait for ready, then move it into the infra leaf.
+   */
+  async #claimWarm(rec: SandboxRecord, warm: WarmInfra): Promise<void> {
+    const who = describeSandbox(rec.ref);
+    const site = (step: string) => ({ sandbox: who, step });
+    try {
+      rec.pid1 = { pid: warm.pid, startTime: processStartTime(warm.pid) ?? 0 };
+      this.#save(rec); // from here a crash finds PID 1 in the record and tears it down
+      this.cgroups.movePid(rec.id, warm.pid, site('move warm PID 1 into the sandbox cgroup'));
+      writeSync(warm.go, `${rec.hostname}\n`);
+      await awaitReady(warm.ready, site('wait for warm PID 1'));
+      this.cgroups.movePid(`${rec.id}/infra`, warm.pid, site('move PID 1 into the infra cgroup'));
+    } finally {
+      InfraPool.discard(warm);
+    }
   }
 
   // ---------------------------------------------------------------------------

@@ -61,6 +61,9 @@ describe('runtime churn (node tier)', function () {
       }
     });
     assert.deepEqual(survivors, [], 'no sandbox PID 1 survives');
+    // Stop the runtime first: its warm PID 1s hold fresh namespaces, and the
+    // kernel reuses the inode numbers of freed ones at once (a false match).
+    await env.rt.close();
     const live = liveNamespaces();
     const leaked = [...created].filter((n) => live.has(n));
     assert.deepEqual(leaked, [], 'no namespace of a deleted sandbox is still held by a process');

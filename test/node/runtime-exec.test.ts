@@ -83,7 +83,7 @@ describe('runtime exec (node tier)', function () {
       assert.equal(exit.exitCode, 0);
       assert.match(out(), /^before-restart$/m, 'the exec sees the running container\'s files');
       assert.match(out(), /^1000$/m);
-      assert.match(out(), /^sandpit-init init /m, 'and its sandbox\'s PID namespace');
+      assert.match(out(), /^sandpit-init (init|warm) /m, 'and its sandbox\'s PID namespace');
       await second.delete(rec.id);
     } finally {
       await cleanupRuntime(second ?? first, config);

@@ -26,7 +26,7 @@ describe('runtime isolation (node tier)', function () {
     const rec = await runToCompletion(env.rt, sandbox('ident', { restartPolicy: 'Never', hostname: 'sbx-ident', containers: [sh('main', script)] }));
     const out = logText(env.rt, rec, 'main');
     assert.match(out, /^sbx-ident$/m);
-    assert.match(out, /^sandpit-init init /m, 'PID 1 is sandpit-init');
+    assert.match(out, /^sandpit-init (init|warm) /m, 'PID 1 is sandpit-init');
     const pids = out.split('\n').filter((l) => /^\s*\d+ /.test(l)).map((l) => Number(l.trim().split(/\s+/)[0]));
     assert.ok(pids.length >= 3 && pids.every((p) => p < 20), `only sandbox processes are visible: ${pids.join(',')}`);
     assert.ok(!out.includes('node'), 'the agent (node) is not visible');

@@ -9,7 +9,8 @@ describe('runtime lifecycle and cgroups (node tier)', function () {
   this.timeout(60_000);
   let env: TestRuntime;
   before(async () => {
-    env = await startTestRuntime();
+    // Sandbox PID 1s start cold here (no warm pool), so that path stays tested too.
+    env = await startTestRuntime({ warmSandboxes: 0 });
   });
   after(async () => {
     await env.cleanup();

@@ -403,7 +403,7 @@ export const PublishedPortStatus = z
     containerPort: z.number().int().min(1).max(65535).describe('Port inside the sandbox that traffic is forwarded to.'),
     hostPort: z.number().int().min(1).max(65535).describe('Port on the node that is forwarded to containerPort.'),
     protocol: z.enum(['TCP', 'UDP']).describe('Transport protocol: TCP or UDP.'),
-    hostIP: z.string().max(45).describe('Node address the port is published on; 0.0.0.0 means every IPv4 address of the node, 127.0.0.1 included.'),
+    hostIP: z.string().max(45).describe('Node address the port is published on; 0.0.0.0 means every address of the node (IPv4, 127.0.0.1 included, and IPv6 on a dual-stack node).'),
   })
   .describe('A port the agent published on the node for the sandbox.');
 export type PublishedPortStatus = z.infer<typeof PublishedPortStatus>;
@@ -416,6 +416,11 @@ export const SandboxStatus = z
     nodeName: z.string().max(253).optional().describe('Node the sandbox is bound to. Set once by the controller.'),
     hostIP: z.string().max(45).optional().describe('Address of the node.'),
     sandboxIP: z.string().max(45).optional().describe('Address of the sandbox on the node bridge.'),
+    sandboxIPs: z
+      .array(z.object({ ip: z.string().max(45).describe('An address of the sandbox.') }).describe('An address of the sandbox.'))
+      .max(2)
+      .optional()
+      .meta({ description: 'Every address of the sandbox on a dual-stack node, IPv4 first (as a Pod\'s podIPs).', 'x-kubernetes-list-type': 'atomic' }),
     publishedPorts: z
       .array(PublishedPortStatus)
       .max(64)

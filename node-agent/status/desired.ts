@@ -4,7 +4,7 @@ import { mergeConditions, removeCondition } from '../../controllers/status/condi
 import type { SandboxObservation } from '../contracts.js';
 
 /** Status fields the agent owns once the sandbox runs on its node; an absent one is cleared. */
-const AGENT_FIELDS = ['phase', 'hostIP', 'sandboxIP', 'publishedPorts', 'containerStatuses', 'startTime', 'message', 'reason', 'usage'] as const;
+const AGENT_FIELDS = ['phase', 'hostIP', 'sandboxIP', 'sandboxIPs', 'publishedPorts', 'containerStatuses', 'startTime', 'message', 'reason', 'usage'] as const;
 
 /** Condition types whose presence the agent decides (kstatus: Reconciling/Stalled exist only while true). */
 const AGENT_ABNORMAL = ['Reconciling', 'Stalled'];

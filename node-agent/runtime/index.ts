@@ -32,7 +32,8 @@ function observe(rt: SandboxRuntime, rec: SandboxRecord): SandboxObservation {
     status = { phase: rec.phase === 'Creating' ? ('Pending' as const) : ('Unknown' as const) };
   }
   const publishedPorts = rec.network?.publishedPorts;
-  return { ref: rec.ref, generation, status: { ...status, ...(publishedPorts ? { publishedPorts } : {}), conditions: deriveConditions(status, generation) } };
+  const sandboxIPs = rec.network?.sandboxIPs?.map((ip) => ({ ip }));
+  return { ref: rec.ref, generation, status: { ...status, ...(sandboxIPs ? { sandboxIPs } : {}), ...(publishedPorts ? { publishedPorts } : {}), conditions: deriveConditions(status, generation) } };
 }
 
 const DISK_USAGE_MAX_AGE_MS = 60_000;
@@ -158,6 +159,8 @@ export function networkOptionsFromEnv(env: NodeJS.ProcessEnv): BridgeNetworkOpti
   if (env.SANDPIT_RUN_DIR) opts.stateDir = join(env.SANDPIT_RUN_DIR, 'network');
   if (env.SANDPIT_BRIDGE) opts.bridge = env.SANDPIT_BRIDGE;
   if (env.SANDPIT_SUBNET) opts.subnet = env.SANDPIT_SUBNET;
+  // Optional: an IPv6 ULA prefix makes the node dual-stack (node-agent/network/README.md).
+  if (env.SANDPIT_SUBNET6) opts.subnet6 = env.SANDPIT_SUBNET6;
   return opts;
 }
 

@@ -197,6 +197,7 @@ describe('cluster tier: helm install, upgrade and uninstall against the real API
         .map((m) => `${m[1]}${m[2] ? ` (${m[2]})` : ''}: ${m[3]}`)
         .sort();
     };
+    const streamsProxy = [`services/proxy (https:${release}-controller:streams): get create`, `services/proxy (${release}-controller): get create`];
     assert.deepEqual(await resourcesOf(controllerSA), [
       'certificatesigningrequests.certificates.k8s.io/approval: update',
       'certificatesigningrequests.certificates.k8s.io/status: update',
@@ -214,6 +215,11 @@ describe('cluster tier: helm install, upgrade and uninstall against the real API
       'secrets (sandpit-ca): get',
       'secrets: create',
       'signers.certificates.k8s.io (sandpit.dev/agent-serving): approve sign',
+      // kubectl sandpit: checking callers (system:auth-delegator), and the streams Service
+      // port every authenticated user may proxy to.
+      'tokenreviews.authentication.k8s.io: create',
+      'subjectaccessreviews.authorization.k8s.io: create',
+      ...streamsProxy,
     ].sort());
     assert.deepEqual(await resourcesOf(agentSA), [
       'certificatesigningrequests.certificates.k8s.io: create get',
@@ -223,6 +229,7 @@ describe('cluster tier: helm install, upgrade and uninstall against the real API
       'sandboxes.sandpit.dev: get list watch',
       'sandboxnodes.sandpit.dev/status: get update patch',
       'sandboxnodes.sandpit.dev: get create',
+      ...streamsProxy,
     ].sort());
   });
 

@@ -135,10 +135,10 @@ describe('cluster tier: images, CI workflow and the packaged chart', function ()
 
     const exposed = (stage: string) => last(stage, 'EXPOSE')!.split(/\s+/).map(Number).sort();
     const values = parse(await readFile(join(CHART, 'values.yaml'), 'utf8')) as {
-      controller: { port: number };
+      controller: { port: number; streams: { port: number } };
       agent: { apiPort: number; healthPort: number };
     };
-    assert.deepEqual(exposed('controller'), [values.controller.port]);
+    assert.deepEqual(exposed('controller'), [values.controller.port, values.controller.streams.port].sort());
     assert.deepEqual(exposed('agent'), [values.agent.apiPort, values.agent.healthPort].sort());
     const dockerignore = await readFile(join(REPO, '.dockerignore'), 'utf8');
     assert.match(dockerignore, /^\*\*$/m, 'the build context is an allow-list');

@@ -119,7 +119,7 @@ export class Informer<T extends KubeObject> {
         limit: 500,
         continue: cont,
       });
-      for (const item of page.items) seen.set(keyOf(item), item);
+      for (const item of page.items) seen.set(keyOf(item), slim(item));
       cont = page.metadata.continue || undefined;
       rv = page.metadata.resourceVersion;
     } while (cont);
@@ -161,6 +161,7 @@ export class Informer<T extends KubeObject> {
         }
         last = ev.object.metadata.resourceVersion ?? last;
         if (ev.type === 'BOOKMARK') return;
+        slim(ev.object);
         const key = keyOf(ev.object);
         const old = this.#items.get(key);
         if (ev.type === 'DELETED') {
@@ -176,6 +177,16 @@ export class Informer<T extends KubeObject> {
     this.#lastContact = Date.now();
     return last;
   }
+}
+
+/**
+ * Drops metadata.managedFields before an object is cached (controller-runtime's
+ * TransformStripManagedFields): nothing here reads them, and with a few field
+ * managers they are a large part of every cached Sandbox.
+ */
+function slim<T extends KubeObject>(obj: T): T {
+  delete (obj.metadata as { managedFields?: unknown }).managedFields;
+  return obj;
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

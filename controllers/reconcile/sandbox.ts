@@ -30,7 +30,13 @@ export interface ReconcilerDeps {
   onBound?: (sbx: Sandbox) => void;
 }
 
-const UNSCHEDULABLE_RETRY_MS = 30_000;
+/**
+ * Backstop retry of an unschedulable sandbox. Every SandboxNode change already
+ * requeues the unbound sandboxes, so this only covers a missed event; like
+ * kube-scheduler's 5 min for unschedulable pods, it is long, because with
+ * thousands pending a short one becomes a constant churn of reconciles.
+ */
+const UNSCHEDULABLE_RETRY_MS = 5 * 60_000;
 const NODE_DOWN_RETRY_MS = 5_000;
 
 /**

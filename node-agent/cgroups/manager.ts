@@ -137,6 +137,26 @@ export class CgroupManager {
     for (const d of this.dirs(rel)) write(join(d, 'cgroup.procs'), String(pid), site);
   }
 
+  /**
+   * The hierarchies where processes must sit in leaves (v2's "no internal
+   * processes"): only the unified one. On v1 hierarchies a sandbox's PID 1 stays
+   * in the sandbox cgroup itself, which saves a cgroup migration per hierarchy
+   * (each costs milliseconds: it waits for an RCU grace period).
+   */
+  private leafDirs(rel: string): string[] {
+    return this.layout.unified ? [join(this.layout.unified, this.parent, rel)] : [];
+  }
+
+  /** openProcs() for the leaf-only hierarchies (see leafDirs). */
+  openLeafProcs(rel: string, site: Site): number[] {
+    return this.leafDirs(rel).map((d) => open(join(d, 'cgroup.procs'), O_WRONLY | O_CLOEXEC, 0, site));
+  }
+
+  /** movePid() for the leaf-only hierarchies (see leafDirs). */
+  moveLeafPid(rel: string, pid: number, site: Site): void {
+    for (const d of this.leafDirs(rel)) write(join(d, 'cgroup.procs'), String(pid), site);
+  }
+
   /** Host PIDs in `rel` (and below, on v2 via cgroup.procs of each child). */
   pids(rel: string): number[] {
     const found = new Set<number>();

@@ -278,7 +278,7 @@ export class SandboxRuntime {
       }
     }
     const sandboxFds = this.cgroups.openProcs(rec.id, { sandbox: who, step: 'open sandbox cgroup' });
-    const infraFds = this.cgroups.openProcs(`${rec.id}/infra`, { sandbox: who, step: 'open infra cgroup' });
+    const infraFds = this.cgroups.openLeafProcs(`${rec.id}/infra`, { sandbox: who, step: 'open infra cgroup' });
     const devnull = open('/dev/null', O_WRONLY | O_CLOEXEC, 0, { sandbox: who, step: 'open /dev/null' });
     const childSandbox = sandboxFds.map((_, i) => 3 + i);
     const childInfra = infraFds.map((_, i) => 3 + sandboxFds.length + i);
@@ -309,7 +309,7 @@ export class SandboxRuntime {
       this.cgroups.movePid(rec.id, warm.pid, site('move warm PID 1 into the sandbox cgroup'));
       writeSync(warm.go, `${rec.hostname}\n`);
       await awaitReady(warm.ready, site('wait for warm PID 1'));
-      this.cgroups.movePid(`${rec.id}/infra`, warm.pid, site('move PID 1 into the infra cgroup'));
+      this.cgroups.moveLeafPid(`${rec.id}/infra`, warm.pid, site('move PID 1 into the infra cgroup'));
     } finally {
       InfraPool.discard(warm);
     }

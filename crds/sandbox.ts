@@ -446,8 +446,9 @@ export const SandboxStatus = z
   .meta({
     description: 'Observed state of the sandbox, written by the controller (scheduling) and the agent (everything else).',
     ...rules({
-      rule: "!has(oldSelf.nodeName) || oldSelf.nodeName == '' || (has(self.nodeName) && self.nodeName == oldSelf.nodeName)",
-      message: 'status.nodeName cannot change once the sandbox is bound',
+      // The one exception: the controller unbinds a sandbox of a lost node to reschedule it (restartPolicy Always/OnFailure).
+      rule: "!has(oldSelf.nodeName) || oldSelf.nodeName == '' || (has(self.nodeName) && self.nodeName == oldSelf.nodeName) || (!has(self.nodeName) && has(self.reason) && self.reason == 'NodeLost' && has(self.phase) && self.phase == 'Pending')",
+      message: 'status.nodeName cannot change once the sandbox is bound (it is only cleared, with reason NodeLost, to reschedule a sandbox of a lost node)',
       fieldPath: '.nodeName',
     }),
   });

@@ -11,7 +11,7 @@ import type { Informer } from '../informer/informer.js';
 import { toNodeInfo, type LeaseTracker, type NodeHealth } from '../nodes/health.js';
 import { addUsage, sandboxDemand, scheduleSandbox, type NodeUsage } from '../scheduling/scheduler.js';
 import { desiredStatusPatch } from '../../node-agent/status/desired.js';
-import { boundStatus, nodeLostStatus, nodeUnreachableStatus, unschedulableStatus, type StatusPatch } from './status.js';
+import { boundStatus, nodeLostStatus, nodeUnreachableStatus, rescheduleStatus, reschedulesAfterNodeLoss, unschedulableStatus, type StatusPatch } from './status.js';
 
 /** What a reconcile asks of the queue: nothing (done), or come back after a while. */
 export interface Result {
@@ -107,6 +107,13 @@ export class SandboxReconciler {
   async #converge(sbx: Sandbox, node: string, key: string, log: Logger): Promise<Result> {
     const health = this.health(node);
     if (health === 'Lost') {
+      if (reschedulesAfterNodeLoss(sbx) && sbx.status?.nodeName === node) {
+        await this.#writeStatus(key, sbx, rescheduleStatus(sbx, node));
+        this.forgetApplied(sbx.metadata.uid ?? '');
+        this.deps.events.record(sbxRef(sbx), 'Warning', 'NodeLost', `Node ${node} was lost; rescheduling the sandbox onto another node`, 'NodeLifecycle');
+        log.warn({ node }, 'Unbound the sandbox of a lost node to run it elsewhere');
+        return {}; // the unbound object comes back through the informer and is scheduled from there
+      }
       const patch = nodeLostStatus(sbx, node, Math.round(this.deps.nodeLostGraceMs / 1000));
       if (patch) {
         await this.#writeStatus(key, sbx, patch);

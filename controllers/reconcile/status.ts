@@ -70,3 +70,39 @@ export function nodeLostStatus(sbx: Sandbox, node: string, graceSeconds: number)
     { type: T.Stalled, status: 'True', reason: 'NodeLost', message, observedGeneration: g },
   ], [T.Reconciling]);
 }
+
+/**
+ * Whether a sandbox of a lost node is run again elsewhere: its restartPolicy
+ * asks for restarts (Always, or OnFailure: losing the node is a failure) and
+ * spec.nodeName does not pin it to the lost node.
+ */
+export function reschedulesAfterNodeLoss(sbx: Sandbox): boolean {
+  return (sbx.spec.restartPolicy ?? 'Always') !== 'Never' && !sbx.spec.nodeName && !terminal(sbx);
+}
+
+/**
+ * Unbinds a sandbox of a lost node so the scheduler places it again: phase
+ * Pending, reason NodeLost, and everything the old node reported removed
+ * (merge-patch nulls). The CRD allows clearing status.nodeName only with this
+ * reason and phase; the admission policy keeps the lost node's agent from
+ * writing to it ever again (it is no longer bound there), and the agent resync
+ * deletes the old copy if that node comes back.
+ */
+export function rescheduleStatus(sbx: Sandbox, node: string): StatusPatch {
+  const g = sbx.metadata.generation;
+  const message = `Node ${node} was lost; the sandbox is created again on another node (restartPolicy ${sbx.spec.restartPolicy ?? 'Always'})`;
+  const merged = mergeConditions(sbx.status?.conditions, [
+    { type: T.Scheduled, status: 'False', reason: 'NodeLost', message, observedGeneration: g },
+    { type: T.Ready, status: 'False', reason: 'NodeLost', message, observedGeneration: g },
+    { type: T.Reconciling, status: 'True', reason: 'Rescheduling', message, observedGeneration: g },
+  ]);
+  const gone = { nodeName: null, hostIP: null, sandboxIP: null, containerStatuses: null, publishedPorts: null, startTime: null, usage: null };
+  return {
+    ...(gone as unknown as StatusPatch),
+    phase: 'Pending',
+    reason: 'NodeLost',
+    message,
+    observedGeneration: g,
+    conditions: merged.list.filter((c) => c.type !== T.Stalled),
+  };
+}

@@ -1,0 +1,37 @@
+import assert from 'node:assert/strict';
+import { Sandbox } from '../../crds/sandbox.js';
+import { rescheduleStatus, reschedulesAfterNodeLoss } from './status.js';
+
+describe('unit: rescheduling the sandboxes of a lost node', () => {
+  const sbx = (spec: Record<string, unknown> = {}, status: Record<string, unknown> = {}) =>
+    Sandbox.parse({
+      apiVersion: 'sandpit.dev/v1alpha1',
+      kind: 'Sandbox',
+      metadata: { name: 's', namespace: 'ns', uid: 'u1', generation: 3 },
+      spec: { containers: [{ name: 'main', image: 'busybox' }], ...spec },
+      status: { phase: 'Running', nodeName: 'lost', sandboxIP: '10.88.1.5', hostIP: '172.29.1.11', conditions: [], ...status },
+    });
+
+  it('follows restartPolicy: Always and OnFailure move, Never stays; a pinned or finished sandbox stays', () => {
+    assert.equal(reschedulesAfterNodeLoss(sbx()), true, 'Always is the default');
+    assert.equal(reschedulesAfterNodeLoss(sbx({ restartPolicy: 'OnFailure' })), true);
+    assert.equal(reschedulesAfterNodeLoss(sbx({ restartPolicy: 'Never' })), false);
+    assert.equal(reschedulesAfterNodeLoss(sbx({ nodeName: 'lost' })), false, 'spec.nodeName pins it to the lost node');
+    assert.equal(reschedulesAfterNodeLoss(sbx({ restartPolicy: 'OnFailure' }, { phase: 'Succeeded' })), false);
+    assert.equal(reschedulesAfterNodeLoss(sbx({}, { phase: 'Failed', reason: 'NodeLost' })), false, 'a sandbox already given up stays given up');
+  });
+
+  it('unbinds: Pending with reason NodeLost, the old node facts removed by merge-patch nulls', () => {
+    const p = rescheduleStatus(sbx(), 'lost') as Record<string, unknown>;
+    assert.equal(p.phase, 'Pending');
+    assert.equal(p.reason, 'NodeLost');
+    assert.equal(p.observedGeneration, 3);
+    for (const k of ['nodeName', 'sandboxIP', 'hostIP', 'containerStatuses', 'startTime']) assert.equal(p[k], null, `${k} is removed`);
+    const cond = (t: string) => (p.conditions as { type: string; status: string; reason: string }[]).find((c) => c.type === t);
+    assert.equal(cond('Scheduled')?.status, 'False');
+    assert.equal(cond('Ready')?.reason, 'NodeLost');
+    assert.equal(cond('Reconciling')?.status, 'True');
+    assert.equal(cond('Stalled'), undefined);
+    assert.match(String(p.message), /Node lost was lost/);
+  });
+});

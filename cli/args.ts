@@ -11,6 +11,8 @@ export interface Globals {
   context?: string;
   namespace?: string;
   controllerNamespace: string;
+  /** The controller's Service (port `streams`): <release>-controller of the chart. */
+  controllerService: string;
   /** Development escape hatch: talk to the controller's streams port directly. */
   direct?: string;
 }
@@ -36,6 +38,7 @@ Usage:
 
 Global flags: --kubeconfig PATH, --context NAME, -n/--namespace NS,
   --controller-namespace NS (where sandpit runs; default sandpit-system or $SANDPIT_NAMESPACE),
+  --controller-service NAME (the chart's <release>-controller; default sandpit-controller or $SANDPIT_CONTROLLER_SERVICE),
   --direct URL (development: the controller's streams address instead of the API server's service proxy).`;
 
 /** Go-style durations as kubectl takes them for --since: 30s, 5m, 1h30m. */
@@ -72,10 +75,10 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = {}): { global
   const dash = argv.indexOf('--');
   const before = dash >= 0 ? argv.slice(0, dash) : argv;
   const after = dash >= 0 ? argv.slice(dash + 1) : [];
-  const globals: Globals = { controllerNamespace: env.SANDPIT_NAMESPACE || 'sandpit-system' };
+  const globals: Globals = { controllerNamespace: env.SANDPIT_NAMESPACE || 'sandpit-system', controllerService: env.SANDPIT_CONTROLLER_SERVICE || 'sandpit-controller' };
   const flags = new Map<string, string | true>();
   const positional: string[] = [];
-  const valued = new Set(['kubeconfig', 'context', 'namespace', 'n', 'controller-namespace', 'direct', 'container', 'c', 'since', 'tail', 'address']);
+  const valued = new Set(['kubeconfig', 'context', 'namespace', 'n', 'controller-namespace', 'controller-service', 'direct', 'container', 'c', 'since', 'tail', 'address']);
   for (let i = 0; i < before.length; i++) {
     const a = before[i]!;
     if (a === '-it' || a === '-ti') {
@@ -110,6 +113,8 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = {}): { global
   set('direct', str('direct'));
   const cns = str('controller-namespace');
   if (cns) globals.controllerNamespace = cns;
+  const svc = str('controller-service');
+  if (svc) globals.controllerService = svc;
 
   const [name, ...rest] = positional;
   if (!name || bool('help', 'h') || name === 'help') return { globals, command: { name: 'help' } };

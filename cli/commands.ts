@@ -4,7 +4,7 @@ import { posix } from 'node:path';
 import type WebSocket from 'ws';
 import { Channel, frame, parseFrame, type StreamStatus } from '../node-agent/api/streams/channel.js';
 import type { UsageSample } from '../node-agent/api/streams/top.js';
-import { splitRemote, type Command } from './args.js';
+import { isRemote, splitRemote, type Command } from './args.js';
 import { CliError, openStream, type Session } from './connect.js';
 import { runExecStream, writeOut } from './exec.js';
 
@@ -113,7 +113,7 @@ async function forwardOne(s: Session, sandbox: string, port: number, sock: Socke
 
 /** kubectl cp's way: tar over exec, in either direction. */
 export async function cpCommand(s: Session, c: Of<'cp'>): Promise<number> {
-  const download = c.from.includes(':') && !c.from.startsWith('.') && !c.from.startsWith('/');
+  const download = isRemote(c.from);
   const q = new URLSearchParams();
   if (c.container) q.set('container', c.container);
   if (download) {

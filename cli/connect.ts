@@ -59,7 +59,7 @@ export async function openStream(s: Session, sandbox: string, action: string, qu
   const path = `/sandboxes/${encodeURIComponent(s.namespace)}/${encodeURIComponent(sandbox)}/${action}?${query.toString()}`;
   const base = s.globals.direct
     ? s.globals.direct.replace(/^http/, 'ws').replace(/\/$/, '')
-    : `${s.server.replace(/^http/, 'ws')}/api/v1/namespaces/${encodeURIComponent(s.globals.controllerNamespace)}/services/https:sandpit-controller:streams/proxy`;
+    : `${s.server.replace(/^http/, 'ws')}/api/v1/namespaces/${encodeURIComponent(s.globals.controllerNamespace)}/services/https:${encodeURIComponent(s.globals.controllerService)}:streams/proxy`;
   const ws = new WebSocket(base + path, [CHANNEL_PROTOCOL], {
     ...(s.globals.direct ? { rejectUnauthorized: false } : { ca: opts.ca, cert: opts.cert, key: opts.key, rejectUnauthorized: opts.rejectUnauthorized }),
     // The API server's service proxy drops the query string of an upgrade request: repeat it in a header.

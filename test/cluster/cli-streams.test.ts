@@ -251,6 +251,45 @@ describe('cluster tier: kubectl sandpit exec, logs, port-forward, cp, top, descr
     assert.match(d.stdout, /web:\n\s+Image:/);
   });
 
+  it('back-pressure: a reader that stops reading stops the exec\'d writer, and no byte is lost', async () => {
+    const o = await getSandbox(cp, ns, 'box');
+    const id = sandboxIdFor(o!.metadata.uid);
+    const total = 100_000_000;
+    const ex = spawnPlugin(cp, plugins, alice, ['exec', 'box', '--', 'head', '-c', String(total), '/dev/zero']);
+    started.push(ex);
+    ex.stdout!.pause(); // nobody reads: the pipe to us fills, the plugin stops reading its socket, TCP pushes back
+    let seen = '';
+    const writer = await waitFor('the exec\'d writer in the container cgroup', async () => {
+      const procs = cgroupPids(cgroupParent, id, 'main').map((p) => {
+        try {
+          return { p, cmd: readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' ') };
+        } catch {
+          return { p, cmd: '' };
+        }
+      });
+      seen = procs.map((x) => x.cmd).join(' | ');
+      return procs.find((x) => x.cmd.includes(String(total)))?.p;
+    }, 30_000).catch((err: Error) => {
+      throw new Error(`${err.message}; processes in the container cgroup: ${seen}`);
+    });
+    const written = () => Number(/wchar: (\d+)/.exec(readFileSync(`/proc/${writer}/io`, 'utf8'))?.[1]);
+    // Let every buffer on the way fill, then the writer must be stuck well short of the end.
+    let before = -1;
+    const stalled = await waitFor('the writer to stall', async () => {
+      const now = written();
+      const stuck = now === before;
+      before = now;
+      return stuck ? now : undefined;
+    }, 60_000, 2000);
+    assert.ok(stalled < total / 2, `the writer stalled after ${stalled} of ${total} bytes (buffers on the path are bounded)`);
+    let got = 0;
+    ex.stdout!.on('data', (d: Buffer) => (got += d.length));
+    ex.stdout!.resume();
+    const code = await new Promise<number | null>((r) => ex.once('close', r));
+    assert.equal(code, 0);
+    assert.equal(got, total);
+  });
+
   it('a dropped connection kills the exec\'d command and its children: nothing is left in the sandbox', async () => {
     const o = await getSandbox(cp, ns, 'box');
     const id = sandboxIdFor(o!.metadata.uid);

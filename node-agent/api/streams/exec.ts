@@ -35,6 +35,14 @@ const DRAIN_AFTER_EXIT_MS = 2000;
  * nothing is left running in the sandbox.
  */
 export async function serveExec(ws: WebSocket, backend: StreamBackend, uid: string, req: ExecRequest, log: Logger): Promise<void> {
+  // The client sends stdin and its terminal size as soon as the socket opens, while the
+  // command is still being started: hold those frames until there is a process for them.
+  const early: Buffer[] = [];
+  let deliver = (msg: Buffer) => void early.push(msg);
+  let clientGone = false;
+  ws.on('message', (msg: Buffer) => deliver(msg));
+  ws.on('error', () => undefined);
+  ws.once('close', () => (clientGone = true));
   let session: ExecSession;
   try {
     session = await backend.exec(uid, req.container, req.command, { tty: req.tty, stdin: req.stdin });
@@ -45,9 +53,13 @@ export async function serveExec(ws: WebSocket, backend: StreamBackend, uid: stri
   const elog = log.child({ uid, container: req.container, pid: session.pid, tty: req.tty });
   elog.info({ command: req.command[0] }, 'exec started');
   let exited = false;
-  let clientGone = false;
+  const killOnDrop = () => {
+    if (exited) return;
+    const killed = killTree(session.pid);
+    elog.info({ killed }, 'exec client went away; killed the command and its children');
+  };
 
-  ws.on('message', (msg: Buffer) => {
+  deliver = (msg: Buffer) => {
     const f = parseFrame(msg);
     if (!f) return;
     if (f.channel === Channel.stdin && session.stdin) writeWithBackpressure(ws, session.stdin, f.data);
@@ -55,14 +67,10 @@ export async function serveExec(ws: WebSocket, backend: StreamBackend, uid: stri
       const size = parseResize(f.data);
       if (size && !exited) session.resize(size.cols, size.rows);
     } else if (f.channel === Channel.close && f.data[0] === Channel.stdin) session.stdin?.end();
-  });
-  ws.on('close', () => {
-    clientGone = true;
-    if (exited) return;
-    const killed = killTree(session.pid);
-    elog.info({ killed }, 'exec client went away; killed the command and its children');
-  });
-  ws.on('error', () => undefined);
+  };
+  for (const msg of early.splice(0)) deliver(msg);
+  if (clientGone) killOnDrop();
+  else ws.once('close', killOnDrop);
 
   const outputs = [pumpToSocket(session.stdout, ws, Channel.stdout)];
   if (session.stderr) outputs.push(pumpToSocket(session.stderr, ws, Channel.stderr));

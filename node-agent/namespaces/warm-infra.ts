@@ -40,11 +40,9 @@ export class InfraPool {
     this.#log = log;
   }
 
-  /** A warm PID 1, if one is ready; a replacement starts warming once the caller is done. */
+  /** A warm PID 1, if one is ready. The caller refills (fill()) once its create is done, not during it. */
   take(): WarmInfra | undefined {
-    const w = this.#warm.shift();
-    setImmediate(() => void this.fill());
-    return w;
+    return this.#warm.shift();
   }
 
   async fill(): Promise<void> {

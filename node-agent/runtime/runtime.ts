@@ -242,6 +242,8 @@ export class SandboxRuntime {
       throw err;
     } finally {
       this.#busy.delete(id);
+      // Warm the next PID 1 now: during the create it would compete for the CPU.
+      setImmediate(() => void this.#warm.fill());
     }
   }
 

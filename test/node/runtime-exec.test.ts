@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { V1_CONTROLLERS } from '../../node-agent/cgroups/layout.js';
 import { cleanupRuntime, sandbox, sh, startRuntime, startTestRuntime, testConfig, waitFor, type TestRuntime } from './runtime-env.js';
@@ -10,6 +11,9 @@ const collect = (s: Socket | null) => {
   s?.on('data', (d: Buffer) => (text += d.toString()));
   return () => text;
 };
+
+/** The workload has written /tmp/marker (seen through its root from the host). */
+const markerWritten = (pid: number | undefined) => pid !== undefined && existsSync(`/proc/${pid}/root/tmp/marker`);
 
 describe('runtime exec (node tier)', function () {
   this.timeout(60_000);
@@ -23,7 +27,7 @@ describe('runtime exec (node tier)', function () {
 
   it('runs a command in the container without a TTY, with stdin, stdout, stderr and the exit code', async () => {
     const rec = await env.rt.create(sandbox('exec', { restartPolicy: 'Never', hostname: 'exec-box', containers: [sh('main', 'echo in-container > /tmp/marker; sleep 30', { securityContext: { runAsUser: 1000, runAsGroup: 1000 } })] }));
-    await waitFor('marker', () => env.rt.workloadPid(rec.id, 'main'));
+    await waitFor('marker', () => markerWritten(env.rt.workloadPid(rec.id, 'main')));
     const s = await env.rt.exec(rec.id, 'main', ['/bin/sh', '-c', 'cat /tmp/marker; hostname; id -u; sed "s/^/cg /" /proc/self/cgroup; grep -E "^(Seccomp|NoNewPrivs):" /proc/self/status; read line; echo "got $line"; echo oops >&2; [ -t 0 ] && echo TTY; exit 5'], { stdin: true });
     const out = collect(s.stdout);
     const err = collect(s.stderr);
@@ -70,7 +74,7 @@ describe('runtime exec (node tier)', function () {
     let second: Awaited<ReturnType<typeof startRuntime>> | undefined;
     try {
       const rec = await first.create(sandbox('exec-readopt', { restartPolicy: 'Never', containers: [sh('main', 'echo before-restart > /tmp/marker; sleep 30', { securityContext: { runAsUser: 1000 } })] }));
-      await waitFor('marker', () => first.workloadPid(rec.id, 'main'));
+      await waitFor('marker', () => markerWritten(first.workloadPid(rec.id, 'main')));
       const shim = first.shimPid(rec.id, 'main');
       await first.close(); // the agent goes away; the sandbox does not
       second = await startRuntime(config);

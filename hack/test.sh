@@ -3,7 +3,8 @@
 #   unit     pure logic, tests beside the code (*.test.ts under lib/ crds/ controllers/ node-agent/ bench/)
 #   node     root on the real kernel (test/node/)
 #   cluster  a real etcd + kube-apiserver started by the tests (test/cluster/)
-#   e2e      whole nodes: a cgroup v2 VM, several agents (test/e2e/)
+#   e2e      whole nodes: a cgroup v2 VM; a 3-node cluster on a private Docker engine (test/e2e/;
+#            needs Debian's docker.io, see .ci/packages/e2e.txt; SANDPIT_E2E_CHURN sizes its churn)
 #   all      build, type-check and lint gate, CRD freshness, then every tier, each in
 #            its own mocha process (a crash in one tier cannot hide another's results)
 # Extra arguments after the tier go to mocha (e.g. --grep).

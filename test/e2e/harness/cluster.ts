@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GenericContainer, type StartedTestContainer } from 'testcontainers';
 import { parse, stringify } from 'yaml';
@@ -112,6 +112,7 @@ export class E2ECluster {
     process.env.TESTCONTAINERS_RYUK_DISABLED = 'true';
     // This machine has /.dockerenv, so testcontainers would look for a "bridge" network's gateway (there is none: --bridge=none).
     process.env.TESTCONTAINERS_HOST_OVERRIDE = 'localhost';
+    const t0 = Date.now();
     const [image] = await Promise.all([
       nodeImage(this.engine),
       this.engine.docker([
@@ -120,15 +121,16 @@ export class E2ECluster {
       ]),
     ]);
     this.image = image;
+    const tImage = Date.now();
     this.cp = await ControlPlane.start({ dir: join(this.engine.dir, 'control-plane') });
     await applyCRDs(this.cp);
     await applyManifests(this.cp);
     this.#startRelay();
-    const common = ['--namespace', 'sandpit-system', '--resync-period', '5', '--node-lost-grace', String(this.opts.nodeLostGrace), '--lease-duration', '8', '--renew-deadline', '5', '--retry-period', '1'];
-    for (let i = 1; i <= this.opts.controllers; i++) this.controllers.push(await startController(this.cp, `e2e-c${i}`, common));
+    for (let i = 1; i <= this.opts.controllers; i++) await this.restartController(`e2e-c${i}`);
     await Promise.all(Array.from({ length: this.opts.nodes }, (_, k) => this.addNode(k + 1)));
     for (const n of this.nodes.values()) await this.addRoutes(n);
     await Promise.all([...this.nodes.values()].map((n) => this.waitNodeReady(n.name)));
+    process.stderr.write(`e2e cluster up in ${((Date.now() - t0) / 1000).toFixed(1)} s (engine and node image ${((tImage - t0) / 1000).toFixed(1)} s)\n`);
   }
 
   #startRelay(): void {
@@ -186,7 +188,7 @@ export class E2ECluster {
     const args = [
       `${appDir}/dist/node-agent/main.js`, '--kubeconfig', '/etc/sandpit/kubeconfig', '--node-name', node.name,
       '--advertise-address', node.ip, '--listen', '0.0.0.0:10260', '--health-addr', '127.0.0.1:10261',
-      '--lease-duration', String(this.opts.agentLeaseSeconds), '--node-labels', 'sandpit.test/e2e=yes',
+      '--lease-duration', String(this.opts.agentLeaseSeconds), '--node-labels', `sandpit.test/e2e=yes,sandpit.test/node=${node.name}`,
     ];
     const env = {
       SANDPIT_STATE_DIR: '/var/lib/sandpit',
@@ -235,6 +237,39 @@ export class E2ECluster {
     }
   }
 
+  /** Cuts a node off the Docker network (its agent can reach neither the API server nor other nodes). */
+  async disconnect(name: string): Promise<void> {
+    await this.engine.docker(['network', 'disconnect', this.network, this.node(name).containerName]);
+  }
+
+  /** Reconnects a node with its old address; the routes that went with its interface are added again. */
+  async reconnect(name: string): Promise<void> {
+    const n = this.node(name);
+    await this.engine.docker(['network', 'connect', '--ip', n.ip, this.network, n.containerName]);
+    await this.exec(name, ['ip', 'route', 'replace', 'default', 'via', this.plan.gateway]);
+    await this.addRoutes(n);
+  }
+
+  /** Kills a node container outright (a node crash: every process on it dies at once). */
+  async killNode(name: string): Promise<void> {
+    await this.engine.docker(['kill', this.node(name).containerName]);
+  }
+
+  /** The controller replica holding the leader Lease, if any. */
+  async leader(): Promise<string | undefined> {
+    const r = await this.cp.kubectlResult(['-n', 'sandpit-system', 'get', 'lease', 'sandpit-controller', '-o', 'jsonpath={.spec.holderIdentity}']);
+    return r.code === 0 ? r.stdout.trim() || undefined : undefined;
+  }
+
+  async restartController(identity: string): Promise<void> {
+    const i = this.controllers.findIndex((c) => c.identity === identity);
+    if (i >= 0) await this.controllers[i]!.stop('SIGKILL');
+    const common = ['--namespace', 'sandpit-system', '--resync-period', '5', '--node-lost-grace', String(this.opts.nodeLostGrace), '--lease-duration', '8', '--renew-deadline', '5', '--retry-period', '1'];
+    const p = await startController(this.cp, identity, common);
+    if (i >= 0) this.controllers[i] = p;
+    else this.controllers.push(p);
+  }
+
   async agentLog(name: string): Promise<string> {
     try {
       return readFileSync(join(this.node(name).stateDir, 'agent.log'), 'utf8');
@@ -268,4 +303,67 @@ export class E2ECluster {
     // engine removes their cgroup subtree, mounts and network).
     await this.engine.stop();
   }
+}
+
+/** What the runtime on a node holds: sandbox records read from its state dir (a bind mount), with PID 1. */
+export interface RuntimeEntry {
+  id: string;
+  uid: string;
+  name: string;
+  phase: string;
+  pid1?: number;
+}
+
+export function runtimeEntries(node: NodeHandle): RuntimeEntry[] {
+  const root = join(node.stateDir, 'sandboxes');
+  const out: RuntimeEntry[] = [];
+  let ids: string[];
+  try {
+    ids = readdirSync(root);
+  } catch {
+    return out;
+  }
+  for (const id of ids) {
+    try {
+      const rec = JSON.parse(readFileSync(join(root, id, 'sandbox.json'), 'utf8')) as { ref: { uid: string; name: string }; phase: string; pid1?: { pid: number } };
+      out.push({ id, uid: rec.ref.uid, name: rec.ref.name, phase: rec.phase, pid1: rec.pid1?.pid });
+    } catch {
+      /* being written or removed */
+    }
+  }
+  return out;
+}
+
+/**
+ * Everything a node holds for sandboxes, as counts and lists comparable with a
+ * baseline taken before any sandbox ran there: state records, network
+ * namespaces (distinct ones in use by processes), veths, cgroups, mounts,
+ * address leases, nft table contents, processes.
+ */
+export const LEAK_PROBE = String.raw`
+echo "records=$(ls /var/lib/sandpit/sandboxes 2>/dev/null | tr '\n' ' ')"
+echo "netns=$(for p in /proc/[0-9]*; do readlink $p/ns/net 2>/dev/null; done | sort -u | wc -l)"
+echo "veths=$(ip -o link show type veth | awk -F': ' '{print $2}' | grep '^spv' | tr '\n' ' ')"
+echo "cgroups=$(find /sys/fs/cgroup -mindepth 2 -type d 2>/dev/null | grep -v '^/sys/fs/cgroup/[^/]*/sandpit$' | sort | tr '\n' ' ')"
+echo "mounts=$(wc -l < /proc/self/mountinfo)"
+echo "leases=$(cat /run/sandpit/network/leases.json 2>/dev/null | tr -d '\n ')"
+echo "nft=$(nft list table inet sandpit 2>/dev/null | grep -c -E 'spv|elements|10\.88\.[0-9]+\.[0-9]+[^/]')"
+echo "procs=$(ps -e -o comm= | grep -v -x -e ps -e sh -e grep -e sort -e wc -e tr | sort | tr '\n' ' ')"
+`;
+
+export async function leakProbe(c: E2ECluster, name: string): Promise<Record<string, string>> {
+  const text = await c.exec(name, ['sh', '-c', LEAK_PROBE]);
+  const out: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    const eq = line.indexOf('=');
+    if (eq > 0) out[line.slice(0, eq)] = line.slice(eq + 1).trim();
+  }
+  // Leases: only how many addresses are handed out matters.
+  try {
+    const t = JSON.parse(out.leases || '{}') as { leases?: Record<string, unknown> };
+    out.leases = String(Object.keys(t.leases ?? {}).length);
+  } catch {
+    /* keep the raw text: a difference shows it */
+  }
+  return out;
 }

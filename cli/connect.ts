@@ -4,8 +4,9 @@ import WebSocket from 'ws';
 import { CHANNEL_PROTOCOL } from '../node-agent/api/streams/channel.js';
 import type { Globals } from './args.js';
 
-/** A failure the user should read, printed without a stack; exit status 1. */
-export class CliError extends Error {}
+import { CliError } from './errors.js';
+
+export { CliError };
 
 export interface Session {
   kc: KubeConfig;

@@ -1,8 +1,6 @@
 #!/usr/bin/env node
 import { parseArgs, USAGE, UsageError } from './args.js';
-import { cpCommand, execCommand, logsCommand, portForwardCommand, topCommand } from './commands.js';
-import { CliError, loadSession } from './connect.js';
-import { describeCommand } from './describe.js';
+import { CliError } from './errors.js';
 
 /*
  * kubectl-sandpit: a kubectl plugin (kubectl finds it on PATH as
@@ -23,6 +21,10 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE + '\n');
     return 0;
   }
+  // Loaded only now: client-node takes about a second of CPU to import, which --help and usage errors need not pay.
+  const { loadSession } = await import('./connect.js');
+  const { cpCommand, execCommand, logsCommand, portForwardCommand, topCommand } = await import('./commands.js');
+  const { describeCommand } = await import('./describe.js');
   const session = loadSession(globals);
   switch (command.name) {
     case 'exec':

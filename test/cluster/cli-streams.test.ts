@@ -120,7 +120,7 @@ describe('cluster tier: kubectl sandpit exec, logs, port-forward, cp, top, descr
       await exited;
     }
     await controller?.stop();
-    streams?.stop();
+    await streams?.stop();
     await cleanUp(cp, [ns], [node]);
     await rm(dir, { recursive: true, force: true });
     await rm(`${stateRoot}-images`, { recursive: true, force: true });

@@ -46,7 +46,8 @@ export function pluginEnv(cp: ControlPlane, plugins: string, kubeconfig: string)
 export interface StreamsPath {
   netns: string;
   address: string;
-  stop(): void;
+  /** Removes the relays, the veth and the netns, and the Service, Endpoints and Pod objects. */
+  stop(): Promise<void>;
 }
 
 /**
@@ -65,7 +66,8 @@ export async function exposeStreams(cp: ControlPlane, namespace: string, control
   const sh = (args: string[]) => execFileSync('ip', args, { stdio: 'pipe' });
   sh(['netns', 'add', netns]);
   const children: ChildProcess[] = [];
-  const stop = () => {
+  const pod = 'sandpit-controller-cli';
+  const stopLocal = () => {
     for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
     try {
       sh(['link', 'del', hostIf]);
@@ -77,6 +79,10 @@ export async function exposeStreams(cp: ControlPlane, namespace: string, control
     } catch {
       /* already gone */
     }
+  };
+  const stop = async () => {
+    stopLocal();
+    for (const obj of ['service/sandpit-controller', 'endpoints/sandpit-controller', `pod/${pod}`]) await cp.kubectlResult(['-n', namespace, 'delete', obj, '--wait=false', '--ignore-not-found']);
   };
   try {
     sh(['link', 'add', hostIf, 'type', 'veth', 'peer', 'name', nsIf, 'netns', netns]);
@@ -90,7 +96,6 @@ export async function exposeStreams(cp: ControlPlane, namespace: string, control
     children.push(spawn('ip', ['netns', 'exec', netns, 'socat', `TCP-LISTEN:8443,bind=${address},fork,reuseaddr`, `UNIX-CONNECT:${sock}`], { stdio: 'ignore' }));
     // The service proxy only uses an endpoint address that names a Pod of the namespace with that IP
     // (isValidAddress in the API server), so the controller gets a Pod object whose status carries it.
-    const pod = 'sandpit-controller-cli';
     await cp.kubectl(['apply', '-f', '-'], {
       input: JSON.stringify({
         apiVersion: 'v1',
@@ -111,7 +116,7 @@ export async function exposeStreams(cp: ControlPlane, namespace: string, control
       }),
     });
   } catch (err) {
-    stop();
+    await stop();
     throw err;
   }
   return { netns, address, stop };

@@ -1,5 +1,9 @@
 import { execFileSync } from 'node:child_process';
+import { loadavg } from 'node:os';
 import { gatewayOf } from '../node-agent/network/cidr.js';
+import { hostListeners } from '../node-agent/network/listeners.js';
+import { NETLINK_SOCK_DIAG } from '../node-agent/network/netlink/sockdiag.js';
+import { RtnlSocket } from '../node-agent/network/netlink/socket.js';
 import { benchNode, log, percentile, sandboxRef, writeResult } from './network-lib.js';
 
 /*
@@ -33,6 +37,16 @@ try {
     teardown.push(performance.now() - t0);
   }
 
+  // The part of setup that looks for node programs on the hostPort (sock_diag, filtered by port in the kernel).
+  const diag = new RtnlSocket(NETLINK_SOCK_DIAG);
+  const check: number[] = [];
+  for (let i = 0; i < N; i++) {
+    const t0 = performance.now();
+    hostListeners(diag, [{ hostPort: 30000 + i, protocol: 'TCP' }]);
+    check.push(performance.now() - t0);
+  }
+  diag.close();
+
   // Peer: the link part alone, one `ip` exec per step.
   const gw = gatewayOf(provider.subnet);
   const peer: number[] = [];
@@ -60,7 +74,7 @@ try {
     peer: 'same links via one `ip` exec per step (7 execs)',
     theirs: Number(percentile(peer, 50).toFixed(2)),
     command: 'node dist/bench/network-setup.js',
-    note: `target ≤ 5 ms; p90 ${percentile(setup, 90).toFixed(2)} ms; teardown p50 ${percentile(teardown, 50).toFixed(2)} ms (kernel veth unregister); ${N} sandboxes`,
+    note: `target ≤ 5 ms; p90 ${percentile(setup, 90).toFixed(2)} ms; teardown p50 ${percentile(teardown, 50).toFixed(2)} ms (kernel veth unregister); of setup, the hostPort-in-use check p50 ${(percentile(check, 50) * 1000).toFixed(0)} µs; ${N} sandboxes; load average ${loadavg()[0]!.toFixed(1)}`,
   });
 } finally {
   done();

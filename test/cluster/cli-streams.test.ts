@@ -34,6 +34,7 @@ describe('cluster tier: kubectl sandpit exec, logs, port-forward, cp, top, descr
   let plugins: string;
   let alice: string;
   let bob: string;
+  let streamsPort: number;
   const started: ChildProcess[] = [];
   const sandpit = (kc: string, args: string[], input?: string) => kubectlSandpit(cp, plugins, kc, args, input === undefined ? {} : { input });
 
@@ -70,7 +71,7 @@ describe('cluster tier: kubectl sandpit exec, logs, port-forward, cp, top, descr
     await cp.kubectl(['-n', ns, 'create', 'rolebinding', 'alice-read', '--role=sandbox-reader', `--serviceaccount=${ns}:alice`]);
     await cp.kubectl(['-n', ns, 'create', 'rolebinding', 'bob-read', '--role=sandbox-reader', `--serviceaccount=${ns}:bob`]);
 
-    const streamsPort = await freePort();
+    streamsPort = await freePort();
     controller = await startController(cp, 'cli', ['--namespace', 'sandpit-system', '--leader-elect', 'false', '--streams-addr', `127.0.0.1:${streamsPort}`]);
     streams = await exposeStreams(cp, 'sandpit-system', streamsPort, dir);
 
@@ -139,6 +140,11 @@ describe('cluster tier: kubectl sandpit exec, logs, port-forward, cp, top, descr
     const ok = await sandpit(alice, ['exec', 'box', '-c', 'main', '-i', '--', 'tr', 'a-z', 'A-Z'], 'piped through stdin\n');
     assert.equal(ok.code, 0, ok.stderr);
     assert.equal(ok.stdout, 'PIPED THROUGH STDIN\n');
+    // The development path straight to the controller (token in Authorization) is authorised the same way.
+    const direct = await sandpit(alice, ['--direct', `https://127.0.0.1:${streamsPort}`, 'exec', 'box', '--', 'sh', '-c', 'exit 4']);
+    assert.equal(direct.code, 4, direct.stderr);
+    const refused = await sandpit(bob, ['--direct', `https://127.0.0.1:${streamsPort}`, 'exec', 'box', '--', 'true']);
+    assert.match(refused.stderr, /cannot create sandboxes\/exec/);
   });
 
   it('refuses a user without sandboxes/exec with a clear message, and bad usage with exit 2', async () => {

@@ -70,7 +70,7 @@ export function sandbox(name: string, spec: Record<string, unknown>): Sandbox {
 export const sh = (name: string, script: string, extra: Record<string, unknown> = {}) => ({ name, image: `dir:${ROOTFS}`, command: ['/bin/sh', '-c', script], ...extra });
 
 /** Guests under emulation (the cgroup v2 VM) are many times slower; they say so here. */
-const SCALE = Number(process.env.SANDPIT_TEST_TIMEOUT_SCALE ?? 1) || 1;
+export const SCALE = Number(process.env.SANDPIT_TEST_TIMEOUT_SCALE ?? 1) || 1;
 
 export async function waitFor<T>(what: string, fn: () => T | undefined | false, timeoutMs = 20_000): Promise<T> {
   const deadline = Date.now() + timeoutMs * SCALE;

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { logText, ROOTFS, runToCompletion, sandbox, sh, startTestRuntime, waitFor, type TestRuntime } from './runtime-env.js';
+import { logText, ROOTFS, runToCompletion, sandbox, SCALE, sh, startTestRuntime, waitFor, type TestRuntime } from './runtime-env.js';
 
 /* Node tier: exit codes, restarts, stop, pause, cgroup limits, sharing between containers. */
 
 describe('runtime lifecycle and cgroups (node tier)', function () {
-  this.timeout(60_000);
+  this.timeout(60_000 * SCALE); // the emulated cgroup v2 VM is many times slower
   let env: TestRuntime;
   before(async () => {
     // Sandbox PID 1s start cold here (no warm pool), so that path stays tested too.

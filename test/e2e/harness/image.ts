@@ -97,6 +97,8 @@ export function nodeBaseTar(): { tar: string; key: string } {
     writeFileSync(join(dir, 'etc/hostname'), 'sptest-node\n');
     run('tar', ['--numeric-owner', '--xattrs', '-C', dir, '-cf', `${tar}.tmp`, '.']);
     renameSync(`${tar}.tmp`, tar);
+    // Tarballs of other keys (an older package list or Node.js) are not used again.
+    for (const f of readdirSync(E2E_CACHE)) if (/^node-base-[0-9a-f]+\.tar$/.test(f) && f !== `node-base-${key}.tar`) rmSync(join(E2E_CACHE, f), { force: true });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

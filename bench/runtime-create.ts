@@ -1,5 +1,6 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { Sandbox } from '../crds/sandbox.js';
 import { createLogger } from '../lib/log.js';
@@ -31,6 +32,9 @@ const pct = (xs: number[], p: number) => {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
 };
 const r2 = (x: number) => Math.round(x * 100) / 100;
+/** 1-minute load averages at the start and the end: other suites share these two cores. */
+const LOAD_START = loadavg()[0]!;
+const load = () => `${LOAD_START.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end`;
 
 function bundle(runtime: string, args: string[]): string {
   const dir = join(TMP, `${runtime}-${args[0]!.replace(/\//g, '_')}`);
@@ -112,17 +116,17 @@ async function main(): Promise<void> {
   write('runtime-create-true', {
     metric: 'create-to-running p50, sandbox running /bin/true', unit: 'ms', ours: r2(pct(ours.trueCreate, 50)), peer: 'runc run (same rootfs)',
     theirs: r2(pct(runc.trueRun, 50)), ratio: r2(pct(ours.trueCreate, 50) / pct(runc.trueRun, 50)),
-    note: `p95 ${r2(pct(ours.trueCreate, 95))} vs runc ${r2(pct(runc.trueRun, 95))} ms; ${crunNote}; ${ITER} iterations, interleaved`,
+    note: `p95 ${r2(pct(ours.trueCreate, 95))} vs runc ${r2(pct(runc.trueRun, 95))} ms; ${crunNote}; ${ITER} iterations, interleaved; load average ${load()}`,
   });
   write('runtime-create-long', {
     metric: 'create-to-running p50, sandbox running sleep', unit: 'ms', ours: r2(pct(ours.sleepCreate, 50)), peer: 'runc run --detach',
     theirs: r2(pct(runc.sleepCreate, 50)), ratio: r2(pct(ours.sleepCreate, 50) / pct(runc.sleepCreate, 50)),
-    note: `p95 ${r2(pct(ours.sleepCreate, 95))} vs runc ${r2(pct(runc.sleepCreate, 95))} ms; ${ITER} iterations`,
+    note: `p95 ${r2(pct(ours.sleepCreate, 95))} vs runc ${r2(pct(runc.sleepCreate, 95))} ms; ${ITER} iterations; load average ${load()}`,
   });
   write('runtime-delete', {
     metric: 'delete p50 of a running sandbox (SIGTERM, wait, teardown)', unit: 'ms', ours: r2(pct(ours.sleepDelete, 50)), peer: 'runc delete --force',
     theirs: r2(pct(runc.sleepDelete, 50)), ratio: r2(pct(ours.sleepDelete, 50) / pct(runc.sleepDelete, 50)),
-    note: `p95 ${r2(pct(ours.sleepDelete, 95))} vs runc ${r2(pct(runc.sleepDelete, 95))} ms`,
+    note: `p95 ${r2(pct(ours.sleepDelete, 95))} vs runc ${r2(pct(runc.sleepDelete, 95))} ms; load average ${load()}`,
   });
   console.log(JSON.stringify({ ours: Object.fromEntries(Object.entries(ours).map(([k, v]) => [k, [r2(pct(v, 50)), r2(pct(v, 95))]])), runc: Object.fromEntries(Object.entries(runc).map(([k, v]) => [k, [r2(pct(v, 50)), r2(pct(v, 95))]])), crun: crunNote }));
   rt.cgroups.removeParent({ step: 'bench cleanup' });

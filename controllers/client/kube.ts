@@ -96,7 +96,10 @@ export class KubeClient {
       headers['content-type'] = opts.patch ? PATCH_CONTENT_TYPE[opts.patch] : 'application/json';
       headers['content-length'] = String(payload.length);
     }
-    return new Promise<T>((resolve, reject) => {
+    // A kept-alive connection the server closed just as we reused it fails with
+    // ECONNRESET/EPIPE before the request reached it: send it once more on a
+    // fresh connection (Node's documented pattern for reusedSocket).
+    const send = (retried: boolean) => new Promise<T>((resolve, reject) => {
       const req = request(url, { method, headers, agent: this.#agent, timeout: opts.timeoutMs ?? 30_000 }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
@@ -116,9 +119,13 @@ export class KubeClient {
         });
       });
       req.on('timeout', () => req.destroy(new Error(`${method} ${url.pathname}: no answer from the API server within ${opts.timeoutMs ?? 30_000} ms`)));
-      req.on('error', reject);
+      req.on('error', (err: NodeJS.ErrnoException) => {
+        if (!retried && req.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) return resolve(send(true));
+        reject(err);
+      });
       req.end(payload);
     });
+    return send(false);
   }
 
   get<T>(path: string, query?: RequestOpts['query']) {

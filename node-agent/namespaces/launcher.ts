@@ -16,6 +16,8 @@ interface Warm {
 }
 
 const WORKER_URL = new URL('./launcher-worker.js', import.meta.url);
+/** How long close() waits for a thread that is still loading (normally ~100 ms). */
+const WARM_TIMEOUT_MS = 10_000;
 
 export class LauncherPool {
   readonly #size: number;
@@ -69,9 +71,20 @@ export class LauncherPool {
     });
   }
 
+  /**
+   * Ends the warm threads. A thread still loading its modules is let finish
+   * first: terminating it mid-load makes koffi throw into a dying isolate,
+   * which aborts the whole process (seen in CI as a FATAL napi_throw).
+   */
   async close(): Promise<void> {
     this.#closed = true;
-    await Promise.all(this.#warm.splice(0).map((w) => w.worker.terminate()));
+    await Promise.all(this.#warm.splice(0).map(async (w) => {
+      let timer: NodeJS.Timeout | undefined;
+      const loaded = new Promise<void>((resolve) => { timer = setTimeout(resolve, WARM_TIMEOUT_MS); });
+      await Promise.race([w.ready.catch(() => undefined), loaded]);
+      clearTimeout(timer);
+      await w.worker.terminate();
+    }));
   }
 }
 

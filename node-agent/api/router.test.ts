@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
-import { parsePutBody } from './router.js';
+import { SandpitError } from '../../lib/errors.js';
+import { NetworkError, NetworkReason } from '../network/status.js';
+import { parsePutBody, runtimeReason } from './router.js';
 
 const sandbox = (over: Record<string, unknown> = {}) => ({
   apiVersion: 'sandpit.dev/v1alpha1',
@@ -30,5 +32,17 @@ describe('unit: agent API request checks', () => {
 
   it('refuses a sandbox bound to another node', () => {
     assert.throws(() => parsePutBody('u-1', sandbox({ status: { nodeName: 'node-b' } }), 'node-a'), { reason: 'WrongNode', status: 409 });
+  });
+});
+
+describe('unit: agent API error reasons', () => {
+  it('passes a subsystem reason through, so the controller sees HostPortInUse rather than RuntimeError', () => {
+    const err = new NetworkError(NetworkReason.HostPortInUse, { step: 'publish ports', sandbox: 'team/web', message: 'hostPort 9090/TCP is in use' });
+    assert.equal(runtimeReason(err), 'HostPortInUse');
+  });
+
+  it('falls back to the errno name, then to RuntimeError', () => {
+    assert.equal(runtimeReason(new SandpitError({ step: 'mount', message: 'x', code: 'EPERM' })), 'EPERM');
+    assert.equal(runtimeReason(new SandpitError({ step: 'mount', message: 'x' })), 'RuntimeError');
   });
 });

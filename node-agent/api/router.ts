@@ -61,6 +61,18 @@ function send(res: ServerResponse, status: number, body: unknown): void {
 }
 
 /**
+ * The reason the controller sees for a failed runtime step: a subsystem's own
+ * reason when it has one (the network's HostPortInUse, HostPortConflict, ...,
+ * the same word the sandbox's NetworkReady condition carries), else the errno
+ * name of a failed syscall, else RuntimeError.
+ */
+export function runtimeReason(err: SandpitError): string {
+  const own = (err as SandpitError & { reason?: unknown }).reason;
+  if (typeof own === 'string' && own !== '') return own;
+  return err.code ?? 'RuntimeError';
+}
+
+/**
  * Routes the agent API onto the runtime. Work on one sandbox is serialised
  * (a PUT racing a DELETE of the same UID must not interleave); different
  * sandboxes proceed in parallel.
@@ -134,7 +146,7 @@ export class AgentRouter {
     if (err instanceof ApiRefusal) return [err.status, { reason: err.reason, message: err.message, ...(err.sandbox ? { sandbox: err.sandbox } : {}) }];
     if (err instanceof SandpitError) {
       this.log.warn({ sandbox: err.sandbox, step: err.step, err: err.message }, 'Runtime step failed');
-      return [500, { reason: err.code ?? 'RuntimeError', message: err.message, step: err.step, ...(err.sandbox ? { sandbox: err.sandbox } : {}) }];
+      return [500, { reason: runtimeReason(err), message: err.message, step: err.step, ...(err.sandbox ? { sandbox: err.sandbox } : {}) }];
     }
     this.log.error({ err: (err as Error).message, stack: (err as Error).stack }, 'Unexpected agent API error');
     return [500, { reason: 'InternalError', message: (err as Error).message }];

@@ -30,6 +30,7 @@ if [ "${1:-up}" = down ]; then
   fi
   stop_pid agent
   stop_pid controller
+  rm -f "$state/user.kubeconfig" "$state/bin/kubectl-sandpit"
   [ -f dist/hack/local-cluster.js ] && node dist/hack/local-cluster.js remove-node-network >/dev/null 2>&1 || true
   # The agent's (now empty) parent cgroups; rmdir refuses anything still in use.
   for d in /sys/fs/cgroup/*/sandpit-dev /sys/fs/cgroup/sandpit-dev; do [ -d "$d" ] && rmdir "$d" 2>/dev/null || true; done
@@ -67,7 +68,7 @@ kubectl apply -f controllers/manifests/ >/dev/null
 if ! { [ -f "$state/controller.pid" ] && kill -0 "$(cat "$state/controller.pid")" 2>/dev/null; }; then
   echo "starting the controller"
   nohup node dist/controllers/main.js --kubeconfig "$KUBECONFIG" --leader-elect false \
-    --health-addr 127.0.0.1:18081 >"$state/controller.log" 2>&1 &
+    --health-addr 127.0.0.1:18081 --streams-addr 127.0.0.1:18443 >"$state/controller.log" 2>&1 &
   echo $! >"$state/controller.pid"
 fi
 
@@ -116,12 +117,32 @@ kubectl wait --for=condition=Ready --timeout=120s "sandboxnode/$node" >/dev/null
 kubectl apply -f examples/minimal.yaml
 kubectl wait --for=condition=Ready --timeout=180s sbx/hello
 kubectl get sbx -o wide
+
+# kubectl sandpit: the controller checks a bearer token (TokenReview), and the
+# admin kubeconfig holds a client certificate, so the plugin gets a token user
+# of its own (cluster-admin: this is a local development cluster) and reaches
+# the controller's streams port directly (no Service proxy without a kubelet).
+mkdir -p "$state/bin"
+chmod +x dist/cli/main.js
+ln -sfn "$PWD/dist/cli/main.js" "$state/bin/kubectl-sandpit"
+kubectl -n default create serviceaccount sandpit-dev-user --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+kubectl create clusterrolebinding sandpit-dev-user --clusterrole cluster-admin \
+  --serviceaccount default:sandpit-dev-user --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+ukc="$state/user.kubeconfig"
+kubectl config --kubeconfig "$ukc" set-cluster sandpit --server "https://127.0.0.1:$port" \
+  --certificate-authority "$state/control-plane/pki/ca.crt" --embed-certs >/dev/null
+kubectl config --kubeconfig "$ukc" set-credentials sandpit-dev-user \
+  --token "$(kubectl -n default create token sandpit-dev-user --duration 24h)" >/dev/null
+kubectl config --kubeconfig "$ukc" set-context sandpit --cluster sandpit --user sandpit-dev-user --namespace default >/dev/null
+kubectl config --kubeconfig "$ukc" use-context sandpit >/dev/null
+
 cat <<EOF
 
 sandpit is up: the sandbox "hello" runs on node $node. Use it with:
   export KUBECONFIG=$KUBECONFIG PATH=$bin:\$PATH
   kubectl get sbx,sbxn
   kubectl apply -f examples/two-containers.yaml
+  PATH=$state/bin:\$PATH kubectl sandpit --kubeconfig $ukc --direct https://127.0.0.1:18443 exec hello -- hostname
 Logs: $state/{controller,agent,control-plane}.log
 Stop it with: bash hack/up.sh down
 EOF

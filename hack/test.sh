@@ -51,6 +51,9 @@ if [ "$tier" != all ]; then
 fi
 
 passed=0 failed=0 skipped=0 status=0
+# Mocha prints a tier's failures in the middle of a long log; CI may show only the tail,
+# so each tier's "N failing" section is kept and printed again after the totals.
+failures=$(mktemp)
 for t in unit node cluster e2e; do
   log=$(mktemp)
   start=$(date +%s)
@@ -58,7 +61,13 @@ for t in unit node cluster e2e; do
   run_tier "$t" "$@" 2>&1 | tee "$log"
   rc=${PIPESTATUS[0]}
   set -e
+  sed -i 's/\x1b\[[0-9;]*m//g' "$log"   # colours off, so the patterns below match
   line=$(grep -E '^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$' "$log" | tail -1 || true)
+  if grep -qE '^ +[0-9]+ failing$' "$log"; then
+    { echo "--- tier $t"; sed -n '/^ \+[0-9]\+ failing$/,$p' "$log" | head -200; } >>"$failures"
+  elif [ -z "$line" ]; then
+    { echo "--- tier $t (no result line; its last lines)"; tail -40 "$log"; } >>"$failures"
+  fi
   rm -f "$log"
   if [ -z "$line" ]; then
     echo "=== tier $t ended without a result line (exit $rc)"
@@ -71,6 +80,12 @@ for t in unit node cluster e2e; do
   [ "$rc" -eq 0 ] || status=1
 done
 echo
+if [ -s "$failures" ]; then
+  echo "=== failures, repeated from the tiers above"
+  cat "$failures"
+  echo
+fi
+rm -f "$failures"
 echo "all tiers: $passed passed, $failed failed, $skipped skipped"
 echo "$passed passed, $failed failed, $skipped skipped"
 exit "$status"

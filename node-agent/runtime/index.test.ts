@@ -10,6 +10,11 @@ describe('runtime entry point: node network from the environment', () => {
     });
   });
 
+  it('takes the nftables table name from SANDPIT_NFT_TABLE and refuses one nft would not accept', () => {
+    assert.deepEqual(networkOptionsFromEnv({ SANDPIT_NFT_TABLE: 'sandpit_test-1' }), { table: 'sandpit_test-1' });
+    assert.throws(() => networkOptionsFromEnv({ SANDPIT_NFT_TABLE: 'sandpit;flush ruleset' }), /SANDPIT_NFT_TABLE=.* is not a valid nftables table name/);
+  });
+
   it('keeps the provider defaults when nothing is set', () => {
     assert.deepEqual(networkOptionsFromEnv({}), {});
   });

@@ -4,7 +4,7 @@ import type { Sandbox } from '../../crds/sandbox.js';
 import type { Logger } from '../../lib/log.js';
 import { sandboxIdFor, type SandboxObservation, type SandboxRuntime as RuntimeSeam } from '../contracts.js';
 import { OciImageProvider } from '../images/provider.js';
-import type { BridgeNetworkOptions } from '../network/config.js';
+import { TABLE_NAME, type BridgeNetworkOptions } from '../network/config.js';
 import { BridgeNetworkProvider } from '../network/provider.js';
 import { defaultConfig, type RuntimeConfig } from './config.js';
 import { DirectoryImageProvider } from './directory-image.js';
@@ -152,13 +152,19 @@ export class RuntimeService implements RuntimeSeam {
 /**
  * The node network as the Helm chart configures it: SANDPIT_RUN_DIR (leases in
  * its network/ subdir, default /run/sandpit), SANDPIT_BRIDGE (sandpit0) and
- * SANDPIT_SUBNET (10.88.0.0/24). Unset variables keep the provider's defaults.
+ * SANDPIT_SUBNET (10.88.0.0/24), SANDPIT_NFT_TABLE (sandpit: the name of the
+ * `inet` and `bridge` tables; a second agent or a test on the same host needs
+ * its own). Unset variables keep the provider's defaults.
  */
 export function networkOptionsFromEnv(env: NodeJS.ProcessEnv): BridgeNetworkOptions {
   const opts: BridgeNetworkOptions = {};
   if (env.SANDPIT_RUN_DIR) opts.stateDir = join(env.SANDPIT_RUN_DIR, 'network');
   if (env.SANDPIT_BRIDGE) opts.bridge = env.SANDPIT_BRIDGE;
   if (env.SANDPIT_SUBNET) opts.subnet = env.SANDPIT_SUBNET;
+  if (env.SANDPIT_NFT_TABLE) {
+    if (!TABLE_NAME.test(env.SANDPIT_NFT_TABLE)) throw new Error(`SANDPIT_NFT_TABLE=${env.SANDPIT_NFT_TABLE} is not a valid nftables table name (a letter, then up to 31 letters, digits, _ or -)`);
+    opts.table = env.SANDPIT_NFT_TABLE;
+  }
   // Optional: an IPv6 ULA prefix makes the node dual-stack (node-agent/network/README.md).
   if (env.SANDPIT_SUBNET6) opts.subnet6 = env.SANDPIT_SUBNET6;
   return opts;
@@ -173,7 +179,7 @@ export function networkOptionsFromEnv(env: NodeJS.ProcessEnv): BridgeNetworkOpti
  * - SANDPIT_CGROUP_PARENT  cgroup parent name (default sandpit)
  * - SANDPIT_ALLOW_PRIVILEGED=true  honour privileged containers and capability adds
  * - SANDPIT_INSECURE_REGISTRIES  comma-separated host:port list pulled over plain HTTP
- * - SANDPIT_RUN_DIR, SANDPIT_BRIDGE, SANDPIT_SUBNET  the node network (see networkOptionsFromEnv)
+ * - SANDPIT_RUN_DIR, SANDPIT_BRIDGE, SANDPIT_SUBNET, SANDPIT_NFT_TABLE  the node network (see networkOptionsFromEnv)
  * - SANDPIT_GC_INTERVAL_SECONDS  period of the garbage collection of leaked sandbox network objects and
  *   unreferenced image content (default 300; 0 runs it only once, at start after re-adoption)
  */

@@ -38,21 +38,7 @@ fi
 if ! skopeo inspect --tls-verify=false "docker://localhost:$port/sandpit/busybox:stable" >/dev/null 2>&1; then
   work=$(mktemp -d)
   trap 'rm -rf "$work"' EXIT
-  umoci init --layout "$work/oci"
-  umoci new --image "$work/oci:stable"
-  umoci unpack --image "$work/oci:stable" "$work/bundle" >/dev/null
-  root="$work/bundle/rootfs"
-  mkdir -p "$root/bin" "$root/etc" "$root/tmp" "$root/www" "$root/root"
-  cp /bin/busybox "$root/bin/busybox"
-  for applet in $(/bin/busybox --list); do
-    [ -e "$root/bin/$applet" ] || ln -s busybox "$root/bin/$applet"
-  done
-  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' >"$root/etc/passwd"
-  printf 'root:x:0:\nnobody:x:65534:\n' >"$root/etc/group"
-  echo '<h1>hello from a sandpit sandbox</h1>' >"$root/www/index.html"
-  chmod 1777 "$root/tmp"
-  umoci repack --image "$work/oci:stable" "$work/bundle"
-  umoci config --image "$work/oci:stable" --config.cmd /bin/sh --config.env PATH=/bin --config.workingdir /
+  bash "$(dirname "$0")/busybox-image.sh" "$work/oci"
   skopeo copy --quiet --dest-tls-verify=false "oci:$work/oci:stable" "docker://localhost:$port/sandpit/busybox:stable"
 fi
 echo "registry on 127.0.0.1:$port serves localhost:$port/sandpit/busybox:stable"

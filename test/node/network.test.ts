@@ -130,7 +130,7 @@ for (const variant of variants) {
       const late = sandboxRef('late');
       const netnsPath = world.addNamespace(late.name);
       // The client sends before anything listens: conntrack remembers the flow, with no DNAT.
-      assert.throws(() => world.ask('out', world.nodeLanIP, 5400, 'udp', 1, 40123), 'nothing answers yet');
+      assert.throws(() => world.ask('out', world.nodeLanIP, 5400, 'udp', 1, 40123, undefined, 1), 'nothing answers yet');
       const r = await provider!.setup({ sandbox: late, netnsPath, hostname: late.name, network: { mode: 'Bridge', egress: 'Allow', ports: [{ containerPort: 53, hostPort: 5400, protocol: 'UDP' }] } }, log);
       await world.serveWhoAmI(late.name, 53, 'udp');
       assert.equal(world.ask('out', world.nodeLanIP, 5400, 'udp', 2, 40123), world.outsideIP);

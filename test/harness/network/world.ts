@@ -162,17 +162,19 @@ export class NetWorld {
 
   /**
    * Connects from namespace `name` and returns what the server answered, or
-   * throws when it cannot connect. UDP is asked up to three times, as any UDP
-   * client would: a datagram may be lost while a neighbour entry resolves.
+   * throws when it cannot connect. Asked up to three times, with a longer wait
+   * each time: a UDP datagram may be lost while a neighbour entry resolves, and
+   * on a busy machine the server's forked reply can outlast the first wait.
+   * `attempts: 1` is for checks that expect no answer (cannotReach).
    */
-  ask(name: string, host: string, port: number, proto: 'tcp' | 'udp', timeoutSeconds = 2, sourcePort?: number, fromAddress?: string): string {
+  ask(name: string, host: string, port: number, proto: 'tcp' | 'udp', timeoutSeconds = 2, sourcePort?: number, fromAddress?: string, attempts = 3): string {
     const from = (sourcePort ? `,sourceport=${sourcePort},reuseaddr` : '') + (fromAddress ? `,bind=${fromAddress}` : '');
     const v6 = host.includes(':');
     const addr = v6 ? `[${host}]` : host;
     const target = proto === 'tcp' ? `TCP${v6 ? '6' : ''}:${addr}:${port},connect-timeout=${timeoutSeconds}${from}` : `UDP${v6 ? '6' : ''}:${addr}:${port}${from}`;
     const input = proto === 'udp' ? 'who\n' : '';
     let last: unknown;
-    for (let attempt = 0; attempt < (proto === 'udp' ? 3 : 1); attempt++) {
+    for (let attempt = 0; attempt < attempts; attempt++) {
       // A busy machine can take more than a second to fork the server's reply: wait longer each time.
       const wait = String(timeoutSeconds * (attempt + 1));
       const args = ['-T', wait, '-t', wait, '-', target];
@@ -191,7 +193,7 @@ export class NetWorld {
   /** True when asking fails (refused, unreachable, or no answer). */
   cannotReach(name: string, host: string, port: number, proto: 'tcp' | 'udp', fromAddress?: string): boolean {
     try {
-      this.ask(name, host, port, proto, 1, undefined, fromAddress);
+      this.ask(name, host, port, proto, 1, undefined, fromAddress, 1);
       return false;
     } catch {
       return true;

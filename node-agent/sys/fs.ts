@@ -91,6 +91,15 @@ export function lgetxattr(path: string, name: string): Buffer | undefined {
   return n < 0 ? undefined : buf.subarray(0, n);
 }
 
+const readlinkatRaw = libc.func('long readlinkat(int dirfd, const char *path, _Out_ uint8_t *buf, size_t size)');
+
+/** readlinkat(2); with path '' it reads the symlink an O_PATH|O_NOFOLLOW fd refers to. Undefined on failure. */
+export function readlinkat(dirfd: number, path: string): string | undefined {
+  const buf = Buffer.alloc(4096);
+  const n = Number(readlinkatRaw(dirfd, path, buf, buf.length));
+  return n < 0 || n >= buf.length ? undefined : buf.toString('utf8', 0, n);
+}
+
 export function makedev(major: number, minor: number): bigint {
   const ma = BigInt(major);
   const mi = BigInt(minor);

@@ -1,5 +1,6 @@
 import { closeSync, existsSync, fstatSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { Socket } from 'node:net';
+import { ReadStream } from 'node:tty';
 import { libc } from '../sys/libc.js';
 import { close, open, O_CLOEXEC, O_NONBLOCK, O_RDONLY, O_RDWR } from '../sys/proc.js';
 
@@ -46,6 +47,8 @@ export class ContainerLog {
   readonly #maxFiles: number;
   #fd: number;
   #readers: { socket: Socket; keep: number }[] = [];
+  /** The pty master of a tty: true run, while it lasts (one per run; a restart brings a new one). */
+  #terminal: ReadStream | undefined;
 
   constructor(path: string, opts: { maxBytes: number; maxFiles: number }) {
     this.path = path;
@@ -59,14 +62,36 @@ export class ContainerLog {
     const readFd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC, 0, { step: 'attach log fifo' });
     const keep = open(fifo, O_RDWR | O_NONBLOCK | O_CLOEXEC, 0, { step: 'attach log fifo' });
     const socket = new Socket({ fd: readFd, readable: true, writable: false });
+    this.#copy(socket, stream);
+    socket.on('error', () => undefined);
+    this.#readers.push({ socket, keep });
+  }
+
+  /**
+   * Copies a container's terminal into the log as stdout, as containerd does
+   * for tty containers, and owns the pty master from now on: it is closed
+   * when the last slave fd goes (the read fails with EIO once the run's
+   * processes are gone), when the next run brings its own, or on close().
+   */
+  attachTerminal(master: number): void {
+    this.#terminal?.destroy();
+    // A pty master is a TTY to libuv: net.Socket refuses it, tty.ReadStream takes it.
+    const term = new ReadStream(master);
+    this.#copy(term, 'stdout');
+    term.on('error', () => term.destroy());
+    term.on('close', () => {
+      if (this.#terminal === term) this.#terminal = undefined;
+    });
+    this.#terminal = term;
+  }
+
+  #copy(from: Socket, stream: 'stdout' | 'stderr'): void {
     let carry = '';
-    socket.on('data', (d: Buffer) => {
+    from.on('data', (d: Buffer) => {
       const r = formatCriLines(stream, carry, d.toString('utf8'), criTimestamp());
       carry = r.carry;
       for (const l of r.lines) this.#write(l);
     });
-    socket.on('error', () => undefined);
-    this.#readers.push({ socket, keep });
   }
 
   #write(line: string): void {
@@ -91,6 +116,8 @@ export class ContainerLog {
       close(r.keep);
     }
     this.#readers = [];
+    this.#terminal?.destroy();
+    this.#terminal = undefined;
     closeSync(this.#fd);
   }
 }

@@ -27,6 +27,8 @@ import { mount, MNT_DETACH, MS_NODEV, MS_NOEXEC, MS_NOSUID, umount2 } from '../s
 import { close, dup, kill, open, O_CLOEXEC, O_CREAT, O_RDONLY, O_WRONLY, reapChild } from '../sys/proc.js';
 import type { RuntimeConfig } from './config.js';
 import { parseQuantity } from '../../crds/quantity.js';
+import { ImageFileError, readImageFile } from './image-files.js';
+import { parseGroup, parsePasswd, resolveUser, UserLookupError, type ResolvedUser } from './passwd.js';
 
 /*
  * The node agent's sandbox runtime: builds sandboxes out of namespaces,
@@ -67,6 +69,8 @@ export interface SandboxRecord {
   images: Record<string, PreparedImage>;
   containers: ContainerRecord[];
   message?: string;
+  /** Why the sandbox is in its phase (DeadlineExceeded), for status.reason. */
+  reason?: string;
   /** Set by stop(): exits are final, nothing restarts. */
   stopping?: boolean;
   /** metadata.generation of the applied spec. */
@@ -105,6 +109,8 @@ export class SandboxRuntime {
   /** Our children that are done with but may not have exited yet (a container's own PID 1). */
   readonly #zombies = new Set<number>();
   readonly #listeners = new Set<(rec: SandboxRecord) => void>();
+  /** Sandboxes being stopped by their activeDeadlineSeconds, and the stop under way. */
+  readonly #expiring = new Map<string, Promise<void>>();
   #timer: NodeJS.Timeout | undefined;
   readonly #onChild = () => this.#tick();
 
@@ -122,6 +128,7 @@ export class SandboxRuntime {
     const launchers = await LauncherPool.create(config.launchers);
     const rt = new SandboxRuntime(config, deps, launchers);
     await rt.#recover();
+    rt.#tick(); // a re-adopted sandbox whose deadline passed while the agent was down is stopped now
     await rt.#warm.fill();
     rt.#timer = setInterval(() => rt.#tick(), config.pollMs);
     rt.#timer.unref();
@@ -216,6 +223,8 @@ export class SandboxRuntime {
         rec.images[c.name] = await this.#deps.images.prepare(c.image, { policy: c.imagePullPolicy ?? 'IfNotPresent', credentials: [], sandbox: ref });
       }
 
+      // A user the image does not define fails here, before any process exists.
+      for (const c of sandbox.spec.containers) this.#identity(rec, c, rec.images[c.name]!, { sandbox: who, step: `resolve the user of container ${c.name}` });
       t.mark('images');
       await this.#startInfra(rec);
       t.mark('pid1');
@@ -377,9 +386,11 @@ export class SandboxRuntime {
         program: this.config.binaries.init, argv0: 'sandpit-init',
         args: shim.args, resolveAt: shim.pathAt,
         env, cwd: spec.workingDir ?? image.config.workingDir ?? '/',
-        stdio: [fds[0]!, fds[1]!, fds[2]!], extraFds: [exitFd, ...cgFds], tty: false,
+        stdio: [fds[0]!, fds[1]!, fds[2]!], extraFds: [exitFd, ...cgFds], tty: spec.tty,
       });
       if (result.error) throw new SandpitError(result.error);
+      // tty: the workload's 0/1/2 are a pty slave; what it writes reaches the log as stdout.
+      if (result.ptyMaster !== undefined) this.#logs.get(key)!.attachTerminal(result.ptyMaster);
       c.pid = result.pid!;
       if (result.pidnsInit !== undefined) c.pidnsInit = result.pidnsInit;
       c.startTime = processStartTime(c.pid) ?? 0;
@@ -402,19 +413,41 @@ export class SandboxRuntime {
     const unconfined = sc?.privileged || sc?.seccompProfile?.type === 'Unconfined';
     if (sc?.seccompProfile?.type === 'Unconfined' && !this.config.allowPrivileged)
       throw new SandpitError({ ...site, message: 'seccompProfile Unconfined is not allowed on this node' });
-    const user = parseImageUser(image.config.user);
-    const uid = sc?.runAsUser ?? user.uid;
+    // runAsUser replaces the image's USER (group included), as in Kubernetes; runAsGroup then replaces the gid.
+    const userSpec = sc?.runAsUser !== undefined ? String(sc.runAsUser) : (image.config.user ?? '');
+    const user = this.#resolveUser(image, userSpec, site);
+    const uid = user.uid;
     const gid = sc?.runAsGroup ?? user.gid;
-    if (sc?.runAsNonRoot && uid === 0) throw new SandpitError({ ...site, message: 'runAsNonRoot is set but the container would run as UID 0' });
+    if (sc?.runAsNonRoot && uid === 0)
+      throw configError(site, `runAsNonRoot is set but the container would run as UID 0 (image user ${JSON.stringify(image.config.user ?? '')})`, 'set securityContext.runAsUser to a non-zero UID or use an image with a non-root USER');
+    const groups = [...new Set([...user.additionalGids, ...(sc?.supplementalGroups ?? [])])];
 
     void rec;
     return {
       identity: {
-        uid, gid, groups: sc?.supplementalGroups ?? [], caps,
+        uid, gid, groups, caps,
         noNewPrivs: !(sc?.allowPrivilegeEscalation ?? false) && !sc?.privileged,
         seccomp: unconfined ? null : buildSeccompFilter(caps),
       },
     };
+  }
+
+  /**
+   * The image's "user[:group]" (or runAsUser) against the image's own
+   * /etc/passwd and /etc/group, read inside the image's layers (image-files.ts).
+   * Not cached: two small reads cost well under a millisecond, and a dir: image can change.
+   */
+  #resolveUser(image: PreparedImage, spec: string, site: { sandbox: string; step: string }): ResolvedUser {
+    const hint = 'add the user and group to the image\'s /etc/passwd and /etc/group, or use a numeric user (USER 1000:1000, or securityContext.runAsUser)';
+    try {
+      const file = (path: string) => readImageFile(image.layers, path)?.toString('utf8');
+      const passwd = file('/etc/passwd');
+      const group = file('/etc/group');
+      return resolveUser(spec, passwd === undefined ? undefined : parsePasswd(passwd), group === undefined ? undefined : parseGroup(group));
+    } catch (err) {
+      if (err instanceof UserLookupError || err instanceof ImageFileError) throw configError(site, `image user ${JSON.stringify(spec)}: ${err.message}`, hint);
+      throw err;
+    }
   }
 
   #command(rec: SandboxRecord, spec: SandboxSpec['containers'][number], image: PreparedImage, site: { sandbox: string; step: string }): { env: Record<string, string>; argv: string[] } {
@@ -516,6 +549,7 @@ export class SandboxRuntime {
     for (const pid of this.#zombies) if (reapChild(pid, { step: 'reap container PID 1' }) !== null) this.#zombies.delete(pid);
     for (const rec of this.#sandboxes.values()) {
       if (this.#busy.has(rec.id) || rec.phase === 'Creating' || rec.phase === 'Deleting') continue;
+      if (deadlinePassed(rec)) void this.#expire(rec);
       for (const c of rec.containers) {
         if (c.pid !== undefined) this.#checkExit(rec, c);
         else if (c.restartAt !== undefined && Date.now() >= c.restartAt) void this.#restart(rec, c);
@@ -550,7 +584,8 @@ export class SandboxRuntime {
   #recordExit(rec: SandboxRecord, c: ContainerRecord, status: { exitCode: number; signal?: number }, finishedAt: string): void {
     const cgRel = `${rec.id}/c-${c.name}`;
     const oom = this.cgroups.oomKills(cgRel) > c.oomBase;
-    const reason = oom ? 'OOMKilled' : status.exitCode === 0 ? 'Completed' : 'Error';
+    const expired = rec.stopping && rec.reason === 'DeadlineExceeded';
+    const reason = oom ? 'OOMKilled' : expired ? 'DeadlineExceeded' : status.exitCode === 0 ? 'Completed' : 'Error';
     c.lastState = c.state;
     c.state = { terminated: { exitCode: status.exitCode, signal: status.signal, reason, startedAt: c.startedAt, finishedAt } };
     delete c.pid;
@@ -566,10 +601,39 @@ export class SandboxRuntime {
       c.lastState = { terminated: { exitCode: status.exitCode, signal: status.signal, reason, startedAt: c.startedAt, finishedAt } };
     }
     if ((rec.phase === 'Running' || rec.phase === 'Paused') && rec.containers.every((x) => x.state?.terminated)) {
-      rec.phase = rec.containers.every((x) => x.state?.terminated?.exitCode === 0) ? 'Succeeded' : 'Failed';
+      rec.phase = !expired && rec.containers.every((x) => x.state?.terminated?.exitCode === 0) ? 'Succeeded' : 'Failed';
     }
     this.#save(rec);
     this.#log(rec).info({ step: 'container exit', container: c.name, ...status, reason }, 'container exited');
+  }
+
+  /**
+   * spec.activeDeadlineSeconds, counted from the sandbox's recorded start (so
+   * a restarted agent keeps counting): every container is stopped with the
+   * grace period, nothing restarts, and the sandbox ends Failed with reason
+   * DeadlineExceeded, as kubelet does for a pod. The reason is recorded before
+   * the stop, so an agent that dies half-way finishes the job once it is back.
+   */
+  #expire(rec: SandboxRecord): Promise<void> {
+    const running = this.#expiring.get(rec.id);
+    if (running) return running;
+    const log = this.#log(rec);
+    const work = (async () => {
+      rec.reason = 'DeadlineExceeded';
+      rec.message = `The sandbox was active longer than its activeDeadlineSeconds (${rec.spec.activeDeadlineSeconds} s)`;
+      this.#save(rec);
+      log.info({ step: 'active deadline', activeDeadlineSeconds: rec.spec.activeDeadlineSeconds }, 'deadline exceeded: stopping the sandbox');
+      await this.stop(rec.id);
+      if (this.#sandboxes.get(rec.id) !== rec || rec.phase === 'Deleting') return;
+      // A container waiting to restart ends with the exit it last had.
+      for (const c of rec.containers) if (c.state?.waiting && c.lastState?.terminated) c.state = c.lastState;
+      rec.phase = 'Failed';
+      this.#save(rec);
+    })()
+      .catch((err: unknown) => log.error({ err, step: 'active deadline' }, 'stopping the sandbox at its deadline failed; the next check retries'))
+      .finally(() => this.#expiring.delete(rec.id));
+    this.#expiring.set(rec.id, work);
+    return work;
   }
 
   async #restart(rec: SandboxRecord, c: ContainerRecord): Promise<void> {
@@ -580,6 +644,8 @@ export class SandboxRuntime {
       await this.#startContainer(rec, c);
     } catch (err) {
       this.#log(rec).error({ err, container: c.name }, 'restart failed');
+      const reason = (err as { reason?: unknown }).reason;
+      if (typeof reason === 'string') c.state = { waiting: { reason, message: (err as Error).message } };
       c.restartAt = Date.now() + restartDelay(c.restartCount, this.config.restartBackoff);
       this.#save(rec);
     } finally {
@@ -605,6 +671,8 @@ export class SandboxRuntime {
       hostIP: rec.network?.hostIP,
       sandboxIP: rec.network?.sandboxIP,
       startTime: rec.createdAt,
+      ...(rec.reason ? { reason: rec.reason } : {}),
+      ...(rec.message ? { message: rec.message } : {}),
       containerStatuses: rec.containers.map((c) => ({
         name: c.name, image: rec.spec.containers.find((x) => x.name === c.name)?.image ?? '', imageID: c.imageID,
         ready: c.pid !== undefined, restartCount: c.restartCount, state: c.state, lastState: c.lastState,
@@ -677,6 +745,7 @@ export class SandboxRuntime {
   async delete(id: string): Promise<void> {
     const rec = this.#sandboxes.get(id);
     if (!rec) return;
+    await this.#expiring.get(id); // a deadline stop under way finishes first
     await this.stop(id);
     rec.phase = 'Deleting';
     this.#save(rec);
@@ -769,12 +838,21 @@ export function mountsUnder(dir: string): string[] {
   return out.sort((a, b) => b.length - a.length);
 }
 
-function parseImageUser(user: string | undefined): { uid: number; gid: number } {
-  if (!user) return { uid: 0, gid: 0 };
-  const [u, g] = user.split(':');
-  const uid = /^\d+$/.test(u ?? '') ? Number(u) : 0;
-  const gid = /^\d+$/.test(g ?? '') ? Number(g) : uid;
-  return { uid, gid };
+/**
+ * A container whose configuration cannot work (a user the image does not
+ * define, runAsNonRoot against a root user): kubelet's
+ * CreateContainerConfigError, the reason the agent API reports (api/router.ts).
+ */
+function configError(site: { sandbox: string; step: string }, message: string, hint: string): SandpitError {
+  return Object.assign(new SandpitError({ ...site, message, hint }), { reason: 'CreateContainerConfigError' });
+}
+
+/** Running or paused past spec.activeDeadlineSeconds, and not stopped for another reason. */
+function deadlinePassed(rec: SandboxRecord): boolean {
+  const seconds = rec.spec.activeDeadlineSeconds;
+  if (seconds === undefined || (rec.phase !== 'Running' && rec.phase !== 'Paused')) return false;
+  if (rec.stopping && rec.reason !== 'DeadlineExceeded') return false;
+  return Date.now() >= Date.parse(rec.createdAt) + seconds * 1000;
 }
 
 /** Test hook: SANDPIT_FAULT=<point> SIGKILLs the agent there, to prove crash recovery. */

@@ -10,6 +10,8 @@ import { StreamRouter } from './api/streams/router.js';
 import type { SandboxRuntime as ConcreteRuntime } from './runtime/runtime.js';
 import type { SandboxRuntime } from './contracts.js';
 import { allocatable, detectFacts } from './registration/facts.js';
+import { PressureTracker, type Thresholds } from './registration/pressure.js';
+import { takeReadings, type ReadingPaths } from './registration/readings.js';
 import { NodeRegistration } from './registration/registration.js';
 import { StatusReporter } from './status/reporter.js';
 
@@ -26,6 +28,8 @@ export interface AgentConfig {
   maxSandboxes: number;
   reserved: { milliCpu: number; memory: number };
   labels: Record<string, string>;
+  /** Node pressure conditions: thresholds, how long one stays True after the pressure ends, what to read. */
+  pressure?: { thresholds: Thresholds; transitionMs: number; paths: ReadingPaths };
   certificates: CertificateSource;
   version: string;
   sandboxCIDR?: string;
@@ -89,6 +93,11 @@ export class Agent {
     this.#renewTimer.unref();
 
     const facts = detectFacts(cfg.maxSandboxes);
+    const pressure = cfg.pressure && new PressureTracker(cfg.pressure.thresholds, cfg.pressure.transitionMs);
+    const paths = cfg.pressure?.paths;
+    const pressureConditions = pressure && paths
+      ? () => pressure.conditions(takeReadings(paths, (what, err) => log.warn({ err: err.message, step: `read ${what}` }, 'Node pressure reading failed; its condition is Unknown')))
+      : undefined;
     this.#registration = new NodeRegistration(
       this.client,
       { node: cfg.node, namespace: cfg.namespace, leaseDurationSeconds: cfg.leaseDurationSeconds, labels: cfg.labels, statusIntervalMs: cfg.statusIntervalMs },
@@ -105,6 +114,7 @@ export class Agent {
         ...(cfg.sandboxCIDR ? { sandboxCIDR: cfg.sandboxCIDR } : {}),
       }),
       log,
+      pressureConditions,
     );
     // Heartbeat and Ready first: statuses reported while the controller still thinks the node is away
     // would be overwritten with Unknown.

@@ -1,7 +1,9 @@
 import { hostname } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { bytes, milliCpu } from '../crds/quantity.js';
 import type { AgentConfig } from './agent.js';
+import { DEFAULT_THRESHOLDS, parseThresholds } from './registration/pressure.js';
 
 export const AGENT_USAGE = `sandpit-agent: runs the sandboxes bound to this node and reports them.
 
@@ -17,6 +19,12 @@ Flags (each also settable by the environment variable in brackets):
   --reserved-cpu Q           CPU kept for the node, e.g. 250m (default 100m) [SANDPIT_RESERVED_CPU]
   --reserved-memory Q        memory kept for the node, e.g. 256Mi (default 256Mi) [SANDPIT_RESERVED_MEMORY]
   --node-labels k=v,...      labels of the SandboxNode, matched by spec.nodeSelector [SANDPIT_NODE_LABELS]
+  --pressure-thresholds LIST MemoryPressure/DiskPressure/PIDPressure turn True below these, in kubelet's
+                             --eviction-hard syntax, merged over the defaults (signal<0 turns one off):
+                             ${DEFAULT_THRESHOLDS.replaceAll(',', ', ')}
+                             [SANDPIT_PRESSURE_THRESHOLDS]
+  --pressure-transition-period SECONDS  a pressure condition stays True this long after the pressure
+                             ends (default 300) [SANDPIT_PRESSURE_TRANSITION_PERIOD]
   --tls-client-ca-file PATH  provided certificates: CA of the controller's client certificate [SANDPIT_TLS_CLIENT_CA_FILE]
   --tls-cert-file PATH       provided certificates: the agent's serving certificate (DNS SAN = node name) [SANDPIT_TLS_CERT_FILE]
   --tls-key-file PATH        provided certificates: its key [SANDPIT_TLS_KEY_FILE]
@@ -38,6 +46,8 @@ export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv, version: 
       'reserved-cpu': { type: 'string' },
       'reserved-memory': { type: 'string' },
       'node-labels': { type: 'string' },
+      'pressure-thresholds': { type: 'string' },
+      'pressure-transition-period': { type: 'string' },
       'tls-client-ca-file': { type: 'string' },
       'tls-cert-file': { type: 'string' },
       'tls-key-file': { type: 'string' },
@@ -67,6 +77,10 @@ export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv, version: 
   const key = values['tls-key-file'] ?? env.SANDPIT_TLS_KEY_FILE;
   if ((ca || cert || key) && !(ca && cert && key)) throw new Error('--tls-client-ca-file, --tls-cert-file and --tls-key-file go together');
   const namespace = values.namespace ?? env.SANDPIT_NAMESPACE ?? 'sandpit-system';
+  const transition = Number(values['pressure-transition-period'] ?? env.SANDPIT_PRESSURE_TRANSITION_PERIOD ?? 300);
+  if (!Number.isFinite(transition) || transition < 0) throw new Error(`--pressure-transition-period must be a number of seconds, got "${values['pressure-transition-period'] ?? env.SANDPIT_PRESSURE_TRANSITION_PERIOD}"`);
+  // The same directories the runtime uses (node-agent/runtime/index.ts createRuntime): nodefs and imagefs.
+  const stateBase = env.SANDPIT_STATE_DIR ?? '/var/lib/sandpit';
   return {
     kubeconfig: values.kubeconfig ?? env.KUBECONFIG,
     node: values['node-name'] ?? env.NODE_NAME ?? hostname(),
@@ -83,6 +97,11 @@ export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv, version: 
       memory: bytes(values['reserved-memory'] ?? env.SANDPIT_RESERVED_MEMORY ?? '256Mi'),
     },
     labels,
+    pressure: {
+      thresholds: parseThresholds(values['pressure-thresholds'] ?? env.SANDPIT_PRESSURE_THRESHOLDS ?? '', parseThresholds(DEFAULT_THRESHOLDS)),
+      transitionMs: transition * 1000,
+      paths: { nodefs: env.SANDPIT_STATE_ROOT ?? join(stateBase, 'sandboxes'), imagefs: env.SANDPIT_IMAGE_ROOT ?? join(stateBase, 'images') },
+    },
     certificates: ca && cert && key ? { kind: 'files', clientCA: ca, cert, key } : { kind: 'csr', namespace, timeoutMs: 120_000 },
     version,
     statusIntervalMs: 10_000,

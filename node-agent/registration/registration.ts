@@ -2,7 +2,7 @@ import { API_VERSION } from '../../crds/common.js';
 import type { SandboxNode } from '../../crds/sandboxnode.js';
 import { isConflict, isNotFound, type KubeClient } from '../../controllers/client/kube.js';
 import { NODE_LEASE_LABEL, paths } from '../../controllers/client/resources.js';
-import { mergeConditions } from '../../controllers/status/conditions.js';
+import { mergeConditions, type ConditionInput } from '../../controllers/status/conditions.js';
 import type { Logger } from '../../lib/log.js';
 
 type NodeStatus = NonNullable<SandboxNode['status']>;
@@ -31,14 +31,18 @@ export class NodeRegistration {
   #leaseTimer: NodeJS.Timeout | undefined;
   #statusTimer: NodeJS.Timeout | undefined;
   #desired: () => Omit<NodeStatus, 'conditions'>;
+  #conditions: () => ConditionInput[];
 
+  /** `conditions` adds the agent's own observations (node pressure, pressure.ts) beside Ready. */
   constructor(
     readonly client: KubeClient,
     readonly cfg: RegistrationConfig,
     desired: () => Omit<NodeStatus, 'conditions'>,
     readonly log: Logger,
+    conditions: () => ConditionInput[] = () => [],
   ) {
     this.#desired = desired;
+    this.#conditions = conditions;
   }
 
   async start(): Promise<void> {
@@ -94,6 +98,7 @@ export class NodeRegistration {
     const desired = this.#desired();
     const { list, changed } = mergeConditions(cur.status?.conditions, [
       { type: 'Ready', status: 'True', reason: 'AgentReady', message: `The sandpit agent on ${node} is serving and heartbeating` },
+      ...this.#conditions(),
     ]);
     const curFields = { ...(cur.status ?? {}) } as Record<string, unknown>;
     delete curFields.conditions;

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { LeaseTracker, nodeHealth } from './health.js';
+import type { SandboxNode } from '../../crds/sandboxnode.js';
+import { LeaseTracker, nodeHealth, toNodeInfo } from './health.js';
 
 describe('unit: node health from leases', () => {
   const seen = { record: 'x', seenAt: 1000, durationMs: 10_000 };
@@ -43,5 +44,18 @@ describe('unit: node health from leases', () => {
     assert.equal(t.health('silent', ready, 20_000, 166_000), 'Ready', 'the blind minute is not silence: 6 s seen so far');
     assert.equal(t.health('silent', ready, 20_000, 171_000), 'NotReady', 'silent for a lease duration of seen time');
     assert.equal(t.health('silent', ready, 20_000, 191_000), 'Lost', 'and lost after the grace, counted from what we could see');
+  });
+
+  it('hands the scheduler the pressure conditions that are True, and only those', () => {
+    const cond = (type: string, status: 'True' | 'False' | 'Unknown') => ({ type, status, reason: 'R', message: '', lastTransitionTime: '2026-01-01T00:00:00Z' });
+    const n = {
+      apiVersion: 'sandpit.dev/v1alpha1',
+      kind: 'SandboxNode',
+      metadata: { name: 'a' },
+      spec: { unschedulable: false },
+      status: { conditions: [cond('Ready', 'True'), cond('MemoryPressure', 'False'), cond('DiskPressure', 'True'), cond('PIDPressure', 'Unknown')] },
+    } as SandboxNode;
+    assert.deepEqual(toNodeInfo(n, 'Ready').pressure, ['DiskPressure']);
+    assert.deepEqual(toNodeInfo({ ...n, status: {} }, 'Ready').pressure, [], 'an agent that reports no pressure conditions (older) is not held back');
   });
 });

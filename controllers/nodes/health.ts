@@ -1,7 +1,7 @@
 import type { SandboxNode } from '../../crds/sandboxnode.js';
 import { isTrue } from '../status/conditions.js';
 import { milliCpu, bytes } from '../../crds/quantity.js';
-import type { NodeInfo } from '../scheduling/scheduler.js';
+import { PRESSURE_CONDITIONS, type NodeInfo } from '../scheduling/scheduler.js';
 
 /** Ready: heartbeating and saying so. NotReady: silent for a lease duration (or saying not ready). Lost: silent past the grace too. */
 export type NodeHealth = 'Ready' | 'NotReady' | 'Lost';
@@ -35,6 +35,7 @@ export function toNodeInfo(node: SandboxNode, health: NodeHealth): NodeInfo {
     labels: node.metadata.labels ?? {},
     ready: health === 'Ready',
     unschedulable: node.spec?.unschedulable ?? false,
+    pressure: PRESSURE_CONDITIONS.filter((c) => isTrue(node.status?.conditions, c)),
     allocatable: {
       ...(a.cpu !== undefined ? { milliCpu: milliCpu(a.cpu) } : {}),
       ...(a.memory !== undefined ? { memory: bytes(a.memory) } : {}),

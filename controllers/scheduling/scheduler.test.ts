@@ -92,6 +92,20 @@ describe('unit: scheduling', () => {
     assert.match('message' in r ? r.message : '', /0\/3 nodes are available: 2 node\(s\) not ready, 1 node\(s\) cordoned/);
   });
 
+  it('passes over nodes under MemoryPressure, DiskPressure or PIDPressure, naming the condition', () => {
+    const r = scheduleSandbox(spec(), [node('a', { pressure: ['MemoryPressure'] }), node('b')], new Map());
+    assert.deepEqual(r, { node: 'b' }, 'the node without pressure takes it, though a sorts first');
+    for (const c of ['MemoryPressure', 'DiskPressure', 'PIDPressure'] as const) {
+      const none = scheduleSandbox(spec(), [node('a', { pressure: [c] }), node('b', { pressure: [c] })], new Map());
+      assert.equal('reason' in none && none.reason, c);
+      assert.match('message' in none ? none.message : '', new RegExp(`0/2 nodes are available: 2 node\\(s\\) with ${c}`));
+    }
+    const pinned = scheduleSandbox(spec({ nodeName: 'a' }), [node('a', { pressure: ['DiskPressure', 'PIDPressure'] })], new Map());
+    assert.deepEqual(pinned, { reason: 'DiskPressure', message: 'Pinned node a: DiskPressure is True' });
+    const mixed = scheduleSandbox(spec(), [node('a', { pressure: ['PIDPressure'] }), node('b', { ready: false })], new Map());
+    assert.match('message' in mixed ? mixed.message : '', /1 node\(s\) with PIDPressure, 1 node\(s\) not ready|1 node\(s\) not ready, 1 node\(s\) with PIDPressure/);
+  });
+
   it('says NoNodes when no agent has registered', () => {
     const r = scheduleSandbox(spec(), [], new Map());
     assert.equal('reason' in r && r.reason, 'NoNodes');

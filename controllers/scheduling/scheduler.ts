@@ -13,12 +13,18 @@ export interface Demand {
   memory: number;
 }
 
+/** The node conditions that keep new sandboxes away while True (the agent reports them like kubelet does on a Node). */
+export const PRESSURE_CONDITIONS = ['MemoryPressure', 'DiskPressure', 'PIDPressure'] as const;
+export type PressureCondition = (typeof PRESSURE_CONDITIONS)[number];
+
 /** A node as the scheduler sees it. Absent allocatable amounts mean "not limited". */
 export interface NodeInfo {
   name: string;
   labels: Record<string, string>;
   ready: boolean;
   unschedulable: boolean;
+  /** Pressure conditions that are True on the node. */
+  pressure?: readonly PressureCondition[];
   allocatable: { milliCpu?: number; memory?: number; sandboxes?: number };
 }
 
@@ -32,12 +38,15 @@ export interface NodeUsage {
 export type ScheduleResult = { node: string } | { node?: undefined; reason: string; message: string };
 
 /** Why one node was passed over; also the Scheduled=False reason when every node says the same. */
-export type FilterReason = 'NodeNotReady' | 'NodeUnschedulable' | 'NodeSelectorMismatch' | 'InsufficientCPU' | 'InsufficientMemory' | 'TooManySandboxes';
+export type FilterReason = 'NodeNotReady' | 'NodeUnschedulable' | 'NodeSelectorMismatch' | PressureCondition | 'InsufficientCPU' | 'InsufficientMemory' | 'TooManySandboxes';
 
 const FILTER_TEXT: Record<FilterReason, string> = {
   NodeNotReady: 'node(s) not ready',
   NodeUnschedulable: 'node(s) cordoned (spec.unschedulable)',
   NodeSelectorMismatch: "node(s) didn't match the nodeSelector",
+  MemoryPressure: 'node(s) with MemoryPressure',
+  DiskPressure: 'node(s) with DiskPressure',
+  PIDPressure: 'node(s) with PIDPressure',
   InsufficientCPU: 'node(s) without enough free CPU',
   InsufficientMemory: 'node(s) without enough free memory',
   TooManySandboxes: 'node(s) at their sandbox limit',
@@ -72,6 +81,10 @@ export function filterNode(node: NodeInfo, usage: NodeUsage, demand: Demand, sel
   if (!node.ready) return 'NodeNotReady';
   if (node.unschedulable) return 'NodeUnschedulable';
   if (!matchesNodeSelector(selector, node.labels)) return 'NodeSelectorMismatch';
+  // Unlike kube-scheduler, MemoryPressure turns away every sandbox, not only BestEffort ones: a sandbox
+  // has no QoS class, and the agent evicts nothing, so placing more on a starved node only makes it worse.
+  const pressed = PRESSURE_CONDITIONS.find((c) => node.pressure?.includes(c));
+  if (pressed) return pressed;
   const a = node.allocatable;
   if (a.milliCpu !== undefined && usage.milliCpu + demand.milliCpu > a.milliCpu) return 'InsufficientCPU';
   if (a.memory !== undefined && usage.memory + demand.memory > a.memory) return 'InsufficientMemory';
@@ -106,7 +119,7 @@ export function scheduleSandbox(
     const node = nodes.find((n) => n.name === spec.nodeName);
     if (!node) return { reason: 'NodeNotFound', message: `Pinned node ${spec.nodeName} has no SandboxNode: is the sandpit agent running there?` };
     const why = filterNode(node, usage.get(node.name) ?? EMPTY, demand, spec.nodeSelector);
-    if (why) return { reason: why, message: `Pinned node ${node.name}: ${FILTER_TEXT[why].replace('node(s) ', '')}` };
+    if (why) return { reason: why, message: `Pinned node ${node.name}: ${(PRESSURE_CONDITIONS as readonly string[]).includes(why) ? `${why} is True` : FILTER_TEXT[why].replace('node(s) ', '')}` };
     return { node: node.name };
   }
   if (nodes.length === 0) return { reason: 'NoNodes', message: 'No SandboxNode exists: start a sandpit agent on at least one node' };

@@ -158,6 +158,13 @@ describe('cluster tier: the Helm chart renders, lints and passes the API server'
     assert.equal(strategy.type, 'RollingUpdate');
     assert.equal(strategy.rollingUpdate.maxSurge, 0, 'never two agents on one node');
 
+    // The node network: IPv4 only by default; a ULA prefix turns on dual stack (node-agent/network/README.md).
+    const envOf = (c: typeof agent) => Object.fromEntries(((c.env ?? []) as { name: string; value?: string }[]).map((e) => [e.name, e.value]));
+    assert.equal(envOf(agent).SANDPIT_SUBNET, '10.88.0.0/24');
+    assert.equal(envOf(agent).SANDPIT_SUBNET6, undefined, 'no IPv6 unless asked for');
+    const dual = podSpec(one(await render(cp, { agent: { network: { subnet6: 'fd00:88::/64' } } }), 'DaemonSet')).containers[0]!;
+    assert.equal(envOf(dual).SANDPIT_SUBNET6, 'fd00:88::/64');
+
     const unpriv = podSpec(one(await render(cp, { agent: { privileged: false } }), 'DaemonSet')).containers[0]!;
     const sc = unpriv.securityContext as { privileged: boolean; capabilities: { drop: string[]; add: string[] } };
     assert.equal(sc.privileged, false);
@@ -249,6 +256,8 @@ describe('cluster tier: the Helm chart renders, lints and passes the API server'
       ['relative state dir', { agent: { stateDir: 'var/lib/sandpit' } }, /at '\/agent\/stateDir': '.*' does not match pattern/],
       ['bridge name too long for Linux', { agent: { network: { bridge: 'a-very-long-bridge-name' } } }, /at '\/agent\/network\/bridge'/],
       ['subnet not a CIDR', { agent: { network: { subnet: '10.0.0.0' } } }, /at '\/agent\/network\/subnet'/],
+      ['IPv6 subnet that is not a ULA prefix', { agent: { network: { subnet6: '2001:db8::/64' } } }, /at '\/agent\/network\/subnet6'/],
+      ['IPv6 subnet too wide for the paired IPv4 lease', { agent: { network: { subnet6: 'fd00:88::/48' } } }, /at '\/agent\/network\/subnet6'/],
       ['unknown capability', { agent: { capabilities: ['CAP_SYS_ADMIN'] } }, /at '\/agent\/capabilities\/0': value must be one of/],
       ['bad update strategy', { agent: { updateStrategy: { type: 'Recreate' } } }, /at '\/agent\/updateStrategy\/type': value must be one of 'RollingUpdate', 'OnDelete'/],
       ['duration with a unit', { controller: { leaderElection: { leaseDurationSeconds: '15s' } } }, /at '\/controller\/leaderElection\/leaseDurationSeconds': got string, want integer/],

@@ -134,6 +134,8 @@ describe('cluster tier: sandboxes end to end through controller, agent and runti
     // What the agent's image store takes on disk, as the store itself counts it (empty here: only dir: images run).
     assert.equal(st.imageDiskUsageBytes, new ContentStore(`${stateRoot}-images`).diskUsage().total);
     assert.ok((st.imageDiskUsageBytes ?? 0) > 0);
+    // Node pressure, reported like kubelet's; this machine has room for the tests, so all three are False.
+    for (const type of ['MemoryPressure', 'DiskPressure', 'PIDPressure']) assert.equal(st.conditions?.find((c) => c.type === type)?.status, 'False', `${type} reported and False`);
   });
 
   it('kubectl apply → Ready with running containers; kubectl wait --for=condition=Ready works', async () => {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { KubeConfig } from '@kubernetes/client-node';
 import { KubeClient } from '../../controllers/client/kube.js';
+import type { ConditionInput } from '../../controllers/status/conditions.js';
 import { createLogger } from '../../lib/log.js';
 import { NodeRegistration } from '../../node-agent/registration/registration.js';
 import { sharedControlPlane, type ControlPlane } from '../harness/control-plane.js';
@@ -28,13 +29,13 @@ import {
 describe('cluster tier: controller scheduling, finalizers and node loss', function () {
   this.timeout(240_000);
   const ns = 'sched-test';
-  const nodes = ['sched-a', 'sched-b', 'sched-z'];
+  const nodes = ['sched-a', 'sched-b', 'sched-z', 'sched-p'];
   let cp: ControlPlane;
   let controller: ControllerProcess;
   const registrations = new Map<string, NodeRegistration>();
   const log = createLogger('test');
 
-  async function register(node: string, labels: Record<string, string>, cpu: string): Promise<void> {
+  async function register(node: string, labels: Record<string, string>, cpu: string, conditions?: () => ConditionInput[]): Promise<void> {
     const kc = new KubeConfig();
     kc.loadFromFile(await agentKubeconfig(cp, node));
     const client = await KubeClient.fromKubeConfig(kc);
@@ -51,6 +52,7 @@ describe('cluster tier: controller scheduling, finalizers and node loss', functi
         hostIP: '127.0.0.1',
       }),
       log,
+      conditions,
     );
     await reg.start();
     registrations.set(node, reg);
@@ -156,5 +158,26 @@ describe('cluster tier: controller scheduling, finalizers and node loss', functi
     assert.equal(ready?.status, 'Unknown');
     assert.equal(ready?.reason, 'NodeLeaseExpired');
     await waitFor('by-zone released after its node was lost', async () => (await getSandbox(cp, ns, 'by-zone')) === undefined, 30_000);
+  });
+
+  it('keeps sandboxes off a node that reports MemoryPressure, and places them once it clears', async () => {
+    let pressure: ConditionInput = { type: 'MemoryPressure', status: 'True', reason: 'AgentHasInsufficientMemory', message: 'memory.available is 80Mi (threshold 100Mi)' };
+    await register('sched-p', { zone: 'p' }, '2', () => [pressure]);
+    await apply('pressed', { nodeSelector: { zone: 'p' } });
+    await apply('pressed-pin', { nodeName: 'sched-p' });
+    const scheduled = (name: string) =>
+      waitFor(`${name} unschedulable`, async () => {
+        const c = condition(await getSandbox(cp, ns, name), 'Scheduled');
+        return c?.status === 'False' ? c : undefined;
+      });
+    // The other nodes fail for other reasons (selector, lost), so the reason is the mix; the message counts each.
+    assert.match((await scheduled('pressed')).message, /1 node\(s\) with MemoryPressure/);
+    const pin = await scheduled('pressed-pin');
+    assert.equal(pin.reason, 'MemoryPressure');
+    assert.equal(pin.message, 'Pinned node sched-p: MemoryPressure is True');
+    pressure = { ...pressure, status: 'False', reason: 'AgentHasSufficientMemory', message: 'enough' };
+    const node = await waitFor('pressed bound once the pressure is gone', async () => (await getSandbox(cp, ns, 'pressed'))?.status?.nodeName, 60_000);
+    assert.equal(await waitFor('pressed-pin bound', async () => (await getSandbox(cp, ns, 'pressed-pin'))?.status?.nodeName, 30_000), 'sched-p');
+    assert.equal(node, 'sched-p');
   });
 });

@@ -118,13 +118,21 @@ async function launchProcess(p: ProcessPlan): Promise<LaunchResult> {
   }
   const args = [...p.args];
   if (p.resolveAt >= 0) args[p.resolveAt] = resolveCommand(args[p.resolveAt]!, p.env);
-  applyIdentity(p.identity, { ...site, step: `${p.step}: identity` });
-  mark('identity');
-  mark('spawn-call');
-  const pid = spawnFromThread('/proc/self/fd/3', [p.argv0, ...args], p.env, [stdio[0]!, stdio[1]!, stdio[2]!, program, ...p.extraFds], p.cwd, { ...site, step: `${p.step}: spawn` });
+  let pid: number;
+  try {
+    applyIdentity(p.identity, { ...site, step: `${p.step}: identity` });
+    mark('identity');
+    mark('spawn-call');
+    pid = spawnFromThread('/proc/self/fd/3', [p.argv0, ...args], p.env, [stdio[0]!, stdio[1]!, stdio[2]!, program, ...p.extraFds], p.cwd, { ...site, step: `${p.step}: spawn` });
+  } catch (err) {
+    // fds are the agent's, not this thread's: a pty nobody will read must not outlive the failure.
+    if (ptyMaster !== undefined) close(ptyMaster);
+    throw err;
+  } finally {
+    close(program);
+    if (slave !== undefined) close(slave);
+  }
   mark('spawned');
-  close(program);
-  if (slave !== undefined) close(slave);
   return { pid, ptyMaster, marks, pidnsInit };
 }
 

@@ -234,6 +234,14 @@ describe('image users, activeDeadlineSeconds and tty (node tier)', function () {
     assert.match(logText(env.rt, rec, 'plain'), /^no-tty$/m);
     assert.doesNotMatch(logText(env.rt, rec, 'plain'), /^tty$/m);
     await env.rt.delete(rec.id);
+
+    // Each run of a restarted container gets a fresh terminal; the last run's master is closed.
+    const again = await env.rt.create(sandbox('tty-restarts', { restartPolicy: 'OnFailure', containers: [sh('term', 'test -t 1 && echo run-on-tty; exit 1', { tty: true })] }));
+    await waitFor('three restarts', () => again.containers[0]!.restartCount >= 3);
+    assert.ok(ptyMasters() <= masters + 1, `at most one master at a time (${ptyMasters() - masters})`);
+    assert.ok((logText(env.rt, again, 'term').match(/^run-on-tty\r?$/gm) ?? []).length >= 3, 'every run logs through its terminal');
+    await env.rt.delete(again.id);
+    assert.equal(ptyMasters(), masters, 'delete closes the master of the last run');
     await waitFor('agent fds back to where they were', () => fdCount() <= before && fdCount(), 5_000).catch(() => undefined);
     assert.ok(fdCount() <= before, `no fd left open by the sandbox (${before} before, ${fdCount()} after)`);
   });

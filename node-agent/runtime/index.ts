@@ -13,7 +13,7 @@ import { LoopbackOnlyNetwork } from './none-network.js';
 import { NetworkError } from '../network/status.js';
 import { deriveConditions, networkFailureConditions } from '../status/derive.js';
 import { ModeNetworkProvider, RoutedImageProvider } from './providers.js';
-import { SandboxRuntime, type RuntimeDeps, type SandboxRecord } from './runtime.js';
+import { isContainerConfigError, SandboxRuntime, type RuntimeDeps, type SandboxRecord } from './runtime.js';
 
 /*
  * The runtime as the agent API drives it (node-agent/contracts.ts): keyed by
@@ -77,6 +77,7 @@ export class RuntimeService implements RuntimeSeam {
     if (!rec) {
       rec = await this.runtime.create(sandbox).catch((err: unknown) => {
         this.#reportNetworkFailure(sandbox, err);
+        this.#reportConfigFailure(sandbox, err);
         throw err;
       });
       if (sandbox.spec.paused) this.runtime.pause(id, true);
@@ -102,6 +103,38 @@ export class RuntimeService implements RuntimeSeam {
       ref: { id: sandboxIdFor(uid), namespace: meta.namespace ?? 'default', name: meta.name ?? 'sandbox', uid },
       generation,
       status: { phase: 'Pending', reason: err.reason, message: err.message, conditions: networkFailureConditions(err.reason, err.message, generation) },
+    };
+    for (const fn of this.#listeners) fn(obs);
+  }
+
+  /**
+   * A container whose configuration cannot work (an image user the image
+   * does not define, runAsNonRoot against UID 0) leaves no record either: say
+   * so as kubelet does, the container waiting with CreateContainerConfigError.
+   * The controller keeps retrying; a fixed spec or image then starts it.
+   */
+  #reportConfigFailure(sandbox: Sandbox, err: unknown): void {
+    if (!isContainerConfigError(err)) return;
+    const meta = sandbox.metadata as { namespace?: string; name?: string; uid?: string; generation?: number };
+    const uid = meta.uid!;
+    const generation = meta.generation ?? 0;
+    const status = {
+      phase: 'Pending' as const, reason: err.reason, message: err.message,
+      containerStatuses: sandbox.spec.containers.map((c) => ({
+        name: c.name, image: c.image, ready: false, restartCount: 0,
+        state: { waiting: c.name === err.container ? { reason: err.reason, message: err.message } : { reason: 'ContainerCreating' } },
+      })),
+    };
+    const obs: SandboxObservation = {
+      ref: { id: sandboxIdFor(uid), namespace: meta.namespace ?? 'default', name: meta.name ?? 'sandbox', uid },
+      generation,
+      status: {
+        ...status,
+        conditions: [
+          { type: 'Ready', status: 'False', reason: err.reason, message: err.message, observedGeneration: generation, lastTransitionTime: new Date().toISOString() },
+          { type: 'Reconciling', status: 'True', reason: 'RetryingCreate', message: 'The controller retries creating the sandbox', observedGeneration: generation, lastTransitionTime: new Date().toISOString() },
+        ],
+      },
     };
     for (const fn of this.#listeners) fn(obs);
   }

@@ -415,11 +415,11 @@ export class SandboxRuntime {
       throw new SandpitError({ ...site, message: 'seccompProfile Unconfined is not allowed on this node' });
     // runAsUser replaces the image's USER (group included), as in Kubernetes; runAsGroup then replaces the gid.
     const userSpec = sc?.runAsUser !== undefined ? String(sc.runAsUser) : (image.config.user ?? '');
-    const user = this.#resolveUser(image, userSpec, site);
+    const user = this.#resolveUser(image, userSpec, site, spec.name);
     const uid = user.uid;
     const gid = sc?.runAsGroup ?? user.gid;
     if (sc?.runAsNonRoot && uid === 0)
-      throw configError(site, `runAsNonRoot is set but the container would run as UID 0 (image user ${JSON.stringify(image.config.user ?? '')})`, 'set securityContext.runAsUser to a non-zero UID or use an image with a non-root USER');
+      throw configError(site, `runAsNonRoot is set but the container would run as UID 0 (image user ${JSON.stringify(image.config.user ?? '')})`, 'set securityContext.runAsUser to a non-zero UID or use an image with a non-root USER', spec.name);
     const groups = [...new Set([...user.additionalGids, ...(sc?.supplementalGroups ?? [])])];
 
     void rec;
@@ -437,7 +437,7 @@ export class SandboxRuntime {
    * /etc/passwd and /etc/group, read inside the image's layers (image-files.ts).
    * Not cached: two small reads cost well under a millisecond, and a dir: image can change.
    */
-  #resolveUser(image: PreparedImage, spec: string, site: { sandbox: string; step: string }): ResolvedUser {
+  #resolveUser(image: PreparedImage, spec: string, site: { sandbox: string; step: string }, container: string): ResolvedUser {
     const hint = 'add the user and group to the image\'s /etc/passwd and /etc/group, or use a numeric user (USER 1000:1000, or securityContext.runAsUser)';
     try {
       const file = (path: string) => readImageFile(image.layers, path)?.toString('utf8');
@@ -445,7 +445,7 @@ export class SandboxRuntime {
       const group = file('/etc/group');
       return resolveUser(spec, passwd === undefined ? undefined : parsePasswd(passwd), group === undefined ? undefined : parseGroup(group));
     } catch (err) {
-      if (err instanceof UserLookupError || err instanceof ImageFileError) throw configError(site, `image user ${JSON.stringify(spec)}: ${err.message}`, hint);
+      if (err instanceof UserLookupError || err instanceof ImageFileError) throw configError(site, `image user ${JSON.stringify(spec)}: ${err.message}`, hint, container);
       throw err;
     }
   }
@@ -843,9 +843,14 @@ export function mountsUnder(dir: string): string[] {
  * define, runAsNonRoot against a root user): kubelet's
  * CreateContainerConfigError, the reason the agent API reports (api/router.ts).
  */
-function configError(site: { sandbox: string; step: string }, message: string, hint: string): SandpitError {
-  return Object.assign(new SandpitError({ ...site, message, hint }), { reason: 'CreateContainerConfigError' });
+export function configError(site: { sandbox: string; step: string }, message: string, hint: string, container: string): ContainerConfigError {
+  return Object.assign(new SandpitError({ ...site, message, hint }), { reason: 'CreateContainerConfigError' as const, container });
 }
+
+export type ContainerConfigError = SandpitError & { reason: 'CreateContainerConfigError'; container: string };
+
+export const isContainerConfigError = (err: unknown): err is ContainerConfigError =>
+  err instanceof SandpitError && (err as Partial<ContainerConfigError>).reason === 'CreateContainerConfigError';
 
 /** Running or paused past spec.activeDeadlineSeconds, and not stopped for another reason. */
 function deadlinePassed(rec: SandboxRecord): boolean {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import type { SandboxNode } from '../../crds/sandboxnode.js';
 import { LeaseTracker, nodeHealth, toNodeInfo } from './health.js';
+import { silentNodeConditions } from './monitor.js';
 
 describe('unit: node health from leases', () => {
   const seen = { record: 'x', seenAt: 1000, durationMs: 10_000 };
@@ -57,5 +58,16 @@ describe('unit: node health from leases', () => {
     } as SandboxNode;
     assert.deepEqual(toNodeInfo(n, 'Ready').pressure, ['DiskPressure']);
     assert.deepEqual(toNodeInfo({ ...n, status: {} }, 'Ready').pressure, [], 'an agent that reports no pressure conditions (older) is not held back');
+  });
+
+  it('turns Ready and the pressure conditions the agent reported Unknown when its lease expires', () => {
+    const cond = (type: string) => ({ type, status: 'False' as const, reason: 'R', message: '', lastTransitionTime: '2026-01-01T00:00:00Z' });
+    const n = { apiVersion: 'sandpit.dev/v1alpha1', kind: 'SandboxNode', metadata: { name: 'a' }, spec: { unschedulable: false }, status: { conditions: [cond('Ready'), cond('MemoryPressure'), cond('PIDPressure')] } } as SandboxNode;
+    const out = silentNodeConditions(n);
+    assert.deepEqual(out.map((c) => [c.type, c.status, c.reason]), [
+      ['Ready', 'Unknown', 'NodeLeaseExpired'],
+      ['MemoryPressure', 'Unknown', 'NodeLeaseExpired'],
+      ['PIDPressure', 'Unknown', 'NodeLeaseExpired'],
+    ], 'DiskPressure was never reported, so it is not invented');
   });
 });

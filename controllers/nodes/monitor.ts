@@ -4,15 +4,18 @@ import type { KubeClient } from '../client/kube.js';
 import { paths } from '../client/resources.js';
 import type { EventRecorder } from '../events/recorder.js';
 import type { Informer } from '../informer/informer.js';
-import { mergeConditions } from '../status/conditions.js';
+import { PRESSURE_CONDITIONS } from '../scheduling/scheduler.js';
+import { mergeConditions, type ConditionInput } from '../status/conditions.js';
 import { agentSaysReady, type LeaseTracker, type NodeHealth } from './health.js';
 
 /**
  * The node lifecycle loop (the Kubernetes node-lifecycle controller's job):
  * when a node's Lease stops changing, its SandboxNode gets Ready=Unknown and
  * its sandboxes are re-queued, so the sandbox reconciler marks them Unknown
- * and, after the grace, Failed with NodeLost. A returning agent sets Ready
- * again itself.
+ * and, after the grace, Failed with NodeLost. The pressure conditions the
+ * agent reported go Unknown with it (as the node-lifecycle controller does to
+ * a silent kubelet's), since nobody is reading them any more. A returning
+ * agent sets them all again itself.
  */
 export class NodeMonitor {
   readonly #last = new Map<string, NodeHealth>();
@@ -62,11 +65,24 @@ export class NodeMonitor {
 
   #markUnknown(node: SandboxNode): void {
     const name = node.metadata.name ?? '';
-    const { list } = mergeConditions(node.status?.conditions, [
-      { type: 'Ready', status: 'Unknown', reason: 'NodeLeaseExpired', message: `The agent on ${name} stopped renewing its lease; check that it runs and reaches the API server` },
-    ]);
+    const { list } = mergeConditions(node.status?.conditions, silentNodeConditions(node));
     this.client
       .patch(paths.sandboxNodeStatus(name), { metadata: { resourceVersion: node.metadata.resourceVersion }, status: { conditions: list } })
       .catch((err: Error) => this.log.debug({ node: name, err: err.message }, 'Could not mark the node NotReady; retrying next check'));
   }
+}
+
+/** What a node whose lease expired says: Ready Unknown, and Unknown for each pressure condition its agent had reported. */
+export function silentNodeConditions(node: SandboxNode): ConditionInput[] {
+  const name = node.metadata.name ?? '';
+  const reported = new Set((node.status?.conditions ?? []).map((c) => c.type));
+  return [
+    { type: 'Ready', status: 'Unknown', reason: 'NodeLeaseExpired', message: `The agent on ${name} stopped renewing its lease; check that it runs and reaches the API server` },
+    ...PRESSURE_CONDITIONS.filter((t) => reported.has(t)).map((type): ConditionInput => ({
+      type,
+      status: 'Unknown',
+      reason: 'NodeLeaseExpired',
+      message: `The agent on ${name} stopped reporting, so ${type} is not known`,
+    })),
+  ];
 }

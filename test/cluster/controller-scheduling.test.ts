@@ -160,7 +160,7 @@ describe('cluster tier: controller scheduling, finalizers and node loss', functi
     await waitFor('by-zone released after its node was lost', async () => (await getSandbox(cp, ns, 'by-zone')) === undefined, 30_000);
   });
 
-  it('keeps sandboxes off a node that reports MemoryPressure, and places them once it clears', async () => {
+  it('keeps sandboxes off a node that reports MemoryPressure, places them once it clears, and makes it Unknown when the agent falls silent', async () => {
     let pressure: ConditionInput = { type: 'MemoryPressure', status: 'True', reason: 'AgentHasInsufficientMemory', message: 'memory.available is 80Mi (threshold 100Mi)' };
     await register('sched-p', { zone: 'p' }, '2', () => [pressure]);
     await apply('pressed', { nodeSelector: { zone: 'p' } });
@@ -178,6 +178,16 @@ describe('cluster tier: controller scheduling, finalizers and node loss', functi
     pressure = { ...pressure, status: 'False', reason: 'AgentHasSufficientMemory', message: 'enough' };
     const node = await waitFor('pressed bound once the pressure is gone', async () => (await getSandbox(cp, ns, 'pressed'))?.status?.nodeName, 60_000);
     assert.equal(await waitFor('pressed-pin bound', async () => (await getSandbox(cp, ns, 'pressed-pin'))?.status?.nodeName, 30_000), 'sched-p');
+    // A silent agent's readings are stale: the controller turns them Unknown together with Ready.
+    registrations.get('sched-p')!.stop();
+    const conditionsOf = async () => (JSON.parse((await cp.kubectl(['get', 'sandboxnode', 'sched-p', '-o', 'json'])).stdout) as { status: { conditions: { type: string; status: string; reason: string }[] } }).status.conditions;
+    const silent = await waitFor('sched-p Unknown', async () => {
+      const list = await conditionsOf();
+      return list.find((c) => c.type === 'Ready')?.status === 'Unknown' ? list : undefined;
+    }, 30_000);
+    const memory = silent.find((c) => c.type === 'MemoryPressure');
+    assert.equal(memory?.status, 'Unknown');
+    assert.equal(memory?.reason, 'NodeLeaseExpired');
     assert.equal(node, 'sched-p');
   });
 });

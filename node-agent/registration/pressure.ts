@@ -145,6 +145,6 @@ export class PressureTracker {
     }
     if (unread.length) return { type, status: 'Unknown', reason: 'ReadingFailed', message: `The agent could not read ${unread.join(', ')}; see its log.` };
     if (!watched.length) return { type, status: 'False', reason: r.ok, message: `No threshold is set for ${r.what}.` };
-    return { type, status: 'False', reason: r.ok, message: `The node has enough ${r.what} (pressure below ${watched.join(', ')}).` };
+    return { type, status: 'False', reason: r.ok, message: `The node has enough ${r.what} (pressure when ${watched.join(' or ')}).` };
   }
 }

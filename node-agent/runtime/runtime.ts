@@ -843,7 +843,7 @@ export function mountsUnder(dir: string): string[] {
  * define, runAsNonRoot against a root user): kubelet's
  * CreateContainerConfigError, the reason the agent API reports (api/router.ts).
  */
-export function configError(site: { sandbox: string; step: string }, message: string, hint: string, container: string): ContainerConfigError {
+function configError(site: { sandbox: string; step: string }, message: string, hint: string, container: string): ContainerConfigError {
   return Object.assign(new SandpitError({ ...site, message, hint }), { reason: 'CreateContainerConfigError' as const, container });
 }
 

@@ -32,6 +32,8 @@ export class InfraPool {
   readonly #warm: WarmInfra[] = [];
   #filling = 0;
   #closed = false;
+  /** Spawns under way, so close() can wait for them and reap what they made. */
+  readonly #spawning = new Set<Promise<unknown>>();
 
   constructor(size: number, launchers: LauncherPool, binaries: RuntimeConfig['binaries'], log: Logger) {
     this.#size = size;
@@ -48,15 +50,18 @@ export class InfraPool {
   async fill(): Promise<void> {
     while (!this.#closed && this.#warm.length + this.#filling < this.#size) {
       this.#filling++;
+      const spawning = this.#spawn();
+      this.#spawning.add(spawning);
       try {
-        const w = await this.#spawn();
-        if (this.#closed) InfraPool.discard(w);
-        else this.#warm.push(w);
+        const w = await spawning;
+        // After close() began, push it anyway: close() waits for this spawn and then ends and reaps it.
+        this.#warm.push(w);
       } catch (err) {
         this.#log.warn({ err, step: 'warm sandbox PID 1' }, 'could not warm a sandbox PID 1; creates start one cold');
         return;
       } finally {
         this.#filling--;
+        this.#spawning.delete(spawning);
       }
     }
   }
@@ -89,8 +94,14 @@ export class InfraPool {
     close(w.ready);
   }
 
+  /**
+   * Ends every warm PID 1 and reaps it, including one whose spawn was under
+   * way: an unreaped one would stay a zombie that still pins its PID namespace.
+   */
   async close(): Promise<void> {
     this.#closed = true;
+    await Promise.allSettled([...this.#spawning]);
+    await new Promise((r) => setImmediate(r)); // let fill() push what those spawns made
     const all = this.#warm.splice(0);
     for (const w of all) InfraPool.discard(w);
     const pending = new Set(all.map((w) => w.pid));

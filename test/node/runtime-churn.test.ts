@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readdirSync, readlinkSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { mountsUnder } from '../../node-agent/runtime/runtime.js';
 import { ROOTFS, sandbox, startTestRuntime, type TestRuntime } from './runtime-env.js';
 
@@ -7,13 +7,15 @@ import { ROOTFS, sandbox, startTestRuntime, type TestRuntime } from './runtime-e
 
 const NS = ['net', 'pid', 'ipc', 'uts', 'mnt', 'cgroup'];
 
-/** Namespace identities held by any process on the host right now. */
-function liveNamespaces(): Set<string> {
-  const live = new Set<string>();
+/** Namespace identities held by any process on the host right now, each with a description of its holders. */
+function liveNamespaces(): Map<string, string[]> {
+  const live = new Map<string, string[]>();
   for (const p of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
     for (const k of NS) {
       try {
-        live.add(readlinkSync(`/proc/${p}/ns/${k}`));
+        const ns = readlinkSync(`/proc/${p}/ns/${k}`);
+        const who = `pid ${p} (${readFileSync(`/proc/${p}/stat`, 'utf8').split(' ').slice(1, 3).join(' ')}) ${readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' ').trim()}`;
+        live.set(ns, [...(live.get(ns) ?? []), who]);
       } catch {
         /* gone or a kernel thread */
       }
@@ -65,7 +67,8 @@ describe('runtime churn (node tier)', function () {
     // kernel reuses the inode numbers of freed ones at once (a false match).
     await env.rt.close();
     const live = liveNamespaces();
-    const leaked = [...created].filter((n) => live.has(n));
+    // Named with their holders (command, state): a zombie still pins its PID namespace.
+    const leaked = [...created].filter((n) => live.has(n)).map((n) => `${n} held by ${live.get(n)!.join('; ')}`);
     assert.deepEqual(leaked, [], 'no namespace of a deleted sandbox is still held by a process');
   });
 });

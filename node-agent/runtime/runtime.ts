@@ -559,6 +559,11 @@ export class SandboxRuntime {
 
   #checkExit(rec: SandboxRecord, c: ContainerRecord): void {
     const pid = c.pid!;
+    // A shim of ours still running is the common case on every poll: one wait4, no file read.
+    // (Until it is reaped, its status file does not matter: a written status waits for the reap,
+    // so the shim is not left a zombie.)
+    const reaped = reapChild(pid, { sandbox: describeSandbox(rec.ref), step: 'reap shim' });
+    if (reaped === null) return;
     const exitFile = join(this.store.containerDir(rec.id, c.name), 'exit');
     let text = '';
     try {
@@ -566,10 +571,8 @@ export class SandboxRuntime {
     } catch {
       /* not written yet */
     }
-    const reaped = reapChild(pid, { sandbox: describeSandbox(rec.ref), step: 'reap shim' });
-    const alive = reaped === null || (reaped === 'not-child' && isSameProcess(pid, c.startTime!));
+    const alive = reaped === 'not-child' && isSameProcess(pid, c.startTime!);
     if (!text && alive) return;
-    if (text && reaped === null) return; // status written; let the shim finish so it is reaped, not left a zombie
     let finishedAt = now();
     try {
       if (text) finishedAt = statSync(exitFile).mtime.toISOString();

@@ -13,6 +13,7 @@ import { LinkReaper } from './link-reaper.js';
 import { hostListeners, shadowedListeners, socketHolder } from './listeners.js';
 import { forgetUdpFlows } from './netlink/conntrack.js';
 import { NETLINK_SOCK_DIAG } from './netlink/sockdiag.js';
+import { PortHolders } from './port-holders.js';
 import { addAddress, addAddress6, addDefaultRoute, addDefaultRoute6, addressDump, createBridge, createVeth, decodeLink, deleteLink, getLink, linkDump, routeDump, RT_TABLE_MAIN, setBridgeNetfilter, setHairpin, setLinkUp } from './netlink/links.js';
 import { NetlinkError, RtnlSocket } from './netlink/socket.js';
 import { inNetns, openNetns } from './netns.js';
@@ -27,6 +28,7 @@ import {
   hasCompatRules,
   hostPortConflicts,
   nodeRulesScript,
+  publishedByRules,
   ruleOwner,
   rulesOf,
   sandboxesWithRules,
@@ -60,6 +62,8 @@ export class BridgeNetworkProvider implements NetworkProvider {
   /** sock_diag, to see programs of the node listening on a hostPort. */
   readonly #diag = new RtnlSocket(NETLINK_SOCK_DIAG);
   readonly #reaper = new LinkReaper();
+  /** Sockets bound to the published hostPorts, so no program of the node can bind them later. */
+  readonly #holders = new PortHolders();
   readonly #nft: Nft;
   readonly #leases: LeaseStore;
   readonly #rules: RuleConfig;
@@ -116,6 +120,7 @@ export class BridgeNetworkProvider implements NetworkProvider {
     }
     step(NetworkReason.FirewallSetupFailed, 'install nftables node rules', () => this.#nft.apply(nodeRulesScript(this.#rules)));
     this.#ensureCompatRules(log);
+    this.#holdPublishedAgain(log);
     this.#legacyCompat('ensure', log);
     const hostIP = this.#opts.hostIP ?? this.#defaultRouteSource() ?? gatewayOf(this.subnet);
     this.#node = { bridgeIndex, mtu, hostIP };
@@ -153,7 +158,15 @@ export class BridgeNetworkProvider implements NetworkProvider {
     const denyEgressExcept6 = network.egress === 'Deny' ? resolv.nameservers.filter(isIPv6) : undefined;
     // Refused before anything is taken from the node: a clash leaves nothing half-installed.
     this.#refuseTakenPorts(id, ports, who);
-    const address = this.#allocate(id, who);
+    // Bound now, the ports are ours: a program racing the check above gets HostPortInUse here.
+    this.#holders.hold(id, ports, who, this.subnet6 !== undefined);
+    let address: string;
+    try {
+      address = this.#allocate(id, who);
+    } catch (err) {
+      this.#holders.release(id);
+      throw err;
+    }
     const address6 = this.subnet6 ? pairedIp6(this.subnet6, address) : undefined;
     try {
       this.#createLinks(req, address, address6, node, who);
@@ -178,7 +191,7 @@ export class BridgeNetworkProvider implements NetworkProvider {
   /**
    * Refuses ports another sandbox publishes (HostPortConflict) or a program of
    * the node listens on (HostPortInUse): the DNAT would take that program's
-   * traffic without a word. A program that starts listening later is not seen.
+   * traffic without a word. A program that tries later finds the port held (PortHolders).
    */
   #refuseTakenPorts(id: SandboxId, ports: PortRule[], who: string): void {
     if (ports.length === 0) return;
@@ -195,7 +208,7 @@ export class BridgeNetworkProvider implements NetworkProvider {
     }
     const listeners = hostListeners(this.#diag, ports);
     for (const p of ports) {
-      const l = shadowedListeners(listeners, p, this.subnet6 !== undefined)[0];
+      const l = shadowedListeners(listeners, p, this.subnet6 !== undefined).filter((x) => !this.#holders.owns(x.inode))[0];
       if (!l) continue;
       const holder = socketHolder(l.inode) ?? 'a process this agent cannot see';
       const at = l.address.includes(':') ? `[${l.address}]:${l.port}` : `${l.address}:${l.port}`;
@@ -226,6 +239,7 @@ export class BridgeNetworkProvider implements NetworkProvider {
 
   #forget(sandbox: SandboxRef, who: string, log: Logger): void {
     this.#deleteRules((id) => id === sandbox.id, who);
+    this.#holders.release(sandbox.id);
     this.#leases.update((table) => {
       const next = releaseAddress(table, sandbox.id);
       return { table: Object.keys(next.leases).length === Object.keys(table.leases).length ? table : next, result: undefined };
@@ -283,6 +297,7 @@ export class BridgeNetworkProvider implements NetworkProvider {
     this.#index = undefined;
     const rules = [...sandboxesWithRules(this.#indexedRules())].filter((id) => !live.has(id));
     if (rules.length) this.#deleteRules((id) => !live.has(id), undefined);
+    for (const id of this.#holders.holding()) if (!live.has(id)) this.#holders.release(id);
     const leases = this.#leases.update((table) => {
       const { table: next, reclaimed } = reclaimAddresses(table, live);
       return { table: reclaimed.length ? next : table, result: reclaimed };
@@ -311,6 +326,7 @@ export class BridgeNetworkProvider implements NetworkProvider {
       if (script) this.#nft.apply(script);
     }
     this.#legacyCompat('remove', log);
+    this.#holders.close();
     if (dropLeases) this.#leases.update((table) => ({ table: { ...table, last: undefined, leases: {} }, result: undefined }));
     this.#node = undefined;
     this.#index = undefined;
@@ -323,9 +339,33 @@ export class BridgeNetworkProvider implements NetworkProvider {
   }
 
   close(): void {
+    this.#holders.close();
     this.#rtnl.close();
     this.#diag.close();
     void this.#reaper.close();
+  }
+
+  /**
+   * Binds again the hostPorts that the rules say are published: after an agent
+   * restart the sandboxes still run and their DNAT still works, but the sockets
+   * that kept the ports from programs of the node died with the old agent. A
+   * port a program bound in between is reported; its traffic still goes to the
+   * sandbox (the DNAT comes first), as it did before the program started.
+   */
+  #holdPublishedAgain(log: Logger): void {
+    const bySandbox = new Map<SandboxId, { ports: { protocol: 'TCP' | 'UDP'; hostPort: number; hostIP?: string }[]; name?: string }>();
+    for (const p of publishedByRules(this.#indexedRules())) {
+      const entry = bySandbox.get(p.owner) ?? { ports: [], name: p.ownerName };
+      entry.ports.push({ protocol: p.protocol, hostPort: p.hostPort, ...(p.hostIP ? { hostIP: p.hostIP } : {}) });
+      bySandbox.set(p.owner, entry);
+    }
+    for (const [id, { ports, name }] of bySandbox) {
+      try {
+        this.#holders.hold(id, ports, name ?? id, this.subnet6 !== undefined);
+      } catch (err) {
+        log.warn({ err, sandbox: name ?? id, id, step: 'hold published ports again' }, 'a published hostPort was bound by a program of the node while the agent was down; the sandbox keeps its traffic');
+      }
+    }
   }
 
   #allocate(id: SandboxId, who: string): string {

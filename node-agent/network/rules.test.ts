@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import type { NftObject } from './nftables.js';
-import { compatRulesScript, deleteCompatScript, deleteSandboxRulesScript, hostPortConflicts, nodeRulesScript, plannedRules, ruleOwner, rulesOf, sandboxRulesScript } from './rules.js';
+import { compatRulesScript, deleteCompatScript, deleteSandboxRulesScript, hostPortConflicts, nodeRulesScript, plannedRules, publishedByRules, ruleOwner, rulesOf, sandboxRulesScript } from './rules.js';
 
 describe('nftables rule generation (unit)', () => {
   const c = { table: 'sandpit', bridge: 'sandpit0', subnet: '10.88.0.0/24' };
@@ -53,6 +53,21 @@ describe('nftables rule generation (unit)', () => {
     assert.equal(hostPortConflicts(listing, 'ba9876543210', [{ hostPort: 53, containerPort: 1, protocol: 'UDP', hostIP: '192.0.2.3' }]).length, 0);
     assert.equal(hostPortConflicts(listing, 'ba9876543210', [{ hostPort: 53, containerPort: 1, protocol: 'UDP' }]).length, 1);
     assert.equal(hostPortConflicts(listing, '0123456789ab', [{ hostPort: 8080, containerPort: 1, protocol: 'TCP' }]).length, 0, 'a sandbox does not clash with itself');
+  });
+
+  it('reads the published ports back from the rules, once per sandbox and port (what a restarted agent holds again)', () => {
+    // The IPv4 and IPv6 DNAT of one port carry the same comment; node rules and egress rules name no port.
+    const script = sandboxRulesScript(c, {
+      id: '0123456789ab', owner: 'ns/web', address: '10.88.0.5', address6: 'fd00::a58:5', hostLink: 'sp0123456789ab',
+      ports: [{ hostPort: 8080, containerPort: 80, protocol: 'TCP' }, { hostIP: '192.0.2.2', hostPort: 5353, containerPort: 53, protocol: 'UDP' }],
+      denyEgressExcept: [],
+    });
+    const listing = [...plannedRules(script), ...rulesOf([rule('forward', 3, 'sandpit: between sandboxes'), rule('hostports', 9, 'sandpit:ba9876543210 port *:udp/9000')])];
+    assert.deepEqual(publishedByRules(listing), [
+      { owner: '0123456789ab', protocol: 'TCP', hostPort: 8080, ownerName: 'ns/web' },
+      { owner: '0123456789ab', protocol: 'UDP', hostPort: 5353, hostIP: '192.0.2.2', ownerName: 'ns/web' },
+      { owner: 'ba9876543210', protocol: 'UDP', hostPort: 9000 },
+    ]);
   });
 
   it('names the owner of a published port in its comment, cut to what nftables keeps, and reads it back on a clash', () => {

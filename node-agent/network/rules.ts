@@ -235,14 +235,28 @@ export const sandboxesWithRules = (rules: ListedRule[]) =>
  * hostPort, and host addresses that overlap (no hostIP means every address).
  */
 export function hostPortConflicts(rules: ListedRule[], id: SandboxId, ports: PortRule[]): { port: PortRule; owner: SandboxId; ownerName?: string }[] {
-  const taken = rules
-    .map((r) => ({ owner: ruleOwner(r.comment), m: / port (\S+):(tcp|udp)\/(\d+)(?: for (\S+))?$/.exec(r.comment ?? '') }))
-    .filter((x) => x.owner && x.owner !== id && x.m)
-    .map((x) => ({ owner: x.owner!, hostIP: x.m![1]!, proto: x.m![2]!, hostPort: Number(x.m![3]), ownerName: x.m![4] }));
+  const taken = publishedByRules(rules).filter((t) => t.owner !== id);
   const out: { port: PortRule; owner: SandboxId; ownerName?: string }[] = [];
   for (const p of ports) {
-    const hit = taken.find((t) => t.proto === p.protocol.toLowerCase() && t.hostPort === p.hostPort && (t.hostIP === '*' || !p.hostIP || t.hostIP === p.hostIP));
+    const hit = taken.find((t) => t.protocol === p.protocol && t.hostPort === p.hostPort && (!t.hostIP || !p.hostIP || t.hostIP === p.hostIP));
     if (hit) out.push({ port: p, owner: hit.owner, ...(hit.ownerName ? { ownerName: hit.ownerName } : {}) });
   }
   return out;
+}
+
+/**
+ * Published ports as the rules' comments name them ("... port <hostIP or *>:<tcp|udp>/<hostPort> for <name>"),
+ * one entry per sandbox and port however many rules carry it: what an agent
+ * restarted with sandboxes running must hold again.
+ */
+export function publishedByRules(rules: ListedRule[]): { owner: SandboxId; protocol: 'TCP' | 'UDP'; hostPort: number; hostIP?: string; ownerName?: string }[] {
+  const out = new Map<string, { owner: SandboxId; protocol: 'TCP' | 'UDP'; hostPort: number; hostIP?: string; ownerName?: string }>();
+  for (const r of rules) {
+    const owner = ruleOwner(r.comment);
+    const m = / port (\S+):(tcp|udp)\/(\d+)(?: for (\S+))?$/.exec(r.comment ?? '');
+    if (!owner || !m) continue;
+    const entry = { owner, protocol: m[2] === 'tcp' ? ('TCP' as const) : ('UDP' as const), hostPort: Number(m[3]), ...(m[1] !== '*' ? { hostIP: m[1]! } : {}), ...(m[4] ? { ownerName: m[4] } : {}) };
+    out.set(`${owner}/${entry.protocol}/${m[1]}/${entry.hostPort}`, entry);
+  }
+  return [...out.values()];
 }

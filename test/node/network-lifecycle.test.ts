@@ -109,6 +109,38 @@ describe('network lifecycle: teardown, GC, cycles, agent restart (node tier, roo
     await provider.teardown(owner, log);
   });
 
+  it('holds published hostPorts like docker-proxy: no program of the node can bind them until the sandbox goes, and a restarted agent holds them again', async () => {
+    // A program of the node, as most are written (Node.js sets SO_REUSEADDR): did it get the port?
+    const canBind = (proto: 'tcp' | 'udp', port: number, host = '0.0.0.0') => {
+      const code = proto === 'tcp'
+        ? `require('net').createServer().once('error', (e) => { console.log(e.code); process.exit(0); }).listen(${port}, '${host}', function () { console.log('bound'); this.close(); })`
+        : `const s = require('dgram').createSocket('${host.includes(':') ? 'udp6' : 'udp4'}'); s.once('error', (e) => { console.log(e.code); process.exit(0); }); s.bind(${port}, '${host}', () => { console.log('bound'); s.close(); })`;
+      const out = world.exec('node', process.execPath, '-e', code).trim();
+      if (out !== 'bound' && out !== 'EADDRINUSE') throw new Error(`binding ${host}:${port}/${proto}: ${out}`);
+      return out === 'bound';
+    };
+    const s = sandboxRef('held');
+    const ports = [{ containerPort: 80, hostPort: 18181, protocol: 'TCP' as const }, { containerPort: 53, hostPort: 18182, protocol: 'UDP' as const }];
+    assert.ok(canBind('tcp', 18181) && canBind('udp', 18182), 'free before');
+    await setup(s, provider, { ports });
+    assert.equal(canBind('tcp', 18181), false, 'TCP on every address is held');
+    assert.equal(canBind('tcp', 18181, '127.0.0.1'), false, 'and on a single address');
+    assert.equal(canBind('udp', 18182), false, 'UDP is held');
+
+    // The agent dies (its sockets with it) and a new one starts: the rules still name the ports, and it binds them again.
+    const live = new Set(Object.values(provider.leases()));
+    provider.close();
+    assert.ok(canBind('tcp', 18181), 'nothing holds the port while no agent runs');
+    provider = new BridgeNetworkProvider(options);
+    provider.collectGarbageSync(live, log); // what the agent runs at start, after re-adopting its sandboxes
+    assert.equal(canBind('tcp', 18181), false, 'held again after the restart');
+    assert.equal(canBind('udp', 18182), false);
+
+    await provider.teardown(s, log);
+    assert.ok(canBind('tcp', 18181) && canBind('udp', 18182), 'free again once the sandbox is deleted');
+    world.deleteNamespace(s.name);
+  });
+
   it('a missing network namespace fails with NetnsNotFound', async () => {
     const s = sandboxRef('ghost');
     await assert.rejects(

@@ -79,13 +79,12 @@ LABEL org.opencontainers.image.source="https://github.com/sandpit-dev/sandpit" \
 #   iproute2   `ip` for diagnosis (the agent itself speaks netlink)
 #   kmod       modprobe of overlay, br_netfilter, nf_tables when absent
 #   conntrack  flushing a torn-down sandbox's connection-tracking entries
-#   socat      kubectl sandpit port-forward: dials inside the sandbox netns (nsenter, util-linux)
 # Package versions are not pinned: the release is, and security updates should land.
 FROM runtime AS agent
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
-       tini catatonit busybox-static nftables iproute2 kmod conntrack socat ca-certificates \
+       tini catatonit busybox-static nftables iproute2 kmod conntrack ca-certificates \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=native /out/sandpit-init dist/native/sandpit-init
 USER 0:0

@@ -4,6 +4,7 @@ import { stringify } from 'yaml';
 import { CRD_DIR } from '../../crds/generate.js';
 import { invalidExamples, validExamples } from '../support/examples.js';
 import { sharedControlPlane, type ControlPlane } from '../harness/control-plane.js';
+import { cleanUp } from './sandpit-processes.js';
 
 const NS = 'crd-tests';
 
@@ -16,6 +17,12 @@ describe('cluster tier: the Sandbox CRDs on a real API server', function () {
     await cp.kubectl(['apply', '--server-side', '--force-conflicts', '-f', join(CRD_DIR, 'sandboxes.yaml'), '-f', join(CRD_DIR, 'sandboxnodes.yaml')]);
     await cp.kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/sandboxes.sandpit.dev', 'crd/sandboxnodes.sandpit.dev']);
     await cp.kubectl(['create', 'namespace', NS]).catch(() => undefined);
+  });
+
+  // The examples created here for real have no nodeSelector: left behind, a later test's
+  // controller would schedule them onto its node and its agent would try to run them.
+  after(async () => {
+    if (cp) await cleanUp(cp, [NS], []);
   });
 
   it('accepts every example, in a server-side dry run and for real', async () => {

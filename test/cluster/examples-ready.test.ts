@@ -191,6 +191,12 @@ describe('cluster tier: every example Sandbox applied with kubectl → Ready and
 
   after(async () => {
     await cp?.kubectlResult(['-n', ns, 'delete', 'sandboxes', '--all', '--wait=true', '--timeout=60s']);
+    // Anything else the controller placed on this node (an earlier test's leftovers have no
+    // nodeSelector) is deleted the normal way too, while the agent runs: it would outlive the agent.
+    const others = JSON.parse((await cp?.kubectlResult(['get', 'sandboxes', '-A', '-o', 'json']))?.stdout || '{"items":[]}') as { items: { metadata: { namespace: string; name: string }; status?: { nodeName?: string } }[] };
+    for (const o of others.items.filter((i) => i.status?.nodeName === node)) {
+      await cp.kubectlResult(['-n', o.metadata.namespace, 'delete', 'sandbox', o.metadata.name, '--wait=true', '--timeout=60s']);
+    }
     if (agent && agent.exitCode === null && agent.signalCode === null) {
       const exited = new Promise((r) => agent!.once('exit', r));
       agent.kill('SIGTERM');

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmdirSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +20,7 @@ import {
   condition,
   controllerLog,
   getSandbox,
+  rmdirDeep,
   sleep,
   startController,
   waitFor,
@@ -232,19 +233,3 @@ describe('cluster tier: sandboxes end to end through controller, agent and runti
     await sleep(100);
   });
 });
-
-/** Removes an empty cgroup tree, children first (cgroupfs directories are removed with rmdir only). */
-async function rmdirDeep(dir: string): Promise<void> {
-  for (const e of readdirSync(dir)) {
-    const child = join(dir, e);
-    if (statSync(child).isDirectory()) await rmdirDeep(child);
-  }
-  for (let i = 0; i < 50; i++) {
-    try {
-      rmdirSync(dir);
-      return;
-    } catch {
-      await sleep(200); // the last sandbox processes may still be exiting
-    }
-  }
-}

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmdirSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { get as httpGet } from 'node:http';
 import { createServer, type Server } from 'node:net';
@@ -14,7 +14,7 @@ import { hostVethName } from '../../node-agent/network/config.js';
 import { BridgeNetworkProvider } from '../../node-agent/network/provider.js';
 import { freePort, sharedControlPlane, type ControlPlane } from '../harness/control-plane.js';
 import { startRegistry, type TestRegistry } from '../harness/images/registry.js';
-import { agentKubeconfig, applyCRDs, applyManifests, cleanUp, controllerLog, getSandbox, sleep, startController, waitFor, type ControllerProcess } from './sandpit-processes.js';
+import { agentKubeconfig, applyCRDs, applyManifests, cleanUp, controllerLog, getSandbox, rmdirDeep, startController, waitFor, type ControllerProcess } from './sandpit-processes.js';
 
 /*
  * Every examples/*.yaml through the whole system, as a user would run it:
@@ -329,19 +329,3 @@ describe('cluster tier: every example Sandbox applied with kubectl → Ready and
     assert.deepEqual(ids.filter((id) => existsSync(`/sys/class/net/${hostVethName(id)}`)), [], 'no host veth left anywhere');
   });
 });
-
-/** Removes an empty cgroup tree, children first (cgroupfs directories are removed with rmdir only). */
-async function rmdirDeep(dir: string): Promise<void> {
-  for (const e of readdirSync(dir)) {
-    const child = join(dir, e);
-    if (statSync(child).isDirectory()) await rmdirDeep(child);
-  }
-  for (let i = 0; i < 50; i++) {
-    try {
-      rmdirSync(dir);
-      return;
-    } catch {
-      await sleep(200);
-    }
-  }
-}

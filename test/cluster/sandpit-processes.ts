@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, rmdirSync, statSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
@@ -179,4 +179,20 @@ export async function cleanUp(cp: ControlPlane, namespaces: string[], nodes: str
     }
   }
   for (const n of nodes) await cp.kubectlResult(['delete', 'sandboxnode', n, '--wait=false']);
+}
+
+/** Removes an empty cgroup tree, children first (cgroupfs directories are removed with rmdir only). */
+export async function rmdirDeep(dir: string): Promise<void> {
+  for (const e of readdirSync(dir)) {
+    const child = join(dir, e);
+    if (statSync(child).isDirectory()) await rmdirDeep(child);
+  }
+  for (let i = 0; i < 50; i++) {
+    try {
+      rmdirSync(dir);
+      return;
+    } catch {
+      await sleep(200); // the last sandbox processes may still be exiting
+    }
+  }
 }

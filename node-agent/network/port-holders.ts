@@ -1,7 +1,7 @@
 import { fstatSync } from 'node:fs';
 import { SandpitError } from '../../lib/errors.js';
 import { check, errnoName, libc, koffi } from '../sys/libc.js';
-import { close, setsockopt, socket, SOCK_CLOEXEC, SOL_SOCKET, SO_RCVBUF } from '../sys/net.js';
+import { AF_INET, AF_INET6, close, setsockopt, socket, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_STREAM, SOL_SOCKET, SO_RCVBUF } from '../sys/net.js';
 import type { SandboxId } from '../contracts.js';
 import { NetworkError, NetworkReason } from './status.js';
 
@@ -19,10 +19,6 @@ import { NetworkError, NetworkReason } from './status.js';
  * agent is.
  */
 
-const AF_INET = 2;
-const AF_INET6 = 10;
-const SOCK_STREAM = 1;
-const SOCK_DGRAM = 2;
 const IPPROTO_IPV6 = 41;
 const IPV6_V6ONLY = 26;
 

@@ -8,7 +8,12 @@ import { libc } from './libc.js';
  */
 
 export const AF_NETLINK = 16;
+export const AF_INET = 2;
+export const AF_INET6 = 10;
+export const SOCK_STREAM = 1;
+export const SOCK_DGRAM = 2;
 export const SOCK_RAW = 3;
+export const SOCK_NONBLOCK = 0o4000;
 export const SOCK_CLOEXEC = 0o2000000;
 export const NETLINK_ROUTE = 0;
 export const NETLINK_NETFILTER = 12;

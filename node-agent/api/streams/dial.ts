@@ -4,7 +4,7 @@ import { SandpitError } from '../../../lib/errors.js';
 import { inNetns } from '../../network/netns.js';
 import { sockaddr } from '../../network/port-holders.js';
 import { errnoName, koffi, libc } from '../../sys/libc.js';
-import { close, socket, SOCK_CLOEXEC, SOL_SOCKET } from '../../sys/net.js';
+import { AF_INET, close, socket, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET } from '../../sys/net.js';
 
 /*
  * A TCP connection to 127.0.0.1:port inside a sandbox's network namespace,
@@ -16,9 +16,6 @@ import { close, socket, SOCK_CLOEXEC, SOL_SOCKET } from '../../sys/net.js';
  * the sandbox's loopback.
  */
 
-const AF_INET = 2;
-const SOCK_STREAM = 1;
-const SOCK_NONBLOCK = 0o4000;
 const EINPROGRESS = 115;
 const POLLOUT = 4;
 const SO_ERROR = 4;

@@ -5,19 +5,37 @@ import { applyRootfs, enterRoot } from '../rootfs/apply.js';
 import { applyIdentity } from '../security/apply.js';
 import { check, libc, type CallSite } from '../sys/libc.js';
 import { CLONE_FS, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS, sethostname, setns, unshare } from '../sys/ns.js';
-import { close, open, O_CLOEXEC, O_NOCTTY, O_RDONLY, O_RDWR } from '../sys/proc.js';
+import { fchdir } from '../sys/mount.js';
+import { close, open, O_CLOEXEC, O_DIRECTORY, O_NOCTTY, O_RDONLY, O_RDWR } from '../sys/proc.js';
 import { spawnFromThread } from '../sys/spawn.js';
 import { pipe } from '../process/exec-io.js';
 import { bringLoopbackUp } from './loopback.js';
 import type { InfraPlan, LaunchPlan, LaunchResult, ProcessPlan } from './plans.js';
 
 /*
- * Body of a single-use launcher thread. Namespaces, root, credentials,
- * capabilities and the seccomp filter are all per-thread in Linux, and a child
- * forked by libuv from this thread inherits them. So the thread turns itself
- * into the container's context, spawns, reports, and exits: it can never be
- * reused, and nothing it did touches the agent's other threads.
+ * Body of a launcher thread. Namespaces, root, credentials, capabilities and
+ * the seccomp filter are all per-thread in Linux, and a child spawned from
+ * this thread inherits them. A container launch only moves the thread into
+ * the container's namespaces and root: the shim takes on the container's
+ * identity itself. So afterwards the thread steps back into the namespaces it
+ * was born in and serves again. An exec still applies credentials, capabilities
+ * and filter to the thread (its program is busybox sh): that thread can never
+ * serve again and exits.
  */
+
+const HOME_KINDS = ['net', 'ipc', 'uts', 'cgroup', 'pid', 'mnt'] as const;
+type NsKind = (typeof HOME_KINDS)[number];
+/** The namespaces this thread was born in (the host's), to return to after each launch. */
+const home = new Map<NsKind, number>(HOME_KINDS.map((k) => [k, open(`/proc/thread-self/ns/${k}`, O_RDONLY | O_CLOEXEC, 0, { step: `open own ${k} namespace` })]));
+
+/** The agent's working directory: joining a mount namespace moves root and cwd to its root. */
+const homeCwd = open(process.cwd(), O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, { step: 'open the agent\'s working directory' });
+
+/** Back into the host's namespaces, root and working directory. */
+function returnHome(kinds: readonly NsKind[], site: CallSite): void {
+  for (const k of kinds) setns(home.get(k)!, 0, { ...site, step: `return to the host ${k} namespace` });
+  if (kinds.includes('mnt')) fchdir(homeCwd, { ...site, step: 'return to the agent\'s working directory' });
+}
 
 const ioctlInt = libc.func('int ioctl(int fd, unsigned long request, int *arg)');
 const readFn = libc.func('long read(int fd, _Out_ uint8_t *buf, size_t count)');
@@ -27,16 +45,10 @@ const TIOCGPTPEER = 0x5441;
 
 async function launchInfra(p: InfraPlan): Promise<LaunchResult> {
   const site = { sandbox: p.sandbox, step: 'create namespaces' };
-  // Kept to step back out afterwards: unlike a container launch, starting PID 1
-  // changes nothing that cannot be undone, so this thread can serve again.
-  const home = (['net', 'ipc', 'uts', 'pid'] as const).map((k) => open(`/proc/thread-self/ns/${k}`, O_RDONLY | O_CLOEXEC, 0, { ...site, step: `open own ${k} namespace` }));
   try {
     return await startPid1(p, site);
   } finally {
-    for (const fd of home) {
-      setns(fd, 0, { ...site, step: 'return to the host namespaces' });
-      close(fd);
-    }
+    returnHome(['net', 'ipc', 'uts', 'pid'], site);
   }
 }
 
@@ -120,9 +132,10 @@ async function launchProcess(p: ProcessPlan): Promise<LaunchResult> {
   if (p.resolveAt >= 0) args[p.resolveAt] = resolveCommand(args[p.resolveAt]!, p.env);
   let pid: number;
   try {
-    applyIdentity(p.identity, { ...site, step: `${p.step}: identity` });
-    mark('identity');
-    mark('spawn-call');
+    if (p.identity) {
+      applyIdentity(p.identity, { ...site, step: `${p.step}: identity` });
+      mark('identity');
+    }
     pid = spawnFromThread('/proc/self/fd/3', [p.argv0, ...args], p.env, [stdio[0]!, stdio[1]!, stdio[2]!, program, ...p.extraFds], p.cwd, { ...site, step: `${p.step}: spawn` });
   } catch (err) {
     // fds are the agent's, not this thread's: a pty nobody will read must not outlive the failure.
@@ -133,7 +146,17 @@ async function launchProcess(p: ProcessPlan): Promise<LaunchResult> {
     if (slave !== undefined) close(slave);
   }
   mark('spawned');
-  return { pid, ptyMaster, marks, pidnsInit };
+  // With credentials untouched, the thread can leave the container and serve again.
+  let reusable = false;
+  if (!p.identity) {
+    try {
+      returnHome(HOME_KINDS, site);
+      reusable = true;
+    } catch {
+      /* half way back: this thread must not serve again; the pool replaces it */
+    }
+  }
+  return { pid, ptyMaster, marks, pidnsInit, reusable };
 }
 
 /**
@@ -177,8 +200,8 @@ async function handle(plan: LaunchPlan): Promise<LaunchResult> {
 parentPort!.on('message', (plan: LaunchPlan) => {
   void handle(plan).then((result) => {
     parentPort!.postMessage(result);
-    // After a container launch this thread lives in the container's namespaces,
-    // root and credentials, under its seccomp filter: it must never serve again.
+    // After an exec (or a failed launch) this thread may live in a container's
+    // namespaces, root and credentials, under its seccomp filter: it must never serve again.
     if (!result.reusable) process.exit(0);
   });
 });

@@ -40,7 +40,12 @@ export interface ProcessPlan {
    */
   ownPid?: { cgroupFds: number[] };
   rootfs?: { root: string; steps: RootfsStep[]; readOnly: boolean };
-  identity: Identity;
+  /**
+   * Applied to the launcher thread before the spawn (exec: busybox sh cannot
+   * do it itself); the thread then never serves again. Container launches
+   * leave it out: the shim takes on the identity from its arguments.
+   */
+  identity?: Identity;
   /**
    * The static program on the host that becomes the child, opened before
    * pivot_root and run as /proc/self/fd/3: sandpit-init (shim mode) for a

@@ -24,13 +24,22 @@
  *     cgroup, mounts that namespace's /proc at PROC_TARGET (only a process
  *     inside it can), says "ready" and reaps like init. The shim is its child.
  *
- *   sandpit-init shim EXIT_FD CGROUP_FDS OOM_SCORE_ADJ NOFILE_SOFT NOFILE_HARD -- PATH ARGV0 ARGS...
- *     One per container run, already inside the container (root, credentials,
- *     filter), started as /proc/self/fd/3. Joins the container cgroup, sets
- *     oom_score_adj and RLIMIT_NOFILE (never above the inherited hard limit),
- *     forks and execs the workload, waits, and writes its status as a shell
- *     would report it (code, or 128+signal) into EXIT_FD, so the status
- *     survives an agent restart. Exec failures are 127 (not found) or 126.
+ *   sandpit-init shim EXIT_FD CGROUP_FDS OOM_SCORE_ADJ NOFILE_SOFT NOFILE_HARD
+ *                     UID GID GROUPS CAPS NNP SECCOMP_FD -- PATH ARGV0 ARGS...
+ *     One per container run, started as /proc/self/fd/3 inside the container's
+ *     namespaces and root, still as the agent's root. Joins the container
+ *     cgroup, sets oom_score_adj and RLIMIT_NOFILE (never above the inherited
+ *     hard limit), then becomes the container's identity: drops every
+ *     capability outside CAPS (a decimal bit mask) from the bounding set,
+ *     clears the ambient set, installs the seccomp filter read from SECCOMP_FD
+ *     (raw sock_filter array, "-" for none), sets groups, gid and uid, the
+ *     capability sets (CAPS for uid 0, none otherwise) and no_new_privs when
+ *     NNP is 1. Doing this here, not on the agent's launcher thread, leaves
+ *     the thread free to step back into the host's namespaces and launch
+ *     again. Then it forks and execs the workload, waits, and writes its
+ *     status as a shell would report it (code, or 128+signal) into EXIT_FD,
+ *     so the status survives an agent restart. Exec failures are 127 (not
+ *     found) or 126.
  *
  * FDS lists are comma separated ("-" for none); "-" for OOM_SCORE_ADJ or the
  * limits leaves them alone.
@@ -50,6 +59,7 @@ enum {
   NR_read = 0, NR_write = 1, NR_close = 3, NR_rt_sigprocmask = 14, NR_fork_clone = 56, NR_execve = 59,
   NR_exit = 60, NR_wait4 = 61, NR_kill = 62, NR_getpid = 39, NR_rt_sigtimedwait = 128, NR_mount = 165,
   NR_exit_group = 231, NR_openat = 257, NR_unshare = 272, NR_prlimit64 = 302, NR_sethostname = 170,
+  NR_prctl = 157, NR_seccomp = 317, NR_setgroups = 116, NR_setresgid = 119, NR_setresuid = 117, NR_capset = 126,
 };
 static s64 sys6(s64 n, s64 a, s64 b, s64 c, s64 d, s64 e, s64 f) {
   s64 ret;
@@ -65,6 +75,7 @@ enum {
   NR_read = 63, NR_write = 64, NR_close = 57, NR_rt_sigprocmask = 135, NR_fork_clone = 220, NR_execve = 221,
   NR_exit = 93, NR_wait4 = 260, NR_kill = 129, NR_getpid = 172, NR_rt_sigtimedwait = 137, NR_mount = 40,
   NR_exit_group = 94, NR_openat = 56, NR_unshare = 97, NR_prlimit64 = 261, NR_sethostname = 161,
+  NR_prctl = 167, NR_seccomp = 277, NR_setgroups = 159, NR_setresgid = 149, NR_setresuid = 147, NR_capset = 91,
 };
 static s64 sys6(s64 n, s64 a, s64 b, s64 c, s64 d, s64 e, s64 f) {
   register s64 x8 __asm__("x8") = n;
@@ -107,6 +118,14 @@ __asm__(".text\n.global _start\n_start:\n mov x29, #0\n mov x30, #0\n mov x0, sp
 #define ENOENT 2
 #define ENOTDIR 20
 #define RLIMIT_NOFILE 7
+#define EINVAL 22
+#define PR_CAPBSET_DROP 24
+#define PR_SET_NO_NEW_PRIVS 38
+#define PR_CAP_AMBIENT 47
+#define PR_CAP_AMBIENT_CLEAR_ALL 4
+#define SECCOMP_SET_MODE_FILTER 1
+#define MAX_FILTER_BYTES (4096 * 8) /* BPF_MAXINSNS sock_filter entries */
+#define MAX_GROUPS 64
 
 /* gcc may emit calls to these even in freestanding code. */
 void *memset(void *d, int c, u64 n) {
@@ -260,11 +279,101 @@ static __attribute__((noreturn)) void run_pidns(char **argv) {
   reap_forever(ready);
 }
 
+struct sock_fprog { unsigned short len; void *filter; };
+struct cap_header { unsigned int version; int pid; };
+struct cap_data { unsigned int effective, permitted, inheritable; };
+static unsigned char filter_bytes[MAX_FILTER_BYTES];
+
+/* Reads the whole filter from fd (a pipe the agent filled and closed) into filter_bytes. */
+static u64 read_filter(s64 fd) {
+  u64 n = 0;
+  for (;;) {
+    if (n == sizeof filter_bytes) die("seccomp filter longer than BPF_MAXINSNS", -EINVAL);
+    s64 r = sys3(NR_read, fd, filter_bytes + n, sizeof filter_bytes - n);
+    if (r == -EINTR) continue;
+    if (r < 0) die("read seccomp filter", r);
+    if (r == 0) break;
+    n += (u64)r;
+  }
+  sys1(NR_close, fd);
+  if (n == 0 || n % 8) die("seccomp filter is not a whole sock_filter array", -EINVAL);
+  return n;
+}
+
+/* Parses a comma-separated list of gids ("-" for none) into out; returns the count. */
+static int parse_groups(const char *list, unsigned int *out) {
+  char buf[16];
+  int i = 0, count = 0, ok;
+  if (seq(list, "-")) return 0;
+  for (const char *p = list;; p++) {
+    if (*p == ',' || *p == 0) {
+      buf[i] = 0;
+      s64 g = num(buf, &ok);
+      if (!ok || g < 0 || count == MAX_GROUPS) die("bad group list", -EINVAL);
+      out[count++] = (unsigned int)g;
+      i = 0;
+      if (*p == 0) break;
+    } else if (i < 15) {
+      buf[i++] = *p;
+    }
+  }
+  return count;
+}
+
+/*
+ * Order matters: the bounding set is dropped while CAP_SETPCAP is still held;
+ * the filter goes in while CAP_SYS_ADMIN is still held (so it also works
+ * without no_new_privs); the switch to a non-zero uid then clears the
+ * permitted set; capset sets what a uid 0 workload keeps; no_new_privs last.
+ */
+static void become(char **id) {
+  int ok1, ok2, ok3, ok4;
+  s64 uid = num(id[0], &ok1), gid = num(id[1], &ok2), caps = num(id[3], &ok3), nnp = num(id[4], &ok4);
+  if (!ok1 || !ok2 || !ok3 || !ok4 || uid < 0 || gid < 0 || caps < 0) die("bad identity", -EINVAL);
+  unsigned int groups[MAX_GROUPS];
+  int ngroups = parse_groups(id[2], groups);
+  u64 filter_len = 0;
+  if (!seq(id[5], "-")) {
+    int ok;
+    s64 fd = num(id[5], &ok);
+    if (!ok) die("bad seccomp fd", -EINVAL);
+    filter_len = read_filter(fd);
+  }
+  for (int cap = 0; cap < 64; cap++) {
+    if ((u64)caps & (1UL << cap)) continue;
+    s64 r = sys2(NR_prctl, PR_CAPBSET_DROP, cap);
+    if (r == -EINVAL) break; /* past the kernel's last capability */
+    if (r < 0) die("drop bounding capability", r);
+  }
+  s64 r = sys5(NR_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+  if (r < 0) die("clear ambient capabilities", r);
+  if (filter_len) {
+    struct sock_fprog prog = {(unsigned short)(filter_len / 8), filter_bytes};
+    r = sys3(NR_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog);
+    if (r < 0) die("install seccomp filter", r);
+  }
+  r = sys2(NR_setgroups, ngroups, groups);
+  if (r < 0) die("setgroups", r);
+  r = sys3(NR_setresgid, gid, gid, gid);
+  if (r < 0) die("setresgid", r);
+  r = sys3(NR_setresuid, uid, uid, uid);
+  if (r < 0) die("setresuid", r);
+  u64 keep = uid == 0 ? (u64)caps : 0;
+  struct cap_header hdr = {0x20080522 /* _LINUX_CAPABILITY_VERSION_3 */, 0};
+  struct cap_data data[2] = {{(unsigned int)keep, (unsigned int)keep, 0}, {(unsigned int)(keep >> 32), (unsigned int)(keep >> 32), 0}};
+  r = sys2(NR_capset, &hdr, data);
+  if (r < 0) die("capset", r);
+  if (nnp == 1) {
+    r = sys5(NR_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+    if (r < 0) die("set no_new_privs", r);
+  }
+}
+
 static __attribute__((noreturn)) void run_shim(char **argv, char **envp) {
   int ok;
-  for (int i = 0; i < 6; i++)
-    if (!argv[i]) die("usage: shim EXIT_FD CGROUP_FDS OOM NOFILE_SOFT NOFILE_HARD -- PATH ARGV0 ARGS...", -22);
-  if (!seq(argv[5], "--") || !argv[6] || !argv[7]) die("usage: shim ... -- PATH ARGV0 ARGS...", -22);
+  for (int i = 0; i < 12; i++)
+    if (!argv[i]) die("usage: shim EXIT_FD CGROUP_FDS OOM NOFILE_SOFT NOFILE_HARD UID GID GROUPS CAPS NNP SECCOMP_FD -- PATH ARGV0 ARGS...", -22);
+  if (!seq(argv[11], "--") || !argv[12] || !argv[13]) die("usage: shim ... -- PATH ARGV0 ARGS...", -22);
   s64 exitfd = num(argv[0], &ok);
   if (!ok) die("bad exit fd", -22);
   join_cgroups(argv[1]);
@@ -287,14 +396,15 @@ static __attribute__((noreturn)) void run_shim(char **argv, char **envp) {
     r = sys4(NR_prlimit64, 0, RLIMIT_NOFILE, &want, 0);
     if (r < 0) die("set RLIMIT_NOFILE", r);
   }
+  become(argv + 5);
 
   s64 pid = sys5(NR_fork_clone, SIGCHLD, 0, 0, 0, 0);
   if (pid < 0) die("fork the workload", pid);
   if (pid == 0) {
     sys1(NR_close, exitfd);
-    s64 e = sys3(NR_execve, argv[6], &argv[7], envp);
+    s64 e = sys3(NR_execve, argv[12], &argv[13], envp);
     put(2, "sandpit-init: cannot run ");
-    put(2, argv[6]);
+    put(2, argv[12]);
     put(2, e == -ENOENT || e == -ENOTDIR ? ": not found\n" : ": not executable\n");
     quit(e == -ENOENT || e == -ENOTDIR ? 127 : 126);
   }

@@ -1,3 +1,4 @@
+import { writeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { check, libc } from '../sys/libc.js';
 import { close, O_CLOEXEC } from '../sys/proc.js';
@@ -14,6 +15,25 @@ export function pipe(site: { sandbox?: string; step: string }): [number, number]
   const fds = [0, 0];
   check('pipe2', site, () => pipe2Fn(fds, O_CLOEXEC));
   return [fds[0]!, fds[1]!];
+}
+
+/**
+ * A pipe already holding `bytes` with its write end closed; returns the read
+ * end. The child reads to EOF (the shim reads its seccomp filter this way).
+ * A pipe holds 64 KiB before a writer blocks: callers pass less (a filter is at most 32 KiB).
+ */
+export function pipeHolding(bytes: Uint8Array, site: { sandbox?: string; step: string }): number {
+  const [readEnd, writeEnd] = pipe(site);
+  try {
+    let off = 0;
+    while (off < bytes.length) off += writeSync(writeEnd, bytes, off, bytes.length - off);
+  } catch (err) {
+    close(readEnd);
+    throw err;
+  } finally {
+    close(writeEnd);
+  }
+  return readEnd;
 }
 
 export interface ExecStreams {

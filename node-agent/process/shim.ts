@@ -1,20 +1,27 @@
 /*
  * The per-container shim is sandpit-init in shim mode (node-agent/native/).
- * It runs as the container's process (after pivot_root, with the container's
- * credentials and filter, as /proc/self/fd/3), joins the container cgroup
- * through the cgroup.procs fds the agent opened (the kernel checks the
- * opener's credentials), sets oom_score_adj and RLIMIT_NOFILE, runs the
+ * It starts inside the container (after pivot_root, as /proc/self/fd/3, still
+ * root), joins the container cgroup through the cgroup.procs fds the agent
+ * opened, sets oom_score_adj and RLIMIT_NOFILE, then takes on the container's
+ * identity itself (bounding set, seccomp filter read from a pipe, groups,
+ * gid, uid, capabilities, no_new_privs): the launcher thread that started it
+ * keeps its own credentials and can be used again. It runs the
  * workload as its child and writes its exit status (code, or 128+signal) into
  * the state dir through an inherited fd. Because the shim, not the agent,
  * waits for the workload, the exit status survives an agent restart.
  * Exec sessions still use busybox sh (execShimScript): they are short-lived.
  */
 
+import { capMask } from '../security/capabilities.js';
+import type { Identity } from '../security/apply.js';
+
 export interface ShimFds {
   /** fd of the exit-status file in the child. */
   exit: number;
   /** fds of the container cgroup's cgroup.procs, one per hierarchy. */
   cgroups: number[];
+  /** fd of a pipe holding the seccomp filter (sock_filter bytes, writer closed); absent for Unconfined. */
+  seccomp?: number;
 }
 
 export interface ShimOptions {
@@ -23,11 +30,14 @@ export interface ShimOptions {
 }
 
 /** argv after argv0 for sandpit-init; the workload's resolved path goes at index `pathAt`. */
-export function containerShimArgs(fds: ShimFds, opts: ShimOptions, workload: string[]): { args: string[]; pathAt: number } {
+export function containerShimArgs(fds: ShimFds, opts: ShimOptions, id: Omit<Identity, 'seccomp'>, workload: string[]): { args: string[]; pathAt: number } {
   const head = [
     'shim', String(fds.exit), fds.cgroups.length ? fds.cgroups.join(',') : '-',
     opts.oomScoreAdj === undefined ? '-' : String(opts.oomScoreAdj),
-    opts.nofile ? String(opts.nofile.soft) : '-', opts.nofile ? String(opts.nofile.hard) : '-', '--',
+    opts.nofile ? String(opts.nofile.soft) : '-', opts.nofile ? String(opts.nofile.hard) : '-',
+    String(id.uid), String(id.gid), id.groups.length ? id.groups.join(',') : '-',
+    capMask(id.caps).toString(), id.noNewPrivs ? '1' : '0', fds.seccomp === undefined ? '-' : String(fds.seccomp),
+    '--',
   ];
   return { args: [...head, workload[0]!, ...workload], pathAt: head.length };
 }

@@ -14,7 +14,7 @@ import { ContainerLog, ensureFifo, openFifoForWorkload } from '../process/logs.j
 import { childrenOf, isSameProcess, processStartTime } from '../process/pidinfo.js';
 import { restartDelay, shouldRestart } from '../process/restart.js';
 import { containerShimArgs, decodeShellStatus, execShimScript } from '../process/shim.js';
-import { execPipes } from '../process/exec-io.js';
+import { execPipes, pipeHolding } from '../process/exec-io.js';
 import type { Identity } from '../security/apply.js';
 import type { Socket } from 'node:net';
 import { ReadStream, WriteStream } from 'node:tty';
@@ -144,6 +144,11 @@ export class SandboxRuntime {
     for (const l of this.#logs.values()) await l.close();
     this.#logs.clear();
     await this.#launchers.close();
+  }
+
+  /** Launcher threads started so far and alive now (a container launch reuses its thread). */
+  launcherStats(): { started: number; live: number; max: number } {
+    return this.#launchers.stats();
   }
 
   list(): SandboxRecord[] {
@@ -369,7 +374,11 @@ export class SandboxRuntime {
       const ownPid = !rec.spec.shareProcessNamespace;
       const initCgFds = ownPid ? this.cgroups.openProcs(cgRel, site) : [];
       fds.push(...initCgFds);
-      const shim = containerShimArgs({ exit: 4, cgroups: cgFds.map((_, i) => 5 + i) }, { oomScoreAdj: this.config.oomScoreAdj, nofile: this.config.nofile }, argv);
+      const filterFd = identity.seccomp ? pipeHolding(identity.seccomp, { ...site, step: `${step}: seccomp filter` }) : undefined;
+      if (filterFd !== undefined) fds.push(filterFd);
+      const shim = containerShimArgs(
+        { exit: 4, cgroups: cgFds.map((_, i) => 5 + i), seccomp: filterFd === undefined ? undefined : 5 + cgFds.length },
+        { oomScoreAdj: this.config.oomScoreAdj, nofile: this.config.nofile }, identity, argv);
       const oomBase = this.cgroups.oomKills(cgRel);
       const volumes = (spec.volumeMounts ?? []).map((m) => ({ source: join(this.store.sandboxDir(rec.id), 'volumes', m.name), mountPath: m.mountPath, readOnly: m.readOnly }));
       const dir = this.store.sandboxDir(rec.id);
@@ -382,11 +391,10 @@ export class SandboxRuntime {
       const result = await this.#launchers.launch({
         kind: 'process', sandbox: who, step, nsPid: rec.pid1!.pid, joinMount: false, joinPid: !ownPid, ownPid: ownPid ? { cgroupFds: initCgFds } : undefined,
         rootfs: { root: join(cdir, 'rootfs'), steps, readOnly: sc?.readOnlyRootFilesystem ?? false },
-        identity,
         program: this.config.binaries.init, argv0: 'sandpit-init',
         args: shim.args, resolveAt: shim.pathAt,
         env, cwd: spec.workingDir ?? image.config.workingDir ?? '/',
-        stdio: [fds[0]!, fds[1]!, fds[2]!], extraFds: [exitFd, ...cgFds], tty: spec.tty,
+        stdio: [fds[0]!, fds[1]!, fds[2]!], extraFds: filterFd === undefined ? [exitFd, ...cgFds] : [exitFd, ...cgFds, filterFd], tty: spec.tty,
       });
       if (result.error) throw new SandpitError(result.error);
       // tty: the workload's 0/1/2 are a pty slave; what it writes reaches the log as stdout.

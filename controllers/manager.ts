@@ -200,9 +200,10 @@ export class Manager {
       upsert: (obj, old) => {
         const key = keyOf(obj);
         this.#observeReady(obj, old);
+        if (old && this.#reconciler?.isOwnContinuedWrite(obj)) return;
         if (!old || old.metadata.resourceVersion === obj.metadata.resourceVersion || specOrLifecycleChanged(old, obj)) this.queue.add(key);
       },
-      deleted: (obj) => this.#reconciler?.forgetApplied(obj.metadata.uid ?? ''),
+      deleted: (obj) => this.#reconciler?.forget(obj.metadata.uid ?? ''),
     });
     this.nodes.on({
       upsert: (node) => this.#enqueueNode(node.metadata.name ?? ''),

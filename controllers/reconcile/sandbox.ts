@@ -50,6 +50,12 @@ export class SandboxReconciler {
   readonly #assumed = new Map<string, { node: string; demand: ReturnType<typeof sandboxDemand> }>();
   /** uid@generation the agent has confirmed applying since we started; cleared by resync when the agent lost it. */
   readonly #applied = new Set<string>();
+  /**
+   * Per uid, the resourceVersions our own writes produced and this reconcile
+   * already carried on from (finalizer added → bound → applied on the node):
+   * their watch events bring nothing new, so they need no reconcile of their own.
+   */
+  readonly #continued = new Map<string, Set<string>>();
 
   constructor(readonly deps: ReconcilerDeps) {}
 
@@ -61,10 +67,40 @@ export class SandboxReconciler {
     for (const k of this.#applied) if (k.startsWith(`${uid}@`)) this.#applied.delete(k);
   }
 
+  /** Drops everything remembered about a Sandbox that is gone. */
+  forget(uid: string): void {
+    this.forgetApplied(uid);
+    this.#continued.delete(uid);
+  }
+
+  /**
+   * Whether a watched version of a Sandbox is one our own write produced and
+   * the reconcile that wrote it went on from (so queueing it again would only
+   * repeat that work). Each version is answered once.
+   */
+  isOwnContinuedWrite(sbx: Pick<Sandbox, 'metadata'>): boolean {
+    const uid = sbx.metadata.uid ?? '';
+    const rvs = this.#continued.get(uid);
+    if (!rvs || !rvs.delete(sbx.metadata.resourceVersion ?? '')) return false;
+    if (rvs.size === 0) this.#continued.delete(uid);
+    return true;
+  }
+
+  /** The object a write of ours returned, to go on from within the same reconcile. */
+  #carryOn(written: unknown): Sandbox {
+    const sbx = Sandbox.parse(written);
+    const uid = sbx.metadata.uid ?? '';
+    const rvs = this.#continued.get(uid) ?? new Set<string>();
+    if (rvs.size > 8) rvs.clear(); // versions whose events never came (a relist skipped them) are not kept forever
+    rvs.add(sbx.metadata.resourceVersion ?? '');
+    this.#continued.set(uid, rvs);
+    return sbx;
+  }
+
   async reconcile(key: string): Promise<Result> {
     const cached = this.deps.sandboxes.get(key);
     if (!cached) return {};
-    const sbx = Sandbox.parse(cached);
+    let sbx = Sandbox.parse(cached);
     const uid = sbx.metadata.uid ?? '';
     if (sbx.status?.nodeName) this.#assumed.delete(uid);
     const log = this.deps.log.child({ sandbox: key, uid });
@@ -73,8 +109,9 @@ export class SandboxReconciler {
 
     const finalizers = withFinalizer(sbx);
     if (finalizers) {
-      await writeFinalizers(this.deps.client, paths.sandbox(...nsName(key)), sbx, finalizers);
-      return {}; // the update comes back through the informer and continues from here
+      // Go on from what the API server answered instead of waiting for the update to come back
+      // through the informer: one reconcile takes a new sandbox from created to applied on its node.
+      sbx = this.#carryOn(await writeFinalizers(this.deps.client, paths.sandbox(...nsName(key)), sbx, finalizers));
     }
 
     const node = sbx.status?.nodeName ?? this.#assumed.get(uid)?.node;
@@ -96,12 +133,14 @@ export class SandboxReconciler {
       return { requeueAfterMs: UNSCHEDULABLE_RETRY_MS };
     }
     const hostIP = this.deps.nodes.get(choice.node)?.status?.hostIP;
-    await this.#writeStatus(key, sbx, boundStatus(sbx, choice.node, hostIP));
+    const bound = this.#carryOn(await this.#writeStatus(key, sbx, boundStatus(sbx, choice.node, hostIP)));
     this.#assumed.set(sbx.metadata.uid ?? '', { node: choice.node, demand: sandboxDemand(sbx.spec) });
-    this.deps.events.record(sbxRef(sbx), 'Normal', 'Scheduled', `Bound to node ${choice.node}`, 'Binding');
-    this.deps.onBound?.(sbx);
+    this.deps.events.record(sbxRef(bound), 'Normal', 'Scheduled', `Bound to node ${choice.node}`, 'Binding');
+    this.deps.onBound?.(bound);
     log.info({ node: choice.node }, 'Bound sandbox to node');
-    return { requeueAfterMs: 0 };
+    // The bound object, just as the API server holds it, goes to the agent: its first status
+    // write can use it instead of reading the Sandbox first.
+    return this.#converge(bound, choice.node, key, log);
   }
 
   async #converge(sbx: Sandbox, node: string, key: string, log: Logger): Promise<Result> {
@@ -201,9 +240,9 @@ export class SandboxReconciler {
   }
 
   /** Merge-patches /status guarded by resourceVersion; a conflict means the cache was stale and the key is retried. */
-  async #writeStatus(key: string, sbx: Sandbox, patch: StatusPatch): Promise<void> {
+  async #writeStatus(key: string, sbx: Sandbox, patch: StatusPatch): Promise<unknown> {
     try {
-      await this.deps.client.patch(paths.sandboxStatus(...nsName(key)), { metadata: { resourceVersion: sbx.metadata.resourceVersion }, status: patch });
+      return await this.deps.client.patch(paths.sandboxStatus(...nsName(key)), { metadata: { resourceVersion: sbx.metadata.resourceVersion }, status: patch });
     } catch (err) {
       if (isConflict(err) || isNotFound(err)) throw err;
       throw stepError(err, key, 'write status', 'check the API server and the controller RBAC');

@@ -69,7 +69,7 @@ export class Agent {
     const { cfg, log } = this;
     const certs = new AgentCertificates(this.client, cfg.node, cfg.certificates, log);
     const tls = await certs.obtain();
-    const router = new AgentRouter(this.runtime, cfg.node, log);
+    const router = new AgentRouter(this.runtime, cfg.node, log, (sbx) => this.#reporter?.know(sbx));
     this.#server = new MtlsServer(tls, (req, res) => router.handle(req, res), log);
     // Streams need the concrete runtime (exec, log files, cgroups); a runtime module without one answers 501.
     const concrete = (this.runtime as { runtime?: ConcreteRuntime }).runtime;

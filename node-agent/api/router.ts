@@ -80,10 +80,12 @@ export function runtimeReason(err: SandpitError): string {
 export class AgentRouter {
   readonly #chains = new Map<string, Promise<unknown>>();
 
+  /** `onPut` sees each accepted Sandbox before the runtime applies it (the status reporter keeps it as its starting point). */
   constructor(
     readonly runtime: SandboxRuntime,
     readonly node: string,
     readonly log: Logger,
+    readonly onPut: (sbx: Sandbox) => void = () => undefined,
   ) {}
 
   #serial<T>(uid: string, fn: () => Promise<T>): Promise<T> {
@@ -113,6 +115,7 @@ export class AgentRouter {
       switch (method) {
         case 'PUT': {
           const sbx = parsePutBody(uid, await readJson(req), this.node);
+          this.onPut(sbx);
           const obs = await this.#serial(uid, async () => {
             const cur = this.runtime.get(uid);
             if (cur && cur.generation === sbx.metadata.generation) return cur; // idempotent by UID and generation

@@ -54,6 +54,18 @@ export class StatusReporter {
     this.#held.clear();
   }
 
+  /**
+   * Takes a Sandbox the controller handed over (it sends the object as its
+   * binding left it) as what the API server holds, so the first status write
+   * needs no GET. Only when nothing newer is known: one that went stale
+   * meanwhile costs a conflict, a read and a retry, as before.
+   */
+  know(sbx: Sandbox): void {
+    const uid = sbx.metadata.uid;
+    if (!uid || !sbx.metadata.resourceVersion || sbx.status?.nodeName !== this.node || this.#known.has(uid)) return;
+    this.#known.set(uid, sbx);
+  }
+
   reportAll(): void {
     this.#known.clear(); // the periodic re-report compares with what the API server holds, not with our memory
     for (const obs of this.runtime.list()) this.report(obs);

@@ -22,7 +22,7 @@ import { setWindowSize } from '../sys/tty.js';
 import { buildRootfsPlan } from '../rootfs/plan.js';
 import { containerCaps } from '../security/capabilities.js';
 import { buildSeccompFilter } from '../security/seccomp.js';
-import { readJson, StateStore, writeJsonAtomic } from '../state/store.js';
+import { readJson, StateStore, writeJsonInPlace } from '../state/store.js';
 import { mount, MNT_DETACH, MS_NODEV, MS_NOEXEC, MS_NOSUID, umount2 } from '../sys/mount.js';
 import { close, dup, kill, open, O_CLOEXEC, O_CREAT, O_RDONLY, O_WRONLY, reapChild } from '../sys/proc.js';
 import type { RuntimeConfig } from './config.js';
@@ -164,7 +164,7 @@ export class SandboxRuntime {
   }
 
   #save(rec: SandboxRecord): void {
-    writeJsonAtomic(join(this.store.sandboxDir(rec.id), 'sandbox.json'), rec);
+    writeJsonInPlace(join(this.store.sandboxDir(rec.id), 'sandbox.json'), rec);
     for (const fn of this.#listeners) {
       try {
         fn(rec);

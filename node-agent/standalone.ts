@@ -12,6 +12,7 @@ import { LoopbackOnlyNetwork } from './runtime/none-network.js';
 import { ModeNetworkProvider, RoutedImageProvider } from './runtime/providers.js';
 import { OciImageProvider } from './images/provider.js';
 import { BridgeNetworkProvider } from './network/provider.js';
+import { parseUsernsRange } from './namespaces/userns.js';
 import { SandboxRuntime, type SandboxRecord } from './runtime/runtime.js';
 import { readJson } from './state/store.js';
 import { check, libc } from './sys/libc.js';
@@ -41,6 +42,7 @@ const { values, positionals } = parseArgs({
     'allow-capability': { type: 'string', multiple: true },
     'restart-backoff-ms': { type: 'string' },
     'poll-ms': { type: 'string' },
+    'userns-range': { type: 'string' },
     rm: { type: 'boolean' },
   },
 });
@@ -52,6 +54,7 @@ const config: RuntimeConfig = defaultConfig({
   allowedCapabilities: values['allow-capability'] ?? [],
   ...(values['restart-backoff-ms'] ? { restartBackoff: { baseMs: Number(values['restart-backoff-ms']), maxMs: 300_000 } } : {}),
   ...(values['poll-ms'] ? { pollMs: Number(values['poll-ms']) } : {}),
+  ...(values['userns-range'] ? { usernsRange: parseUsernsRange(values['userns-range']) } : {}),
 });
 
 function readSandboxes(file: string): Sandbox[] {

@@ -1,8 +1,7 @@
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { SandpitError } from '../../lib/errors.js';
 import { applyRootfs, enterRoot } from '../rootfs/apply.js';
-import { applyIdentity } from '../security/apply.js';
 import { check, libc, type CallSite } from '../sys/libc.js';
 import { CLONE_FS, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS, sethostname, setns, unshare } from '../sys/ns.js';
 import { fchdir } from '../sys/mount.js';
@@ -15,12 +14,12 @@ import type { InfraPlan, LaunchPlan, LaunchResult, ProcessPlan } from './plans.j
 /*
  * Body of a launcher thread. Namespaces, root, credentials, capabilities and
  * the seccomp filter are all per-thread in Linux, and a child spawned from
- * this thread inherits them. A container launch only moves the thread into
- * the container's namespaces and root: the shim takes on the container's
- * identity itself. So afterwards the thread steps back into the namespaces it
- * was born in and serves again. An exec still applies credentials, capabilities
- * and filter to the thread (its program is busybox sh): that thread can never
- * serve again and exits.
+ * this thread inherits them. A launch (container or exec) only moves the
+ * thread into the container's namespaces and root: sandpit-init, the child,
+ * joins the user namespace and takes on the container's identity itself (a
+ * thread of a multithreaded process could not join a user namespace anyway).
+ * So afterwards the thread steps back into the namespaces it was born in and
+ * serves again; one that cannot get back exits.
  */
 
 const HOME_KINDS = ['net', 'ipc', 'uts', 'cgroup', 'pid', 'mnt'] as const;
@@ -107,6 +106,14 @@ async function launchProcess(p: ProcessPlan): Promise<LaunchResult> {
   kinds.forEach((k, i) => setns(nsFds[i]!, 0, { ...site, step: `${p.step}: join ${k} namespace` }));
   for (const fd of nsFds) close(fd);
   mark('setns');
+  // /proc/sys/net resolves against this thread's network namespace: the sandbox's now.
+  for (const [key, value] of Object.entries(p.netSysctls ?? {})) {
+    try {
+      writeFileSync(`/proc/sys/${key}`, value);
+    } catch (err) {
+      throw new SandpitError({ ...site, step: `${p.step}: set sysctl ${key}`, message: (err as Error).message, cause: err });
+    }
+  }
   let pidnsInit: number | undefined;
   if (!p.joinMount) {
     unshare(CLONE_NEWNS, { ...site, step: `${p.step}: new mount namespace` });
@@ -132,10 +139,6 @@ async function launchProcess(p: ProcessPlan): Promise<LaunchResult> {
   if (p.resolveAt >= 0) args[p.resolveAt] = resolveCommand(args[p.resolveAt]!, p.env);
   let pid: number;
   try {
-    if (p.identity) {
-      applyIdentity(p.identity, { ...site, step: `${p.step}: identity` });
-      mark('identity');
-    }
     pid = spawnFromThread('/proc/self/fd/3', [p.argv0, ...args], p.env, [stdio[0]!, stdio[1]!, stdio[2]!, program, ...p.extraFds], p.cwd, { ...site, step: `${p.step}: spawn` });
   } catch (err) {
     // fds are the agent's, not this thread's: a pty nobody will read must not outlive the failure.
@@ -146,15 +149,13 @@ async function launchProcess(p: ProcessPlan): Promise<LaunchResult> {
     if (slave !== undefined) close(slave);
   }
   mark('spawned');
-  // With credentials untouched, the thread can leave the container and serve again.
+  // Credentials were never touched: the thread can leave the container and serve again.
   let reusable = false;
-  if (!p.identity) {
-    try {
-      returnHome(HOME_KINDS, site);
-      reusable = true;
-    } catch {
-      /* half way back: this thread must not serve again; the pool replaces it */
-    }
+  try {
+    returnHome(HOME_KINDS, site);
+    reusable = true;
+  } catch {
+    /* half way back: this thread must not serve again; the pool replaces it */
   }
   return { pid, ptyMaster, marks, pidnsInit, reusable };
 }
@@ -200,8 +201,8 @@ async function handle(plan: LaunchPlan): Promise<LaunchResult> {
 parentPort!.on('message', (plan: LaunchPlan) => {
   void handle(plan).then((result) => {
     parentPort!.postMessage(result);
-    // After an exec (or a failed launch) this thread may live in a container's
-    // namespaces, root and credentials, under its seccomp filter: it must never serve again.
+    // After a failed launch this thread may live in a container's namespaces
+    // and root: it must never serve again.
     if (!result.reusable) process.exit(0);
   });
 });

@@ -1,5 +1,4 @@
 import type { RootfsStep } from '../rootfs/plan.js';
-import type { Identity } from '../security/apply.js';
 
 /*
  * What a launcher thread is asked to do. Plain data, posted to a pre-warmed
@@ -41,19 +40,19 @@ export interface ProcessPlan {
   ownPid?: { cgroupFds: number[] };
   rootfs?: { root: string; steps: RootfsStep[]; readOnly: boolean };
   /**
-   * Applied to the launcher thread before the spawn (exec: busybox sh cannot
-   * do it itself); the thread then never serves again. Container launches
-   * leave it out: the shim takes on the identity from its arguments.
+   * Written under /proc/sys once the thread is in the sandbox's network
+   * namespace (hostUsers: false: unprivileged ports and ping for the
+   * container's root, whose capabilities do not reach that namespace).
    */
-  identity?: Identity;
+  netSysctls?: Record<string, string>;
   /**
    * The static program on the host that becomes the child, opened before
-   * pivot_root and run as /proc/self/fd/3: sandpit-init (shim mode) for a
-   * container, busybox sh for an exec.
+   * pivot_root and run as /proc/self/fd/3: sandpit-init (shim mode for a
+   * container, exec mode for an exec).
    */
   program: string;
   argv0: string;
-  /** argv after argv0 (e.g. ['shim', ..., '--', path, ...workload] or ['-c', script, 'sh', ...command]). */
+  /** argv after argv0 (['shim', ..., '--', path, ...workload] or ['exec', ..., '--', path, ...command]). */
   args: string[];
   env: Record<string, string>;
   cwd: string;

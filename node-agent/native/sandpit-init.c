@@ -25,11 +25,14 @@
  *     inside it can), says "ready" and reaps like init. The shim is its child.
  *
  *   sandpit-init shim EXIT_FD CGROUP_FDS OOM_SCORE_ADJ NOFILE_SOFT NOFILE_HARD
- *                     UID GID GROUPS CAPS NNP SECCOMP_FD -- PATH ARGV0 ARGS...
+ *                     USERNS_FD UID GID GROUPS CAPS NNP SECCOMP_FD -- PATH ARGV0 ARGS...
  *     One per container run, started as /proc/self/fd/3 inside the container's
  *     namespaces and root, still as the agent's root. Joins the container
  *     cgroup, sets oom_score_adj and RLIMIT_NOFILE (never above the inherited
- *     hard limit), then becomes the container's identity: drops every
+ *     hard limit), joins the sandbox's user namespace when USERNS_FD is not
+ *     "-" (hostUsers: false; UID, GID and GROUPS are then ids inside it, and
+ *     the capabilities are over that namespace only), then becomes the
+ *     container's identity: drops every
  *     capability outside CAPS (a decimal bit mask) from the bounding set,
  *     clears the ambient set, installs the seccomp filter read from SECCOMP_FD
  *     (raw sock_filter array, "-" for none), sets groups, gid and uid, the
@@ -39,7 +42,27 @@
  *     again. Then it forks and execs the workload, waits, and writes its
  *     status as a shell would report it (code, or 128+signal) into EXIT_FD,
  *     so the status survives an agent restart. Exec failures are 127 (not
- *     found) or 126.
+ *     found) or 126. For a tty container EXIT_FD is EXIT_FD:PTY_FD: the shim
+ *     holds the terminal's master end (the workload does not get it), so the
+ *     terminal outlives an agent restart, nothing the workload writes is lost
+ *     while no agent reads, and a restarted agent takes the master back with
+ *     pidfd_getfd.
+ *
+ *   sandpit-init userns READY_FD GO_FD
+ *     Makes a new user namespace and says "ready"; the agent writes its
+ *     uid_map and gid_map and bind-mounts /proc/PID/ns/user into the
+ *     sandbox's state dir, which keeps the namespace alive without a process.
+ *     EOF on GO_FD ends it. The agent cannot do this itself: a multithreaded
+ *     process can neither create nor join a user namespace.
+ *
+ *   sandpit-init exec CGROUP_FDS USERNS_FD TTY UID GID GROUPS CAPS NNP SECCOMP_FD
+ *                     -- PATH ARGV0 ARGS...
+ *     An exec into a running container, started like the shim inside the
+ *     container's namespaces and root: joins the container cgroup, with TTY 1
+ *     makes a session whose controlling terminal is fd 0, joins the user
+ *     namespace (USERNS_FD, "-" for none), becomes the identity as the shim
+ *     does and execs the command itself (the agent reaps it). 127 if the
+ *     command is not found, 126 if it cannot be run.
  *
  * FDS lists are comma separated ("-" for none); "-" for OOM_SCORE_ADJ or the
  * limits leaves them alone.
@@ -60,6 +83,7 @@ enum {
   NR_exit = 60, NR_wait4 = 61, NR_kill = 62, NR_getpid = 39, NR_rt_sigtimedwait = 128, NR_mount = 165,
   NR_exit_group = 231, NR_openat = 257, NR_unshare = 272, NR_prlimit64 = 302, NR_sethostname = 170,
   NR_prctl = 157, NR_seccomp = 317, NR_setgroups = 116, NR_setresgid = 119, NR_setresuid = 117, NR_capset = 126,
+  NR_setns = 308, NR_setsid = 112, NR_ioctl = 16,
 };
 static s64 sys6(s64 n, s64 a, s64 b, s64 c, s64 d, s64 e, s64 f) {
   s64 ret;
@@ -76,6 +100,7 @@ enum {
   NR_exit = 93, NR_wait4 = 260, NR_kill = 129, NR_getpid = 172, NR_rt_sigtimedwait = 137, NR_mount = 40,
   NR_exit_group = 94, NR_openat = 56, NR_unshare = 97, NR_prlimit64 = 261, NR_sethostname = 161,
   NR_prctl = 167, NR_seccomp = 277, NR_setgroups = 159, NR_setresgid = 149, NR_setresuid = 147, NR_capset = 91,
+  NR_setns = 268, NR_setsid = 157, NR_ioctl = 29,
 };
 static s64 sys6(s64 n, s64 a, s64 b, s64 c, s64 d, s64 e, s64 f) {
   register s64 x8 __asm__("x8") = n;
@@ -104,6 +129,8 @@ __asm__(".text\n.global _start\n_start:\n mov x29, #0\n mov x30, #0\n mov x0, sp
 #define O_CLOEXEC 02000000
 #define CLONE_NEWNS 0x00020000
 #define CLONE_NEWCGROUP 0x02000000
+#define CLONE_NEWUSER 0x10000000
+#define TIOCSCTTY 0x540E
 #define MS_NOSUID 2
 #define MS_NODEV 4
 #define MS_NOEXEC 8
@@ -369,11 +396,39 @@ static void become(char **id) {
   }
 }
 
+/* setns into the user namespace behind fd `arg` ("-": stay in the host's). Needs a single-threaded caller. */
+static void enter_userns(const char *arg) {
+  if (seq(arg, "-")) return;
+  int ok;
+  s64 fd = num(arg, &ok);
+  if (!ok) die("bad user namespace fd", -EINVAL);
+  s64 r = sys2(NR_setns, fd, CLONE_NEWUSER);
+  if (r < 0) die("join the sandbox user namespace", r);
+  sys1(NR_close, fd);
+}
+
+static __attribute__((noreturn)) void exec_or_die(char *path, char **argv, char **envp) {
+  s64 e = sys3(NR_execve, path, argv, envp);
+  put(2, "sandpit-init: cannot run ");
+  put(2, path);
+  put(2, e == -ENOENT || e == -ENOTDIR ? ": not found\n" : ": not executable\n");
+  quit(e == -ENOENT || e == -ENOTDIR ? 127 : 126);
+}
+
 static __attribute__((noreturn)) void run_shim(char **argv, char **envp) {
   int ok;
-  for (int i = 0; i < 12; i++)
-    if (!argv[i]) die("usage: shim EXIT_FD CGROUP_FDS OOM NOFILE_SOFT NOFILE_HARD UID GID GROUPS CAPS NNP SECCOMP_FD -- PATH ARGV0 ARGS...", -22);
-  if (!seq(argv[11], "--") || !argv[12] || !argv[13]) die("usage: shim ... -- PATH ARGV0 ARGS...", -22);
+  for (int i = 0; i < 13; i++)
+    if (!argv[i]) die("usage: shim EXIT_FD CGROUP_FDS OOM NOFILE_SOFT NOFILE_HARD USERNS_FD UID GID GROUPS CAPS NNP SECCOMP_FD -- PATH ARGV0 ARGS...", -22);
+  if (!seq(argv[12], "--") || !argv[13] || !argv[14]) die("usage: shim ... -- PATH ARGV0 ARGS...", -22);
+  /* EXIT_FD, or EXIT_FD:PTY_FD for a tty container: see "holds the terminal" above. */
+  s64 ptyfd = -1;
+  for (char *c = argv[0]; *c; c++)
+    if (*c == ':') {
+      *c = 0;
+      ptyfd = num(c + 1, &ok);
+      if (!ok) die("bad pty fd", -22);
+      break;
+    }
   s64 exitfd = num(argv[0], &ok);
   if (!ok) die("bad exit fd", -22);
   join_cgroups(argv[1]);
@@ -396,17 +451,15 @@ static __attribute__((noreturn)) void run_shim(char **argv, char **envp) {
     r = sys4(NR_prlimit64, 0, RLIMIT_NOFILE, &want, 0);
     if (r < 0) die("set RLIMIT_NOFILE", r);
   }
-  become(argv + 5);
+  enter_userns(argv[5]);
+  become(argv + 6);
 
   s64 pid = sys5(NR_fork_clone, SIGCHLD, 0, 0, 0, 0);
   if (pid < 0) die("fork the workload", pid);
   if (pid == 0) {
     sys1(NR_close, exitfd);
-    s64 e = sys3(NR_execve, argv[12], &argv[13], envp);
-    put(2, "sandpit-init: cannot run ");
-    put(2, argv[12]);
-    put(2, e == -ENOENT || e == -ENOTDIR ? ": not found\n" : ": not executable\n");
-    quit(e == -ENOENT || e == -ENOTDIR ? 127 : 126);
+    if (ptyfd >= 0) sys1(NR_close, ptyfd);
+    exec_or_die(argv[13], &argv[14], envp);
   }
   int status = 0;
   for (;;) {
@@ -422,6 +475,39 @@ static __attribute__((noreturn)) void run_shim(char **argv, char **envp) {
   quit(code);
 }
 
+static __attribute__((noreturn)) void run_exec(char **argv, char **envp) {
+  for (int i = 0; i < 10; i++)
+    if (!argv[i]) die("usage: exec CGROUP_FDS USERNS_FD TTY UID GID GROUPS CAPS NNP SECCOMP_FD -- PATH ARGV0 ARGS...", -22);
+  if (!seq(argv[9], "--") || !argv[10] || !argv[11]) die("usage: exec ... -- PATH ARGV0 ARGS...", -22);
+  join_cgroups(argv[0]);
+  sys1(NR_close, 3); /* this program itself, run as /proc/self/fd/3 */
+  if (seq(argv[2], "1")) {
+    s64 r = sys1(NR_setsid, 0);
+    if (r < 0) die("setsid", r);
+    r = sys3(NR_ioctl, 0, TIOCSCTTY, 0);
+    if (r < 0) die("make the terminal the controlling terminal", r);
+  }
+  enter_userns(argv[1]);
+  become(argv + 3);
+  exec_or_die(argv[10], &argv[11], envp);
+}
+
+/* A new user namespace, held until the agent has mapped it and pinned it with a bind mount. */
+static __attribute__((noreturn)) void run_userns(char **argv) {
+  int ok1, ok2;
+  if (!argv[0] || !argv[1]) die("usage: userns READY_FD GO_FD", -22);
+  s64 ready = num(argv[0], &ok1), go = num(argv[1], &ok2);
+  if (!ok1 || !ok2) die("bad fd", -22);
+  s64 r = sys1(NR_unshare, CLONE_NEWUSER);
+  if (r < 0) die("unshare user namespace", r);
+  sys3(NR_write, ready, "ready\n", 6);
+  sys1(NR_close, ready);
+  char c;
+  while (sys3(NR_read, go, &c, 1) == -EINTR) {
+  }
+  quit(0);
+}
+
 __attribute__((used)) void start_c(long *sp) {
   long argc = sp[0];
   char **argv = (char **)(sp + 1);
@@ -430,6 +516,8 @@ __attribute__((used)) void start_c(long *sp) {
   if (argc >= 2 && seq(argv[1], "shim")) run_shim(argv + 2, envp);
   if (argc >= 2 && seq(argv[1], "pidns")) run_pidns(argv + 2);
   if (argc >= 2 && seq(argv[1], "warm")) run_warm(argv + 2);
-  put(2, "usage: sandpit-init init|warm|pidns|shim ...\n");
+  if (argc >= 2 && seq(argv[1], "exec")) run_exec(argv + 2, envp);
+  if (argc >= 2 && seq(argv[1], "userns")) run_userns(argv + 2);
+  put(2, "usage: sandpit-init init|warm|pidns|shim|exec|userns ...\n");
   quit(2);
 }

@@ -9,7 +9,10 @@
  * workload as its child and writes its exit status (code, or 128+signal) into
  * the state dir through an inherited fd. Because the shim, not the agent,
  * waits for the workload, the exit status survives an agent restart.
- * Exec sessions still use busybox sh (execShimScript): they are short-lived.
+ * With hostUsers: false the shim first joins the sandbox's user namespace
+ * (an fd the agent passes), so the ids it takes on are ids inside it.
+ * An exec is sandpit-init in exec mode (execArgs): the same steps, then it
+ * becomes the command itself and the agent reaps it.
  */
 
 import { capMask } from '../security/capabilities.js';
@@ -22,6 +25,8 @@ export interface ShimFds {
   cgroups: number[];
   /** fd of a pipe holding the seccomp filter (sock_filter bytes, writer closed); absent for Unconfined. */
   seccomp?: number;
+  /** fd of the sandbox's user namespace (hostUsers: false); absent for the host's. */
+  userns?: number;
 }
 
 export interface ShimOptions {
@@ -35,19 +40,26 @@ export function containerShimArgs(fds: ShimFds, opts: ShimOptions, id: Omit<Iden
     'shim', String(fds.exit), fds.cgroups.length ? fds.cgroups.join(',') : '-',
     opts.oomScoreAdj === undefined ? '-' : String(opts.oomScoreAdj),
     opts.nofile ? String(opts.nofile.soft) : '-', opts.nofile ? String(opts.nofile.hard) : '-',
-    String(id.uid), String(id.gid), id.groups.length ? id.groups.join(',') : '-',
-    capMask(id.caps).toString(), id.noNewPrivs ? '1' : '0', fds.seccomp === undefined ? '-' : String(fds.seccomp),
-    '--',
+    optFd(fds.userns), ...identityArgs(id, fds.seccomp), '--',
   ];
   return { args: [...head, workload[0]!, ...workload], pathAt: head.length };
 }
 
-const join = (fds: number[]) => fds.map((fd) => `echo 0 >&${fd}`).join('; ');
-const closeAll = (fds: number[]) => fds.map((fd) => `${fd}>&-`).join(' ');
+/**
+ * argv after argv0 for sandpit-init in exec mode: join the cgroup, with a tty
+ * take fd 0 as the controlling terminal, join the user namespace, become the
+ * identity and exec the command. The command's resolved path goes at `pathAt`.
+ */
+export function execArgs(fds: Omit<ShimFds, 'exit'>, tty: boolean, id: Omit<Identity, 'seccomp'>, command: string[]): { args: string[]; pathAt: number } {
+  const head = ['exec', fds.cgroups.length ? fds.cgroups.join(',') : '-', optFd(fds.userns), tty ? '1' : '0', ...identityArgs(id, fds.seccomp), '--'];
+  return { args: [...head, command[0]!, ...command], pathAt: head.length };
+}
 
-/** For exec: join the cgroup, then become the command (the agent reaps it itself). */
-export function execShimScript(cgroups: number[], tty: boolean): string {
-  return [join(cgroups), `exec ${closeAll(cgroups)} 3<&-`, tty ? 'exec setsid -c "$@"' : 'exec "$@"'].join('\n');
+const optFd = (fd: number | undefined) => (fd === undefined ? '-' : String(fd));
+
+/** UID GID GROUPS CAPS NNP SECCOMP_FD, as become() in sandpit-init.c reads them. */
+function identityArgs(id: Omit<Identity, 'seccomp'>, seccomp: number | undefined): string[] {
+  return [String(id.uid), String(id.gid), id.groups.length ? id.groups.join(',') : '-', capMask(id.caps).toString(), id.noNewPrivs ? '1' : '0', optFd(seccomp)];
 }
 
 /** Exit status as the shell reports it: 128+N means killed by signal N. */

@@ -1,7 +1,7 @@
 import { existsSync, lstatSync, mkdirSync, symlinkSync, writeFileSync, unlinkSync } from 'node:fs';
 import { SandpitError } from '../../lib/errors.js';
 import type { CallSite } from '../sys/libc.js';
-import { chdir, mount, MNT_DETACH, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_REC, MS_REMOUNT, MS_SLAVE, pivotRoot, umount2 } from '../sys/mount.js';
+import { chdir, mount, mountIdmapped, MNT_DETACH, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_REC, MS_REMOUNT, MS_SLAVE, pivotRoot, umount2 } from '../sys/mount.js';
 import type { RootfsStep } from './plan.js';
 
 /*
@@ -45,7 +45,7 @@ export function applyRootfs(root: string, steps: RootfsStep[], site: CallSite, m
   // Mounts we make must not propagate back into the infra namespace or the host.
   mount(null, '/', null, MS_SLAVE | MS_REC, null, site);
   for (const s of steps) {
-    const at = { ...site, step: `${site.step}: ${s.op} ${'path' in s ? s.path.slice(root.length) : s.target.slice(root.length) || '/'}` };
+    const at = { ...site, step: `${site.step}: ${s.op} ${'path' in s ? s.path.slice(root.length) : s.target.startsWith(root) ? s.target.slice(root.length) || '/' : s.target}` };
     switch (s.op) {
       case 'mkdir':
         assertNoSymlink(root, s.path, at);
@@ -63,6 +63,12 @@ export function applyRootfs(root: string, steps: RootfsStep[], site: CallSite, m
         assertNoSymlink(root, s.target, at);
         if (!mountProc) throw new SandpitError({ ...at, message: 'a /proc of its own PID namespace needs a PID 1 to mount it' });
         mountProc(s.target);
+        break;
+      case 'idmap':
+        mountIdmapped(s.source, s.target, s.userns, at);
+        break;
+      case 'detach':
+        umount2(s.target, MNT_DETACH, at);
         break;
       case 'mount':
         if (s.target !== root) assertNoSymlink(root, s.target, at);

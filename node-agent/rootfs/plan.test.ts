@@ -29,4 +29,17 @@ describe('rootfs plan (unit)', () => {
     assert.ok(!own.some((s) => s.op === 'mount' && s.source === '/proc'), 'the sandbox /proc is not bound');
     assert.ok(own.findIndex((s) => s.op === 'mask' && s.path === '/s/c/rootfs/proc/kcore') > at, 'masks apply to the new /proc');
   });
+  it('with a user namespace, stacks idmapped copies of the layers and drops them once the overlay holds them', () => {
+    const steps = buildRootfsPlan({ ...spec, userns: { fd: 9, base: 1 << 20, layerMounts: ['/s/c/lower/0', '/s/c/lower/1'] } });
+    const overlay = steps.findIndex((s) => s.op === 'mount' && s.fstype === 'overlay');
+    const o = steps[overlay];
+    assert.ok(o?.op === 'mount' && o.data === 'lowerdir=/s/c/lower/1:/s/c/lower/0,upperdir=/s/c/upper,workdir=/s/c/work');
+    assert.deepEqual(steps.slice(0, overlay), [
+      { op: 'idmap', source: '/l/1', target: '/s/c/lower/0', userns: 9 },
+      { op: 'idmap', source: '/l/2', target: '/s/c/lower/1', userns: 9 },
+    ]);
+    assert.deepEqual(steps.slice(overlay + 1, overlay + 3), [{ op: 'detach', target: '/s/c/lower/0' }, { op: 'detach', target: '/s/c/lower/1' }]);
+    assert.ok(steps.some((s) => s.op === 'mount' && s.fstype === 'tmpfs' && s.target === '/s/c/rootfs/dev' && s.data?.includes(`uid=${1 << 20},gid=${1 << 20}`)));
+    assert.ok(steps.some((s) => s.op === 'mount' && s.fstype === 'devpts' && s.data?.includes(`gid=${(1 << 20) + 5}`)));
+  });
 });

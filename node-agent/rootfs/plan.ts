@@ -16,7 +16,11 @@ export type RootfsStep =
   | { op: 'mask'; path: string }
   | { op: 'readonly'; path: string }
   /** A /proc of the container's own PID namespace, mounted by its PID 1 (see applyRootfs). */
-  | { op: 'proc'; target: string };
+  | { op: 'proc'; target: string }
+  /** `source` mounted at `target` with owners shifted through the user namespace behind fd `userns`. */
+  | { op: 'idmap'; source: string; target: string; userns: number }
+  /** Lazily unmounts `target` (an idmapped layer, once the overlay holds its own reference). */
+  | { op: 'detach'; target: string };
 
 export interface RootfsSpec {
   /** Mount point of the container root on the host (an empty directory). */
@@ -34,6 +38,14 @@ export interface RootfsSpec {
   privileged: boolean;
   /** shareProcessNamespace: false: /proc comes from the container's own PID namespace, not the sandbox's. */
   ownPidNamespace?: boolean;
+  /**
+   * hostUsers: false. Each layer is idmapped through the sandbox's user
+   * namespace (fd) onto the matching empty dir of `layerMounts`, so root-owned
+   * image files show as the container's root; /dev and its pty group are
+   * owned by the host ids container 0 and 5 map to. The upper and work dirs
+   * must already be owned by `base` (files the container creates land there as base).
+   */
+  userns?: { fd: number; base: number; layerMounts: string[] };
 }
 
 /** containerd's masked paths plus Docker's /proc/interrupts. */
@@ -50,8 +62,13 @@ const nsd = MS_NOSUID | MS_NODEV;
 export function buildRootfsPlan(s: RootfsSpec): RootfsStep[] {
   const r = (p: string) => `${s.root}${p}`;
   const steps: RootfsStep[] = [];
-  const lower = [...s.layers].reverse().join(':');
+  const u = s.userns;
+  // overlayfs takes idmapped lower layers and keeps its own reference to each: the idmapped mounts go once it is up.
+  const layers = u ? s.layers.map((_, i) => u.layerMounts[i]!) : s.layers;
+  if (u) s.layers.forEach((layer, i) => steps.push({ op: 'idmap', source: layer, target: layers[i]!, userns: u.fd }));
+  const lower = [...layers].reverse().join(':');
   steps.push({ op: 'mount', source: 'overlay', target: s.root, fstype: 'overlay', flags: MS_NODEV, data: `lowerdir=${lower},upperdir=${s.upper},workdir=${s.work}` });
+  if (u) for (const l of layers) steps.push({ op: 'detach', target: l });
   for (const d of ['/proc', '/dev', '/sys', '/etc']) steps.push({ op: 'mkdir', path: r(d), mode: 0o755 });
 
   if (s.ownPidNamespace) {
@@ -63,14 +80,14 @@ export function buildRootfsPlan(s: RootfsSpec): RootfsStep[] {
 
   // /dev: a small tmpfs that cannot hold usable device nodes (nodev); the standard
   // nodes are bind mounts of the host's, so CAP_MKNOD gains nothing.
-  steps.push({ op: 'mount', source: 'tmpfs', target: r('/dev'), fstype: 'tmpfs', flags: nsd | MS_STRICTATIME, data: 'mode=755,size=65536k' });
+  steps.push({ op: 'mount', source: 'tmpfs', target: r('/dev'), fstype: 'tmpfs', flags: nsd | MS_STRICTATIME, data: `mode=755,size=65536k${u ? `,uid=${u.base},gid=${u.base}` : ''}` });
   for (const d of DEVICES) {
     steps.push({ op: 'touch', path: r(`/dev/${d}`) });
     steps.push({ op: 'mount', source: `/dev/${d}`, target: r(`/dev/${d}`), fstype: null, flags: MS_BIND, data: null });
     steps.push({ op: 'mount', source: null, target: r(`/dev/${d}`), fstype: null, flags: MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NOEXEC, data: null });
   }
   steps.push({ op: 'mkdir', path: r('/dev/pts'), mode: 0o755 });
-  steps.push({ op: 'mount', source: 'devpts', target: r('/dev/pts'), fstype: 'devpts', flags: MS_NOSUID | MS_NOEXEC, data: 'newinstance,ptmxmode=0666,mode=0620,gid=5' });
+  steps.push({ op: 'mount', source: 'devpts', target: r('/dev/pts'), fstype: 'devpts', flags: MS_NOSUID | MS_NOEXEC, data: `newinstance,ptmxmode=0666,mode=0620,gid=${u ? u.base + 5 : 5}` });
   steps.push({ op: 'symlink', path: r('/dev/ptmx'), target: 'pts/ptmx' });
   steps.push({ op: 'mkdir', path: r('/dev/shm'), mode: 0o1777 });
   steps.push({ op: 'mount', source: s.shm, target: r('/dev/shm'), fstype: null, flags: MS_BIND, data: null });

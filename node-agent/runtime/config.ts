@@ -1,4 +1,5 @@
 import { fileURLToPath } from 'node:url';
+import type { UsernsRange } from '../namespaces/userns.js';
 
 /** What the agent's operator decides for a node; the spec cannot widen any of it. */
 export interface RuntimeConfig {
@@ -23,7 +24,12 @@ export interface RuntimeConfig {
   oomScoreAdj: number;
   /** RLIMIT_NOFILE of workloads (soft, hard), like containerd's default; never above the agent's own hard limit. */
   nofile: { soft: number; hard: number };
-  /** init: sandpit-init (sandbox PID 1 and container shim, built by hack/native.sh); busybox: the static shell exec uses. */
+  /**
+   * Host ids handed out in blocks of 65536 to hostUsers: false sandboxes
+   * (container 0..65535 maps to one block). Must not overlap ids the node uses.
+   */
+  usernsRange: UsernsRange;
+  /** init: sandpit-init (sandbox PID 1, container shim and exec, built by hack/native.sh); busybox: kept for tools that need a static shell. */
   binaries: { busybox: string; init: string };
 }
 
@@ -41,6 +47,7 @@ export function defaultConfig(over: Partial<RuntimeConfig> = {}): RuntimeConfig 
     warmSandboxes: 2,
     oomScoreAdj: 0,
     nofile: { soft: 1024, hard: 524288 },
+    usernsRange: { first: 2 ** 30, count: 2 ** 30 },
     binaries: { busybox: '/usr/bin/busybox', init: fileURLToPath(new URL('../../native/sandpit-init', import.meta.url)) },
     ...over,
   };

@@ -9,6 +9,7 @@ import { BridgeNetworkProvider } from '../network/provider.js';
 import { defaultConfig, type RuntimeConfig } from './config.js';
 import { DirectoryImageProvider } from './directory-image.js';
 import { NodeGarbageCollector } from './gc.js';
+import { parseUsernsRange } from '../namespaces/userns.js';
 import { LoopbackOnlyNetwork } from './none-network.js';
 import { NetworkError } from '../network/status.js';
 import { deriveConditions, networkFailureConditions } from '../status/derive.js';
@@ -211,6 +212,7 @@ export function networkOptionsFromEnv(env: NodeJS.ProcessEnv): BridgeNetworkOpti
  * - SANDPIT_IMAGE_ROOT  image store, overriding $SANDPIT_STATE_DIR/images
  * - SANDPIT_CGROUP_PARENT  cgroup parent name (default sandpit)
  * - SANDPIT_ALLOW_PRIVILEGED=true  honour privileged containers and capability adds
+ * - SANDPIT_USERNS_RANGE  FIRST:COUNT host ids for hostUsers: false sandboxes, 65536 each (default 1073741824:1073741824)
  * - SANDPIT_INSECURE_REGISTRIES  comma-separated host:port list pulled over plain HTTP
  * - SANDPIT_RUN_DIR, SANDPIT_BRIDGE, SANDPIT_SUBNET, SANDPIT_NFT_TABLE  the node network (see networkOptionsFromEnv)
  * - SANDPIT_GC_INTERVAL_SECONDS  period of the garbage collection of leaked sandbox network objects and
@@ -223,6 +225,7 @@ export async function createRuntime(opts: { node: string; log: Logger; config?: 
     stateRoot,
     cgroupParent: process.env.SANDPIT_CGROUP_PARENT ?? 'sandpit',
     allowPrivileged: process.env.SANDPIT_ALLOW_PRIVILEGED === 'true',
+    ...(process.env.SANDPIT_USERNS_RANGE ? { usernsRange: parseUsernsRange(process.env.SANDPIT_USERNS_RANGE) } : {}),
     ...opts.config,
   });
   mkdirSync(config.stateRoot, { recursive: true, mode: 0o700 });

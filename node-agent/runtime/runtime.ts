@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { z } from 'zod';
 import type { ContainerState, Sandbox, SandboxSpec, SandboxStatus } from '../../crds/sandbox.js';
@@ -13,7 +13,8 @@ import type { LaunchResult } from '../namespaces/plans.js';
 import { ContainerLog, ensureFifo, openFifoForWorkload } from '../process/logs.js';
 import { childrenOf, isSameProcess, processStartTime } from '../process/pidinfo.js';
 import { restartDelay, shouldRestart } from '../process/restart.js';
-import { containerShimArgs, decodeShellStatus, execShimScript } from '../process/shim.js';
+import { containerShimArgs, decodeShellStatus, execArgs } from '../process/shim.js';
+import { allocateUsernsBlock, createUserNamespace, openUserNamespace, USERNS_SIZE } from '../namespaces/userns.js';
 import { execPipes, pipeHolding } from '../process/exec-io.js';
 import type { Identity } from '../security/apply.js';
 import type { Socket } from 'node:net';
@@ -75,6 +76,12 @@ export interface SandboxRecord {
   stopping?: boolean;
   /** metadata.generation of the applied spec. */
   generation?: number;
+  /**
+   * hostUsers: false: container ids 0..size-1 are host ids base..; the
+   * namespace itself is pinned at <state dir>/userns. Recorded before it is
+   * made, so no other sandbox gets the block while this record exists.
+   */
+  userns?: { base: number; size: number };
 }
 
 export interface ExecSession {
@@ -198,9 +205,7 @@ export class SandboxRuntime {
       hostname: sandbox.spec.hostname ?? name.slice(0, 63), images: {}, generation: (sandbox.metadata as { generation?: number }).generation ?? 0,
       containers: sandbox.spec.containers.map((c) => ({ name: c.name, imageID: '', restartCount: 0, oomBase: 0, state: { waiting: { reason: 'ContainerCreating' } } })),
     };
-    // Refused rather than silently ignored: both change what isolation the user gets.
-    if (!sandbox.spec.hostUsers)
-      throw new SandpitError({ sandbox: who, step: 'create', message: 'hostUsers: false (user namespaces) is not supported by this node runtime yet' });
+    if (!sandbox.spec.hostUsers) rec.userns = this.#allocateUserns(sandbox.spec, who);
     const dir = this.store.sandboxDir(id);
     const log = this.#log(rec);
     this.#busy.add(id);
@@ -219,6 +224,12 @@ export class SandboxRuntime {
       const r = sandbox.spec.resources;
       this.cgroups.setLimits(id, { pids: r.pids, memory: r.memory ? parseQuantity(r.memory) : undefined, cpu: r.cpu ? parseQuantity(r.cpu) : undefined }, cg('set sandbox limits'));
       t.mark('cgroups');
+
+      if (rec.userns) {
+        await createUserNamespace(this.config.binaries.init, rec.userns.base, join(dir, 'userns'), cg('create user namespace'));
+        faultPoint('after-userns');
+        t.mark('userns');
+      }
 
       this.#mountSandboxStorage(rec);
       faultPoint('after-mounts');
@@ -240,6 +251,8 @@ export class SandboxRuntime {
       writeFileSync(join(dir, 'hostname'), `${rec.hostname}\n`);
       writeFileSync(join(dir, 'hosts'), rec.network.hosts);
       writeFileSync(join(dir, 'resolv.conf'), rec.network.resolvConf);
+      // Bind-mounted into every container: owned by its root, as kubelet does for a pod with its own user namespace.
+      if (rec.userns) for (const f of ['hostname', 'hosts', 'resolv.conf']) chownSync(join(dir, f), rec.userns.base, rec.userns.base);
 
       t.mark('network');
       for (const c of rec.containers) await this.#startContainer(rec, c);
@@ -264,19 +277,40 @@ export class SandboxRuntime {
   #mountSandboxStorage(rec: SandboxRecord): void {
     const dir = this.store.sandboxDir(rec.id);
     const site = { sandbox: describeSandbox(rec.ref), step: 'mount sandbox storage' };
+    // With a user namespace, /dev/shm and volumes belong to the container's root (host id base).
+    const owner = rec.userns ? `,uid=${rec.userns.base},gid=${rec.userns.base}` : '';
     mkdirSync(join(dir, 'shm'), { recursive: true });
-    mount('shm', join(dir, 'shm'), 'tmpfs', MS_NOSUID | MS_NODEV | MS_NOEXEC, `mode=1777,size=${this.config.shmBytes}`, site);
+    mount('shm', join(dir, 'shm'), 'tmpfs', MS_NOSUID | MS_NODEV | MS_NOEXEC, `mode=1777,size=${this.config.shmBytes}${owner}`, site);
     for (const v of rec.spec.volumes ?? []) {
       const vdir = join(dir, 'volumes', v.name);
       mkdirSync(vdir, { recursive: true });
       if (v.emptyDir.medium === 'Memory') {
         const size = v.emptyDir.sizeLimit ? parseQuantity(v.emptyDir.sizeLimit) : this.config.shmBytes;
-        mount('emptydir', vdir, 'tmpfs', MS_NOSUID | MS_NODEV, `mode=1777,size=${size}`, { ...site, step: `mount volume ${v.name}` });
+        mount('emptydir', vdir, 'tmpfs', MS_NOSUID | MS_NODEV, `mode=1777,size=${size}${owner}`, { ...site, step: `mount volume ${v.name}` });
       } else if (v.emptyDir.sizeLimit) {
         // A disk emptyDir with a limit is a size-capped tmpfs too: the node has no per-directory quota to rely on.
-        mount('emptydir', vdir, 'tmpfs', MS_NOSUID | MS_NODEV, `mode=1777,size=${parseQuantity(v.emptyDir.sizeLimit)}`, { ...site, step: `mount volume ${v.name}` });
+        mount('emptydir', vdir, 'tmpfs', MS_NOSUID | MS_NODEV, `mode=1777,size=${parseQuantity(v.emptyDir.sizeLimit)}${owner}`, { ...site, step: `mount volume ${v.name}` });
+      } else if (rec.userns) {
+        chownSync(vdir, rec.userns.base, rec.userns.base);
       }
     }
+  }
+
+  /**
+   * A free block of host ids for a hostUsers: false sandbox, taken from the
+   * blocks of every sandbox this runtime knows (re-adopted ones included).
+   * Refused, with nothing created, where a user namespace cannot work.
+   */
+  #allocateUserns(spec: SandboxSpec, who: string): { base: number; size: number } {
+    const site = { sandbox: who, step: 'allocate user namespace' };
+    const privileged = spec.containers.find((c) => c.securityContext?.privileged);
+    if (privileged)
+      throw new SandpitError({ ...site, message: `container ${privileged.name} is privileged, which hostUsers: false does not allow (as in Kubernetes)`, hint: 'drop privileged: true or set hostUsers: true' });
+    const used = [...this.#sandboxes.values()].flatMap((r) => (r.userns ? [r.userns.base] : []));
+    const base = allocateUsernsBlock(this.config.usernsRange, used);
+    if (base === undefined)
+      throw new SandpitError({ ...site, message: `every block of ${USERNS_SIZE} host ids in the agent's range ${this.config.usernsRange.first}:${this.config.usernsRange.count} is in use`, hint: 'delete sandboxes with hostUsers: false or widen SANDPIT_USERNS_RANGE' });
+    return { base, size: USERNS_SIZE };
   }
 
   async #startInfra(rec: SandboxRecord): Promise<void> {
@@ -344,8 +378,15 @@ export class SandboxRuntime {
     const sc = spec.securityContext;
 
     // A fresh writable layer per run, as a new container would get.
-    for (const d of ['upper', 'work']) rmSync(join(cdir, d), { recursive: true, force: true });
+    for (const d of ['upper', 'work', 'layers']) rmSync(join(cdir, d), { recursive: true, force: true });
     for (const d of ['rootfs', 'upper', 'work']) mkdirSync(join(cdir, d), { recursive: true });
+    // With a user namespace the writable layer belongs to the container's root, and each image
+    // layer gets an empty dir to be idmapped onto (in the container's mount namespace only).
+    const layerMounts = rec.userns ? image.layers.map((_, i) => join(cdir, 'layers', String(i))) : [];
+    if (rec.userns) {
+      for (const d of ['upper', 'work']) chownSync(join(cdir, d), rec.userns.base, rec.userns.base);
+      for (const d of layerMounts) mkdirSync(d, { recursive: true });
+    }
     const cgRel = `${rec.id}/c-${c.name}`;
     this.cgroups.create(cgRel, site);
     const limits: CgroupLimits = {};
@@ -376,8 +417,13 @@ export class SandboxRuntime {
       fds.push(...initCgFds);
       const filterFd = identity.seccomp ? pipeHolding(identity.seccomp, { ...site, step: `${step}: seccomp filter` }) : undefined;
       if (filterFd !== undefined) fds.push(filterFd);
+      const usernsFd = rec.userns ? openUserNamespace(join(this.store.sandboxDir(rec.id), 'userns'), site) : undefined;
+      if (usernsFd !== undefined) fds.push(usernsFd);
+      // The child's fds: 0-2 stdio, 3 the program, then these from 4 on.
+      const extraFds = [exitFd, ...cgFds];
+      const placed = (fd: number | undefined) => (fd === undefined ? undefined : 4 + extraFds.push(fd) - 1);
       const shim = containerShimArgs(
-        { exit: 4, cgroups: cgFds.map((_, i) => 5 + i), seccomp: filterFd === undefined ? undefined : 5 + cgFds.length },
+        { exit: 4, cgroups: cgFds.map((_, i) => 5 + i), seccomp: placed(filterFd), userns: placed(usernsFd) },
         { oomScoreAdj: this.config.oomScoreAdj, nofile: this.config.nofile }, identity, argv);
       const oomBase = this.cgroups.oomKills(cgRel);
       const volumes = (spec.volumeMounts ?? []).map((m) => ({ source: join(this.store.sandboxDir(rec.id), 'volumes', m.name), mountPath: m.mountPath, readOnly: m.readOnly }));
@@ -386,15 +432,16 @@ export class SandboxRuntime {
         root: join(cdir, 'rootfs'), layers: image.layers, upper: join(cdir, 'upper'), work: join(cdir, 'work'), shm: join(dir, 'shm'),
         etcFiles: { hostname: join(dir, 'hostname'), hosts: join(dir, 'hosts'), resolvConf: join(dir, 'resolv.conf') },
         volumes, readOnlyRoot: sc?.readOnlyRootFilesystem ?? false, privileged: sc?.privileged ?? false, ownPidNamespace: ownPid,
+        userns: rec.userns && usernsFd !== undefined ? { fd: usernsFd, base: rec.userns.base, layerMounts } : undefined,
       });
       const t0 = performance.now();
       const result = await this.#launchers.launch({
         kind: 'process', sandbox: who, step, nsPid: rec.pid1!.pid, joinMount: false, joinPid: !ownPid, ownPid: ownPid ? { cgroupFds: initCgFds } : undefined,
         rootfs: { root: join(cdir, 'rootfs'), steps, readOnly: sc?.readOnlyRootFilesystem ?? false },
         program: this.config.binaries.init, argv0: 'sandpit-init',
-        args: shim.args, resolveAt: shim.pathAt,
+        args: shim.args, resolveAt: shim.pathAt, netSysctls: rec.userns ? USERNS_NET_SYSCTLS : undefined,
         env, cwd: spec.workingDir ?? image.config.workingDir ?? '/',
-        stdio: [fds[0]!, fds[1]!, fds[2]!], extraFds: filterFd === undefined ? [exitFd, ...cgFds] : [exitFd, ...cgFds, filterFd], tty: spec.tty,
+        stdio: [fds[0]!, fds[1]!, fds[2]!], extraFds, tty: spec.tty,
       });
       if (result.error) throw new SandpitError(result.error);
       // tty: the workload's 0/1/2 are a pty slave; what it writes reaches the log as stdout.
@@ -475,8 +522,10 @@ export class SandboxRuntime {
 
   /**
    * Runs a command in a running container: the launcher thread joins all of
-   * the container's namespaces (through its shim's /proc entries), the
-   * process joins its cgroup and gets its credentials, capabilities and filter.
+   * the container's namespaces (through its shim's /proc entries) and starts
+   * sandpit-init in exec mode, which joins the cgroup and the user namespace,
+   * takes on the container's credentials, capabilities and filter and becomes
+   * the command. The thread serves again afterwards.
    */
   async exec(id: string, container: string, argv: string[], opts: { tty?: boolean; stdin?: boolean } = {}): Promise<ExecSession> {
     const rec = this.#require(id);
@@ -488,17 +537,27 @@ export class SandboxRuntime {
     const image = rec.images[container]!;
     const { identity } = this.#identity(rec, spec, image, site);
     const { env } = this.#command(rec, spec, image, site);
+    if (!argv.length) throw new SandpitError({ ...site, message: 'no command to run' });
     const io = execPipes({ stdin: opts.stdin ?? false }, site);
-    const cgFds = this.cgroups.openProcs(`${id}/c-${container}`, site);
+    const held: number[] = [];
     let result: LaunchResult;
     try {
+      const cgFds = this.cgroups.openProcs(`${id}/c-${container}`, site);
+      held.push(...cgFds);
+      const filterFd = identity.seccomp ? pipeHolding(identity.seccomp, site) : undefined;
+      if (filterFd !== undefined) held.push(filterFd);
+      const usernsFd = rec.userns ? openUserNamespace(join(this.store.sandboxDir(id), 'userns'), site) : undefined;
+      if (usernsFd !== undefined) held.push(usernsFd);
+      // The child's fds: 0-2 stdio, 3 the program, then `held` from 4 on, in order.
+      const at = (fd: number | undefined) => (fd === undefined ? undefined : 4 + held.indexOf(fd));
+      const args = execArgs({ cgroups: cgFds.map((_, i) => 4 + i), seccomp: at(filterFd), userns: at(usernsFd) }, opts.tty ?? false, identity, argv);
       result = await this.#launchers.launch({
-        kind: 'process', sandbox: who, step: site.step, nsPid: c.pid, joinMount: true, joinPid: true, identity,
-        program: this.config.binaries.busybox, argv0: 'sh', args: ['-c', execShimScript(cgFds.map((_, i) => 4 + i), opts.tty ?? false), 'sh', ...argv], resolveAt: 3,
-        env, cwd: spec.workingDir ?? image.config.workingDir ?? '/', stdio: io.child, extraFds: cgFds, tty: opts.tty ?? false,
+        kind: 'process', sandbox: who, step: site.step, nsPid: c.pid, joinMount: true, joinPid: true,
+        program: this.config.binaries.init, argv0: 'sandpit-init', args: args.args, resolveAt: args.pathAt,
+        env, cwd: spec.workingDir ?? image.config.workingDir ?? '/', stdio: io.child, extraFds: held, tty: opts.tty ?? false,
       });
     } finally {
-      for (const fd of [...io.child, ...cgFds]) close(fd);
+      for (const fd of [...io.child, ...held]) close(fd);
     }
     if (result.error) {
       io.stdin?.destroy();
@@ -838,6 +897,13 @@ export class SandboxRuntime {
     if (existsSync(this.store.sandboxDir(id))) this.store.remove(id);
   }
 }
+
+/**
+ * Set in a hostUsers: false sandbox's network namespace, as Docker and
+ * containerd do: that namespace belongs to the host's user namespace, so the
+ * container's root holds no CAP_NET_BIND_SERVICE or CAP_NET_RAW over it.
+ */
+const USERNS_NET_SYSCTLS = { 'net/ipv4/ip_unprivileged_port_start': '0', 'net/ipv4/ping_group_range': '0 2147483647' };
 
 /** Host mount points at or below `dir`, deepest first. */
 export function mountsUnder(dir: string): string[] {

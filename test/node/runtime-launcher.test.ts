@@ -78,16 +78,26 @@ describe('runtime launcher threads (node tier)', function () {
     assert.deepEqual(threadsOutsideHost(), []);
   });
 
-  it('still retires the thread of an exec, which takes on the container identity itself', async () => {
-    const rec = await env.rt.create(sandbox('exec-retire', { containers: [sh('main', 'sleep 30', { securityContext: { runAsUser: 1234 } })] }));
+  it('reuses the thread of an exec too: sandpit-init exec takes on the container identity, not the thread', async () => {
+    const rec = await env.rt.create(sandbox('exec-reuse', { containers: [sh('main', 'sleep 30', { securityContext: { runAsUser: 1234 } })] }));
     await waitFor('container running', () => rec.containers[0]?.state?.running);
-    const s = await env.rt.exec(rec.id, 'main', ['id', '-u']);
-    const chunks: Buffer[] = [];
-    s.stdout.on('data', (c: Buffer) => chunks.push(c));
-    const { exitCode } = await s.exited;
-    assert.equal(exitCode, 0);
-    assert.equal(Buffer.concat(chunks).toString().trim(), '1234');
-    await waitFor('every thread back outside containers', () => threadsOutsideHost().length === 0, 5_000);
+    const before = env.rt.launcherStats();
+    for (let i = 0; i < 4; i++) {
+      const s = await env.rt.exec(rec.id, 'main', ['/bin/sh', '-c', 'id -u; grep -E "^(Seccomp|NoNewPrivs|CapEff):" /proc/self/status']);
+      const chunks: Buffer[] = [];
+      s.stdout.on('data', (c: Buffer) => chunks.push(c));
+      const { exitCode } = await s.exited;
+      await new Promise((r) => setTimeout(r, 20));
+      assert.equal(exitCode, 0);
+      const out = Buffer.concat(chunks).toString();
+      assert.match(out, /^1234$/m, out);
+      assert.match(out, /^Seccomp:\s+2$/m);
+      assert.match(out, /^NoNewPrivs:\s+1$/m);
+      assert.match(out, /^CapEff:\s+0+$/m);
+    }
+    const after = env.rt.launcherStats();
+    assert.ok(after.started - before.started <= after.max, `4 execs started ${after.started - before.started} new threads (at most ${after.max} expected)`);
+    assert.deepEqual(threadsOutsideHost(), []);
     await env.rt.delete(rec.id);
   });
 });

@@ -1,0 +1,126 @@
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { SandpitError } from '../../lib/errors.js';
+import type { ExecSession, SandboxRuntime } from '../../node-agent/runtime/runtime.js';
+import { mountsUnder } from '../../node-agent/runtime/runtime.js';
+import { cleanupRuntime, idOf, logText, ROOTFS, sandbox, sh, startRuntime, testConfig, waitFor } from './runtime-env.js';
+
+/*
+ * Node tier: hostUsers: false. Each such sandbox runs in its own user
+ * namespace (container 0..65535 = a private block of host ids), its image
+ * layers are idmapped so root-owned files stay root-owned inside, files it
+ * writes belong to its block on the host, and it survives an agent restart.
+ */
+
+const BLOCK = 65536;
+
+/** Stdout of an exec, with its exit code. */
+async function run(s: ExecSession): Promise<{ out: string; code: number }> {
+  let out = '';
+  s.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const { exitCode } = await s.exited;
+  await new Promise((r) => setTimeout(r, 50));
+  return { out, code: exitCode };
+}
+
+/** Uid line of /proc/PID/status on the host: real, effective, saved, fs. */
+const hostUids = (pid: number) => /^Uid:\s+(.*)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]!.split(/\s+/).map(Number);
+
+describe('runtime user namespaces, hostUsers: false (node tier)', function () {
+  this.timeout(60_000);
+  // A range of our own per run: concurrent runs of other engineers never see the same ids.
+  const first = (1 << 30) + ((process.pid % 4096) * 4 * BLOCK);
+  const config = testConfig({ usernsRange: { first, count: 3 * BLOCK } });
+  let rt: SandboxRuntime | undefined;
+  const devNullMtime = statSync('/dev/null').mtimeMs;
+
+  after(async () => {
+    await cleanupRuntime(rt, config);
+  });
+
+  it('runs container root as the first host id of a private block, with the image root-owned inside and its writes owned by the block', async () => {
+    rt = await startRuntime(config);
+    const script = [
+      'echo "uid=$(id -u)"; echo "gid=$(id -g)"',
+      'echo "map=$(tr -s " " < /proc/self/uid_map)"',
+      'echo "image=$(stat -c %u:%g /bin/busybox /etc/passwd / | tr "\\n" " ")"',
+      'echo "dev=$(stat -c %u /dev /dev/shm | tr "\\n" " ")"',
+      'touch /created && echo appended >> /etc/passwd && echo "wrote=$?"',
+      // Root of the sandbox may bind a low port in its own network namespace...
+      'httpd -p 127.0.0.1:80 && echo "bound80=yes"',
+      // ...but owns nothing of the host: the host's /dev/null is bound in, and setting its times needs its owner.
+      'touch -d 2000-01-01 /dev/null 2>/dev/null; echo "touch-host=$?"',
+      'echo done; sleep 600',
+    ].join('; ');
+    const sb = sandbox('userns-a', { hostUsers: false, containers: [sh('main', script)] });
+    const rec = await rt.create(sb);
+    assert.deepEqual(rec.userns, { base: first, size: BLOCK });
+    const out = await waitFor('container output', () => /done/.test(logText(rt!, rec, 'main')) && logText(rt!, rec, 'main'));
+    const get = (k: string) => new RegExp(`^${k}=(.*)$`, 'm').exec(out)?.[1]?.trim();
+
+    assert.equal(get('uid'), '0', out);
+    assert.equal(get('gid'), '0');
+    assert.equal(get('map'), `0 ${first} ${BLOCK}`);
+    assert.equal(get('image'), '0:0 0:0 0:0', 'image files and the root show as root-owned inside');
+    assert.equal(get('dev'), '0 0', '/dev and /dev/shm belong to the container root');
+    assert.equal(get('wrote'), '0');
+    assert.equal(get('bound80'), 'yes', out);
+    assert.notEqual(get('touch-host'), '0', 'setting the times of the host /dev/null was refused');
+    assert.equal(statSync('/dev/null').mtimeMs, devNullMtime);
+
+    // On the host the workload (and its shim) run as the block's first id.
+    const workload = rt.workloadPid(rec.id, 'main')!;
+    assert.deepEqual(hostUids(workload), [first, first, first, first]);
+    assert.deepEqual(hostUids(rt.shimPid(rec.id, 'main')!), [first, first, first, first]);
+
+    // What it created or copied up sits in its upper dir owned by the block; the image layer is untouched.
+    const upper = join(config.stateRoot, rec.id, 'containers/main/upper');
+    assert.equal(statSync(join(upper, 'created')).uid, first);
+    assert.equal(statSync(join(upper, 'etc/passwd')).uid, first);
+    assert.equal(statSync(join(ROOTFS, 'etc/passwd')).uid, 0);
+    assert.ok(!readFileSync(join(ROOTFS, 'etc/passwd'), 'utf8').includes('appended'));
+
+    // Exec joins the same user namespace, with the container's identity.
+    const e = await run(await rt.exec(rec.id, 'main', ['/bin/sh', '-c', 'id -u; tr -s " " < /proc/self/uid_map; grep -E "^CapEff" /proc/self/status']));
+    assert.equal(e.code, 0);
+    assert.match(e.out, new RegExp(`^0\\n *0 ${first} ${BLOCK}\\nCapEff:\\s+00000000a80425fb\\n$`));
+  });
+
+  it('gives a second sandbox a disjoint block, keeps both across an agent restart and frees a block on delete', async () => {
+    const a = rt!.list()[0]!;
+    const b = await rt!.create(sandbox('userns-b', { hostUsers: false, containers: [sh('main', 'sleep 600')] }));
+    assert.equal(b.userns?.base, first + BLOCK);
+
+    await rt!.close();
+    rt = await startRuntime(config);
+    const readopted = rt.get(b.id)!;
+    assert.deepEqual(readopted.userns, { base: first + BLOCK, size: BLOCK });
+    assert.ok(existsSync(join(config.stateRoot, b.id, 'userns')));
+    const e = await run(await rt.exec(b.id, 'main', ['/bin/sh', '-c', 'id -u; tr -s " " < /proc/self/uid_map']));
+    assert.equal(e.out, `0\n 0 ${first + BLOCK} ${BLOCK}\n`);
+
+    // Both blocks are held by re-adopted sandboxes: a third gets the last one, a fourth none.
+    const c = await rt.create(sandbox('userns-c', { hostUsers: false, containers: [sh('main', 'sleep 600')] }));
+    assert.equal(c.userns?.base, first + 2 * BLOCK);
+    const full = await rt.create(sandbox('userns-d', { hostUsers: false, containers: [sh('main', 'true')] })).then(() => undefined, (err: unknown) => err);
+    assert.ok(full instanceof SandpitError && /is in use/.test(full.message), String(full));
+
+    await rt.delete(a.id);
+    assert.deepEqual(mountsUnder(join(config.stateRoot, a.id)), [], 'the pinned namespace is unmounted');
+    assert.ok(!rt.cgroups.listSandboxes().includes(a.id));
+    const again = await rt.create(sandbox('userns-e', { hostUsers: false, containers: [sh('main', 'sleep 600')] }));
+    assert.equal(again.userns?.base, first, 'the freed block is handed out again');
+    for (const r of [b, c, again]) await rt.delete(r.id);
+    assert.deepEqual(mountsUnder(config.stateRoot), []);
+  });
+
+  it('refuses a privileged container with hostUsers: false and builds nothing', async () => {
+    const sb = sandbox('userns-priv', { hostUsers: false, containers: [sh('main', 'true', { securityContext: { privileged: true, allowPrivilegeEscalation: true } })] });
+    const err = await rt!.create(sb).then(() => undefined, (e: unknown) => e);
+    assert.ok(err instanceof SandpitError && /privileged, which hostUsers: false does not allow/.test(err.message), String(err));
+    assert.equal(rt!.list().length, 0);
+    assert.ok(!existsSync(join(config.stateRoot, idOf(sb))));
+    assert.deepEqual(rt!.cgroups.listSandboxes(), []);
+  });
+});

@@ -1,9 +1,13 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SandpitError } from '../../lib/errors.js';
-import type { ExecSession, SandboxRuntime } from '../../node-agent/runtime/runtime.js';
+import { CgroupManager } from '../../node-agent/cgroups/manager.js';
+import type { ExecSession, SandboxRecord, SandboxRuntime } from '../../node-agent/runtime/runtime.js';
 import { mountsUnder } from '../../node-agent/runtime/runtime.js';
+import { readJson } from '../../node-agent/state/store.js';
 import { cleanupRuntime, idOf, logText, ROOTFS, sandbox, sh, startRuntime, testConfig, waitFor } from './runtime-env.js';
 
 /*
@@ -47,13 +51,17 @@ describe('runtime user namespaces, hostUsers: false (node tier)', function () {
       'echo "image=$(stat -c %u:%g /bin/busybox /etc/passwd / | tr "\\n" " ")"',
       'echo "dev=$(stat -c %u /dev /dev/shm | tr "\\n" " ")"',
       'touch /created && echo appended >> /etc/passwd && echo "wrote=$?"',
+      'touch /disk/f /mem/f && echo "volumes=$(stat -c %u /disk /mem | tr "\n" " ")"',
       // Root of the sandbox may bind a low port in its own network namespace...
       'httpd -p 127.0.0.1:80 && echo "bound80=yes"',
       // ...but owns nothing of the host: the host's /dev/null is bound in, and setting its times needs its owner.
       'touch -d 2000-01-01 /dev/null 2>/dev/null; echo "touch-host=$?"',
       'echo done; sleep 600',
     ].join('; ');
-    const sb = sandbox('userns-a', { hostUsers: false, containers: [sh('main', script)] });
+    const sb = sandbox('userns-a', {
+      hostUsers: false, volumes: [{ name: 'disk', emptyDir: {} }, { name: 'mem', emptyDir: { medium: 'Memory' } }],
+      containers: [sh('main', script, { volumeMounts: [{ name: 'disk', mountPath: '/disk' }, { name: 'mem', mountPath: '/mem' }] })],
+    });
     const rec = await rt.create(sb);
     assert.deepEqual(rec.userns, { base: first, size: BLOCK });
     const out = await waitFor('container output', () => /done/.test(logText(rt!, rec, 'main')) && logText(rt!, rec, 'main'));
@@ -65,6 +73,8 @@ describe('runtime user namespaces, hostUsers: false (node tier)', function () {
     assert.equal(get('image'), '0:0 0:0 0:0', 'image files and the root show as root-owned inside');
     assert.equal(get('dev'), '0 0', '/dev and /dev/shm belong to the container root');
     assert.equal(get('wrote'), '0');
+    assert.equal(get('volumes'), '0 0', 'emptyDir volumes belong to the container root');
+    assert.equal(statSync(join(config.stateRoot, rec.id, 'volumes/disk/f')).uid, first);
     assert.equal(get('bound80'), 'yes', out);
     assert.notEqual(get('touch-host'), '0', 'setting the times of the host /dev/null was refused');
     assert.equal(statSync('/dev/null').mtimeMs, devNullMtime);
@@ -99,6 +109,8 @@ describe('runtime user namespaces, hostUsers: false (node tier)', function () {
     assert.ok(existsSync(join(config.stateRoot, b.id, 'userns')));
     const e = await run(await rt.exec(b.id, 'main', ['/bin/sh', '-c', 'id -u; tr -s " " < /proc/self/uid_map']));
     assert.equal(e.out, `0\n 0 ${first + BLOCK} ${BLOCK}\n`);
+    const t = await run(await rt.exec(b.id, 'main', ['/bin/sh', '-c', 'tty; id -u'], { tty: true }));
+    assert.match(t.out, /^\/dev\/pts\/\d+\r?\n0\r?\n$/, t.out);
 
     // Both blocks are held by re-adopted sandboxes: a third gets the last one, a fourth none.
     const c = await rt.create(sandbox('userns-c', { hostUsers: false, containers: [sh('main', 'sleep 600')] }));
@@ -123,4 +135,63 @@ describe('runtime user namespaces, hostUsers: false (node tier)', function () {
     assert.ok(!existsSync(join(config.stateRoot, idOf(sb))));
     assert.deepEqual(rt!.cgroups.listSandboxes(), []);
   });
+});
+
+describe('runtime user namespaces across an agent crash (node tier)', function () {
+  this.timeout(120_000);
+  const AGENT = new URL('../../node-agent/standalone.js', import.meta.url).pathname;
+  const parent = `sandpit-test-${process.pid}-userns-crash`;
+  const stateRoot = mkdtempSync(join(tmpdir(), `sandpit-test-${process.pid}-userns-crash-`));
+  const manifests = `${stateRoot}-manifests`;
+  const range = `${(1 << 30) + ((process.pid % 4096) * 4 + 3) * BLOCK}:${BLOCK}`;
+  const agents: ChildProcess[] = [];
+  const startAgent = (args: string[], env: Record<string, string> = {}) => {
+    const child = spawn(process.execPath, [AGENT, ...args, '--state-root', stateRoot, '--cgroup-parent', parent, '--poll-ms', '50', '--userns-range', range], {
+      stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, SANDPIT_LOG_LEVEL: 'fatal', ...env },
+    });
+    agents.push(child);
+    return child;
+  };
+  const exited = (c: ChildProcess) => new Promise<void>((r) => (c.exitCode !== null || c.signalCode ? r() : c.once('exit', () => r())));
+  const records = () => readdirSync(stateRoot).filter((d) => /^[0-9a-f]{12}$/.test(d)).map((d) => readJson<SandboxRecord>(join(stateRoot, d, 'sandbox.json'))).filter((r): r is SandboxRecord => !!r);
+
+  before(() => mkdirSync(manifests, { recursive: true }));
+  after(async () => {
+    for (const a of agents) {
+      if (a.exitCode === null && !a.signalCode) a.kill('SIGTERM');
+      await exited(a);
+    }
+    const cg = CgroupManager.detect(parent);
+    const left = cg.listSandboxes();
+    cg.removeParent({ step: 'test cleanup' });
+    const mounts = mountsUnder(stateRoot);
+    rmSync(manifests, { recursive: true, force: true });
+    if (!mounts.length) rmSync(stateRoot, { recursive: true, force: true });
+    assert.deepEqual({ left, mounts }, { left: [], mounts: [] });
+  });
+
+  for (const fault of ['after-userns', 'after-containers']) {
+    it(`leaves nothing behind, user namespace pin included, when the agent dies while creating (${fault})`, async () => {
+      const file = join(manifests, 'crash.yaml');
+      writeFileSync(file, [
+        'apiVersion: sandpit.dev/v1alpha1', 'kind: Sandbox', 'metadata: {name: crashy, namespace: default}', 'spec:',
+        '  hostUsers: false', '  restartPolicy: Never', '  terminationGracePeriodSeconds: 1', '  network: {mode: None}', '  containers:',
+        `  - {name: main, image: "dir:${ROOTFS}", command: [/bin/sleep, "60"]}`, '',
+      ].join('\n'));
+      const crashing = startAgent(['run', '-f', file], { SANDPIT_FAULT: fault });
+      await exited(crashing);
+      assert.equal(crashing.signalCode, 'SIGKILL');
+      const half = records()[0];
+      assert.equal(half?.phase, 'Creating');
+      assert.ok(half.userns, 'the block was recorded before the namespace was made');
+      assert.ok(mountsUnder(stateRoot).includes(join(stateRoot, half.id, 'userns')), 'the namespace was pinned when the agent died');
+      rmSync(file);
+
+      const agent = startAgent(['serve', '--manifests', manifests]);
+      await waitFor('recovery', () => records().length === 0 && mountsUnder(stateRoot).length === 0);
+      await waitFor('cgroups removed', () => CgroupManager.detect(parent).listSandboxes().length === 0);
+      agent.kill('SIGTERM');
+      await exited(agent);
+    });
+  }
 });

@@ -139,7 +139,9 @@ async function launchProcess(p: ProcessPlan): Promise<LaunchResult> {
   if (p.resolveAt >= 0) args[p.resolveAt] = resolveCommand(args[p.resolveAt]!, p.env);
   let pid: number;
   try {
-    pid = spawnFromThread('/proc/self/fd/3', [p.argv0, ...args], p.env, [stdio[0]!, stdio[1]!, stdio[2]!, program, ...p.extraFds], p.cwd, { ...site, step: `${p.step}: spawn` });
+    const childFds = [stdio[0]!, stdio[1]!, stdio[2]!, program, ...p.extraFds];
+    if (ptyMaster !== undefined && p.ptyMasterToChild) childFds.push(ptyMaster);
+    pid = spawnFromThread('/proc/self/fd/3', [p.argv0, ...args], p.env, childFds, p.cwd, { ...site, step: `${p.step}: spawn` });
   } catch (err) {
     // fds are the agent's, not this thread's: a pty nobody will read must not outlive the failure.
     if (ptyMaster !== undefined) close(ptyMaster);

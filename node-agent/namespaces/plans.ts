@@ -61,6 +61,8 @@ export interface ProcessPlan {
   extraFds: number[];
   /** Allocate a pty from the container's devpts and use it as 0-2; its master fd is returned. */
   tty: boolean;
+  /** With tty: also give the pty master to the child, as its fd 4 + extraFds.length (the shim holds it). */
+  ptyMasterToChild?: boolean;
   /** Resolve argv[0] of the workload (args index) against PATH inside the new root. */
   resolveAt: number;
 }

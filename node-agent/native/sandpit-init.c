@@ -46,6 +46,10 @@
  *     holds the terminal's master end (the workload does not get it), so the
  *     terminal outlives an agent restart, nothing the workload writes is lost
  *     while no agent reads, and a restarted agent takes the master back with
+ *     pidfd_getfd. For a tty container EXIT_FD is EXIT_FD:PTY_FD: the shim
+ *     holds the terminal's master end (the workload does not get it), so the
+ *     terminal outlives an agent restart, nothing the workload writes is lost
+ *     while no agent reads, and a restarted agent takes the master back with
  *     pidfd_getfd.
  *
  *   sandpit-init userns READY_FD GO_FD
@@ -420,7 +424,7 @@ static __attribute__((noreturn)) void run_shim(char **argv, char **envp) {
   for (int i = 0; i < 13; i++)
     if (!argv[i]) die("usage: shim EXIT_FD CGROUP_FDS OOM NOFILE_SOFT NOFILE_HARD USERNS_FD UID GID GROUPS CAPS NNP SECCOMP_FD -- PATH ARGV0 ARGS...", -22);
   if (!seq(argv[12], "--") || !argv[13] || !argv[14]) die("usage: shim ... -- PATH ARGV0 ARGS...", -22);
-  /* EXIT_FD, or EXIT_FD:PTY_FD for a tty container: see "holds the terminal" above. */
+  /* EXIT_FD, or EXIT_FD:PTY_FD for a tty container (see the usage above). */
   s64 ptyfd = -1;
   for (char *c = argv[0]; *c; c++)
     if (*c == ':') {

@@ -27,6 +27,12 @@ export interface ShimFds {
   seccomp?: number;
   /** fd of the sandbox's user namespace (hostUsers: false); absent for the host's. */
   userns?: number;
+  /**
+   * tty: true: fd of the terminal's master end, which the shim holds for the
+   * run (the workload does not get it), so the terminal outlives an agent
+   * restart and a restarted agent takes it back with pidfd_getfd.
+   */
+  pty?: number;
 }
 
 export interface ShimOptions {
@@ -37,7 +43,7 @@ export interface ShimOptions {
 /** argv after argv0 for sandpit-init; the workload's resolved path goes at index `pathAt`. */
 export function containerShimArgs(fds: ShimFds, opts: ShimOptions, id: Omit<Identity, 'seccomp'>, workload: string[]): { args: string[]; pathAt: number } {
   const head = [
-    'shim', String(fds.exit), fds.cgroups.length ? fds.cgroups.join(',') : '-',
+    'shim', fds.pty === undefined ? String(fds.exit) : `${fds.exit}:${fds.pty}`, fds.cgroups.length ? fds.cgroups.join(',') : '-',
     opts.oomScoreAdj === undefined ? '-' : String(opts.oomScoreAdj),
     opts.nofile ? String(opts.nofile.soft) : '-', opts.nofile ? String(opts.nofile.hard) : '-',
     optFd(fds.userns), ...identityArgs(id, fds.seccomp), '--',

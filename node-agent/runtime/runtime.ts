@@ -25,7 +25,7 @@ import { containerCaps } from '../security/capabilities.js';
 import { buildSeccompFilter } from '../security/seccomp.js';
 import { readJson, StateStore, writeJsonInPlace } from '../state/store.js';
 import { mount, MNT_DETACH, MS_NODEV, MS_NOEXEC, MS_NOSUID, umount2 } from '../sys/mount.js';
-import { close, dup, kill, open, O_CLOEXEC, O_CREAT, O_RDONLY, O_WRONLY, reapChild } from '../sys/proc.js';
+import { close, dup, kill, open, O_CLOEXEC, O_CREAT, O_RDONLY, O_WRONLY, pidfdGetfd, pidfdOpen, reapChild } from '../sys/proc.js';
 import type { RuntimeConfig } from './config.js';
 import { parseQuantity } from '../../crds/quantity.js';
 import { ImageFileError, readImageFile } from './image-files.js';
@@ -56,6 +56,8 @@ export interface ContainerRecord {
   restartAt?: number;
   /** Host PID of the run's own PID 1 (shareProcessNamespace: false), to reap once the run ends. */
   pidnsInit?: number;
+  /** tty: true: the fd number at which the shim holds the terminal's master end. */
+  ptyFd?: number;
 }
 
 export interface SandboxRecord {
@@ -422,8 +424,12 @@ export class SandboxRuntime {
       // The child's fds: 0-2 stdio, 3 the program, then these from 4 on.
       const extraFds = [exitFd, ...cgFds];
       const placed = (fd: number | undefined) => (fd === undefined ? undefined : 4 + extraFds.push(fd) - 1);
+      const seccompAt = placed(filterFd);
+      const usernsAt = placed(usernsFd);
+      // The worker puts the pty master it allocates right after the extra fds.
+      const ptyAt = spec.tty ? 4 + extraFds.length : undefined;
       const shim = containerShimArgs(
-        { exit: 4, cgroups: cgFds.map((_, i) => 5 + i), seccomp: placed(filterFd), userns: placed(usernsFd) },
+        { exit: 4, cgroups: cgFds.map((_, i) => 5 + i), seccomp: seccompAt, userns: usernsAt, pty: ptyAt },
         { oomScoreAdj: this.config.oomScoreAdj, nofile: this.config.nofile }, identity, argv);
       const oomBase = this.cgroups.oomKills(cgRel);
       const volumes = (spec.volumeMounts ?? []).map((m) => ({ source: join(this.store.sandboxDir(rec.id), 'volumes', m.name), mountPath: m.mountPath, readOnly: m.readOnly }));
@@ -441,13 +447,15 @@ export class SandboxRuntime {
         program: this.config.binaries.init, argv0: 'sandpit-init',
         args: shim.args, resolveAt: shim.pathAt, netSysctls: rec.userns ? USERNS_NET_SYSCTLS : undefined,
         env, cwd: spec.workingDir ?? image.config.workingDir ?? '/',
-        stdio: [fds[0]!, fds[1]!, fds[2]!], extraFds, tty: spec.tty,
+        stdio: [fds[0]!, fds[1]!, fds[2]!], extraFds, tty: spec.tty, ptyMasterToChild: spec.tty,
       });
       if (result.error) throw new SandpitError(result.error);
       // tty: the workload's 0/1/2 are a pty slave; what it writes reaches the log as stdout.
       if (result.ptyMaster !== undefined) this.#logs.get(key)!.attachTerminal(result.ptyMaster);
       c.pid = result.pid!;
       if (result.pidnsInit !== undefined) c.pidnsInit = result.pidnsInit;
+      if (ptyAt !== undefined) c.ptyFd = ptyAt;
+      else delete c.ptyFd;
       c.startTime = processStartTime(c.pid) ?? 0;
       c.startedAt = now();
       c.oomBase = oomBase;
@@ -874,6 +882,7 @@ export class SandboxRuntime {
       this.#sandboxes.set(id, rec);
       for (const c of rec.containers) {
         this.#attachLogs(rec, c.name);
+        if (c.pid !== undefined && c.ptyFd !== undefined) this.#reattachTerminal(rec, c);
         if (c.pid !== undefined) this.#checkExit(rec, c);
       }
       this.#save(rec);
@@ -884,6 +893,27 @@ export class SandboxRuntime {
     for (const m of mountsUnder(this.store.root)) {
       const id = m.slice(this.store.root.length + 1).split('/')[0]!;
       if (!known.has(id)) umount2(m, MNT_DETACH, { step: 'unmount orphan' });
+    }
+  }
+
+  /**
+   * A tty container's terminal is held by its shim; after an agent restart the
+   * log takes the master end back from it (what the workload wrote meanwhile
+   * waited in the terminal). Without it the log only misses output: the
+   * container keeps running either way.
+   */
+  #reattachTerminal(rec: SandboxRecord, c: ContainerRecord): void {
+    const site = { sandbox: describeSandbox(rec.ref), step: `reattach the terminal of ${c.name}` };
+    if (!isSameProcess(c.pid!, c.startTime ?? 0)) return;
+    let pidfd: number | undefined;
+    try {
+      pidfd = pidfdOpen(c.pid!, site);
+      const master = pidfdGetfd(pidfd, c.ptyFd!, site);
+      this.#logs.get(`${rec.id}/${c.name}`)!.attachTerminal(master);
+    } catch (err) {
+      this.#log(rec).warn({ err, ...site, container: c.name }, 'cannot take the terminal back from the shim; this run\'s further output is not logged');
+    } finally {
+      if (pidfd !== undefined) close(pidfd);
     }
   }
 

@@ -19,6 +19,7 @@ const SYS = {
   seccomp: 317,
   pidfdSendSignal: 424,
   pidfdOpen: 434,
+  pidfdGetfd: 438,
 } as const;
 
 export const PR_SET_PDEATHSIG = 1;
@@ -90,6 +91,11 @@ void SockFprog;
 
 export function pidfdOpen(pid: number, site: CallSite): number {
   return raw('pidfdOpen', site, 'int', pid, 'unsigned int', 0);
+}
+
+/** A duplicate (close-on-exec) of fd `targetFd` of the process behind `pidfd`. */
+export function pidfdGetfd(pidfd: number, targetFd: number, site: CallSite): number {
+  return raw('pidfdGetfd', site, 'int', pidfd, 'int', targetFd, 'unsigned int', 0);
 }
 
 export function pidfdSendSignal(pidfd: number, signal: number, site: CallSite): void {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CgroupManager } from '../../node-agent/cgroups/manager.js';
@@ -15,11 +15,11 @@ import { ROOTFS, waitFor } from './runtime-env.js';
 
 const AGENT = new URL('../../node-agent/standalone.js', import.meta.url).pathname;
 
-function manifest(name: string, containers: { name: string; script: string }[]): string {
+function manifest(name: string, containers: { name: string; script: string; tty?: boolean }[]): string {
   return [
     'apiVersion: sandpit.dev/v1alpha1', 'kind: Sandbox', `metadata: {name: ${name}, namespace: default}`, 'spec:',
     '  restartPolicy: Never', '  terminationGracePeriodSeconds: 1', '  network: {mode: None}', '  containers:',
-    ...containers.map((c) => `  - {name: ${c.name}, image: "dir:${ROOTFS}", command: [/bin/sh, -c, ${JSON.stringify(c.script)}]}`),
+    ...containers.map((c) => `  - {name: ${c.name}, image: "dir:${ROOTFS}", tty: ${c.tty ?? false}, command: [/bin/sh, -c, ${JSON.stringify(c.script)}]}`),
     '',
   ].join('\n');
 }
@@ -111,6 +111,47 @@ describe('runtime across agent restarts and crashes (node tier)', function () {
     await waitFor('sandbox deleted', () => records().length === 0);
     await waitFor('PID 1 gone', () => !alive(rec.pid1!.pid));
     assert.deepEqual(mountsUnder(stateRoot), []);
+  });
+
+  it('keeps a tty: true container on its terminal through an agent SIGKILL and logs what it writes afterwards', async () => {
+    // The workload prints one line per marker file: before the crash, while no agent runs, and after.
+    const script = 'n=0; while [ ! -e /dev/shm/stop ]; do for m in one two three; do if [ -e /dev/shm/$m ] && [ ! -e /tmp/$m ]; then touch /tmp/$m; echo "line-$m"; fi; done; sleep 0.05; done; echo bye';
+    writeFileSync(join(manifests, 'term.yaml'), manifest('term', [{ name: 'term', script, tty: true }]));
+    agent = startAgent(['serve', '--manifests', manifests]);
+    const rec = await waitFor('sandbox running', () => records().find((r) => r.phase === 'Running' && r.containers[0]?.pid));
+    const shm = join(stateRoot, rec.id, 'shm');
+    const log = join(stateRoot, rec.id, 'logs', 'term.log');
+    const logged = () => (existsSync(log) ? readFileSync(log, 'utf8') : '');
+    writeFileSync(join(shm, 'one'), '');
+    await waitFor('line-one logged', () => logged().includes('line-one'));
+
+    agent.kill('SIGKILL');
+    await exited(agent);
+    writeFileSync(join(shm, 'two'), ''); // written to the terminal while nobody reads it
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok(alive(rec.containers[0]!.pid!), 'the shim outlives the agent');
+    const workload = readdirSync('/proc').filter((p) => /^\d+$/.test(p)).find((p) => {
+      try {
+        return readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]!.split(' ')[1] === String(rec.containers[0]!.pid);
+      } catch {
+        return false;
+      }
+    });
+    assert.ok(workload && alive(Number(workload)), 'the workload was not hung up when the agent died');
+    const holdsMaster = (pid: number | string) => readdirSync(`/proc/${pid}/fd`).some((fd) => readlinkSync(`/proc/${pid}/fd/${fd}`).endsWith('/ptmx'));
+    assert.ok(holdsMaster(rec.containers[0]!.pid!), 'the shim holds the terminal');
+    assert.ok(!holdsMaster(workload!), 'the workload does not get its master end');
+
+    agent = startAgent(['serve', '--manifests', manifests]);
+    await waitFor('re-adopted', () => records().find((r) => r.id === rec.id && r.containers[0]?.pid === rec.containers[0]!.pid));
+    writeFileSync(join(shm, 'three'), '');
+    await waitFor('line-three logged after the restart', () => logged().includes('line-three'), 10_000);
+    assert.match(logged(), /line-two/, 'what it wrote while no agent ran is logged too (it waited in the terminal)');
+    writeFileSync(join(shm, 'stop'), '');
+    const done = await waitFor('exit recorded', () => records().find((r) => r.containers[0]?.state?.terminated));
+    assert.equal(done.containers[0]!.state?.terminated?.exitCode, 0, 'it ended normally, not by a hangup');
+    rmSync(join(manifests, 'term.yaml'));
+    await waitFor('sandbox deleted', () => records().length === 0);
   });
 
   for (const fault of ['after-record', 'after-mounts', 'after-infra', 'after-containers']) {

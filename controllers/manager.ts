@@ -206,7 +206,11 @@ export class Manager {
       deleted: (obj) => this.#reconciler?.forget(obj.metadata.uid ?? ''),
     });
     this.nodes.on({
-      upsert: (node) => this.#enqueueNode(node.metadata.name ?? ''),
+      upsert: (node, old) => {
+        // Only the sandboxes still waiting for a node care that one's count of sandboxes moved (room may have been freed).
+        const waitingOnly = old !== undefined && old.metadata.resourceVersion !== node.metadata.resourceVersion && !nodeChangeMatters(old, node);
+        this.#enqueueNode(node.metadata.name ?? '', waitingOnly);
+      },
       deleted: (node) => {
         this.leases.forget(node.metadata.name ?? '');
         this.#enqueueNode(node.metadata.name ?? '');
@@ -218,10 +222,10 @@ export class Manager {
     });
   }
 
-  /** Wakes the sandboxes a node change can matter to: those on the node, and those still waiting for one. */
-  #enqueueNode(node: string): void {
+  /** Wakes the sandboxes a node change can matter to: those still waiting for a node, and (unless `waitingOnly`) those on it. */
+  #enqueueNode(node: string, waitingOnly = false): void {
     for (const s of this.sandboxes.list()) {
-      if (!s.status?.nodeName || s.status.nodeName === node) this.queue.add(keyOf(s));
+      if (!s.status?.nodeName || (!waitingOnly && s.status.nodeName === node)) this.queue.add(keyOf(s));
     }
   }
 
@@ -277,6 +281,21 @@ export class Manager {
     await this.health.close();
     this.client.close();
   }
+}
+
+/**
+ * Whether a SandboxNode change can matter to the sandboxes bound to it. The
+ * agent rewrites its status when the count of sandboxes it runs or its image
+ * disk usage moves, which during a burst of starts is every status interval;
+ * neither changes anything for a bound sandbox, and waking every sandbox of
+ * the node for it was one no-op reconcile per sandbox each time.
+ */
+function nodeChangeMatters(old: SandboxNode, node: SandboxNode): boolean {
+  const decisive = (n: SandboxNode) => {
+    const { sandboxes: _count, imageDiskUsageBytes: _disk, ...status } = n.status ?? {};
+    return JSON.stringify([n.metadata.labels, n.metadata.deletionTimestamp, n.spec, status]);
+  };
+  return decisive(old) !== decisive(node);
 }
 
 /** Status-only writes (the agent reporting) do not need a reconcile; spec, deletion, finalizers and binding do. */

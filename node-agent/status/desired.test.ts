@@ -49,6 +49,16 @@ describe('unit: agent status patch', () => {
     assert.equal(desiredStatusPatch({ status } as never, obs(), 'a'), undefined);
   });
 
+  it('leaves a change of usage alone to the periodic re-report when told to, and carries it with any other change', () => {
+    const first = desiredStatusPatch({}, obs({ usage: { cpu: '1m', memory: '4096', pids: 2 } }), 'a') as Record<string, unknown>;
+    const status = Object.fromEntries(Object.entries(first).filter(([, v]) => v !== null)) as never;
+    const busier = obs({ usage: { cpu: '7m', memory: '8192', pids: 3 } });
+    assert.equal(desiredStatusPatch({ status }, busier, 'a', { usage: false }), undefined);
+    assert.deepEqual(desiredStatusPatch({ status }, busier, 'a')?.usage, { cpu: '7m', memory: '8192', pids: 3 }, 'the periodic re-report writes it');
+    const moved = obs({ usage: { cpu: '7m', memory: '8192', pids: 3 }, sandboxIP: '10.88.0.3' });
+    assert.deepEqual(desiredStatusPatch({ status }, moved, 'a', { usage: false })?.usage, { cpu: '7m', memory: '8192', pids: 3 });
+  });
+
   it('knows a NodeLost sandbox is given up', () => {
     assert.equal(givenUp({ phase: 'Failed', reason: 'NodeLost' }), true);
     assert.equal(givenUp({ phase: 'Failed', reason: 'Error' }), false);

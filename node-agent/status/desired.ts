@@ -12,9 +12,12 @@ const AGENT_ABNORMAL = ['Reconciling', 'Stalled'];
 /**
  * The status patch that makes the Sandbox say what the runtime observed, or
  * undefined when it already does (no write). Pure. Conditions the agent does
- * not own (Scheduled, set by the controller) are kept.
+ * not own (Scheduled, set by the controller) are kept. With `usage: false`
+ * a difference in status.usage alone is no reason to write (a sample that
+ * moves all the time; the periodic re-report refreshes it), though a patch
+ * written for another reason carries the fresh one.
  */
-export function desiredStatusPatch(sbx: Pick<Sandbox, 'status'>, obs: SandboxObservation, node: string): Record<string, unknown> | undefined {
+export function desiredStatusPatch(sbx: Pick<Sandbox, 'status'>, obs: SandboxObservation, node: string, opts: { usage?: boolean } = {}): Record<string, unknown> | undefined {
   const cur = (sbx.status ?? {}) as Record<string, unknown>;
   const next: Record<string, unknown> = {};
   for (const f of AGENT_FIELDS) {
@@ -28,7 +31,8 @@ export function desiredStatusPatch(sbx: Pick<Sandbox, 'status'>, obs: SandboxObs
   const { list } = mergeConditions(theirs, ours.map((c) => ({ ...c, observedGeneration: c.observedGeneration ?? obs.generation })));
   for (const t of AGENT_ABNORMAL) if (!ours.some((c) => c.type === t)) removeCondition(list, t);
   // The API server hands objects back with their keys sorted: compare key order out.
-  const changed = Object.entries(next).some(([k, v]) => canonical(cur[k] ?? null) !== canonical(v)) || canonical(theirs) !== canonical(list);
+  const compared = Object.entries(next).filter(([k]) => opts.usage !== false || k !== 'usage');
+  const changed = compared.some(([k, v]) => canonical(cur[k] ?? null) !== canonical(v)) || canonical(theirs) !== canonical(list);
   return changed ? { ...next, conditions: list } : undefined;
 }
 

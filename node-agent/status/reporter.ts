@@ -29,6 +29,8 @@ export class StatusReporter {
   /** The Sandbox as our last write left it, so the next write needs no GET; dropped on conflict and at each resync. */
   readonly #known = new Map<string, Sandbox>();
   readonly #held = new Map<string, NodeJS.Timeout>();
+  /** Sandboxes queued by the periodic re-report, which also writes a usage that moved (event-driven writes do not). */
+  readonly #refresh = new Set<string>();
   #unsubscribe: (() => void) | undefined;
   #timer: NodeJS.Timeout | undefined;
   #idle: (() => void)[] = [];
@@ -68,7 +70,11 @@ export class StatusReporter {
 
   reportAll(): void {
     this.#known.clear(); // the periodic re-report compares with what the API server holds, not with our memory
-    for (const obs of this.runtime.list()) this.report(obs);
+    this.#refresh.clear();
+    for (const obs of this.runtime.list()) {
+      this.#refresh.add(obs.ref.uid);
+      this.report(obs);
+    }
   }
 
   report(obs: SandboxObservation): void {
@@ -102,7 +108,8 @@ export class StatusReporter {
     try {
       for (let obs = this.#pending.get(uid); obs; obs = this.#pending.get(uid)) {
         this.#pending.delete(uid);
-        await this.write(obs).catch((err: Error) => this.log.warn({ sandbox: describeSandbox(obs!.ref), step: 'write status', err: err.message }, 'Status write failed; the next report retries'));
+        const usage = this.#refresh.delete(uid);
+        await this.write(obs, usage).catch((err: Error) => this.log.warn({ sandbox: describeSandbox(obs!.ref), step: 'write status', err: err.message }, 'Status write failed; the next report retries'));
       }
     } finally {
       this.#inFlight.delete(uid);
@@ -110,9 +117,13 @@ export class StatusReporter {
     }
   }
 
-  /** Writes one observation; returns whether a write happened. */
-  write(obs: SandboxObservation): Promise<boolean> {
-    return writeSandboxStatus(this.client, this.node, obs, this.#known);
+  /**
+   * Writes one observation; returns whether a write happened. `usage`: whether
+   * a usage that moved is reason enough to write (the periodic re-report); on
+   * the way to Running it was a second write a few ms after the first.
+   */
+  write(obs: SandboxObservation, usage = true): Promise<boolean> {
+    return writeSandboxStatus(this.client, this.node, obs, this.#known, { usage });
   }
 }
 
@@ -123,7 +134,7 @@ export class StatusReporter {
  * With `known`, the object our previous write returned stands in for a GET
  * (a sandbox's start is several writes in a row); a conflict rereads it.
  */
-export async function writeSandboxStatus(client: KubeClient, node: string, obs: SandboxObservation, known?: Map<string, Sandbox>): Promise<boolean> {
+export async function writeSandboxStatus(client: KubeClient, node: string, obs: SandboxObservation, known?: Map<string, Sandbox>, opts: { usage?: boolean } = {}): Promise<boolean> {
   const { namespace, name, uid } = obs.ref;
   for (let attempt = 0; ; attempt++) {
     let sbx = attempt === 0 ? known?.get(uid) : undefined;
@@ -139,7 +150,7 @@ export async function writeSandboxStatus(client: KubeClient, node: string, obs: 
     const bound = sbx.status?.nodeName;
     if (bound && bound !== node) return forget(known, uid);
     if (givenUp(sbx.status)) return forget(known, uid);
-    const patch = desiredStatusPatch(sbx, obs, node);
+    const patch = desiredStatusPatch(sbx, obs, node, opts);
     if (!patch) return false;
     try {
       const written = await client.patch<Sandbox>(paths.sandboxStatus(namespace, name), { metadata: { resourceVersion: sbx.metadata.resourceVersion }, status: patch });

@@ -74,7 +74,6 @@ LABEL org.opencontainers.image.source="https://github.com/sandpit-dev/sandpit" \
 # agent: runs as root on the host's namespaces (see the chart's DaemonSet).
 #   tini       PID 1 of the agent container (-s: subreaper when hostPID makes it not PID 1)
 #   catatonit  no longer the sandboxes' PID 1 (that is sandpit-init); kept as a small init for tools
-#   busybox-static  the shell `exec` into a container runs (/usr/bin/busybox)
 #   nftables   libnftables (JSON API through koffi) and the nft fallback
 #   iproute2   `ip` for diagnosis (the agent itself speaks netlink)
 #   kmod       modprobe of overlay, br_netfilter, nf_tables when absent
@@ -84,7 +83,7 @@ FROM runtime AS agent
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
-       tini catatonit busybox-static nftables iproute2 kmod conntrack ca-certificates \
+       tini catatonit nftables iproute2 kmod conntrack ca-certificates \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=native /out/sandpit-init dist/native/sandpit-init
 USER 0:0

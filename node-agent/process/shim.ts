@@ -16,7 +16,7 @@
  */
 
 import { capMask } from '../security/capabilities.js';
-import type { Identity } from '../security/apply.js';
+import type { Identity } from '../security/identity.js';
 
 export interface ShimFds {
   /** fd of the exit-status file in the child. */

@@ -29,8 +29,8 @@ export interface RuntimeConfig {
    * (container 0..65535 maps to one block). Must not overlap ids the node uses.
    */
   usernsRange: UsernsRange;
-  /** init: sandpit-init (sandbox PID 1, container shim and exec, built by hack/native.sh); busybox: kept for tools that need a static shell. */
-  binaries: { busybox: string; init: string };
+  /** sandpit-init: sandbox PID 1, container shim, exec and user namespace maker (built by hack/native.sh). */
+  binaries: { init: string };
 }
 
 export function defaultConfig(over: Partial<RuntimeConfig> = {}): RuntimeConfig {
@@ -48,7 +48,7 @@ export function defaultConfig(over: Partial<RuntimeConfig> = {}): RuntimeConfig 
     oomScoreAdj: 0,
     nofile: { soft: 1024, hard: 524288 },
     usernsRange: { first: 2 ** 30, count: 2 ** 30 },
-    binaries: { busybox: '/usr/bin/busybox', init: fileURLToPath(new URL('../../native/sandpit-init', import.meta.url)) },
+    binaries: { init: fileURLToPath(new URL('../../native/sandpit-init', import.meta.url)) },
     ...over,
   };
 }

@@ -16,7 +16,7 @@ import { restartDelay, shouldRestart } from '../process/restart.js';
 import { containerShimArgs, decodeShellStatus, execArgs } from '../process/shim.js';
 import { allocateUsernsBlock, createUserNamespace, openUserNamespace, USERNS_SIZE } from '../namespaces/userns.js';
 import { execPipes, pipeHolding } from '../process/exec-io.js';
-import type { Identity } from '../security/apply.js';
+import type { Identity } from '../security/identity.js';
 import type { Socket } from 'node:net';
 import { ReadStream, WriteStream } from 'node:tty';
 import { setWindowSize } from '../sys/tty.js';

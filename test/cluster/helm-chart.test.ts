@@ -164,6 +164,7 @@ describe('cluster tier: the Helm chart renders, lints and passes the API server'
     assert.equal(envOf(agent).SANDPIT_SUBNET6, undefined, 'no IPv6 unless asked for');
     const dual = podSpec(one(await render(cp, { agent: { network: { subnet6: 'fd00:88::/64' } } }), 'DaemonSet')).containers[0]!;
     assert.equal(envOf(dual).SANDPIT_SUBNET6, 'fd00:88::/64');
+    assert.equal(envOf(agent).SANDPIT_USERNS_RANGE, '1073741824:1073741824', 'the agent gets the user namespace range');
 
     const unpriv = podSpec(one(await render(cp, { agent: { privileged: false } }), 'DaemonSet')).containers[0]!;
     const sc = unpriv.securityContext as { privileged: boolean; capabilities: { drop: string[]; add: string[] } };
@@ -258,6 +259,7 @@ describe('cluster tier: the Helm chart renders, lints and passes the API server'
       ['subnet not a CIDR', { agent: { network: { subnet: '10.0.0.0' } } }, /at '\/agent\/network\/subnet'/],
       ['IPv6 subnet that is not a ULA prefix', { agent: { network: { subnet6: '2001:db8::/64' } } }, /at '\/agent\/network\/subnet6'/],
       ['IPv6 subnet too wide for the paired IPv4 lease', { agent: { network: { subnet6: 'fd00:88::/48' } } }, /at '\/agent\/network\/subnet6'/],
+      ['user namespace range that is not FIRST:COUNT', { agent: { usernsRange: '100000-200000' } }, /at '\/agent\/usernsRange'/],
       ['unknown capability', { agent: { capabilities: ['CAP_SYS_ADMIN'] } }, /at '\/agent\/capabilities\/0': value must be one of/],
       ['bad update strategy', { agent: { updateStrategy: { type: 'Recreate' } } }, /at '\/agent\/updateStrategy\/type': value must be one of 'RollingUpdate', 'OnDelete'/],
       ['duration with a unit', { controller: { leaderElection: { leaseDurationSeconds: '15s' } } }, /at '\/controller\/leaderElection\/leaseDurationSeconds': got string, want integer/],

@@ -306,6 +306,31 @@ describe('cluster tier: every example Sandbox applied with kubectl → Ready and
     }
   });
 
+  it('user-namespace.yaml: root inside on port 80, an unprivileged id of the node outside', async () => {
+    const e = example('user-namespace.yaml');
+    const base = (record(e.name) as StateRecord & { userns?: { base: number } }).userns?.base;
+    assert.ok(base !== undefined && base >= 65536, `a block of host ids was recorded (${base})`);
+    const text = await waitFor('the uid line in the log', async () => {
+      const t = await containerLog(e.name, 'web');
+      return /uid \d+, mapped/.test(t) ? t : undefined;
+    }, 30_000);
+    assert.match(text, new RegExp(`uid 0, mapped: +0 +${base} +65536`));
+    const pid = workloadPid(e.name, 'web');
+    const procStatus = readFileSync(`/proc/${pid}/status`, 'utf8');
+    assert.match(procStatus, /^Name:\s+httpd$/m);
+    assert.match(procStatus, new RegExp(`^Uid:\\s+${base}\\s+${base}\\s+${base}\\s+${base}$`, 'm'), 'on the node the workload runs as the block');
+    const hostPort = e.object.spec.network!.ports![0]!.hostPort!;
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = httpGet({ host: '127.0.0.1', port: hostPort, path: '/', timeout: 10_000 }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('timeout', () => req.destroy(new Error(`no answer on 127.0.0.1:${hostPort}`)));
+      req.on('error', reject);
+    });
+    assert.ok(status >= 200 && status < 600, `httpd on port 80 answered through the published port (${status})`);
+  });
+
   it('kubectl delete of every example → nothing of them left on the node', async () => {
     const ids = examples.map((e) => sandboxId(e.name));
     const before = await nodeObjects();

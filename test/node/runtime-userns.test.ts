@@ -99,7 +99,8 @@ describe('runtime user namespaces, hostUsers: false (node tier)', function () {
 
   it('gives a second sandbox a disjoint block, keeps both across an agent restart and frees a block on delete', async () => {
     const a = rt!.list()[0]!;
-    const b = await rt!.create(sandbox('userns-b', { hostUsers: false, containers: [sh('main', 'sleep 600')] }));
+    // This one also has a PID namespace per container: its PID 1 (sandpit-init pidns) stays in the node's user namespace.
+    const b = await rt!.create(sandbox('userns-b', { hostUsers: false, shareProcessNamespace: false, containers: [sh('main', 'sleep 600')] }));
     assert.equal(b.userns?.base, first + BLOCK);
 
     await rt!.close();
@@ -107,8 +108,8 @@ describe('runtime user namespaces, hostUsers: false (node tier)', function () {
     const readopted = rt.get(b.id)!;
     assert.deepEqual(readopted.userns, { base: first + BLOCK, size: BLOCK });
     assert.ok(existsSync(join(config.stateRoot, b.id, 'userns')));
-    const e = await run(await rt.exec(b.id, 'main', ['/bin/sh', '-c', 'id -u; tr -s " " < /proc/self/uid_map']));
-    assert.equal(e.out, `0\n 0 ${first + BLOCK} ${BLOCK}\n`);
+    const e = await run(await rt.exec(b.id, 'main', ['/bin/sh', '-c', 'id -u; tr -s " " < /proc/self/uid_map; tr "\\0" " " < /proc/1/cmdline']));
+    assert.match(e.out, new RegExp(`^0\\n 0 ${first + BLOCK} ${BLOCK}\\nsandpit-init pidns `), 'uid 0 in the block, in the container\'s own PID namespace');
     const t = await run(await rt.exec(b.id, 'main', ['/bin/sh', '-c', 'tty; id -u'], { tty: true }));
     assert.match(t.out, /^\/dev\/pts\/\d+\r?\n0\r?\n$/, t.out);
 

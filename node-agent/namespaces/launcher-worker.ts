@@ -196,7 +196,12 @@ async function handle(plan: LaunchPlan): Promise<LaunchResult> {
     return plan.kind === 'infra' ? await launchInfra(plan) : await launchProcess(plan);
   } catch (err) {
     const e = err instanceof SandpitError ? err : new SandpitError({ step: 'launch', sandbox: plan.sandbox, message: String(err), cause: err });
-    return { error: { message: e.message, step: e.step, code: e.code, sandbox: e.sandbox } };
+    // The agent makes a SandpitError of this again: hand over the bare message, not the formatted one.
+    let message = e.message;
+    const prefix = `${e.sandbox ? `sandbox ${e.sandbox}: ` : ''}${e.step}: `;
+    if (message.startsWith(prefix)) message = message.slice(prefix.length);
+    if (e.hint && message.endsWith(` (${e.hint})`)) message = message.slice(0, -(e.hint.length + 3));
+    return { error: { message, step: e.step, code: e.code, sandbox: e.sandbox, hint: e.hint } };
   }
 }
 

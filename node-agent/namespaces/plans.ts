@@ -78,5 +78,5 @@ export interface LaunchResult {
   ptyMaster?: number;
   /** Host PID of the container's own PID 1 (shareProcessNamespace: false). */
   pidnsInit?: number;
-  error?: { message: string; step: string; code?: string; sandbox?: string };
+  error?: { message: string; step: string; code?: string; sandbox?: string; hint?: string };
 }

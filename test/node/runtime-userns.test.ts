@@ -8,6 +8,7 @@ import { CgroupManager } from '../../node-agent/cgroups/manager.js';
 import type { ExecSession, SandboxRecord, SandboxRuntime } from '../../node-agent/runtime/runtime.js';
 import { mountsUnder } from '../../node-agent/runtime/runtime.js';
 import { readJson } from '../../node-agent/state/store.js';
+import { MNT_DETACH, mount, umount2 } from '../../node-agent/sys/mount.js';
 import { cleanupRuntime, idOf, logText, ROOTFS, sandbox, sh, startRuntime, testConfig, waitFor } from './runtime-env.js';
 
 /*
@@ -126,6 +127,27 @@ describe('runtime user namespaces, hostUsers: false (node tier)', function () {
     assert.equal(again.userns?.base, first, 'the freed block is handed out again');
     for (const r of [b, c, again]) await rt.delete(r.id);
     assert.deepEqual(mountsUnder(config.stateRoot), []);
+  });
+
+  it('fails the create with the reason, leaving nothing, when the image layers cannot be idmapped', async () => {
+    // overlayfs itself cannot be idmapped: an image whose layer directory sits on one stands for such a filesystem.
+    const dir = mkdtempSync(join(tmpdir(), `sandpit-test-userns-noidmap-${process.pid}-`));
+    for (const d of ['upper', 'work', 'merged']) mkdirSync(join(dir, d));
+    mount('overlay', join(dir, 'merged'), 'overlay', 0, `lowerdir=${ROOTFS},upperdir=${join(dir, 'upper')},workdir=${join(dir, 'work')}`, { step: 'test overlay' });
+    try {
+      const sb = sandbox('userns-noidmap', { hostUsers: false, containers: [{ name: 'main', image: `dir:${join(dir, 'merged')}`, command: ['/bin/true'] }] });
+      const err = await rt!.create(sb).then(() => undefined, (e: unknown) => e);
+      assert.ok(err instanceof SandpitError, String(err));
+      assert.match(err.message, /mount_setattr idmap .* failed: EINVAL/);
+      assert.match(err.hint ?? '', /idmapped mounts/, 'the hint says what the node lacks');
+      assert.equal(err.message.split('sandbox test/userns-noidmap:').length, 2, `the sandbox is named once: ${err.message}`);
+      assert.equal(rt!.list().length, 0);
+      assert.deepEqual(mountsUnder(config.stateRoot), []);
+      assert.ok(!existsSync(join(config.stateRoot, idOf(sb))));
+    } finally {
+      umount2(join(dir, 'merged'), MNT_DETACH, { step: 'test overlay' });
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses a privileged container with hostUsers: false and builds nothing', async () => {

@@ -307,7 +307,7 @@ export class SandboxRuntime {
     const site = { sandbox: who, step: 'allocate user namespace' };
     const privileged = spec.containers.find((c) => c.securityContext?.privileged);
     if (privileged)
-      throw new SandpitError({ ...site, message: `container ${privileged.name} is privileged, which hostUsers: false does not allow (as in Kubernetes)`, hint: 'drop privileged: true or set hostUsers: true' });
+      throw new SandpitError({ ...site, message: `container ${privileged.name} is privileged, which hostUsers: false does not allow: privileged means the node's root, unconfined`, hint: 'drop privileged: true or set hostUsers: true' });
     const used = [...this.#sandboxes.values()].flatMap((r) => (r.userns ? [r.userns.base] : []));
     const base = allocateUsernsBlock(this.config.usernsRange, used);
     if (base === undefined)

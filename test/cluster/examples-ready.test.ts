@@ -57,6 +57,18 @@ interface StateRecord {
   containers: { name: string; pid?: number }[];
 }
 
+/** The HTTP status a GET of / on 127.0.0.1:port answers with. */
+function httpStatus(port: number): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    const req = httpGet({ host: '127.0.0.1', port, path: '/', timeout: 10_000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer on 127.0.0.1:${port}`)));
+    req.on('error', reject);
+  });
+}
+
 describe('cluster tier: every example Sandbox applied with kubectl → Ready and doing what it says; deleted → nothing left (root)', function () {
   this.timeout(400_000);
   const ns = 'examples-ready';
@@ -266,14 +278,7 @@ describe('cluster tier: every example Sandbox applied with kubectl → Ready and
   it('ports-limits-volume.yaml answers HTTP on the published port, runs as uid 1000 on a read-only root, and has no egress', async () => {
     const e = example('ports-limits-volume.yaml');
     const hostPort = e.object.spec.network!.ports![0]!.hostPort!;
-    const status = await new Promise<number>((resolve, reject) => {
-      const req = httpGet({ host: '127.0.0.1', port: hostPort, path: '/', timeout: 10_000 }, (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      });
-      req.on('timeout', () => req.destroy(new Error(`no answer on 127.0.0.1:${hostPort}`)));
-      req.on('error', reject);
-    });
+    const status = await httpStatus(hostPort);
     assert.ok(status >= 200 && status < 600, `busybox httpd answered with an HTTP status (${status})`);
 
     const pid = workloadPid(e.name, 'web');
@@ -320,14 +325,7 @@ describe('cluster tier: every example Sandbox applied with kubectl → Ready and
     assert.match(procStatus, /^Name:\s+httpd$/m);
     assert.match(procStatus, new RegExp(`^Uid:\\s+${base}\\s+${base}\\s+${base}\\s+${base}$`, 'm'), 'on the node the workload runs as the block');
     const hostPort = e.object.spec.network!.ports![0]!.hostPort!;
-    const status = await new Promise<number>((resolve, reject) => {
-      const req = httpGet({ host: '127.0.0.1', port: hostPort, path: '/', timeout: 10_000 }, (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      });
-      req.on('timeout', () => req.destroy(new Error(`no answer on 127.0.0.1:${hostPort}`)));
-      req.on('error', reject);
-    });
+    const status = await httpStatus(hostPort);
     assert.ok(status >= 200 && status < 600, `httpd on port 80 answered through the published port (${status})`);
   });
 

@@ -8,6 +8,7 @@ import { CgroupManager } from '../../node-agent/cgroups/manager.js';
 import type { ExecSession, SandboxRecord, SandboxRuntime } from '../../node-agent/runtime/runtime.js';
 import { mountsUnder } from '../../node-agent/runtime/runtime.js';
 import { readJson } from '../../node-agent/state/store.js';
+import { libc } from '../../node-agent/sys/libc.js';
 import { MNT_DETACH, mount, umount2 } from '../../node-agent/sys/mount.js';
 import { cleanupRuntime, idOf, logText, ROOTFS, sandbox, sh, startRuntime, testConfig, waitFor } from './runtime-env.js';
 
@@ -28,6 +29,12 @@ async function run(s: ExecSession): Promise<{ out: string; code: number }> {
   await new Promise((r) => setTimeout(r, 50));
   return { out, code: exitCode };
 }
+
+const nsType = libc.func('ioctl', 'int', ['int', 'unsigned long', 'unsigned long']);
+const NS_GET_NSTYPE = 0xb703;
+const CLONE_NEWUSER = 0x10000000;
+/** fds of this process that are user namespaces (the host's own included, were one open). */
+const userNamespaceFds = () => readdirSync('/proc/self/fd').map(Number).filter((fd) => nsType(fd, NS_GET_NSTYPE, 0) === CLONE_NEWUSER);
 
 /** Uid line of /proc/PID/status on the host: real, effective, saved, fs. */
 const hostUids = (pid: number) => /^Uid:\s+(.*)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]!.split(/\s+/).map(Number);
@@ -127,6 +134,9 @@ describe('runtime user namespaces, hostUsers: false (node tier)', function () {
     assert.equal(again.userns?.base, first, 'the freed block is handed out again');
     for (const r of [b, c, again]) await rt.delete(r.id);
     assert.deepEqual(mountsUnder(config.stateRoot), []);
+    // Nothing holds a user namespace any more: no pin (above), no fd of the agent
+    // (an fd opened through a pin reads back as its path, so ask the kernel what each fd is).
+    assert.deepEqual(userNamespaceFds(), [], 'the agent holds no user namespace fd');
   });
 
   it('fails the create with the reason, leaving nothing, when the image layers cannot be idmapped', async () => {

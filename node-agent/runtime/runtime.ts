@@ -306,12 +306,13 @@ export class SandboxRuntime {
   #allocateUserns(spec: SandboxSpec, who: string): { base: number; size: number } {
     const site = { sandbox: who, step: 'allocate user namespace' };
     const privileged = spec.containers.find((c) => c.securityContext?.privileged);
+    // A container configuration that cannot work, reported as kubelet reports one (the container waits with this reason).
     if (privileged)
-      throw new SandpitError({ ...site, message: `container ${privileged.name} is privileged, which hostUsers: false does not allow: privileged means the node's root, unconfined`, hint: 'drop privileged: true or set hostUsers: true' });
+      throw configError(site, `container ${privileged.name} is privileged, which hostUsers: false does not allow: privileged means the node's root, unconfined`, 'drop privileged: true or set hostUsers: true', privileged.name);
     const used = [...this.#sandboxes.values()].flatMap((r) => (r.userns ? [r.userns.base] : []));
     const base = allocateUsernsBlock(this.config.usernsRange, used);
     if (base === undefined)
-      throw new SandpitError({ ...site, message: `every block of ${USERNS_SIZE} host ids in the agent's range ${this.config.usernsRange.first}:${this.config.usernsRange.count} is in use`, hint: 'delete sandboxes with hostUsers: false or widen SANDPIT_USERNS_RANGE' });
+      throw Object.assign(new SandpitError({ ...site, message: `every block of ${USERNS_SIZE} host ids in the agent's range ${this.config.usernsRange.first}:${this.config.usernsRange.count} is in use`, hint: 'delete sandboxes with hostUsers: false or widen SANDPIT_USERNS_RANGE' }), { reason: 'UserNamespaceRangeExhausted' });
     return { base, size: USERNS_SIZE };
   }
 

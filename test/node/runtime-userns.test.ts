@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { SandpitError } from '../../lib/errors.js';
 import { CgroupManager } from '../../node-agent/cgroups/manager.js';
 import type { ExecSession, SandboxRecord, SandboxRuntime } from '../../node-agent/runtime/runtime.js';
-import { mountsUnder } from '../../node-agent/runtime/runtime.js';
+import { isContainerConfigError, mountsUnder } from '../../node-agent/runtime/runtime.js';
 import { readJson } from '../../node-agent/state/store.js';
 import { libc } from '../../node-agent/sys/libc.js';
 import { MNT_DETACH, mount, umount2 } from '../../node-agent/sys/mount.js';
@@ -126,6 +126,7 @@ describe('runtime user namespaces, hostUsers: false (node tier)', function () {
     assert.equal(c.userns?.base, first + 2 * BLOCK);
     const full = await rt.create(sandbox('userns-d', { hostUsers: false, containers: [sh('main', 'true')] })).then(() => undefined, (err: unknown) => err);
     assert.ok(full instanceof SandpitError && /is in use/.test(full.message), String(full));
+    assert.equal((full as { reason?: string }).reason, 'UserNamespaceRangeExhausted', 'the agent API reports this reason');
 
     await rt.delete(a.id);
     assert.deepEqual(mountsUnder(join(config.stateRoot, a.id)), [], 'the pinned namespace is unmounted');
@@ -164,6 +165,7 @@ describe('runtime user namespaces, hostUsers: false (node tier)', function () {
     const sb = sandbox('userns-priv', { hostUsers: false, containers: [sh('main', 'true', { securityContext: { privileged: true, allowPrivilegeEscalation: true } })] });
     const err = await rt!.create(sb).then(() => undefined, (e: unknown) => e);
     assert.ok(err instanceof SandpitError && /privileged, which hostUsers: false does not allow/.test(err.message), String(err));
+    assert.ok(isContainerConfigError(err) && err.container === 'main', 'reported as kubelet reports a container that cannot be configured');
     assert.equal(rt!.list().length, 0);
     assert.ok(!existsSync(join(config.stateRoot, idOf(sb))));
     assert.deepEqual(rt!.cgroups.listSandboxes(), []);

@@ -1,4 +1,4 @@
-import { checkServerIdentity, type PeerCertificate } from 'node:tls';
+import { checkServerIdentity, createSecureContext, type PeerCertificate } from 'node:tls';
 import { Agent, request } from 'node:https';
 import type { Sandbox } from '../../crds/sandbox.js';
 import type { SandboxObservation } from '../../node-agent/contracts.js';
@@ -38,7 +38,8 @@ export class AgentClient {
     if (creds !== this.#creds || !this.#agent) {
       this.#agent?.destroy();
       this.#creds = creds;
-      this.#agent = new Agent({ keepAlive: true, maxSockets: 16, ca: creds.ca, cert: creds.cert, key: creds.key });
+      // One TLS context per credentials, not one per connection (see KubeClient).
+      this.#agent = new Agent({ keepAlive: true, maxSockets: 16, secureContext: createSecureContext({ ca: creds.ca, cert: creds.cert, key: creds.key }) });
     }
     return this.#agent;
   }

@@ -143,7 +143,7 @@ export class SandboxReconciler {
     this.#assumed.set(sbx.metadata.uid ?? '', { node: choice.node, demand: sandboxDemand(sbx.spec) });
     this.deps.events.record(sbxRef(bound), 'Normal', 'Scheduled', `Bound to node ${choice.node}`, 'Binding');
     this.deps.onBound?.(bound);
-    log.info({ node: choice.node }, 'Bound sandbox to node');
+    log.debug({ node: choice.node }, 'Bound sandbox to node'); // the Scheduled Event tells users; a log line per sandbox cost more CPU than the binding's bookkeeping
     // The bound object, just as the API server holds it, goes to the agent: its first status
     // write can use it instead of reading the Sandbox first.
     return this.#converge(bound, choice.node, key, log);

@@ -9,6 +9,10 @@ describe('user namespace blocks (unit)', () => {
     assert.equal(allocateUsernsBlock(range, [(1 << 20) + USERNS_SIZE]), 1 << 20);
     assert.equal(allocateUsernsBlock(range, [1 << 20, (1 << 20) + USERNS_SIZE, (1 << 20) + 2 * USERNS_SIZE]), undefined);
   });
+  it('keeps clear of a block from an earlier, differently aligned range that still runs', () => {
+    const old = (1 << 20) + USERNS_SIZE / 2; // spans the first half of block 1 and the second half of block 0
+    assert.equal(allocateUsernsBlock(range, [old]), (1 << 20) + 2 * USERNS_SIZE);
+  });
   it('reads FIRST:COUNT and refuses a range that could hold host system ids', () => {
     assert.deepEqual(parseUsernsRange('1073741824:131072'), { first: 1073741824, count: 131072 });
     assert.throws(() => parseUsernsRange('0:1000000'), /FIRST >= 65536/);

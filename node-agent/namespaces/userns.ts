@@ -43,12 +43,19 @@ export function parseUsernsRange(text: string): UsernsRange {
   return { first, count };
 }
 
-/** The lowest block base in `range` that no base in `used` overlaps; undefined when all are taken. */
+/**
+ * The lowest block base in `range` whose ids no block in `used` (bases of
+ * USERNS_SIZE ids each) shares; undefined when none is left. A used block
+ * need not be aligned to this range: it may come from a range the agent ran
+ * with before, and still runs.
+ */
 export function allocateUsernsBlock(range: UsernsRange, used: Iterable<number>): number | undefined {
-  const taken = new Set<number>();
-  for (const base of used) taken.add(Math.floor((base - range.first) / USERNS_SIZE));
+  const bases = [...used];
   const blocks = Math.floor(range.count / USERNS_SIZE);
-  for (let i = 0; i < blocks; i++) if (!taken.has(i)) return range.first + i * USERNS_SIZE;
+  for (let i = 0; i < blocks; i++) {
+    const candidate = range.first + i * USERNS_SIZE;
+    if (!bases.some((b) => Math.abs(b - candidate) < USERNS_SIZE)) return candidate;
+  }
   return undefined;
 }
 

@@ -18,6 +18,10 @@ import type { BenchResult } from './results-table.js';
  * runtime as root (busybox rootfs, loopback network). Timed on this client's
  * clock from the POST to the first poll (every 20 ms) that sees Ready.
  * Peer: the Kubernetes pod start-up SLO (5 s at p99), a target, not a run.
+ * Each result's note says what the control plane spent: API requests per
+ * sandbox by verb and resource (kube-apiserver's apiserver_request_total
+ * before and after, watches left out) and the CPU-seconds of kube-apiserver,
+ * etcd, the controller and the agent (/proc/<pid>/stat).
  *   node dist/bench/controller-start.js [N...]   (default 1 10)
  */
 
@@ -165,8 +169,16 @@ try {
     const boundToReady = [...ready].filter(([name]) => bound.has(name)).map(([name, t]) => t - bound.get(name)!);
     const cpu1 = cpuNow();
     const req1 = await requestCounts(cp);
-    const requests = Object.fromEntries([...req1].map(([k, v]) => [k, v - (req0.get(k) ?? 0)]).filter(([k, v]) => Number(v) > 0 && !String(k).startsWith('WATCH')));
+    const requests: Record<string, number> = Object.fromEntries(
+      [...req1].map(([k, v]): [string, number] => [k, v - (req0.get(k) ?? 0)]).filter(([k, v]) => v > 0 && !k.startsWith('WATCH')),
+    );
     const cpu = Object.fromEntries(Object.entries(cpu1).map(([k, v]) => [k, Number((v - cpu0[k as keyof typeof cpu0]).toFixed(2))]));
+    // What the control plane spends per sandbox: API requests (the bench's own POST included; heartbeats,
+    // lease renewals and the like are counted in the total but too rare to be listed) and CPU.
+    const perSandbox = (v: number) => Number((v / n).toFixed(2));
+    const total = Object.values(requests).reduce((a, b) => a + b, 0);
+    const listed = Object.entries(requests).filter(([, v]) => v >= n / 10).sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => `${k} ${perSandbox(v)}`);
+    const controlPlane = Number((cpu.apiserver! + cpu.etcd! + cpu.controller!).toFixed(2));
     console.error(JSON.stringify({ n, cpuSeconds: cpu, requests, boundP50: Math.round(pct(toBound, 50)), boundP99: Math.round(pct(toBound, 99)), boundToReadyP50: Math.round(pct(boundToReady, 50)), boundToReadyP99: Math.round(pct(boundToReady, 99)) }));
     for (const p of [50, 99]) {
       write({
@@ -177,7 +189,10 @@ try {
         peer: 'Kubernetes pod start-up SLO (p99 target, not a measurement)',
         theirs: 5000,
         command: `node dist/bench/controller-start.js ${n}`,
-        note: `load average ${loadavg()[0]!.toFixed(1)} at the end (2 cores shared with other test runs); agent ${cpu.agent} CPU-s, kube-apiserver ${cpu.apiserver} CPU-s for the ${n}`,
+        note:
+          `load average ${loadavg()[0]!.toFixed(1)} at the end (2 cores shared with other test runs); ` +
+          `${perSandbox(total)} API requests per sandbox (${listed.join(', ')}); ` +
+          `control plane ${controlPlane} CPU-s for the ${n} (kube-apiserver ${cpu.apiserver}, etcd ${cpu.etcd}, controller ${cpu.controller}), agent ${cpu.agent} CPU-s`,
       });
     }
     await cp.kubectl(['-n', 'bench', 'delete', 'sandboxes', '--all', '--timeout=300s']);

@@ -122,8 +122,12 @@ describe('runtime user namespaces, hostUsers: false (node tier)', function () {
     assert.match(t.out, /^\/dev\/pts\/\d+\r?\n0\r?\n$/, t.out);
 
     // Both blocks are held by re-adopted sandboxes: a third gets the last one, a fourth none.
-    const c = await rt.create(sandbox('userns-c', { hostUsers: false, containers: [sh('main', 'sleep 600')] }));
+    const c = await rt.create(sandbox('userns-c', { hostUsers: false, containers: [sh('main', 'sleep 600', { securityContext: { runAsUser: 1000, runAsGroup: 2000 } })] }));
     assert.equal(c.userns?.base, first + 2 * BLOCK);
+    // runAsUser and runAsGroup are ids inside the namespace: on the node they are offsets into the block.
+    const cPid = await waitFor('workload of c', () => rt!.workloadPid(c.id, 'main'));
+    assert.deepEqual(hostUids(cPid), Array(4).fill(first + 2 * BLOCK + 1000));
+    assert.match(readFileSync(`/proc/${cPid}/status`, 'utf8'), new RegExp(`^Gid:\\s+${first + 2 * BLOCK + 2000}\\s`, 'm'));
     const full = await rt.create(sandbox('userns-d', { hostUsers: false, containers: [sh('main', 'true')] })).then(() => undefined, (err: unknown) => err);
     assert.ok(full instanceof SandpitError && /is in use/.test(full.message), String(full));
     assert.equal((full as { reason?: string }).reason, 'UserNamespaceRangeExhausted', 'the agent API reports this reason');

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SandpitError } from '../../lib/errors.js';
 import { CgroupManager } from '../../node-agent/cgroups/manager.js';
+import type { RuntimeConfig } from '../../node-agent/runtime/config.js';
 import type { ExecSession, SandboxRecord, SandboxRuntime } from '../../node-agent/runtime/runtime.js';
 import { isContainerConfigError, mountsUnder } from '../../node-agent/runtime/runtime.js';
 import { readJson } from '../../node-agent/state/store.js';
@@ -43,10 +44,13 @@ describe('runtime user namespaces, hostUsers: false (node tier)', function () {
   this.timeout(60_000);
   // A range of our own per run: concurrent runs of other engineers never see the same ids.
   const first = (1 << 30) + ((process.pid % 4096) * 4 * BLOCK);
-  const config = testConfig({ usernsRange: { first, count: 3 * BLOCK } });
+  let config: RuntimeConfig;
   let rt: SandboxRuntime | undefined;
   const devNullMtime = statSync('/dev/null').mtimeMs;
 
+  before(() => {
+    config = testConfig({ usernsRange: { first, count: 3 * BLOCK } });
+  });
   after(async () => {
     await cleanupRuntime(rt, config);
   });
@@ -180,8 +184,8 @@ describe('runtime user namespaces across an agent crash (node tier)', function (
   this.timeout(120_000);
   const AGENT = new URL('../../node-agent/standalone.js', import.meta.url).pathname;
   const parent = `sandpit-test-${process.pid}-userns-crash`;
-  const stateRoot = mkdtempSync(join(tmpdir(), `sandpit-test-${process.pid}-userns-crash-`));
-  const manifests = `${stateRoot}-manifests`;
+  let stateRoot = '';
+  let manifests = '';
   const range = `${(1 << 30) + ((process.pid % 4096) * 4 + 3) * BLOCK}:${BLOCK}`;
   const agents: ChildProcess[] = [];
   const startAgent = (args: string[], env: Record<string, string> = {}) => {
@@ -194,7 +198,11 @@ describe('runtime user namespaces across an agent crash (node tier)', function (
   const exited = (c: ChildProcess) => new Promise<void>((r) => (c.exitCode !== null || c.signalCode ? r() : c.once('exit', () => r())));
   const records = () => readdirSync(stateRoot).filter((d) => /^[0-9a-f]{12}$/.test(d)).map((d) => readJson<SandboxRecord>(join(stateRoot, d, 'sandbox.json'))).filter((r): r is SandboxRecord => !!r);
 
-  before(() => mkdirSync(manifests, { recursive: true }));
+  before(() => {
+    stateRoot = mkdtempSync(join(tmpdir(), `sandpit-test-${process.pid}-userns-crash-`));
+    manifests = `${stateRoot}-manifests`;
+    mkdirSync(manifests, { recursive: true });
+  });
   after(async () => {
     for (const a of agents) {
       if (a.exitCode === null && !a.signalCode) a.kill('SIGTERM');

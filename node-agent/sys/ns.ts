@@ -3,8 +3,10 @@ import { check, libc, type CallSite } from './libc.js';
 /*
  * Namespace syscalls. Every one of them acts on the calling OS thread only
  * (unshare, setns) or on the UTS namespace of that thread (sethostname), which
- * is why the runtime calls them from a single-use worker thread and never from
- * the agent's main thread.
+ * is why the runtime calls them from a launcher worker thread (which setns()es
+ * back home afterwards) and never from the agent's main thread. A user
+ * namespace can be neither made nor joined by a thread of a multithreaded
+ * process at all (EINVAL): sandpit-init does that (namespaces/userns.ts).
  */
 
 export const CLONE_NEWNS = 0x00020000;

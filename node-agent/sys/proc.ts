@@ -1,93 +1,28 @@
 import { check, koffi, libc, type CallSite } from './libc.js';
 
 /*
- * Process and credential syscalls. Credentials go through raw syscall():
- * glibc's setuid/setgid/setgroups wrappers broadcast the change to every
- * thread of the process (SIGSETXID), which would turn the whole agent into the
- * container's user; the raw syscalls change only the calling thread.
+ * Process syscalls. No credential call lives here on purpose: the agent never
+ * changes its own (or a thread's) credentials; sandpit-init takes on a
+ * container's identity in the child (native/sandpit-init.c, become()).
  */
 
 const SYS = {
   kill: 62,
-  setgroups: 116,
-  setresuid: 117,
-  setresgid: 119,
-  capget: 125,
-  capset: 126,
-  prctl: 157,
   waitid: 247,
-  seccomp: 317,
   pidfdSendSignal: 424,
   pidfdOpen: 434,
   pidfdGetfd: 438,
 } as const;
-
-export const PR_SET_PDEATHSIG = 1;
-export const PR_CAPBSET_READ = 23;
-export const PR_CAPBSET_DROP = 24;
-export const PR_SET_SECUREBITS = 28;
-export const PR_SET_NO_NEW_PRIVS = 38;
-export const PR_CAP_AMBIENT = 47;
-export const PR_CAP_AMBIENT_CLEAR_ALL = 4;
-export const SECCOMP_SET_MODE_FILTER = 1;
 
 const syscallFn = libc.func('long syscall(long number, ...)');
 const closeFn = libc.func('int close(int fd)');
 const openFn = libc.func('int open(const char *path, int flags, uint32_t mode)');
 const fcntlFn = libc.func('int fcntl(int fd, int cmd, ...)');
 
-const SockFprog = koffi.struct('sandpit_sock_fprog', { len: 'uint16_t', filter: 'void *' });
-
 function raw(call: string, site: CallSite, ...args: unknown[]): number {
   const nr = SYS[call as keyof typeof SYS];
   return Number(check(call, site, () => syscallFn(nr, ...args) as number | bigint));
 }
-
-export function setresuid(uid: number, site: CallSite): void {
-  raw('setresuid', site, 'int', uid, 'int', uid, 'int', uid);
-}
-
-export function setresgid(gid: number, site: CallSite): void {
-  raw('setresgid', site, 'int', gid, 'int', gid, 'int', gid);
-}
-
-export function setgroups(gids: number[], site: CallSite): void {
-  const buf = Buffer.alloc(Math.max(4, gids.length * 4));
-  gids.forEach((g, i) => buf.writeUInt32LE(g, i * 4));
-  raw('setgroups', site, 'size_t', gids.length, 'void *', buf);
-}
-
-export function prctl(option: number, arg2: number, site: CallSite): number {
-  return raw('prctl', site, 'int', option, 'unsigned long', arg2, 'unsigned long', 0, 'unsigned long', 0, 'unsigned long', 0);
-}
-
-export function prctl3(option: number, arg2: number, arg3: number, site: CallSite): number {
-  return raw('prctl', site, 'int', option, 'unsigned long', arg2, 'unsigned long', arg3, 'unsigned long', 0, 'unsigned long', 0);
-}
-
-/** Sets the calling thread's effective, permitted and inheritable sets (64-bit masks). */
-export function capset(effective: bigint, permitted: bigint, inheritable: bigint, site: CallSite): void {
-  const hdr = Buffer.alloc(8);
-  hdr.writeUInt32LE(0x20080522, 0); // _LINUX_CAPABILITY_VERSION_3
-  hdr.writeInt32LE(0, 4);
-  const data = Buffer.alloc(24);
-  const lo = (v: bigint) => Number(v & 0xffffffffn);
-  const hi = (v: bigint) => Number((v >> 32n) & 0xffffffffn);
-  data.writeUInt32LE(lo(effective), 0);
-  data.writeUInt32LE(lo(permitted), 4);
-  data.writeUInt32LE(lo(inheritable), 8);
-  data.writeUInt32LE(hi(effective), 12);
-  data.writeUInt32LE(hi(permitted), 16);
-  data.writeUInt32LE(hi(inheritable), 20);
-  raw('capset', site, 'void *', hdr, 'void *', data);
-}
-
-/** Installs a classic-BPF seccomp filter on the calling thread only (no TSYNC). */
-export function seccompFilter(program: Buffer, site: CallSite): void {
-  const fprog = { len: program.length / 8, filter: program };
-  raw('seccomp', site, 'unsigned int', SECCOMP_SET_MODE_FILTER, 'unsigned int', 0, 'sandpit_sock_fprog *', fprog);
-}
-void SockFprog;
 
 export function pidfdOpen(pid: number, site: CallSite): number {
   return raw('pidfdOpen', site, 'int', pid, 'unsigned int', 0);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds sandpit's one native helper (node-agent/native/sandpit-init.c): the
-# sandbox PID 1 and the per-container shim. No libc, static, a few KiB; why it
-# exists is recorded in node-agent/runtime/README.md. Output: dist/native/.
+# sandbox PID 1, the per-container shim, exec and the user namespace maker.
+# No libc, static, a few KiB; why it exists is recorded in
+# node-agent/runtime/README.md. Output: dist/native/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-dist/native}

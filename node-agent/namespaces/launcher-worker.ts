@@ -39,6 +39,7 @@ function returnHome(kinds: readonly NsKind[], site: CallSite): void {
 const ioctlInt = libc.func('int ioctl(int fd, unsigned long request, int *arg)');
 const readFn = libc.func('long read(int fd, _Out_ uint8_t *buf, size_t count)');
 const ioctlVal = libc.func('ioctl', 'int', ['int', 'unsigned long', 'unsigned long']);
+const fchownFn = libc.func('int fchown(int fd, uint32_t uid, uint32_t gid)');
 const TIOCSPTLCK = 0x40045431;
 const TIOCGPTPEER = 0x5441;
 
@@ -133,6 +134,8 @@ async function launchProcess(p: ProcessPlan): Promise<LaunchResult> {
     ptyMaster = open('/dev/ptmx', O_RDWR | O_NOCTTY | O_CLOEXEC, 0, ttySite);
     check('ioctl TIOCSPTLCK', ttySite, () => ioctlInt(ptyMaster!, TIOCSPTLCK, [0]));
     slave = check('ioctl TIOCGPTPEER', ttySite, () => ioctlVal(ptyMaster!, TIOCGPTPEER, O_RDWR | O_NOCTTY));
+    // Made by this thread, the terminal would belong to the node's root; the workload owns it, as with runc.
+    if (p.ttyOwner !== undefined) check('fchown pty', ttySite, () => fchownFn(slave!, p.ttyOwner!, 0xffffffff));
     stdio = [slave!, slave!, slave!];
   }
   const args = [...p.args];

@@ -63,6 +63,8 @@ export interface ProcessPlan {
   tty: boolean;
   /** With tty: also give the pty master to the child, as its fd 4 + extraFds.length (the shim holds it). */
   ptyMasterToChild?: boolean;
+  /** With tty: the host uid the terminal is given to (the workload's, as the node sees it); its group stays devpts' tty group. */
+  ttyOwner?: number;
   /** Resolve argv[0] of the workload (args index) against PATH inside the new root. */
   resolveAt: number;
 }

@@ -449,6 +449,7 @@ export class SandboxRuntime {
         args: shim.args, resolveAt: shim.pathAt, netSysctls: rec.userns ? USERNS_NET_SYSCTLS : undefined,
         env, cwd: spec.workingDir ?? image.config.workingDir ?? '/',
         stdio: [fds[0]!, fds[1]!, fds[2]!], extraFds, tty: spec.tty, ptyMasterToChild: spec.tty,
+        ttyOwner: (rec.userns?.base ?? 0) + identity.uid,
       });
       if (result.error) throw new SandpitError(result.error);
       // tty: the workload's 0/1/2 are a pty slave; what it writes reaches the log as stdout.
@@ -564,6 +565,7 @@ export class SandboxRuntime {
         kind: 'process', sandbox: who, step: site.step, nsPid: c.pid, joinMount: true, joinPid: true,
         program: this.config.binaries.init, argv0: 'sandpit-init', args: args.args, resolveAt: args.pathAt,
         env, cwd: spec.workingDir ?? image.config.workingDir ?? '/', stdio: io.child, extraFds: held, tty: opts.tty ?? false,
+        ttyOwner: (rec.userns?.base ?? 0) + identity.uid,
       });
     } finally {
       for (const fd of [...io.child, ...held]) close(fd);

@@ -122,8 +122,8 @@ describe('runtime user namespaces, hostUsers: false (node tier)', function () {
     assert.ok(existsSync(join(config.stateRoot, b.id, 'userns')));
     const e = await run(await rt.exec(b.id, 'main', ['/bin/sh', '-c', 'id -u; tr -s " " < /proc/self/uid_map; tr "\\0" " " < /proc/1/cmdline']));
     assert.match(e.out, new RegExp(`^0\\n 0 ${first + BLOCK} ${BLOCK}\\nsandpit-init pidns `), 'uid 0 in the block, in the container\'s own PID namespace');
-    const t = await run(await rt.exec(b.id, 'main', ['/bin/sh', '-c', 'tty; id -u'], { tty: true }));
-    assert.match(t.out, /^\/dev\/pts\/\d+\r?\n0\r?\n$/, t.out);
+    const t = await run(await rt.exec(b.id, 'main', ['/bin/sh', '-c', 'tty; id -u; stat -c %u $(tty)'], { tty: true }));
+    assert.match(t.out, /^\/dev\/pts\/\d+\r?\n0\r?\n0\r?\n$/, `a terminal owned by the exec's user: ${t.out}`);
 
     // Both blocks are held by re-adopted sandboxes: a third gets the last one, a fourth none.
     const c = await rt.create(sandbox('userns-c', { hostUsers: false, containers: [sh('main', 'sleep 600', { securityContext: { runAsUser: 1000, runAsGroup: 2000 } })] }));
@@ -132,6 +132,8 @@ describe('runtime user namespaces, hostUsers: false (node tier)', function () {
     const cPid = await waitFor('workload of c', () => rt!.workloadPid(c.id, 'main'));
     assert.deepEqual(hostUids(cPid), Array(4).fill(first + 2 * BLOCK + 1000));
     assert.match(readFileSync(`/proc/${cPid}/status`, 'utf8'), new RegExp(`^Gid:\\s+${first + 2 * BLOCK + 2000}\\s`, 'm'));
+    const ct = await run(await rt.exec(c.id, 'main', ['/bin/sh', '-c', 'id -u; stat -c %u $(tty)'], { tty: true }));
+    assert.match(ct.out, /^1000\r?\n1000\r?\n$/, `a runAsUser exec's terminal is its own: ${ct.out}`);
     const full = await rt.create(sandbox('userns-d', { hostUsers: false, containers: [sh('main', 'true')] })).then(() => undefined, (err: unknown) => err);
     assert.ok(full instanceof SandpitError && /is in use/.test(full.message), String(full));
     assert.equal((full as { reason?: string }).reason, 'UserNamespaceRangeExhausted', 'the agent API reports this reason');

@@ -23,12 +23,16 @@ const microTime = () => new Date().toISOString().replace(/\.(\d{3})Z$/, '.$1000Z
  * Keeps this node registered: a SandboxNode named after the node, with the
  * facts and capacity in its status and Ready=True, and a Lease named after
  * the node in the agent namespace, renewed every quarter of its duration.
- * The Lease is the heartbeat (cheap, every few seconds); the SandboxNode
+ * The Lease is the heartbeat (one PATCH every few seconds, from the
+ * resourceVersion the last renewal returned, as kubelet renews from its last
+ * update; a conflict reads it again); the SandboxNode
  * status is rewritten only when it differs, e.g. after the controller
  * marked it Unknown while this agent was away.
  */
 export class NodeRegistration {
   #leaseTimer: NodeJS.Timeout | undefined;
+  /** resourceVersion of the Lease as our last renewal left it, so the next renewal is one request, not a GET and a PATCH. */
+  #leaseVersion: string | undefined;
   #statusTimer: NodeJS.Timeout | undefined;
   #desired: () => Omit<NodeStatus, 'conditions'>;
   #conditions: () => ConditionInput[];
@@ -65,17 +69,28 @@ export class NodeRegistration {
   async renewLease(): Promise<void> {
     const { node, namespace, leaseDurationSeconds } = this.cfg;
     const spec = { holderIdentity: node, leaseDurationSeconds, renewTime: microTime() };
+    type Versioned = { metadata: { resourceVersion: string } };
+    if (this.#leaseVersion) {
+      try {
+        this.#leaseVersion = (await this.client.patch<Versioned>(paths.lease(namespace, node), { metadata: { resourceVersion: this.#leaseVersion }, spec })).metadata.resourceVersion;
+        return;
+      } catch (err) {
+        this.#leaseVersion = undefined;
+        if (!isConflict(err) && !isNotFound(err)) throw err; // changed or deleted by someone else: read it again below
+      }
+    }
     try {
-      const cur = await this.client.get<{ metadata: { resourceVersion: string } }>(paths.lease(namespace, node));
-      await this.client.patch(paths.lease(namespace, node), { metadata: { resourceVersion: cur.metadata.resourceVersion }, spec });
+      const cur = await this.client.get<Versioned>(paths.lease(namespace, node));
+      this.#leaseVersion = (await this.client.patch<Versioned>(paths.lease(namespace, node), { metadata: { resourceVersion: cur.metadata.resourceVersion }, spec })).metadata.resourceVersion;
     } catch (err) {
       if (!isNotFound(err)) throw err;
-      await this.client.create(paths.leases(namespace), {
+      const created = await this.client.create<Versioned>(paths.leases(namespace), {
         apiVersion: 'coordination.k8s.io/v1',
         kind: 'Lease',
         metadata: { name: node, namespace, labels: { [NODE_LEASE_LABEL]: 'true' } },
         spec: { ...spec, acquireTime: microTime() },
       });
+      this.#leaseVersion = created.metadata.resourceVersion;
     }
   }
 

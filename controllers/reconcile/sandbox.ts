@@ -94,7 +94,9 @@ export class SandboxReconciler {
    */
   #carryOn(sbx: Sandbox, written: unknown): Sandbox {
     const w = written as Pick<Sandbox, 'metadata' | 'status'>;
-    const next: Sandbox = { ...sbx, metadata: w.metadata, ...(w.status ? { status: w.status } : {}) };
+    // managedFields go, as from the cache: the object goes on to the agent, which has no use for them.
+    const { managedFields: _fields, ...metadata } = w.metadata as Sandbox['metadata'] & { managedFields?: unknown };
+    const next: Sandbox = { ...sbx, metadata, ...(w.status ? { status: w.status } : {}) };
     const uid = next.metadata.uid ?? '';
     const rvs = this.#continued.get(uid) ?? new Set<string>();
     if (rvs.size > 8) rvs.clear(); // versions whose events never came (a relist skipped them) are not kept forever

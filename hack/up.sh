@@ -68,7 +68,7 @@ kubectl apply -f controllers/manifests/ >/dev/null
 if ! { [ -f "$state/controller.pid" ] && kill -0 "$(cat "$state/controller.pid")" 2>/dev/null; }; then
   echo "starting the controller"
   nohup node dist/controllers/main.js --kubeconfig "$KUBECONFIG" --leader-elect false \
-    --health-addr 127.0.0.1:18081 --streams-addr 127.0.0.1:18443 >"$state/controller.log" 2>&1 &
+    --health-addr 127.0.0.1:10262 --streams-addr 127.0.0.1:18443 >"$state/controller.log" 2>&1 &
   echo $! >"$state/controller.pid"
 fi
 

@@ -8,6 +8,15 @@ import { desiredStatusPatch, givenUp } from './desired.js';
 
 const MAX_CONFLICT_RETRIES = 5;
 /**
+ * Every how many periodic re-reports each Sandbox is read back from the API
+ * server; the others compare with what our last write returned. A write from
+ * a stale object fails with a conflict and rereads, so someone else's change
+ * is still found at the next write; only a sandbox with nothing new to write
+ * waits this many rounds for it. Reading every sandbox every round was one
+ * GET per sandbox per minute, for as long as it runs.
+ */
+const VERIFY_EVERY = 5;
+/**
  * How long the progress of a sandbox still being created (phase Pending) is
  * held back: a create that finishes sooner is written once, as Running,
  * instead of two or three times on the way (the controller has already said
@@ -20,13 +29,14 @@ const PENDING_HOLD_MS = 1_000;
  * Writes what the runtime observes into each Sandbox's status subresource.
  * Level-based: only the latest observation per sandbox is written (bursts
  * coalesce), nothing is written when the status already says it, a conflict
- * rereads and retries, and every sandbox is re-reported periodically and at
- * start-up, so a restarted agent or a missed write heals itself.
+ * rereads and retries, and every sandbox is re-reported periodically (read
+ * back from the API server every VERIFY_EVERY rounds) and at start-up, so a
+ * restarted agent or a missed write heals itself.
  */
 export class StatusReporter {
   readonly #pending = new Map<string, SandboxObservation>();
   readonly #inFlight = new Set<string>();
-  /** The Sandbox as our last write left it, so the next write needs no GET; dropped on conflict and at each resync. */
+  /** The Sandbox as our last write left it, so the next write needs no GET; dropped on conflict and every VERIFY_EVERY resyncs. */
   readonly #known = new Map<string, Sandbox>();
   readonly #held = new Map<string, NodeJS.Timeout>();
   /** Sandboxes queued by the periodic re-report, which also writes a usage that moved (event-driven writes do not). */
@@ -34,6 +44,7 @@ export class StatusReporter {
   #unsubscribe: (() => void) | undefined;
   #timer: NodeJS.Timeout | undefined;
   #idle: (() => void)[] = [];
+  #rounds = 0;
 
   constructor(
     readonly client: KubeClient,
@@ -69,7 +80,8 @@ export class StatusReporter {
   }
 
   reportAll(): void {
-    this.#known.clear(); // the periodic re-report compares with what the API server holds, not with our memory
+    // Now and then the periodic re-report compares with what the API server holds, not with our memory.
+    if (this.#rounds++ % VERIFY_EVERY === 0) this.#known.clear();
     this.#refresh.clear();
     for (const obs of this.runtime.list()) {
       this.#refresh.add(obs.ref.uid);
@@ -151,7 +163,10 @@ export async function writeSandboxStatus(client: KubeClient, node: string, obs: 
     if (bound && bound !== node) return forget(known, uid);
     if (givenUp(sbx.status)) return forget(known, uid);
     const patch = desiredStatusPatch(sbx, obs, node, opts);
-    if (!patch) return false;
+    if (!patch) {
+      known?.set(uid, sbx); // what we read stands in for the next read, as a write's answer does
+      return false;
+    }
     try {
       const written = await client.patch<Sandbox>(paths.sandboxStatus(namespace, name), { metadata: { resourceVersion: sbx.metadata.resourceVersion }, status: patch });
       known?.set(uid, written);

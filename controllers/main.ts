@@ -1,9 +1,18 @@
 #!/usr/bin/env node
+import { readFileSync } from 'node:fs';
 import { createLogger } from '../lib/log.js';
 import { KubeClient } from './client/kube.js';
 import { loadKubeConfig } from './kubeconfig.js';
 import { parseControllerArgs, USAGE } from './config.js';
 import { Manager } from './manager.js';
+
+function packageVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
 
 async function main(): Promise<void> {
   const log = createLogger('controller');
@@ -14,7 +23,7 @@ async function main(): Promise<void> {
     process.stderr.write(`${(err as Error).message}\n\n${USAGE}\n`);
     process.exit(2);
   }
-  const client = await KubeClient.fromKubeConfig(loadKubeConfig(cfg.kubeconfig));
+  const client = await KubeClient.fromKubeConfig(loadKubeConfig(cfg.kubeconfig), `sandpit-controller/${packageVersion()}`);
   const manager = new Manager(client, cfg, log.child({ identity: cfg.identity }));
   let stopping = false;
   const shutdown = (signal: string) => {

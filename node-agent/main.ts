@@ -37,7 +37,7 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const log = createLogger('agent', { node: cfg.node });
-  const client = await KubeClient.fromKubeConfig(loadKubeConfig(cfg.kubeconfig));
+  const client = await KubeClient.fromKubeConfig(loadKubeConfig(cfg.kubeconfig), `sandpit-agent/${version()}`);
   const runtime = await loadRuntime(cfg.node, log);
   const agent = new Agent(runtime, client, cfg, log);
   let stopping = false;

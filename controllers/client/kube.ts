@@ -53,28 +53,35 @@ export class KubeClient {
   readonly server: URL;
   readonly #kc: KubeConfig;
   readonly #agent: Agent;
-  private constructor(kc: KubeConfig, server: URL, tls: RequestOptions) {
+  readonly #userAgent: string;
+  private constructor(kc: KubeConfig, server: URL, tls: RequestOptions, userAgent: string) {
     this.#kc = kc;
     this.server = server;
+    this.#userAgent = userAgent;
     // One TLS context for every connection: given ca/cert/key instead, each new socket parses
     // them into a context of its own, which was most of what opening a connection cost us.
     const secureContext = createSecureContext({ ca: tls.ca, cert: tls.cert, key: tls.key });
     this.#agent = new Agent({ keepAlive: true, maxSockets: 64, secureContext, rejectUnauthorized: tls.rejectUnauthorized, servername: tls.servername });
   }
 
-  static async fromKubeConfig(kc: KubeConfig): Promise<KubeClient> {
+  /**
+   * `userAgent` ("sandpit-controller/0.1.0") is what the API server names the
+   * field manager after (the part before the "/") in managedFields and audit
+   * logs; without one both components showed up as "unknown".
+   */
+  static async fromKubeConfig(kc: KubeConfig, userAgent = 'sandpit'): Promise<KubeClient> {
     const cluster = kc.getCurrentCluster();
     if (!cluster) throw new Error('kubeconfig has no current cluster: pass --kubeconfig or run in a pod');
     const opts: RequestOptions = {};
     await kc.applyToHTTPSOptions(opts);
-    return new KubeClient(kc, new URL(cluster.server), opts);
+    return new KubeClient(kc, new URL(cluster.server), opts, `${userAgent} (${process.platform}/${process.arch}) node/${process.versions.node}`);
   }
 
   /** The credentials' headers, fetched per request because token files rotate. */
   async #headers(): Promise<Record<string, string>> {
     const opts: RequestOptions = {};
     await this.#kc.applyToHTTPSOptions(opts);
-    const headers: Record<string, string> = {};
+    const headers: Record<string, string> = { 'user-agent': this.#userAgent };
     for (const [k, v] of Object.entries(opts.headers ?? {})) if (typeof v === 'string') headers[k] = v;
     if (opts.auth) headers.authorization = 'Basic ' + Buffer.from(opts.auth).toString('base64');
     return headers;

@@ -151,6 +151,11 @@ describe('cluster tier: sandboxes end to end through controller, agent and runti
     assert.ok(cs[0]?.state?.running);
     const pid = pid1Of(s.metadata.uid);
     assert.ok(pid && existsSync(`/proc/${pid}`), 'PID 1 of the sandbox runs on the node');
+    // managedFields name who wrote what (the API server takes the manager from the User-Agent).
+    const full = JSON.parse((await cp.kubectl(['-n', ns, 'get', 'sandbox', 'web', '--show-managed-fields', '-o', 'json'])).stdout) as { metadata: { managedFields?: { manager: string }[] } };
+    const managers = (full.metadata.managedFields ?? []).map((f) => f.manager);
+    assert.ok(managers.includes('sandpit-controller'), `the controller's writes are its own: ${managers.join(', ')}`);
+    assert.ok(managers.includes('sandpit-agent'), `the agent's status writes are its own: ${managers.join(', ')}`);
     // The node's count follows at its next status sync.
     await waitFor('SandboxNode counts the sandbox', async () => (await cp.kubectl(['get', 'sandboxnode', node, '-o', 'jsonpath={.status.sandboxes}'])).stdout === '1', 30_000);
   });

@@ -14,6 +14,7 @@ import { PressureTracker, type Thresholds } from './registration/pressure.js';
 import { takeReadings, type ReadingPaths } from './registration/readings.js';
 import { NodeRegistration } from './registration/registration.js';
 import { StatusReporter } from './status/reporter.js';
+import { EventRecorder } from '../controllers/events/recorder.js';
 
 export interface AgentConfig {
   node: string;
@@ -119,7 +120,8 @@ export class Agent {
     // Heartbeat and Ready first: statuses reported while the controller still thinks the node is away
     // would be overwritten with Unknown.
     await this.#registration.start();
-    this.#reporter = new StatusReporter(this.client, cfg.node, this.runtime, log);
+    // Events name the agent as kubelet's name the kubelet: reportingController plus the node as instance.
+    this.#reporter = new StatusReporter(this.client, cfg.node, this.runtime, log, new EventRecorder(this.client, 'sandpit.dev/agent', cfg.node, log));
     this.#reporter.start();
 
     this.health.addLiveness('ping', () => undefined);

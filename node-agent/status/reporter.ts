@@ -4,7 +4,9 @@ import { paths } from '../../controllers/client/resources.js';
 import { SandpitError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
 import { describeSandbox, type SandboxObservation, type SandboxRuntime } from '../contracts.js';
+import type { EventRecorder } from '../../controllers/events/recorder.js';
 import { desiredStatusPatch, givenUp } from './desired.js';
+import { statusEvents } from './events.js';
 
 const MAX_CONFLICT_RETRIES = 5;
 /**
@@ -51,6 +53,8 @@ export class StatusReporter {
     readonly node: string,
     readonly runtime: SandboxRuntime,
     readonly log: Logger,
+    /** Records what each write changed (Started, BackOff, OOMKilled, ...) as Events; none without it. */
+    readonly events?: EventRecorder,
   ) {}
 
   start(resyncMs = 60_000): void {
@@ -135,7 +139,13 @@ export class StatusReporter {
    * the way to Running it was a second write a few ms after the first.
    */
   write(obs: SandboxObservation, usage = true): Promise<boolean> {
-    return writeSandboxStatus(this.client, this.node, obs, this.#known, { usage });
+    const events = this.events;
+    const onWritten = events
+      ? (before: Sandbox, after: Sandbox) => {
+          for (const e of statusEvents(before.status, after.status ?? {})) events.record(after, e.type, e.reason, e.note);
+        }
+      : undefined;
+    return writeSandboxStatus(this.client, this.node, obs, this.#known, { usage, onWritten });
   }
 }
 
@@ -146,7 +156,10 @@ export class StatusReporter {
  * With `known`, the object our previous write returned stands in for a GET
  * (a sandbox's start is several writes in a row); a conflict rereads it.
  */
-export async function writeSandboxStatus(client: KubeClient, node: string, obs: SandboxObservation, known?: Map<string, Sandbox>, opts: { usage?: boolean } = {}): Promise<boolean> {
+export async function writeSandboxStatus(
+  client: KubeClient, node: string, obs: SandboxObservation, known?: Map<string, Sandbox>,
+  opts: { usage?: boolean; onWritten?: (before: Sandbox, after: Sandbox) => void } = {},
+): Promise<boolean> {
   const { namespace, name, uid } = obs.ref;
   for (let attempt = 0; ; attempt++) {
     let sbx = attempt === 0 ? known?.get(uid) : undefined;
@@ -170,6 +183,7 @@ export async function writeSandboxStatus(client: KubeClient, node: string, obs: 
     try {
       const written = await client.patch<Sandbox>(paths.sandboxStatus(namespace, name), { metadata: { resourceVersion: sbx.metadata.resourceVersion }, status: patch });
       known?.set(uid, written);
+      opts.onWritten?.(sbx, written);
       return true;
     } catch (err) {
       known?.delete(uid);

@@ -156,6 +156,17 @@ describe('cluster tier: sandboxes end to end through controller, agent and runti
     const managers = (full.metadata.managedFields ?? []).map((f) => f.manager);
     assert.ok(managers.includes('sandpit-controller'), `the controller's writes are its own: ${managers.join(', ')}`);
     assert.ok(managers.includes('sandpit-agent'), `the agent's status writes are its own: ${managers.join(', ')}`);
+    // kubectl describe tells the story: the controller's Scheduled, the agent's Started.
+    const told = async () => {
+      const list = JSON.parse((await cp.kubectl(['-n', ns, 'get', 'events.events.k8s.io', '--field-selector', 'regarding.name=web', '-o', 'json'])).stdout) as { items: { reason: string; reportingController: string; note: string }[] };
+      return list.items.map((e) => `${e.reportingController}/${e.reason}: ${e.note}`);
+    };
+    const events = await waitFor('the agent\'s Started Event', async () => {
+      const e = await told();
+      return e.some((x) => x.startsWith('sandpit.dev/agent/Started')) ? e : undefined;
+    }, 15_000);
+    assert.ok(events.includes('sandpit.dev/agent/Started: Started container main'), events.join('; '));
+    assert.ok(events.some((x) => /\/Scheduled: Bound to node /.test(x)), events.join('; '));
     // The node's count follows at its next status sync.
     await waitFor('SandboxNode counts the sandbox', async () => (await cp.kubectl(['get', 'sandboxnode', node, '-o', 'jsonpath={.status.sandboxes}'])).stdout === '1', 30_000);
   });

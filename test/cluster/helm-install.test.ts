@@ -144,7 +144,8 @@ describe('cluster tier: helm install, upgrade and uninstall against the real API
       ['update', 'configmaps/sandpit-ca-bundle', ns, false],
       ['get', 'configmaps', ns, false],
       ['get', 'nodes', null, false],
-      ['create', 'events.events.k8s.io', other, false],
+      ['create', 'events.events.k8s.io', other, true],
+      ['delete', 'events.events.k8s.io', other, false],
       ['create', 'leases.coordination.k8s.io', ns, true],
       ['update', 'leases.coordination.k8s.io', ns, true],
       ['list', 'leases.coordination.k8s.io', ns, false],
@@ -224,6 +225,7 @@ describe('cluster tier: helm install, upgrade and uninstall against the real API
     assert.deepEqual(await resourcesOf(agentSA), [
       'certificatesigningrequests.certificates.k8s.io: create get',
       'configmaps (sandpit-ca-bundle): get',
+      'events.events.k8s.io: create patch',
       'leases.coordination.k8s.io: get create update patch',
       'sandboxes.sandpit.dev/status: get update patch',
       'sandboxes.sandpit.dev: get list watch',

@@ -9,6 +9,8 @@ export class SandpitError extends Error {
   readonly hint: string | undefined;
   /** errno name (EPERM, ENOENT, ...) when the failure came from a syscall. */
   readonly code: string | undefined;
+  /** What went wrong, without the sandbox, step and hint the message wraps it in (to make a SandpitError of it again). */
+  readonly detail: string;
 
   constructor(opts: { step: string; message: string; sandbox?: string; hint?: string; code?: string; cause?: unknown }) {
     const where = opts.sandbox ? `sandbox ${opts.sandbox}: ` : '';
@@ -19,5 +21,6 @@ export class SandpitError extends Error {
     this.step = opts.step;
     this.hint = opts.hint;
     this.code = opts.code;
+    this.detail = opts.message;
   }
 }

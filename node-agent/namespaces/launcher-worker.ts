@@ -200,11 +200,7 @@ async function handle(plan: LaunchPlan): Promise<LaunchResult> {
   } catch (err) {
     const e = err instanceof SandpitError ? err : new SandpitError({ step: 'launch', sandbox: plan.sandbox, message: String(err), cause: err });
     // The agent makes a SandpitError of this again: hand over the bare message, not the formatted one.
-    let message = e.message;
-    const prefix = `${e.sandbox ? `sandbox ${e.sandbox}: ` : ''}${e.step}: `;
-    if (message.startsWith(prefix)) message = message.slice(prefix.length);
-    if (e.hint && message.endsWith(` (${e.hint})`)) message = message.slice(0, -(e.hint.length + 3));
-    return { error: { message, step: e.step, code: e.code, sandbox: e.sandbox, hint: e.hint } };
+    return { error: { message: e.detail, step: e.step, code: e.code, sandbox: e.sandbox, hint: e.hint } };
   }
 }
 

@@ -61,6 +61,26 @@ export function execArgs(fds: Omit<ShimFds, 'exit'>, tty: boolean, id: Omit<Iden
   return { args: [...head, command[0]!, ...command], pathAt: head.length };
 }
 
+/**
+ * The fds a launched child gets after 0-2 (stdio) and 3 (the program itself):
+ * each one placed is the child's next fd number, which its arguments name.
+ */
+export class ChildFds {
+  readonly fds: number[] = [];
+  /** Places `fd` (an agent fd) and returns its number in the child. */
+  place(fd: number): number {
+    this.fds.push(fd);
+    return 3 + this.fds.length;
+  }
+  placeOptional(fd: number | undefined): number | undefined {
+    return fd === undefined ? undefined : this.place(fd);
+  }
+  /** The child's number of an fd placed after these (the worker appends the pty master it allocates). */
+  next(): number {
+    return 4 + this.fds.length;
+  }
+}
+
 const optFd = (fd: number | undefined) => (fd === undefined ? '-' : String(fd));
 
 /** UID GID GROUPS CAPS NNP SECCOMP_FD, as become() in sandpit-init.c reads them. */

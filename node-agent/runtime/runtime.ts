@@ -13,7 +13,7 @@ import type { LaunchResult } from '../namespaces/plans.js';
 import { ContainerLog, ensureFifo, openFifoForWorkload } from '../process/logs.js';
 import { childrenOf, isSameProcess, processStartTime } from '../process/pidinfo.js';
 import { restartDelay, shouldRestart } from '../process/restart.js';
-import { containerShimArgs, decodeShellStatus, execArgs } from '../process/shim.js';
+import { ChildFds, containerShimArgs, decodeShellStatus, execArgs } from '../process/shim.js';
 import { allocateUsernsBlock, createUserNamespace, openUserNamespace, USERNS_SIZE } from '../namespaces/userns.js';
 import { execPipes, pipeHolding } from '../process/exec-io.js';
 import type { Identity } from '../security/identity.js';
@@ -422,15 +422,14 @@ export class SandboxRuntime {
       if (filterFd !== undefined) fds.push(filterFd);
       const usernsFd = rec.userns ? openUserNamespace(join(this.store.sandboxDir(rec.id), 'userns'), site) : undefined;
       if (usernsFd !== undefined) fds.push(usernsFd);
-      // The child's fds: 0-2 stdio, 3 the program, then these from 4 on.
-      const extraFds = [exitFd, ...cgFds];
-      const placed = (fd: number | undefined) => (fd === undefined ? undefined : 4 + extraFds.push(fd) - 1);
-      const seccompAt = placed(filterFd);
-      const usernsAt = placed(usernsFd);
-      // The worker puts the pty master it allocates right after the extra fds.
-      const ptyAt = spec.tty ? 4 + extraFds.length : undefined;
+      const child = new ChildFds();
+      const exitAt = child.place(exitFd);
+      const cgroupsAt = cgFds.map((fd) => child.place(fd));
+      const seccompAt = child.placeOptional(filterFd);
+      const usernsAt = child.placeOptional(usernsFd);
+      const ptyAt = spec.tty ? child.next() : undefined;
       const shim = containerShimArgs(
-        { exit: 4, cgroups: cgFds.map((_, i) => 5 + i), seccomp: seccompAt, userns: usernsAt, pty: ptyAt },
+        { exit: exitAt, cgroups: cgroupsAt, seccomp: seccompAt, userns: usernsAt, pty: ptyAt },
         { oomScoreAdj: this.config.oomScoreAdj, nofile: this.config.nofile }, identity, argv);
       const oomBase = this.cgroups.oomKills(cgRel);
       const volumes = (spec.volumeMounts ?? []).map((m) => ({ source: join(this.store.sandboxDir(rec.id), 'volumes', m.name), mountPath: m.mountPath, readOnly: m.readOnly }));
@@ -448,7 +447,7 @@ export class SandboxRuntime {
         program: this.config.binaries.init, argv0: 'sandpit-init',
         args: shim.args, resolveAt: shim.pathAt, netSysctls: rec.userns ? USERNS_NET_SYSCTLS : undefined,
         env, cwd: spec.workingDir ?? image.config.workingDir ?? '/',
-        stdio: [fds[0]!, fds[1]!, fds[2]!], extraFds, tty: spec.tty, ptyMasterToChild: spec.tty,
+        stdio: [fds[0]!, fds[1]!, fds[2]!], extraFds: child.fds, tty: spec.tty, ptyMasterToChild: spec.tty,
         ttyOwner: (rec.userns?.base ?? 0) + identity.uid,
       });
       if (result.error) throw new SandpitError(result.error);
@@ -558,13 +557,14 @@ export class SandboxRuntime {
       if (filterFd !== undefined) held.push(filterFd);
       const usernsFd = rec.userns ? openUserNamespace(join(this.store.sandboxDir(id), 'userns'), site) : undefined;
       if (usernsFd !== undefined) held.push(usernsFd);
-      // The child's fds: 0-2 stdio, 3 the program, then `held` from 4 on, in order.
-      const at = (fd: number | undefined) => (fd === undefined ? undefined : 4 + held.indexOf(fd));
-      const args = execArgs({ cgroups: cgFds.map((_, i) => 4 + i), seccomp: at(filterFd), userns: at(usernsFd) }, opts.tty ?? false, identity, argv);
+      const child = new ChildFds();
+      const args = execArgs(
+        { cgroups: cgFds.map((fd) => child.place(fd)), seccomp: child.placeOptional(filterFd), userns: child.placeOptional(usernsFd) },
+        opts.tty ?? false, identity, argv);
       result = await this.#launchers.launch({
         kind: 'process', sandbox: who, step: site.step, nsPid: c.pid, joinMount: true, joinPid: true,
         program: this.config.binaries.init, argv0: 'sandpit-init', args: args.args, resolveAt: args.pathAt,
-        env, cwd: spec.workingDir ?? image.config.workingDir ?? '/', stdio: io.child, extraFds: held, tty: opts.tty ?? false,
+        env, cwd: spec.workingDir ?? image.config.workingDir ?? '/', stdio: io.child, extraFds: child.fds, tty: opts.tty ?? false,
         ttyOwner: (rec.userns?.base ?? 0) + identity.uid,
       });
     } finally {

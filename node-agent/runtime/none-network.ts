@@ -10,10 +10,18 @@ export class LoopbackOnlyNetwork implements NetworkProvider {
   async setup(req: NetworkRequest, _log: Logger): Promise<NetworkResult> {
     return {
       hostIP: '127.0.0.1',
-      resolvConf: (req.network.dns?.nameservers ?? []).map((n) => `nameserver ${n}\n`).join('') + (req.network.dns?.searches?.length ? `search ${req.network.dns.searches.join(' ')}\n` : ''),
+      resolvConf: noneResolvConf(req.network.dns),
       hosts: `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${req.hostname}\n`,
     };
   }
   async teardown(_sandbox: SandboxRef, _log: Logger): Promise<void> {}
   async collectGarbage(_live: Set<SandboxId>, _log: Logger): Promise<void> {}
+}
+
+/** Only what spec.network.dns names: a loopback-only sandbox has no resolver of the node's to reach. */
+function noneResolvConf(dns: NetworkRequest['network']['dns']): string {
+  const lines = (dns?.nameservers ?? []).map((n) => `nameserver ${n}`);
+  if (dns?.searches?.length) lines.push(`search ${dns.searches.join(' ')}`);
+  if (dns?.ndots !== undefined) lines.push(`options ndots:${dns.ndots}`);
+  return lines.map((l) => `${l}\n`).join('');
 }

@@ -29,7 +29,7 @@ import {
 describe('cluster tier: controller scheduling, finalizers and node loss', function () {
   this.timeout(240_000);
   const ns = 'sched-test';
-  const nodes = ['sched-a', 'sched-b', 'sched-z', 'sched-p'];
+  const nodes = ['sched-a', 'sched-b', 'sched-z', 'sched-p', 'sched-c'];
   let cp: ControlPlane;
   let controller: ControllerProcess;
   const registrations = new Map<string, NodeRegistration>();
@@ -119,6 +119,26 @@ describe('cluster tier: controller scheduling, finalizers and node loss', functi
     await register('sched-z', {}, '1');
     const node = await waitFor('pinned bound', async () => (await getSandbox(cp, ns, 'pinned'))?.status?.nodeName, 30_000);
     assert.equal(node, 'sched-z');
+  });
+
+  it('places nothing on a node cordoned with spec.unschedulable, and binds there once it is uncordoned', async () => {
+    // Cordoned before its agent registers, so no binding can race the cordon.
+    await cp.kubectl(['apply', '-f', '-'], {
+      input: JSON.stringify({ apiVersion: 'sandpit.dev/v1alpha1', kind: 'SandboxNode', metadata: { name: 'sched-c', labels: { zone: 'c' } }, spec: { unschedulable: true } }),
+    });
+    await register('sched-c', { zone: 'c' }, '1');
+    await apply('cordoned', { nodeSelector: { zone: 'c' } });
+    const refused = await waitFor('cordoned unschedulable', async () => {
+      const c = condition(await getSandbox(cp, ns, 'cordoned'), 'Scheduled');
+      return c?.status === 'False' && /cordoned/.test(c.message) ? c : undefined;
+    });
+    assert.match(refused.message, /1 node\(s\) cordoned \(spec\.unschedulable\)/);
+    assert.equal((await getSandbox(cp, ns, 'cordoned'))?.status?.nodeName, undefined);
+    await cp.kubectl(['patch', 'sandboxnode', 'sched-c', '--type=merge', '-p', '{"spec":{"unschedulable":false}}']);
+    assert.equal(await waitFor('cordoned bound once uncordoned', async () => (await getSandbox(cp, ns, 'cordoned'))?.status?.nodeName, 30_000), 'sched-c');
+    registrations.get('sched-c')!.stop();
+    await cp.kubectl(['-n', ns, 'patch', 'sandbox', 'cordoned', '--type=merge', '-p', '{"metadata":{"finalizers":null}}']);
+    await cp.kubectl(['-n', ns, 'delete', 'sandbox', 'cordoned', '--wait=false']);
   });
 
   it('deletes an unbound sandbox at once: nothing exists on a node, the finalizer goes', async () => {

@@ -101,6 +101,15 @@ describe('cluster tier: the Sandbox CRDs on a real API server', function () {
     const hostUsers = await cp.kubectlResult(['-n', NS, 'patch', 'sandbox', 'pinned', '--type=merge', '-p', '{"spec":{"hostUsers":false}}']);
     assert.notEqual(hostUsers.code, 0);
     assert.match(hostUsers.stderr, /hostUsers is immutable/);
+    const shared = await cp.kubectlResult(['-n', NS, 'patch', 'sandbox', 'pinned', '--type=merge', '-p', '{"spec":{"shareProcessNamespace":false}}']);
+    assert.notEqual(shared.code, 0);
+    assert.match(shared.stderr, /shareProcessNamespace is immutable/);
+    const mode = await cp.kubectlResult(['-n', NS, 'patch', 'sandbox', 'pinned', '--type=merge', '-p', '{"spec":{"network":{"mode":"None"}}}']);
+    assert.notEqual(mode.code, 0);
+    assert.match(mode.stderr, /network\.mode is immutable/);
+    // The refused patches changed nothing.
+    const kept = JSON.parse((await cp.kubectl(['-n', NS, 'get', 'sandbox', 'pinned', '-o', 'json'])).stdout) as { spec: { shareProcessNamespace: boolean; hostUsers: boolean; network: { mode: string } } };
+    assert.deepEqual([kept.spec.shareProcessNamespace, kept.spec.hostUsers, kept.spec.network.mode], [true, true, 'Bridge']);
   });
 
   it('server-side apply merges the container list by name across field managers', async () => {

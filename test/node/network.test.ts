@@ -126,6 +126,27 @@ for (const variant of variants) {
       assert.equal(world.ask('out', world.nodeLanIP, 8080, 'tcp'), world.outsideIP);
     });
 
+    it('a port published on one hostIP answers on that address only', async () => {
+      const local = sandboxRef('local');
+      const lan = sandboxRef('lan');
+      for (const [ref, hostIP, hostPort] of [[local, '127.0.0.1', 8090], [lan, world.nodeLanIP, 8091]] as const) {
+        const netnsPath = world.addNamespace(ref.name);
+        const r = await provider!.setup({ sandbox: ref, netnsPath, hostname: ref.name, network: { mode: 'Bridge', egress: 'Allow', ports: [{ containerPort: 80, hostPort, protocol: 'TCP', hostIP }] } }, log);
+        assert.deepEqual(r.publishedPorts?.map((p) => p.hostIP), [hostIP]);
+        await world.serveWhoAmI(ref.name, 80, 'tcp');
+      }
+      try {
+        const gateway = `10.199.${world.k}.1`;
+        assert.equal(world.ask('node', '127.0.0.1', 8090, 'tcp'), gateway, 'hostIP 127.0.0.1 answers the node on loopback');
+        assert.ok(world.cannotReach('out', world.nodeLanIP, 8090, 'tcp'), 'and not an outside host on the node address');
+        assert.equal(world.ask('out', world.nodeLanIP, 8091, 'tcp'), world.outsideIP, 'hostIP of the node address answers there');
+        assert.ok(world.cannotReach('node', '127.0.0.1', 8091, 'tcp'), 'and not on the node\'s 127.0.0.1');
+      } finally {
+        await provider!.teardown(local, log);
+        await provider!.teardown(lan, log);
+      }
+    });
+
     it('a UDP port published while a client is already sending is answered at once (stale flows forgotten)', async () => {
       const late = sandboxRef('late');
       const netnsPath = world.addNamespace(late.name);

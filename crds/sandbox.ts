@@ -87,8 +87,10 @@ export const SecurityContext = z
       .describe('Run with all capabilities, no seccomp filter and host devices. Only honoured when the agent allows privileged sandboxes.'),
     allowPrivilegeEscalation: z
       .boolean()
-      .default(false)
-      .describe('Allow the process to gain privileges (setuid binaries, file capabilities). When false, no_new_privs is set.'),
+      .optional()
+      .describe(
+        'Allow the process to gain privileges (setuid binaries, file capabilities). Unset or false sets no_new_privs (unlike Docker, which leaves it off), so a setuid binary in the image cannot lift a process above the capabilities it was given; a privileged container never has it set.',
+      ),
     capabilities: Capabilities.optional(),
     seccompProfile: z
       .object({
@@ -109,7 +111,8 @@ export const SecurityContext = z
     }
   })
   .meta({
-    description: 'Security options of one container. The defaults match containerd and Docker.',
+    description:
+      "Security options of one container. The defaults are containerd's and Docker's (their 14 capabilities, a deny-by-default seccomp filter), except that no_new_privs is set unless allowPrivilegeEscalation is true.",
     ...rules(
       {
         rule: '!(self.privileged && has(self.allowPrivilegeEscalation) && !self.allowPrivilegeEscalation)',

@@ -21,7 +21,10 @@ import type { Socket } from 'node:net';
 import { ReadStream, WriteStream } from 'node:tty';
 import { setWindowSize } from '../sys/tty.js';
 import { buildRootfsPlan } from '../rootfs/plan.js';
-import { containerCaps } from '../security/capabilities.js';
+import { boundingCaps, containerCaps } from '../security/capabilities.js';
+
+/** What the agent itself may hand on (a container's capabilities are a subset of it). */
+const AGENT_BOUNDING = boundingCaps(readFileSync('/proc/self/status', 'utf8'));
 import { buildSeccompFilter } from '../security/seccomp.js';
 import { readJson, StateStore, writeJsonInPlace } from '../state/store.js';
 import { mount, MNT_DETACH, MS_NODEV, MS_NOEXEC, MS_NOSUID, umount2 } from '../sys/mount.js';
@@ -473,7 +476,7 @@ export class SandboxRuntime {
   #identity(rec: SandboxRecord, spec: SandboxSpec['containers'][number], image: PreparedImage, site: { sandbox: string; step: string }): { identity: Identity } {
     const who = site.sandbox;
     const sc = spec.securityContext;
-    const caps = containerCaps({ privileged: sc?.privileged, add: sc?.capabilities?.add, drop: sc?.capabilities?.drop }, this.config, who);
+    const caps = containerCaps({ privileged: sc?.privileged, add: sc?.capabilities?.add, drop: sc?.capabilities?.drop }, { ...this.config, bounding: AGENT_BOUNDING }, who);
     const unconfined = sc?.privileged || sc?.seccompProfile?.type === 'Unconfined';
     if (sc?.seccompProfile?.type === 'Unconfined' && !this.config.allowPrivileged)
       throw new SandpitError({ ...site, message: 'seccompProfile Unconfined is not allowed on this node' });

@@ -39,12 +39,15 @@ export const ALL_CAPS = Object.keys(CAP_NUMBERS);
  */
 export function containerCaps(
   opts: { privileged?: boolean; add?: string[]; drop?: string[] },
-  policy: { allowPrivileged: boolean; allowedCapabilities: string[] },
+  policy: { allowPrivileged: boolean; allowedCapabilities: string[]; bounding?: ReadonlySet<string> },
   sandbox?: string,
 ): string[] {
+  // The agent cannot give what it does not hold: a capability outside its own bounding set makes
+  // capset fail in the shim (EPERM), so privileged means every capability the agent has, as with runc.
+  const held = (c: string) => policy.bounding?.has(c) ?? true;
   if (opts.privileged) {
     if (!policy.allowPrivileged) throw new SandpitError({ sandbox, step: 'capabilities', message: 'privileged containers are not allowed on this node', hint: 'start the agent with --allow-privileged' });
-    return ALL_CAPS;
+    return ALL_CAPS.filter(held);
   }
   const drop = new Set((opts.drop ?? []).map(normalizeCap));
   const caps = new Set(drop.has('ALL') ? [] : DEFAULT_CAPS.filter((c) => !drop.has(c)));
@@ -52,7 +55,16 @@ export function containerCaps(
     if (!(a in CAP_NUMBERS)) throw new SandpitError({ sandbox, step: 'capabilities', message: `unknown capability ${a}` });
     if (!DEFAULT_CAPS.includes(a) && !policy.allowedCapabilities.map(normalizeCap).includes(a) && !policy.allowPrivileged)
       throw new SandpitError({ sandbox, step: 'capabilities', message: `capability ${a} is not allowed on this node`, hint: 'add it to the agent --allow-capability list' });
+    if (!held(a)) throw new SandpitError({ sandbox, step: 'capabilities', message: `capability ${a} is not in the agent's bounding set on this node`, hint: 'the node (or the agent\'s container) withholds it; drop it from capabilities.add' });
     caps.add(a);
   }
-  return [...caps];
+  return [...caps].filter(held);
+}
+
+/** The capability names in a /proc/PID/status text's CapBnd line. */
+export function boundingCaps(status: string): Set<string> {
+  const hex = /^CapBnd:\s+([0-9a-f]+)$/m.exec(status)?.[1];
+  if (!hex) return new Set(ALL_CAPS);
+  const mask = BigInt(`0x${hex}`);
+  return new Set(ALL_CAPS.filter((c) => (mask >> BigInt(CAP_NUMBERS[c]!)) & 1n));
 }

@@ -99,6 +99,7 @@ describe('cluster tier: controller scheduling, finalizers and node loss', functi
   it('says Scheduled=False with a reason when nothing fits', async () => {
     await apply('no-gpu', { nodeSelector: { gpu: 'yes' } });
     await apply('too-big', { containers: [{ name: 'main', image: 'busybox', resources: { requests: { cpu: '3' } } }] });
+    await apply('too-big-mem', { containers: [{ name: 'main', image: 'busybox', resources: { requests: { memory: '8Gi' } } }] });
     await apply('pinned', { nodeName: 'sched-z' });
     const reasonOf = (name: string) =>
       waitFor(`${name} unschedulable`, async () => {
@@ -109,6 +110,7 @@ describe('cluster tier: controller scheduling, finalizers and node loss', functi
     assert.equal(gpu.reason, 'NodeSelectorMismatch');
     assert.match(gpu.message, /didn't match the nodeSelector/);
     assert.equal((await reasonOf('too-big')).reason, 'InsufficientCPU');
+    assert.equal((await reasonOf('too-big-mem')).reason, 'InsufficientMemory');
     assert.equal((await reasonOf('pinned')).reason, 'NodeNotFound');
     const events = await cp.kubectl(['-n', ns, 'get', 'events.events.k8s.io', '-o', 'jsonpath={range .items[*]}{.reason}{"\\n"}{end}']);
     assert.match(events.stdout, /FailedScheduling/);

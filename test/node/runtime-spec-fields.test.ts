@@ -34,6 +34,7 @@ describe('runtime spec fields (node tier)', function () {
 
   it('writes a container\'s resources.limits cpu and memory into its own cgroup', async () => {
     const rec = await env.rt.create(sandbox('limits', {
+      resources: { cpu: '500m', memory: '128Mi' },
       containers: [
         sh('main', 'sleep 30', { resources: { limits: { cpu: '250m', memory: '64Mi' }, requests: { cpu: '100m', memory: '32Mi' } } }),
         sh('free', 'sleep 30'),
@@ -46,6 +47,14 @@ describe('runtime spec fields (node tier)', function () {
       const cpu = containerCgroupFile(env.rt, parent, rec.id, 'main', 'cpu', { v1: 'cpu.cfs_quota_us', v2: 'cpu.max' });
       const period = env.rt.cgroups.layout.v1.cpu ? Number(containerCgroupFile(env.rt, parent, rec.id, 'main', 'cpu', { v1: 'cpu.cfs_period_us', v2: 'cpu.max' })) : Number(cpu.split(' ')[1]);
       assert.equal(Number(cpu.split(' ')[0]) / period, 0.25, `quota ${cpu} over period ${period} is a quarter of a CPU`);
+      // The sandbox's own resources bound it as a whole, in its own cgroup.
+      const sbxRoot = (c: 'memory' | 'cpu') => join(env.rt.cgroups.layout.v1[c] ?? env.rt.cgroups.layout.unified!, parent, rec.id);
+      const v1 = !!env.rt.cgroups.layout.v1.memory;
+      assert.equal(readFileSync(join(sbxRoot('memory'), v1 ? 'memory.limit_in_bytes' : 'memory.max'), 'utf8').trim(), String(128 * 1024 * 1024));
+      const sbxCpu = env.rt.cgroups.layout.v1.cpu
+        ? Number(readFileSync(join(sbxRoot('cpu'), 'cpu.cfs_quota_us'), 'utf8')) / Number(readFileSync(join(sbxRoot('cpu'), 'cpu.cfs_period_us'), 'utf8'))
+        : (([q, p]) => Number(q) / Number(p))(readFileSync(join(sbxRoot('cpu'), 'cpu.max'), 'utf8').trim().split(' '));
+      assert.equal(sbxCpu, 0.5);
       // A container without limits is bounded only by the sandbox.
       const freeMem = containerCgroupFile(env.rt, parent, rec.id, 'free', 'memory', { v1: 'memory.limit_in_bytes', v2: 'memory.max' });
       assert.notEqual(freeMem, String(64 * 1024 * 1024));
@@ -101,6 +110,23 @@ describe('runtime spec fields (node tier)', function () {
     assert.match(out, /Read-only file system/);
     assert.match(out, /^WRITE-REFUSED$/m);
     assert.match(out, / \/in \S+ ro[,\s]/, 'the mount is read-only in the kernel mount table');
+  });
+
+  it('puts a disk emptyDir on the node\'s disk, bounds one with a sizeLimit, and a Memory one on tmpfs', async () => {
+    const probe = (dir: string) => `echo "${dir} $(stat -f -c %T ${dir})"; dd if=/dev/zero of=${dir}/big bs=1k count=3072 2>/dev/null && echo "${dir} took-3Mi" || echo "${dir} full"`;
+    const rec = await runToCompletion(env.rt, sandbox('emptydirs', {
+      restartPolicy: 'Never',
+      volumes: [{ name: 'disk', emptyDir: {} }, { name: 'sized', emptyDir: { sizeLimit: '2Mi' } }, { name: 'mem', emptyDir: { medium: 'Memory' } }],
+      containers: [sh('main', [probe('/disk'), probe('/sized'), probe('/mem')].join('; '), {
+        volumeMounts: [{ name: 'disk', mountPath: '/disk' }, { name: 'sized', mountPath: '/sized' }, { name: 'mem', mountPath: '/mem' }],
+      })],
+    }));
+    const out = logText(env.rt, rec, 'main');
+    assert.doesNotMatch(out, /^\/disk tmpfs$/m, 'a disk emptyDir without a limit is not memory');
+    assert.match(out, /^\/disk took-3Mi$/m);
+    assert.match(out, /^\/sized full$/m, 'the sizeLimit bounds it');
+    assert.match(out, /^\/mem tmpfs$/m);
+    assert.match(out, /^\/mem took-3Mi$/m);
   });
 
   it('names the sandbox\'s host after the Sandbox when spec.hostname is unset', async () => {
@@ -160,5 +186,19 @@ describe('runtime spec fields on a node that allows unconfined containers (node 
     }));
     assert.equal(statusField(logText(env.rt, rec, 'unconfined'), 'Seccomp'), '0', 'no filter');
     assert.equal(statusField(logText(env.rt, rec, 'confined'), 'Seccomp'), '2', 'filter mode');
+  });
+
+  it('runs a privileged container with every capability, no filter and no_new_privs off', async () => {
+    const rec = await runToCompletion(env.rt, sandbox('privileged', {
+      restartPolicy: 'Never',
+      containers: [sh('main', 'grep -E "^(CapEff|CapBnd|Seccomp|NoNewPrivs)" /proc/self/status', { securityContext: { privileged: true } })],
+    }));
+    const out = logText(env.rt, rec, 'main');
+    assert.equal(rec.containers[0]!.state?.terminated?.exitCode, 0, `${JSON.stringify(rec.containers[0]!.state)} ${out}`);
+    const all = readFileSync('/proc/self/status', 'utf8').match(/^CapBnd:\s+(\S+)$/m)![1];
+    assert.equal(statusField(out, 'CapEff'), all, 'every capability the node has');
+    assert.equal(statusField(out, 'CapBnd'), all);
+    assert.equal(statusField(out, 'Seccomp'), '0');
+    assert.equal(statusField(out, 'NoNewPrivs'), '0');
   });
 });

@@ -168,7 +168,11 @@ export const Container = z
       .array(ContainerPort)
       .max(64)
       .optional()
-      .meta({ description: 'Ports the container listens on.', ...map(['containerPort', 'protocol']) }),
+      .meta({
+        description:
+          'Ports the container listens on. Informational, as in a Pod: listing a port does not publish it (spec.network.ports does) and leaving one out does not block it.',
+        ...map(['containerPort', 'protocol']),
+      }),
     resources: ContainerResources.optional(),
     securityContext: SecurityContext.optional(),
     volumeMounts: z

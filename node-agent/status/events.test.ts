@@ -37,6 +37,8 @@ describe('statusEvents', () => {
     assert.deepEqual(reasons(undefined, net('HostPortInUse')), ['Warning/HostPortInUse']);
     assert.deepEqual(reasons(net('HostPortInUse'), net('HostPortInUse')), []);
     assert.deepEqual(reasons(net('HostPortInUse'), net('HostPortConflict')), ['Warning/HostPortConflict']);
+    assert.deepEqual(reasons(undefined, net('Configuring')), [], 'a network being set up is not a warning');
+    assert.deepEqual(reasons(net('Configuring'), net('HostPortInUse')), ['Warning/HostPortInUse']);
     assert.deepEqual(reasons(st([]), st([], { phase: 'Succeeded' })), ['Normal/Completed']);
     assert.deepEqual(statusEvents(st([]), st([], { phase: 'Failed', reason: 'DeadlineExceeded', message: 'ran longer than 3 s' })), [{ type: 'Warning', reason: 'DeadlineExceeded', note: 'ran longer than 3 s' }]);
   });

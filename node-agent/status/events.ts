@@ -19,6 +19,9 @@ type Container = NonNullable<SandboxStatus['containerStatuses']>[number];
 /** Container waiting reasons that mean the spec or the node cannot run it (kubelet records them as Failed). */
 const FAILED_WAITING = new Set(['CreateContainerConfigError', 'CreateContainerError', 'ImagePullBackOff', 'ErrImagePull', 'InvalidImageName', 'RunContainerError']);
 
+/** NetworkReady's reason while a create is still setting the network up (status/derive.ts). */
+const NETWORK_CONFIGURING = 'Configuring';
+
 export function statusEvents(before: SandboxStatus | undefined, after: SandboxStatus): StatusEvent[] {
   const out: StatusEvent[] = [];
   const old = new Map((before?.containerStatuses ?? []).map((c) => [c.name, c]));
@@ -26,7 +29,8 @@ export function statusEvents(before: SandboxStatus | undefined, after: SandboxSt
 
   const was = before?.conditions?.find((x) => x.type === 'NetworkReady');
   const net = after.conditions?.find((x) => x.type === 'NetworkReady');
-  if (net?.status === 'False' && (was?.status !== 'False' || was.reason !== net.reason))
+  // Configuring is every sandbox's first moment, not news: only a reason that says what failed is a Warning.
+  if (net?.status === 'False' && net.reason !== NETWORK_CONFIGURING && (was?.status !== 'False' || was.reason !== net.reason))
     out.push({ type: 'Warning', reason: net.reason ?? 'NetworkNotReady', note: net.message ?? 'The sandbox network is not ready' });
 
   if (after.phase !== before?.phase) {

@@ -478,8 +478,9 @@ export class SandboxRuntime {
    * leaves the old run alone), then the old run is stopped (SIGTERM, SIGKILL
    * after the grace period) and the new one started in the same sandbox, with
    * a fresh cgroup (limits as the new spec says) and restartCount + 1. The
-   * log file goes on, so `logs --previous` shows the old run. The other
-   * containers are not touched. Takes the new sandbox spec as a whole: the
+   * log file goes on, so `logs --previous` shows the old run. A new run that
+   * fails to start waits with its reason and is retried with back-off. The
+   * other containers are not touched. Takes the new sandbox spec as a whole: the
    * caller (RuntimeService.apply, spec-diff.ts) has found that nothing else
    * in it needs a new sandbox.
    */
@@ -505,7 +506,14 @@ export class SandboxRuntime {
         rec.images[name] = image;
         if (c.state?.terminated) c.lastState = c.state; // the run just ended is the one --previous shows
         c.restartCount++;
-        await this.#startContainer(rec, c);
+        await this.#startContainer(rec, c).catch((err: unknown) => {
+          // The old run is gone and the spec is the new one: retried with back-off, as a crashed run is.
+          this.#log(rec).error({ err, container: name }, 'start of the edited container failed');
+          const reason = (err as { reason?: unknown }).reason;
+          c.state = { waiting: { reason: typeof reason === 'string' ? reason : 'RunContainerError', message: (err as Error).message } };
+          c.restartAt = Date.now() + restartDelay(c.restartCount, this.config.restartBackoff);
+          this.#save(rec);
+        });
       } finally {
         if (frozen) this.cgroups.freeze(id, true, { ...site, step: `${site.step}: freeze again` });
       }

@@ -100,10 +100,17 @@ describe('runtime service seam (node tier)', function () {
     assert.deepEqual(run(true), ['old-web']);
     assert.deepEqual(run(false), ['new-web']);
 
+    // An edit whose image cannot be had leaves the running container alone: the apply fails, nothing was stopped.
+    const running = svc.runtime.workloadPid(id, 'web');
+    const badImage = Sandbox.parse({ ...edited, metadata: { ...sb.metadata, generation: 3 }, spec: { ...edited.spec, containers: [{ ...edited.spec.containers[0]!, image: 'dir:/nonexistent-rootfs' }, edited.spec.containers[1]!] } });
+    await assert.rejects(svc.apply(badImage));
+    assert.equal(svc.runtime.workloadPid(id, 'web'), running, 'the old run keeps running');
+    assert.equal(svc.get(uid)?.generation, 2);
+
     // An edit the sandbox cannot take in place recreates it, and says which field forced it.
     const notices2: string[] = [];
     const off2 = svc.onNotice((_ref, n) => notices2.push(`${n.type}/${n.reason}: ${n.note}`));
-    await svc.apply(Sandbox.parse({ ...edited, metadata: { ...sb.metadata, generation: 3 }, spec: { ...edited.spec, volumes: [{ name: 'scratch', emptyDir: {} }] } }));
+    await svc.apply(Sandbox.parse({ ...edited, metadata: { ...sb.metadata, generation: 4 }, spec: { ...edited.spec, volumes: [{ name: 'scratch', emptyDir: {} }] } }));
     off2();
     assert.deepEqual(notices2, ['Normal/SandboxChanged: Sandbox spec changed (spec.volumes), it will be killed and re-created']);
     assert.notEqual(svc.runtime.get(id)!.pid1!.pid, pid1, 'a new volume needs a new sandbox');

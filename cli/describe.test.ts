@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { Sandbox } from '../crds/sandbox.js';
-import { formatDescribe, table } from './describe.js';
+import { formatDescribe } from './describe.js';
 
 const sbx = Sandbox.parse({
   apiVersion: 'sandpit.dev/v1alpha1', kind: 'Sandbox',
@@ -29,9 +29,5 @@ describe('kubectl sandpit describe layout', () => {
     assert.match(out, /Started container main/);
     assert.doesNotMatch(out, /old sandbox/);
     assert.match(formatDescribe(sbx, [ev('uid-1', 'Killing', 'x', 'old')], now), /Events:\n {2}<none>\n$/);
-  });
-
-  it('table: the last column is not padded', () => {
-    assert.deepEqual(table(['A', 'B'], [['xx', 'y']]), ['A   B', '-   -', 'xx  y']);
   });
 });

@@ -65,7 +65,7 @@ export function formatDescribe(s: Sandbox, events: EventLike[], now = Date.now()
 }
 
 /** Columns as kubectl's tabwriter lays them out: each as wide as its widest cell, two spaces apart, a dashed rule under the header. */
-export function table(header: string[], rows: string[][]): string[] {
+function table(header: string[], rows: string[][]): string[] {
   const all = [header, header.map((h) => '-'.repeat(h.length)), ...rows];
   const widths = header.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
   return all.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]! + 2))).join('').trimEnd());

@@ -1,9 +1,12 @@
 import { spawn } from 'node:child_process';
+import { CustomObjectsApi } from '@kubernetes/client-node';
 import { createServer, type Server, type Socket } from 'node:net';
 import { posix } from 'node:path';
 import type WebSocket from 'ws';
 import { Channel, frame, parseFrame, type StreamStatus } from '../node-agent/api/streams/channel.js';
 import type { UsageSample } from '../node-agent/api/streams/top.js';
+import type { Sandbox } from '../crds/sandbox.js';
+import { defaultContainer } from '../lib/default-container.js';
 import { isRemote, splitRemote, type Command } from './args.js';
 import { CliError, openStream, type Session } from './connect.js';
 import { runExecStream, writeOut } from './exec.js';
@@ -28,16 +31,37 @@ async function drain(ws: WebSocket, sink?: (d: Buffer) => void): Promise<void> {
 export async function execCommand(s: Session, c: Of<'exec'>): Promise<number> {
   const q = new URLSearchParams();
   for (const a of c.command) q.append('command', a);
-  if (c.container) q.set('container', c.container);
+  const container = await chosenContainer(s, c.sandbox, c.container);
+  if (container) q.set('container', container);
   if (c.stdin) q.set('stdin', '1');
   if (c.tty) q.set('tty', '1');
   if (c.tty && !process.stdin.isTTY && c.stdin) process.stderr.write('Unable to use a TTY - input is not a terminal or the right kind of file\n');
   return runExecStream(await openStream(s, c.sandbox, 'exec', q), { stdin: c.stdin, tty: c.tty });
 }
 
+/**
+ * The container a request without -c is for, as kubectl picks it (the
+ * default-container annotation, else the first, saying so on stderr when
+ * there are several). A user who may not read the Sandbox still gets the
+ * stream: the controller then picks by the same rule, without the notice.
+ */
+async function chosenContainer(s: Session, sandbox: string, given: string | undefined): Promise<string | undefined> {
+  if (given) return given;
+  let sbx: Sandbox;
+  try {
+    sbx = (await s.kc.makeApiClient(CustomObjectsApi).getNamespacedCustomObject({ group: 'sandpit.dev', version: 'v1alpha1', namespace: s.namespace, plural: 'sandboxes', name: sandbox })) as Sandbox;
+  } catch {
+    return undefined;
+  }
+  const { name, notice } = defaultContainer(sbx);
+  if (notice) process.stderr.write(`${notice}\n`);
+  return name;
+}
+
 export async function logsCommand(s: Session, c: Of<'logs'>): Promise<number> {
   const q = new URLSearchParams();
-  if (c.container) q.set('container', c.container);
+  const container = await chosenContainer(s, c.sandbox, c.container);
+  if (container) q.set('container', container);
   if (c.follow) q.set('follow', '1');
   if (c.previous) q.set('previous', '1');
   if (c.timestamps) q.set('timestamps', '1');

@@ -11,6 +11,7 @@ interface EventLike {
   eventTime?: Date | string;
   source?: { component?: string };
   reportingComponent?: string;
+  involvedObject?: { uid?: string };
 }
 
 const age = (t: Date | string | undefined, now: number) => {
@@ -53,14 +54,21 @@ export function formatDescribe(s: Sandbox, events: EventLike[], now = Date.now()
     for (const c of conds) out.push(`  ${c.type.padEnd(18)}${c.status.padEnd(8)}${c.reason ?? ''}${c.message ? ` (${c.message})` : ''}`);
   }
   out.push('Events:');
-  if (events.length === 0) out.push('  <none>');
+  // Only this Sandbox's: an earlier Sandbox of the same name left Events with its own UID.
+  const own = events.filter((e) => !e.involvedObject?.uid || !s.metadata.uid || e.involvedObject.uid === s.metadata.uid);
+  if (own.length === 0) out.push('  <none>');
   else {
-    out.push('  Type     Reason              Age    From                 Message');
-    for (const e of events) {
-      out.push(`  ${(e.type ?? '').padEnd(9)}${(e.reason ?? '').padEnd(20)}${age(e.lastTimestamp ?? e.eventTime, now).padEnd(7)}${(e.source?.component ?? e.reportingComponent ?? '').padEnd(21)}${e.message ?? ''}`);
-    }
+    const rows = own.map((e) => [e.type ?? '', e.reason ?? '', age(e.lastTimestamp ?? e.eventTime, now), e.source?.component || e.reportingComponent || '', e.message ?? '']);
+    out.push(...table(['Type', 'Reason', 'Age', 'From', 'Message'], rows).map((l) => `  ${l}`));
   }
   return out.join('\n') + '\n';
+}
+
+/** Columns as kubectl's tabwriter lays them out: each as wide as its widest cell, two spaces apart, a dashed rule under the header. */
+function table(header: string[], rows: string[][]): string[] {
+  const all = [header, header.map((h) => '-'.repeat(h.length)), ...rows];
+  const widths = header.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
+  return all.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]! + 2))).join('').trimEnd());
 }
 
 export async function describeCommand(s: Session, name: string): Promise<number> {
@@ -75,7 +83,7 @@ export async function describeCommand(s: Session, name: string): Promise<number>
   }
   let events: EventLike[] = [];
   try {
-    const list = await s.kc.makeApiClient(CoreV1Api).listNamespacedEvent({ namespace: s.namespace, fieldSelector: `involvedObject.name=${name},involvedObject.kind=Sandbox` });
+    const list = await s.kc.makeApiClient(CoreV1Api).listNamespacedEvent({ namespace: s.namespace, fieldSelector: `involvedObject.name=${name},involvedObject.kind=Sandbox${sbx.metadata.uid ? `,involvedObject.uid=${sbx.metadata.uid}` : ''}` });
     events = (list.items as EventLike[]).sort((a, b) => new Date(a.lastTimestamp ?? a.eventTime ?? 0).getTime() - new Date(b.lastTimestamp ?? b.eventTime ?? 0).getTime());
   } catch {
     /* events are optional: a user may read sandboxes but not events */

@@ -21,12 +21,32 @@ stop_pid() { # name: stops a process started below, by the PID it recorded
   rm -f "$f"
 }
 
+alive() { # name: whether the process started below under that name still runs
+  [ -f "$state/$1.pid" ] && kill -0 "$(cat "$state/$1.pid")" 2>/dev/null
+}
+
 if [ "${1:-up}" = down ]; then
   bin="$(bash hack/tools.sh 2>/dev/null || true)"
   export PATH="$bin:$PATH" KUBECONFIG="$state/control-plane/admin.kubeconfig"
   if [ -f "$state/control-plane/ready" ]; then
-    # Deleting through the API lets the controller and agent tear every sandbox down.
-    kubectl delete sbx --all --all-namespaces --wait --timeout=120s || true
+    if alive agent && alive controller; then
+      # Deleting through the API lets the controller and agent tear every sandbox down.
+      kubectl delete sbx --all --all-namespaces --wait --timeout=120s || true
+    else
+      echo "the agent or the controller is not running: deleting the sandboxes without waiting for them" >&2
+      kubectl delete sbx --all --all-namespaces --wait=false || true
+    fi
+    # Left over (no agent to confirm, or it did not in time): their finalizer would keep them
+    # terminating for good, and a later up would see them vanish under its apply.
+    left=$(kubectl get sbx --all-namespaces -o jsonpath='{range .items[*]}{.metadata.namespace}{" "}{.metadata.name}{"\n"}{end}' 2>/dev/null || true)
+    if [ -n "$left" ]; then
+      echo "removing the finalizer of sandboxes no agent cleaned up (the next up's controller and agent remove what they left on this node):" >&2
+      while read -r ns name; do
+        [ -n "$name" ] || continue
+        echo "  $ns/$name" >&2
+        kubectl -n "$ns" patch sbx "$name" --type=merge -p '{"metadata":{"finalizers":null}}' >/dev/null || true
+      done <<<"$left"
+    fi
   fi
   stop_pid agent
   stop_pid controller
@@ -65,14 +85,14 @@ kubectl wait --for=condition=Established --timeout=60s crd/sandboxes.sandpit.dev
 kubectl create namespace sandpit-system --dry-run=client -o yaml | kubectl apply -f - >/dev/null
 kubectl apply -f controllers/manifests/ >/dev/null
 
-if ! { [ -f "$state/controller.pid" ] && kill -0 "$(cat "$state/controller.pid")" 2>/dev/null; }; then
+if ! alive controller; then
   echo "starting the controller"
   nohup node dist/controllers/main.js --kubeconfig "$KUBECONFIG" --leader-elect false \
     --health-addr 127.0.0.1:10262 --streams-addr 127.0.0.1:18443 >"$state/controller.log" 2>&1 &
   echo $! >"$state/controller.pid"
 fi
 
-if ! { [ -f "$state/agent.pid" ] && kill -0 "$(cat "$state/agent.pid")" 2>/dev/null; }; then
+if ! alive agent; then
   # The agent authenticates like a DaemonSet pod: a ServiceAccount token bound to
   # a Pod on its Node, which is what the node-restriction admission policy checks.
   kubectl -n sandpit-system create serviceaccount sandpit-agent --dry-run=client -o yaml | kubectl apply -f - >/dev/null
@@ -114,6 +134,12 @@ fi
 for _ in $(seq 1 120); do kubectl get "sandboxnode/$node" >/dev/null 2>&1 && break; sleep 1; done
 kubectl wait --for=condition=Ready --timeout=120s "sandboxnode/$node" >/dev/null \
   || { echo "the agent did not register; see $state/agent.log" >&2; exit 1; }
+# A "hello" of an earlier run still being deleted would vanish under the apply (NotFound): let it go first.
+if [ -n "$(kubectl get sbx hello -o jsonpath='{.metadata.deletionTimestamp}' 2>/dev/null || true)" ]; then
+  echo "waiting for the earlier sandbox hello to finish deleting"
+  kubectl wait --for=delete --timeout=120s sbx/hello >/dev/null \
+    || { echo "sandbox hello is still being deleted; see $state/controller.log and $state/agent.log" >&2; exit 1; }
+fi
 kubectl apply -f examples/minimal.yaml
 kubectl wait --for=condition=Ready --timeout=180s sbx/hello
 kubectl get sbx -o wide

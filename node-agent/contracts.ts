@@ -118,10 +118,18 @@ export interface SandboxObservation {
   status: Omit<SandboxStatus, 'nodeName' | 'observedGeneration'>;
 }
 
+/** An Event the runtime asks the agent to record on a Sandbox (kubelet's reason words). */
+export interface SandboxNotice {
+  type: 'Normal' | 'Warning';
+  reason: string;
+  note: string;
+}
+
 /**
  * The runtime as the agent API (node-agent/api/) drives it. apply() is
  * idempotent and level-based: the same UID and generation is a no-op, a new
- * generation converges (containers recreated, paused frozen/thawed).
+ * generation converges (changed containers restarted, the sandbox recreated
+ * where the edit needs it, paused frozen/thawed: runtime/spec-diff.ts).
  */
 export interface SandboxRuntime {
   apply(sandbox: Sandbox): Promise<SandboxObservation>;
@@ -131,6 +139,12 @@ export interface SandboxRuntime {
   list(): SandboxObservation[];
   /** Called whenever an observation changes (container exit, restart, IP assigned, ...). */
   onChange(listener: (obs: SandboxObservation) => void): () => void;
+  /**
+   * Called for what the runtime does that no status write shows on its own
+   * (a container restarted for its new definition, a sandbox recreated for
+   * an edit): the agent records each as an Event on the Sandbox.
+   */
+  onNotice?(listener: (ref: SandboxRef, notice: SandboxNotice) => void): () => void;
   /** Bytes the node's image store takes on disk (SandboxNode status.imageDiskUsageBytes); absent when the runtime keeps none. */
   imageDiskUsageBytes?(): number | undefined;
 }

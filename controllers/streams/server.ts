@@ -11,6 +11,7 @@ import type { KubeClient } from '../client/kube.js';
 import { AccessDenied, authorizeStream } from './authz.js';
 import { proxyUpgrade } from './proxy.js';
 import { bearerToken, parseStreamRequest, QUERY_HEADER, type StreamRequest } from './request.js';
+import { defaultContainer } from '../../lib/default-container.js';
 
 export interface StreamsDeps {
   client: KubeClient;
@@ -31,7 +32,7 @@ export function resolveTarget(req: StreamRequest, sbx: Sandbox | undefined, node
   const endpoint = node?.status?.endpoint;
   if (!endpoint) return { status: 503, reason: 'NodeUnavailable', message: `node ${nodeName} of sandbox ${who} has no agent endpoint` };
   const query = new URLSearchParams(req.query);
-  const container = query.get('container') || sbx.spec.containers[0]?.name || '';
+  const container = query.get('container') || defaultContainer(sbx).name || '';
   if (!sbx.spec.containers.some((c) => c.name === container)) {
     return { status: 400, reason: 'BadRequest', message: `container "${container}" not found in sandbox ${who} (containers: ${sbx.spec.containers.map((c) => c.name).join(', ')})` };
   }

@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Sandbox } from '../../crds/sandbox.js';
 import type { Logger } from '../../lib/log.js';
-import { sandboxIdFor, type SandboxObservation, type SandboxRuntime as RuntimeSeam } from '../contracts.js';
+import { sandboxIdFor, type SandboxNotice, type SandboxObservation, type SandboxRef, type SandboxRuntime as RuntimeSeam } from '../contracts.js';
 import { OciImageProvider } from '../images/provider.js';
 import { TABLE_NAME, type BridgeNetworkOptions } from '../network/config.js';
 import { BridgeNetworkProvider } from '../network/provider.js';
@@ -14,12 +14,15 @@ import { LoopbackOnlyNetwork } from './none-network.js';
 import { NetworkError } from '../network/status.js';
 import { deriveConditions, networkFailureConditions } from '../status/derive.js';
 import { ModeNetworkProvider, RoutedImageProvider } from './providers.js';
+import { changedContainerFields, diffSpec } from './spec-diff.js';
 import { isContainerConfigError, SandboxRuntime, type RuntimeDeps, type SandboxRecord } from './runtime.js';
 
 /*
  * The runtime as the agent API drives it (node-agent/contracts.ts): keyed by
  * Kubernetes UID, level-based. The same generation is a no-op; a new one
- * either freezes/thaws (only `paused` changed) or recreates the sandbox.
+ * restarts the containers whose definition changed, recreates the sandbox
+ * when the edit needs a new one (an Event names the fields: spec-diff.ts),
+ * and freezes/thaws for `paused`.
  */
 
 /** The runtime's view of a sandbox, with the conditions the agent reports (status/derive.ts). */
@@ -42,6 +45,7 @@ const DISK_USAGE_MAX_AGE_MS = 60_000;
 export class RuntimeService implements RuntimeSeam {
   readonly runtime: SandboxRuntime;
   readonly #listeners = new Set<(obs: SandboxObservation) => void>();
+  readonly #noticeListeners = new Set<(ref: SandboxRef, notice: SandboxNotice) => void>();
   /** Sandboxes being removed: their containers' exits on the way out are not news for the cluster. */
   readonly #removing = new Set<string>();
   readonly #imageStore: { diskUsage(): { total: number } } | undefined;
@@ -62,19 +66,26 @@ export class RuntimeService implements RuntimeSeam {
     const generation = (sandbox.metadata as { generation?: number }).generation ?? 0;
     const id = sandboxIdFor(uid);
     let rec = this.runtime.get(id);
+    // --- edits (spec-diff.ts): restart changed containers in place, or recreate and say why.
     if (rec && (rec.generation ?? 0) !== generation) {
-      const { paused: _was, ...before } = rec.spec;
-      const { paused, ...after } = sandbox.spec;
-      if (JSON.stringify(before) === JSON.stringify(after)) {
-        const was = rec.spec.paused;
-        rec.spec = sandbox.spec;
-        rec.generation = generation;
-        if (paused !== was) this.runtime.pause(id, paused);
-      } else {
+      const diff = diffSpec(rec.spec, sandbox.spec);
+      if (diff.recreateReasons.length) {
+        this.#notice(rec.ref, { type: 'Normal', reason: 'SandboxChanged', note: `Sandbox spec changed (${diff.recreateReasons.join(', ')}), it will be killed and re-created` });
         await this.remove(uid); // recreated below; the old generation's exits are not reported
         rec = undefined;
+      } else {
+        const before = rec.spec;
+        for (const name of diff.restartContainers) {
+          const fields = changedContainerFields(before.containers.find((c) => c.name === name)!, sandbox.spec.containers.find((c) => c.name === name)!);
+          this.#notice(rec.ref, { type: 'Normal', reason: 'Killing', note: `Container ${name} definition changed (${fields.join(', ')}), will be restarted` });
+          await this.runtime.restartContainer(id, name, sandbox.spec);
+        }
+        rec.spec = sandbox.spec;
+        rec.generation = generation;
+        if (diff.pauseChange !== undefined) this.runtime.pause(id, diff.pauseChange);
       }
     }
+    // --- end of edits
     if (!rec) {
       rec = await this.runtime.create(sandbox).catch((err: unknown) => {
         this.#reportNetworkFailure(sandbox, err);
@@ -175,6 +186,15 @@ export class RuntimeService implements RuntimeSeam {
       }
     }
     return this.#diskUsage.bytes;
+  }
+
+  onNotice(listener: (ref: SandboxRef, notice: SandboxNotice) => void): () => void {
+    this.#noticeListeners.add(listener);
+    return () => this.#noticeListeners.delete(listener);
+  }
+
+  #notice(ref: SandboxRef, notice: SandboxNotice): void {
+    for (const fn of this.#noticeListeners) fn(ref, notice);
   }
 
   onChange(listener: (obs: SandboxObservation) => void): () => void {

@@ -118,6 +118,8 @@ export class SandboxRuntime {
   readonly #sandboxes = new Map<string, SandboxRecord>();
   readonly #logs = new Map<string, ContainerLog>();
   readonly #busy = new Set<string>();
+  /** "<id>/<container>" runs being replaced by restartContainer: their exit neither restarts them nor ends the sandbox. */
+  readonly #replacing = new Set<string>();
   /** Our children that are done with but may not have exited yet (a container's own PID 1). */
   readonly #zombies = new Set<number>();
   readonly #listeners = new Set<(rec: SandboxRecord) => void>();
@@ -473,6 +475,88 @@ export class SandboxRuntime {
     }
   }
 
+  /**
+   * An edited container, as kubelet handles a changed container definition:
+   * the image is prepared and the new definition checked first (a failure
+   * leaves the old run alone), then the old run is stopped (SIGTERM, SIGKILL
+   * after the grace period) and the new one started in the same sandbox, with
+   * a fresh cgroup (limits as the new spec says) and restartCount + 1. The
+   * log file goes on, so `logs --previous` shows the old run. A new run that
+   * fails to start waits with its reason and is retried with back-off. The
+   * other containers are not touched. Takes the new sandbox spec as a whole: the
+   * caller (RuntimeService.apply, spec-diff.ts) has found that nothing else
+   * in it needs a new sandbox.
+   */
+  async restartContainer(id: string, name: string, spec: SandboxSpec): Promise<void> {
+    const rec = this.#require(id);
+    const c = rec.containers.find((x) => x.name === name);
+    const cspec = spec.containers.find((x) => x.name === name);
+    const who = describeSandbox(rec.ref);
+    const site = { sandbox: who, step: `restart container ${name} with its new definition` };
+    if (!c || !cspec) throw new SandpitError({ ...site, message: `container ${name} is not in the sandbox and the spec both` });
+    await waitUntil(() => !this.#busy.has(id), 30_000);
+    if (rec.stopping) throw new SandpitError({ ...site, message: 'the sandbox is stopping' });
+    this.#busy.add(id);
+    try {
+      const image = await this.#deps.images.prepare(cspec.image, { policy: cspec.imagePullPolicy ?? 'IfNotPresent', credentials: [], sandbox: rec.ref });
+      this.#identity(rec, cspec, image, site);
+      this.#command(rec, cspec, image, site);
+      const frozen = this.cgroups.frozen(id);
+      if (frozen) this.cgroups.freeze(id, false, { ...site, step: `${site.step}: thaw` });
+      try {
+        await this.#stopOne(rec, c, spec.terminationGracePeriodSeconds * 1000, site);
+        rec.spec = { ...rec.spec, containers: rec.spec.containers.map((x) => (x.name === name ? cspec : x)) };
+        rec.images[name] = image;
+        if (c.state?.terminated) c.lastState = c.state; // the run just ended is the one --previous shows
+        c.restartCount++;
+        await this.#startContainer(rec, c).catch((err: unknown) => {
+          // The old run is gone and the spec is the new one: retried with back-off, as a crashed run is.
+          this.#log(rec).error({ err, container: name }, 'start of the edited container failed');
+          const reason = (err as { reason?: unknown }).reason;
+          c.state = { waiting: { reason: typeof reason === 'string' ? reason : 'RunContainerError', message: (err as Error).message } };
+          c.restartAt = Date.now() + restartDelay(c.restartCount, this.config.restartBackoff);
+          this.#save(rec);
+        });
+      } finally {
+        if (frozen) this.cgroups.freeze(id, true, { ...site, step: `${site.step}: freeze again` });
+      }
+    } finally {
+      this.#busy.delete(id);
+    }
+  }
+
+  /** Stops one container's run for good (its exit is recorded, nothing restarts) and removes its cgroup. */
+  async #stopOne(rec: SandboxRecord, c: ContainerRecord, graceMs: number, site: { sandbox: string; step: string }): Promise<void> {
+    const cgRel = `${rec.id}/c-${c.name}`;
+    delete c.restartAt;
+    this.#replacing.add(`${rec.id}/${c.name}`);
+    try {
+      const deadline = Date.now() + graceMs;
+      let signalled = false;
+      while (c.pid !== undefined && Date.now() < deadline) {
+        const w = childrenOf(c.pid)[0];
+        if (!signalled && w !== undefined) {
+          kill(w, 15, site);
+          signalled = true;
+        }
+        this.#checkExit(rec, c);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      if (c.pid !== undefined) await this.cgroups.killAll(cgRel, site);
+      await waitUntil(() => {
+        if (c.pid !== undefined) this.#checkExit(rec, c);
+        return c.pid === undefined;
+      }, 10_000);
+      for (const pid of this.#zombies) if (reapChild(pid, site) !== null) this.#zombies.delete(pid);
+      await this.cgroups.killAll(cgRel, site);
+      // The exit's own cgroup sweep (#recordExit) polls every 5 ms: let it see the cgroup empty before a new run appears in it.
+      await new Promise((r) => setTimeout(r, 20));
+      this.cgroups.remove(cgRel, site);
+    } finally {
+      this.#replacing.delete(`${rec.id}/${c.name}`);
+    }
+  }
+
   #identity(rec: SandboxRecord, spec: SandboxSpec['containers'][number], image: PreparedImage, site: { sandbox: string; step: string }): { identity: Identity } {
     const who = site.sandbox;
     const sc = spec.securityContext;
@@ -679,12 +763,13 @@ export class SandboxRuntime {
     delete c.pidnsInit;
     // Whatever the workload left behind in its cgroup goes with it, as in Kubernetes.
     void this.cgroups.killAll(cgRel, { sandbox: describeSandbox(rec.ref), step: 'kill container leftovers' }).catch(() => undefined);
-    if (rec.phase === 'Running' && !rec.stopping && shouldRestart(rec.spec.restartPolicy, status.exitCode)) {
+    const replacing = this.#replacing.has(`${rec.id}/${c.name}`);
+    if (rec.phase === 'Running' && !rec.stopping && !replacing && shouldRestart(rec.spec.restartPolicy, status.exitCode)) {
       c.restartAt = Date.now() + restartDelay(c.restartCount, this.config.restartBackoff);
       c.state = { waiting: { reason: 'CrashLoopBackOff', message: `last exit ${status.exitCode} (${reason})` } };
       c.lastState = { terminated: { exitCode: status.exitCode, signal: status.signal, reason, startedAt: c.startedAt, finishedAt } };
     }
-    if ((rec.phase === 'Running' || rec.phase === 'Paused') && rec.containers.every((x) => x.state?.terminated)) {
+    if (!replacing && (rec.phase === 'Running' || rec.phase === 'Paused') && rec.containers.every((x) => x.state?.terminated)) {
       rec.phase = !expired && rec.containers.every((x) => x.state?.terminated?.exitCode === 0) ? 'Succeeded' : 'Failed';
     }
     this.#save(rec);

@@ -1,3 +1,4 @@
+import { API_VERSION } from '../../crds/common.js';
 import type { Sandbox } from '../../crds/sandbox.js';
 import { isConflict, isNotFound, type KubeClient } from '../../controllers/client/kube.js';
 import { paths } from '../../controllers/client/resources.js';
@@ -58,7 +59,16 @@ export class StatusReporter {
   ) {}
 
   start(resyncMs = 60_000): void {
-    this.#unsubscribe = this.runtime.onChange((obs) => this.report(obs));
+    const offChange = this.runtime.onChange((obs) => this.report(obs));
+    // What no status write shows (a container restarted for its new definition, a sandbox recreated for an edit).
+    const events = this.events;
+    const offNotice = events
+      ? this.runtime.onNotice?.((ref, n) => events.record({ apiVersion: API_VERSION, kind: 'Sandbox', metadata: { namespace: ref.namespace, name: ref.name, uid: ref.uid } }, n.type, n.reason, n.note))
+      : undefined;
+    this.#unsubscribe = () => {
+      offChange();
+      offNotice?.();
+    };
     this.reportAll();
     this.#timer = setInterval(() => this.reportAll(), resyncMs);
     this.#timer.unref();

@@ -187,6 +187,7 @@ describe('cluster tier: kubectl sandpit exec, logs, port-forward, cp, top, descr
   it('logs: the current run, --tail, -f follows new lines', async () => {
     const r = await sandpit(alice, ['logs', 'box', '--tail=2']);
     assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stderr, 'Defaulted container "main" out of: main, web\n', 'kubectl says which of several containers it took');
     const lines = r.stdout.trim().split('\n');
     assert.equal(lines.length, 2);
     assert.match(lines[0]!, /^tick-\d+$/);
@@ -200,6 +201,18 @@ describe('cluster tier: kubectl sandpit exec, logs, port-forward, cp, top, descr
     }, 20_000);
     for (let i = 1; i < seen.length; i++) assert.equal(seen[i], seen[i - 1]! + 1, `consecutive lines: ${seen.join(',')}`);
     f.kill('SIGINT');
+  });
+
+  it('logs and exec without -c honour the kubectl.kubernetes.io/default-container annotation', async () => {
+    await cp.kubectl(['-n', ns, 'annotate', 'sandbox', 'box', 'kubectl.kubernetes.io/default-container=web']);
+    try {
+      const r = await sandpit(alice, ['exec', 'box', '--', 'cat', '/tmp/www/index.html']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, 'hello-from-sandbox\n');
+      assert.equal(r.stderr, '', 'no notice when the annotation chose');
+    } finally {
+      await cp.kubectl(['-n', ns, 'annotate', 'sandbox', 'box', 'kubectl.kubernetes.io/default-container-']);
+    }
   });
 
   it('logs --previous shows the run before the restart', async () => {

@@ -200,15 +200,30 @@ describe('cluster tier: sandboxes end to end through controller, agent and runti
     assert.equal(pid1Of(back.metadata.uid), pid, 're-adopted, not recreated');
   });
 
-  it('converges a change to containers by recreating the sandbox on its node', async () => {
+  it('converges an edited container by restarting it in the same sandbox, and a sandbox-level edit by recreating it, each with an Event naming the fields', async () => {
+    const agentEvents = async () => {
+      const list = JSON.parse((await cp.kubectl(['-n', ns, 'get', 'events.events.k8s.io', '--field-selector', 'regarding.name=web', '-o', 'json'])).stdout) as { items: { reason: string; reportingController: string; note: string }[] };
+      return list.items.filter((e) => e.reportingController === 'sandpit.dev/agent').map((e) => `${e.reason}: ${e.note}`);
+    };
+    const converged = (gen: number) => async () => {
+      const s = await getSandbox(cp, ns, 'web');
+      return s && s.metadata.generation > gen && s.status?.observedGeneration === s.metadata.generation && condition(s, 'Ready')?.status === 'True' ? s : undefined;
+    };
     const before = (await getSandbox(cp, ns, 'web'))!;
     const pid = pid1Of(before.metadata.uid);
     await cp.kubectl(['-n', ns, 'patch', 'sandbox', 'web', '--type=json', '-p', JSON.stringify([{ op: 'replace', path: '/spec/containers/0/command', value: ['/bin/sleep', '7200'] }])]);
-    const after = await waitFor('web recreated at the new generation', async () => {
-      const s = await getSandbox(cp, ns, 'web');
-      return s && s.metadata.generation > before.metadata.generation && s.status?.observedGeneration === s.metadata.generation && condition(s, 'Ready')?.status === 'True' ? s : undefined;
-    }, 90_000);
-    assert.notEqual(pid1Of(after.metadata.uid), pid);
+    const restarted = await waitFor('web converged at the new generation', converged(before.metadata.generation), 90_000);
+    assert.equal(pid1Of(restarted.metadata.uid), pid, 'the same sandbox: only the container restarted');
+    const cs = (restarted.status as { containerStatuses?: { restartCount: number }[] }).containerStatuses ?? [];
+    assert.equal(cs[0]?.restartCount, 1);
+    const killing = await waitFor('the Killing Event', async () => (await agentEvents()).find((e) => e.startsWith('Killing:')), 15_000);
+    assert.equal(killing, 'Killing: Container main definition changed (command), will be restarted');
+
+    await cp.kubectl(['-n', ns, 'patch', 'sandbox', 'web', '--type=merge', '-p', '{"spec":{"hostname":"renamed"}}']);
+    const recreated = await waitFor('web recreated at the new generation', converged(restarted.metadata.generation), 90_000);
+    assert.notEqual(pid1Of(recreated.metadata.uid), pid, 'a new hostname needs a new sandbox');
+    const changed = await waitFor('the SandboxChanged Event', async () => (await agentEvents()).find((e) => e.startsWith('SandboxChanged:')), 15_000);
+    assert.equal(changed, 'SandboxChanged: Sandbox spec changed (spec.hostname), it will be killed and re-created');
   });
 
   it('kubectl delete → everything gone on the node and the finalizer removed', async () => {

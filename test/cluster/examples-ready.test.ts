@@ -57,12 +57,14 @@ interface StateRecord {
   containers: { name: string; pid?: number }[];
 }
 
-/** The HTTP status a GET of / on 127.0.0.1:port answers with. */
-function httpStatus(port: number): Promise<number> {
-  return new Promise<number>((resolve, reject) => {
+/** The HTTP status and body a GET of / on 127.0.0.1:port answers with. */
+function httpGetText(port: number): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
     const req = httpGet({ host: '127.0.0.1', port, path: '/', timeout: 10_000 }, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
     });
     req.on('timeout', () => req.destroy(new Error(`no answer on 127.0.0.1:${port}`)));
     req.on('error', reject);
@@ -265,21 +267,21 @@ describe('cluster tier: every example Sandbox applied with kubectl → Ready and
     assert.match(text, /hello from \S+/);
   });
 
-  it('two-containers.yaml: the client reaches the server on localhost (the server answers 404 for its empty /www)', async () => {
+  it('two-containers.yaml: the client reaches the server on localhost and prints the page it serves from the shared volume', async () => {
     const e = example('two-containers.yaml');
-    // wget prints the server's answer only when it is an error: 404 proves the request reached httpd.
-    const text = await waitFor('a served response in the client log', async () => {
+    const text = await waitFor('the served page in the client log', async () => {
       const t = await containerLog(e.name, 'client');
-      return /404 Not Found/.test(t) ? t : undefined;
+      return /hello from the server container/.test(t) ? t : undefined;
     }, 30_000);
-    assert.match(text, /server returned error: HTTP\/1\.[01] 404 Not Found/);
+    assert.doesNotMatch(text, /server returned error/);
   });
 
   it('ports-limits-volume.yaml answers HTTP on the published port, runs as uid 1000 on a read-only root, and has no egress', async () => {
     const e = example('ports-limits-volume.yaml');
     const hostPort = e.object.spec.network!.ports![0]!.hostPort!;
-    const status = await httpStatus(hostPort);
-    assert.ok(status >= 200 && status < 600, `busybox httpd answered with an HTTP status (${status})`);
+    const page = await httpGetText(hostPort);
+    assert.equal(page.status, 200, `busybox httpd serves the page the container wrote (${page.status})`);
+    assert.equal(page.body, 'hello from web, served from an in-memory emptyDir\n');
 
     const pid = workloadPid(e.name, 'web');
     const procStatus = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -325,8 +327,9 @@ describe('cluster tier: every example Sandbox applied with kubectl → Ready and
     assert.match(procStatus, /^Name:\s+httpd$/m);
     assert.match(procStatus, new RegExp(`^Uid:\\s+${base}\\s+${base}\\s+${base}\\s+${base}$`, 'm'), 'on the node the workload runs as the block');
     const hostPort = e.object.spec.network!.ports![0]!.hostPort!;
-    const status = await httpStatus(hostPort);
-    assert.ok(status >= 200 && status < 600, `httpd on port 80 answered through the published port (${status})`);
+    const page = await httpGetText(hostPort);
+    assert.equal(page.status, 200, `httpd on port 80 serves its page through the published port (${page.status})`);
+    assert.equal(page.body, 'hello from uid 0 in its own user namespace\n');
   });
 
   it('kubectl delete of every example → nothing of them left on the node', async () => {

@@ -1,10 +1,15 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { stringify } from 'yaml';
+import { KubeClient } from '../../controllers/client/kube.js';
+import { loadKubeConfig } from '../../controllers/kubeconfig.js';
+import { readPullSecrets } from '../../controllers/reconcile/pull-secrets.js';
+import { Sandbox } from '../../crds/sandbox.js';
 import { sandboxIdFor } from '../../node-agent/contracts.js';
 import { CAP_NUMBERS } from '../../node-agent/security/capabilities.js';
 import { freePort, sharedControlPlane, type ControlPlane } from '../harness/control-plane.js';
@@ -40,6 +45,7 @@ describe('cluster tier: pull secrets, registry CA and capability allow-list thro
   let tokenServer: Awaited<ReturnType<typeof startTokenServer>>;
   let trusted: TestRegistry;
   let untrusted: TestRegistry;
+  let agentKc: string;
 
   const manifest = (name: string, image: string, over: Record<string, unknown> = {}, container: Record<string, unknown> = {}) =>
     JSON.stringify({
@@ -119,7 +125,7 @@ describe('cluster tier: pull secrets, registry CA and capability allow-list thro
     const fd = openSync(agentLog, 'a');
     agent = spawn(
       process.execPath,
-      [join(ROOT, 'dist/node-agent/main.js'), '--kubeconfig', await agentKubeconfig(cp, node), '--node-name', node, '--listen', `127.0.0.1:${await freePort()}`,
+      [join(ROOT, 'dist/node-agent/main.js'), '--kubeconfig', (agentKc = await agentKubeconfig(cp, node)), '--node-name', node, '--listen', `127.0.0.1:${await freePort()}`,
         '--advertise-address', '127.0.0.1', '--health-addr', `127.0.0.1:${await freePort()}`, '--lease-duration', '10', '--node-labels', 'sandpit.test/pull=yes',
         // The flags under test; their environment twins are covered by the unit tests of the parsing.
         '--registry-ca-file', join(work, 'ca-a', 'ca.crt'), '--allow-capability', 'CAP_SYS_TIME'],
@@ -191,6 +197,34 @@ describe('cluster tier: pull secrets, registry CA and capability allow-list thro
     assert.ok(tokenServer.requests.some((r) => r.user === TOKEN.user && r.scope.includes('repository:ok:pull')), 'the token endpoint saw the secret\'s user');
     await whyNot('token-anonymous', /Unauthorized.*anonymous access to anonymous|refused anonymous access/);
     await whyNot('token-wrong', /token endpoint 127\.0\.0\.1:\d+ refused the credentials \(HTTP 401\)/);
+  });
+
+  it("reads pull Secrets with the RBAC of the controller ServiceAccount; the agent's credentials may not, and the error says which value grants it", async () => {
+    // A kubeconfig for the sandpit-controller ServiceAccount of controllers/manifests/rbac-controller.yaml.
+    const token = (await cp.kubectl(['-n', 'sandpit-system', 'create', 'token', 'sandpit-controller', '--duration', '1h'])).stdout.trim();
+    const ctlKc = join(work, 'controller-sa.kubeconfig');
+    writeFileSync(ctlKc, stringify({
+      apiVersion: 'v1', kind: 'Config', 'current-context': 'c',
+      clusters: [{ name: 'c', cluster: { server: cp.server, 'certificate-authority-data': readFileSync(join(cp.dir, 'pki', 'ca.crt')).toString('base64') } }],
+      users: [{ name: 'u', user: { token } }], contexts: [{ name: 'c', context: { cluster: 'c', user: 'u' } }],
+    }), { mode: 0o600 });
+    const sbx = Sandbox.parse(JSON.parse(manifest('rbac', `${basic.host}/ok`, { imagePullSecrets: [{ name: 'basic-creds' }, { name: 'no-such-secret' }] })));
+    const asController = await KubeClient.fromKubeConfig(loadKubeConfig(ctlKc));
+    const asAgent = await KubeClient.fromKubeConfig(loadKubeConfig(agentKc));
+    try {
+      const read = await readPullSecrets(asController, sbx);
+      assert.deepEqual(read.map((r) => r.name), ['basic-creds', 'no-such-secret']);
+      assert.ok((read[0]!.dockerConfigJson ?? '').includes(`"${basic.host}"`), 'the Docker config of the Secret');
+      assert.deepEqual(read[1], { name: 'no-such-secret', error: 'Secret pull-test/no-such-secret not found' });
+      const denied = await readPullSecrets(asAgent, sbx);
+      assert.deepEqual(denied.map((r) => r.error), [
+        'the controller may not read Secret pull-test/basic-creds (install the chart with controller.readPullSecrets=true)',
+        'the controller may not read Secret pull-test/no-such-secret (install the chart with controller.readPullSecrets=true)',
+      ]);
+    } finally {
+      asController.close();
+      asAgent.close();
+    }
   });
 
   it("never writes a pull secret's password to the agent's log, its state or image dirs, or the controller's log", async () => {

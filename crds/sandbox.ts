@@ -298,10 +298,10 @@ export const SandboxSpec = z
       .describe('Labels a SandboxNode must have for the sandbox to be scheduled onto it.'),
     nodeName: dnsSubdomain('nodeName').optional().describe('Pins the sandbox to this node, skipping the scheduler. Immutable.'),
     imagePullSecrets: z
-      .array(z.object({ name: dnsSubdomain('secret name').describe('Name of a kubernetes.io/dockerconfigjson Secret in the namespace.') }).strict().describe('Reference to a pull secret.'))
+      .array(z.object({ name: dnsSubdomain('secret name').describe('Name of a kubernetes.io/dockerconfigjson (or kubernetes.io/dockercfg) Secret in the namespace.') }).strict().describe('Reference to a pull secret.'))
       .max(16)
       .optional()
-      .meta({ description: 'Secrets with registry credentials for pulling the images.', ...map(['name']) }),
+      .meta({ description: 'Secrets with registry credentials for pulling the images. The controller reads them and passes them to the agent for each pull; one that is missing or malformed fails the pull with ErrImagePull naming it.', ...map(['name']) }),
     restartPolicy: z
       .enum(['Always', 'OnFailure', 'Never'])
       .default('Always')

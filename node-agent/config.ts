@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { bytes, milliCpu } from '../crds/quantity.js';
 import type { AgentConfig } from './agent.js';
 import { DEFAULT_THRESHOLDS, parseThresholds } from './registration/pressure.js';
+import { parseAllowedCapabilities } from './security/capabilities.js';
 
 export const AGENT_USAGE = `sandpit-agent: runs the sandboxes bound to this node and reports them.
 
@@ -29,9 +30,19 @@ Flags (each also settable by the environment variable in brackets):
   --tls-cert-file PATH       provided certificates: the agent's serving certificate (DNS SAN = node name) [SANDPIT_TLS_CERT_FILE]
   --tls-key-file PATH        provided certificates: its key [SANDPIT_TLS_KEY_FILE]
                              without these, the agent requests one through a CSR signed by sandpit-controller
+  --allow-capability CAP     a capability beyond the container default that Sandboxes may add (repeatable,
+                             or comma-separated; e.g. SYS_TIME) [SANDPIT_ALLOW_CAPABILITIES]
+  --registry-ca-file PATH    PEM CA certificates trusted, besides the system's, for HTTPS registries and their
+                             token endpoints [SANDPIT_REGISTRY_CA_FILE]
   --help`;
 
-export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv, version: string): AgentConfig & { kubeconfig?: string } {
+/** What the agent's flags decide for its runtime (node-agent/runtime/index.ts createRuntime). */
+export interface RuntimeFlags {
+  allowedCapabilities: string[];
+  registryCAFile?: string;
+}
+
+export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv, version: string): AgentConfig & { kubeconfig?: string; runtime: RuntimeFlags } {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -51,6 +62,9 @@ export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv, version: 
       'tls-client-ca-file': { type: 'string' },
       'tls-cert-file': { type: 'string' },
       'tls-key-file': { type: 'string' },
+      // Node policy and image pulls of the runtime.
+      'allow-capability': { type: 'string', multiple: true },
+      'registry-ca-file': { type: 'string' },
       help: { type: 'boolean' },
     },
     strict: true,
@@ -81,7 +95,13 @@ export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv, version: 
   if (!Number.isFinite(transition) || transition < 0) throw new Error(`--pressure-transition-period must be a number of seconds, got "${values['pressure-transition-period'] ?? env.SANDPIT_PRESSURE_TRANSITION_PERIOD}"`);
   // The same directories the runtime uses (node-agent/runtime/index.ts createRuntime): nodefs and imagefs.
   const stateBase = env.SANDPIT_STATE_DIR ?? '/var/lib/sandpit';
+  const registryCAFile = values['registry-ca-file'] ?? env.SANDPIT_REGISTRY_CA_FILE;
+  const runtime: RuntimeFlags = {
+    allowedCapabilities: parseAllowedCapabilities(values['allow-capability'] ?? (env.SANDPIT_ALLOW_CAPABILITIES ? [env.SANDPIT_ALLOW_CAPABILITIES] : [])),
+    ...(registryCAFile ? { registryCAFile } : {}),
+  };
   return {
+    runtime,
     kubeconfig: values.kubeconfig ?? env.KUBECONFIG,
     node: values['node-name'] ?? env.NODE_NAME ?? hostname(),
     namespace,

@@ -4,20 +4,20 @@ import { KubeClient } from '../controllers/client/kube.js';
 import { loadKubeConfig } from '../controllers/kubeconfig.js';
 import { createLogger, type Logger } from '../lib/log.js';
 import { Agent } from './agent.js';
-import { AGENT_USAGE, parseAgentArgs } from './config.js';
+import { AGENT_USAGE, parseAgentArgs, type RuntimeFlags } from './config.js';
 import type { SandboxRuntime } from './contracts.js';
 
 /**
  * The runtime is plugged in here and nowhere else: a module exporting
- * `createRuntime({ node, log })` that resolves to a SandboxRuntime (see
+ * `createRuntime({ node, log, flags })` that resolves to a SandboxRuntime (see
  * node-agent/contracts.ts), by default node-agent/runtime/index.js.
  * SANDPIT_RUNTIME_MODULE swaps it.
  */
-async function loadRuntime(node: string, log: Logger): Promise<SandboxRuntime> {
+async function loadRuntime(node: string, log: Logger, flags: RuntimeFlags): Promise<SandboxRuntime> {
   const modulePath = process.env.SANDPIT_RUNTIME_MODULE ?? new URL('./runtime/index.js', import.meta.url).href;
-  const mod = (await import(modulePath)) as { createRuntime?: (opts: { node: string; log: Logger }) => Promise<SandboxRuntime> };
+  const mod = (await import(modulePath)) as { createRuntime?: (opts: { node: string; log: Logger; flags: RuntimeFlags }) => Promise<SandboxRuntime> };
   if (typeof mod.createRuntime !== 'function') throw new Error(`${modulePath} does not export createRuntime({ node, log })`);
-  return mod.createRuntime({ node, log });
+  return mod.createRuntime({ node, log, flags });
 }
 
 function version(): string {
@@ -38,7 +38,7 @@ async function main(): Promise<void> {
   }
   const log = createLogger('agent', { node: cfg.node });
   const client = await KubeClient.fromKubeConfig(loadKubeConfig(cfg.kubeconfig), `sandpit-agent/${version()}`);
-  const runtime = await loadRuntime(cfg.node, log);
+  const runtime = await loadRuntime(cfg.node, log, cfg.runtime);
   const agent = new Agent(runtime, client, cfg, log);
   let stopping = false;
   const shutdown = (signal: string) => {

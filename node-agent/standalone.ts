@@ -13,6 +13,7 @@ import { ModeNetworkProvider, RoutedImageProvider } from './runtime/providers.js
 import { OciImageProvider } from './images/provider.js';
 import { BridgeNetworkProvider } from './network/provider.js';
 import { parseUsernsRange } from './namespaces/userns.js';
+import { parseAllowedCapabilities } from './security/capabilities.js';
 import { SandboxRuntime, type SandboxRecord } from './runtime/runtime.js';
 import { readJson } from './state/store.js';
 import { check, libc } from './sys/libc.js';
@@ -51,7 +52,8 @@ const config: RuntimeConfig = defaultConfig({
   ...(values['state-root'] ? { stateRoot: values['state-root'] } : {}),
   ...(values['cgroup-parent'] ? { cgroupParent: values['cgroup-parent'] } : {}),
   allowPrivileged: values['allow-privileged'] ?? false,
-  allowedCapabilities: values['allow-capability'] ?? [],
+  allowedCapabilities: parseAllowedCapabilities(values['allow-capability'] ?? []),
+  hints: 'standalone',
   ...(values['restart-backoff-ms'] ? { restartBackoff: { baseMs: Number(values['restart-backoff-ms']), maxMs: 300_000 } } : {}),
   ...(values['poll-ms'] ? { pollMs: Number(values['poll-ms']) } : {}),
   ...(values['userns-range'] ? { usernsRange: parseUsernsRange(values['userns-range']) } : {}),

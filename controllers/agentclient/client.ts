@@ -2,7 +2,7 @@ import { checkServerIdentity, createSecureContext, type PeerCertificate } from '
 import { Agent, request } from 'node:https';
 import type { Sandbox } from '../../crds/sandbox.js';
 import type { SandboxObservation } from '../../node-agent/contracts.js';
-import { sandboxesPath, sandboxPath, type ApiErrorBody, type DeleteResponse, type ListResponse } from '../../node-agent/api/protocol.js';
+import { sandboxesPath, sandboxPath, type ApiErrorBody, type DeleteResponse, type ListResponse, type PullSecretData, type PutBody } from '../../node-agent/api/protocol.js';
 import type { ClientCertificate, ClientCredentials } from '../certs/authority.js';
 
 /** An error answer (or no answer) from an agent; `reason` is the agent's, or Unreachable. */
@@ -85,8 +85,9 @@ export class AgentClient {
   }
 
   /** Creates or converges the sandbox on the node; idempotent for the same UID and generation. */
-  apply(node: string, endpoint: string, sandbox: Sandbox): Promise<SandboxObservation> {
-    return this.#call(node, endpoint, 'PUT', sandboxPath(sandbox.metadata.uid ?? ''), sandbox);
+  apply(node: string, endpoint: string, sandbox: Sandbox, pullSecrets: PullSecretData[] = []): Promise<SandboxObservation> {
+    const body: PutBody<Sandbox> = pullSecrets.length ? { ...sandbox, pullSecrets } : sandbox; // the pull Secrets the controller read for it
+    return this.#call(node, endpoint, 'PUT', sandboxPath(sandbox.metadata.uid ?? ''), body);
   }
 
   /** Resolves once the agent confirms nothing of the sandbox is left on the node. */

@@ -10,6 +10,7 @@ import { hasFinalizer, withFinalizer, withoutFinalizer, writeFinalizers } from '
 import type { Informer } from '../informer/informer.js';
 import { toNodeInfo, type LeaseTracker, type NodeHealth } from '../nodes/health.js';
 import { addUsage, sandboxDemand, scheduleSandbox, type NodeUsage } from '../scheduling/scheduler.js';
+import { readPullSecrets } from './pull-secrets.js';
 import { desiredStatusPatch } from '../../node-agent/status/desired.js';
 import { boundStatus, nodeLostStatus, nodeUnreachableStatus, rescheduleStatus, reschedulesAfterNodeLoss, unschedulableStatus, type StatusPatch } from './status.js';
 
@@ -184,7 +185,8 @@ export class SandboxReconciler {
     const stale = sbx.status?.reason === 'NodeUnreachable';
     if (!stale && this.#applied.has(applied) && sbx.status?.observedGeneration === sbx.metadata.generation) return {};
     const endpoint = this.#endpoint(node, sbx);
-    const obs = await this.deps.agents.apply(node, endpoint, sbx).catch((err: unknown) => {
+    const pullSecrets = await readPullSecrets(this.deps.client, sbx);
+    const obs = await this.deps.agents.apply(node, endpoint, sbx, pullSecrets).catch((err: unknown) => {
       throw stepError(err, key, 'apply on node', `check the agent on ${node} (its SandboxNode conditions and logs)`);
     });
     if (stale) {

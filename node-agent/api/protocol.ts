@@ -27,3 +27,18 @@ export interface DeleteResponse {
   uid: string;
   removed: true;
 }
+
+/**
+ * One image pull Secret a Sandbox names, as the controller read it for a PUT:
+ * its Docker config JSON, or why it cannot be used (missing, wrong type,
+ * malformed, not readable). The agent keeps these in memory for the pulls of
+ * that PUT only; they are never written to its state, logs or status.
+ */
+export interface PullSecretData {
+  name: string;
+  dockerConfigJson?: string;
+  error?: string;
+}
+
+/** The PUT body: the Sandbox, with the pull Secrets it names beside it (not part of the Sandbox schema). */
+export type PutBody<S> = S & { pullSecrets?: PullSecretData[] };

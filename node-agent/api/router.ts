@@ -3,6 +3,7 @@ import { Sandbox } from '../../crds/sandbox.js';
 import { SandpitError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
 import type { SandboxRuntime } from '../contracts.js';
+import { holdPullSecrets } from '../images/pull-secrets.js';
 import { API_PREFIX, type ApiErrorBody, type ListResponse } from './protocol.js';
 
 const MAX_BODY = 1 << 20;
@@ -37,6 +38,15 @@ export function parsePutBody(uid: string, body: unknown, node: string): Sandbox 
   const bound = sbx.status?.nodeName ?? sbx.spec.nodeName;
   if (bound && bound !== node) throw new ApiRefusal(409, 'WrongNode', `the sandbox is bound to node ${bound}, this agent runs on ${node}`, name);
   return sbx;
+}
+
+/** The PUT body's pull Secrets, kept with the parsed Sandbox (node-agent/images/pull-secrets.ts); a malformed list is refused. */
+function holdPullSecretsOf(sbx: Sandbox, body: unknown): void {
+  try {
+    holdPullSecrets(sbx, body);
+  } catch (err) {
+    throw new ApiRefusal(400, 'Invalid', (err as Error).message, `${sbx.metadata.namespace}/${sbx.metadata.name}`);
+  }
 }
 
 async function readJson(req: IncomingMessage): Promise<unknown> {
@@ -114,7 +124,9 @@ export class AgentRouter {
       if (parts.length > 3) return this.#streams(parts.slice(3), uid);
       switch (method) {
         case 'PUT': {
-          const sbx = parsePutBody(uid, await readJson(req), this.node);
+          const body = await readJson(req);
+          const sbx = parsePutBody(uid, body, this.node);
+          holdPullSecretsOf(sbx, body);
           this.onPut(sbx);
           const obs = await this.#serial(uid, async () => {
             const cur = this.runtime.get(uid);

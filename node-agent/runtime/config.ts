@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import type { UsernsRange } from '../namespaces/userns.js';
+import type { PolicyHints } from '../security/capabilities.js';
 
 /** What the agent's operator decides for a node; the spec cannot widen any of it. */
 export interface RuntimeConfig {
@@ -10,6 +11,8 @@ export interface RuntimeConfig {
   allowPrivileged: boolean;
   /** Capabilities beyond Docker's defaults that specs may add. */
   allowedCapabilities: string[];
+  /** Which agent's flags the refusal hints name (the cluster agent's env and chart values, or standalone's flags). */
+  hints: PolicyHints;
   restartBackoff: { baseMs: number; maxMs: number };
   log: { maxBytes: number; maxFiles: number };
   /** Size of each sandbox's /dev/shm in bytes. */
@@ -39,6 +42,7 @@ export function defaultConfig(over: Partial<RuntimeConfig> = {}): RuntimeConfig 
     cgroupParent: 'sandpit',
     allowPrivileged: false,
     allowedCapabilities: [],
+    hints: 'cluster',
     restartBackoff: { baseMs: 10_000, maxMs: 300_000 },
     log: { maxBytes: 10 * 1024 * 1024, maxFiles: 2 },
     shmBytes: 64 * 1024 * 1024,

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Sandbox } from '../../crds/sandbox.js';
 import type { Logger } from '../../lib/log.js';
@@ -6,6 +6,7 @@ import { sandboxIdFor, type SandboxNotice, type SandboxObservation, type Sandbox
 import { OciImageProvider } from '../images/provider.js';
 import { TABLE_NAME, type BridgeNetworkOptions } from '../network/config.js';
 import { BridgeNetworkProvider } from '../network/provider.js';
+import type { RuntimeFlags } from '../config.js';
 import { defaultConfig, type RuntimeConfig } from './config.js';
 import { DirectoryImageProvider } from './directory-image.js';
 import { NodeGarbageCollector } from './gc.js';
@@ -224,6 +225,19 @@ export function networkOptionsFromEnv(env: NodeJS.ProcessEnv): BridgeNetworkOpti
   return opts;
 }
 
+/** The --registry-ca-file certificates, read once at start: a missing or empty file stops the agent with the path in the message. */
+function registryCA(file: string | undefined): string | undefined {
+  if (!file) return undefined;
+  let pem: string;
+  try {
+    pem = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new Error(`--registry-ca-file ${file}: ${(err as Error).message}`, { cause: err });
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new Error(`--registry-ca-file ${file} holds no PEM certificate`);
+  return pem;
+}
+
 /**
  * Entry point the agent loads (node-agent/main.ts) and the standalone CLI uses.
  * Environment:
@@ -234,11 +248,12 @@ export function networkOptionsFromEnv(env: NodeJS.ProcessEnv): BridgeNetworkOpti
  * - SANDPIT_ALLOW_PRIVILEGED=true  honour privileged containers and capability adds
  * - SANDPIT_USERNS_RANGE  FIRST:COUNT host ids for hostUsers: false sandboxes, 65536 each (default 1073741824:1073741824)
  * - SANDPIT_INSECURE_REGISTRIES  comma-separated host:port list pulled over plain HTTP
+ * - flags (node-agent/config.ts RuntimeFlags): --allow-capability [SANDPIT_ALLOW_CAPABILITIES], --registry-ca-file [SANDPIT_REGISTRY_CA_FILE]
  * - SANDPIT_RUN_DIR, SANDPIT_BRIDGE, SANDPIT_SUBNET, SANDPIT_NFT_TABLE  the node network (see networkOptionsFromEnv)
  * - SANDPIT_GC_INTERVAL_SECONDS  period of the garbage collection of leaked sandbox network objects and
  *   unreferenced image content (default 300; 0 runs it only once, at start after re-adoption)
  */
-export async function createRuntime(opts: { node: string; log: Logger; config?: Partial<RuntimeConfig>; deps?: Partial<RuntimeDeps> }): Promise<RuntimeService> {
+export async function createRuntime(opts: { node: string; log: Logger; flags?: RuntimeFlags; config?: Partial<RuntimeConfig>; deps?: Partial<RuntimeDeps> }): Promise<RuntimeService> {
   const base = process.env.SANDPIT_STATE_DIR ?? '/var/lib/sandpit';
   const stateRoot = process.env.SANDPIT_STATE_ROOT ?? join(base, 'sandboxes');
   const config = defaultConfig({
@@ -246,13 +261,15 @@ export async function createRuntime(opts: { node: string; log: Logger; config?: 
     cgroupParent: process.env.SANDPIT_CGROUP_PARENT ?? 'sandpit',
     allowPrivileged: process.env.SANDPIT_ALLOW_PRIVILEGED === 'true',
     ...(process.env.SANDPIT_USERNS_RANGE ? { usernsRange: parseUsernsRange(process.env.SANDPIT_USERNS_RANGE) } : {}),
+    ...(opts.flags ? { allowedCapabilities: opts.flags.allowedCapabilities } : {}),
     ...opts.config,
   });
   mkdirSync(config.stateRoot, { recursive: true, mode: 0o700 });
   const log = opts.log.child({ component: 'runtime' });
   const plainHttpHosts = (process.env.SANDPIT_INSECURE_REGISTRIES ?? '').split(',').map((h) => h.trim()).filter(Boolean);
   const imageRoot = process.env.SANDPIT_IMAGE_ROOT ?? join(base, 'images');
-  const oci = opts.deps?.images ? undefined : new OciImageProvider({ root: imageRoot, registry: { plainHttpHosts }, log });
+  const ca = registryCA(opts.flags?.registryCAFile);
+  const oci = opts.deps?.images ? undefined : new OciImageProvider({ root: imageRoot, registry: { plainHttpHosts, ...(ca ? { ca } : {}) }, log });
   const deps: RuntimeDeps = {
     images: opts.deps?.images ?? new RoutedImageProvider(new DirectoryImageProvider(), oci!),
     network: opts.deps?.network ?? new ModeNetworkProvider(new BridgeNetworkProvider(networkOptionsFromEnv(process.env)), new LoopbackOnlyNetwork()),

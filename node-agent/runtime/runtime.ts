@@ -21,10 +21,7 @@ import type { Socket } from 'node:net';
 import { ReadStream, WriteStream } from 'node:tty';
 import { setWindowSize } from '../sys/tty.js';
 import { buildRootfsPlan } from '../rootfs/plan.js';
-import { boundingCaps, containerCaps } from '../security/capabilities.js';
-
-/** What the agent itself may hand on (a container's capabilities are a subset of it). */
-const AGENT_BOUNDING = boundingCaps(readFileSync('/proc/self/status', 'utf8'));
+import { allowPrivilegedHint, boundingCaps, containerCaps } from '../security/capabilities.js';
 import { buildSeccompFilter } from '../security/seccomp.js';
 import { readJson, StateStore, writeJsonInPlace } from '../state/store.js';
 import { mount, MNT_DETACH, MS_NODEV, MS_NOEXEC, MS_NOSUID, umount2 } from '../sys/mount.js';
@@ -32,7 +29,11 @@ import { close, dup, kill, open, O_CLOEXEC, O_CREAT, O_RDONLY, O_WRONLY, pidfdGe
 import type { RuntimeConfig } from './config.js';
 import { parseQuantity } from '../../crds/quantity.js';
 import { ImageFileError, readImageFile } from './image-files.js';
+import { pullCredentials } from '../images/pull-secrets.js';
 import { parseGroup, parsePasswd, resolveUser, UserLookupError, type ResolvedUser } from './passwd.js';
+
+/** What the agent itself may hand on (a container's capabilities are a subset of it). */
+const AGENT_BOUNDING = boundingCaps(readFileSync('/proc/self/status', 'utf8'));
 
 /*
  * The node agent's sandbox runtime: builds sandboxes out of namespaces,
@@ -243,7 +244,7 @@ export class SandboxRuntime {
       t.mark('mounts');
 
       for (const c of sandbox.spec.containers) {
-        rec.images[c.name] = await this.#deps.images.prepare(c.image, { policy: c.imagePullPolicy ?? 'IfNotPresent', credentials: [], sandbox: ref });
+        rec.images[c.name] = await this.#deps.images.prepare(c.image, { policy: c.imagePullPolicy ?? 'IfNotPresent', credentials: pullCredentials(sandbox, c.name), sandbox: ref });
       }
 
       // A user the image does not define fails here, before any process exists.
@@ -563,7 +564,7 @@ export class SandboxRuntime {
     const caps = containerCaps({ privileged: sc?.privileged, add: sc?.capabilities?.add, drop: sc?.capabilities?.drop }, { ...this.config, bounding: AGENT_BOUNDING }, who);
     const unconfined = sc?.privileged || sc?.seccompProfile?.type === 'Unconfined';
     if (sc?.seccompProfile?.type === 'Unconfined' && !this.config.allowPrivileged)
-      throw new SandpitError({ ...site, message: 'seccompProfile Unconfined is not allowed on this node' });
+      throw new SandpitError({ ...site, message: 'seccompProfile Unconfined is not allowed on this node', hint: allowPrivilegedHint(this.config.hints) });
     // runAsUser replaces the image's USER (group included), as in Kubernetes; runAsGroup then replaces the gid.
     const userSpec = sc?.runAsUser !== undefined ? String(sc.runAsUser) : (image.config.user ?? '');
     const user = this.#resolveUser(image, userSpec, site, spec.name);

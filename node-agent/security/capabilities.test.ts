@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { ALL_CAPS, boundingCaps, capMask, containerCaps, DEFAULT_CAPS } from './capabilities.js';
+import type { SandpitError } from '../../lib/errors.js';
+import { ALL_CAPS, allowPrivilegedHint, boundingCaps, capMask, containerCaps, DEFAULT_CAPS, parseAllowedCapabilities } from './capabilities.js';
 
 const policy = { allowPrivileged: false, allowedCapabilities: ['NET_ADMIN'] };
 
@@ -23,5 +24,29 @@ describe('capabilities (unit)', () => {
     assert.equal(capMask(privileged).toString(16), '1fffeffffff');
     assert.throws(() => containerCaps({ add: ['SYS_RESOURCE'] }, { allowPrivileged: true, allowedCapabilities: [], bounding }), /not in the agent's bounding set/);
     assert.deepEqual(boundingCaps('no such line'), new Set(ALL_CAPS), 'unknown: assume everything, capset decides');
+  });
+});
+
+describe('capability allow-list flags (unit)', () => {
+  it('parses repeated and comma-separated names, with or without CAP_, once each', () => {
+    assert.deepEqual(parseAllowedCapabilities(['CAP_SYS_TIME,net_admin', 'SYS_TIME']), ['SYS_TIME', 'NET_ADMIN']);
+    assert.deepEqual(parseAllowedCapabilities([]), []);
+  });
+  it('stops the agent on an unknown name', () => {
+    assert.throws(() => parseAllowedCapabilities(['SYS_TIMES']), /unknown capability SYS_TIMES/);
+  });
+  it("names the flag, env variable and chart value that exist in each agent's mode", () => {
+    const refusal = (hints?: 'cluster' | 'standalone') => {
+      try {
+        containerCaps({ add: ['SYS_TIME'] }, { ...policy, ...(hints ? { hints } : {}) });
+      } catch (err) {
+        return (err as SandpitError).hint ?? '';
+      }
+      return assert.fail('SYS_TIME was not refused');
+    };
+    assert.match(refusal('cluster'), /--allow-capability SYS_TIME \(env SANDPIT_ALLOW_CAPABILITIES, chart value agent\.allowCapabilities\)/);
+    assert.equal(refusal('standalone'), 'start the agent with --allow-capability SYS_TIME');
+    assert.match(allowPrivilegedHint('cluster'), /SANDPIT_ALLOW_PRIVILEGED=true.*agent\.allowPrivileged/);
+    assert.equal(allowPrivilegedHint('standalone'), 'start the agent with --allow-privileged');
   });
 });

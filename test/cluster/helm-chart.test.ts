@@ -166,6 +166,18 @@ describe('cluster tier: the Helm chart renders, lints and passes the API server'
     assert.equal(envOf(dual).SANDPIT_SUBNET6, 'fd00:88::/64');
     assert.equal(envOf(agent).SANDPIT_USERNS_RANGE, '1073741824:1073741824', 'the agent gets the user namespace range');
 
+    // The agent's node policy and registry trust: nothing extra by default; allowCapabilities and registryCA reach its env and mounts.
+    assert.equal(envOf(agent).SANDPIT_ALLOW_CAPABILITIES, undefined);
+    assert.equal(envOf(agent).SANDPIT_REGISTRY_CA_FILE, undefined);
+    const wired = podSpec(one(await render(cp, { agent: { allowCapabilities: ['SYS_TIME', 'NET_ADMIN'], registryCA: { configMap: 'registry-ca', key: 'corp.pem' } } }), 'DaemonSet'));
+    assert.equal(envOf(wired.containers[0]!).SANDPIT_ALLOW_CAPABILITIES, 'SYS_TIME,NET_ADMIN');
+    assert.equal(envOf(wired.containers[0]!).SANDPIT_REGISTRY_CA_FILE, '/etc/sandpit/registry-ca/ca.crt');
+    assert.deepEqual((wired.containers[0]!.volumeMounts ?? []).find((m) => m.name === 'registry-ca'), { name: 'registry-ca', mountPath: '/etc/sandpit/registry-ca', readOnly: true });
+    assert.deepEqual((wired.volumes ?? []).find((v) => v.name === 'registry-ca'), { name: 'registry-ca', configMap: { name: 'registry-ca', items: [{ key: 'corp.pem', path: 'ca.crt' }] } });
+    const fromNode = podSpec(one(await render(cp, { agent: { registryCA: { hostPath: '/etc/pki/registry.pem' } } }), 'DaemonSet'));
+    assert.equal(envOf(fromNode.containers[0]!).SANDPIT_REGISTRY_CA_FILE, '/etc/sandpit/registry-ca');
+    assert.deepEqual((fromNode.volumes ?? []).find((v) => v.name === 'registry-ca'), { name: 'registry-ca', hostPath: { path: '/etc/pki/registry.pem', type: 'File' } });
+
     const unpriv = podSpec(one(await render(cp, { agent: { privileged: false } }), 'DaemonSet')).containers[0]!;
     const sc = unpriv.securityContext as { privileged: boolean; capabilities: { drop: string[]; add: string[] } };
     assert.equal(sc.privileged, false);
@@ -215,6 +227,14 @@ describe('cluster tier: the Helm chart renders, lints and passes the API server'
     assert.deepEqual(tlsVolume(one(provided, 'DaemonSet')), { secretName: 'agt', defaultMode: 0o400 });
     assert.ok(args(one(provided, 'Deployment')).includes('--tls-ca-file=/etc/sandpit/tls/ca.crt'));
     assert.equal(JSON.stringify(byKind(provided, 'Role')).includes('secrets'), false, 'no Secret rights at all');
+  });
+
+  it('grants the controller get (never list) on Secrets for pull secrets only with controller.readPullSecrets', async () => {
+    type Rule = { apiGroups: string[]; resources: string[]; verbs: string[] };
+    const secretRules = (docs: K8sObject[]) =>
+      ((one(docs, 'ClusterRole', 'controller') as unknown as { rules: Rule[] }).rules).filter((r) => r.apiGroups.includes('') && r.resources.includes('secrets'));
+    assert.deepEqual(secretRules(await render(cp, {})), []);
+    assert.deepEqual(secretRules(await render(cp, { controller: { readPullSecrets: true } })).map((r) => r.verbs), [['get']]);
   });
 
   it('gates the optional objects: ServiceMonitor, NetworkPolicy, PDB, admission policy, user roles', async () => {
@@ -271,6 +291,10 @@ describe('cluster tier: the Helm chart renders, lints and passes the API server'
       ['two controllers without leader election', { controller: { leaderElection: { enabled: false } } }, /controller.replicas > 1 needs controller.leaderElection.enabled=true/],
       ['PDB that blocks every drain', { controller: { replicas: 2, podDisruptionBudget: { minAvailable: 2 } } }, /minAvailable \(2\) must be below controller.replicas \(2\)/],
       ['privileged sandboxes from an unprivileged agent', { agent: { privileged: false, allowPrivileged: true } }, /agent.allowPrivileged=true needs agent.privileged=true/],
+      ['unknown capability to allow', { agent: { allowCapabilities: ['CAP_SYS_TIME'] } }, /at '\/agent\/allowCapabilities\/0': value must be one of/],
+      ['a capability the unprivileged agent lacks', { agent: { privileged: false, allowCapabilities: ['SYS_TIME'] } }, /agent.allowCapabilities has SYS_TIME, which the unprivileged agent lacks: add it to agent.capabilities too/],
+      ['two registry CA sources', { agent: { registryCA: { configMap: 'a', secret: 'b' } } }, /agent.registryCA: set one of configMap, secret or hostPath/],
+      ['relative registry CA path', { agent: { registryCA: { hostPath: 'etc/ca.pem' } } }, /at '\/agent\/registryCA\/hostPath'/],
     ];
     for (const version of [4, 3] as const) {
       for (const [what, values, message] of cases) {

@@ -113,4 +113,24 @@ app.kubernetes.io/component: {{ .component }}
 {{- if and (not .Values.agent.privileged) .Values.agent.allowPrivileged }}
 {{- fail "agent.allowPrivileged=true needs agent.privileged=true: an unprivileged agent cannot give a sandbox more than it has" }}
 {{- end }}
+{{- with .Values.agent.registryCA }}
+{{- if gt (len (compact (list .configMap .secret .hostPath))) 1 }}
+{{- fail "agent.registryCA: set one of configMap, secret or hostPath" }}
+{{- end }}
+{{- end }}
+{{- if not .Values.agent.privileged }}
+{{- range .Values.agent.allowCapabilities }}
+{{- if not (has . $.Values.agent.capabilities) }}
+{{- fail (printf "agent.allowCapabilities has %s, which the unprivileged agent lacks: add it to agent.capabilities too" .) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Whether the agent is given a registry CA (agent.registryCA), and the file it reads it from. */}}
+{{- define "sandpit.agent.registryCA" -}}
+{{- with .Values.agent.registryCA }}{{ if or .configMap .secret .hostPath }}true{{ end }}{{ end }}
+{{- end }}
+{{- define "sandpit.agent.registryCAFile" -}}
+{{- if .Values.agent.registryCA.hostPath }}/etc/sandpit/registry-ca{{ else }}/etc/sandpit/registry-ca/ca.crt{{ end }}
 {{- end }}

@@ -109,7 +109,7 @@ export const SecurityContext = z
     }
   })
   .meta({
-    description: 'Security options of one container. The defaults match containerd and Docker.',
+    description: 'Security options of one container. The defaults are containerd\'s and Docker\'s (14 capabilities, their seccomp profile, masked /proc paths) except allowPrivilegeEscalation, false here: no_new_privs is set unless it is true, which Docker and containerd leave off unless asked, so setuid binaries and file capabilities in an image cannot raise privileges.',
     ...rules(
       {
         rule: '!(self.privileged && has(self.allowPrivilegeEscalation) && !self.allowPrivilegeEscalation)',

@@ -98,7 +98,11 @@ async function launchProcess(p: ProcessPlan): Promise<LaunchResult> {
   // unshare(CLONE_NEWPID) is refused once setns() chose a PID namespace for
   // children: a container with its own PID namespace skips the sandbox's.
   const kinds = p.joinPid ? (['net', 'ipc', 'uts', 'cgroup', 'pid', 'mnt'] as const) : (['net', 'ipc', 'uts', 'cgroup', 'mnt'] as const);
-  const nsFds = kinds.map((k) => open(`/proc/${p.nsPid}/ns/${k}`, O_RDONLY | O_CLOEXEC, 0, { ...site, step: `${p.step}: open ${k} namespace` }));
+  // A container's root is built in a copy of the infra mount namespace, which
+  // the sandbox's PID 1 holds as its fd 0: PID 1 itself has left it for an
+  // empty root of its own (sandpit-init confine()).
+  const nsPath = (k: NsKind) => (k === 'mnt' && !p.joinMount ? `/proc/${p.nsPid}/fd/0` : `/proc/${p.nsPid}/ns/${k}`);
+  const nsFds = kinds.map((k) => open(nsPath(k), O_RDONLY | O_CLOEXEC, 0, { ...site, step: `${p.step}: open ${k} namespace` }));
   // Opened while the host's root is still ours; run later as /proc/self/fd/3.
   const program = open(p.program, O_RDONLY | O_CLOEXEC, 0, { ...site, step: `${p.step}: open ${p.program}` });
   // A thread shares its fs_struct (root, cwd) with the process until it unshares it;

@@ -148,7 +148,7 @@ export const Container = z
       .min(1)
       .max(512)
       .regex(/^[^\s]+$/, 'image must not contain white space')
-      .describe('OCI image reference, such as registry.example:5000/app:1.2 or busybox@sha256:....'),
+      .describe('OCI image reference, such as registry.example:5000/app:1.2 or busybox@sha256:.... dir:/path (an unpacked root on the node) works only below a directory the node\'s agent allows with --allow-dir-images (chart value agent.allowDirImages); otherwise it is refused with InvalidImageName.'),
     imagePullPolicy: z
       .enum(['Always', 'IfNotPresent', 'Never'])
       .optional()

@@ -29,9 +29,13 @@ Flags (each also settable by the environment variable in brackets):
   --tls-cert-file PATH       provided certificates: the agent's serving certificate (DNS SAN = node name) [SANDPIT_TLS_CERT_FILE]
   --tls-key-file PATH        provided certificates: its key [SANDPIT_TLS_KEY_FILE]
                              without these, the agent requests one through a CSR signed by sandpit-controller
+  --allow-dir-images DIRS    comma-separated absolute directories whose subdirectories (or themselves) may be
+                             a sandbox's root as image dir:PATH, checked after resolving symlinks and "..";
+                             default none: a cluster agent refuses dir: images (InvalidImageName)
+                             [SANDPIT_ALLOW_DIR_IMAGES]
   --help`;
 
-export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv, version: string): AgentConfig & { kubeconfig?: string } {
+export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv, version: string): AgentConfig & { kubeconfig?: string; allowDirImages: string[] } {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -51,6 +55,7 @@ export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv, version: 
       'tls-client-ca-file': { type: 'string' },
       'tls-cert-file': { type: 'string' },
       'tls-key-file': { type: 'string' },
+      'allow-dir-images': { type: 'string' },
       help: { type: 'boolean' },
     },
     strict: true,
@@ -79,10 +84,13 @@ export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv, version: 
   const namespace = values.namespace ?? env.SANDPIT_NAMESPACE ?? 'sandpit-system';
   const transition = Number(values['pressure-transition-period'] ?? env.SANDPIT_PRESSURE_TRANSITION_PERIOD ?? 300);
   if (!Number.isFinite(transition) || transition < 0) throw new Error(`--pressure-transition-period must be a number of seconds, got "${values['pressure-transition-period'] ?? env.SANDPIT_PRESSURE_TRANSITION_PERIOD}"`);
+  const allowDirImages = (values['allow-dir-images'] ?? env.SANDPIT_ALLOW_DIR_IMAGES ?? '').split(',').map((d) => d.trim()).filter(Boolean);
+  for (const d of allowDirImages) if (!d.startsWith('/')) throw new Error(`--allow-dir-images takes absolute directories, got "${d}"`);
   // The same directories the runtime uses (node-agent/runtime/index.ts createRuntime): nodefs and imagefs.
   const stateBase = env.SANDPIT_STATE_DIR ?? '/var/lib/sandpit';
   return {
     kubeconfig: values.kubeconfig ?? env.KUBECONFIG,
+    allowDirImages,
     node: values['node-name'] ?? env.NODE_NAME ?? hostname(),
     namespace,
     listenHost: listen.host,

@@ -9,15 +9,16 @@ import type { SandboxRuntime } from './contracts.js';
 
 /**
  * The runtime is plugged in here and nowhere else: a module exporting
- * `createRuntime({ node, log })` that resolves to a SandboxRuntime (see
- * node-agent/contracts.ts), by default node-agent/runtime/index.js.
- * SANDPIT_RUNTIME_MODULE swaps it.
+ * `createRuntime({ node, log, ...options })` that resolves to a SandboxRuntime
+ * (see node-agent/contracts.ts), by default node-agent/runtime/index.js.
+ * SANDPIT_RUNTIME_MODULE swaps it. The options are the runtime's agent flags.
  */
-async function loadRuntime(node: string, log: Logger): Promise<SandboxRuntime> {
+type RuntimeOptions = { allowDirImages: string[] };
+async function loadRuntime(node: string, log: Logger, options: RuntimeOptions): Promise<SandboxRuntime> {
   const modulePath = process.env.SANDPIT_RUNTIME_MODULE ?? new URL('./runtime/index.js', import.meta.url).href;
-  const mod = (await import(modulePath)) as { createRuntime?: (opts: { node: string; log: Logger }) => Promise<SandboxRuntime> };
+  const mod = (await import(modulePath)) as { createRuntime?: (opts: { node: string; log: Logger } & RuntimeOptions) => Promise<SandboxRuntime> };
   if (typeof mod.createRuntime !== 'function') throw new Error(`${modulePath} does not export createRuntime({ node, log })`);
-  return mod.createRuntime({ node, log });
+  return mod.createRuntime({ node, log, ...options });
 }
 
 function version(): string {
@@ -38,7 +39,7 @@ async function main(): Promise<void> {
   }
   const log = createLogger('agent', { node: cfg.node });
   const client = await KubeClient.fromKubeConfig(loadKubeConfig(cfg.kubeconfig), `sandpit-agent/${version()}`);
-  const runtime = await loadRuntime(cfg.node, log);
+  const runtime = await loadRuntime(cfg.node, log, { allowDirImages: cfg.allowDirImages });
   const agent = new Agent(runtime, client, cfg, log);
   let stopping = false;
   const shutdown = (signal: string) => {

@@ -100,17 +100,17 @@ const controller = await (async () => {
   return startController(cp, 'bench', ['--namespace', 'sandpit-system', '--leader-elect', 'false', '--workers', '8']);
 })();
 try {
+  const rootfs = buildBusyboxRootfs(join(tmpdir(), 'sandpit-test-rootfs'));
   const kc = await agentKubeconfig(cp, 'bench-node');
   const fd = openSync(join(cp.dir, 'agent.log'), 'a');
   agent = spawn(
     process.execPath,
-    [...(process.env.SANDPIT_BENCH_AGENT_NODE_ARGS?.split(' ').filter(Boolean) ?? []), join(ROOT, 'dist/node-agent/main.js'), '--kubeconfig', kc, '--node-name', 'bench-node', '--listen', `127.0.0.1:${await freePort()}`, '--health-addr', `127.0.0.1:${await freePort()}`, '--max-sandboxes', '500'],
+    [...(process.env.SANDPIT_BENCH_AGENT_NODE_ARGS?.split(' ').filter(Boolean) ?? []), join(ROOT, 'dist/node-agent/main.js'), '--kubeconfig', kc, '--node-name', 'bench-node', '--listen', `127.0.0.1:${await freePort()}`, '--health-addr', `127.0.0.1:${await freePort()}`, '--max-sandboxes', '500', '--allow-dir-images', rootfs],
     { stdio: ['ignore', fd, fd], env: { ...process.env, SANDPIT_STATE_ROOT: stateRoot, SANDPIT_IMAGE_ROOT: `${stateRoot}-images`, SANDPIT_CGROUP_PARENT: cgroupParent, SANDPIT_LOG_LEVEL: process.env.SANDPIT_BENCH_AGENT_LOG_LEVEL ?? 'warn' } },
   );
   closeSync(fd);
   await waitFor('node Ready', async () => (await cp.kubectl(['get', 'sandboxnode', 'bench-node', '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status}'])).stdout === 'True', 120_000);
   const client = await KubeClient.fromKubeConfig(loadKubeConfig(cp.kubeconfigPath));
-  const rootfs = buildBusyboxRootfs(join(tmpdir(), 'sandpit-test-rootfs'));
 
   const cpPids = controlPlanePids(cp.dir);
   const procs = { agent: agent.pid, controller: controller.child.pid, apiserver: cpPids.apiserver, etcd: cpPids.etcd, bench: process.pid };

@@ -111,8 +111,7 @@ export const SecurityContext = z
     }
   })
   .meta({
-    description:
-      "Security options of one container. The defaults are containerd's and Docker's (their 14 capabilities, a deny-by-default seccomp filter), except that no_new_privs is set unless allowPrivilegeEscalation is true.",
+    description: 'Security options of one container. The defaults are containerd\'s and Docker\'s (14 capabilities, their seccomp profile, masked /proc paths) except allowPrivilegeEscalation, false here: no_new_privs is set unless it is true, which Docker and containerd leave off unless asked, so setuid binaries and file capabilities in an image cannot raise privileges.',
     ...rules(
       {
         rule: '!(self.privileged && has(self.allowPrivilegeEscalation) && !self.allowPrivilegeEscalation)',
@@ -151,7 +150,7 @@ export const Container = z
       .min(1)
       .max(512)
       .regex(/^[^\s]+$/, 'image must not contain white space')
-      .describe('OCI image reference, such as registry.example:5000/app:1.2 or busybox@sha256:....'),
+      .describe('OCI image reference, such as registry.example:5000/app:1.2 or busybox@sha256:.... dir:/path (an unpacked root on the node) works only below a directory the node\'s agent allows with --allow-dir-images (chart value agent.allowDirImages); otherwise it is refused with InvalidImageName.'),
     imagePullPolicy: z
       .enum(['Always', 'IfNotPresent', 'Never'])
       .optional()

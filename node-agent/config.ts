@@ -34,12 +34,18 @@ Flags (each also settable by the environment variable in brackets):
                              or comma-separated; e.g. SYS_TIME) [SANDPIT_ALLOW_CAPABILITIES]
   --registry-ca-file PATH    PEM CA certificates trusted, besides the system's, for HTTPS registries and their
                              token endpoints [SANDPIT_REGISTRY_CA_FILE]
+  --allow-dir-images DIRS    comma-separated absolute directories whose subdirectories (or themselves) may be
+                             a sandbox's root as image dir:PATH, checked after resolving symlinks and "..";
+                             default none: a cluster agent refuses dir: images (InvalidImageName)
+                             [SANDPIT_ALLOW_DIR_IMAGES]
   --help`;
 
 /** What the agent's flags decide for its runtime (node-agent/runtime/index.ts createRuntime). */
 export interface RuntimeFlags {
   allowedCapabilities: string[];
   registryCAFile?: string;
+  /** --allow-dir-images: directories at or below which a dir: image may be; none refuses every one. */
+  allowDirImages: string[];
 }
 
 export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv, version: string): AgentConfig & { kubeconfig?: string; runtime: RuntimeFlags } {
@@ -65,6 +71,7 @@ export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv, version: 
       // Node policy and image pulls of the runtime.
       'allow-capability': { type: 'string', multiple: true },
       'registry-ca-file': { type: 'string' },
+      'allow-dir-images': { type: 'string' },
       help: { type: 'boolean' },
     },
     strict: true,
@@ -93,12 +100,15 @@ export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv, version: 
   const namespace = values.namespace ?? env.SANDPIT_NAMESPACE ?? 'sandpit-system';
   const transition = Number(values['pressure-transition-period'] ?? env.SANDPIT_PRESSURE_TRANSITION_PERIOD ?? 300);
   if (!Number.isFinite(transition) || transition < 0) throw new Error(`--pressure-transition-period must be a number of seconds, got "${values['pressure-transition-period'] ?? env.SANDPIT_PRESSURE_TRANSITION_PERIOD}"`);
+  const allowDirImages = (values['allow-dir-images'] ?? env.SANDPIT_ALLOW_DIR_IMAGES ?? '').split(',').map((d) => d.trim()).filter(Boolean);
+  for (const d of allowDirImages) if (!d.startsWith('/')) throw new Error(`--allow-dir-images takes absolute directories, got "${d}"`);
   // The same directories the runtime uses (node-agent/runtime/index.ts createRuntime): nodefs and imagefs.
   const stateBase = env.SANDPIT_STATE_DIR ?? '/var/lib/sandpit';
   const registryCAFile = values['registry-ca-file'] ?? env.SANDPIT_REGISTRY_CA_FILE;
   const runtime: RuntimeFlags = {
     allowedCapabilities: parseAllowedCapabilities(values['allow-capability'] ?? (env.SANDPIT_ALLOW_CAPABILITIES ? [env.SANDPIT_ALLOW_CAPABILITIES] : [])),
     ...(registryCAFile ? { registryCAFile } : {}),
+    allowDirImages,
   };
   return {
     runtime,

@@ -6,7 +6,10 @@ import type { RuntimeConfig } from '../runtime/config.js';
  * namespace it then creates is rooted there), makes the "infra" mount
  * namespace with a /proc of the sandbox's PID namespace (only a process inside
  * that namespace can mount it, and launcher threads bind it from here), moves
- * into the infra leaf cgroup, reports ready on a pipe and stays as the reaper
+ * into the infra leaf cgroup, keeps the infra mount namespace as its fd 0
+ * (launcher threads join /proc/PID/fd/0) and confines itself (an empty
+ * read-only root of its own, uid 65535, no capabilities, no_new_privs, a
+ * reaper's seccomp filter), reports ready on a pipe and stays as the reaper
  * for the life of the sandbox. One exec, a few KiB of memory.
  */
 export function infraArgv(bin: RuntimeConfig['binaries'], sandboxFds: number[], infraFds: number[], readyFd: number): { file: string; argv: string[] } {

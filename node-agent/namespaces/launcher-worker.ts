@@ -1,4 +1,4 @@
-import { existsSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { SandpitError } from '../../lib/errors.js';
 import { applyRootfs, enterRoot } from '../rootfs/apply.js';
@@ -77,6 +77,22 @@ async function startPid1(p: InfraPlan, site: CallSite): Promise<LaunchResult> {
   return { pid, reusable: true };
 }
 
+/**
+ * A container's root is built in a copy of the infra mount namespace, which
+ * the sandbox's PID 1 holds as its fd 0: PID 1 itself has left it for an
+ * empty root of its own (sandpit-init confine()). A PID 1 started by an agent
+ * from before that change, still running across an upgrade, is in the infra
+ * namespace itself.
+ */
+function infraMountNamespace(pid1: number): string {
+  try {
+    if (readlinkSync(`/proc/${pid1}/fd/0`).startsWith('mnt:')) return `/proc/${pid1}/fd/0`;
+  } catch {
+    /* gone: the open below reports it */
+  }
+  return `/proc/${pid1}/ns/mnt`;
+}
+
 function resolveCommand(cmd: string, env: Record<string, string>): string {
   if (cmd.includes('/')) return cmd;
   for (const dir of (env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin').split(':')) {
@@ -98,7 +114,8 @@ async function launchProcess(p: ProcessPlan): Promise<LaunchResult> {
   // unshare(CLONE_NEWPID) is refused once setns() chose a PID namespace for
   // children: a container with its own PID namespace skips the sandbox's.
   const kinds = p.joinPid ? (['net', 'ipc', 'uts', 'cgroup', 'pid', 'mnt'] as const) : (['net', 'ipc', 'uts', 'cgroup', 'mnt'] as const);
-  const nsFds = kinds.map((k) => open(`/proc/${p.nsPid}/ns/${k}`, O_RDONLY | O_CLOEXEC, 0, { ...site, step: `${p.step}: open ${k} namespace` }));
+  const nsPath = (k: NsKind) => (k === 'mnt' && !p.joinMount ? infraMountNamespace(p.nsPid) : `/proc/${p.nsPid}/ns/${k}`);
+  const nsFds = kinds.map((k) => open(nsPath(k), O_RDONLY | O_CLOEXEC, 0, { ...site, step: `${p.step}: open ${k} namespace` }));
   // Opened while the host's root is still ours; run later as /proc/self/fd/3.
   const program = open(p.program, O_RDONLY | O_CLOEXEC, 0, { ...site, step: `${p.step}: open ${p.program}` });
   // A thread shares its fs_struct (root, cwd) with the process until it unshares it;

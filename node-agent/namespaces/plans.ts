@@ -29,7 +29,7 @@ export interface ProcessPlan {
   step: string;
   /** Host PID whose namespaces to join: the sandbox PID 1, or the container's process for exec. */
   nsPid: number;
-  /** Join the mount namespace of nsPid and stay there (exec) instead of building a new root. */
+  /** Join the mount namespace of nsPid and stay there (exec) instead of building a new root in a copy of the infra mount namespace (fd 0 of the sandbox PID 1). */
   joinMount: boolean;
   /** Join the PID namespace of nsPid (false: the child gets a fresh one, shareProcessNamespace=false). */
   joinPid: boolean;

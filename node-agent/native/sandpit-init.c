@@ -6,15 +6,19 @@
  *     cgroup.procs fds the agent opened), makes a cgroup namespace rooted there
  *     and the "infra" mount namespace (slave propagation, a /proc of the
  *     sandbox's PID namespace: only a process inside it can mount one), moves
- *     into the infra leaf cgroup, says "ready" and then reaps zombies until it
- *     is killed (SIGTERM/SIGINT end it like a pause container).
+ *     into the infra leaf cgroup, confines itself (confine(): the infra mount
+ *     namespace kept as fd 0, its own empty read-only root, uid 65535, no
+ *     capabilities, no_new_privs, a reaper's seccomp filter), says "ready" and
+ *     then reaps zombies until it is killed (SIGTERM/SIGINT end it like a
+ *     pause container).
  *
  *   sandpit-init warm STARTED_FD GO_FD READY_FD
  *     A sandbox PID 1 made ahead of time (the agent keeps a few): already in
  *     its new pid/net/ipc/uts namespaces, it says "started" and blocks on
  *     GO_FD. The agent moves it into the new sandbox's cgroup and writes the
  *     hostname and a newline; it sets the hostname, builds the cgroup and
- *     infra mount namespaces as init does, says "ready" on READY_FD and reaps.
+ *     infra mount namespaces and confines itself as init does, says "ready"
+ *     on READY_FD and reaps.
  *     EOF on GO_FD (the agent stopped or died) ends it.
  *
  *   sandpit-init pidns READY_FD CGROUP_FDS PROC_TARGET
@@ -22,7 +26,8 @@
  *     Started by the launcher thread right after unshare(CLONE_NEWPID), in the
  *     container's mount namespace before pivot_root: joins the container
  *     cgroup, mounts that namespace's /proc at PROC_TARGET (only a process
- *     inside it can), says "ready" and reaps like init. The shim is its child.
+ *     inside it can), confines itself like init (no namespace kept), says
+ *     "ready" and reaps like init. The shim is its child.
  *
  *   sandpit-init shim EXIT_FD CGROUP_FDS OOM_SCORE_ADJ NOFILE_SOFT NOFILE_HARD
  *                     USERNS_FD UID GID GROUPS CAPS NNP SECCOMP_FD -- PATH ARGV0 ARGS...
@@ -87,8 +92,10 @@ enum {
   NR_exit = 60, NR_wait4 = 61, NR_kill = 62, NR_getpid = 39, NR_rt_sigtimedwait = 128, NR_mount = 165,
   NR_exit_group = 231, NR_openat = 257, NR_unshare = 272, NR_prlimit64 = 302, NR_sethostname = 170,
   NR_prctl = 157, NR_seccomp = 317, NR_setgroups = 116, NR_setresgid = 119, NR_setresuid = 117, NR_capset = 126,
-  NR_setns = 308, NR_setsid = 112, NR_ioctl = 16,
+  NR_setns = 308, NR_setsid = 112, NR_ioctl = 16, NR_chdir = 80, NR_pivot_root = 155, NR_umount2 = 166,
+  NR_dup3 = 292, NR_rt_sigreturn = 15, NR_restart_syscall = 219,
 };
+#define AUDIT_ARCH 0xc000003eU /* AUDIT_ARCH_X86_64 */
 static s64 sys6(s64 n, s64 a, s64 b, s64 c, s64 d, s64 e, s64 f) {
   s64 ret;
   register s64 r10 __asm__("r10") = d;
@@ -104,8 +111,10 @@ enum {
   NR_exit = 93, NR_wait4 = 260, NR_kill = 129, NR_getpid = 172, NR_rt_sigtimedwait = 137, NR_mount = 40,
   NR_exit_group = 94, NR_openat = 56, NR_unshare = 97, NR_prlimit64 = 261, NR_sethostname = 161,
   NR_prctl = 167, NR_seccomp = 277, NR_setgroups = 159, NR_setresgid = 149, NR_setresuid = 147, NR_capset = 91,
-  NR_setns = 268, NR_setsid = 157, NR_ioctl = 29,
+  NR_setns = 268, NR_setsid = 157, NR_ioctl = 29, NR_chdir = 49, NR_pivot_root = 41, NR_umount2 = 39,
+  NR_dup3 = 24, NR_rt_sigreturn = 139, NR_restart_syscall = 128,
 };
+#define AUDIT_ARCH 0xc00000b7U /* AUDIT_ARCH_AARCH64 */
 static s64 sys6(s64 n, s64 a, s64 b, s64 c, s64 d, s64 e, s64 f) {
   register s64 x8 __asm__("x8") = n;
   register s64 x0 __asm__("x0") = a;
@@ -135,11 +144,15 @@ __asm__(".text\n.global _start\n_start:\n mov x29, #0\n mov x30, #0\n mov x0, sp
 #define CLONE_NEWCGROUP 0x02000000
 #define CLONE_NEWUSER 0x10000000
 #define TIOCSCTTY 0x540E
+#define O_RDONLY 0
+#define MS_RDONLY 1
 #define MS_NOSUID 2
 #define MS_NODEV 4
 #define MS_NOEXEC 8
 #define MS_REC 16384
+#define MS_PRIVATE (1 << 18)
 #define MS_SLAVE (1 << 19)
+#define MNT_DETACH 2
 #define SIGINT 2
 #define SIGTERM 15
 #define SIGCHLD 17
@@ -150,6 +163,7 @@ __asm__(".text\n.global _start\n_start:\n mov x29, #0\n mov x30, #0\n mov x0, sp
 #define ENOTDIR 20
 #define RLIMIT_NOFILE 7
 #define EINVAL 22
+#define PR_SET_DUMPABLE 4
 #define PR_CAPBSET_DROP 24
 #define PR_SET_NO_NEW_PRIVS 38
 #define PR_CAP_AMBIENT 47
@@ -238,6 +252,7 @@ struct rlim { u64 cur, max; };
 
 static __attribute__((noreturn)) void reap_forever(s64 ready);
 static void infra_namespaces(void);
+static void confine(const char *mountpoint, int keep_mnt_ns);
 
 static __attribute__((noreturn)) void run_init(char **argv) {
   int ok;
@@ -247,6 +262,7 @@ static __attribute__((noreturn)) void run_init(char **argv) {
   join_cgroups(argv[1]);
   infra_namespaces();
   join_cgroups(argv[2]);
+  confine("/proc", 1);
   reap_forever(ready);
 }
 
@@ -281,6 +297,7 @@ static __attribute__((noreturn)) void run_warm(char **argv) {
   s64 r = sys2(NR_sethostname, name, n);
   if (r < 0) die("sethostname", r);
   infra_namespaces();
+  confine("/proc", 1);
   reap_forever(ready);
 }
 
@@ -307,6 +324,7 @@ static __attribute__((noreturn)) void run_pidns(char **argv) {
   join_cgroups(argv[1]);
   s64 r = sys5(NR_mount, "proc", argv[2], "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, 0);
   if (r < 0) die("mount /proc of the container", r);
+  confine(argv[2], 0);
   reap_forever(ready);
 }
 
@@ -398,6 +416,81 @@ static void become(char **id) {
     r = sys5(NR_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
     if (r < 0) die("set no_new_privs", r);
   }
+}
+
+/*
+ * What is left of a reaper once its namespaces and mounts are made, as
+ * confined as Kubernetes' pause container or more: nothing it can see, hold or
+ * do reaches the node. With keep_mnt_ns, fd 0 becomes the mount namespace it
+ * is in (the infra one, which launcher threads join through /proc/PID/fd/0 and
+ * which lives as long as this fd). Then: a mount namespace of its own whose
+ * root is an empty read-only tmpfs (mounted over `mountpoint`, pivoted to, the
+ * old root detached), so /proc/1/root and /proc/1/mountinfo show nothing of
+ * the node; the bounding and ambient sets emptied; uid and gid 65535 with no
+ * groups (as the pause image), which clears the other capability sets;
+ * not dumpable (a container root cannot ptrace it or open its fds);
+ * no_new_privs; and a seccomp filter allowing only what reap_forever and die
+ * use. Anything else is EPERM; a foreign architecture is killed.
+ */
+static void confine(const char *mountpoint, int keep_mnt_ns) {
+  s64 r;
+  if (keep_mnt_ns) {
+    s64 fd = sys4(NR_openat, AT_FDCWD, "/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC, 0);
+    if (fd < 0) die("open the infra mount namespace", fd);
+    r = sys3(NR_dup3, fd, 0, 0);
+    if (r < 0) die("keep the infra mount namespace as fd 0", r);
+    sys1(NR_close, fd);
+  }
+  r = sys1(NR_unshare, CLONE_NEWNS);
+  if (r < 0) die("unshare a mount namespace for PID 1", r);
+  r = sys5(NR_mount, 0, "/", 0, MS_PRIVATE | MS_REC, 0);
+  if (r < 0) die("make PID 1's mounts private", r);
+  r = sys5(NR_mount, "tmpfs", mountpoint, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,nr_inodes=16,mode=0555");
+  if (r < 0) die("mount PID 1's empty root", r);
+  r = sys1(NR_chdir, mountpoint);
+  if (r < 0) die("enter PID 1's empty root", r);
+  r = sys2(NR_pivot_root, ".", ".");
+  if (r < 0) die("pivot_root into PID 1's empty root", r);
+  r = sys2(NR_umount2, ".", MNT_DETACH);
+  if (r < 0) die("detach the old root from PID 1", r);
+  r = sys1(NR_chdir, "/");
+  if (r < 0) die("chdir / in PID 1's empty root", r);
+  for (int cap = 0; cap < 64; cap++) {
+    r = sys2(NR_prctl, PR_CAPBSET_DROP, cap);
+    if (r == -EINVAL) break; /* past the kernel's last capability */
+    if (r < 0) die("drop PID 1's bounding capability", r);
+  }
+  r = sys5(NR_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+  if (r < 0) die("clear PID 1's ambient capabilities", r);
+  r = sys2(NR_setgroups, 0, 0);
+  if (r < 0) die("clear PID 1's groups", r);
+  r = sys3(NR_setresgid, 65535, 65535, 65535);
+  if (r < 0) die("setresgid PID 1", r);
+  r = sys3(NR_setresuid, 65535, 65535, 65535);
+  if (r < 0) die("setresuid PID 1", r);
+  struct cap_header hdr = {0x20080522 /* _LINUX_CAPABILITY_VERSION_3 */, 0};
+  struct cap_data none[2] = {{0, 0, 0}, {0, 0, 0}};
+  r = sys2(NR_capset, &hdr, none);
+  if (r < 0) die("clear PID 1's capabilities", r);
+  r = sys5(NR_prctl, PR_SET_DUMPABLE, 0, 0, 0, 0);
+  if (r < 0) die("make PID 1 not dumpable", r);
+  r = sys5(NR_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+  if (r < 0) die("set PID 1's no_new_privs", r);
+  static const unsigned int allowed[] = {
+    NR_wait4, NR_rt_sigtimedwait, NR_rt_sigprocmask, NR_rt_sigreturn, NR_restart_syscall, NR_write, NR_close, NR_exit, NR_exit_group,
+  };
+  enum { N = sizeof allowed / sizeof allowed[0] };
+  struct sock_filter { unsigned short code; unsigned char jt, jf; unsigned int k; } prog[4 + N + 2];
+  prog[0] = (struct sock_filter){0x20 /* ld [arch] */, 0, 0, 4};
+  prog[1] = (struct sock_filter){0x15 /* jeq */, 1, 0, AUDIT_ARCH};
+  prog[2] = (struct sock_filter){0x06 /* ret */, 0, 0, 0x80000000U /* SECCOMP_RET_KILL_PROCESS */};
+  prog[3] = (struct sock_filter){0x20 /* ld [nr] */, 0, 0, 0};
+  for (int i = 0; i < N; i++) prog[4 + i] = (struct sock_filter){0x15 /* jeq */, (unsigned char)(N - i), 0, allowed[i]};
+  prog[4 + N] = (struct sock_filter){0x06, 0, 0, 0x00050000U | 1 /* SECCOMP_RET_ERRNO | EPERM */};
+  prog[5 + N] = (struct sock_filter){0x06, 0, 0, 0x7fff0000U /* SECCOMP_RET_ALLOW */};
+  struct sock_fprog fprog = {(unsigned short)(sizeof prog / sizeof prog[0]), prog};
+  r = sys3(NR_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fprog);
+  if (r < 0) die("install PID 1's seccomp filter", r);
 }
 
 /* setns into the user namespace behind fd `arg` ("-": stay in the host's). Needs a single-threaded caller. */

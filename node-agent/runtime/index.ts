@@ -239,7 +239,7 @@ function registryCA(file: string | undefined): string | undefined {
 }
 
 /**
- * Entry point the agent loads (node-agent/main.ts) and the standalone CLI uses.
+ * Entry point the agent loads (node-agent/main.ts); the standalone CLI builds its own (any dir: image).
  * Environment:
  * - SANDPIT_STATE_DIR   base directory (default /var/lib/sandpit): sandboxes/ and images/ below it
  * - SANDPIT_STATE_ROOT  sandbox state directory, overriding $SANDPIT_STATE_DIR/sandboxes
@@ -252,6 +252,8 @@ function registryCA(file: string | undefined): string | undefined {
  * - SANDPIT_RUN_DIR, SANDPIT_BRIDGE, SANDPIT_SUBNET, SANDPIT_NFT_TABLE  the node network (see networkOptionsFromEnv)
  * - SANDPIT_GC_INTERVAL_SECONDS  period of the garbage collection of leaked sandbox network objects and
  *   unreferenced image content (default 300; 0 runs it only once, at start after re-adoption)
+ * `flags.allowDirImages` (agent flag --allow-dir-images) are the directories at or
+ * below which a `dir:` image may be; none (the default) refuses every `dir:` image.
  */
 export async function createRuntime(opts: { node: string; log: Logger; flags?: RuntimeFlags; config?: Partial<RuntimeConfig>; deps?: Partial<RuntimeDeps> }): Promise<RuntimeService> {
   const base = process.env.SANDPIT_STATE_DIR ?? '/var/lib/sandpit';
@@ -271,7 +273,7 @@ export async function createRuntime(opts: { node: string; log: Logger; flags?: R
   const ca = registryCA(opts.flags?.registryCAFile);
   const oci = opts.deps?.images ? undefined : new OciImageProvider({ root: imageRoot, registry: { plainHttpHosts, ...(ca ? { ca } : {}) }, log });
   const deps: RuntimeDeps = {
-    images: opts.deps?.images ?? new RoutedImageProvider(new DirectoryImageProvider(), oci!),
+    images: opts.deps?.images ?? new RoutedImageProvider(new DirectoryImageProvider({ allowedRoots: opts.flags?.allowDirImages ?? [] }), oci!),
     network: opts.deps?.network ?? new ModeNetworkProvider(new BridgeNetworkProvider(networkOptionsFromEnv(process.env)), new LoopbackOnlyNetwork()),
     log,
   };

@@ -71,7 +71,7 @@ describe('cluster tier: controller and agent survive an API server outage', func
     agent = spawn(
       process.execPath,
       [join(ROOT, 'dist/node-agent/main.js'), '--kubeconfig', kc, '--node-name', node, '--listen', `127.0.0.1:${await freePort()}`, '--advertise-address', '127.0.0.1',
-        '--health-addr', `127.0.0.1:${await freePort()}`, '--lease-duration', '6', '--node-labels', 'sandpit.test/outage=yes'],
+        '--health-addr', `127.0.0.1:${await freePort()}`, '--lease-duration', '6', '--node-labels', 'sandpit.test/outage=yes', '--allow-dir-images', rootfs],
       { stdio: ['ignore', fd, fd], env: { ...process.env, SANDPIT_STATE_ROOT: stateRoot, SANDPIT_IMAGE_ROOT: `${stateRoot}-images`, SANDPIT_CGROUP_PARENT: cgroupParent, SANDPIT_LOG_LEVEL: 'info' } },
     );
     closeSync(fd);

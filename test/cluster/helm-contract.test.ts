@@ -56,8 +56,9 @@ describe('cluster tier: the chart drives the real controller and agent CLIs', fu
   });
 
   it('passes the agent only flags it knows, with the values of the chart', async () => {
-    const docs = await render(cp, { agent: { apiPort: 20260, healthPort: 20261, maxSandboxes: 50, reserved: { cpu: '250m', memory: '512Mi' }, nodeLabels: { disk: 'ssd', zone: 'a' } } });
-    const { argv, env } = invocation(docs.find((d) => d.kind === 'DaemonSet')!, downward);
+    const docs = await render(cp, { agent: { apiPort: 20260, healthPort: 20261, maxSandboxes: 50, reserved: { cpu: '250m', memory: '512Mi' }, nodeLabels: { disk: 'ssd', zone: 'a' }, allowDirImages: ['/srv/roots', '/opt/images'] } });
+    const ds = docs.find((d) => d.kind === 'DaemonSet')!;
+    const { argv, env } = invocation(ds, downward);
     const cfg = parseAgentArgs(argv, env, 'test') as unknown as Record<string, unknown>;
     const text = JSON.stringify(cfg);
     assert.equal(cfg.node ?? cfg.nodeName, 'node-1');
@@ -70,10 +71,19 @@ describe('cluster tier: the chart drives the real controller and agent CLIs', fu
     assert.match(text, /"disk":"ssd"/);
     assert.match(text, /"zone":"a"/);
     assert.deepEqual((cfg.certificates as { kind: string }).kind, 'csr', 'tls.method=controller: the agent requests its certificate');
+    // dir: images: allowed below the listed node directories, each mounted read-only at the same path.
+    assert.deepEqual((cfg.runtime as { allowDirImages: string[] }).allowDirImages, ['/srv/roots', '/opt/images']);
+    const pod = (ds.spec as { template: { spec: { volumes: { name: string; hostPath?: { path: string; type: string } }[]; containers: { volumeMounts: { name: string; mountPath: string; readOnly?: boolean }[] }[] } } }).template.spec;
+    for (const dir of ['/srv/roots', '/opt/images']) {
+      const vol = pod.volumes.find((v) => v.hostPath?.path === dir);
+      assert.equal(vol?.hostPath?.type, 'Directory', `${dir} is a hostPath volume`);
+      assert.deepEqual(pod.containers[0]!.volumeMounts.find((m) => m.name === vol!.name), { name: vol!.name, mountPath: dir, readOnly: true });
+    }
 
     const cm = await render(cp, { tls: { method: 'certManager', certManager: { agentDNSNames: ['*.example'] } } });
     const files = parseAgentArgs(...(Object.values(invocation(cm.find((d) => d.kind === 'DaemonSet')!, downward)) as [string[], NodeJS.ProcessEnv]), 'test');
     assert.deepEqual(files.certificates, { kind: 'files', clientCA: '/etc/sandpit/tls/ca.crt', cert: '/etc/sandpit/tls/tls.crt', key: '/etc/sandpit/tls/tls.key' });
+    assert.deepEqual(files.runtime.allowDirImages, [], 'by default a cluster agent refuses every dir: image');
   });
 });
 

@@ -188,7 +188,7 @@ export class E2ECluster {
     const args = [
       `${appDir}/dist/node-agent/main.js`, '--kubeconfig', '/etc/sandpit/kubeconfig', '--node-name', node.name,
       '--advertise-address', node.ip, '--listen', '0.0.0.0:10260', '--health-addr', '127.0.0.1:10261',
-      '--lease-duration', String(this.opts.agentLeaseSeconds), '--node-labels', `sandpit.test/e2e=yes,sandpit.test/node=${node.name}`,
+      '--lease-duration', String(this.opts.agentLeaseSeconds), '--node-labels', `sandpit.test/e2e=yes,sandpit.test/node=${node.name}`, '--allow-dir-images', NODE_ROOTFS,
     ];
     const env = {
       SANDPIT_STATE_DIR: '/var/lib/sandpit',

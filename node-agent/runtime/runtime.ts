@@ -29,6 +29,7 @@ import { close, dup, kill, open, O_CLOEXEC, O_CREAT, O_RDONLY, O_WRONLY, pidfdGe
 import type { RuntimeConfig } from './config.js';
 import { parseQuantity } from '../../crds/quantity.js';
 import { ImageFileError, readImageFile } from './image-files.js';
+import { NoCommandError, resolveCommand } from './command.js';
 import { parseGroup, parsePasswd, resolveUser, UserLookupError, type ResolvedUser } from './passwd.js';
 
 /*
@@ -443,7 +444,7 @@ export class SandboxRuntime {
       const t0 = performance.now();
       const result = await this.#launchers.launch({
         kind: 'process', sandbox: who, step, nsPid: rec.pid1!.pid, joinMount: false, joinPid: !ownPid, ownPid: ownPid ? { cgroupFds: initCgFds } : undefined,
-        rootfs: { root: join(cdir, 'rootfs'), steps, readOnly: sc?.readOnlyRootFilesystem ?? false },
+        rootfs: { root: join(cdir, 'rootfs'), steps, readOnly: sc?.readOnlyRootFilesystem ?? false, owner: rec.userns?.base ?? 0 },
         program: this.config.binaries.init, argv0: 'sandpit-init',
         args: shim.args, resolveAt: shim.pathAt, netSysctls: rec.userns ? USERNS_NET_SYSCTLS : undefined,
         env, cwd: spec.workingDir ?? image.config.workingDir ?? '/',
@@ -515,18 +516,12 @@ export class SandboxRuntime {
   }
 
   #command(rec: SandboxRecord, spec: SandboxSpec['containers'][number], image: PreparedImage, site: { sandbox: string; step: string }): { env: Record<string, string>; argv: string[] } {
-    const env: Record<string, string> = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOSTNAME: rec.hostname };
-    for (const kv of image.config.env ?? []) {
-      const i = kv.indexOf('=');
-      if (i > 0) env[kv.slice(0, i)] = kv.slice(i + 1);
+    try {
+      return resolveCommand(image.config, spec, rec.hostname);
+    } catch (err) {
+      if (!(err instanceof NoCommandError)) throw err;
+      throw Object.assign(new SandpitError({ ...site, message: err.message, hint: 'set command (or args) on the container, or use an image with an ENTRYPOINT or CMD' }), { reason: 'CreateContainerError' as const, container: spec.name });
     }
-    for (const e of spec.env ?? []) env[e.name] = e.value;
-    const command = spec.command ?? image.config.entrypoint ?? [];
-    const args = spec.args ?? (spec.command ? [] : (image.config.cmd ?? []));
-    const argv = [...command, ...args];
-    if (!argv.length) throw new SandpitError({ ...site, message: 'no command: the spec and the image give none' });
-
-    return { env, argv };
   }
 
   /**
@@ -541,6 +536,9 @@ export class SandboxRuntime {
     const c = rec.containers.find((x) => x.name === container);
     const who = describeSandbox(rec.ref);
     const site = { sandbox: who, step: `exec in ${container}` };
+    // A command started in a frozen cgroup would freeze with it and the client would hang.
+    if (rec.phase === 'Paused' || this.cgroups.frozen(id))
+      throw Object.assign(new SandpitError({ ...site, message: 'the sandbox is paused', hint: 'set spec.paused=false to exec' }), { reason: 'SandboxPaused' as const });
     if (!c || c.pid === undefined) throw new SandpitError({ ...site, message: `container ${container} is not running` });
     const spec = rec.spec.containers.find((x) => x.name === container)!;
     const image = rec.images[container]!;

@@ -436,7 +436,7 @@ export const SandboxStatus = z
     reason: z.string().max(256).optional().describe('Why the sandbox is in its phase, a CamelCase word such as NodeLost.'),
     usage: z
       .object({
-        cpu: z.string().optional().describe('CPU used, averaged over the last sample, as a quantity.'),
+        cpu: z.string().optional().describe('CPU used, in millicores ("250m" is a quarter of a core): the average rate since the previous sample (at least 2 s before; the first one since the sandbox started), as kubectl top means it.'),
         memory: z.string().optional().describe('Memory used, as a quantity.'),
         pids: z.number().int().optional().describe('Processes and threads in the sandbox.'),
       })

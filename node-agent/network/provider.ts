@@ -122,9 +122,15 @@ export class BridgeNetworkProvider implements NetworkProvider {
     this.#ensureCompatRules(log);
     this.#holdPublishedAgain(log);
     this.#legacyCompat('ensure', log);
-    const hostIP = this.#opts.hostIP ?? this.#defaultRouteSource() ?? gatewayOf(this.subnet);
+    this.#node = undefined;
+    const hostIP = this.nodeIP();
     this.#node = { bridgeIndex, mtu, hostIP };
     return this.#node;
+  }
+
+  /** The node address reported as a sandbox's hostIP (without making the bridge): --host-ip, else the default route's source, else the bridge address. */
+  nodeIP(): string {
+    return this.#node?.hostIP ?? this.#opts.hostIP ?? this.#defaultRouteSource() ?? gatewayOf(this.subnet);
   }
 
   async setup(req: NetworkRequest, log: Logger): Promise<NetworkResult> {

@@ -16,7 +16,7 @@ import { close } from '../sys/proc.js';
 const ENOENT = 2;
 const EEXIST = 17;
 
-function fail(site: CallSite, path: string, what: string): never {
+function fail(site: CallSite, what: string): never {
   const code = errnoName(koffi.errno());
   throw new SandpitError({
     ...site, code, message: `${what} failed: ${code}`,
@@ -27,20 +27,20 @@ function fail(site: CallSite, path: string, what: string): never {
 export function makeWorkingDir(rootFd: number, path: string, owner: number, site: CallSite): void {
   const parts = path.split('/').filter((p) => p && p !== '.');
   let parent = openat2(rootFd, '.', O_PATH | O_DIRECTORY | O_CLOEXEC, 0, RESOLVE_IN_ROOT);
-  if (parent < 0) fail(site, path, 'open /');
+  if (parent < 0) fail(site, 'open /');
   try {
     for (let i = 0; i < parts.length; i++) {
       const sofar = parts.slice(0, i + 1).join('/');
       let fd = openat2(rootFd, sofar, O_PATH | O_DIRECTORY | O_CLOEXEC, 0, RESOLVE_IN_ROOT);
       if (fd < 0 && koffi.errno() === ENOENT) {
         // `..` in the path resolves within the root (RESOLVE_IN_ROOT); the name made is a plain one.
-        if (parts[i] === '..') fail(site, path, `open ${sofar}`);
+        if (parts[i] === '..') fail(site, `open ${sofar}`);
         if (mkdirat(parent, parts[i]!, 0o755) < 0) {
-          if (koffi.errno() !== EEXIST) fail(site, path, `mkdir /${sofar}`);
-        } else if (fchownat(parent, parts[i]!, owner, owner, AT_SYMLINK_NOFOLLOW) < 0) fail(site, path, `chown /${sofar}`);
+          if (koffi.errno() !== EEXIST) fail(site, `mkdir /${sofar}`);
+        } else if (fchownat(parent, parts[i]!, owner, owner, AT_SYMLINK_NOFOLLOW) < 0) fail(site, `chown /${sofar}`);
         fd = openat2(rootFd, sofar, O_PATH | O_DIRECTORY | O_CLOEXEC, 0, RESOLVE_IN_ROOT);
       }
-      if (fd < 0) fail(site, path, `open /${sofar}`);
+      if (fd < 0) fail(site, `open /${sofar}`);
       close(parent);
       parent = fd;
     }

@@ -6,13 +6,14 @@ import { SandpitError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
 import { describeSandbox, sandboxIdFor, type ImageProvider, type NetworkProvider, type NetworkResult, type PreparedImage, type SandboxRef } from '../contracts.js';
 import { CgroupManager, type CgroupLimits } from '../cgroups/manager.js';
+import { CpuRates } from '../cgroups/cpu-rate.js';
 import { infraArgv } from '../namespaces/infra.js';
 import { LauncherPool } from '../namespaces/launcher.js';
 import { awaitReady, InfraPool, type WarmInfra } from '../namespaces/warm-infra.js';
 import type { LaunchResult } from '../namespaces/plans.js';
 import { ContainerLog, ensureFifo, openFifoForWorkload } from '../process/logs.js';
 import { childrenOf, isSameProcess, processStartTime } from '../process/pidinfo.js';
-import { restartDelay, shouldRestart } from '../process/restart.js';
+import { backoffAfterExit, restartDelay, shouldRestart } from '../process/restart.js';
 import { ChildFds, containerShimArgs, decodeShellStatus, execArgs } from '../process/shim.js';
 import { allocateUsernsBlock, createUserNamespace, openUserNamespace, USERNS_SIZE } from '../namespaces/userns.js';
 import { execPipes, pipeHolding } from '../process/exec-io.js';
@@ -55,6 +56,8 @@ export interface ContainerRecord {
   lastState?: z.infer<typeof ContainerState>;
   /** Earliest time the next restart may happen (back-off). */
   restartAt?: number;
+  /** Restarts in a row the back-off counts (restartCount until a long good run starts it over; absent in older records). */
+  backoffStep?: number;
   /** Host PID of the run's own PID 1 (shareProcessNamespace: false), to reap once the run ends. */
   pidnsInit?: number;
   /** tty: true: the fd number at which the shim holds the terminal's master end. */
@@ -114,6 +117,7 @@ export class SandboxRuntime {
   readonly #launchers: LauncherPool;
   readonly #warm: InfraPool;
   readonly #sandboxes = new Map<string, SandboxRecord>();
+  readonly #cpuRates = new CpuRates();
   readonly #logs = new Map<string, ContainerLog>();
   readonly #busy = new Set<string>();
   /** Our children that are done with but may not have exited yet (a container's own PID 1). */
@@ -675,7 +679,10 @@ export class SandboxRuntime {
     // Whatever the workload left behind in its cgroup goes with it, as in Kubernetes.
     void this.cgroups.killAll(cgRel, { sandbox: describeSandbox(rec.ref), step: 'kill container leftovers' }).catch(() => undefined);
     if (rec.phase === 'Running' && !rec.stopping && shouldRestart(rec.spec.restartPolicy, status.exitCode)) {
-      c.restartAt = Date.now() + restartDelay(c.restartCount, this.config.restartBackoff);
+      const ranMs = Date.parse(finishedAt) - Date.parse(c.startedAt ?? finishedAt);
+      const backoff = backoffAfterExit(c.backoffStep ?? c.restartCount, Number.isFinite(ranMs) ? ranMs : 0, this.config.restartBackoff);
+      c.backoffStep = backoff.step;
+      c.restartAt = Date.now() + backoff.delayMs;
       c.state = { waiting: { reason: 'CrashLoopBackOff', message: `last exit ${status.exitCode} (${reason})` } };
       c.lastState = { terminated: { exitCode: status.exitCode, signal: status.signal, reason, startedAt: c.startedAt, finishedAt } };
     }
@@ -719,13 +726,14 @@ export class SandboxRuntime {
     if (this.#busy.has(rec.id) || rec.stopping) return;
     this.#busy.add(rec.id);
     try {
+      c.backoffStep = (c.backoffStep ?? c.restartCount) + 1;
       c.restartCount++;
       await this.#startContainer(rec, c);
     } catch (err) {
       this.#log(rec).error({ err, container: c.name }, 'restart failed');
       const reason = (err as { reason?: unknown }).reason;
       if (typeof reason === 'string') c.state = { waiting: { reason, message: (err as Error).message } };
-      c.restartAt = Date.now() + restartDelay(c.restartCount, this.config.restartBackoff);
+      c.restartAt = Date.now() + restartDelay(c.backoffStep ?? c.restartCount, this.config.restartBackoff);
       this.#save(rec);
     } finally {
       this.#busy.delete(rec.id);
@@ -756,7 +764,7 @@ export class SandboxRuntime {
         name: c.name, image: rec.spec.containers.find((x) => x.name === c.name)?.image ?? '', imageID: c.imageID,
         ready: c.pid !== undefined, restartCount: c.restartCount, state: c.state, lastState: c.lastState,
       })),
-      usage: { cpu: `${Math.round(usage.cpuNanos / 1e6)}m`, memory: String(usage.memoryBytes), pids: usage.pids },
+      usage: { cpu: this.#cpuRates.sample(id, usage.cpuNanos, Date.now(), Date.parse(rec.createdAt)), memory: String(usage.memoryBytes), pids: usage.pids },
     };
   }
 
@@ -835,6 +843,7 @@ export class SandboxRuntime {
     const who = describeSandbox(rec.ref);
     const log = this.#log(rec);
     this.#sandboxes.delete(rec.id);
+    this.#cpuRates.forget(rec.id);
     for (const c of rec.containers) {
       const l = this.#logs.get(`${rec.id}/${c.name}`);
       if (l) await l.close();

@@ -384,7 +384,7 @@ export class BridgeNetworkProvider implements NetworkProvider {
         step: 'allocate address',
         sandbox: who,
         message: `every address of ${this.subnet.cidr} is leased`,
-        hint: 'delete sandboxes, or give the node a larger sandboxCIDR',
+        hint: 'delete sandboxes, or give the agent a larger subnet (SANDPIT_SUBNET, chart value agent.network.subnet)',
       });
     }
     return address;
@@ -548,7 +548,7 @@ export class BridgeNetworkProvider implements NetworkProvider {
       throw new NetworkError(NetworkReason.SubnetInUse, {
         step: 'check sandbox subnet',
         message: `sandbox subnet ${this.subnet.cidr} overlaps ${clash}, already used on the node`,
-        hint: "set the SandboxNode's spec.sandboxCIDR (or the agent's subnet) to a range the node does not use",
+        hint: "set the agent's subnet (SANDPIT_SUBNET, chart value agent.network.subnet) to a range the node does not use",
       });
     }
   }

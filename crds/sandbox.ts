@@ -155,14 +155,14 @@ export const Container = z
       .enum(['Always', 'IfNotPresent', 'Never'])
       .optional()
       .describe('When to pull the image. Defaults to Always for :latest or untagged images and IfNotPresent otherwise.'),
-    command: z.array(z.string().max(4096)).max(256).optional().describe('Entrypoint. Replaces the image ENTRYPOINT; the image CMD is then ignored.'),
-    args: z.array(z.string().max(32768)).max(1024).optional().describe('Arguments to the entrypoint. Replace the image CMD.'),
+    command: z.array(z.string().max(4096)).max(256).optional().describe('Entrypoint. Replaces the image ENTRYPOINT; the image CMD is then ignored. $(VAR) is replaced with the value of env VAR, $$ is a literal $, an unknown reference stays as written.'),
+    args: z.array(z.string().max(32768)).max(1024).optional().describe('Arguments to the entrypoint. Replace the image CMD. $(VAR) is expanded as in command.'),
     env: z
       .array(EnvVar)
       .max(256)
       .optional()
-      .meta({ description: 'Environment variables, added to those of the image.', ...map(['name']) }),
-    workingDir: z.string().max(4096).regex(/^\//, 'workingDir must be absolute').optional().describe('Working directory. Defaults to the image WorkingDir, then /.'),
+      .meta({ description: 'Environment variables, added to those of the image (which they replace by name). A value may refer to an earlier entry as $(VAR); $$ is a literal $.', ...map(['name']) }),
+    workingDir: z.string().max(4096).regex(/^\//, 'workingDir must be absolute').optional().describe('Working directory. Defaults to the image WorkingDir, then /. Made (0755, owned by the container root) when the image lacks it, as runc does.'),
     ports: z
       .array(ContainerPort)
       .max(64)
@@ -442,7 +442,7 @@ export const SandboxStatus = z
     reason: z.string().max(256).optional().describe('Why the sandbox is in its phase, a CamelCase word such as NodeLost.'),
     usage: z
       .object({
-        cpu: z.string().optional().describe('CPU used, averaged over the last sample, as a quantity.'),
+        cpu: z.string().optional().describe('CPU used, in millicores ("250m" is a quarter of a core): the average rate since the previous sample (at least 2 s before; the first one since the sandbox started), as kubectl top means it.'),
         memory: z.string().optional().describe('Memory used, as a quantity.'),
         pids: z.number().int().optional().describe('Processes and threads in the sandbox.'),
       })

@@ -19,15 +19,6 @@ export const NodeResources = z
 export const SandboxNodeSpec = z
   .object({
     unschedulable: z.boolean().default(false).describe('No new sandboxes are scheduled onto the node (cordon). Running ones stay.'),
-    sandboxCIDR: z
-      .string()
-      .max(43)
-      .regex(/^[0-9.]+\/[0-9]+$/, 'sandboxCIDR must be an IPv4 CIDR such as 10.88.1.0/24')
-      .optional()
-      .meta({
-        description: "Subnet of the node's sandbox bridge. Defaults to the agent's configuration. Immutable once set.",
-        'x-kubernetes-validations': [{ rule: 'self == oldSelf', message: 'sandboxCIDR is immutable' }],
-      }),
   })
   .strict()
   .describe('Desired state of the node, set by administrators.');
@@ -40,7 +31,7 @@ export const SandboxNodeStatus = z
     agentVersion: z.string().max(64).optional().describe('Version of the sandpit agent.'),
     kernelVersion: z.string().max(128).optional().describe('Kernel release of the node (uname -r).'),
     cgroupMode: z.enum(['v1', 'hybrid', 'v2']).optional().describe('cgroup layout of the node: v1, hybrid (v1 controllers plus a cgroup2 mount) or v2.'),
-    sandboxCIDR: z.string().max(43).optional().describe('Subnet the agent gives its sandboxes addresses from.'),
+    sandboxCIDR: z.string().max(43).optional().describe("Subnet the agent gives its sandboxes addresses from: the agent's SANDPIT_SUBNET (chart value agent.network.subnet), default 10.88.0.0/24."),
     hostIP: z.string().max(45).optional().describe('Address of the node.'),
     sandboxes: z.number().int().min(0).optional().describe('Sandboxes running on the node.'),
     imageDiskUsageBytes: z.number().int().min(0).optional().describe('Bytes used by the image content store.'),

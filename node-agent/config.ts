@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { bytes, milliCpu } from '../crds/quantity.js';
 import type { AgentConfig } from './agent.js';
 import { DEFAULT_THRESHOLDS, parseThresholds } from './registration/pressure.js';
+import { DEFAULT_SUBNET } from './network/config.js';
 import { parseAllowedCapabilities } from './security/capabilities.js';
 
 export const AGENT_USAGE = `sandpit-agent: runs the sandboxes bound to this node and reports them.
@@ -118,6 +119,8 @@ export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv, version: 
     listenHost: listen.host,
     listenPort: listen.port,
     advertiseAddress: values['advertise-address'] ?? env.SANDPIT_ADVERTISE_ADDRESS ?? env.HOST_IP ?? '127.0.0.1',
+    // The subnet the runtime's bridge takes (runtime/index.ts networkOptionsFromEnv), for status.sandboxCIDR.
+    sandboxCIDR: env.SANDPIT_SUBNET ?? DEFAULT_SUBNET,
     healthHost: health.host,
     healthPort: health.port,
     leaseDurationSeconds: Number(values['lease-duration'] ?? env.SANDPIT_NODE_LEASE_DURATION ?? 40),

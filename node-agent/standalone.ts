@@ -8,8 +8,7 @@ import { createLogger } from '../lib/log.js';
 import { sandboxIdFor } from './contracts.js';
 import { defaultConfig, type RuntimeConfig } from './runtime/config.js';
 import { DirectoryImageProvider } from './runtime/directory-image.js';
-import { LoopbackOnlyNetwork } from './runtime/none-network.js';
-import { ModeNetworkProvider, RoutedImageProvider } from './runtime/providers.js';
+import { nodeNetworks, RoutedImageProvider } from './runtime/providers.js';
 import { OciImageProvider } from './images/provider.js';
 import { BridgeNetworkProvider } from './network/provider.js';
 import { parseUsernsRange } from './namespaces/userns.js';
@@ -86,7 +85,7 @@ async function startRuntime(): Promise<SandboxRuntime> {
   const base = join(config.stateRoot, '..');
   return SandboxRuntime.start(config, {
     images: new RoutedImageProvider(new DirectoryImageProvider(), new OciImageProvider({ root: join(base, 'images'), log })),
-    network: new ModeNetworkProvider(new BridgeNetworkProvider(), new LoopbackOnlyNetwork()),
+    network: nodeNetworks(new BridgeNetworkProvider()),
     log,
   });
 }

@@ -140,7 +140,7 @@ async function launchProcess(p: ProcessPlan): Promise<LaunchResult> {
       pidnsInit = startPidNamespace(p, target, { ...site, step: `${p.step}: own PID namespace` });
     });
     mark('rootfs');
-    enterRoot(r.root, r.readOnly, { ...site, step: `${p.step}: pivot_root` });
+    enterRoot(r.root, r.readOnly, { ...site, step: `${p.step}: pivot_root` }, { path: p.cwd, owner: r.owner });
     mark('pivot');
   }
   let stdio: number[] = [...p.stdio];

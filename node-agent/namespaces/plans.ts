@@ -38,7 +38,8 @@ export interface ProcessPlan {
    * `program`) joins the cgroup through these cgroup.procs fds and mounts /proc.
    */
   ownPid?: { cgroupFds: number[] };
-  rootfs?: { root: string; steps: RootfsStep[]; readOnly: boolean };
+  /** `owner`: the host UID of the container's root, owner of a working directory made for it. */
+  rootfs?: { root: string; steps: RootfsStep[]; readOnly: boolean; owner: number };
   /**
    * Written under /proc/sys once the thread is in the sandbox's network
    * namespace (hostUsers: false: unprivileged ports and ping for the

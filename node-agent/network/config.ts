@@ -4,9 +4,10 @@ import type { SandboxId } from '../contracts.js';
 /** How the agent's network subsystem is set up on a node. */
 export interface BridgeNetworkOptions {
   /**
-   * Sandbox subnet of this node (IPv4 CIDR, /8 to /30). The SandboxNode's
-   * spec.sandboxCIDR wins over the agent configuration; 10.88.0.0/24 (Podman's
-   * default) is only the last resort, so pick one the node's LAN does not use.
+   * Sandbox subnet of this node (IPv4 CIDR, /8 to /30), from the agent's
+   * SANDPIT_SUBNET (reported as the SandboxNode's status.sandboxCIDR);
+   * 10.88.0.0/24 (Podman's default) is only the last resort, so pick one the
+   * node's LAN does not use.
    */
   subnet?: string;
   /**
@@ -62,11 +63,3 @@ export function bridgeMac(bridge: string): Buffer {
   return Buffer.from(mac);
 }
 
-/**
- * The sandbox subnet a node's agent uses: the SandboxNode's spec.sandboxCIDR
- * (set by an administrator or handed out by the controller from a cluster
- * range) wins over the agent's configuration, which wins over the default.
- */
-export function sandboxSubnetFor(nodeSandboxCIDR: string | undefined, agentSubnet: string | undefined): string {
-  return nodeSandboxCIDR || agentSubnet || DEFAULT_SUBNET;
-}

@@ -4,5 +4,5 @@
  * node's network namespace) and calls setup / teardown / collectGarbage.
  */
 export { BridgeNetworkProvider } from './provider.js';
-export { sandboxSubnetFor, DEFAULT_SUBNET, hostVethName, type BridgeNetworkOptions } from './config.js';
+export { DEFAULT_SUBNET, hostVethName, type BridgeNetworkOptions } from './config.js';
 export { NetworkError, NetworkReason, networkReadyCondition, type NetworkReadyCondition } from './status.js';

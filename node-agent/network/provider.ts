@@ -122,9 +122,15 @@ export class BridgeNetworkProvider implements NetworkProvider {
     this.#ensureCompatRules(log);
     this.#holdPublishedAgain(log);
     this.#legacyCompat('ensure', log);
-    const hostIP = this.#opts.hostIP ?? this.#defaultRouteSource() ?? gatewayOf(this.subnet);
+    this.#node = undefined;
+    const hostIP = this.nodeIP();
     this.#node = { bridgeIndex, mtu, hostIP };
     return this.#node;
+  }
+
+  /** The node address reported as a sandbox's hostIP (without making the bridge): --host-ip, else the default route's source, else the bridge address. */
+  nodeIP(): string {
+    return this.#node?.hostIP ?? this.#opts.hostIP ?? this.#defaultRouteSource() ?? gatewayOf(this.subnet);
   }
 
   async setup(req: NetworkRequest, log: Logger): Promise<NetworkResult> {
@@ -378,7 +384,7 @@ export class BridgeNetworkProvider implements NetworkProvider {
         step: 'allocate address',
         sandbox: who,
         message: `every address of ${this.subnet.cidr} is leased`,
-        hint: 'delete sandboxes, or give the node a larger sandboxCIDR',
+        hint: 'delete sandboxes, or give the agent a larger subnet (SANDPIT_SUBNET, chart value agent.network.subnet)',
       });
     }
     return address;
@@ -542,7 +548,7 @@ export class BridgeNetworkProvider implements NetworkProvider {
       throw new NetworkError(NetworkReason.SubnetInUse, {
         step: 'check sandbox subnet',
         message: `sandbox subnet ${this.subnet.cidr} overlaps ${clash}, already used on the node`,
-        hint: "set the SandboxNode's spec.sandboxCIDR (or the agent's subnet) to a range the node does not use",
+        hint: "set the agent's subnet (SANDPIT_SUBNET, chart value agent.network.subnet) to a range the node does not use",
       });
     }
   }

@@ -3,6 +3,8 @@ import { SandpitError } from '../../lib/errors.js';
 import type { CallSite } from '../sys/libc.js';
 import { chdir, mount, mountIdmapped, MNT_DETACH, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_REC, MS_REMOUNT, MS_SLAVE, pivotRoot, umount2 } from '../sys/mount.js';
 import type { RootfsStep } from './plan.js';
+import { close, open, O_CLOEXEC, O_DIRECTORY, O_PATH } from '../sys/proc.js';
+import { makeWorkingDir } from './workdir.js';
 
 /*
  * Carries out a rootfs plan on the calling thread, which must already be alone
@@ -95,12 +97,24 @@ export function applyRootfs(root: string, steps: RootfsStep[], site: CallSite, m
   }
 }
 
-/** pivot_root(".", ".") and detach the old root, as runc does: no put_old directory needed. */
-export function enterRoot(root: string, readOnly: boolean, site: CallSite): void {
+/**
+ * pivot_root(".", ".") and detach the old root, as runc does: no put_old
+ * directory needed. Then, as runc, the working directory is made if missing
+ * (before a read-only root is remounted so).
+ */
+export function enterRoot(root: string, readOnly: boolean, site: CallSite, workingDir?: { path: string; owner: number }): void {
   chdir(root, site);
   pivotRoot('.', '.', site);
   mount(null, '.', null, MS_SLAVE | MS_REC, null, site);
   umount2('.', MNT_DETACH, site);
   chdir('/', site);
+  if (workingDir) {
+    const rootFd = open('/', O_PATH | O_DIRECTORY | O_CLOEXEC, 0, site);
+    try {
+      makeWorkingDir(rootFd, workingDir.path, workingDir.owner, { ...site, step: `${site.step}: workingDir ${workingDir.path}` });
+    } finally {
+      close(rootFd);
+    }
+  }
   if (readOnly) mount(null, '/', null, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NODEV, null, { ...site, step: `${site.step}: read-only root` });
 }

@@ -11,10 +11,9 @@ import { defaultConfig, type RuntimeConfig } from './config.js';
 import { DirectoryImageProvider } from './directory-image.js';
 import { NodeGarbageCollector } from './gc.js';
 import { parseUsernsRange } from '../namespaces/userns.js';
-import { LoopbackOnlyNetwork } from './none-network.js';
 import { NetworkError } from '../network/status.js';
 import { deriveConditions, networkFailureConditions } from '../status/derive.js';
-import { ModeNetworkProvider, RoutedImageProvider } from './providers.js';
+import { nodeNetworks, RoutedImageProvider } from './providers.js';
 import { changedContainerFields, diffSpec } from './spec-diff.js';
 import { isContainerConfigError, SandboxRuntime, type RuntimeDeps, type SandboxRecord } from './runtime.js';
 
@@ -274,7 +273,7 @@ export async function createRuntime(opts: { node: string; log: Logger; flags?: R
   const oci = opts.deps?.images ? undefined : new OciImageProvider({ root: imageRoot, registry: { plainHttpHosts, ...(ca ? { ca } : {}) }, log });
   const deps: RuntimeDeps = {
     images: opts.deps?.images ?? new RoutedImageProvider(new DirectoryImageProvider({ allowedRoots: opts.flags?.allowDirImages ?? [] }), oci!),
-    network: opts.deps?.network ?? new ModeNetworkProvider(new BridgeNetworkProvider(networkOptionsFromEnv(process.env)), new LoopbackOnlyNetwork()),
+    network: opts.deps?.network ?? nodeNetworks(new BridgeNetworkProvider(networkOptionsFromEnv(process.env))),
     log,
   };
   const service = new RuntimeService(await SandboxRuntime.start(config, deps), oci);

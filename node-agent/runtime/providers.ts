@@ -1,4 +1,6 @@
 import type { Logger } from '../../lib/log.js';
+import type { BridgeNetworkProvider } from '../network/provider.js';
+import { LoopbackOnlyNetwork } from './none-network.js';
 import type { ImageProvider, NetworkProvider, NetworkRequest, NetworkResult, PreparedImage, PullOptions, SandboxId, SandboxRef } from '../contracts.js';
 
 /** `dir:` references come from unpacked directories, everything else from registries. */
@@ -36,4 +38,9 @@ export class ModeNetworkProvider implements NetworkProvider {
   collectGarbage(live: Set<SandboxId>, log: Logger): Promise<void> {
     return this.#bridge.collectGarbage(live, log);
   }
+}
+
+/** The agent's networks: Bridge through `bridge`; None on loopback, still reporting the node's address as hostIP. */
+export function nodeNetworks(bridge: BridgeNetworkProvider): ModeNetworkProvider {
+  return new ModeNetworkProvider(bridge, new LoopbackOnlyNetwork(() => bridge.nodeIP()));
 }

@@ -6,13 +6,14 @@ import { SandpitError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
 import { describeSandbox, sandboxIdFor, type ImageProvider, type NetworkProvider, type NetworkResult, type PreparedImage, type SandboxRef } from '../contracts.js';
 import { CgroupManager, type CgroupLimits } from '../cgroups/manager.js';
+import { CpuRates } from '../cgroups/cpu-rate.js';
 import { infraArgv } from '../namespaces/infra.js';
 import { LauncherPool } from '../namespaces/launcher.js';
 import { awaitReady, InfraPool, type WarmInfra } from '../namespaces/warm-infra.js';
 import type { LaunchResult } from '../namespaces/plans.js';
 import { ContainerLog, ensureFifo, openFifoForWorkload } from '../process/logs.js';
 import { childrenOf, isSameProcess, processStartTime } from '../process/pidinfo.js';
-import { restartDelay, shouldRestart } from '../process/restart.js';
+import { backoffAfterExit, restartDelay, shouldRestart } from '../process/restart.js';
 import { ChildFds, containerShimArgs, decodeShellStatus, execArgs } from '../process/shim.js';
 import { allocateUsernsBlock, createUserNamespace, openUserNamespace, USERNS_SIZE } from '../namespaces/userns.js';
 import { execPipes, pipeHolding } from '../process/exec-io.js';
@@ -30,6 +31,7 @@ import type { RuntimeConfig } from './config.js';
 import { parseQuantity } from '../../crds/quantity.js';
 import { ImageFileError, readImageFile } from './image-files.js';
 import { pullCredentials } from '../images/pull-secrets.js';
+import { NoCommandError, resolveCommand } from './command.js';
 import { parseGroup, parsePasswd, resolveUser, UserLookupError, type ResolvedUser } from './passwd.js';
 
 /** What the agent itself may hand on (a container's capabilities are a subset of it). */
@@ -58,6 +60,8 @@ export interface ContainerRecord {
   lastState?: z.infer<typeof ContainerState>;
   /** Earliest time the next restart may happen (back-off). */
   restartAt?: number;
+  /** Restarts in a row the back-off counts (restartCount until a long good run starts it over; absent in older records). */
+  backoffStep?: number;
   /** Host PID of the run's own PID 1 (shareProcessNamespace: false), to reap once the run ends. */
   pidnsInit?: number;
   /** tty: true: the fd number at which the shim holds the terminal's master end. */
@@ -117,6 +121,7 @@ export class SandboxRuntime {
   readonly #launchers: LauncherPool;
   readonly #warm: InfraPool;
   readonly #sandboxes = new Map<string, SandboxRecord>();
+  readonly #cpuRates = new CpuRates();
   readonly #logs = new Map<string, ContainerLog>();
   readonly #busy = new Set<string>();
   /** "<id>/<container>" runs being replaced by restartContainer: their exit neither restarts them nor ends the sandbox. */
@@ -449,7 +454,7 @@ export class SandboxRuntime {
       const t0 = performance.now();
       const result = await this.#launchers.launch({
         kind: 'process', sandbox: who, step, nsPid: rec.pid1!.pid, joinMount: false, joinPid: !ownPid, ownPid: ownPid ? { cgroupFds: initCgFds } : undefined,
-        rootfs: { root: join(cdir, 'rootfs'), steps, readOnly: sc?.readOnlyRootFilesystem ?? false },
+        rootfs: { root: join(cdir, 'rootfs'), steps, readOnly: sc?.readOnlyRootFilesystem ?? false, owner: rec.userns?.base ?? 0 },
         program: this.config.binaries.init, argv0: 'sandpit-init',
         args: shim.args, resolveAt: shim.pathAt, netSysctls: rec.userns ? USERNS_NET_SYSCTLS : undefined,
         env, cwd: spec.workingDir ?? image.config.workingDir ?? '/',
@@ -603,18 +608,12 @@ export class SandboxRuntime {
   }
 
   #command(rec: SandboxRecord, spec: SandboxSpec['containers'][number], image: PreparedImage, site: { sandbox: string; step: string }): { env: Record<string, string>; argv: string[] } {
-    const env: Record<string, string> = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOSTNAME: rec.hostname };
-    for (const kv of image.config.env ?? []) {
-      const i = kv.indexOf('=');
-      if (i > 0) env[kv.slice(0, i)] = kv.slice(i + 1);
+    try {
+      return resolveCommand(image.config, spec, rec.hostname);
+    } catch (err) {
+      if (!(err instanceof NoCommandError)) throw err;
+      throw Object.assign(new SandpitError({ ...site, message: err.message, hint: 'set command (or args) on the container, or use an image with an ENTRYPOINT or CMD' }), { reason: 'CreateContainerError' as const, container: spec.name });
     }
-    for (const e of spec.env ?? []) env[e.name] = e.value;
-    const command = spec.command ?? image.config.entrypoint ?? [];
-    const args = spec.args ?? (spec.command ? [] : (image.config.cmd ?? []));
-    const argv = [...command, ...args];
-    if (!argv.length) throw new SandpitError({ ...site, message: 'no command: the spec and the image give none' });
-
-    return { env, argv };
   }
 
   /**
@@ -629,6 +628,9 @@ export class SandboxRuntime {
     const c = rec.containers.find((x) => x.name === container);
     const who = describeSandbox(rec.ref);
     const site = { sandbox: who, step: `exec in ${container}` };
+    // A command started in a frozen cgroup would freeze with it and the client would hang.
+    if (rec.phase === 'Paused' || this.cgroups.frozen(id))
+      throw Object.assign(new SandpitError({ ...site, message: 'the sandbox is paused', hint: 'set spec.paused=false to exec' }), { reason: 'SandboxPaused' as const });
     if (!c || c.pid === undefined) throw new SandpitError({ ...site, message: `container ${container} is not running` });
     const spec = rec.spec.containers.find((x) => x.name === container)!;
     const image = rec.images[container]!;
@@ -766,7 +768,10 @@ export class SandboxRuntime {
     void this.cgroups.killAll(cgRel, { sandbox: describeSandbox(rec.ref), step: 'kill container leftovers' }).catch(() => undefined);
     const replacing = this.#replacing.has(`${rec.id}/${c.name}`);
     if (rec.phase === 'Running' && !rec.stopping && !replacing && shouldRestart(rec.spec.restartPolicy, status.exitCode)) {
-      c.restartAt = Date.now() + restartDelay(c.restartCount, this.config.restartBackoff);
+      const ranMs = Date.parse(finishedAt) - Date.parse(c.startedAt ?? finishedAt);
+      const backoff = backoffAfterExit(c.backoffStep ?? c.restartCount, Number.isFinite(ranMs) ? ranMs : 0, this.config.restartBackoff);
+      c.backoffStep = backoff.step;
+      c.restartAt = Date.now() + backoff.delayMs;
       c.state = { waiting: { reason: 'CrashLoopBackOff', message: `last exit ${status.exitCode} (${reason})` } };
       c.lastState = { terminated: { exitCode: status.exitCode, signal: status.signal, reason, startedAt: c.startedAt, finishedAt } };
     }
@@ -810,13 +815,14 @@ export class SandboxRuntime {
     if (this.#busy.has(rec.id) || rec.stopping) return;
     this.#busy.add(rec.id);
     try {
+      c.backoffStep = (c.backoffStep ?? c.restartCount) + 1;
       c.restartCount++;
       await this.#startContainer(rec, c);
     } catch (err) {
       this.#log(rec).error({ err, container: c.name }, 'restart failed');
       const reason = (err as { reason?: unknown }).reason;
       if (typeof reason === 'string') c.state = { waiting: { reason, message: (err as Error).message } };
-      c.restartAt = Date.now() + restartDelay(c.restartCount, this.config.restartBackoff);
+      c.restartAt = Date.now() + restartDelay(c.backoffStep ?? c.restartCount, this.config.restartBackoff);
       this.#save(rec);
     } finally {
       this.#busy.delete(rec.id);
@@ -847,7 +853,7 @@ export class SandboxRuntime {
         name: c.name, image: rec.spec.containers.find((x) => x.name === c.name)?.image ?? '', imageID: c.imageID,
         ready: c.pid !== undefined, restartCount: c.restartCount, state: c.state, lastState: c.lastState,
       })),
-      usage: { cpu: `${Math.round(usage.cpuNanos / 1e6)}m`, memory: String(usage.memoryBytes), pids: usage.pids },
+      usage: { cpu: this.#cpuRates.sample(id, usage.cpuNanos, Date.now(), Date.parse(rec.createdAt)), memory: String(usage.memoryBytes), pids: usage.pids },
     };
   }
 
@@ -926,6 +932,7 @@ export class SandboxRuntime {
     const who = describeSandbox(rec.ref);
     const log = this.#log(rec);
     this.#sandboxes.delete(rec.id);
+    this.#cpuRates.forget(rec.id);
     for (const c of rec.containers) {
       const l = this.#logs.get(`${rec.id}/${c.name}`);
       if (l) await l.close();

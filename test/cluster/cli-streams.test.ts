@@ -161,6 +161,21 @@ describe('cluster tier: kubectl sandpit exec, logs, port-forward, cp, top, descr
     assert.match(missing.stderr, /sandbox cli-test\/nope not found/);
   });
 
+  it('exec into a paused sandbox fails at once with SandboxPaused and exit 1, and works again once it is resumed', async () => {
+    const phase = async () => (await getSandbox(cp, ns, 'box'))?.status?.phase;
+    await cp.kubectl(['-n', ns, 'patch', 'sandbox', 'box', '--type=merge', '-p', '{"spec":{"paused":true}}']);
+    try {
+      await waitFor('box Paused', async () => (await phase()) === 'Paused', 60_000);
+      const r = await sandpit(alice, ['exec', 'box', '--', 'true']);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /Error from server \(SandboxPaused\): sandbox cli-test\/box: exec in main: the sandbox is paused \(set spec.paused=false to exec\)/);
+    } finally {
+      await cp.kubectl(['-n', ns, 'patch', 'sandbox', 'box', '--type=merge', '-p', '{"spec":{"paused":false}}']);
+    }
+    await waitFor('box Running', async () => (await phase()) === 'Running', 60_000);
+    assert.equal((await sandpit(alice, ['exec', 'box', '--', 'true'])).code, 0);
+  });
+
   it('an interactive TTY session in tmux: raw mode, resize, Ctrl-C to the remote, exit code', async () => {
     const env = pluginEnv(cp, plugins, alice);
     const exitFile = join(dir, 'tty-exit');

@@ -126,6 +126,7 @@ describe('cluster tier: sandboxes end to end through controller, agent and runti
     const st = n.status!;
     assert.equal(st.endpoint, `https://127.0.0.1:${apiPort}`);
     assert.equal(st.hostIP, '127.0.0.1');
+    assert.equal(st.sandboxCIDR, process.env.SANDPIT_SUBNET ?? '10.88.0.0/24', 'the subnet the agent\'s bridge takes');
     assert.equal(st.kernelVersion, release());
     assert.equal(st.cgroupMode, detectCgroupMode());
     assert.equal(st.agentVersion, (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version);

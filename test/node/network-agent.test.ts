@@ -13,8 +13,7 @@ import { NetworkReason } from '../../node-agent/network/status.js';
 import { DirectoryImageProvider } from '../../node-agent/runtime/directory-image.js';
 import { NodeGarbageCollector } from '../../node-agent/runtime/gc.js';
 import { RuntimeService } from '../../node-agent/runtime/index.js';
-import { LoopbackOnlyNetwork } from '../../node-agent/runtime/none-network.js';
-import { ModeNetworkProvider, RoutedImageProvider } from '../../node-agent/runtime/providers.js';
+import { nodeNetworks, RoutedImageProvider } from '../../node-agent/runtime/providers.js';
 import { SandboxRuntime } from '../../node-agent/runtime/runtime.js';
 import { desiredStatusPatch } from '../../node-agent/status/desired.js';
 import { NetWorld, sandboxRef } from '../harness/network/world.js';
@@ -64,7 +63,7 @@ describe('network through the agent runtime: status, hostPort clashes, garbage c
     world.enter({ brNetfilter: true, forwardDrop: 'iptables-nft' });
     bridge = new BridgeNetworkProvider({ subnet: world.subnet, bridge: world.bridge, table: world.table, stateDir: world.stateDir, mtu: 1500 });
     oci = new OciImageProvider({ root: imageRoot, log });
-    const network = new ModeNetworkProvider(bridge, new LoopbackOnlyNetwork());
+    const network = nodeNetworks(bridge);
     // Launchers fork from this thread, so the sandboxes' infra processes start out in the test node namespace.
     const rt = await SandboxRuntime.start(config, { images: new RoutedImageProvider(new DirectoryImageProvider(), oci), network, log });
     svc = new RuntimeService(rt);
@@ -96,6 +95,16 @@ describe('network through the agent runtime: status, hostPort clashes, garbage c
     const patch = desiredStatusPatch({ status: { phase: 'Pending' } }, obs, 'node-a');
     assert.deepEqual(patch?.publishedPorts, obs.status.publishedPorts, 'the status patch carries them');
     assert.equal(desiredStatusPatch({ status: {} }, { ...obs, status: { ...obs.status, publishedPorts: undefined } }, 'node-a')?.publishedPorts, null, 'and clears them when gone');
+  });
+
+  it('reports the node\'s address as hostIP in network mode None too, as a Pod\'s hostIP', async () => {
+    const none = sandbox('none-host-ip', { network: { mode: 'None' }, containers: [{ name: 'main', image: `dir:${ROOTFS}`, command: ['/bin/sleep', '3600'] }] });
+    const obs = await svc.apply(none);
+    assert.equal(obs.status.sandboxIP, undefined);
+    assert.notEqual(obs.status.hostIP, '127.0.0.1');
+    assert.equal(obs.status.hostIP, bridge.nodeIP());
+    assert.equal(obs.status.hostIP, (await svc.apply(web)).status.hostIP, 'the same address as a bridged sandbox on the node');
+    await svc.remove(none.metadata.uid as string);
   });
 
   it('refuses a second sandbox asking for the same hostPort: NetworkReady=False HostPortConflict naming the holder, nothing left behind', async () => {

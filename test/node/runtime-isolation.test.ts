@@ -22,7 +22,7 @@ describe('runtime isolation (node tier)', function () {
   });
 
   it('gives the sandbox its own PID 1 and hostname, and hides host processes', async () => {
-    const script = 'echo "pid=$$"; hostname; ps -o pid,comm | tail -n +2; cat /proc/1/cmdline | tr "\\0" " "; echo';
+    const script = 'echo "pid=$$$$"; hostname; ps -o pid,comm | tail -n +2; cat /proc/1/cmdline | tr "\\0" " "; echo';
     const rec = await runToCompletion(env.rt, sandbox('ident', { restartPolicy: 'Never', hostname: 'sbx-ident', containers: [sh('main', script)] }));
     const out = logText(env.rt, rec, 'main');
     assert.match(out, /^sbx-ident$/m);

@@ -19,7 +19,7 @@ describe('runtime lifecycle and cgroups (node tier)', function () {
   it('records exit codes and signals', async () => {
     const rec = await runToCompletion(env.rt, sandbox('codes', {
       restartPolicy: 'Never',
-      containers: [sh('three', 'exit 3'), sh('killed', 'kill -9 $$'), { name: 'missing', image: `dir:${ROOTFS}`, command: ['/no/such/binary'] }],
+      containers: [sh('three', 'exit 3'), sh('killed', 'kill -9 $$$$') /* $$ is kubelet's escape for $ */, { name: 'missing', image: `dir:${ROOTFS}`, command: ['/no/such/binary'] }],
     }));
     const [three, killed, missing] = rec.containers;
     assert.deepEqual([three!.state?.terminated?.exitCode, three!.state?.terminated?.reason], [3, 'Error']);

@@ -47,7 +47,8 @@ export async function serveExec(ws: WebSocket, backend: StreamBackend, uid: stri
   try {
     session = await backend.exec(uid, req.container, req.command, { tty: req.tty, stdin: req.stdin });
   } catch (err) {
-    finish(ws, failureStatus('ExecFailed', (err as Error).message));
+    const reason = (err as { reason?: unknown }).reason;
+    finish(ws, failureStatus(typeof reason === 'string' ? reason : 'ExecFailed', (err as Error).message));
     return;
   }
   const elog = log.child({ uid, container: req.container, pid: session.pid, tty: req.tty });

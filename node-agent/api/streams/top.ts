@@ -1,5 +1,6 @@
 import type { WebSocket } from 'ws';
 import type { StreamBackend, Usage } from './backend.js';
+import { millicores } from '../../cgroups/cpu-rate.js';
 import { Channel, frame } from './channel.js';
 import { finish } from './exec.js';
 
@@ -11,8 +12,7 @@ export interface UsageSample {
 
 /** CPU rate from two cumulative samples `elapsedNs` apart. */
 export function rate(a: Usage, b: Usage, elapsedNs: number): UsageSample {
-  const cpu = elapsedNs > 0 ? ((b.cpuNanos - a.cpuNanos) / elapsedNs) * 1000 : 0;
-  return { cpuMillis: Math.max(0, Math.round(cpu)), memoryBytes: b.memoryBytes };
+  return { cpuMillis: millicores(b.cpuNanos - a.cpuNanos, elapsedNs), memoryBytes: b.memoryBytes };
 }
 
 const INTERVAL_MS = 500;

@@ -28,6 +28,7 @@ import { mount, MNT_DETACH, MS_NODEV, MS_NOEXEC, MS_NOSUID, umount2 } from '../s
 import { close, dup, kill, open, O_CLOEXEC, O_CREAT, O_RDONLY, O_WRONLY, pidfdGetfd, pidfdOpen, reapChild } from '../sys/proc.js';
 import type { RuntimeConfig } from './config.js';
 import { parseQuantity } from '../../crds/quantity.js';
+import { defaultPullPolicy } from '../images/reference.js';
 import { ImageFileError, readImageFile } from './image-files.js';
 import { parseGroup, parsePasswd, resolveUser, UserLookupError, type ResolvedUser } from './passwd.js';
 
@@ -238,7 +239,8 @@ export class SandboxRuntime {
       t.mark('mounts');
 
       for (const c of sandbox.spec.containers) {
-        rec.images[c.name] = await this.#deps.images.prepare(c.image, { policy: c.imagePullPolicy ?? 'IfNotPresent', credentials: [], sandbox: ref });
+        // As kubelet: no policy in the spec means Always for :latest or untagged images, IfNotPresent otherwise.
+        rec.images[c.name] = await this.#deps.images.prepare(c.image, { policy: c.imagePullPolicy ?? defaultPullPolicy(c.image), credentials: [], sandbox: ref });
       }
 
       // A user the image does not define fails here, before any process exists.

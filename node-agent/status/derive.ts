@@ -5,9 +5,13 @@ type Observed = Omit<SandboxStatus, 'nodeName' | 'observedGeneration' | 'conditi
 
 /**
  * The Sandbox conditions that follow from what the runtime observed. Pure.
- * kstatus reads them: Ready is always present; Reconciling exists only while
- * the sandbox is being built and Stalled only when it failed, as kstatus
- * wants abnormal-true conditions absent when false. lastTransitionTime is
+ * kstatus reads them: Ready is present except when Paused or Succeeded (kstatus
+ * takes Ready=False for InProgress, and neither will progress); Reconciling exists only while
+ * the sandbox is being built or a container is not running yet, and Stalled
+ * only when nothing changes without the user (phase Failed, CrashLoopBackOff),
+ * as kstatus wants abnormal-true conditions absent when false. The verdicts
+ * match what kstatus says of the equivalent Pod, except that a Failed sandbox
+ * stays Failed (kstatus calls a failed Pod Current). lastTransitionTime is
  * filled by setCondition when merged into the object.
  */
 export function deriveConditions(s: Observed, generation: number, now = new Date().toISOString()): Condition[] {
@@ -37,18 +41,28 @@ export function deriveConditions(s: Observed, generation: number, now = new Date
       : c('NetworkReady', 'False', 'Configuring', 'The sandbox network is being set up'),
   ];
   switch (s.phase) {
-    case 'Running':
-      out.push(
-        notReady.length
-          ? c('Ready', 'False', 'ContainersNotReady', `Containers not running: ${notReady.join(', ')}`)
-          : c('Ready', 'True', 'Running', 'Every container is running'),
-      );
+    case 'Running': {
+      if (!notReady.length) {
+        out.push(c('Ready', 'True', 'Running', 'Every container is running'));
+        break;
+      }
+      out.push(c('Ready', 'False', 'ContainersNotReady', `Containers not running: ${notReady.join(', ')}`));
+      // As kstatus judges a Pod: crash-looping containers are Failed (nothing changes
+      // without the user), any other not-ready container is still in progress.
+      const looping = waiting.filter((x) => x.state?.waiting?.reason === 'CrashLoopBackOff');
+      if (looping.length) {
+        const what = looping.map((x) => `${x.name} (restarted ${x.restartCount} times${x.lastState?.terminated ? `, last exit code ${x.lastState.terminated.exitCode}` : ''})`);
+        out.push(c('Stalled', 'True', 'CrashLoopBackOff', `Containers keep exiting and are restarted with back-off: ${what.join(', ')}. Read their logs (kubectl sandpit logs --previous) and fix the command or image`));
+      } else {
+        out.push(c('Reconciling', 'True', 'ContainersNotReady', `Waiting for containers to run: ${notReady.join(', ')}`));
+      }
       break;
+    }
     case 'Paused':
-      out.push(c('Ready', 'False', 'Paused', 'The sandbox is frozen (spec.paused)'));
-      break;
     case 'Succeeded':
-      out.push(c('Ready', 'False', 'Completed', 'Every container exited successfully'));
+      // No Ready condition at all: kstatus reads Ready=False as InProgress, and a
+      // paused or completed sandbox is as current as a completed Pod. The phase
+      // says which; `kubectl wait --for=condition=Ready` keeps waiting, as for a Pod.
       break;
     case 'Failed':
       out.push(c('Ready', 'False', s.reason ?? 'Failed', s.message ?? 'The sandbox failed'));

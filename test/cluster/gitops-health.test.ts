@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { buildBusyboxRootfs } from '../fixtures/busybox-rootfs.js';
 import { freePort, sharedControlPlane, type ControlPlane } from '../harness/control-plane.js';
 import { argoHealth, CHART, kstatusBinary, run } from './helm-support.js';
-import { agentKubeconfig, applyCRDs, applyManifests, cleanUp, condition, controllerLog, getSandbox, rmdirDeep, startController, waitFor, type ControllerProcess, type SandboxJson } from './sandpit-processes.js';
+import { agentKubeconfig, applyCRDs, applyManifests, cleanUp, condition, controllerLog, getSandbox, rmdirDeep, sleep, startController, waitFor, type ControllerProcess, type SandboxJson } from './sandpit-processes.js';
 
 /*
  * GitOps health from statuses the controller and agent really wrote: each
@@ -102,6 +102,10 @@ describe('cluster tier: kstatus and Argo CD health of real Sandbox statuses (roo
     await apply('crashloop', { restartPolicy: 'Always' }, sh('exit 1'));
     await apply('failed', { restartPolicy: 'Never' }, sh('exit 3'));
     await apply('paused', { paused: true });
+    // Nothing listens on port 1: every pull fails, and a retry might succeed once a registry is there.
+    await apply('pulling', {}, [{ name: 'main', image: '127.0.0.1:1/sandpit/nothing:v1', command: ['/bin/sleep', '3600'] }]);
+    await once('pulling', (s) => Boolean(s.status?.nodeName));
+    await sleep(3_000); // long enough for a pull attempt to fail
 
     const states: [string, SandboxJson, string, string][] = [
       // [what, object, kstatus, Argo CD]
@@ -111,6 +115,7 @@ describe('cluster tier: kstatus and Argo CD health of real Sandbox statuses (roo
       ['CrashLoopBackOff (Pod: ContainerCrashLooping)', await once('crashloop', (s) => waitingReasons(s).includes('CrashLoopBackOff')), 'Failed', 'Degraded'],
       ['Failed (Pod: Current; a Sandbox stays Failed)', await once('failed', (s) => s.status?.phase === 'Failed'), 'Failed', 'Degraded'],
       ['Paused (kstatus has no suspended)', await once('paused', (s) => s.status?.phase === 'Paused'), 'Current', 'Suspended'],
+      ['Pending on an image (Pod: Pending)', await once('pulling', (s) => s.status?.phase === 'Pending'), 'InProgress', 'Progressing'],
       ['unschedulable past the window (Pod: Unschedulable)', await once('unschedulable', (s) => condition(s, 'Stalled')?.status === 'True', 40_000), 'Failed', 'Degraded'],
     ];
     assert.equal(condition(early, 'Reconciling')?.status, 'True', 'unschedulable starts Reconciling');

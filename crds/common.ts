@@ -32,7 +32,7 @@ export const dnsSubdomain = (what: string) =>
 export const QUANTITY_PATTERN = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+|[KMGTPE]i|[munkMGTPE])?$/;
 
 /** Said by the API server (CEL) and by the in-process check alike. */
-export const NEGATIVE_QUANTITY_MESSAGE = 'must not be negative: use an amount such as 500m, 2 or 128Mi';
+const NEGATIVE_QUANTITY_MESSAGE = 'must not be negative: use an amount such as 500m, 2 or 128Mi';
 
 /**
  * A Kubernetes resource quantity ("500m", "1", "128Mi", or a bare integer), in

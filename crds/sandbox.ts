@@ -45,7 +45,7 @@ export const ResourceList = z
     memory: quantity('Memory in bytes, such as 128Mi or 1Gi.').optional(),
   })
   .strict()
-  .describe('Amounts of CPU and memory.');
+  .describe('Amounts of CPU and memory, never negative.');
 
 type Amount = string | number | undefined;
 /** A request above its limit can never be honoured; Kubernetes refuses it too. */
@@ -54,9 +54,9 @@ const exceeds = (request: Amount, limit: Amount) => request !== undefined && lim
 const celQuantity = (path: string) => `quantity(string(${path}))`;
 const celNotAbove = (request: string, limit: string) =>
   `!has(${request}) || !has(${limit}) || ${celQuantity(request)}.compareTo(${celQuantity(limit)}) <= 0`;
-export const REQUEST_ABOVE_SANDBOX_LIMIT = (what: 'cpu' | 'memory') =>
+const REQUEST_ABOVE_SANDBOX_LIMIT = (what: 'cpu' | 'memory') =>
   `every container's requests.${what} must be less than or equal to the sandbox's resources.${what}, which limits all its containers together`;
-export const REQUEST_ABOVE_LIMIT = (what: 'cpu' | 'memory') => `requests.${what} must be less than or equal to limits.${what}`;
+const REQUEST_ABOVE_LIMIT = (what: 'cpu' | 'memory') => `requests.${what} must be less than or equal to limits.${what}`;
 
 export const ContainerResources = z
   .object({
@@ -82,8 +82,8 @@ export const ContainerResources = z
 
 const CAP_NAMES = [...CAPABILITIES, ...CAPABILITIES.map((c) => `CAP_${c}`)];
 const celIn = (names: string[]) => `self in [${names.map((n) => `'${n}'`).join(', ')}]`;
-export const UNKNOWN_CAPABILITY = 'unknown capability: use a Linux capability name from capabilities(7), such as NET_ADMIN or CAP_NET_ADMIN';
-export const UNKNOWN_DROP_CAPABILITY = 'unknown capability: use a Linux capability name from capabilities(7), such as NET_RAW or CAP_NET_RAW, or ALL';
+const UNKNOWN_CAPABILITY = 'unknown capability: use a Linux capability name from capabilities(7), such as NET_ADMIN or CAP_NET_ADMIN';
+const UNKNOWN_DROP_CAPABILITY = 'unknown capability: use a Linux capability name from capabilities(7), such as NET_RAW or CAP_NET_RAW, or ALL';
 const capability = (names: string[], message: string) =>
   z
     .string()
@@ -160,10 +160,10 @@ export const SecurityContext = z
     ),
   });
 
-export const RESERVED_MOUNT_PATH = 'mountPath must not be /proc, /sys, /dev or a path below them: the runtime mounts those itself';
+const RESERVED_MOUNT_PATH = 'mountPath must not be /proc, /sys, /dev or a path below them: the runtime mounts those itself';
 /** /proc, /sys and /dev, also spelt with extra slashes or "." elements. */
 const RESERVED_MOUNT_RE = '^[/.]*/(proc|sys|dev)(/|$)';
-export const PARENT_MOUNT_PATH = 'mountPath must not contain a ".." element';
+const PARENT_MOUNT_PATH = 'mountPath must not contain a ".." element';
 
 export const VolumeMount = z
   .object({

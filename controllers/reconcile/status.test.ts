@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { Sandbox } from '../../crds/sandbox.js';
-import { rescheduleStatus, reschedulesAfterNodeLoss, schedulingWindowLeft, UNSCHEDULABLE_WINDOW_MS, unschedulableStatus } from './status.js';
+import { rescheduleStatus, reschedulesAfterNodeLoss, schedulingWindowLeft, unschedulableStatus } from './status.js';
 
 describe('unit: rescheduling the sandboxes of a lost node', () => {
   const sbx = (spec: Record<string, unknown> = {}, status: Record<string, unknown> = {}) =>
@@ -38,6 +38,7 @@ describe('unit: rescheduling the sandboxes of a lost node', () => {
 
 describe('unit: an unschedulable sandbox, as kstatus judges an unschedulable Pod', () => {
   const created = Date.parse('2026-12-07T10:00:00Z');
+  const WINDOW = 15_000; // kstatus's ScheduleWindow for Pods
   const sbx = (status?: Record<string, unknown>) =>
     Sandbox.parse({
       apiVersion: 'sandpit.dev/v1alpha1',
@@ -52,12 +53,12 @@ describe('unit: an unschedulable sandbox, as kstatus judges an unschedulable Pod
     const early = unschedulableStatus(sbx(), 'NoNodeMatches', '0/1 SandboxNodes match', created + 5_000);
     assert.equal(types(early).Reconciling?.status, 'True');
     assert.equal(types(early).Stalled, undefined);
-    assert.equal(schedulingWindowLeft(sbx(), created + 5_000), UNSCHEDULABLE_WINDOW_MS - 5_000, 'the controller comes back when the window closes');
-    const late = unschedulableStatus(sbx(early as Record<string, unknown>), 'NoNodeMatches', '0/1 SandboxNodes match', created + UNSCHEDULABLE_WINDOW_MS);
+    assert.equal(schedulingWindowLeft(sbx(), created + 5_000), WINDOW - 5_000, 'the controller comes back when the window closes');
+    const late = unschedulableStatus(sbx(early as Record<string, unknown>), 'NoNodeMatches', '0/1 SandboxNodes match', created + WINDOW);
     assert.equal(types(late).Stalled?.reason, 'Unschedulable');
     assert.match(types(late).Stalled?.message ?? '', /0\/1 SandboxNodes match/);
     assert.equal(types(late).Reconciling, undefined);
     assert.equal(late?.phase, 'Pending');
-    assert.equal(schedulingWindowLeft(sbx(), created + UNSCHEDULABLE_WINDOW_MS), 0);
+    assert.equal(schedulingWindowLeft(sbx(), created + WINDOW), 0);
   });
 });

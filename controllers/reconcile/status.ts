@@ -21,7 +21,7 @@ function build(sbx: Sandbox, fields: StatusPatch, conditions: ConditionInput[], 
 }
 
 /** How long a sandbox may wait for a node before kstatus should call it Failed: kstatus's ScheduleWindow for Pods. */
-export const UNSCHEDULABLE_WINDOW_MS = 15_000;
+const UNSCHEDULABLE_WINDOW_MS = 15_000;
 
 /** Milliseconds left of the scheduling window of a sandbox, 0 once it has passed. */
 export function schedulingWindowLeft(sbx: Sandbox, now = Date.now()): number {

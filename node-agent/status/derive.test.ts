@@ -56,4 +56,20 @@ describe('unit: sandbox conditions from the runtime observation', () => {
       assert.equal(c.Ready, undefined, `${phase}: kstatus takes Ready=False for InProgress`);
     }
   });
+
+  it('while Pending, is Stalled on what only the user can change and Reconciling on what a retry may fix', () => {
+    const waitingOn = (reason: string) => byType(deriveConditions({ phase: 'Pending', containerStatuses: [{ ...running, imageID: '', ready: false, state: { waiting: { reason, message: 'why' } } }] }, 1));
+    for (const reason of ['InvalidImageName', 'ErrImageNeverPull', 'CreateContainerConfigError', 'CreateContainerError']) {
+      const c = waitingOn(reason);
+      assert.equal(c.Stalled?.reason, reason);
+      assert.equal(c.Stalled?.message, 'Container c: why');
+      assert.equal(c.Reconciling, undefined, reason);
+      assert.equal(c.Ready?.reason, reason);
+    }
+    for (const reason of ['ErrImagePull', 'ImagePullBackOff']) {
+      const c = waitingOn(reason);
+      assert.equal(c.Reconciling?.reason, reason);
+      assert.equal(c.Stalled, undefined, reason);
+    }
+  });
 });

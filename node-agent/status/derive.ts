@@ -3,6 +3,9 @@ import type { SandboxStatus } from '../../crds/sandbox.js';
 
 type Observed = Omit<SandboxStatus, 'nodeName' | 'observedGeneration' | 'conditions'>;
 
+/** Waiting reasons (kubelet's words) that no retry fixes: the spec or the node must change. */
+const STALLED_WAITING = new Set(['InvalidImageName', 'ErrImageNeverPull', 'CreateContainerConfigError', 'CreateContainerError']);
+
 /**
  * The Sandbox conditions that follow from what the runtime observed. Pure.
  * kstatus reads them: Ready is present except when Paused or Succeeded (kstatus
@@ -68,9 +71,16 @@ export function deriveConditions(s: Observed, generation: number, now = new Date
       out.push(c('Ready', 'False', s.reason ?? 'Failed', s.message ?? 'The sandbox failed'));
       out.push(c('Stalled', 'True', s.reason ?? 'Failed', s.message ?? 'The sandbox failed and will not be retried'));
       break;
-    default:
-      out.push(c('Ready', 'False', 'Creating', s.message ?? 'The sandbox is being created'));
-      out.push(c('Reconciling', 'True', 'Creating', 'The agent is creating the sandbox'));
+    default: {
+      // Waiting on something only the user can change (the contract in BRIEF/README:
+      // Stalled), or on something a retry may fix (a registry down: Reconciling).
+      const stuck = waiting.find((x) => STALLED_WAITING.has(x.state?.waiting?.reason ?? ''));
+      const why = stuck ?? pulling;
+      const reason = why?.state?.waiting?.reason ?? 'Creating';
+      const message = why?.state?.waiting?.message ? `Container ${why.name}: ${why.state.waiting.message}` : (s.message ?? 'The sandbox is being created');
+      out.push(c('Ready', 'False', reason, message));
+      out.push(stuck ? c('Stalled', 'True', reason, message) : c('Reconciling', 'True', why ? reason : 'Creating', why ? message : 'The agent is creating the sandbox'));
+    }
   }
   return out;
 }

@@ -31,15 +31,48 @@ export const dnsSubdomain = (what: string) =>
  */
 export const QUANTITY_PATTERN = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+|[KMGTPE]i|[munkMGTPE])?$/;
 
+/** Said by the API server (CEL) and by the in-process check alike. */
+const NEGATIVE_QUANTITY_MESSAGE = 'must not be negative: use an amount such as 500m, 2 or 128Mi';
+
 /**
  * A Kubernetes resource quantity ("500m", "1", "128Mi", or a bare integer), in
  * the same int-or-string shape as core/v1 quantities: the pattern applies to
- * string values only, so `cpu: 2` and `cpu: "500m"` are both accepted.
+ * string values only, so `cpu: 2` and `cpu: "500m"` are both accepted. The
+ * grammar allows a sign (it is the quantity grammar); a CEL rule refuses
+ * negative amounts, which no resource field can use. It looks only at the first
+ * character, so its cost stays small on an unbounded int-or-string.
  */
 export const quantity = (description: string) =>
   z
-    .union([z.string().max(64).regex(QUANTITY_PATTERN, 'must be a Kubernetes quantity such as 500m, 2 or 128Mi'), z.number().int().min(0)])
-    .meta({ description, 'x-kubernetes-int-or-string': true, pattern: QUANTITY_PATTERN.source });
+    .union([
+      z
+        .string()
+        .max(64)
+        .regex(QUANTITY_PATTERN, 'must be a Kubernetes quantity such as 500m, 2 or 128Mi')
+        .refine((s) => !s.startsWith('-'), NEGATIVE_QUANTITY_MESSAGE),
+      z.number().int().min(0, NEGATIVE_QUANTITY_MESSAGE),
+    ])
+    .meta({
+      description,
+      'x-kubernetes-int-or-string': true,
+      pattern: QUANTITY_PATTERN.source,
+      maxLength: 64,
+      'x-kubernetes-validations': [{ rule: "type(self) == string ? !self.startsWith('-') : self >= 0", message: NEGATIVE_QUANTITY_MESSAGE }],
+    });
+
+/**
+ * Linux capability names in bit order (capabilities(7)); a spec may write them
+ * with or without the CAP_ prefix, as Kubernetes and Docker accept.
+ */
+export const CAPABILITIES = [
+  'CHOWN', 'DAC_OVERRIDE', 'DAC_READ_SEARCH', 'FOWNER', 'FSETID', 'KILL', 'SETGID', 'SETUID',
+  'SETPCAP', 'LINUX_IMMUTABLE', 'NET_BIND_SERVICE', 'NET_BROADCAST', 'NET_ADMIN', 'NET_RAW',
+  'IPC_LOCK', 'IPC_OWNER', 'SYS_MODULE', 'SYS_RAWIO', 'SYS_CHROOT', 'SYS_PTRACE',
+  'SYS_PACCT', 'SYS_ADMIN', 'SYS_BOOT', 'SYS_NICE', 'SYS_RESOURCE', 'SYS_TIME',
+  'SYS_TTY_CONFIG', 'MKNOD', 'LEASE', 'AUDIT_WRITE', 'AUDIT_CONTROL', 'SETFCAP',
+  'MAC_OVERRIDE', 'MAC_ADMIN', 'SYSLOG', 'WAKE_ALARM', 'BLOCK_SUSPEND', 'AUDIT_READ',
+  'PERFMON', 'BPF', 'CHECKPOINT_RESTORE',
+] as const;
 
 /** metav1.Condition, the shape kstatus and `kubectl wait --for=condition=` read. */
 export const Condition = z

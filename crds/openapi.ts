@@ -14,7 +14,8 @@ export type JSONSchema = { [key: string]: unknown };
  *   field validation),
  * - the value validations inside an int-or-string `anyOf` (only the bare
  *   `{type: integer}` / `{type: string}` pair is structural; the grammar is
- *   checked by the CEL rule that `quantity()` attaches),
+ *   checked by the pattern, length bound and CEL rule that `quantity()` puts
+ *   beside the anyOf),
  * - zod's safe-integer bounds, which are noise in `kubectl explain`.
  */
 export function toStructuralSchema(schema: z.ZodType): JSONSchema {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { API_VERSION, conditionList, dnsLabel, dnsSubdomain, ObjectMeta, quantity } from './common.js';
+import { API_VERSION, CAPABILITIES, conditionList, dnsLabel, dnsSubdomain, ObjectMeta, quantity } from './common.js';
+import { parseQuantity } from './quantity.js';
 
 /*
  * The Sandbox API. This zod schema is the single source of truth: the CRD in
@@ -44,28 +45,64 @@ export const ResourceList = z
     memory: quantity('Memory in bytes, such as 128Mi or 1Gi.').optional(),
   })
   .strict()
-  .describe('Amounts of CPU and memory.');
+  .describe('Amounts of CPU and memory, never negative.');
+
+type Amount = string | number | undefined;
+/** A request above its limit can never be honoured; Kubernetes refuses it too. */
+const exceeds = (request: Amount, limit: Amount) => request !== undefined && limit !== undefined && parseQuantity(request) > parseQuantity(limit);
+/** `quantity(x)` in CEL takes a string; an int-or-string may hold an integer. */
+const celQuantity = (path: string) => `quantity(string(${path}))`;
+const celNotAbove = (request: string, limit: string) =>
+  `!has(${request}) || !has(${limit}) || ${celQuantity(request)}.compareTo(${celQuantity(limit)}) <= 0`;
+const REQUEST_ABOVE_SANDBOX_LIMIT = (what: 'cpu' | 'memory') =>
+  `every container's requests.${what} must be less than or equal to the sandbox's resources.${what}, which limits all its containers together`;
+const REQUEST_ABOVE_LIMIT = (what: 'cpu' | 'memory') => `requests.${what} must be less than or equal to limits.${what}`;
 
 export const ContainerResources = z
   .object({
     limits: ResourceList.optional().describe('Hard limits enforced by the container cgroup.'),
-    requests: ResourceList.optional().describe('Amounts the scheduler reserves on the node for this container.'),
+    requests: ResourceList.optional().describe('Amounts the scheduler reserves on the node for this container. Must not exceed limits.'),
   })
   .strict()
-  .describe('Compute resources of one container.');
+  .superRefine((r, ctx) => {
+    for (const what of ['cpu', 'memory'] as const) {
+      if (exceeds(r.requests?.[what], r.limits?.[what])) ctx.addIssue({ code: 'custom', path: ['requests', what], message: REQUEST_ABOVE_LIMIT(what) });
+    }
+  })
+  .meta({
+    description: 'Compute resources of one container.',
+    ...rules(
+      ...(['cpu', 'memory'] as const).map((what) => ({
+        rule: `!has(self.requests) || !has(self.limits) || (${celNotAbove(`self.requests.${what}`, `self.limits.${what}`)})`,
+        message: REQUEST_ABOVE_LIMIT(what),
+        fieldPath: `.requests.${what}`,
+      })),
+    ),
+  });
+
+const CAP_NAMES = [...CAPABILITIES, ...CAPABILITIES.map((c) => `CAP_${c}`)];
+const celIn = (names: string[]) => `self in [${names.map((n) => `'${n}'`).join(', ')}]`;
+const UNKNOWN_CAPABILITY = 'unknown capability: use a Linux capability name from capabilities(7), such as NET_ADMIN or CAP_NET_ADMIN';
+const UNKNOWN_DROP_CAPABILITY = 'unknown capability: use a Linux capability name from capabilities(7), such as NET_RAW or CAP_NET_RAW, or ALL';
+const capability = (names: string[], message: string) =>
+  z
+    .string()
+    .max(64)
+    .refine((c) => names.includes(c), message)
+    .meta({ description: 'A capability name.', ...rules({ rule: celIn(names), message }) });
 
 export const Capabilities = z
   .object({
     add: z
-      .array(z.string().regex(/^(CAP_)?[A-Z_]+$/, 'capabilities are names such as NET_ADMIN'))
+      .array(capability(CAP_NAMES, UNKNOWN_CAPABILITY))
       .max(64)
       .optional()
-      .meta({ description: 'Capabilities added to the defaults; only honoured when the agent allows them.', 'x-kubernetes-list-type': 'set' }),
+      .meta({ description: 'Capabilities added to the defaults, Linux names with or without the CAP_ prefix; only honoured when the agent allows them.', 'x-kubernetes-list-type': 'set' }),
     drop: z
-      .array(z.string().regex(/^(CAP_)?[A-Z_]+$/, 'capabilities are names such as NET_RAW, or ALL'))
+      .array(capability([...CAP_NAMES, 'ALL'], UNKNOWN_DROP_CAPABILITY))
       .max(64)
       .optional()
-      .meta({ description: 'Capabilities removed from the defaults; ALL drops every one.', 'x-kubernetes-list-type': 'set' }),
+      .meta({ description: 'Capabilities removed from the defaults, Linux names with or without the CAP_ prefix; ALL drops every one.', 'x-kubernetes-list-type': 'set' }),
   })
   .strict()
   .describe('Capabilities to add to or drop from the default set (the 14 Docker grants).');
@@ -125,21 +162,31 @@ export const SecurityContext = z
     ),
   });
 
+const RESERVED_MOUNT_PATH = 'mountPath must not be /proc, /sys, /dev or a path below them: the runtime mounts those itself';
+/** /proc, /sys and /dev, also spelt with extra slashes or "." elements. */
+const RESERVED_MOUNT_RE = '^[/.]*/(proc|sys|dev)(/|$)';
+const PARENT_MOUNT_PATH = 'mountPath must not contain a ".." element';
+
 export const VolumeMount = z
   .object({
     name: dnsLabel('volume name').describe('Name of a volume in spec.volumes.'),
     mountPath: z
       .string()
       .min(1)
-      .max(4096)
+      .max(1024) // bounds the cost of the CEL rules below
       .regex(/^\//, 'mountPath must be absolute')
-      .describe('Absolute path inside the container where the volume is mounted.'),
+      .refine((p) => !/(^|\/)\.\.(\/|$)/.test(p), PARENT_MOUNT_PATH)
+      .refine((p) => !new RegExp(RESERVED_MOUNT_RE).test(p), RESERVED_MOUNT_PATH)
+      .describe('Absolute path inside the container where the volume is mounted. Not /proc, /sys, /dev or below them, and without ".." elements.'),
     readOnly: z.boolean().default(false).describe('Mount the volume read-only.'),
   })
   .strict()
   .meta({
     description: 'Mounts a volume of the sandbox into the container.',
-    ...rules({ rule: "!self.mountPath.matches('(^|/)[.][.](/|$)')", message: 'mountPath must not contain a ".." element', fieldPath: '.mountPath' }),
+    ...rules(
+      { rule: "!self.mountPath.matches('(^|/)[.][.](/|$)')", message: PARENT_MOUNT_PATH, fieldPath: '.mountPath' },
+      { rule: `!self.mountPath.matches('${RESERVED_MOUNT_RE}')`, message: RESERVED_MOUNT_PATH, fieldPath: '.mountPath' },
+    ),
   });
 
 export const Container = z
@@ -340,6 +387,11 @@ export const SandboxSpec = z
     if (spec.containers.some((c) => (c.volumeMounts ?? []).some((m) => !volumes.has(m.name)))) {
       ctx.addIssue({ code: 'custom', path: ['containers'], message: 'every volumeMounts[].name must name a volume in spec.volumes' });
     }
+    for (const what of ['cpu', 'memory'] as const) {
+      if (spec.containers.some((c) => exceeds(c.resources?.requests?.[what], spec.resources[what]))) {
+        ctx.addIssue({ code: 'custom', path: ['containers'], message: REQUEST_ABOVE_SANDBOX_LIMIT(what) });
+      }
+    }
   })
   .meta({
     description: 'Desired state of the sandbox.',
@@ -349,6 +401,11 @@ export const SandboxSpec = z
         message: 'every volumeMounts[].name must name a volume in spec.volumes',
         fieldPath: '.containers',
       },
+      ...(['cpu', 'memory'] as const).map((what) => ({
+        rule: `!has(self.resources.${what}) || self.containers.all(c, !has(c.resources) || !has(c.resources.requests) || (${celNotAbove(`c.resources.requests.${what}`, `self.resources.${what}`)}))`,
+        message: REQUEST_ABOVE_SANDBOX_LIMIT(what),
+        fieldPath: '.containers',
+      })),
       {
         rule: 'has(self.nodeName) == has(oldSelf.nodeName) && (!has(self.nodeName) || self.nodeName == oldSelf.nodeName)',
         message: 'nodeName is immutable: delete and recreate the sandbox to move it',

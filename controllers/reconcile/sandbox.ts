@@ -12,7 +12,7 @@ import { toNodeInfo, type LeaseTracker, type NodeHealth } from '../nodes/health.
 import { addUsage, sandboxDemand, scheduleSandbox, type NodeUsage } from '../scheduling/scheduler.js';
 import { readPullSecrets } from './pull-secrets.js';
 import { desiredStatusPatch } from '../../node-agent/status/desired.js';
-import { boundStatus, nodeLostStatus, nodeUnreachableStatus, rescheduleStatus, reschedulesAfterNodeLoss, unschedulableStatus, type StatusPatch } from './status.js';
+import { boundStatus, nodeLostStatus, nodeUnreachableStatus, rescheduleStatus, reschedulesAfterNodeLoss, schedulingWindowLeft, unschedulableStatus, type StatusPatch } from './status.js';
 
 /** What a reconcile asks of the queue: nothing (done), or come back after a while. */
 export interface Result {
@@ -139,7 +139,9 @@ export class SandboxReconciler {
         this.deps.events.record(sbxRef(sbx), 'Warning', 'FailedScheduling', choice.message, 'Scheduling');
         log.info({ reason: choice.reason, why: choice.message }, 'Sandbox is unschedulable');
       }
-      return { requeueAfterMs: UNSCHEDULABLE_RETRY_MS };
+      // Come back when the scheduling window closes, to say Stalled instead of Reconciling.
+      const left = schedulingWindowLeft(sbx);
+      return { requeueAfterMs: left > 0 ? left + 250 : UNSCHEDULABLE_RETRY_MS };
     }
     const hostIP = this.deps.nodes.get(choice.node)?.status?.hostIP;
     const bound = this.#carryOn(sbx, await this.#writeStatus(key, sbx, boundStatus(sbx, choice.node, hostIP)));

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { Sandbox } from '../../crds/sandbox.js';
-import { rescheduleStatus, reschedulesAfterNodeLoss } from './status.js';
+import { rescheduleStatus, reschedulesAfterNodeLoss, schedulingWindowLeft, unschedulableStatus } from './status.js';
 
 describe('unit: rescheduling the sandboxes of a lost node', () => {
   const sbx = (spec: Record<string, unknown> = {}, status: Record<string, unknown> = {}) =>
@@ -33,5 +33,32 @@ describe('unit: rescheduling the sandboxes of a lost node', () => {
     assert.equal(cond('Reconciling')?.status, 'True');
     assert.equal(cond('Stalled'), undefined);
     assert.match(String(p.message), /Node lost was lost/);
+  });
+});
+
+describe('unit: an unschedulable sandbox, as kstatus judges an unschedulable Pod', () => {
+  const created = Date.parse('2026-12-07T10:00:00Z');
+  const WINDOW = 15_000; // kstatus's ScheduleWindow for Pods
+  const sbx = (status?: Record<string, unknown>) =>
+    Sandbox.parse({
+      apiVersion: 'sandpit.dev/v1alpha1',
+      kind: 'Sandbox',
+      metadata: { name: 's', namespace: 'ns', uid: 'u1', generation: 1, creationTimestamp: '2026-12-07T10:00:00Z' },
+      spec: { containers: [{ name: 'main', image: 'busybox' }] },
+      ...(status ? { status } : {}),
+    });
+  const types = (p: ReturnType<typeof unschedulableStatus>) => Object.fromEntries((p?.conditions ?? []).map((c) => [c.type, c]));
+
+  it('is Reconciling within the window, then Stalled (Reconciling removed), still Pending and retried', () => {
+    const early = unschedulableStatus(sbx(), 'NoNodeMatches', '0/1 SandboxNodes match', created + 5_000);
+    assert.equal(types(early).Reconciling?.status, 'True');
+    assert.equal(types(early).Stalled, undefined);
+    assert.equal(schedulingWindowLeft(sbx(), created + 5_000), WINDOW - 5_000, 'the controller comes back when the window closes');
+    const late = unschedulableStatus(sbx(early as Record<string, unknown>), 'NoNodeMatches', '0/1 SandboxNodes match', created + WINDOW);
+    assert.equal(types(late).Stalled?.reason, 'Unschedulable');
+    assert.match(types(late).Stalled?.message ?? '', /0\/1 SandboxNodes match/);
+    assert.equal(types(late).Reconciling, undefined);
+    assert.equal(late?.phase, 'Pending');
+    assert.equal(schedulingWindowLeft(sbx(), created + WINDOW), 0);
   });
 });

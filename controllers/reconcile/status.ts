@@ -20,14 +20,37 @@ function build(sbx: Sandbox, fields: StatusPatch, conditions: ConditionInput[], 
   return changed ? { ...fields, conditions: list } : undefined;
 }
 
-/** No node takes the sandbox yet: Scheduled=False with the scheduler's reason. */
-export function unschedulableStatus(sbx: Sandbox, reason: string, message: string): StatusPatch | undefined {
+/** How long a sandbox may wait for a node before kstatus should call it Failed: kstatus's ScheduleWindow for Pods. */
+const UNSCHEDULABLE_WINDOW_MS = 15_000;
+
+/** Milliseconds left of the scheduling window of a sandbox, 0 once it has passed. */
+export function schedulingWindowLeft(sbx: Sandbox, now = Date.now()): number {
+  const created = Date.parse(sbx.metadata.creationTimestamp ?? '');
+  return Number.isNaN(created) ? 0 : Math.max(0, created + UNSCHEDULABLE_WINDOW_MS - now);
+}
+
+/**
+ * No node takes the sandbox yet: Scheduled=False with the scheduler's reason.
+ * Within the window after creation it is Reconciling (nodes may be joining,
+ * others may free room); past it Stalled, as kstatus judges an unschedulable
+ * Pod. Either way the controller keeps trying, and binds it when a node fits.
+ */
+export function unschedulableStatus(sbx: Sandbox, reason: string, message: string, now = Date.now()): StatusPatch | undefined {
   const g = sbx.metadata.generation;
-  return build(sbx, { phase: 'Pending', observedGeneration: g, reason, message }, [
-    { type: T.Scheduled, status: 'False', reason, message, observedGeneration: g },
-    { type: T.Ready, status: 'False', reason: 'Unschedulable', message, observedGeneration: g },
-    { type: T.Reconciling, status: 'True', reason: 'Scheduling', message: 'Waiting for a node that can take the sandbox', observedGeneration: g },
-  ]);
+  const waiting = schedulingWindowLeft(sbx, now) > 0;
+  const abnormal: ConditionInput = waiting
+    ? { type: T.Reconciling, status: 'True', reason: 'Scheduling', message: 'Waiting for a node that can take the sandbox', observedGeneration: g }
+    : { type: T.Stalled, status: 'True', reason: 'Unschedulable', message: `No node can take the sandbox: ${message}. Change nodeSelector or resources, or add a node that fits`, observedGeneration: g };
+  return build(
+    sbx,
+    { phase: 'Pending', observedGeneration: g, reason, message },
+    [
+      { type: T.Scheduled, status: 'False', reason, message, observedGeneration: g },
+      { type: T.Ready, status: 'False', reason: 'Unschedulable', message, observedGeneration: g },
+      abnormal,
+    ],
+    [waiting ? T.Stalled : T.Reconciling],
+  );
 }
 
 /** The binding: status.nodeName is set once and never changes (CEL enforces it). */

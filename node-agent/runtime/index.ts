@@ -78,7 +78,7 @@ export class RuntimeService implements RuntimeSeam {
         for (const name of diff.restartContainers) {
           const fields = changedContainerFields(before.containers.find((c) => c.name === name)!, sandbox.spec.containers.find((c) => c.name === name)!);
           this.#notice(rec.ref, { type: 'Normal', reason: 'Killing', note: `Container ${name} definition changed (${fields.join(', ')}), will be restarted` });
-          await this.runtime.restartContainer(id, name, sandbox.spec);
+          await this.runtime.restartContainer(id, name, sandbox);
         }
         rec.spec = sandbox.spec;
         rec.generation = generation;

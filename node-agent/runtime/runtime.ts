@@ -29,6 +29,7 @@ import { mount, MNT_DETACH, MS_NODEV, MS_NOEXEC, MS_NOSUID, umount2 } from '../s
 import { close, dup, kill, open, O_CLOEXEC, O_CREAT, O_RDONLY, O_WRONLY, pidfdGetfd, pidfdOpen, reapChild } from '../sys/proc.js';
 import type { RuntimeConfig } from './config.js';
 import { parseQuantity } from '../../crds/quantity.js';
+import { defaultPullPolicy } from '../images/reference.js';
 import { ImageFileError, readImageFile } from './image-files.js';
 import { pullCredentials } from '../images/pull-secrets.js';
 import { NoCommandError, resolveCommand } from './command.js';
@@ -249,7 +250,8 @@ export class SandboxRuntime {
       t.mark('mounts');
 
       for (const c of sandbox.spec.containers) {
-        rec.images[c.name] = await this.#deps.images.prepare(c.image, { policy: c.imagePullPolicy ?? 'IfNotPresent', credentials: pullCredentials(sandbox, c.name), sandbox: ref });
+        // As kubelet: no policy in the spec means Always for :latest or untagged images, IfNotPresent otherwise.
+        rec.images[c.name] = await this.#deps.images.prepare(c.image, { policy: c.imagePullPolicy ?? defaultPullPolicy(c.image), credentials: pullCredentials(sandbox, c.name), sandbox: ref });
       }
 
       // A user the image does not define fails here, before any process exists.
@@ -493,7 +495,8 @@ export class SandboxRuntime {
    * caller (RuntimeService.apply, spec-diff.ts) has found that nothing else
    * in it needs a new sandbox.
    */
-  async restartContainer(id: string, name: string, spec: SandboxSpec): Promise<void> {
+  async restartContainer(id: string, name: string, sandbox: Sandbox): Promise<void> {
+    const spec = sandbox.spec;
     const rec = this.#require(id);
     const c = rec.containers.find((x) => x.name === name);
     const cspec = spec.containers.find((x) => x.name === name);
@@ -504,7 +507,7 @@ export class SandboxRuntime {
     if (rec.stopping) throw new SandpitError({ ...site, message: 'the sandbox is stopping' });
     this.#busy.add(id);
     try {
-      const image = await this.#deps.images.prepare(cspec.image, { policy: cspec.imagePullPolicy ?? 'IfNotPresent', credentials: [], sandbox: rec.ref });
+      const image = await this.#deps.images.prepare(cspec.image, { policy: cspec.imagePullPolicy ?? defaultPullPolicy(cspec.image), credentials: pullCredentials(sandbox, name), sandbox: rec.ref });
       this.#identity(rec, cspec, image, site);
       this.#command(rec, cspec, image, site);
       const frozen = this.cgroups.frozen(id);

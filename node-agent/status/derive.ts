@@ -3,11 +3,18 @@ import type { SandboxStatus } from '../../crds/sandbox.js';
 
 type Observed = Omit<SandboxStatus, 'nodeName' | 'observedGeneration' | 'conditions'>;
 
+/** Waiting reasons (kubelet's words) that no retry fixes: the spec or the node must change. */
+const STALLED_WAITING = new Set(['InvalidImageName', 'ErrImageNeverPull', 'CreateContainerConfigError', 'CreateContainerError']);
+
 /**
  * The Sandbox conditions that follow from what the runtime observed. Pure.
- * kstatus reads them: Ready is always present; Reconciling exists only while
- * the sandbox is being built and Stalled only when it failed, as kstatus
- * wants abnormal-true conditions absent when false. lastTransitionTime is
+ * kstatus reads them: Ready is present except when Paused or Succeeded (kstatus
+ * takes Ready=False for InProgress, and neither will progress); Reconciling exists only while
+ * the sandbox is being built or a container is not running yet, and Stalled
+ * only when nothing changes without the user (phase Failed, CrashLoopBackOff),
+ * as kstatus wants abnormal-true conditions absent when false. The verdicts
+ * match what kstatus says of the equivalent Pod, except that a Failed sandbox
+ * stays Failed (kstatus calls a failed Pod Current). lastTransitionTime is
  * filled by setCondition when merged into the object.
  */
 export function deriveConditions(s: Observed, generation: number, now = new Date().toISOString()): Condition[] {
@@ -37,26 +44,43 @@ export function deriveConditions(s: Observed, generation: number, now = new Date
       : c('NetworkReady', 'False', 'Configuring', 'The sandbox network is being set up'),
   ];
   switch (s.phase) {
-    case 'Running':
-      out.push(
-        notReady.length
-          ? c('Ready', 'False', 'ContainersNotReady', `Containers not running: ${notReady.join(', ')}`)
-          : c('Ready', 'True', 'Running', 'Every container is running'),
-      );
+    case 'Running': {
+      if (!notReady.length) {
+        out.push(c('Ready', 'True', 'Running', 'Every container is running'));
+        break;
+      }
+      out.push(c('Ready', 'False', 'ContainersNotReady', `Containers not running: ${notReady.join(', ')}`));
+      // As kstatus judges a Pod: crash-looping containers are Failed (nothing changes
+      // without the user), any other not-ready container is still in progress.
+      const looping = waiting.filter((x) => x.state?.waiting?.reason === 'CrashLoopBackOff');
+      if (looping.length) {
+        const what = looping.map((x) => `${x.name} (restarted ${x.restartCount} times${x.lastState?.terminated ? `, last exit code ${x.lastState.terminated.exitCode}` : ''})`);
+        out.push(c('Stalled', 'True', 'CrashLoopBackOff', `Containers keep exiting and are restarted with back-off: ${what.join(', ')}. Read their logs (kubectl sandpit logs --previous) and fix the command or image`));
+      } else {
+        out.push(c('Reconciling', 'True', 'ContainersNotReady', `Waiting for containers to run: ${notReady.join(', ')}`));
+      }
       break;
+    }
     case 'Paused':
-      out.push(c('Ready', 'False', 'Paused', 'The sandbox is frozen (spec.paused)'));
-      break;
     case 'Succeeded':
-      out.push(c('Ready', 'False', 'Completed', 'Every container exited successfully'));
+      // No Ready condition at all: kstatus reads Ready=False as InProgress, and a
+      // paused or completed sandbox is as current as a completed Pod. The phase
+      // says which; `kubectl wait --for=condition=Ready` keeps waiting, as for a Pod.
       break;
     case 'Failed':
       out.push(c('Ready', 'False', s.reason ?? 'Failed', s.message ?? 'The sandbox failed'));
       out.push(c('Stalled', 'True', s.reason ?? 'Failed', s.message ?? 'The sandbox failed and will not be retried'));
       break;
-    default:
-      out.push(c('Ready', 'False', 'Creating', s.message ?? 'The sandbox is being created'));
-      out.push(c('Reconciling', 'True', 'Creating', 'The agent is creating the sandbox'));
+    default: {
+      // Waiting on something only the user can change (the contract in BRIEF/README:
+      // Stalled), or on something a retry may fix (a registry down: Reconciling).
+      const stuck = waiting.find((x) => STALLED_WAITING.has(x.state?.waiting?.reason ?? ''));
+      const why = stuck ?? pulling;
+      const reason = why?.state?.waiting?.reason ?? 'Creating';
+      const message = why?.state?.waiting?.message ? `Container ${why.name}: ${why.state.waiting.message}` : (s.message ?? 'The sandbox is being created');
+      out.push(c('Ready', 'False', reason, message));
+      out.push(stuck ? c('Stalled', 'True', reason, message) : c('Reconciling', 'True', why ? reason : 'Creating', why ? message : 'The agent is creating the sandbox'));
+    }
   }
   return out;
 }

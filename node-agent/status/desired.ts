@@ -6,8 +6,11 @@ import type { SandboxObservation } from '../contracts.js';
 /** Status fields the agent owns once the sandbox runs on its node; an absent one is cleared. */
 const AGENT_FIELDS = ['phase', 'hostIP', 'sandboxIP', 'sandboxIPs', 'publishedPorts', 'containerStatuses', 'startTime', 'message', 'reason', 'usage'] as const;
 
-/** Condition types whose presence the agent decides (kstatus: Reconciling/Stalled exist only while true). */
-const AGENT_ABNORMAL = ['Reconciling', 'Stalled'];
+/**
+ * Condition types whose presence the agent decides: kstatus wants Reconciling and
+ * Stalled only while true, and Ready absent once a sandbox is Paused or Succeeded.
+ */
+const AGENT_DECIDED = ['Ready', 'Reconciling', 'Stalled'];
 
 /**
  * The status patch that makes the Sandbox say what the runtime observed, or
@@ -29,7 +32,7 @@ export function desiredStatusPatch(sbx: Pick<Sandbox, 'status'>, obs: SandboxObs
   const theirs = sbx.status?.conditions ?? [];
   const ours = (obs.status.conditions ?? []) as Condition[];
   const { list } = mergeConditions(theirs, ours.map((c) => ({ ...c, observedGeneration: c.observedGeneration ?? obs.generation })));
-  for (const t of AGENT_ABNORMAL) if (!ours.some((c) => c.type === t)) removeCondition(list, t);
+  for (const t of AGENT_DECIDED) if (!ours.some((c) => c.type === t)) removeCondition(list, t);
   // The API server hands objects back with their keys sorted: compare key order out.
   const compared = Object.entries(next).filter(([k]) => opts.usage !== false || k !== 'usage');
   const changed = compared.some(([k, v]) => canonical(cur[k] ?? null) !== canonical(v)) || canonical(theirs) !== canonical(list);

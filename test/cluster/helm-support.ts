@@ -3,6 +3,7 @@
  * is, running helm 4 (from hack/tools.sh) and helm 3 (built once from the Go
  * module proxy and cached), rendering with values, and fresh namespaces.
  */
+import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -204,4 +205,41 @@ export function kstatusBinary(): Promise<string> {
 export function prewarmGoTools(): void {
   helm3Binary().catch(() => undefined);
   kstatusBinary().catch(() => undefined);
+}
+
+/** A JSON value as a Lua table constructor (what Argo CD hands the script as `obj`). */
+function toLua(value: unknown): string {
+  if (value === null || value === undefined) return 'nil';
+  if (typeof value === 'boolean' || typeof value === 'number') return String(value);
+  if (typeof value === 'string') {
+    let out = '"';
+    for (const ch of value) {
+      const code = ch.codePointAt(0)!;
+      if (ch === '"' || ch === '\\') out += `\\${ch}`;
+      else if (code < 0x20 || code > 0x7e) out += `\\u{${code.toString(16)}}`;
+      else out += ch;
+    }
+    return `${out}"`;
+  }
+  if (Array.isArray(value)) return `{${value.map(toLua).join(', ')}}`;
+  return `{${Object.entries(value as Record<string, unknown>)
+    .filter(([, v]) => v !== null && v !== undefined)
+    .map(([k, v]) => `[${toLua(k)}] = ${toLua(v)}`)
+    .join(', ')}}`;
+}
+
+/** Runs the health script the way Argo CD does (global `obj`, the script's return value). */
+export async function argoHealth(script: string, obj: unknown): Promise<{ status: string; message: string }> {
+  const program = [
+    `obj = ${toLua(obj)}`,
+    'local function check()',
+    script,
+    'end',
+    'local hs = check()',
+    'io.write(tostring(hs.status), "\\n", tostring(hs.message))',
+  ].join('\n');
+  const r = await run('lua5.4', ['-'], { input: program });
+  assert.equal(r.code, 0, `lua5.4 failed: ${r.stderr}`);
+  const [status = '', message = ''] = r.stdout.split('\n');
+  return { status, message };
 }

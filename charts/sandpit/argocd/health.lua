@@ -2,9 +2,12 @@
 --
 -- The Sandbox status is kstatus-compliant: a top-level status.observedGeneration,
 -- a Ready condition, and Reconciling / Stalled conditions that are True only while
--- something is abnormal. This check reads the same fields kstatus does, adds
--- Suspended for a paused sandbox and Unknown for a sandbox whose node stopped
--- reporting, and gates on observedGeneration so health never flaps on a stale status.
+-- something is abnormal (Stalled: nothing changes without the user, such as
+-- CrashLoopBackOff, phase Failed, or no node past the scheduling window). This
+-- check reads the same fields kstatus does, so the two agree: Stalled is Degraded,
+-- Reconciling is Progressing. It adds Suspended for a paused sandbox and Unknown
+-- for a sandbox whose node stopped reporting, and gates on observedGeneration so
+-- health never flaps on a stale status.
 -- Install: argocd-cm key resource.customizations.health.sandpit.dev_Sandbox
 -- (see examples/gitops/argocd/argocd-cm-sandpit-health.yaml).
 local hs = { status = "Progressing", message = "Waiting for the sandpit controller" }
@@ -30,12 +33,6 @@ local function describe(c, fallback)
   end
   return fallback
 end
-
--- Waiting reasons of a container that will not fix themselves.
-local broken = {
-  ImagePullBackOff = true, ErrImagePull = true, InvalidImageName = true,
-  CrashLoopBackOff = true, CreateContainerError = true, CreateContainerConfigError = true,
-}
 
 if obj.status == nil then
   return hs
@@ -78,20 +75,6 @@ if status.phase == "Succeeded" then
   hs.status = "Healthy"
   hs.message = status.message or "Every container completed"
   return hs
-end
-
-if status.containerStatuses ~= nil then
-  for _, cs in ipairs(status.containerStatuses) do
-    local waiting = cs.state ~= nil and cs.state.waiting or nil
-    if waiting ~= nil and waiting.reason ~= nil and broken[waiting.reason] then
-      hs.status = "Degraded"
-      hs.message = "Container " .. tostring(cs.name) .. ": " .. waiting.reason
-      if waiting.message ~= nil and waiting.message ~= "" then
-        hs.message = hs.message .. ": " .. waiting.message
-      end
-      return hs
-    end
-  end
 end
 
 local reconciling = condition(status, "Reconciling")

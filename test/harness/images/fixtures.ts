@@ -125,16 +125,17 @@ export function buildFixtures(): string {
 }
 
 /**
- * Pushes tags of the layout to a registry with skopeo (plain HTTP on 127.0.0.1).
+ * Pushes tags of the layout to a registry with skopeo (plain HTTP on 127.0.0.1),
+ * as repository `as` (default: the tag's name) and tag `to` (default: latest).
  * Asynchronous: the token endpoint skopeo talks to runs in this process.
  */
-export async function push(layout: string, registry: string, items: { tag: string; as?: string; docker?: boolean }[], creds?: string): Promise<void> {
+export async function push(layout: string, registry: string, items: { tag: string; as?: string; docker?: boolean; to?: string }[], creds?: string): Promise<void> {
   for (const it of items) {
     const args = ['copy', '--quiet', '--dest-tls-verify=false'];
     if (creds) args.push('--dest-creds', creds);
     if (it.docker) args.push('--format', 'v2s2');
     if (it.tag === 'multi') args.push('--multi-arch', 'all');
-    args.push(`oci:${layout}:${it.tag}`, `docker://${registry}/${it.as ?? it.tag}:latest`);
+    args.push(`oci:${layout}:${it.tag}`, `docker://${registry}/${it.as ?? it.tag}:${it.to ?? 'latest'}`);
     await promisify(execFile)('skopeo', args);
   }
 }

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createLogger } from '../lib/log.js';
-import { BridgeNetworkProvider } from '../node-agent/network/index.js';
+import { BridgeNetworkProvider } from '../node-agent/network/provider.js';
 import { ControlPlane } from '../test/harness/control-plane.js';
 
 /*

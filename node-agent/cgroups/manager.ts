@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileS
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SandpitError } from '../../lib/errors.js';
-import { close, kill, open, O_CLOEXEC, O_WRONLY } from '../sys/proc.js';
+import { kill, open, O_CLOEXEC, O_WRONLY } from '../sys/proc.js';
 import { classify, parseCgroupMounts, V1_CONTROLLERS, type CgroupLayout, type V1Controller } from './layout.js';
 
 /*
@@ -328,4 +328,3 @@ function trySilently(fn: () => void): void {
   }
 }
 
-export { close as closeFd };

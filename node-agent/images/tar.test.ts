@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { ByteReader, parseNumeric, parsePax, readTar, writeTar, type TarEntry } from './tar.js';
+import { writeTar } from '../../test/support/tar-writer.js';
+import { ByteReader, parseNumeric, parsePax, readTar, type TarEntry } from './tar.js';
 
 async function entries(buf: Buffer, chunk = 7): Promise<{ e: TarEntry; data: Buffer }[]> {
   async function* src() {

@@ -4,7 +4,7 @@ import { createReadStream, existsSync } from 'node:fs';
 import { pipeline } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import type { Readable } from 'node:stream';
-import { applyLayer, type ApplyLimits, type ApplyResult } from './applier.js';
+import { applyLayer, DEFAULT_APPLY_LIMITS, type ApplyLimits, type ApplyResult } from './applier.js';
 import { ImageError, LayerRefusedError } from './errors.js';
 import type { Logger } from '../../lib/log.js';
 
@@ -50,10 +50,7 @@ export interface UnpackLimits extends ApplyLimits {
 }
 
 export const DEFAULT_UNPACK_LIMITS: UnpackLimits = {
-  maxEntries: 1_000_000,
-  maxBytes: 32 * 1024 ** 3,
-  allowDevices: true,
-  maxDepth: 256,
+  ...DEFAULT_APPLY_LIMITS,
   maxRatio: 100,
   ratioFloorBytes: 64 * 1024 * 1024,
 };

@@ -44,11 +44,6 @@ export function parseSubnet(cidr: string): Subnet {
 export const subnetSize = (s: Subnet) => 2 ** (32 - s.prefixLength);
 /** The bridge's address: the first host address, as Docker, CNI and netavark do. */
 export const gatewayOf = (s: Subnet) => numberToIp(s.network + 1);
-export const broadcastOf = (s: Subnet) => numberToIp(s.network + subnetSize(s) - 1);
-export const contains = (s: Subnet, ip: string) => {
-  const n = ipToNumber(ip);
-  return n >= s.network && n < s.network + subnetSize(s);
-};
 /** First and last address a sandbox may get: after the gateway, before broadcast. */
 export const sandboxRange = (s: Subnet) => ({ first: s.network + 2, last: s.network + subnetSize(s) - 2 });
 

@@ -12,7 +12,6 @@ export const O_RDONLY = 0o0;
 export const O_WRONLY = 0o1;
 export const O_CREAT = 0o100;
 export const O_EXCL = 0o200;
-export const O_TRUNC = 0o1000;
 export const O_DIRECTORY = 0o200000;
 export const O_NOFOLLOW = 0o400000;
 export const O_CLOEXEC = 0o2000000;
@@ -20,16 +19,13 @@ export const O_PATH = 0o10000000;
 
 export const AT_FDCWD = -100;
 export const AT_SYMLINK_NOFOLLOW = 0x100;
-export const AT_REMOVEDIR = 0x200;
 export const AT_EMPTY_PATH = 0x1000;
 
-export const RESOLVE_NO_XDEV = 0x01;
 export const RESOLVE_NO_MAGICLINKS = 0x02;
 export const RESOLVE_NO_SYMLINKS = 0x04;
 export const RESOLVE_BENEATH = 0x08;
 export const RESOLVE_IN_ROOT = 0x10;
 
-export const S_IFMT = 0o170000;
 export const S_IFCHR = 0o020000;
 export const S_IFBLK = 0o060000;
 export const S_IFIFO = 0o010000;
@@ -52,12 +48,10 @@ export const mkdirat = libc.func('int mkdirat(int dirfd, const char *path, uint3
 export const mknodat = libc.func('int mknodat(int dirfd, const char *path, uint32 mode, uint64 dev)');
 export const symlinkat = libc.func('int symlinkat(const char *target, int newdirfd, const char *linkpath)');
 export const linkat = libc.func('int linkat(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, int flags)');
-export const unlinkat = libc.func('int unlinkat(int dirfd, const char *path, int flags)');
 export const fchownat = libc.func('int fchownat(int dirfd, const char *path, uint32 uid, uint32 gid, int flags)');
 export const fchmodat = libc.func('int fchmodat(int dirfd, const char *path, uint32 mode, int flags)');
 const utimensatRaw = libc.func('int utimensat(int dirfd, const char *path, sp_timespec2 *times, int flags)');
 export const fsetxattr = libc.func('int fsetxattr(int fd, const char *name, const void *value, size_t size, int flags)');
-export const lsetxattr = libc.func('int lsetxattr(const char *path, const char *name, const void *value, size_t size, int flags)');
 const lgetxattrRaw = libc.func('long lgetxattr(const char *path, const char *name, _Out_ uint8_t *value, size_t size)');
 
 /** openat2(2): opens `path` relative to `dirfd` under the given RESOLVE_* rules. Returns the fd or -1 (errno set). */

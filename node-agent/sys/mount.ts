@@ -8,9 +8,7 @@ export const MS_NODEV = 0x4;
 export const MS_NOEXEC = 0x8;
 export const MS_REMOUNT = 0x20;
 export const MS_BIND = 0x1000;
-export const MS_MOVE = 0x2000;
 export const MS_REC = 0x4000;
-export const MS_PRIVATE = 0x40000;
 export const MS_SLAVE = 0x80000;
 export const MS_STRICTATIME = 0x1000000;
 export const MNT_DETACH = 0x2;
@@ -32,7 +30,6 @@ const umount2Fn = libc.func('int umount2(const char *target, int flags)');
 const syscallFn = libc.func('long syscall(long number, ...)');
 const chdirFn = libc.func('int chdir(const char *path)');
 const fchdirFn = libc.func('int fchdir(int fd)');
-const mknodFn = libc.func('int mknod(const char *path, uint32_t mode, uint64_t dev)');
 const closeFn = libc.func('int close(int fd)');
 
 export function mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null, site: CallSite): void {
@@ -56,15 +53,6 @@ export function fchdir(fd: number, site: CallSite): void {
   check('fchdir', site, () => fchdirFn(fd));
 }
 
-export function mknod(path: string, mode: number, major: number, minor: number, site: CallSite): void {
-  // glibc's makedev: the 64-bit dev_t layout the kernel expects from userspace.
-  const dev =
-    (BigInt(major & 0xfffff000) << 32n) |
-    (BigInt(major & 0xfff) << 8n) |
-    (BigInt(minor & 0xffffff00) << 12n) |
-    BigInt(minor & 0xff);
-  check(`mknod ${path}`, site, () => mknodFn(path, mode, dev));
-}
 
 /**
  * Mounts `source` at `target` with its owners shifted through the user

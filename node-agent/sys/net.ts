@@ -24,7 +24,6 @@ export const SOL_SOCKET = 1;
 export const SO_RCVBUF = 8;
 export const SOL_NETLINK = 270;
 export const NETLINK_EXT_ACK = 11;
-export const NETLINK_GET_STRICT_CHK = 12;
 
 export const socket = libc.func('int socket(int domain, int type, int protocol)');
 export const send = libc.func('long send(int fd, const void *buf, size_t len, int flags)');

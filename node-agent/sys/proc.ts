@@ -9,7 +9,6 @@ import { check, koffi, libc, type CallSite } from './libc.js';
 const SYS = {
   kill: 62,
   waitid: 247,
-  pidfdSendSignal: 424,
   pidfdOpen: 434,
   pidfdGetfd: 438,
 } as const;
@@ -17,7 +16,6 @@ const SYS = {
 const syscallFn = libc.func('long syscall(long number, ...)');
 const closeFn = libc.func('int close(int fd)');
 const openFn = libc.func('int open(const char *path, int flags, uint32_t mode)');
-const fcntlFn = libc.func('int fcntl(int fd, int cmd, ...)');
 
 function raw(call: string, site: CallSite, ...args: unknown[]): number {
   const nr = SYS[call as keyof typeof SYS];
@@ -33,15 +31,9 @@ export function pidfdGetfd(pidfd: number, targetFd: number, site: CallSite): num
   return raw('pidfdGetfd', site, 'int', pidfd, 'int', targetFd, 'unsigned int', 0);
 }
 
-export function pidfdSendSignal(pidfd: number, signal: number, site: CallSite): void {
-  raw('pidfdSendSignal', site, 'int', pidfd, 'int', signal, 'void *', null, 'unsigned int', 0);
-}
-
 export const P_PID = 1;
-export const P_PIDFD = 3;
 export const WEXITED = 4;
 export const WNOHANG = 1;
-export const WNOWAIT = 0x01000000;
 
 /**
  * Reaps `pid` if it is our child and has exited. Returns null while it runs,
@@ -95,10 +87,3 @@ export function close(fd: number): void {
   closeFn(fd);
 }
 
-const F_GETFD = 1;
-const F_SETFD = 2;
-/** Lets `fd` survive execve (Node opens everything close-on-exec). */
-export function clearCloexec(fd: number, site: CallSite): void {
-  const flags = check('fcntl F_GETFD', site, () => fcntlFn(fd, F_GETFD, 'int', 0));
-  check('fcntl F_SETFD', site, () => fcntlFn(fd, F_SETFD, 'int', flags & ~1));
-}

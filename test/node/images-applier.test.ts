@@ -9,9 +9,10 @@ import { Readable } from 'node:stream';
 import { createGzip, gzipSync } from 'node:zlib';
 import { applyLayer, DEFAULT_APPLY_LIMITS } from '../../node-agent/images/applier.js';
 import { ImageError, LayerRefusedError } from '../../node-agent/images/errors.js';
-import { writeTar, type WriteEntry } from '../../node-agent/images/tar.js';
+import { writeTar, type WriteEntry } from '../support/tar-writer.js';
 import { DEFAULT_UNPACK_LIMITS, unpackLayer } from '../../node-agent/images/unpack.js';
-import { lgetxattr, lsetxattr } from '../../node-agent/sys/fs.js';
+import { lgetxattr } from '../../node-agent/sys/fs.js';
+import { lsetxattr } from '../support/xattr.js';
 
 /*
  * Node tier (root): the layer applier against a hostile corpus. Each case is

@@ -10,6 +10,7 @@ import { mountsUnder, type SandboxRuntime } from '../../node-agent/runtime/runti
 import { deriveConditions } from '../../node-agent/status/derive.js';
 import { desiredStatusPatch } from '../../node-agent/status/desired.js';
 import * as fs from '../../node-agent/sys/fs.js';
+import { lsetxattr } from '../support/xattr.js';
 import { buildBusyboxRootfs } from '../fixtures/busybox-rootfs.js';
 import { cleanupRuntime, logText, runToCompletion, sandbox, SCALE, sh, startRuntime, startTestRuntime, testConfig, waitFor, type TestRuntime } from './runtime-env.js';
 
@@ -76,7 +77,7 @@ describe('reading files out of image layers (node tier)', () => {
     mkdirSync(join(low!, 'opaque'));
     writeFileSync(join(low!, 'opaque/hidden'), 'x');
     mkdirSync(join(mid!, 'opaque'));
-    assert.equal(fs.lsetxattr(join(mid!, 'opaque'), 'trusted.overlay.opaque', Buffer.from('y'), 1, 0), 0);
+    assert.equal(lsetxattr(join(mid!, 'opaque'), 'trusted.overlay.opaque', Buffer.from('y'), 1, 0), 0);
     // A link in the top layer to a file of a lower one, through "..": resolved in the union.
     mkdirSync(join(high!, 'usr/share'), { recursive: true });
     symlinkSync('../../etc/passwd', join(high!, 'usr/share/passwd'));

@@ -10,7 +10,6 @@ export const NLMSG_ERROR = 2;
 export const NLMSG_DONE = 3;
 
 export const NLM_F_REQUEST = 0x1;
-export const NLM_F_MULTI = 0x2;
 export const NLM_F_ACK = 0x4;
 export const NLM_F_DUMP = 0x300;
 export const NLM_F_REPLACE = 0x100;
@@ -58,7 +57,6 @@ export const RTA_TABLE = 15;
 export const RT_TABLE_MAIN = 254;
 export const RTPROT_BOOT = 3;
 export const RT_SCOPE_UNIVERSE = 0;
-export const RT_SCOPE_LINK = 253;
 export const RTN_UNICAST = 1;
 
 const align4 = (n: number) => (n + 3) & ~3;

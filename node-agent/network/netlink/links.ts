@@ -45,9 +45,6 @@ import {
   rtmsg,
   RT_TABLE_MAIN,
   VETH_INFO_PEER,
-  type AddressInfo,
-  type LinkInfo,
-  type RouteInfo,
 } from './codec.js';
 import type { Request } from './socket.js';
 
@@ -193,4 +190,4 @@ export function getLink(name: string): Request {
 export const linkDump = { type: RTM_GETLINK, body: ifinfomsg({}), decode: decodeLink };
 export const routeDump = { type: RTM_GETROUTE, body: rtmsg({ dstLength: 0 }), decode: decodeRoute };
 export const addressDump = { type: RTM_GETADDR, body: Buffer.from([AF_INET, 0, 0, 0, 0, 0, 0, 0]), decode: decodeAddress };
-export { RT_TABLE_MAIN, decodeLink, type LinkInfo, type RouteInfo, type AddressInfo };
+export { RT_TABLE_MAIN, decodeLink };

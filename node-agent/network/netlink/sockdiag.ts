@@ -16,7 +16,6 @@ const SOCK_DIAG_BY_FAMILY = 20;
 export const AF_INET6 = 10;
 export const IPPROTO_TCP = 6;
 export const IPPROTO_UDP = 17;
-export const TCP_ESTABLISHED = 1;
 export const TCP_CLOSE = 7;
 export const TCP_LISTEN = 10;
 

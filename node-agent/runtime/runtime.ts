@@ -30,6 +30,7 @@ import type { RuntimeConfig } from './config.js';
 import { parseQuantity } from '../../crds/quantity.js';
 import { ImageFileError, readImageFile } from './image-files.js';
 import { parseGroup, parsePasswd, resolveUser, UserLookupError, type ResolvedUser } from './passwd.js';
+import type { CreateStage } from '../status/failures.js';
 
 /*
  * The node agent's sandbox runtime: builds sandboxes out of namespaces,
@@ -238,11 +239,17 @@ export class SandboxRuntime {
       t.mark('mounts');
 
       for (const c of sandbox.spec.containers) {
-        rec.images[c.name] = await this.#deps.images.prepare(c.image, { policy: c.imagePullPolicy ?? 'IfNotPresent', credentials: [], sandbox: ref });
+        rec.images[c.name] = await this.#deps.images.prepare(c.image, { policy: c.imagePullPolicy ?? 'IfNotPresent', credentials: [], sandbox: ref }).catch(atStage(c.name, 'image'));
       }
 
       // A user the image does not define fails here, before any process exists.
-      for (const c of sandbox.spec.containers) this.#identity(rec, c, rec.images[c.name]!, { sandbox: who, step: `resolve the user of container ${c.name}` });
+      for (const c of sandbox.spec.containers) {
+        try {
+          this.#identity(rec, c, rec.images[c.name]!, { sandbox: who, step: `resolve the user of container ${c.name}` });
+        } catch (err) {
+          atStage(c.name, 'config')(err);
+        }
+      }
       t.mark('images');
       await this.#startInfra(rec);
       t.mark('pid1');
@@ -257,7 +264,7 @@ export class SandboxRuntime {
       if (rec.userns) for (const f of ['hostname', 'hosts', 'resolv.conf']) chownSync(join(dir, f), rec.userns.base, rec.userns.base);
 
       t.mark('network');
-      for (const c of rec.containers) await this.#startContainer(rec, c);
+      for (const c of rec.containers) await this.#startContainer(rec, c).catch(atStage(c.name, 'start'));
       t.mark('containers');
       faultPoint('after-containers');
       rec.phase = 'Running';
@@ -961,6 +968,17 @@ export type ContainerConfigError = SandpitError & { reason: 'CreateContainerConf
 
 export const isContainerConfigError = (err: unknown): err is ContainerConfigError =>
   err instanceof SandpitError && (err as Partial<ContainerConfigError>).reason === 'CreateContainerConfigError';
+
+/**
+ * Tags an error of a create with the container and the stage it failed in
+ * (status/failures.ts turns that into kubelet's waiting reason) and rethrows it.
+ */
+function atStage(container: string, stage: CreateStage): (err: unknown) => never {
+  return (err: unknown) => {
+    if (err instanceof Error) Object.assign(err, { createStage: stage, container: (err as { container?: string }).container ?? container });
+    throw err;
+  };
+}
 
 /** Running or paused past spec.activeDeadlineSeconds, and not stopped for another reason. */
 function deadlinePassed(rec: SandboxRecord): boolean {

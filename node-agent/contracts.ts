@@ -121,7 +121,9 @@ export interface SandboxObservation {
 /**
  * The runtime as the agent API (node-agent/api/) drives it. apply() is
  * idempotent and level-based: the same UID and generation is a no-op, a new
- * generation converges (containers recreated, paused frozen/thawed).
+ * generation converges (containers recreated, paused frozen/thawed). It
+ * answers at once with what the node has; a create runs in the background
+ * and reports its progress and failures through onChange.
  */
 export interface SandboxRuntime {
   apply(sandbox: Sandbox): Promise<SandboxObservation>;

@@ -90,6 +90,27 @@ describe('runtime service seam (node tier)', function () {
     nothingLeft();
   });
 
+  it('a delete while the create is under way waits for it and leaves nothing; a new generation during it is what gets built', async () => {
+    const sb = sandbox('racing', { restartPolicy: 'Always', containers: [sh('main', 'sleep 30')] });
+    (sb.metadata as { generation?: number }).generation = 1;
+    const uid = sb.metadata.uid as string;
+    assert.equal((await svc.apply(sb)).status.phase, 'Pending');
+    await svc.remove(uid);
+    assert.equal(svc.get(uid), undefined);
+    nothingLeft();
+
+    const again = sandbox('racing2', { restartPolicy: 'Always', containers: [sh('main', 'sleep 30')] });
+    (again.metadata as { generation?: number }).generation = 1;
+    await svc.apply(again);
+    const next = { ...again, metadata: { ...again.metadata, generation: 2 }, spec: { ...again.spec, containers: [sh('main', 'sleep 32')] } };
+    const obs = await applied(svc, next as typeof again);
+    assert.equal(obs.status.phase, 'Running');
+    assert.equal(svc.runtime.list().length, 1, 'one sandbox, of the new generation');
+    assert.equal(svc.runtime.list()[0]!.generation, 2);
+    await svc.remove(again.metadata.uid as string);
+    nothingLeft();
+  });
+
   it('stops on what no retry fixes (CreateContainerConfigError: Stalled) until a new generation, which then runs', async () => {
     const bad = sandbox('nonroot', { restartPolicy: 'Always', containers: [sh('main', 'sleep 30', { securityContext: { runAsNonRoot: true } })] });
     (bad.metadata as { generation?: number }).generation = 1;

@@ -35,6 +35,19 @@ describe('cluster tier: create failures reach the Sandbox (root)', function () {
   const rootfs = buildBusyboxRootfs(join(tmpdir(), 'sandpit-test-rootfs'));
   const cgroupParent = `sandpit-fail-${process.pid}`;
 
+  let agentArgs: { agentKc: string; apiPort: number };
+  async function startAgent(): Promise<void> {
+    const fd = openSync(agentLog, 'a');
+    // A long lease: the test that stops the agent applies a Sandbox while the node still counts as Ready.
+    agent = spawn(
+      process.execPath,
+      [join(ROOT, 'dist/node-agent/main.js'), '--kubeconfig', agentArgs.agentKc, '--node-name', node, '--listen', `127.0.0.1:${agentArgs.apiPort}`, '--advertise-address', '127.0.0.1',
+        '--health-addr', `127.0.0.1:${await freePort()}`, '--lease-duration', '40', '--node-labels', 'sandpit.test/failures=yes'],
+      { stdio: ['ignore', fd, fd], env: { ...process.env, SANDPIT_STATE_ROOT: stateRoot, SANDPIT_IMAGE_ROOT: `${stateRoot}-images`, SANDPIT_CGROUP_PARENT: cgroupParent, SANDPIT_INSECURE_REGISTRIES: `${registry.host},${lateHost}`, SANDPIT_LOG_LEVEL: 'info' } },
+    );
+    closeSync(fd);
+  }
+
   const apply = (name: string, containers: Record<string, unknown>[]) =>
     cp.kubectlResult(['apply', '-f', '-'], {
       input: JSON.stringify({
@@ -69,14 +82,8 @@ describe('cluster tier: create failures reach the Sandbox (root)', function () {
     const apiPort = await freePort();
     const agentKc = await agentKubeconfig(cp, node);
     controller = await startController(cp, 'failures', ['--namespace', 'sandpit-system', '--leader-elect', 'false', '--resync-period', '5', '--node-lost-grace', '120']);
-    const fd = openSync(agentLog, 'a');
-    agent = spawn(
-      process.execPath,
-      [join(ROOT, 'dist/node-agent/main.js'), '--kubeconfig', agentKc, '--node-name', node, '--listen', `127.0.0.1:${apiPort}`, '--advertise-address', '127.0.0.1',
-        '--health-addr', `127.0.0.1:${await freePort()}`, '--lease-duration', '6', '--node-labels', 'sandpit.test/failures=yes'],
-      { stdio: ['ignore', fd, fd], env: { ...process.env, SANDPIT_STATE_ROOT: stateRoot, SANDPIT_IMAGE_ROOT: `${stateRoot}-images`, SANDPIT_CGROUP_PARENT: cgroupParent, SANDPIT_INSECURE_REGISTRIES: `${registry.host},${lateHost}`, SANDPIT_LOG_LEVEL: 'info' } },
-    );
-    closeSync(fd);
+    agentArgs = { agentKc, apiPort };
+    await startAgent();
     await waitFor('SandboxNode ready', async () => {
       const r = await cp.kubectlResult(['get', 'sandboxnode', node, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status}']);
       return r.stdout === 'True' || undefined;
@@ -170,6 +177,23 @@ describe('cluster tier: create failures reach the Sandbox (root)', function () {
     const s = await waitForReason('nostart', 'main', 'RunContainerError');
     assert.equal(condition(s, 'Stalled')?.reason, 'RunContainerError');
     assert.match(await describe('nostart'), /RunContainerError/);
+  });
+
+  it('an agent that does not answer: Reconciling/Ready=False AgentUnreachable and a FailedApply Warning, then Running once it is back', async () => {
+    const exited = new Promise((r) => agent!.once('exit', r));
+    agent!.kill('SIGKILL'); // its lease stays fresh for a while: the controller still sends it the sandbox
+    await exited;
+    assert.equal((await apply('noagent', [{ name: 'main', image: `dir:${rootfs}`, command: ['/bin/sleep', '3600'] }])).code, 0);
+    const s = await waitFor('AgentUnreachable', async () => {
+      const x = await getSandbox(cp, ns, 'noagent');
+      return condition(x, 'Reconciling')?.reason === 'AgentUnreachable' ? x : undefined;
+    }, 30_000);
+    assert.equal(condition(s, 'Ready')?.reason, 'AgentUnreachable');
+    assert.match(s.status?.message ?? '', /The agent on fail-a did not take the sandbox; the controller retries/);
+    await waitFor('the FailedApply Event', async () => (await events('noagent')).some((e) => /^Warning\/FailedApply: The agent on fail-a did not take the sandbox/.test(e)) || undefined, 15_000);
+    await startAgent();
+    await cp.kubectl(['-n', ns, 'wait', '--for=condition=Ready', 'sandbox/noagent', '--timeout=120s']);
+    assert.equal(condition((await getSandbox(cp, ns, 'noagent'))!, 'Reconciling'), undefined);
   });
 
   it('kubectl delete removes every failed sandbox and leaves nothing on the node (no state dir, no cgroup)', async () => {

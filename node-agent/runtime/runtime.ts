@@ -958,16 +958,13 @@ export function mountsUnder(dir: string): string[] {
 /**
  * A container whose configuration cannot work (a user the image does not
  * define, runAsNonRoot against a root user): kubelet's
- * CreateContainerConfigError, the reason the agent API reports (api/router.ts).
+ * CreateContainerConfigError, the waiting reason status/failures.ts reports.
  */
 function configError(site: { sandbox: string; step: string }, message: string, hint: string, container: string): ContainerConfigError {
   return Object.assign(new SandpitError({ ...site, message, hint }), { reason: 'CreateContainerConfigError' as const, container });
 }
 
-export type ContainerConfigError = SandpitError & { reason: 'CreateContainerConfigError'; container: string };
-
-export const isContainerConfigError = (err: unknown): err is ContainerConfigError =>
-  err instanceof SandpitError && (err as Partial<ContainerConfigError>).reason === 'CreateContainerConfigError';
+type ContainerConfigError = SandpitError & { reason: 'CreateContainerConfigError'; container: string };
 
 /**
  * Tags an error of a create with the container and the stage it failed in

@@ -129,7 +129,9 @@ export interface SandboxNotice {
  * The runtime as the agent API (node-agent/api/) drives it. apply() is
  * idempotent and level-based: the same UID and generation is a no-op, a new
  * generation converges (changed containers restarted, the sandbox recreated
- * where the edit needs it, paused frozen/thawed: runtime/spec-diff.ts).
+ * where the edit needs it, paused frozen/thawed: runtime/spec-diff.ts). It
+ * answers at once with what the node has; a create runs in the background
+ * and reports its progress and failures through onChange.
  */
 export interface SandboxRuntime {
   apply(sandbox: Sandbox): Promise<SandboxObservation>;

@@ -44,7 +44,7 @@ export class AgentClient {
     return this.#agent;
   }
 
-  async #call<T>(node: string, endpoint: string, method: string, path: string, body?: unknown): Promise<T> {
+  async #call<T>(node: string, endpoint: string, method: string, path: string, body?: unknown, timeoutMs = this.timeoutMs): Promise<T> {
     const agent = await this.#httpsAgent();
     const url = new URL(path, endpoint);
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
@@ -54,7 +54,7 @@ export class AgentClient {
         {
           method,
           agent,
-          timeout: this.timeoutMs,
+          timeout: timeoutMs,
           headers: payload ? { 'content-type': 'application/json', 'content-length': String(payload.length) } : {},
           servername: node,
           checkServerIdentity: (_host: string, cert: PeerCertificate) => checkServerIdentity(node, cert),
@@ -78,21 +78,30 @@ export class AgentClient {
           });
         },
       );
-      req.on('timeout', () => req.destroy(new Error(`no answer within ${this.timeoutMs} ms`)));
+      req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
       req.on('error', (err) => reject(err instanceof AgentError ? err : new AgentError(node, 0, 'Unreachable', `${method} ${url.pathname}: ${err.message}`)));
       req.end(payload);
     });
   }
 
-  /** Creates or converges the sandbox on the node; idempotent for the same UID and generation. */
+  /**
+   * Hands the sandbox to the node, with the pull Secrets the controller read
+   * for it; idempotent for the same UID and generation. The agent answers at
+   * once with what it has (the create, a pull included, runs there in the
+   * background and reports through status).
+   */
   apply(node: string, endpoint: string, sandbox: Sandbox, pullSecrets: PullSecretData[] = []): Promise<SandboxObservation> {
-    const body: PutBody<Sandbox> = pullSecrets.length ? { ...sandbox, pullSecrets } : sandbox; // the pull Secrets the controller read for it
+    const body: PutBody<Sandbox> = pullSecrets.length ? { ...sandbox, pullSecrets } : sandbox;
     return this.#call(node, endpoint, 'PUT', sandboxPath(sandbox.metadata.uid ?? ''), body);
   }
 
-  /** Resolves once the agent confirms nothing of the sandbox is left on the node. */
-  async remove(node: string, endpoint: string, uid: string): Promise<void> {
-    await this.#call<DeleteResponse>(node, endpoint, 'DELETE', sandboxPath(uid));
+  /**
+   * Resolves once the agent confirms nothing of the sandbox is left on the
+   * node. The agent answers after the containers' grace period (and a create
+   * under way) ended, so the wait is the grace period plus the usual timeout.
+   */
+  async remove(node: string, endpoint: string, uid: string, graceSeconds = 0): Promise<void> {
+    await this.#call<DeleteResponse>(node, endpoint, 'DELETE', sandboxPath(uid), undefined, this.timeoutMs + graceSeconds * 1000);
   }
 
   async list(node: string, endpoint: string): Promise<SandboxObservation[]> {

@@ -12,7 +12,7 @@ import { toNodeInfo, type LeaseTracker, type NodeHealth } from '../nodes/health.
 import { addUsage, sandboxDemand, scheduleSandbox, type NodeUsage } from '../scheduling/scheduler.js';
 import { readPullSecrets } from './pull-secrets.js';
 import { desiredStatusPatch } from '../../node-agent/status/desired.js';
-import { boundStatus, nodeLostStatus, nodeUnreachableStatus, rescheduleStatus, reschedulesAfterNodeLoss, schedulingWindowLeft, unschedulableStatus, type StatusPatch } from './status.js';
+import { agentApplyFailedStatus, boundStatus, nodeLostStatus, nodeUnreachableStatus, rescheduleStatus, reschedulesAfterNodeLoss, schedulingWindowLeft, unschedulableStatus, type StatusPatch } from './status.js';
 
 /** What a reconcile asks of the queue: nothing (done), or come back after a while. */
 export interface Result {
@@ -188,7 +188,8 @@ export class SandboxReconciler {
     if (!stale && this.#applied.has(applied) && sbx.status?.observedGeneration === sbx.metadata.generation) return {};
     const endpoint = this.#endpoint(node, sbx);
     const pullSecrets = await readPullSecrets(this.deps.client, sbx);
-    const obs = await this.deps.agents.apply(node, endpoint, sbx, pullSecrets).catch((err: unknown) => {
+    const obs = await this.deps.agents.apply(node, endpoint, sbx, pullSecrets).catch(async (err: unknown) => {
+      await this.#reportApplyFailure(key, sbx, node, err);
       throw stepError(err, key, 'apply on node', `check the agent on ${node} (its SandboxNode conditions and logs)`);
     });
     if (stale) {
@@ -200,6 +201,19 @@ export class SandboxReconciler {
     this.#applied.add(applied);
     log.debug({ node, generation: sbx.metadata.generation }, 'Agent applied the sandbox');
     return {};
+  }
+
+  /**
+   * Says in the Sandbox (a condition and a Warning Event), not only in our
+   * log, that its agent did not take it; the thrown error requeues it with
+   * back-off. A failure to write this is left to that retry.
+   */
+  async #reportApplyFailure(key: string, sbx: Sandbox, node: string, err: unknown): Promise<void> {
+    const agentReason = err instanceof AgentError ? err.reason : 'Unreachable';
+    const patch = agentApplyFailedStatus(sbx, node, agentReason, (err as Error).message);
+    if (!patch) return;
+    await this.#writeStatus(key, sbx, patch).catch(() => undefined);
+    this.deps.events.record(sbxRef(sbx), 'Warning', 'FailedApply', patch.conditions?.find((c) => c.type === 'Reconciling')?.message ?? (err as Error).message, 'Applying');
   }
 
   async #finalize(sbx: Sandbox, key: string, log: Logger): Promise<Result> {
@@ -214,7 +228,7 @@ export class SandboxReconciler {
         return { requeueAfterMs: NODE_DOWN_RETRY_MS };
       }
       if (!gone && health === 'Ready') {
-        await this.deps.agents.remove(node, this.#endpoint(node, sbx), sbx.metadata.uid ?? '').catch((err: unknown) => {
+        await this.deps.agents.remove(node, this.#endpoint(node, sbx), sbx.metadata.uid ?? '', sbx.spec.terminationGracePeriodSeconds).catch((err: unknown) => {
           throw stepError(err, key, 'delete on node', `the finalizer stays until the agent on ${node} confirms; check that agent`);
         });
         this.forgetApplied(sbx.metadata.uid ?? '');

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { Sandbox } from '../../crds/sandbox.js';
-import { rescheduleStatus, reschedulesAfterNodeLoss, schedulingWindowLeft, unschedulableStatus } from './status.js';
+import { agentApplyFailedStatus, rescheduleStatus, reschedulesAfterNodeLoss, schedulingWindowLeft, unschedulableStatus } from './status.js';
 
 describe('unit: rescheduling the sandboxes of a lost node', () => {
   const sbx = (spec: Record<string, unknown> = {}, status: Record<string, unknown> = {}) =>
@@ -60,5 +60,31 @@ describe('unit: an unschedulable sandbox, as kstatus judges an unschedulable Pod
     assert.equal(types(late).Reconciling, undefined);
     assert.equal(late?.phase, 'Pending');
     assert.equal(schedulingWindowLeft(sbx(), created + WINDOW), 0);
+  });
+});
+
+describe('unit: an agent that did not take the sandbox', () => {
+  const sbx = (status: Record<string, unknown>) =>
+    Sandbox.parse({ apiVersion: 'sandpit.dev/v1alpha1', kind: 'Sandbox', metadata: { name: 's', namespace: 'ns', uid: 'u1', generation: 2 }, spec: { containers: [{ name: 'main', image: 'busybox' }] }, status });
+  const cases: [string, Record<string, unknown>, string, { reason?: string; ready?: string; reconciling?: string } | undefined][] = [
+    ['unreachable while creating', { phase: 'Pending', nodeName: 'n1' }, 'Unreachable', { reason: 'AgentUnreachable', ready: 'False/AgentUnreachable', reconciling: 'True/AgentUnreachable' }],
+    ['an error answer while creating', { phase: 'Pending', nodeName: 'n1' }, 'EACCES', { reason: 'AgentError', ready: 'False/AgentError', reconciling: 'True/AgentError' }],
+    ['a new generation refused while the old one runs: Ready stays', { phase: 'Running', nodeName: 'n1', conditions: [{ type: 'Ready', status: 'True', reason: 'Running', message: '', lastTransitionTime: '2026-01-01T00:00:00Z' }] }, 'Unreachable', { ready: 'True/Running', reconciling: 'True/AgentUnreachable' }],
+    ['a finished sandbox: nothing', { phase: 'Succeeded', nodeName: 'n1' }, 'Unreachable', undefined],
+  ];
+  for (const [what, status, agentReason, want] of cases) {
+    it(what, () => {
+      const patch = agentApplyFailedStatus(sbx(status), 'n1', agentReason, 'connect ECONNREFUSED');
+      if (!want) return assert.equal(patch, undefined);
+      const c = (t: string) => patch?.conditions?.find((x) => x.type === t);
+      assert.equal(patch?.reason, want.reason);
+      assert.equal(`${c('Ready')?.status}/${c('Ready')?.reason}`, want.ready);
+      assert.equal(`${c('Reconciling')?.status}/${c('Reconciling')?.reason}`, want.reconciling);
+      assert.match(c('Reconciling')?.message ?? '', /agent on n1 did not take the sandbox; the controller retries: connect ECONNREFUSED/);
+    });
+  }
+  it('writes nothing when the status already says it', () => {
+    const first = agentApplyFailedStatus(sbx({ phase: 'Pending', nodeName: 'n1' }), 'n1', 'Unreachable', 'x')!;
+    assert.equal(agentApplyFailedStatus(sbx({ phase: 'Pending', nodeName: 'n1', ...first }), 'n1', 'Unreachable', 'x'), undefined);
   });
 });

@@ -70,6 +70,24 @@ export function boundStatus(sbx: Sandbox, node: string, hostIP: string | undefin
   );
 }
 
+/**
+ * The agent did not take the sandbox (unreachable, or it answered an error):
+ * Reconciling=True with why, the controller retries with back-off; while
+ * nothing runs yet, Ready=False and the sandbox reason/message say so too.
+ * The agent's next status write replaces it.
+ */
+export function agentApplyFailedStatus(sbx: Sandbox, node: string, agentReason: string, detail: string): StatusPatch | undefined {
+  if (terminal(sbx)) return undefined;
+  const g = sbx.metadata.generation;
+  const reason = agentReason === 'Unreachable' ? 'AgentUnreachable' : 'AgentError';
+  const message = `The agent on ${node} did not take the sandbox; the controller retries: ${detail}`.slice(0, 1024);
+  const creating = !sbx.status?.phase || sbx.status.phase === 'Pending';
+  return build(sbx, creating ? { reason, message } : {}, [
+    ...(creating ? [{ type: T.Ready, status: 'False' as const, reason, message, observedGeneration: g }] : []),
+    { type: T.Reconciling, status: 'True', reason, message, observedGeneration: g },
+  ]);
+}
+
 const terminal = (sbx: Sandbox) => sbx.status?.phase === 'Succeeded' || sbx.status?.phase === 'Failed';
 
 /** The node stopped heartbeating: Ready=Unknown, phase Unknown, like a kubelet gone silent. */

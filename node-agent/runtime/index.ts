@@ -11,11 +11,11 @@ import { defaultConfig, type RuntimeConfig } from './config.js';
 import { DirectoryImageProvider } from './directory-image.js';
 import { NodeGarbageCollector } from './gc.js';
 import { parseUsernsRange } from '../namespaces/userns.js';
-import { NetworkError } from '../network/status.js';
-import { deriveConditions, networkFailureConditions } from '../status/derive.js';
+import { deriveConditions } from '../status/derive.js';
+import { classifyCreateFailure, creatingObservation, failureObservation, retryDelayMs } from '../status/failures.js';
 import { nodeNetworks, RoutedImageProvider } from './providers.js';
 import { changedContainerFields, diffSpec } from './spec-diff.js';
-import { isContainerConfigError, SandboxRuntime, type RuntimeDeps, type SandboxRecord } from './runtime.js';
+import { SandboxRuntime, type RuntimeDeps, type SandboxRecord } from './runtime.js';
 
 /*
  * The runtime as the agent API drives it (node-agent/contracts.ts): keyed by
@@ -41,6 +41,32 @@ function observe(rt: SandboxRuntime, rec: SandboxRecord): SandboxObservation {
 }
 
 const DISK_USAGE_MAX_AGE_MS = 60_000;
+/** How long a failed pull reads ErrImagePull before ImagePullBackOff (the status writer holds a Pending write 1 s). */
+const BACKOFF_SHOWN_AFTER_MS = 3_000;
+
+/** A sandbox the agent accepted whose create has not succeeded yet. */
+interface Pending {
+  /** The Sandbox asked for last: the work creates this one. */
+  sandbox: Sandbox;
+  /** Failed attempts at this generation (the back-off grows with them). */
+  failures: number;
+  /** What get/list answer meanwhile: ContainerCreating, or the last failure. */
+  obs: SandboxObservation;
+  /** The background work, while it runs. */
+  worker?: Promise<void>;
+  /** Set by remove: the work stops after the attempt under way. */
+  cancelled: boolean;
+  /** Set once created: the entry goes. */
+  done?: boolean;
+  /** Ends a back-off wait early (a new generation, a removal). */
+  wake: () => void;
+}
+
+const identify = (s: Sandbox) => ({ uid: (s.metadata as { uid?: string }).uid!, generation: (s.metadata as { generation?: number }).generation ?? 0 });
+const refOf = (s: Sandbox): SandboxObservation['ref'] => {
+  const meta = s.metadata as { namespace?: string; name?: string; uid?: string };
+  return { id: sandboxIdFor(meta.uid!), namespace: meta.namespace ?? 'default', name: meta.name ?? 'sandbox', uid: meta.uid! };
+};
 
 export class RuntimeService implements RuntimeSeam {
   readonly runtime: SandboxRuntime;
@@ -50,109 +76,205 @@ export class RuntimeService implements RuntimeSeam {
   readonly #removing = new Set<string>();
   readonly #imageStore: { diskUsage(): { total: number } } | undefined;
   #diskUsage: { at: number; bytes: number } | undefined;
+  /** Sandboxes accepted and not yet created: being created, backing off, or failed for good (until a new generation). */
+  readonly #pending = new Map<string, Pending>();
+  readonly #backoff: { initialMs: number; maxMs: number };
 
-  constructor(runtime: SandboxRuntime, imageStore?: { diskUsage(): { total: number } }) {
+  constructor(runtime: SandboxRuntime, imageStore?: { diskUsage(): { total: number } }, opts: { retryBackoff?: { initialMs: number; maxMs: number } } = {}) {
     this.runtime = runtime;
     this.#imageStore = imageStore;
+    this.#backoff = opts.retryBackoff ?? { initialMs: 10_000, maxMs: 300_000 };
     runtime.subscribe((rec) => {
       if (rec.phase === 'Deleting' || this.#removing.has(rec.id)) return;
-      const obs = observe(runtime, rec);
-      for (const fn of this.#listeners) fn(obs);
+      this.#emit(observe(runtime, rec));
     });
   }
 
+  /**
+   * Accepts a Sandbox and answers at once with what the node has of it;
+   * whatever takes time (removing the old generation, pulling, creating)
+   * runs in the background (#work), with progress and failures reported
+   * through onChange, as kubelet works a Pod. The same generation is a no-op;
+   * a change of `paused` alone freezes or thaws on the spot.
+   */
   async apply(sandbox: Sandbox): Promise<SandboxObservation> {
-    const uid = (sandbox.metadata as { uid?: string }).uid!;
-    const generation = (sandbox.metadata as { generation?: number }).generation ?? 0;
+    const { uid, generation } = identify(sandbox);
     const id = sandboxIdFor(uid);
-    let rec = this.runtime.get(id);
-    // --- edits (spec-diff.ts): restart changed containers in place, or recreate and say why.
-    if (rec && (rec.generation ?? 0) !== generation) {
-      const diff = diffSpec(rec.spec, sandbox.spec);
-      if (diff.recreateReasons.length) {
-        this.#notice(rec.ref, { type: 'Normal', reason: 'SandboxChanged', note: `Sandbox spec changed (${diff.recreateReasons.join(', ')}), it will be killed and re-created` });
-        await this.remove(uid); // recreated below; the old generation's exits are not reported
-        rec = undefined;
-      } else {
-        const before = rec.spec;
-        for (const name of diff.restartContainers) {
-          const fields = changedContainerFields(before.containers.find((c) => c.name === name)!, sandbox.spec.containers.find((c) => c.name === name)!);
-          this.#notice(rec.ref, { type: 'Normal', reason: 'Killing', note: `Container ${name} definition changed (${fields.join(', ')}), will be restarted` });
-          await this.runtime.restartContainer(id, name, sandbox);
+    const pending = this.#pending.get(id);
+    if (pending) {
+      if (identify(pending.sandbox).generation !== generation) {
+        pending.sandbox = sandbox;
+        pending.failures = 0;
+        pending.obs = creatingObservation(refOf(sandbox), sandbox.spec, generation);
+        if (!this.#editsInPlace(this.runtime.get(id), sandbox)) this.#emit(pending.obs);
+        pending.wake();
+        if (!pending.worker) this.#startWork(id, pending);
+      }
+      return this.get(uid)!;
+    }
+    const rec = this.runtime.get(id);
+    if (rec && this.#converged(rec, sandbox)) {
+      // The applied generation is news even when no runtime record changed with it (observedGeneration follows).
+      const obs = observe(this.runtime, rec);
+      this.#emit(obs);
+      return obs;
+    }
+    const p: Pending = { sandbox, failures: 0, obs: creatingObservation(refOf(sandbox), sandbox.spec, generation), cancelled: false, wake: () => undefined };
+    // An edit the running sandbox takes in place (spec-diff.ts) keeps answering with that sandbox meanwhile.
+    this.#pending.set(id, p);
+    this.#startWork(id, p);
+    return this.get(uid)!;
+  }
+
+  /**
+   * Whether the record already is the sandbox asked for, after freezing or
+   * thawing it when only `paused` differs (no recreate for that).
+   */
+  #converged(rec: SandboxRecord, sandbox: Sandbox): boolean {
+    const { generation } = identify(sandbox);
+    if ((rec.generation ?? 0) === generation) return true;
+    const diff = diffSpec(rec.spec, sandbox.spec);
+    if (diff.recreateReasons.length || diff.restartContainers.length) return false;
+    // Fields read when they are used (restart policy, deadline, grace, pull secrets) take effect as they are.
+    rec.spec = sandbox.spec;
+    rec.generation = generation;
+    if (diff.pauseChange !== undefined) this.runtime.pause(rec.id, diff.pauseChange);
+    return true;
+  }
+
+  /** Whether the sandbox asked for is the running one with some containers restarted (no new sandbox). */
+  #editsInPlace(rec: SandboxRecord | undefined, sandbox: Sandbox): boolean {
+    return !!rec && rec.phase !== 'Deleting' && diffSpec(rec.spec, sandbox.spec).recreateReasons.length === 0;
+  }
+
+  /**
+   * Restarts the containers whose definition changed (as kubelet restarts an
+   * edited Pod's container), each with a Killing Event naming the fields,
+   * then takes the new generation. A container whose new run cannot start
+   * keeps its old run (runtime.restartContainer checks before it stops).
+   */
+  async #restartChanged(rec: SandboxRecord, sandbox: Sandbox): Promise<void> {
+    const diff = diffSpec(rec.spec, sandbox.spec);
+    for (const name of diff.restartContainers) {
+      const fields = changedContainerFields(rec.spec.containers.find((c) => c.name === name)!, sandbox.spec.containers.find((c) => c.name === name)!);
+      this.#notice(rec.ref, { type: 'Normal', reason: 'Killing', note: `Container ${name} definition changed (${fields.join(', ')}), will be restarted` });
+      await this.runtime.restartContainer(rec.id, name, sandbox);
+    }
+    rec.spec = sandbox.spec;
+    rec.generation = identify(sandbox).generation;
+    if (diff.pauseChange !== undefined) this.runtime.pause(rec.id, diff.pauseChange);
+  }
+
+  #startWork(id: string, p: Pending): void {
+    p.worker = this.#work(id, p).finally(() => {
+      delete p.worker;
+      if (this.#pending.get(id) === p && p.done) this.#pending.delete(id);
+    });
+  }
+
+  /**
+   * Drives one sandbox to its desired generation: removes an older one,
+   * creates, and on failure reports it (status/failures.ts). What a retry may
+   * fix is retried with kubelet's back-off (10 s doubling to 5 min; a pull
+   * failure shows ImagePullBackOff while it waits); what cannot waits for a
+   * new generation (apply wakes it) or a removal (cancelled). Every failed
+   * attempt is torn down by the runtime: nothing is left on the node.
+   */
+  async #work(id: string, p: Pending): Promise<void> {
+    while (!p.cancelled) {
+      const want = p.sandbox;
+      const { generation } = identify(want);
+      const old = this.runtime.get(id);
+      if (old && old.phase !== 'Deleting' && this.#converged(old, want)) {
+        p.done = true;
+        this.#emit(observe(this.runtime, old));
+        return;
+      }
+      if (old && this.#editsInPlace(old, want)) {
+        try {
+          await this.#restartChanged(old, want);
+          if (p.cancelled || p.sandbox !== want) continue;
+          p.done = true;
+          this.#emit(observe(this.runtime, old));
+          return;
+        } catch (err) {
+          if (p.cancelled) return;
+          if (p.sandbox !== want) continue;
+          // The old runs go on: say why the edit did not take, and retry what a retry may fix.
+          const failure = classifyCreateFailure(err);
+          p.failures++;
+          this.#notice(old.ref, { type: 'Warning', reason: 'Failed', note: `${failure.reason}: ${failure.message}` });
+          if (!failure.retryable) return;
+          await this.#sleep(p, retryDelayMs(p.failures, this.#backoff.initialMs, this.#backoff.maxMs));
+          continue;
         }
-        rec.spec = sandbox.spec;
-        rec.generation = generation;
-        if (diff.pauseChange !== undefined) this.runtime.pause(id, diff.pauseChange);
+      }
+      if (old) {
+        const reasons = diffSpec(old.spec, want.spec).recreateReasons;
+        if (old.phase !== 'Deleting') this.#notice(old.ref, { type: 'Normal', reason: 'SandboxChanged', note: `Sandbox spec changed (${reasons.join(', ')}), it will be killed and re-created` });
+        await this.#delete(id); // recreated below; the old generation's exits are not reported
+      }
+      if (p.cancelled) return;
+      if (p.sandbox !== want) continue;
+      try {
+        const rec = await this.runtime.create(want);
+        if (want.spec.paused) this.runtime.pause(id, true);
+        if (p.cancelled || p.sandbox !== want) continue; // removed (remove() deletes it) or changed meanwhile (recreated)
+        p.done = true;
+        this.#emit(observe(this.runtime, rec));
+        return;
+      } catch (err) {
+        if (p.cancelled) return;
+        if (p.sandbox !== want) continue;
+        const failure = classifyCreateFailure(err);
+        p.failures++;
+        p.obs = failureObservation(refOf(want), want.spec, generation, failure);
+        this.#emit(p.obs);
+        if (!failure.retryable) return; // until a new generation (apply starts the work again) or a removal
+        const delay = retryDelayMs(p.failures, this.#backoff.initialMs, this.#backoff.maxMs);
+        // Between attempts a pull failure reads ImagePullBackOff, once ErrImagePull has had its own write.
+        const shown = failure.reason === 'ErrImagePull' ? Math.min(BACKOFF_SHOWN_AFTER_MS, delay / 2) : undefined;
+        await this.#sleep(p, delay, shown === undefined ? undefined : [shown, () => {
+          p.obs = failureObservation(refOf(want), want.spec, generation, failure, { backingOff: true });
+          this.#emit(p.obs);
+        }]);
       }
     }
-    // --- end of edits
-    if (!rec) {
-      rec = await this.runtime.create(sandbox).catch((err: unknown) => {
-        this.#reportNetworkFailure(sandbox, err);
-        this.#reportConfigFailure(sandbox, err);
-        throw err;
-      });
-      if (sandbox.spec.paused) this.runtime.pause(id, true);
-    }
-    // The applied generation is news even when no runtime record changed with it (observedGeneration follows).
-    const obs = observe(this.runtime, rec);
-    for (const fn of this.#listeners) fn(obs);
-    return obs;
   }
 
-  /**
-   * A create that failed on the network (a hostPort in use, no address left)
-   * leaves no record behind, so say why in the status (NetworkReady=False with
-   * the reason) and still fail the apply: the controller retries it, and a
-   * later success overwrites this.
-   */
-  #reportNetworkFailure(sandbox: Sandbox, err: unknown): void {
-    if (!(err instanceof NetworkError)) return;
-    const meta = sandbox.metadata as { namespace?: string; name?: string; uid?: string; generation?: number };
-    const uid = meta.uid!;
-    const generation = meta.generation ?? 0;
-    const obs: SandboxObservation = {
-      ref: { id: sandboxIdFor(uid), namespace: meta.namespace ?? 'default', name: meta.name ?? 'sandbox', uid },
-      generation,
-      status: { phase: 'Pending', reason: err.reason, message: err.message, conditions: networkFailureConditions(err.reason, err.message, generation) },
-    };
+  /** Waits `ms`, or until apply or remove wakes the work; `at` runs once on the way. */
+  #sleep(p: Pending, ms: number, at?: [number, () => void]): Promise<void> {
+    return new Promise((resolve) => {
+      const timers = [setTimeout(done, ms)];
+      if (at) timers.push(setTimeout(() => { if (p.wake === done) at[1](); }, at[0]));
+      for (const t of timers) t.unref();
+      function done() {
+        for (const t of timers) clearTimeout(t);
+        p.wake = () => undefined;
+        resolve();
+      }
+      p.wake = done;
+    });
+  }
+
+  #emit(obs: SandboxObservation): void {
     for (const fn of this.#listeners) fn(obs);
   }
 
-  /**
-   * A container whose configuration cannot work (an image user the image
-   * does not define, runAsNonRoot against UID 0) leaves no record either: say
-   * so as kubelet does, the container waiting with CreateContainerConfigError.
-   * The controller keeps retrying; a fixed spec or image then starts it.
-   */
-  #reportConfigFailure(sandbox: Sandbox, err: unknown): void {
-    if (!isContainerConfigError(err)) return;
-    const meta = sandbox.metadata as { namespace?: string; name?: string; uid?: string; generation?: number };
-    const uid = meta.uid!;
-    const generation = meta.generation ?? 0;
-    const status = {
-      phase: 'Pending' as const, reason: err.reason, message: err.message,
-      containerStatuses: sandbox.spec.containers.map((c) => ({
-        name: c.name, image: c.image, ready: false, restartCount: 0,
-        state: { waiting: c.name === err.container ? { reason: err.reason, message: err.message } : { reason: 'ContainerCreating' } },
-      })),
-    };
-    const obs: SandboxObservation = {
-      ref: { id: sandboxIdFor(uid), namespace: meta.namespace ?? 'default', name: meta.name ?? 'sandbox', uid },
-      generation,
-      status: {
-        ...status,
-        conditions: [
-          { type: 'Ready', status: 'False', reason: err.reason, message: err.message, observedGeneration: generation, lastTransitionTime: new Date().toISOString() },
-          { type: 'Reconciling', status: 'True', reason: 'RetryingCreate', message: 'The controller retries creating the sandbox', observedGeneration: generation, lastTransitionTime: new Date().toISOString() },
-        ],
-      },
-    };
-    for (const fn of this.#listeners) fn(obs);
-  }
-
+  /** Cancels a pending create (waiting for one under way to end), then stops and removes everything of the sandbox. */
   async remove(uid: string): Promise<void> {
     const id = sandboxIdFor(uid);
+    const p = this.#pending.get(id);
+    if (p) {
+      p.cancelled = true;
+      p.wake();
+      await p.worker;
+      if (this.#pending.get(id) === p) this.#pending.delete(id);
+    }
+    await this.#delete(id);
+  }
+
+  async #delete(id: string): Promise<void> {
     this.#removing.add(id);
     try {
       await this.runtime.delete(id);
@@ -161,17 +283,26 @@ export class RuntimeService implements RuntimeSeam {
     }
   }
 
-  /** A sandbox being deleted is already gone as far as the agent API is concerned. */
+  /**
+   * A sandbox being deleted is already gone as far as the agent API is
+   * concerned; one still to be created (or whose create failed) answers
+   * with its pending observation.
+   */
   get(uid: string): SandboxObservation | undefined {
-    const rec = this.runtime.get(sandboxIdFor(uid));
-    return rec && rec.phase !== 'Deleting' ? observe(this.runtime, rec) : undefined;
+    const id = sandboxIdFor(uid);
+    const rec = this.runtime.get(id);
+    const p = this.#pending.get(id);
+    if (rec && rec.phase !== 'Deleting' && (!p || (rec.generation ?? 0) === identify(p.sandbox).generation || this.#editsInPlace(rec, p.sandbox))) return observe(this.runtime, rec);
+    return p?.obs;
   }
 
   list(): SandboxObservation[] {
-    return this.runtime
-      .list()
-      .filter((r) => r.phase !== 'Deleting')
-      .map((r) => observe(this.runtime, r));
+    const ids = new Set([...this.runtime.list().filter((r) => r.phase !== 'Deleting').map((r) => r.id), ...this.#pending.keys()]);
+    return [...ids].flatMap((id) => {
+      const uid = this.runtime.get(id)?.ref.uid ?? (this.#pending.get(id) && identify(this.#pending.get(id)!.sandbox).uid);
+      const obs = uid ? this.get(uid) : undefined;
+      return obs ? [obs] : [];
+    });
   }
 
   /** The image store's size, walked at most once a minute (the walk visits every unpacked file). */

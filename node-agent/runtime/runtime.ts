@@ -34,6 +34,7 @@ import { ImageFileError, readImageFile } from './image-files.js';
 import { pullCredentials } from '../images/pull-secrets.js';
 import { NoCommandError, resolveCommand } from './command.js';
 import { parseGroup, parsePasswd, resolveUser, UserLookupError, type ResolvedUser } from './passwd.js';
+import type { CreateStage } from '../status/failures.js';
 
 /** What the agent itself may hand on (a container's capabilities are a subset of it). */
 const AGENT_BOUNDING = boundingCaps(readFileSync('/proc/self/status', 'utf8'));
@@ -251,11 +252,20 @@ export class SandboxRuntime {
 
       for (const c of sandbox.spec.containers) {
         // As kubelet: no policy in the spec means Always for :latest or untagged images, IfNotPresent otherwise.
-        rec.images[c.name] = await this.#deps.images.prepare(c.image, { policy: c.imagePullPolicy ?? defaultPullPolicy(c.image), credentials: pullCredentials(sandbox, c.name), sandbox: ref });
+        // A pull secret that did not reach the agent fails here too, as an image error.
+        rec.images[c.name] = await Promise.resolve()
+          .then(() => this.#deps.images.prepare(c.image, { policy: c.imagePullPolicy ?? defaultPullPolicy(c.image), credentials: pullCredentials(sandbox, c.name), sandbox: ref }))
+          .catch(atStage(c.name, 'image'));
       }
 
       // A user the image does not define fails here, before any process exists.
-      for (const c of sandbox.spec.containers) this.#identity(rec, c, rec.images[c.name]!, { sandbox: who, step: `resolve the user of container ${c.name}` });
+      for (const c of sandbox.spec.containers) {
+        try {
+          this.#identity(rec, c, rec.images[c.name]!, { sandbox: who, step: `resolve the user of container ${c.name}` });
+        } catch (err) {
+          atStage(c.name, 'config')(err);
+        }
+      }
       t.mark('images');
       await this.#startInfra(rec);
       t.mark('pid1');
@@ -270,7 +280,7 @@ export class SandboxRuntime {
       if (rec.userns) for (const f of ['hostname', 'hosts', 'resolv.conf']) chownSync(join(dir, f), rec.userns.base, rec.userns.base);
 
       t.mark('network');
-      for (const c of rec.containers) await this.#startContainer(rec, c);
+      for (const c of rec.containers) await this.#startContainer(rec, c).catch(atStage(c.name, 'start'));
       t.mark('containers');
       faultPoint('after-containers');
       rec.phase = 'Running';
@@ -1050,16 +1060,24 @@ export function mountsUnder(dir: string): string[] {
 /**
  * A container whose configuration cannot work (a user the image does not
  * define, runAsNonRoot against a root user): kubelet's
- * CreateContainerConfigError, the reason the agent API reports (api/router.ts).
+ * CreateContainerConfigError, the waiting reason status/failures.ts reports.
  */
 function configError(site: { sandbox: string; step: string }, message: string, hint: string, container: string): ContainerConfigError {
   return Object.assign(new SandpitError({ ...site, message, hint }), { reason: 'CreateContainerConfigError' as const, container });
 }
 
-export type ContainerConfigError = SandpitError & { reason: 'CreateContainerConfigError'; container: string };
+type ContainerConfigError = SandpitError & { reason: 'CreateContainerConfigError'; container: string };
 
-export const isContainerConfigError = (err: unknown): err is ContainerConfigError =>
-  err instanceof SandpitError && (err as Partial<ContainerConfigError>).reason === 'CreateContainerConfigError';
+/**
+ * Tags an error of a create with the container and the stage it failed in
+ * (status/failures.ts turns that into kubelet's waiting reason) and rethrows it.
+ */
+function atStage(container: string, stage: CreateStage): (err: unknown) => never {
+  return (err: unknown) => {
+    if (err instanceof Error) Object.assign(err, { createStage: stage, container: (err as { container?: string }).container ?? container });
+    throw err;
+  };
+}
 
 /** Running or paused past spec.activeDeadlineSeconds, and not stopped for another reason. */
 function deadlinePassed(rec: SandboxRecord): boolean {

@@ -84,17 +84,3 @@ export function deriveConditions(s: Observed, generation: number, now = new Date
   }
   return out;
 }
-
-/**
- * Conditions of a sandbox whose network could not be set up (the agent keeps
- * no record of it; the controller retries the apply). `reason` is the
- * NetworkReady reason (HostPortInUse, AddressPoolExhausted, ...). Pure.
- */
-export function networkFailureConditions(reason: string, message: string, generation: number, now = new Date().toISOString()): Condition[] {
-  const c = (type: string, status: Condition['status'], why: string, text: string): Condition => ({ type, status, reason: why, message: text, observedGeneration: generation, lastTransitionTime: now });
-  return [
-    c('NetworkReady', 'False', reason, message),
-    c('Ready', 'False', reason, message),
-    c('Reconciling', 'True', 'RetryingNetwork', 'The agent retries setting up the sandbox network'),
-  ];
-}

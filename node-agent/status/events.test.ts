@@ -42,4 +42,10 @@ describe('statusEvents', () => {
     assert.deepEqual(reasons(st([]), st([], { phase: 'Succeeded' })), ['Normal/Completed']);
     assert.deepEqual(statusEvents(st([]), st([], { phase: 'Failed', reason: 'DeadlineExceeded', message: 'ran longer than 3 s' })), [{ type: 'Warning', reason: 'DeadlineExceeded', note: 'ran longer than 3 s' }]);
   });
+
+  it('records a create that failed in the sandbox itself once per message, as FailedCreateSandbox', () => {
+    const failed = (message: string) => st([], { phase: 'Pending', reason: 'FailedCreateSandbox', message });
+    assert.deepEqual(statusEvents(st([]), failed('set sandbox limits: EINVAL')), [{ type: 'Warning', reason: 'FailedCreateSandbox', note: 'set sandbox limits: EINVAL' }]);
+    assert.deepEqual(reasons(failed('a'), failed('a')), []);
+  });
 });

@@ -33,6 +33,10 @@ export function statusEvents(before: SandboxStatus | undefined, after: SandboxSt
   if (net?.status === 'False' && net.reason !== NETWORK_CONFIGURING && (was?.status !== 'False' || was.reason !== net.reason))
     out.push({ type: 'Warning', reason: net.reason ?? 'NetworkNotReady', note: net.message ?? 'The sandbox network is not ready' });
 
+  // A create that failed in the sandbox itself (cgroups, mounts, PID 1), as kubelet's FailedCreatePodSandBox.
+  if (after.phase === 'Pending' && after.reason === 'FailedCreateSandbox' && (before?.reason !== after.reason || before.message !== after.message))
+    out.push({ type: 'Warning', reason: 'FailedCreateSandbox', note: after.message ?? 'The sandbox could not be created' });
+
   if (after.phase !== before?.phase) {
     if (after.phase === 'Succeeded') out.push({ type: 'Normal', reason: 'Completed', note: 'Every container ran to completion' });
     if (after.phase === 'Failed') out.push({ type: 'Warning', reason: after.reason ?? 'Failed', note: after.message ?? 'The sandbox failed' });

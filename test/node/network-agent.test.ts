@@ -17,7 +17,7 @@ import { nodeNetworks, RoutedImageProvider } from '../../node-agent/runtime/prov
 import { SandboxRuntime } from '../../node-agent/runtime/runtime.js';
 import { desiredStatusPatch } from '../../node-agent/status/desired.js';
 import { NetWorld, sandboxRef } from '../harness/network/world.js';
-import { cleanupRuntime, idOf, ROOTFS, sandbox, testConfig } from './runtime-env.js';
+import { applied, cleanupRuntime, idOf, ROOTFS, sandbox, testConfig } from './runtime-env.js';
 
 /*
  * Node tier (root, real kernel, real runtime): the network as the agent sees
@@ -39,7 +39,6 @@ describe('network through the agent runtime: status, hostPort clashes, garbage c
   let oci: OciImageProvider;
   let svc: RuntimeService;
   let gc: NodeGarbageCollector;
-  const changes: SandboxObservation[] = [];
 
   const spvLinks = () =>
     (JSON.parse(world.exec('node', 'ip', '-j', 'link', 'show')) as { ifname: string }[]).map((l) => l.ifname).filter((n) => n.startsWith('spv')).sort();
@@ -67,7 +66,6 @@ describe('network through the agent runtime: status, hostPort clashes, garbage c
     // Launchers fork from this thread, so the sandboxes' infra processes start out in the test node namespace.
     const rt = await SandboxRuntime.start(config, { images: new RoutedImageProvider(new DirectoryImageProvider(), oci), network, log });
     svc = new RuntimeService(rt);
-    svc.onChange((obs) => changes.push(obs));
     gc = new NodeGarbageCollector({ live: () => new Set(rt.list().map((r) => r.id)), network, images: oci, log, intervalMs: 0 });
   });
 
@@ -87,7 +85,7 @@ describe('network through the agent runtime: status, hostPort clashes, garbage c
   });
 
   it('reports the published ports, the sandbox address and NetworkReady in the observation the agent writes to status', async () => {
-    const obs = await svc.apply(web);
+    const obs = await applied(svc, web);
     assert.deepEqual(obs.status.publishedPorts, [{ name: 'http', containerPort: 80, hostPort: 8080, protocol: 'TCP', hostIP: '0.0.0.0' }]);
     assert.match(obs.status.sandboxIP ?? '', /^10\.199\./);
     assert.equal(condition(obs, 'NetworkReady')?.status, 'True');
@@ -110,15 +108,16 @@ describe('network through the agent runtime: status, hostPort clashes, garbage c
   it('refuses a second sandbox asking for the same hostPort: NetworkReady=False HostPortConflict naming the holder, nothing left behind', async () => {
     const before = { links: spvLinks(), leases: bridge.leases() };
     const late = bridged('late', [{ containerPort: 81, hostPort: 8080, protocol: 'TCP' }]);
-    changes.length = 0;
-    await assert.rejects(svc.apply(late), /hostPort 8080\/TCP is already published by sandbox test\/web/);
-    const reported = changes.filter((o) => o.ref.uid === late.metadata.uid).pop();
+    const reported = await applied(svc, late);
+    assert.match(reported.status.message ?? '', /hostPort 8080\/TCP is already published by sandbox test\/web/);
+    assert.equal(condition(reported, 'Reconciling')?.status, 'True', 'retried: the port may be freed');
     assert.equal(condition(reported, 'NetworkReady')?.status, 'False');
     assert.equal(condition(reported, 'NetworkReady')?.reason, NetworkReason.HostPortConflict);
     assert.match(condition(reported, 'NetworkReady')?.message ?? '', /test\/web/);
     assert.equal(reported?.status.reason, NetworkReason.HostPortConflict);
     assert.equal(condition(reported, 'Ready')?.status, 'False');
-    assert.equal(svc.get(late.metadata.uid as string), undefined);
+    assert.equal(svc.runtime.get(idOf(late)), undefined, 'no record');
+    await svc.remove(late.metadata.uid as string);
     assert.deepEqual(spvLinks(), before.links);
     assert.deepEqual(bridge.leases(), before.leases);
     assert.deepEqual(rulesOf(idOf(late)), []);
@@ -127,14 +126,18 @@ describe('network through the agent runtime: status, hostPort clashes, garbage c
   it('refuses a hostPort a program of the node listens on: HostPortInUse naming the program, which keeps its traffic', async () => {
     await world.serveWhoAmI('node', 9090, 'tcp');
     const squatter = bridged('squatter', [{ containerPort: 80, hostPort: 9090, protocol: 'TCP' }]);
-    changes.length = 0;
-    await assert.rejects(svc.apply(squatter), /hostPort 9090\/TCP is in use on the node by pid \d+ \(socat\), listening on 0\.0\.0\.0:9090/);
-    const reported = changes.filter((o) => o.ref.uid === squatter.metadata.uid).pop();
+    const reported = await applied(svc, squatter);
+    assert.match(reported.status.message ?? '', /hostPort 9090\/TCP is in use on the node by pid \d+ \(socat\), listening on 0\.0\.0\.0:9090/);
+    await svc.remove(squatter.metadata.uid as string);
     assert.equal(condition(reported, 'NetworkReady')?.reason, NetworkReason.HostPortInUse);
     assert.deepEqual(rulesOf(idOf(squatter)), []);
     assert.equal(world.ask('node', '127.0.0.1', 9090, 'tcp'), '127.0.0.1', 'the program still answers on its port');
     await world.serveWhoAmI('node', 9091, 'udp');
-    await assert.rejects(svc.apply(bridged('squatter-udp', [{ containerPort: 53, hostPort: 9091, protocol: 'UDP' }])), (err: Error & { reason?: string }) => err.reason === NetworkReason.HostPortInUse && /9091\/UDP .* \(socat\)/.test(err.message));
+    const udp = bridged('squatter-udp', [{ containerPort: 53, hostPort: 9091, protocol: 'UDP' }]);
+    const udpReport = await applied(svc, udp);
+    assert.equal(udpReport.status.reason, NetworkReason.HostPortInUse);
+    assert.match(udpReport.status.message ?? '', /9091\/UDP .* \(socat\)/);
+    await svc.remove(udp.metadata.uid as string);
     assert.doesNotThrow(() => world.ask('node', '127.0.0.1', 9091, 'udp'));
   });
 

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Sandbox } from '../../crds/sandbox.js';
 import { createLogger } from '../../lib/log.js';
-import { sandboxIdFor } from '../../node-agent/contracts.js';
+import { sandboxIdFor, type SandboxObservation } from '../../node-agent/contracts.js';
+import type { RuntimeService } from '../../node-agent/runtime/index.js';
 import { defaultConfig, type RuntimeConfig } from '../../node-agent/runtime/config.js';
 import { DirectoryImageProvider } from '../../node-agent/runtime/directory-image.js';
 import { LoopbackOnlyNetwork } from '../../node-agent/runtime/none-network.js';
@@ -101,3 +102,17 @@ export async function runToCompletion(rt: SandboxRuntime, sb: Sandbox): Promise<
 }
 
 export const idOf = (sb: Sandbox) => sandboxIdFor(sb.metadata.uid as string);
+
+/**
+ * Applies through the agent's runtime service and waits for its background
+ * create to end: built (Running, Paused, ...) or a failure in the status.
+ */
+export async function applied(svc: RuntimeService, sb: Sandbox): Promise<SandboxObservation> {
+  await svc.apply(sb);
+  const uid = sb.metadata.uid as string;
+  const generation = sb.metadata.generation ?? 0;
+  return waitFor(`the create of ${sb.metadata.name} to end`, () => {
+    const o = svc.get(uid);
+    return o && o.generation === generation && (o.status.phase !== 'Pending' || o.status.reason !== undefined) ? o : undefined;
+  });
+}

@@ -3,7 +3,6 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SandpitError } from '../../lib/errors.js';
-import type { SandboxObservation } from '../../node-agent/contracts.js';
 import { readImageFile } from '../../node-agent/runtime/image-files.js';
 import { RuntimeService } from '../../node-agent/runtime/index.js';
 import { mountsUnder, type SandboxRuntime } from '../../node-agent/runtime/runtime.js';
@@ -12,7 +11,7 @@ import { desiredStatusPatch } from '../../node-agent/status/desired.js';
 import * as fs from '../../node-agent/sys/fs.js';
 import { lsetxattr } from '../support/xattr.js';
 import { buildBusyboxRootfs } from '../fixtures/busybox-rootfs.js';
-import { cleanupRuntime, logText, runToCompletion, sandbox, SCALE, sh, startRuntime, startTestRuntime, testConfig, waitFor, type TestRuntime } from './runtime-env.js';
+import { applied, cleanupRuntime, logText, runToCompletion, sandbox, SCALE, sh, startRuntime, startTestRuntime, testConfig, waitFor, type TestRuntime } from './runtime-env.js';
 
 /*
  * Node tier: three spec fields the runtime used to accept and ignore. Image
@@ -165,17 +164,15 @@ describe('image users, activeDeadlineSeconds and tty (node tier)', function () {
 
     // Through the agent's runtime service, the Sandbox status says which container waits and why.
     const service = new RuntimeService(env.rt);
-    const seen: SandboxObservation[] = [];
-    service.onChange((o) => seen.push(o));
     const sb = sandbox('refuse-status', { restartPolicy: 'Never', containers: [sh('fine', 'true'), { name: 'bad', image: image('ghost'), command: ['/bin/true'] }] });
-    await refused(service.apply(sb));
-    const obs = [...seen].reverse().find((o) => o.ref.uid === sb.metadata.uid); // the last word on it
+    const obs = await applied(service, sb);
     assert.equal(obs?.status.reason, 'CreateContainerConfigError');
     assert.deepEqual(obs?.status.containerStatuses?.map((c) => [c.name, c.state?.waiting?.reason]), [['fine', 'ContainerCreating'], ['bad', 'CreateContainerConfigError']]);
     assert.match(obs?.status.containerStatuses?.[1]?.state?.waiting?.message ?? '', /unable to find user ghost/);
     assert.equal(obs?.status.conditions?.find((c) => c.type === 'Ready')?.reason, 'CreateContainerConfigError');
     assert.ok(desiredStatusPatch({ status: {} }, obs!, 'node-a'), 'the agent writes it into the Sandbox status');
     assertNothingLeft(env.rt, env.config.stateRoot);
+    await service.remove(sb.metadata.uid as string);
   });
 
   it('stops a sandbox at activeDeadlineSeconds: Failed with DeadlineExceeded, nothing restarts, processes gone', async () => {

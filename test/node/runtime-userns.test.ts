@@ -7,7 +7,8 @@ import { SandpitError } from '../../lib/errors.js';
 import { CgroupManager } from '../../node-agent/cgroups/manager.js';
 import type { RuntimeConfig } from '../../node-agent/runtime/config.js';
 import type { ExecSession, SandboxRecord, SandboxRuntime } from '../../node-agent/runtime/runtime.js';
-import { isContainerConfigError, mountsUnder } from '../../node-agent/runtime/runtime.js';
+import { mountsUnder } from '../../node-agent/runtime/runtime.js';
+import { classifyCreateFailure } from '../../node-agent/status/failures.js';
 import { readJson } from '../../node-agent/state/store.js';
 import { libc } from '../../node-agent/sys/libc.js';
 import { MNT_DETACH, mount, umount2 } from '../../node-agent/sys/mount.js';
@@ -175,7 +176,7 @@ describe('runtime user namespaces, hostUsers: false (node tier)', function () {
     const sb = sandbox('userns-priv', { hostUsers: false, containers: [sh('main', 'true', { securityContext: { privileged: true, allowPrivilegeEscalation: true } })] });
     const err = await rt!.create(sb).then(() => undefined, (e: unknown) => e);
     assert.ok(err instanceof SandpitError && /privileged, which hostUsers: false does not allow/.test(err.message), String(err));
-    assert.ok(isContainerConfigError(err) && err.container === 'main', 'reported as kubelet reports a container that cannot be configured');
+    assert.deepEqual([classifyCreateFailure(err).reason, classifyCreateFailure(err).container], ['CreateContainerConfigError', 'main'], 'reported as kubelet reports a container that cannot be configured');
     assert.equal(rt!.list().length, 0);
     assert.ok(!existsSync(join(config.stateRoot, idOf(sb))));
     assert.deepEqual(rt!.cgroups.listSandboxes(), []);

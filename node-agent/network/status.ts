@@ -40,30 +40,3 @@ export class NetworkError extends SandpitError {
     this.reason = reason;
   }
 }
-
-export interface NetworkReadyCondition {
-  type: 'NetworkReady';
-  status: 'True' | 'False';
-  reason: NetworkReasonValue;
-  message: string;
-}
-
-/** The condition for a finished setup (`sandboxIP` absent in mode None) or for the error it threw. */
-export function networkReadyCondition(outcome: { sandboxIP?: string } | unknown): NetworkReadyCondition {
-  if (outcome instanceof Error) {
-    const reason = outcome instanceof NetworkError ? outcome.reason : reasonForStep(outcome);
-    return { type: 'NetworkReady', status: 'False', reason, message: outcome.message };
-  }
-  const ip = (outcome as { sandboxIP?: string }).sandboxIP;
-  return ip
-    ? { type: 'NetworkReady', status: 'True', reason: NetworkReason.Configured, message: `sandbox address ${ip}` }
-    : { type: 'NetworkReady', status: 'True', reason: NetworkReason.LoopbackOnly, message: 'network mode None: loopback only' };
-}
-
-function reasonForStep(err: Error): NetworkReasonValue {
-  const step = err instanceof SandpitError ? err.step : '';
-  if (step.includes('namespace')) return NetworkReason.NetnsNotFound;
-  if (step.includes('nftables')) return NetworkReason.FirewallSetupFailed;
-  if (step.includes('address')) return NetworkReason.AddressStateUnavailable;
-  return NetworkReason.LinkSetupFailed;
-}

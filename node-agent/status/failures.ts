@@ -14,11 +14,6 @@ import type { SandboxObservation } from '../contracts.js';
 /** Where in a create an error happened, as the runtime tags it (runtime.ts createStage). */
 export type CreateStage = 'image' | 'config' | 'start';
 
-/** Container waiting reasons, kubelet's words. */
-export type WaitingReason =
-  | 'ErrImagePull' | 'ImagePullBackOff' | 'InvalidImageName' | 'ErrImageNeverPull'
-  | 'CreateContainerConfigError' | 'CreateContainerError' | 'RunContainerError';
-
 export interface CreateFailure {
   /** The container waiting reason, or the sandbox-level one (a NetworkReady reason, FailedCreateSandbox). */
   reason: string;

@@ -7,7 +7,7 @@ import type { SandboxRef } from '../../node-agent/contracts.js';
 import type { BridgeNetworkOptions } from '../../node-agent/network/config.js';
 import { hostVethName } from '../../node-agent/network/config.js';
 import { BridgeNetworkProvider } from '../../node-agent/network/provider.js';
-import { NetworkError, NetworkReason, networkReadyCondition } from '../../node-agent/network/status.js';
+import { NetworkError, NetworkReason } from '../../node-agent/network/status.js';
 import { NetWorld, sandboxRef } from '../harness/network/world.js';
 
 /*
@@ -84,14 +84,13 @@ describe('network lifecycle: teardown, GC, cycles, agent restart (node tier, roo
     assert.match(world.exec(s.name, 'ip', '-br', 'addr', 'show', 'lo'), /127\.0\.0\.1/);
     assert.deepEqual(spvLinks(), []);
     assert.deepEqual(provider.leases(), {});
-    assert.equal(networkReadyCondition(r).reason, NetworkReason.LoopbackOnly);
   });
 
   it('a hostPort taken by another sandbox fails with HostPortConflict and leaves nothing behind', async () => {
     const owner = sandboxRef('owner');
     const late = sandboxRef('late');
     const ok = await setup(owner, provider, { ports: [{ containerPort: 80, hostPort: 18082, protocol: 'TCP' }] });
-    assert.equal(networkReadyCondition(ok).status, 'True');
+    assert.ok(ok.sandboxIP);
     let failure: unknown;
     try {
       await setup(late, provider, { ports: [{ containerPort: 81, hostPort: 18082, protocol: 'TCP' }] });
@@ -99,10 +98,8 @@ describe('network lifecycle: teardown, GC, cycles, agent restart (node tier, roo
       failure = err;
     }
     assert.ok(failure instanceof NetworkError, String(failure));
-    const cond = networkReadyCondition(failure);
-    assert.equal(cond.status, 'False');
-    assert.equal(cond.reason, NetworkReason.HostPortConflict);
-    assert.match(cond.message, /hostPort 18082\/TCP is already published/);
+    assert.equal(failure.reason, NetworkReason.HostPortConflict);
+    assert.match(failure.message, /hostPort 18082\/TCP is already published/);
     assert.deepEqual(spvLinks(), [hostVethName(owner.id)]);
     assert.deepEqual(Object.values(provider.leases()), [owner.id]);
     assert.deepEqual(sandboxRules(late.id), []);
@@ -145,7 +142,7 @@ describe('network lifecycle: teardown, GC, cycles, agent restart (node tier, roo
     const s = sandboxRef('ghost');
     await assert.rejects(
       provider.setup({ sandbox: s, netnsPath: '/run/netns/sptest-does-not-exist', hostname: s.name, network: { mode: 'Bridge', egress: 'Allow' } }, log),
-      (err: unknown) => networkReadyCondition(err).reason === NetworkReason.NetnsNotFound,
+      (err: unknown) => err instanceof NetworkError && err.reason === NetworkReason.NetnsNotFound,
     );
     assert.deepEqual(provider.leases(), {});
   });
@@ -188,7 +185,7 @@ describe('network lifecycle: teardown, GC, cycles, agent restart (node tier, roo
     world.exec('node', 'ip', 'addr', 'add', `10.199.${world.k + 1}.77/16`, 'dev', `${world.bridge}x`);
     const clashing = new BridgeNetworkProvider({ ...options, subnet: `10.199.${world.k}.0/24`, bridge: `${world.bridge}y`, table: `${world.table}y`, stateDir: `${world.stateDir}-y` });
     try {
-      assert.throws(() => clashing.ensureNode(log), (err: unknown) => networkReadyCondition(err).reason === NetworkReason.SubnetInUse && /overlaps 10\.199\./.test((err as Error).message));
+      assert.throws(() => clashing.ensureNode(log), (err: unknown) => err instanceof NetworkError && err.reason === NetworkReason.SubnetInUse && /overlaps 10\.199\./.test((err as Error).message));
     } finally {
       clashing.close();
       rmSync(`${world.stateDir}-y`, { recursive: true, force: true });

@@ -97,7 +97,8 @@ describe('network through the agent runtime: status, hostPort clashes, garbage c
 
   it('reports the node\'s address as hostIP in network mode None too, as a Pod\'s hostIP', async () => {
     const none = sandbox('none-host-ip', { network: { mode: 'None' }, containers: [{ name: 'main', image: `dir:${ROOTFS}`, command: ['/bin/sleep', '3600'] }] });
-    const obs = await svc.apply(none);
+    const obs = await applied(svc, none);
+    assert.equal(obs.status.phase, 'Running');
     assert.equal(obs.status.sandboxIP, undefined);
     assert.notEqual(obs.status.hostIP, '127.0.0.1');
     assert.equal(obs.status.hostIP, bridge.nodeIP());

@@ -63,7 +63,7 @@ describe('cluster tier: kstatus and Argo CD health of real Sandbox statuses (roo
     agent = spawn(
       process.execPath,
       [join(ROOT, 'dist/node-agent/main.js'), '--kubeconfig', agentKc, '--node-name', node, '--listen', `127.0.0.1:${await freePort()}`, '--advertise-address', '127.0.0.1',
-        '--health-addr', `127.0.0.1:${await freePort()}`, '--node-labels', 'sandpit.test/gitops=yes'],
+        '--health-addr', `127.0.0.1:${await freePort()}`, '--node-labels', 'sandpit.test/gitops=yes', '--allow-dir-images', rootfs],
       { stdio: ['ignore', fd, fd], env: { ...process.env, SANDPIT_STATE_ROOT: stateRoot, SANDPIT_IMAGE_ROOT: `${stateRoot}-images`, SANDPIT_CGROUP_PARENT: cgroupParent, SANDPIT_LOG_LEVEL: 'info' } },
     );
     closeSync(fd);

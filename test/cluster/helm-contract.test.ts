@@ -111,9 +111,10 @@ describe('cluster tier: the chart keeps RBAC in step with controllers/manifests'
     const dir = join(REPO, 'controllers', 'manifests');
     const manifests = parseDocs((await Promise.all((await readdir(dir)).filter((f) => f.endsWith('.yaml')).map((f) => readFile(join(dir, f), 'utf8')))).join('\n---\n'));
     const chart = await render(cp, {}, { namespace: 'sandpit-system', release: 'sandpit' });
-    // The chart is narrower in one place: the controller may update only its own
-    // leader Lease (controllers/manifests lets it update any Lease in the namespace).
-    const narrower: Record<string, Set<string>> = { 'sandpit-controller': new Set(['Role coordination.k8s.io/leases update']), 'sandpit-agent': new Set() };
+    // The chart is narrower in two places: the controller may update only its own
+    // leader Lease (controllers/manifests lets it update any Lease in the namespace),
+    // and it reads pull Secrets only with controller.readPullSecrets (off by default).
+    const narrower: Record<string, Set<string>> = { 'sandpit-controller': new Set(['Role coordination.k8s.io/leases update', 'ClusterRole core/secrets get']), 'sandpit-agent': new Set() };
     const wider: Record<string, Set<string>> = {
       'sandpit-controller': new Set(['Role coordination.k8s.io/leases(sandpit-controller) update', 'Role coordination.k8s.io/leases(sandpit-controller) patch']),
       'sandpit-agent': new Set(),

@@ -42,7 +42,7 @@ describe('cluster tier: create failures reach the Sandbox (root)', function () {
     agent = spawn(
       process.execPath,
       [join(ROOT, 'dist/node-agent/main.js'), '--kubeconfig', agentArgs.agentKc, '--node-name', node, '--listen', `127.0.0.1:${agentArgs.apiPort}`, '--advertise-address', '127.0.0.1',
-        '--health-addr', `127.0.0.1:${await freePort()}`, '--lease-duration', '40', '--node-labels', 'sandpit.test/failures=yes'],
+        '--health-addr', `127.0.0.1:${await freePort()}`, '--lease-duration', '40', '--node-labels', 'sandpit.test/failures=yes', '--allow-dir-images', rootfs],
       { stdio: ['ignore', fd, fd], env: { ...process.env, SANDPIT_STATE_ROOT: stateRoot, SANDPIT_IMAGE_ROOT: `${stateRoot}-images`, SANDPIT_CGROUP_PARENT: cgroupParent, SANDPIT_INSECURE_REGISTRIES: `${registry.host},${lateHost}`, SANDPIT_LOG_LEVEL: 'info' } },
     );
     closeSync(fd);

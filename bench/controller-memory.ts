@@ -24,16 +24,24 @@ import type { BenchResult } from './results-table.js';
  */
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const counts = process.argv.slice(2).map(Number).filter((n) => n > 0);
+const counts = process.argv
+  .slice(2)
+  .map(Number)
+  .filter((n) => n > 0);
 const sizes = counts.length ? counts : [1000, 10_000];
 const TARGET_MB = 300;
 const CONCURRENCY = 32;
 const WINDOW_MS = 40_000;
 
-const rssMB = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+const rssMB = (pid: number) =>
+  Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
 
 function write(r: Omit<BenchResult, 'date' | 'ratio'>): void {
-  const result: BenchResult = { ...r, ratio: r.theirs ? Number((r.ours / r.theirs).toFixed(3)) : null, date: new Date().toISOString() };
+  const result: BenchResult = {
+    ...r,
+    ratio: r.theirs ? Number((r.ours / r.theirs).toFixed(3)) : null,
+    date: new Date().toISOString(),
+  };
   mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
   writeFileSync(join(ROOT, 'bench', 'results', `${r.name}.json`), `${JSON.stringify(result, null, 2)}\n`);
   console.log(JSON.stringify(result));
@@ -50,7 +58,9 @@ async function countReconciled(client: KubeClient, ns: string): Promise<number> 
   let cont: string | undefined;
   do {
     const page = await client.get<ObjectList<SandboxLite>>(paths.sandboxes(ns), { limit: 2000, continue: cont });
-    n += page.items.filter((s) => s.status?.conditions?.some((c) => c.type === 'Scheduled' && c.status === 'False')).length;
+    n += page.items.filter((s) =>
+      s.status?.conditions?.some((c) => c.type === 'Scheduled' && c.status === 'False'),
+    ).length;
     cont = page.metadata.continue || undefined;
   } while (cont);
   return n;
@@ -65,11 +75,23 @@ async function createMany(client: KubeClient, ns: string, n: number): Promise<vo
           apiVersion: 'sandpit.dev/v1alpha1',
           kind: 'Sandbox',
           // With the finalizer already on, as the controller would have added it: 10 000 fewer writes to wait for.
-          metadata: { name: `m-${i}`, namespace: ns, labels: { app: 'memory-bench', shard: String(i % 16) }, finalizers: ['sandpit.dev/cleanup'] },
+          metadata: {
+            name: `m-${i}`,
+            namespace: ns,
+            labels: { app: 'memory-bench', shard: String(i % 16) },
+            finalizers: ['sandpit.dev/cleanup'],
+          },
           spec: {
             nodeSelector: { 'sandpit.bench/none': 'x' },
             resources: { cpu: '250m', memory: '128Mi' },
-            containers: [{ name: 'main', image: 'localhost:5000/sandpit/busybox:stable', command: ['sleep', '3600'], env: [{ name: 'INDEX', value: String(i) }] }],
+            containers: [
+              {
+                name: 'main',
+                image: 'localhost:5000/sandpit/busybox:stable',
+                command: ['sleep', '3600'],
+                env: [{ name: 'INDEX', value: String(i) }],
+              },
+            ],
           },
         });
       }
@@ -89,10 +111,22 @@ for (const n of sizes) {
     const t0 = performance.now();
     await createMany(client, ns, n);
     const created = performance.now() - t0;
-    const controller = await startController(cp, 'membench', ['--namespace', 'sandpit-system', '--leader-elect', 'false', '--workers', '32']);
+    const controller = await startController(cp, 'membench', [
+      '--namespace',
+      'sandpit-system',
+      '--leader-elect',
+      'false',
+      '--workers',
+      '32',
+    ]);
     try {
       const pid = controller.child.pid!;
-      await waitFor(`${n} sandboxes reconciled`, async () => (await countReconciled(client, ns)) === n, 1_800_000, 5_000);
+      await waitFor(
+        `${n} sandboxes reconciled`,
+        async () => (await countReconciled(client, ns)) === n,
+        1_800_000,
+        5_000,
+      );
       const reconciled = performance.now() - t0 - created;
       let peak = 0;
       const until = Date.now() + WINDOW_MS;

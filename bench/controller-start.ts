@@ -1,5 +1,15 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -8,7 +18,13 @@ import { paths, type ObjectList } from '../controllers/client/resources.js';
 import { loadKubeConfig } from '../controllers/kubeconfig.js';
 import { buildBusyboxRootfs } from '../test/fixtures/busybox-rootfs.js';
 import { ControlPlane, freePort } from '../test/harness/control-plane.js';
-import { agentKubeconfig, applyCRDs, applyManifests, startController, waitFor } from '../test/cluster/sandpit-processes.js';
+import {
+  agentKubeconfig,
+  applyCRDs,
+  applyManifests,
+  startController,
+  waitFor,
+} from '../test/cluster/sandpit-processes.js';
 import type { BenchResult } from './results-table.js';
 
 /*
@@ -26,7 +42,10 @@ import type { BenchResult } from './results-table.js';
  */
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const counts = process.argv.slice(2).map(Number).filter((n) => n > 0);
+const counts = process.argv
+  .slice(2)
+  .map(Number)
+  .filter((n) => n > 0);
 const sizes = counts.length ? counts : [1, 10];
 
 interface SandboxLite {
@@ -77,10 +96,15 @@ async function requestCounts(cp: ControlPlane): Promise<Map<string, number>> {
   return out;
 }
 
-const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.ceil((p / 100) * xs.length) - 1)]!;
+const pct = (xs: number[], p: number) =>
+  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.ceil((p / 100) * xs.length) - 1)]!;
 
 function write(r: Omit<BenchResult, 'date' | 'ratio'>): void {
-  const result: BenchResult = { ...r, ratio: r.theirs ? Number((r.ours / r.theirs).toFixed(3)) : null, date: new Date().toISOString() };
+  const result: BenchResult = {
+    ...r,
+    ratio: r.theirs ? Number((r.ours / r.theirs).toFixed(3)) : null,
+    date: new Date().toISOString(),
+  };
   mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
   writeFileSync(join(ROOT, 'bench', 'results', `${r.name}.json`), `${JSON.stringify(result, null, 2)}\n`);
   console.log(JSON.stringify(result));
@@ -105,16 +129,62 @@ try {
   const fd = openSync(join(cp.dir, 'agent.log'), 'a');
   agent = spawn(
     process.execPath,
-    [...(process.env.SANDPIT_BENCH_AGENT_NODE_ARGS?.split(' ').filter(Boolean) ?? []), join(ROOT, 'dist/node-agent/main.js'), '--kubeconfig', kc, '--node-name', 'bench-node', '--listen', `127.0.0.1:${await freePort()}`, '--health-addr', `127.0.0.1:${await freePort()}`, '--max-sandboxes', '500', '--allow-dir-images', rootfs],
-    { stdio: ['ignore', fd, fd], env: { ...process.env, SANDPIT_STATE_ROOT: stateRoot, SANDPIT_IMAGE_ROOT: `${stateRoot}-images`, SANDPIT_CGROUP_PARENT: cgroupParent, SANDPIT_LOG_LEVEL: process.env.SANDPIT_BENCH_AGENT_LOG_LEVEL ?? 'warn' } },
+    [
+      ...(process.env.SANDPIT_BENCH_AGENT_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
+      join(ROOT, 'dist/node-agent/main.js'),
+      '--kubeconfig',
+      kc,
+      '--node-name',
+      'bench-node',
+      '--listen',
+      `127.0.0.1:${await freePort()}`,
+      '--health-addr',
+      `127.0.0.1:${await freePort()}`,
+      '--max-sandboxes',
+      '500',
+      '--allow-dir-images',
+      rootfs,
+    ],
+    {
+      stdio: ['ignore', fd, fd],
+      env: {
+        ...process.env,
+        SANDPIT_STATE_ROOT: stateRoot,
+        SANDPIT_IMAGE_ROOT: `${stateRoot}-images`,
+        SANDPIT_CGROUP_PARENT: cgroupParent,
+        SANDPIT_LOG_LEVEL: process.env.SANDPIT_BENCH_AGENT_LOG_LEVEL ?? 'warn',
+      },
+    },
   );
   closeSync(fd);
-  await waitFor('node Ready', async () => (await cp.kubectl(['get', 'sandboxnode', 'bench-node', '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status}'])).stdout === 'True', 120_000);
+  await waitFor(
+    'node Ready',
+    async () =>
+      (
+        await cp.kubectl([
+          'get',
+          'sandboxnode',
+          'bench-node',
+          '-o',
+          'jsonpath={.status.conditions[?(@.type=="Ready")].status}',
+        ])
+      ).stdout === 'True',
+    120_000,
+  );
   const client = await KubeClient.fromKubeConfig(loadKubeConfig(cp.kubeconfigPath));
 
   const cpPids = controlPlanePids(cp.dir);
-  const procs = { agent: agent.pid, controller: controller.child.pid, apiserver: cpPids.apiserver, etcd: cpPids.etcd, bench: process.pid };
-  const cpuNow = () => ({ machine: machineBusySeconds(), ...Object.fromEntries(Object.entries(procs).map(([k, pid]) => [k, cpuSeconds(pid)])) });
+  const procs = {
+    agent: agent.pid,
+    controller: controller.child.pid,
+    apiserver: cpPids.apiserver,
+    etcd: cpPids.etcd,
+    bench: process.pid,
+  };
+  const cpuNow = () => ({
+    machine: machineBusySeconds(),
+    ...Object.fromEntries(Object.entries(procs).map(([k, pid]) => [k, cpuSeconds(pid)])),
+  });
   for (const n of sizes) {
     const cpu0 = cpuNow();
     const req0 = await requestCounts(cp);
@@ -128,7 +198,8 @@ try {
       const name = s.metadata.name;
       if (!started.has(name)) return;
       if (!bound.has(name) && s.status?.nodeName) bound.set(name, now);
-      if (!ready.has(name) && s.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')) ready.set(name, now);
+      if (!ready.has(name) && s.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'))
+        ready.set(name, now);
     };
     // The API server may end a watch whenever it likes: list again (timing what the list shows now) and resume.
     const stop = new AbortController();
@@ -137,7 +208,12 @@ try {
         const from = await client.get<ObjectList<SandboxLite>>(paths.sandboxes('bench'));
         for (const s of from.items) seen(s);
         await client
-          .watch<SandboxLite>(paths.sandboxes('bench'), { resourceVersion: from.metadata.resourceVersion, allowWatchBookmarks: false }, (ev) => seen(ev.object), { idleMs: 330_000, signal: stop.signal })
+          .watch<SandboxLite>(
+            paths.sandboxes('bench'),
+            { resourceVersion: from.metadata.resourceVersion, allowWatchBookmarks: false },
+            (ev) => seen(ev.object),
+            { idleMs: 330_000, signal: stop.signal },
+          )
           .catch((err: Error) => {
             if (!stop.signal.aborted) throw err;
           });
@@ -151,7 +227,11 @@ try {
           apiVersion: 'sandpit.dev/v1alpha1',
           kind: 'Sandbox',
           metadata: { name, namespace: 'bench' },
-          spec: { network: { mode: 'None' }, terminationGracePeriodSeconds: 0, containers: [{ name: 'main', image: `dir:${rootfs}`, command: ['/bin/sleep', '3600'] }] },
+          spec: {
+            network: { mode: 'None' },
+            terminationGracePeriodSeconds: 0,
+            containers: [{ name: 'main', image: `dir:${rootfs}`, command: ['/bin/sleep', '3600'] }],
+          },
         });
       }),
     );
@@ -162,7 +242,8 @@ try {
     }
     stop.abort();
     await watching;
-    if (ready.size < n) throw new Error(`only ${ready.size}/${n} sandboxes became Ready within 300 s (logs in ${cp.dir})`);
+    if (ready.size < n)
+      throw new Error(`only ${ready.size}/${n} sandboxes became Ready within 300 s (logs in ${cp.dir})`);
     const lat = [...ready].map(([name, t]) => t - started.get(name)!);
     // Where the time goes: POST to bound (controller: finalizer, schedule, binding) and bound to Ready (agent: create, status).
     const toBound = [...bound].map(([name, t]) => t - started.get(name)!);
@@ -170,16 +251,33 @@ try {
     const cpu1 = cpuNow();
     const req1 = await requestCounts(cp);
     const requests: Record<string, number> = Object.fromEntries(
-      [...req1].map(([k, v]): [string, number] => [k, v - (req0.get(k) ?? 0)]).filter(([k, v]) => v > 0 && !k.startsWith('WATCH')),
+      [...req1]
+        .map(([k, v]): [string, number] => [k, v - (req0.get(k) ?? 0)])
+        .filter(([k, v]) => v > 0 && !k.startsWith('WATCH')),
     );
-    const cpu = Object.fromEntries(Object.entries(cpu1).map(([k, v]) => [k, Number((v - cpu0[k as keyof typeof cpu0]).toFixed(2))]));
+    const cpu = Object.fromEntries(
+      Object.entries(cpu1).map(([k, v]) => [k, Number((v - cpu0[k as keyof typeof cpu0]).toFixed(2))]),
+    );
     // What the control plane spends per sandbox: API requests (the bench's own POST included; heartbeats,
     // lease renewals and the like are counted in the total but too rare to be listed) and CPU.
     const perSandbox = (v: number) => Number((v / n).toFixed(2));
     const total = Object.values(requests).reduce((a, b) => a + b, 0);
-    const listed = Object.entries(requests).filter(([, v]) => v >= n / 10).sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => `${k} ${perSandbox(v)}`);
+    const listed = Object.entries(requests)
+      .filter(([, v]) => v >= n / 10)
+      .sort(([a], [b]) => (a < b ? -1 : 1))
+      .map(([k, v]) => `${k} ${perSandbox(v)}`);
     const controlPlane = Number((cpu.apiserver! + cpu.etcd! + cpu.controller!).toFixed(2));
-    console.error(JSON.stringify({ n, cpuSeconds: cpu, requests, boundP50: Math.round(pct(toBound, 50)), boundP99: Math.round(pct(toBound, 99)), boundToReadyP50: Math.round(pct(boundToReady, 50)), boundToReadyP99: Math.round(pct(boundToReady, 99)) }));
+    console.error(
+      JSON.stringify({
+        n,
+        cpuSeconds: cpu,
+        requests,
+        boundP50: Math.round(pct(toBound, 50)),
+        boundP99: Math.round(pct(toBound, 99)),
+        boundToReadyP50: Math.round(pct(boundToReady, 50)),
+        boundToReadyP99: Math.round(pct(boundToReady, 99)),
+      }),
+    );
     for (const p of [50, 99]) {
       write({
         name: `controller-start-${n}-p${p}`,

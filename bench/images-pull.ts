@@ -24,7 +24,11 @@ const RUNS = 3;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 function writeResult(r: Omit<BenchResult, 'date' | 'ratio'>): void {
-  const result: BenchResult = { ...r, ratio: r.theirs ? Number((r.ours / r.theirs).toFixed(3)) : null, date: new Date().toISOString() };
+  const result: BenchResult = {
+    ...r,
+    ratio: r.theirs ? Number((r.ours / r.theirs).toFixed(3)) : null,
+    date: new Date().toISOString(),
+  };
   mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
   writeFileSync(join(ROOT, 'bench', 'results', `${r.name}.json`), `${JSON.stringify(result, null, 2)}\n`);
   console.log(JSON.stringify(result));

@@ -16,7 +16,11 @@ import type { BenchResult } from './results-table.js';
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 export function writeResult(r: Omit<BenchResult, 'date' | 'ratio'> & { ratio?: number | null }): void {
-  const result: BenchResult = { ...r, ratio: r.ratio ?? (r.theirs ? Number((r.ours / r.theirs).toFixed(3)) : null), date: new Date().toISOString() };
+  const result: BenchResult = {
+    ...r,
+    ratio: r.ratio ?? (r.theirs ? Number((r.ours / r.theirs).toFixed(3)) : null),
+    date: new Date().toISOString(),
+  };
   mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
   writeFileSync(join(ROOT, 'bench', 'results', `${r.name}.json`), `${JSON.stringify(result, null, 2)}\n`);
   console.log(JSON.stringify(result));
@@ -35,7 +39,13 @@ export function benchNode(name: string): { world: NetWorld; provider: BridgeNetw
   world.enter({ brNetfilter: true, forwardDrop: false });
   // Leases on tmpfs, as on a real node (/run/sandpit): this machine's /run is on disk.
   const stateDir = `/dev/shm/sptest-${world.tag}-bench-state`;
-  const provider = new BridgeNetworkProvider({ subnet: world.subnet, bridge: world.bridge, table: world.table, stateDir, mtu: 1500 });
+  const provider = new BridgeNetworkProvider({
+    subnet: world.subnet,
+    bridge: world.bridge,
+    table: world.table,
+    stateDir,
+    mtu: 1500,
+  });
   return {
     world,
     provider,
@@ -54,17 +64,32 @@ export function benchNode(name: string): { world: NetWorld; provider: BridgeNetw
 export { sandboxRef };
 
 /** Runs iperf3 server in namespace `server` (or the node) and client in `client`; returns receiver Gbit/s (median of `runs`). */
-export async function iperf(world: NetWorld, server: string, client: string, host: string, port: number, serverPort = port, runs = 3, seconds = 3): Promise<number> {
+export async function iperf(
+  world: NetWorld,
+  server: string,
+  client: string,
+  host: string,
+  port: number,
+  serverPort = port,
+  runs = 3,
+  seconds = 3,
+): Promise<number> {
   const results: number[] = [];
   for (let i = 0; i < runs; i++) {
     const argv = ['iperf3', '-s', '-1', '-p', String(serverPort)];
-    const srv = server === 'node' ? spawn(argv[0]!, argv.slice(1), { stdio: 'ignore' }) : spawn('ip', ['netns', 'exec', world.ns(server), ...argv], { stdio: 'ignore' });
+    const srv =
+      server === 'node'
+        ? spawn(argv[0]!, argv.slice(1), { stdio: 'ignore' })
+        : spawn('ip', ['netns', 'exec', world.ns(server), ...argv], { stdio: 'ignore' });
     for (let t = 0; t < 100; t++) {
       if (new RegExp(`:${serverPort}\\b`).test(world.exec(server, 'ss', '-Hltn'))) break;
       await new Promise((r) => setTimeout(r, 20));
     }
     const cargs = ['-c', host, '-p', String(port), '-t', String(seconds), '-J'];
-    const out = client === 'node' ? execFileSync('iperf3', cargs) : execFileSync('ip', ['netns', 'exec', world.ns(client), 'iperf3', ...cargs]);
+    const out =
+      client === 'node'
+        ? execFileSync('iperf3', cargs)
+        : execFileSync('ip', ['netns', 'exec', world.ns(client), 'iperf3', ...cargs]);
     const json = JSON.parse(out.toString()) as { end: { sum_received: { bits_per_second: number } } };
     results.push(json.end.sum_received.bits_per_second / 1e9);
     srv.kill('SIGKILL');

@@ -8,7 +8,15 @@ import { benchNode, iperf, sandboxRef, writeResult, log } from './network-lib.js
 const { world, provider, done } = benchNode('bpub');
 try {
   const a = sandboxRef('a');
-  const r = await provider.setup({ sandbox: a, netnsPath: world.addNamespace('a'), hostname: 'a', network: { mode: 'Bridge', egress: 'Allow', ports: [{ containerPort: 5201, hostPort: 15201, protocol: 'TCP' }] } }, log);
+  const r = await provider.setup(
+    {
+      sandbox: a,
+      netnsPath: world.addNamespace('a'),
+      hostname: 'a',
+      network: { mode: 'Bridge', egress: 'Allow', ports: [{ containerPort: 5201, hostPort: 15201, protocol: 'TCP' }] },
+    },
+    log,
+  );
   const ours = await iperf(world, 'a', 'node', '127.0.0.1', 15201, 5201);
   const theirs = await iperf(world, 'a', 'node', r.sandboxIP!, 5201);
   writeResult({

@@ -21,14 +21,34 @@ try {
   const paths = refs.map((r) => world.addNamespace(r.name));
   // Warm-up: the first setup creates the bridge and the table.
   const warm = sandboxRef('warm');
-  provider.setupSync({ sandbox: warm, netnsPath: world.addNamespace('warm'), hostname: 'warm', network: { mode: 'Bridge', egress: 'Allow' } }, log);
+  provider.setupSync(
+    {
+      sandbox: warm,
+      netnsPath: world.addNamespace('warm'),
+      hostname: 'warm',
+      network: { mode: 'Bridge', egress: 'Allow' },
+    },
+    log,
+  );
   provider.teardownSync(warm, log);
 
   const setup: number[] = [];
   const teardown: number[] = [];
   for (let i = 0; i < N; i++) {
     const t0 = performance.now();
-    provider.setupSync({ sandbox: refs[i]!, netnsPath: paths[i]!, hostname: refs[i]!.name, network: { mode: 'Bridge', egress: 'Allow', ports: [{ containerPort: 80, hostPort: 30000 + i, protocol: 'TCP' }] } }, log);
+    provider.setupSync(
+      {
+        sandbox: refs[i]!,
+        netnsPath: paths[i]!,
+        hostname: refs[i]!.name,
+        network: {
+          mode: 'Bridge',
+          egress: 'Allow',
+          ports: [{ containerPort: 80, hostPort: 30000 + i, protocol: 'TCP' }],
+        },
+      },
+      log,
+    );
     setup.push(performance.now() - t0);
   }
   for (let i = 0; i < N; i++) {

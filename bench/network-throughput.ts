@@ -9,8 +9,14 @@ const { world, provider, done } = benchNode('bthr');
 try {
   const a = sandboxRef('a');
   const b = sandboxRef('b');
-  await provider.setup({ sandbox: a, netnsPath: world.addNamespace('a'), hostname: 'a', network: { mode: 'Bridge', egress: 'Allow' } }, log);
-  const rb = await provider.setup({ sandbox: b, netnsPath: world.addNamespace('b'), hostname: 'b', network: { mode: 'Bridge', egress: 'Allow' } }, log);
+  await provider.setup(
+    { sandbox: a, netnsPath: world.addNamespace('a'), hostname: 'a', network: { mode: 'Bridge', egress: 'Allow' } },
+    log,
+  );
+  const rb = await provider.setup(
+    { sandbox: b, netnsPath: world.addNamespace('b'), hostname: 'b', network: { mode: 'Bridge', egress: 'Allow' } },
+    log,
+  );
   const ours = await iperf(world, 'b', 'a', rb.sandboxIP!, 5201);
 
   world.addNamespace('rawa');

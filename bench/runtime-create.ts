@@ -41,7 +41,10 @@ function bundle(runtime: string, args: string[]): string {
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   execFileSync('runc', ['spec'], { cwd: dir });
-  const cfg = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { root: unknown; process: { args: string[]; terminal: boolean } };
+  const cfg = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as {
+    root: unknown;
+    process: { args: string[]; terminal: boolean };
+  };
   cfg.root = { path: join(TMP, 'rootfs'), readonly: true };
   cfg.process.args = args;
   cfg.process.terminal = false;
@@ -64,13 +67,25 @@ async function main(): Promise<void> {
   const trueBundle = bundle('oci', ['/bin/true']);
   const sleepBundle = sleepy('oci');
 
-  const rt = await SandboxRuntime.start(defaultConfig({ stateRoot: join(TMP, 'state'), cgroupParent: 'sandpit-bench', pollMs: 50 }), {
-    images: new DirectoryImageProvider(), network: new LoopbackOnlyNetwork(), log: createLogger('bench'),
-  });
+  const rt = await SandboxRuntime.start(
+    defaultConfig({ stateRoot: join(TMP, 'state'), cgroupParent: 'sandpit-bench', pollMs: 50 }),
+    {
+      images: new DirectoryImageProvider(),
+      network: new LoopbackOnlyNetwork(),
+      log: createLogger('bench'),
+    },
+  );
   const sb = (name: string, command: string[]) =>
     Sandbox.parse({
-      apiVersion: 'sandpit.dev/v1alpha1', kind: 'Sandbox', metadata: { namespace: 'bench', name, uid: `${name}-${process.pid}` },
-      spec: { restartPolicy: 'Never', terminationGracePeriodSeconds: 1, network: { mode: 'None' }, containers: [{ name: 'main', image: `dir:${join(TMP, 'rootfs')}`, command }] },
+      apiVersion: 'sandpit.dev/v1alpha1',
+      kind: 'Sandbox',
+      metadata: { namespace: 'bench', name, uid: `${name}-${process.pid}` },
+      spec: {
+        restartPolicy: 'Never',
+        terminationGracePeriodSeconds: 1,
+        network: { mode: 'None' },
+        containers: [{ name: 'main', image: `dir:${join(TMP, 'rootfs')}`, command }],
+      },
     });
 
   const ours = { trueCreate: [] as number[], sleepCreate: [] as number[], sleepDelete: [] as number[] };
@@ -111,24 +126,45 @@ async function main(): Promise<void> {
 
   const date = new Date().toISOString();
   const command = 'node dist/bench/runtime-create.js';
-  const write = (name: string, r: Record<string, unknown>) => writeFileSync(join(RESULTS, `${name}.json`), `${JSON.stringify({ name, ...r, command, date }, null, 2)}\n`);
-  const crunNote = crun.trueRun.length ? `crun run /bin/true p50 ${r2(pct(crun.trueRun, 50))} ms` : `crun cannot run here: "${crun.error}" (hybrid cgroup layout)`;
+  const write = (name: string, r: Record<string, unknown>) =>
+    writeFileSync(join(RESULTS, `${name}.json`), `${JSON.stringify({ name, ...r, command, date }, null, 2)}\n`);
+  const crunNote = crun.trueRun.length
+    ? `crun run /bin/true p50 ${r2(pct(crun.trueRun, 50))} ms`
+    : `crun cannot run here: "${crun.error}" (hybrid cgroup layout)`;
   write('runtime-create-true', {
-    metric: 'create-to-running p50, sandbox running /bin/true', unit: 'ms', ours: r2(pct(ours.trueCreate, 50)), peer: 'runc run (same rootfs)',
-    theirs: r2(pct(runc.trueRun, 50)), ratio: r2(pct(ours.trueCreate, 50) / pct(runc.trueRun, 50)),
+    metric: 'create-to-running p50, sandbox running /bin/true',
+    unit: 'ms',
+    ours: r2(pct(ours.trueCreate, 50)),
+    peer: 'runc run (same rootfs)',
+    theirs: r2(pct(runc.trueRun, 50)),
+    ratio: r2(pct(ours.trueCreate, 50) / pct(runc.trueRun, 50)),
     note: `p95 ${r2(pct(ours.trueCreate, 95))} vs runc ${r2(pct(runc.trueRun, 95))} ms; ${crunNote}; ${ITER} iterations, interleaved; load average ${load()}`,
   });
   write('runtime-create-long', {
-    metric: 'create-to-running p50, sandbox running sleep', unit: 'ms', ours: r2(pct(ours.sleepCreate, 50)), peer: 'runc run --detach',
-    theirs: r2(pct(runc.sleepCreate, 50)), ratio: r2(pct(ours.sleepCreate, 50) / pct(runc.sleepCreate, 50)),
+    metric: 'create-to-running p50, sandbox running sleep',
+    unit: 'ms',
+    ours: r2(pct(ours.sleepCreate, 50)),
+    peer: 'runc run --detach',
+    theirs: r2(pct(runc.sleepCreate, 50)),
+    ratio: r2(pct(ours.sleepCreate, 50) / pct(runc.sleepCreate, 50)),
     note: `p95 ${r2(pct(ours.sleepCreate, 95))} vs runc ${r2(pct(runc.sleepCreate, 95))} ms; ${ITER} iterations; load average ${load()}`,
   });
   write('runtime-delete', {
-    metric: 'delete p50 of a running sandbox (SIGTERM, wait, teardown)', unit: 'ms', ours: r2(pct(ours.sleepDelete, 50)), peer: 'runc delete --force',
-    theirs: r2(pct(runc.sleepDelete, 50)), ratio: r2(pct(ours.sleepDelete, 50) / pct(runc.sleepDelete, 50)),
+    metric: 'delete p50 of a running sandbox (SIGTERM, wait, teardown)',
+    unit: 'ms',
+    ours: r2(pct(ours.sleepDelete, 50)),
+    peer: 'runc delete --force',
+    theirs: r2(pct(runc.sleepDelete, 50)),
+    ratio: r2(pct(ours.sleepDelete, 50) / pct(runc.sleepDelete, 50)),
     note: `p95 ${r2(pct(ours.sleepDelete, 95))} vs runc ${r2(pct(runc.sleepDelete, 95))} ms; load average ${load()}`,
   });
-  console.log(JSON.stringify({ ours: Object.fromEntries(Object.entries(ours).map(([k, v]) => [k, [r2(pct(v, 50)), r2(pct(v, 95))]])), runc: Object.fromEntries(Object.entries(runc).map(([k, v]) => [k, [r2(pct(v, 50)), r2(pct(v, 95))]])), crun: crunNote }));
+  console.log(
+    JSON.stringify({
+      ours: Object.fromEntries(Object.entries(ours).map(([k, v]) => [k, [r2(pct(v, 50)), r2(pct(v, 95))]])),
+      runc: Object.fromEntries(Object.entries(runc).map(([k, v]) => [k, [r2(pct(v, 50)), r2(pct(v, 95))]])),
+      crun: crunNote,
+    }),
+  );
   rt.cgroups.removeParent({ step: 'bench cleanup' });
   setImmediate(() => process.exit(0));
 }

@@ -46,9 +46,14 @@ function perSandbox(recs: SandboxRecord[]): { rss: number; pss: number } {
 
 async function main(): Promise<void> {
   buildBusyboxRootfs(join(TMP, 'rootfs'));
-  const rt = await SandboxRuntime.start(defaultConfig({ stateRoot: join(TMP, 'state-rss'), cgroupParent: 'sandpit-bench-rss', pollMs: 500, launchers: 3 }), {
-    images: new DirectoryImageProvider(), network: new LoopbackOnlyNetwork(), log: createLogger('bench'),
-  });
+  const rt = await SandboxRuntime.start(
+    defaultConfig({ stateRoot: join(TMP, 'state-rss'), cgroupParent: 'sandpit-bench-rss', pollMs: 500, launchers: 3 }),
+    {
+      images: new DirectoryImageProvider(),
+      network: new LoopbackOnlyNetwork(),
+      log: createLogger('bench'),
+    },
+  );
   const recs: SandboxRecord[] = [];
   const rows: string[] = [];
   const results: Record<number, { rss: number; pss: number }> = {};
@@ -56,30 +61,50 @@ async function main(): Promise<void> {
     for (const target of STEPS) {
       while (recs.length < target) {
         const i = recs.length;
-        recs.push(await rt.create(Sandbox.parse({
-          apiVersion: 'sandpit.dev/v1alpha1', kind: 'Sandbox', metadata: { namespace: 'bench', name: `idle-${i}`, uid: `idle-${i}-${process.pid}` },
-          spec: { restartPolicy: 'Never', terminationGracePeriodSeconds: 0, network: { mode: 'None' }, containers: [{ name: 'main', image: `dir:${join(TMP, 'rootfs')}`, command: ['/bin/sleep', '36000'] }] },
-        })));
+        recs.push(
+          await rt.create(
+            Sandbox.parse({
+              apiVersion: 'sandpit.dev/v1alpha1',
+              kind: 'Sandbox',
+              metadata: { namespace: 'bench', name: `idle-${i}`, uid: `idle-${i}-${process.pid}` },
+              spec: {
+                restartPolicy: 'Never',
+                terminationGracePeriodSeconds: 0,
+                network: { mode: 'None' },
+                containers: [{ name: 'main', image: `dir:${join(TMP, 'rootfs')}`, command: ['/bin/sleep', '36000'] }],
+              },
+            }),
+          ),
+        );
       }
       await new Promise((r) => setTimeout(r, 1000));
       results[target] = perSandbox(recs);
-      rows.push(`${target} sandboxes: RSS ${results[target]!.rss.toFixed(0)} KiB, PSS ${results[target]!.pss.toFixed(0)} KiB per sandbox`);
+      rows.push(
+        `${target} sandboxes: RSS ${results[target]!.rss.toFixed(0)} KiB, PSS ${results[target]!.pss.toFixed(0)} KiB per sandbox`,
+      );
       console.log(rows[rows.length - 1]);
     }
     const agent = memKiB(process.pid);
     const last = STEPS[STEPS.length - 1]!;
-    writeFileSync(join(RESULTS, 'runtime-rss.json'), `${JSON.stringify({
-      name: 'runtime-rss',
-      metric: `host RSS kept per idle sandbox (PID 1 + shim, both sandpit-init), at ${last} sandboxes`,
-      unit: 'KiB',
-      ours: Math.round(results[last]!.rss),
-      peer: 'target from the issue (2 MiB); catatonit + busybox sh shim, measured before, 2389',
-      theirs: 2048,
-      ratio: Math.round((results[last]!.rss / 2048) * 100) / 100,
-      command: 'node dist/bench/runtime-rss.js',
-      note: `${rows.join('; ')}; the agent itself (one Node process for all sandboxes) RSS ${Math.round(agent.rss / 1024)} MiB`,
-      date: new Date().toISOString(),
-    }, null, 2)}\n`);
+    writeFileSync(
+      join(RESULTS, 'runtime-rss.json'),
+      `${JSON.stringify(
+        {
+          name: 'runtime-rss',
+          metric: `host RSS kept per idle sandbox (PID 1 + shim, both sandpit-init), at ${last} sandboxes`,
+          unit: 'KiB',
+          ours: Math.round(results[last]!.rss),
+          peer: 'target from the issue (2 MiB); catatonit + busybox sh shim, measured before, 2389',
+          theirs: 2048,
+          ratio: Math.round((results[last]!.rss / 2048) * 100) / 100,
+          command: 'node dist/bench/runtime-rss.js',
+          note: `${rows.join('; ')}; the agent itself (one Node process for all sandboxes) RSS ${Math.round(agent.rss / 1024)} MiB`,
+          date: new Date().toISOString(),
+        },
+        null,
+        2,
+      )}\n`,
+    );
   } finally {
     for (const r of recs) await rt.delete(r.id);
     await rt.close();

@@ -37,7 +37,11 @@ function runcBundle(): string {
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   execFileSync('runc', ['spec'], { cwd: dir });
-  type Spec = { root: unknown; process: { args: string[]; terminal: boolean }; linux: { namespaces: { type: string }[]; uidMappings?: unknown; gidMappings?: unknown } };
+  type Spec = {
+    root: unknown;
+    process: { args: string[]; terminal: boolean };
+    linux: { namespaces: { type: string }[]; uidMappings?: unknown; gidMappings?: unknown };
+  };
   const cfg = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Spec;
   cfg.root = { path: join(TMP, 'rootfs'), readonly: true };
   cfg.process.args = ['/bin/sleep', '3600'];
@@ -51,7 +55,11 @@ function runcBundle(): string {
 
 function timeCmd(args: string[], cwd: string): { ms: number; ok: boolean; err: string } {
   const t0 = performance.now();
-  const r = spawnSync('runc', args, { cwd, encoding: 'utf8', stdio: ['ignore', 'ignore', args.includes('--detach') ? 'ignore' : 'pipe'] });
+  const r = spawnSync('runc', args, {
+    cwd,
+    encoding: 'utf8',
+    stdio: ['ignore', 'ignore', args.includes('--detach') ? 'ignore' : 'pipe'],
+  });
   return { ms: performance.now() - t0, ok: r.status === 0, err: (r.stderr ?? '').trim().split('\n').pop() ?? '' };
 }
 
@@ -61,13 +69,26 @@ async function main(): Promise<void> {
   // runc makes its mount points as the container's root, which owns nothing of this root-owned rootfs.
   for (const d of ['proc', 'dev', 'sys']) mkdirSync(join(TMP, 'rootfs', d), { recursive: true });
   const bundle = runcBundle();
-  const rt = await SandboxRuntime.start(defaultConfig({ stateRoot: join(TMP, 'state'), cgroupParent: 'sandpit-bench-userns', pollMs: 50 }), {
-    images: new DirectoryImageProvider(), network: new LoopbackOnlyNetwork(), log: createLogger('bench'),
-  });
+  const rt = await SandboxRuntime.start(
+    defaultConfig({ stateRoot: join(TMP, 'state'), cgroupParent: 'sandpit-bench-userns', pollMs: 50 }),
+    {
+      images: new DirectoryImageProvider(),
+      network: new LoopbackOnlyNetwork(),
+      log: createLogger('bench'),
+    },
+  );
   const sb = (name: string, hostUsers: boolean) =>
     Sandbox.parse({
-      apiVersion: 'sandpit.dev/v1alpha1', kind: 'Sandbox', metadata: { namespace: 'bench', name, uid: `${name}-${process.pid}` },
-      spec: { hostUsers, restartPolicy: 'Never', terminationGracePeriodSeconds: 1, network: { mode: 'None' }, containers: [{ name: 'main', image: `dir:${join(TMP, 'rootfs')}`, command: ['/bin/sleep', '3600'] }] },
+      apiVersion: 'sandpit.dev/v1alpha1',
+      kind: 'Sandbox',
+      metadata: { namespace: 'bench', name, uid: `${name}-${process.pid}` },
+      spec: {
+        hostUsers,
+        restartPolicy: 'Never',
+        terminationGracePeriodSeconds: 1,
+        network: { mode: 'None' },
+        containers: [{ name: 'main', image: `dir:${join(TMP, 'rootfs')}`, command: ['/bin/sleep', '3600'] }],
+      },
     });
 
   const userns: number[] = [];
@@ -75,7 +96,10 @@ async function main(): Promise<void> {
   const runc: number[] = [];
   let runcError = '';
   for (let i = 0; i < ITER; i++) {
-    for (const [own, times] of [[false, userns], [true, hostUsers]] as const) {
+    for (const [own, times] of [
+      [false, userns],
+      [true, hostUsers],
+    ] as const) {
       await new Promise((r) => setTimeout(r, 400)); // launcher threads and warm PID 1s ready, as in runtime-create
       const t0 = performance.now();
       const rec = await rt.create(sb(`${own ? 'host' : 'userns'}-${i}`, own));
@@ -101,7 +125,8 @@ async function main(): Promise<void> {
     peer: 'runc run --detach with a user namespace (rootfs not idmapped)',
     theirs,
     ratio: theirs === null ? null : r2(p50 / theirs),
-    note: `p95 ${r2(pct(userns, 95))} ms; the same create with hostUsers: true p50 ${r2(pct(hostUsers, 50))} ms, so the user namespace adds ${r2(p50 - pct(hostUsers, 50))} ms; ` +
+    note:
+      `p95 ${r2(pct(userns, 95))} ms; the same create with hostUsers: true p50 ${r2(pct(hostUsers, 50))} ms, so the user namespace adds ${r2(p50 - pct(hostUsers, 50))} ms; ` +
       `${runc.length ? `runc p95 ${r2(pct(runc, 95))} ms` : `runc failed: "${runcError}"`}; ${ITER} iterations, interleaved; load average ${LOAD_START.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end`,
     command: 'node dist/bench/runtime-userns.js',
     date: new Date().toISOString(),

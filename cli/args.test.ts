@@ -3,9 +3,28 @@ import { isRemote, parseArgs, parseDuration } from './args.js';
 
 describe('kubectl-sandpit arguments', () => {
   it('parses exec like kubectl: flags before --, the command untouched after it', () => {
-    const { globals, command } = parseArgs(['-n', 'team', 'exec', 'box', '-c', 'side', '-it', '--', 'sh', '-c', 'echo -n hi']);
+    const { globals, command } = parseArgs([
+      '-n',
+      'team',
+      'exec',
+      'box',
+      '-c',
+      'side',
+      '-it',
+      '--',
+      'sh',
+      '-c',
+      'echo -n hi',
+    ]);
     assert.equal(globals.namespace, 'team');
-    assert.deepEqual(command, { name: 'exec', sandbox: 'box', container: 'side', stdin: true, tty: true, command: ['sh', '-c', 'echo -n hi'] });
+    assert.deepEqual(command, {
+      name: 'exec',
+      sandbox: 'box',
+      container: 'side',
+      stdin: true,
+      tty: true,
+      command: ['sh', '-c', 'echo -n hi'],
+    });
   });
 
   it('says how to fix common mistakes', () => {
@@ -21,10 +40,23 @@ describe('kubectl-sandpit arguments', () => {
 
   it('parses logs, port-forward mappings and durations', () => {
     assert.deepEqual(parseArgs(['logs', 'box', '-f', '--previous', '--since=1m30s', '--tail=5']).command, {
-      name: 'logs', sandbox: 'box', follow: true, previous: true, timestamps: false, tail: 5, sinceSeconds: 90,
+      name: 'logs',
+      sandbox: 'box',
+      follow: true,
+      previous: true,
+      timestamps: false,
+      tail: 5,
+      sinceSeconds: 90,
     });
     assert.deepEqual(parseArgs(['port-forward', 'box', '8080:80', ':443', '22']).command, {
-      name: 'port-forward', sandbox: 'box', address: '127.0.0.1', ports: [{ local: 8080, remote: 80 }, { local: 0, remote: 443 }, { local: 22, remote: 22 }],
+      name: 'port-forward',
+      sandbox: 'box',
+      address: '127.0.0.1',
+      ports: [
+        { local: 8080, remote: 80 },
+        { local: 0, remote: 443 },
+        { local: 22, remote: 22 },
+      ],
     });
     assert.throws(() => parseDuration('5 minutes'), /invalid duration/);
   });

@@ -19,7 +19,16 @@ export interface Globals {
 
 export type Command =
   | { name: 'exec'; sandbox: string; container?: string; stdin: boolean; tty: boolean; command: string[] }
-  | { name: 'logs'; sandbox: string; container?: string; follow: boolean; previous: boolean; timestamps: boolean; tail?: number; sinceSeconds?: number }
+  | {
+      name: 'logs';
+      sandbox: string;
+      container?: string;
+      follow: boolean;
+      previous: boolean;
+      timestamps: boolean;
+      tail?: number;
+      sinceSeconds?: number;
+    }
   | { name: 'port-forward'; sandbox: string; ports: { local: number; remote: number }[]; address: string }
   | { name: 'cp'; from: string; to: string; container?: string }
   | { name: 'top'; sandbox: string }
@@ -59,7 +68,8 @@ function portPair(spec: string): { local: number; remote: number } {
   const parts = spec.split(':');
   const num = (v: string | undefined) => {
     const n = Number(v);
-    if (!v || !/^\d+$/.test(v) || n > 65535) throw new UsageError(`invalid port "${v ?? ''}" in "${spec}": ports are 0-65535 (0 as LOCAL picks a free port)`);
+    if (!v || !/^\d+$/.test(v) || n > 65535)
+      throw new UsageError(`invalid port "${v ?? ''}" in "${spec}": ports are 0-65535 (0 as LOCAL picks a free port)`);
     return n;
   };
   if (parts.length === 1) return { local: num(parts[0]), remote: num(parts[0]) };
@@ -75,10 +85,26 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = {}): { global
   const dash = argv.indexOf('--');
   const before = dash >= 0 ? argv.slice(0, dash) : argv;
   const after = dash >= 0 ? argv.slice(dash + 1) : [];
-  const globals: Globals = { controllerNamespace: env.SANDPIT_NAMESPACE || 'sandpit-system', controllerService: env.SANDPIT_CONTROLLER_SERVICE || 'sandpit-controller' };
+  const globals: Globals = {
+    controllerNamespace: env.SANDPIT_NAMESPACE || 'sandpit-system',
+    controllerService: env.SANDPIT_CONTROLLER_SERVICE || 'sandpit-controller',
+  };
   const flags = new Map<string, string | true>();
   const positional: string[] = [];
-  const valued = new Set(['kubeconfig', 'context', 'namespace', 'n', 'controller-namespace', 'controller-service', 'direct', 'container', 'c', 'since', 'tail', 'address']);
+  const valued = new Set([
+    'kubeconfig',
+    'context',
+    'namespace',
+    'n',
+    'controller-namespace',
+    'controller-service',
+    'direct',
+    'container',
+    'c',
+    'since',
+    'tail',
+    'address',
+  ]);
   for (let i = 0; i < before.length; i++) {
     const a = before[i]!;
     if (a === '-it' || a === '-ti') {
@@ -126,15 +152,35 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = {}): { global
   switch (name) {
     case 'exec': {
       const sbx = sandbox();
-      if (rest.length > 1) throw new UsageError(`exec: put the command after --, as in: kubectl sandpit exec ${sbx} -- ${rest.slice(1).join(' ')}`);
-      if (after.length === 0) throw new UsageError('exec needs a command after --, as in: kubectl sandpit exec SANDBOX -- sh');
-      return { globals, command: { name: 'exec', sandbox: sbx, ...(container ? { container } : {}), stdin: bool('i', 'stdin'), tty: bool('t', 'tty'), command: after } };
+      if (rest.length > 1)
+        throw new UsageError(
+          `exec: put the command after --, as in: kubectl sandpit exec ${sbx} -- ${rest.slice(1).join(' ')}`,
+        );
+      if (after.length === 0)
+        throw new UsageError('exec needs a command after --, as in: kubectl sandpit exec SANDBOX -- sh');
+      return {
+        globals,
+        command: {
+          name: 'exec',
+          sandbox: sbx,
+          ...(container ? { container } : {}),
+          stdin: bool('i', 'stdin'),
+          tty: bool('t', 'tty'),
+          command: after,
+        },
+      };
     }
     case 'logs': {
       const tail = str('tail');
       if (tail !== undefined && !/^-?\d+$/.test(tail)) throw new UsageError(`--tail must be a number, got "${tail}"`);
       const since = str('since');
-      const cmd: Command = { name: 'logs', sandbox: sandbox(), follow: bool('f', 'follow'), previous: bool('previous', 'p'), timestamps: bool('timestamps') };
+      const cmd: Command = {
+        name: 'logs',
+        sandbox: sandbox(),
+        follow: bool('f', 'follow'),
+        previous: bool('previous', 'p'),
+        timestamps: bool('timestamps'),
+      };
       if (container) cmd.container = container;
       if (tail !== undefined && Number(tail) >= 0) cmd.tail = Number(tail);
       if (since !== undefined) cmd.sinceSeconds = parseDuration(since);
@@ -142,13 +188,27 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = {}): { global
     }
     case 'port-forward': {
       const sbx = sandbox();
-      if (rest.length < 2) throw new UsageError('port-forward needs at least one [LOCAL:]REMOTE port, as in: kubectl sandpit port-forward SANDBOX 8080:80');
-      return { globals, command: { name: 'port-forward', sandbox: sbx, ports: rest.slice(1).map(portPair), address: str('address') ?? '127.0.0.1' } };
+      if (rest.length < 2)
+        throw new UsageError(
+          'port-forward needs at least one [LOCAL:]REMOTE port, as in: kubectl sandpit port-forward SANDBOX 8080:80',
+        );
+      return {
+        globals,
+        command: {
+          name: 'port-forward',
+          sandbox: sbx,
+          ports: rest.slice(1).map(portPair),
+          address: str('address') ?? '127.0.0.1',
+        },
+      };
     }
     case 'cp': {
       if (rest.length !== 2) throw new UsageError('cp needs a source and a destination, one of them SANDBOX:PATH');
       const [from, to] = rest as [string, string];
-      if (isRemote(from) === isRemote(to)) throw new UsageError('cp copies between a sandbox and here: exactly one of source and destination is SANDBOX:PATH');
+      if (isRemote(from) === isRemote(to))
+        throw new UsageError(
+          'cp copies between a sandbox and here: exactly one of source and destination is SANDBOX:PATH',
+        );
       return { globals, command: { name: 'cp', from, to, ...(container ? { container } : {}) } };
     }
     case 'top':
@@ -163,7 +223,9 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = {}): { global
 /** SANDBOX:PATH, as kubectl cp spells it (a local path with a colon needs ./ in front). */
 export function isRemote(spec: string): boolean {
   const i = spec.indexOf(':');
-  return i > 0 && !spec.startsWith('/') && !spec.startsWith('.') && /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(spec.slice(0, i));
+  return (
+    i > 0 && !spec.startsWith('/') && !spec.startsWith('.') && /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(spec.slice(0, i))
+  );
 }
 
 export function splitRemote(spec: string): { sandbox: string; path: string } {

@@ -25,7 +25,8 @@ async function drain(ws: WebSocket, sink?: (d: Buffer) => void): Promise<void> {
     } else if (f.channel === Channel.status) status = JSON.parse(f.data.toString('utf8')) as StreamStatus;
   });
   await new Promise<void>((r) => ws.once('close', () => r()));
-  if (status?.status === 'Failure') throw new CliError(`Error from server (${status.reason ?? 'Failure'}): ${status.message ?? ''}`);
+  if (status?.status === 'Failure')
+    throw new CliError(`Error from server (${status.reason ?? 'Failure'}): ${status.message ?? ''}`);
 }
 
 export async function execCommand(s: Session, c: Of<'exec'>): Promise<number> {
@@ -35,7 +36,8 @@ export async function execCommand(s: Session, c: Of<'exec'>): Promise<number> {
   if (container) q.set('container', container);
   if (c.stdin) q.set('stdin', '1');
   if (c.tty) q.set('tty', '1');
-  if (c.tty && !process.stdin.isTTY && c.stdin) process.stderr.write('Unable to use a TTY - input is not a terminal or the right kind of file\n');
+  if (c.tty && !process.stdin.isTTY && c.stdin)
+    process.stderr.write('Unable to use a TTY - input is not a terminal or the right kind of file\n');
   return runExecStream(await openStream(s, c.sandbox, 'exec', q), { stdin: c.stdin, tty: c.tty });
 }
 
@@ -49,7 +51,13 @@ async function chosenContainer(s: Session, sandbox: string, given: string | unde
   if (given) return given;
   let sbx: Sandbox;
   try {
-    sbx = (await s.kc.makeApiClient(CustomObjectsApi).getNamespacedCustomObject({ group: 'sandpit.dev', version: 'v1alpha1', namespace: s.namespace, plural: 'sandboxes', name: sandbox })) as Sandbox;
+    sbx = (await s.kc.makeApiClient(CustomObjectsApi).getNamespacedCustomObject({
+      group: 'sandpit.dev',
+      version: 'v1alpha1',
+      namespace: s.namespace,
+      plural: 'sandboxes',
+      name: sandbox,
+    })) as Sandbox;
   } catch {
     return undefined;
   }
@@ -88,7 +96,9 @@ export async function portForwardCommand(s: Session, c: Of<'port-forward'>): Pro
       server.listen(p.local, c.address, () => resolve());
     });
     const a = server.address();
-    process.stdout.write(`Forwarding from ${c.address}:${typeof a === 'object' && a ? a.port : p.local} -> ${p.remote}\n`);
+    process.stdout.write(
+      `Forwarding from ${c.address}:${typeof a === 'object' && a ? a.port : p.local} -> ${p.remote}\n`,
+    );
     servers.push(server);
   }
   await new Promise<void>((resolve) => {
@@ -165,7 +175,8 @@ export async function cpCommand(s: Session, c: Of<'cp'>): Promise<number> {
     tar.stdin.end();
     const code = await done;
     try {
-      if (status?.status !== 'Success') throw new CliError(`copying ${c.from} failed: ${status?.message ?? 'the stream ended early'}`);
+      if (status?.status !== 'Success')
+        throw new CliError(`copying ${c.from} failed: ${status?.message ?? 'the stream ended early'}`);
       if (code !== 0) throw new CliError(`unpacking ${c.from} locally failed (tar exit ${code})`);
       renameSync(posix.join(tmp, base), c.to);
     } finally {
@@ -206,17 +217,34 @@ export async function cpCommand(s: Session, c: Of<'cp'>): Promise<number> {
   return 0;
 }
 
-export function formatTop(sandbox: string, u: { sandbox: UsageSample; containers: Record<string, UsageSample> }): string {
+export function formatTop(
+  sandbox: string,
+  u: { sandbox: UsageSample; containers: Record<string, UsageSample> },
+): string {
   const mem = (b: number) => `${Math.round(b / (1 << 20))}Mi`;
-  const rows = [['NAME', 'CPU(cores)', 'MEMORY(bytes)'], [sandbox, `${u.sandbox.cpuMillis}m`, mem(u.sandbox.memoryBytes)]];
+  const rows = [
+    ['NAME', 'CPU(cores)', 'MEMORY(bytes)'],
+    [sandbox, `${u.sandbox.cpuMillis}m`, mem(u.sandbox.memoryBytes)],
+  ];
   for (const [name, c] of Object.entries(u.containers)) rows.push([`  ${name}`, `${c.cpuMillis}m`, mem(c.memoryBytes)]);
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((v, i) => v.padEnd(widths[i]! + 3)).join('').trimEnd()).join('\n') + '\n';
+  return (
+    rows
+      .map((r) =>
+        r
+          .map((v, i) => v.padEnd(widths[i]! + 3))
+          .join('')
+          .trimEnd(),
+      )
+      .join('\n') + '\n'
+  );
 }
 
 export async function topCommand(s: Session, c: Of<'top'>): Promise<number> {
   const chunks: Buffer[] = [];
   await drain(await openStream(s, c.sandbox, 'top', new URLSearchParams()), (d) => chunks.push(d));
-  process.stdout.write(formatTop(c.sandbox, JSON.parse(Buffer.concat(chunks).toString('utf8')) as Parameters<typeof formatTop>[1]));
+  process.stdout.write(
+    formatTop(c.sandbox, JSON.parse(Buffer.concat(chunks).toString('utf8')) as Parameters<typeof formatTop>[1]),
+  );
   return 0;
 }

@@ -25,7 +25,8 @@ export function loadSession(globals: Globals): Session {
     throw new CliError(`cannot load the kubeconfig: ${(err as Error).message}`);
   }
   if (globals.context) {
-    if (!kc.getContextObject(globals.context)) throw new CliError(`context "${globals.context}" does not exist in the kubeconfig`);
+    if (!kc.getContextObject(globals.context))
+      throw new CliError(`context "${globals.context}" does not exist in the kubeconfig`);
     kc.setCurrentContext(globals.context);
   }
   const cluster = kc.getCurrentCluster();
@@ -49,12 +50,17 @@ async function requestOptions(s: Session): Promise<RequestOptions & { headers: R
  * X-Sandpit-Authorization too: the API server drops Authorization once it
  * has authenticated the request.
  */
-export async function openStream(s: Session, sandbox: string, action: string, query: URLSearchParams): Promise<WebSocket> {
+export async function openStream(
+  s: Session,
+  sandbox: string,
+  action: string,
+  query: URLSearchParams,
+): Promise<WebSocket> {
   const opts = await requestOptions(s);
   const auth = opts.headers.Authorization ?? opts.headers.authorization;
   if (!auth || !/^Bearer /i.test(auth)) {
     throw new CliError(
-      'your kubeconfig user has no bearer token (client-certificate users cannot be checked by the sandpit controller): use a token user, e.g. a ServiceAccount token or your cloud provider\'s exec plugin',
+      "your kubeconfig user has no bearer token (client-certificate users cannot be checked by the sandpit controller): use a token user, e.g. a ServiceAccount token or your cloud provider's exec plugin",
     );
   }
   const path = `/sandboxes/${encodeURIComponent(s.namespace)}/${encodeURIComponent(sandbox)}/${action}?${query.toString()}`;
@@ -62,7 +68,9 @@ export async function openStream(s: Session, sandbox: string, action: string, qu
     ? s.globals.direct.replace(/^http/, 'ws').replace(/\/$/, '')
     : `${s.server.replace(/^http/, 'ws')}/api/v1/namespaces/${encodeURIComponent(s.globals.controllerNamespace)}/services/https:${encodeURIComponent(s.globals.controllerService)}:streams/proxy`;
   const ws = new WebSocket(base + path, [CHANNEL_PROTOCOL], {
-    ...(s.globals.direct ? { rejectUnauthorized: false } : { ca: opts.ca, cert: opts.cert, key: opts.key, rejectUnauthorized: opts.rejectUnauthorized }),
+    ...(s.globals.direct
+      ? { rejectUnauthorized: false }
+      : { ca: opts.ca, cert: opts.cert, key: opts.key, rejectUnauthorized: opts.rejectUnauthorized }),
     // The API server's service proxy drops the query string of an upgrade request: repeat it in a header.
     headers: { ...opts.headers, 'X-Sandpit-Authorization': auth, 'X-Sandpit-Query': query.toString() },
     perMessageDeflate: false,
@@ -87,7 +95,9 @@ export function explain(status: number, body: string, s: Pick<Session, 'globals'
     /* plain text */
   }
   const msg = parsed.message ?? (body.trim() || `HTTP ${status}`);
-  if (status === 503 && /no endpoints available/.test(msg)) return `the sandpit controller's streams endpoint is not running in namespace ${s.globals.controllerNamespace} (${msg})`;
-  if (status === 403 && /services\/proxy|"services\/proxy"|services "sandpit-controller"/.test(msg)) return `the API server refused the proxy to the sandpit controller: ${msg} (ask for the sandpit-streams-client role)`;
+  if (status === 503 && /no endpoints available/.test(msg))
+    return `the sandpit controller's streams endpoint is not running in namespace ${s.globals.controllerNamespace} (${msg})`;
+  if (status === 403 && /services\/proxy|"services\/proxy"|services "sandpit-controller"/.test(msg))
+    return `the API server refused the proxy to the sandpit controller: ${msg} (ask for the sandpit-streams-client role)`;
   return `Error from server (${parsed.reason ?? status}): ${msg}`;
 }

@@ -24,7 +24,8 @@ const age = (t: Date | string | undefined, now: number) => {
 export function formatDescribe(s: Sandbox, events: EventLike[], now = Date.now()): string {
   const st = s.status;
   const out: string[] = [];
-  const kv = (k: string, v: unknown) => out.push(`${`${k}:`.padEnd(16)}${v === undefined || v === '' ? '<none>' : String(v)}`);
+  const kv = (k: string, v: unknown) =>
+    out.push(`${`${k}:`.padEnd(16)}${v === undefined || v === '' ? '<none>' : String(v)}`);
   kv('Name', s.metadata.name);
   kv('Namespace', s.metadata.namespace);
   kv('Node', st?.nodeName);
@@ -39,11 +40,22 @@ export function formatDescribe(s: Sandbox, events: EventLike[], now = Date.now()
     out.push(`  ${c.name}:`, `    Image:          ${c.image}`);
     const state = cs?.state;
     if (state?.running) out.push(`    State:          Running`, `      Started:      ${state.running.startedAt ?? ''}`);
-    else if (state?.waiting) out.push(`    State:          Waiting`, `      Reason:       ${state.waiting.reason ?? ''}`);
-    else if (state?.terminated) out.push(`    State:          Terminated`, `      Exit Code:    ${state.terminated.exitCode}`, `      Reason:       ${state.terminated.reason ?? ''}`);
+    else if (state?.waiting)
+      out.push(`    State:          Waiting`, `      Reason:       ${state.waiting.reason ?? ''}`);
+    else if (state?.terminated)
+      out.push(
+        `    State:          Terminated`,
+        `      Exit Code:    ${state.terminated.exitCode}`,
+        `      Reason:       ${state.terminated.reason ?? ''}`,
+      );
     else out.push('    State:          <unknown>');
     const last = cs?.lastState?.terminated;
-    if (last) out.push(`    Last State:     Terminated`, `      Exit Code:    ${last.exitCode}`, `      Reason:       ${last.reason ?? ''}`);
+    if (last)
+      out.push(
+        `    Last State:     Terminated`,
+        `      Exit Code:    ${last.exitCode}`,
+        `      Reason:       ${last.reason ?? ''}`,
+      );
     out.push(`    Ready:          ${cs?.ready ?? false}`, `    Restart Count:  ${cs?.restartCount ?? 0}`);
   }
   out.push('Conditions:');
@@ -51,14 +63,23 @@ export function formatDescribe(s: Sandbox, events: EventLike[], now = Date.now()
   if (conds.length === 0) out.push('  <none>');
   else {
     out.push('  Type              Status  Reason');
-    for (const c of conds) out.push(`  ${c.type.padEnd(18)}${c.status.padEnd(8)}${c.reason ?? ''}${c.message ? ` (${c.message})` : ''}`);
+    for (const c of conds)
+      out.push(`  ${c.type.padEnd(18)}${c.status.padEnd(8)}${c.reason ?? ''}${c.message ? ` (${c.message})` : ''}`);
   }
   out.push('Events:');
   // Only this Sandbox's: an earlier Sandbox of the same name left Events with its own UID.
-  const own = events.filter((e) => !e.involvedObject?.uid || !s.metadata.uid || e.involvedObject.uid === s.metadata.uid);
+  const own = events.filter(
+    (e) => !e.involvedObject?.uid || !s.metadata.uid || e.involvedObject.uid === s.metadata.uid,
+  );
   if (own.length === 0) out.push('  <none>');
   else {
-    const rows = own.map((e) => [e.type ?? '', e.reason ?? '', age(e.lastTimestamp ?? e.eventTime, now), e.source?.component || e.reportingComponent || '', e.message ?? '']);
+    const rows = own.map((e) => [
+      e.type ?? '',
+      e.reason ?? '',
+      age(e.lastTimestamp ?? e.eventTime, now),
+      e.source?.component || e.reportingComponent || '',
+      e.message ?? '',
+    ]);
     out.push(...table(['Type', 'Reason', 'Age', 'From', 'Message'], rows).map((l) => `  ${l}`));
   }
   return out.join('\n') + '\n';
@@ -68,23 +89,47 @@ export function formatDescribe(s: Sandbox, events: EventLike[], now = Date.now()
 function table(header: string[], rows: string[][]): string[] {
   const all = [header, header.map((h) => '-'.repeat(h.length)), ...rows];
   const widths = header.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
-  return all.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]! + 2))).join('').trimEnd());
+  return all.map((r) =>
+    r
+      .map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]! + 2)))
+      .join('')
+      .trimEnd(),
+  );
 }
 
 export async function describeCommand(s: Session, name: string): Promise<number> {
   let sbx: Sandbox;
   try {
-    sbx = (await s.kc.makeApiClient(CustomObjectsApi).getNamespacedCustomObject({ group: 'sandpit.dev', version: 'v1alpha1', namespace: s.namespace, plural: 'sandboxes', name })) as Sandbox;
+    sbx = (await s.kc.makeApiClient(CustomObjectsApi).getNamespacedCustomObject({
+      group: 'sandpit.dev',
+      version: 'v1alpha1',
+      namespace: s.namespace,
+      plural: 'sandboxes',
+      name,
+    })) as Sandbox;
   } catch (err) {
     const code = (err as { code?: number }).code;
-    if (code === 404) throw new CliError(`Error from server (NotFound): sandboxes.sandpit.dev "${name}" not found in namespace "${s.namespace}"`);
-    if (code === 403) throw new CliError(`Error from server (Forbidden): you cannot get sandboxes.sandpit.dev "${name}" in namespace "${s.namespace}"`);
+    if (code === 404)
+      throw new CliError(
+        `Error from server (NotFound): sandboxes.sandpit.dev "${name}" not found in namespace "${s.namespace}"`,
+      );
+    if (code === 403)
+      throw new CliError(
+        `Error from server (Forbidden): you cannot get sandboxes.sandpit.dev "${name}" in namespace "${s.namespace}"`,
+      );
     throw new CliError(`cannot read sandbox ${s.namespace}/${name}: ${(err as Error).message}`);
   }
   let events: EventLike[] = [];
   try {
-    const list = await s.kc.makeApiClient(CoreV1Api).listNamespacedEvent({ namespace: s.namespace, fieldSelector: `involvedObject.name=${name},involvedObject.kind=Sandbox${sbx.metadata.uid ? `,involvedObject.uid=${sbx.metadata.uid}` : ''}` });
-    events = (list.items as EventLike[]).sort((a, b) => new Date(a.lastTimestamp ?? a.eventTime ?? 0).getTime() - new Date(b.lastTimestamp ?? b.eventTime ?? 0).getTime());
+    const list = await s.kc.makeApiClient(CoreV1Api).listNamespacedEvent({
+      namespace: s.namespace,
+      fieldSelector: `involvedObject.name=${name},involvedObject.kind=Sandbox${sbx.metadata.uid ? `,involvedObject.uid=${sbx.metadata.uid}` : ''}`,
+    });
+    events = (list.items as EventLike[]).sort(
+      (a, b) =>
+        new Date(a.lastTimestamp ?? a.eventTime ?? 0).getTime() -
+        new Date(b.lastTimestamp ?? b.eventTime ?? 0).getTime(),
+    );
   } catch {
     /* events are optional: a user may read sandboxes but not events */
   }

@@ -13,7 +13,8 @@ export async function runExecStream(ws: WebSocket, opts: { stdin: boolean; tty: 
   const input = process.stdin;
   const raw = opts.tty && opts.stdin && input.isTTY;
   const sendSize = () => {
-    if (process.stdout.isTTY && ws.readyState === ws.OPEN) ws.send(frame(Channel.resize, JSON.stringify({ Width: process.stdout.columns, Height: process.stdout.rows })));
+    if (process.stdout.isTTY && ws.readyState === ws.OPEN)
+      ws.send(frame(Channel.resize, JSON.stringify({ Width: process.stdout.columns, Height: process.stdout.rows })));
   };
   if (opts.tty) {
     sendSize();
@@ -54,7 +55,8 @@ export async function runExecStream(ws: WebSocket, opts: { stdin: boolean; tty: 
   input.destroy();
   if (!status) throw new CliError('the connection to the sandbox ended without an exit status');
   const code = exitCodeOf(status);
-  if (code === undefined) throw new CliError(`Error from server (${status.reason ?? 'Failure'}): ${status.message ?? 'the exec failed'}`);
+  if (code === undefined)
+    throw new CliError(`Error from server (${status.reason ?? 'Failure'}): ${status.message ?? 'the exec failed'}`);
   return code;
 }
 

@@ -63,21 +63,42 @@ export function parseControllerArgs(argv: string[], env: NodeJS.ProcessEnv): Man
     return n;
   };
   const namespace = values.namespace ?? env.SANDPIT_NAMESPACE ?? 'sandpit-system';
-  const [healthHost, healthPort] = (values['health-addr'] ?? env.SANDPIT_HEALTH_ADDR ?? '0.0.0.0:8081').split(/:(?=[^:]*$)/);
+  const [healthHost, healthPort] = (values['health-addr'] ?? env.SANDPIT_HEALTH_ADDR ?? '0.0.0.0:8081').split(
+    /:(?=[^:]*$)/,
+  );
   const ca = values['tls-ca-file'] ?? env.SANDPIT_TLS_CA_FILE;
   const cert = values['tls-cert-file'] ?? env.SANDPIT_TLS_CERT_FILE;
   const key = values['tls-key-file'] ?? env.SANDPIT_TLS_KEY_FILE;
-  if ((ca || cert || key) && !(ca && cert && key)) throw new Error('--tls-ca-file, --tls-cert-file and --tls-key-file go together: give all three or none');
-  const [saNs, saName] = (values['agent-service-account'] ?? env.SANDPIT_AGENT_SERVICE_ACCOUNT ?? `${namespace}:sandpit-agent`).split(':');
+  if ((ca || cert || key) && !(ca && cert && key))
+    throw new Error('--tls-ca-file, --tls-cert-file and --tls-key-file go together: give all three or none');
+  const [saNs, saName] = (
+    values['agent-service-account'] ??
+    env.SANDPIT_AGENT_SERVICE_ACCOUNT ??
+    `${namespace}:sandpit-agent`
+  ).split(':');
   const lease = {
-    leaseDurationMs: num('lease-duration', values['lease-duration'] ?? env.SANDPIT_LEASE_DURATION, DEFAULT_TIMINGS.leaseDurationMs / 1000) * 1000,
-    renewDeadlineMs: num('renew-deadline', values['renew-deadline'] ?? env.SANDPIT_RENEW_DEADLINE, DEFAULT_TIMINGS.renewDeadlineMs / 1000) * 1000,
-    retryPeriodMs: num('retry-period', values['retry-period'] ?? env.SANDPIT_RETRY_PERIOD, DEFAULT_TIMINGS.retryPeriodMs / 1000) * 1000,
+    leaseDurationMs:
+      num(
+        'lease-duration',
+        values['lease-duration'] ?? env.SANDPIT_LEASE_DURATION,
+        DEFAULT_TIMINGS.leaseDurationMs / 1000,
+      ) * 1000,
+    renewDeadlineMs:
+      num(
+        'renew-deadline',
+        values['renew-deadline'] ?? env.SANDPIT_RENEW_DEADLINE,
+        DEFAULT_TIMINGS.renewDeadlineMs / 1000,
+      ) * 1000,
+    retryPeriodMs:
+      num('retry-period', values['retry-period'] ?? env.SANDPIT_RETRY_PERIOD, DEFAULT_TIMINGS.retryPeriodMs / 1000) *
+      1000,
   };
-  if (lease.renewDeadlineMs >= lease.leaseDurationMs) throw new Error('--renew-deadline must be shorter than --lease-duration');
+  if (lease.renewDeadlineMs >= lease.leaseDurationMs)
+    throw new Error('--renew-deadline must be shorter than --lease-duration');
   const streamsAddr = values['streams-addr'] ?? env.SANDPIT_STREAMS_ADDR ?? '';
   const [streamsHost, streamsPort] = streamsAddr.split(/:(?=[^:]*$)/);
-  if (streamsAddr && (!streamsHost || streamsPort === undefined)) throw new Error(`--streams-addr must be HOST:PORT, got "${streamsAddr}"`);
+  if (streamsAddr && (!streamsHost || streamsPort === undefined))
+    throw new Error(`--streams-addr must be HOST:PORT, got "${streamsAddr}"`);
   return {
     ...(streamsAddr ? { streams: { host: streamsHost!, port: num('streams-addr', streamsPort, 8443) } } : {}),
     kubeconfig: values.kubeconfig ?? env.KUBECONFIG,

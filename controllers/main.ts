@@ -8,7 +8,8 @@ import { Manager } from './manager.js';
 
 function packageVersion(): string {
   try {
-    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string })
+      .version;
   } catch {
     return 'unknown';
   }
@@ -23,7 +24,10 @@ async function main(): Promise<void> {
     process.stderr.write(`${(err as Error).message}\n\n${USAGE}\n`);
     process.exit(2);
   }
-  const client = await KubeClient.fromKubeConfig(loadKubeConfig(cfg.kubeconfig), `sandpit-controller/${packageVersion()}`);
+  const client = await KubeClient.fromKubeConfig(
+    loadKubeConfig(cfg.kubeconfig),
+    `sandpit-controller/${packageVersion()}`,
+  );
   const manager = new Manager(client, cfg, log.child({ identity: cfg.identity }));
   let stopping = false;
   const shutdown = (signal: string) => {
@@ -41,7 +45,10 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
   await manager.start();
-  log.info({ namespace: cfg.namespace, leaderElection: cfg.leaderElection, server: client.server.origin }, 'sandpit-controller started');
+  log.info(
+    { namespace: cfg.namespace, leaderElection: cfg.leaderElection, server: client.server.origin },
+    'sandpit-controller started',
+  );
 }
 
 main().catch((err: Error) => {

@@ -79,8 +79,16 @@ export class Manager {
       log.debug({ resource, reason }, 'Informer restarting');
     };
     const common = { relistMs: cfg.relistMs };
-    this.sandboxes = new Informer(client, { path: paths.sandboxes(), onRestart: restarts('sandboxes'), ...common }, log);
-    this.nodes = new Informer(client, { path: paths.sandboxNodes(), onRestart: restarts('sandboxnodes'), ...common }, log);
+    this.sandboxes = new Informer(
+      client,
+      { path: paths.sandboxes(), onRestart: restarts('sandboxes'), ...common },
+      log,
+    );
+    this.nodes = new Informer(
+      client,
+      { path: paths.sandboxNodes(), onRestart: restarts('sandboxnodes'), ...common },
+      log,
+    );
     // Node health must not age while the controller cannot see the leases (see LeaseTracker).
     const leaseRestarts = restarts('leases');
     this.leaseInformer = new Informer(
@@ -104,7 +112,9 @@ export class Manager {
     this.#wireHandlers();
     for (const inf of [this.sandboxes, this.nodes, this.leaseInformer]) inf.start();
     this.health.addLiveness('ping', () => undefined);
-    this.health.addReadiness('informers-synced', () => ([this.sandboxes, this.nodes, this.leaseInformer].every((i) => i.synced) ? undefined : 'caches not synced yet'));
+    this.health.addReadiness('informers-synced', () =>
+      [this.sandboxes, this.nodes, this.leaseInformer].every((i) => i.synced) ? undefined : 'caches not synced yet',
+    );
     const staleLimit = 3 * 60_000;
     this.health.addReadiness('api-server-contact', () => {
       const stale = Math.max(this.sandboxes.staleMs, this.nodes.staleMs);
@@ -115,7 +125,11 @@ export class Manager {
     if (cfg.streams) await this.#serveStreams(cfg.streams);
 
     if (!cfg.leaderElection) return this.#lead();
-    this.#elector = new LeaderElector(this.client, { namespace: cfg.namespace, name: 'sandpit-controller', identity: cfg.identity, ...cfg.lease }, log);
+    this.#elector = new LeaderElector(
+      this.client,
+      { namespace: cfg.namespace, name: 'sandpit-controller', identity: cfg.identity, ...cfg.lease },
+      log,
+    );
     this.metrics.leaderStatus.set({ name: 'sandpit-controller' }, 0);
     void this.#elector.run({
       onStarted: () => {
@@ -185,9 +199,13 @@ export class Manager {
       },
     });
     await Promise.all([this.sandboxes.waitForSync(), this.nodes.waitForSync(), this.leaseInformer.waitForSync()]);
-    const monitor = new NodeMonitor(client, this.nodes, this.leases, cfg.nodeLostGraceMs, events, log, (node) => this.#enqueueNode(node));
+    const monitor = new NodeMonitor(client, this.nodes, this.leases, cfg.nodeLostGraceMs, events, log, (node) =>
+      this.#enqueueNode(node),
+    );
     monitor.start();
-    const resync = new AgentResync(this.#agents, this.sandboxes, this.nodes, this.#reconciler, log, (k) => this.queue.add(k));
+    const resync = new AgentResync(this.#agents, this.sandboxes, this.nodes, this.#reconciler, log, (k) =>
+      this.queue.add(k),
+    );
     resync.start(cfg.resyncMs);
     this.#background.push(monitor, resync);
     for (const s of this.sandboxes.list()) this.queue.add(keyOf(s));
@@ -201,14 +219,18 @@ export class Manager {
         const key = keyOf(obj);
         this.#observeReady(obj, old);
         if (old && this.#reconciler?.isOwnContinuedWrite(obj)) return;
-        if (!old || old.metadata.resourceVersion === obj.metadata.resourceVersion || specOrLifecycleChanged(old, obj)) this.queue.add(key);
+        if (!old || old.metadata.resourceVersion === obj.metadata.resourceVersion || specOrLifecycleChanged(old, obj))
+          this.queue.add(key);
       },
       deleted: (obj) => this.#reconciler?.forget(obj.metadata.uid ?? ''),
     });
     this.nodes.on({
       upsert: (node, old) => {
         // Only the sandboxes still waiting for a node care that one's count of sandboxes moved (room may have been freed).
-        const waitingOnly = old !== undefined && old.metadata.resourceVersion !== node.metadata.resourceVersion && !nodeChangeMatters(old, node);
+        const waitingOnly =
+          old !== undefined &&
+          old.metadata.resourceVersion !== node.metadata.resourceVersion &&
+          !nodeChangeMatters(old, node);
         this.#enqueueNode(node.metadata.name ?? '', waitingOnly);
       },
       deleted: (node) => {
@@ -233,7 +255,8 @@ export class Manager {
     const now = findCondition(obj.status?.conditions, 'Ready')?.status === 'True';
     const before = findCondition(old?.status?.conditions, 'Ready')?.status === 'True';
     const created = Date.parse(obj.metadata.creationTimestamp ?? '');
-    if (now && !before && old && created && obj.metadata.generation === 1) this.metrics.applyToReadySeconds.observe((Date.now() - created) / 1000);
+    if (now && !before && old && created && obj.metadata.generation === 1)
+      this.metrics.applyToReadySeconds.observe((Date.now() - created) / 1000);
   }
 
   async #work(): Promise<void> {
@@ -257,7 +280,10 @@ export class Manager {
         this.metrics.reconcileErrors.inc(labels);
         const conflict = err instanceof ApiError && err.status === 409;
         const log = conflict ? this.log.debug.bind(this.log) : this.log.warn.bind(this.log);
-        log({ sandbox: key, err: (err as Error).message, retries: this.queue.failures(key) }, conflict ? 'Stale cache; retrying' : 'Reconcile failed; retrying with back-off');
+        log(
+          { sandbox: key, err: (err as Error).message, retries: this.queue.failures(key) },
+          conflict ? 'Stale cache; retrying' : 'Reconcile failed; retrying with back-off',
+        );
         this.queue.addRateLimited(key);
       } finally {
         end();

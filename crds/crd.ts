@@ -22,7 +22,12 @@ const readyColumn = {
   jsonPath: '.status.conditions[?(@.type=="Ready")].status',
   description: 'Status of the Ready condition',
 };
-const ageColumn = { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp', description: 'Time since creation' };
+const ageColumn = {
+  name: 'Age',
+  type: 'date',
+  jsonPath: '.metadata.creationTimestamp',
+  description: 'Time since creation',
+};
 
 export const KINDS: KindInfo[] = [
   {
@@ -41,7 +46,13 @@ export const KINDS: KindInfo[] = [
       { name: 'IP', type: 'string', jsonPath: '.status.sandboxIP', description: 'Address of the sandbox' },
       readyColumn,
       ageColumn,
-      { name: 'Reason', type: 'string', jsonPath: '.status.reason', description: 'Why the sandbox is in its phase', priority: 1 },
+      {
+        name: 'Reason',
+        type: 'string',
+        jsonPath: '.status.reason',
+        description: 'Why the sandbox is in its phase',
+        priority: 1,
+      },
       { name: 'Host-IP', type: 'string', jsonPath: '.status.hostIP', description: 'Address of the node', priority: 1 },
     ],
   },
@@ -51,7 +62,8 @@ export const KINDS: KindInfo[] = [
     singular: 'sandboxnode',
     shortNames: ['sbxn'],
     scope: 'Cluster',
-    description: 'A SandboxNode is a node that runs the sandpit agent: its capacity, agent endpoint, kernel and cgroup facts, and health.',
+    description:
+      'A SandboxNode is a node that runs the sandpit agent: its capacity, agent endpoint, kernel and cgroup facts, and health.',
     spec: SandboxNodeSpec,
     status: SandboxNodeStatus,
     columns: [
@@ -85,7 +97,10 @@ export function buildCrd(info: KindInfo): Record<string, unknown> {
     // The API server checks names of custom resources only as subdomains; the
     // sandbox name becomes a hostname and a cgroup/netns name, so keep it short.
     schema['x-kubernetes-validations'] = [
-      { rule: 'size(self.metadata.name) <= 63', message: 'Sandbox names are at most 63 characters (they become host names)' },
+      {
+        rule: 'size(self.metadata.name) <= 63',
+        message: 'Sandbox names are at most 63 characters (they become host names)',
+      },
     ];
   }
   return {

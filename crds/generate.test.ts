@@ -18,7 +18,10 @@ describe('crds: generated from the zod schema', () => {
     try {
       for (const [name, text] of renderCrds()) await writeFile(join(dir, name), text);
       assert.deepEqual(await staleCrdFiles(dir), []);
-      const edited = (await readFile(join(dir, 'sandboxes.yaml'), 'utf8')).replace('Name of the container', 'Name of a container');
+      const edited = (await readFile(join(dir, 'sandboxes.yaml'), 'utf8')).replace(
+        'Name of the container',
+        'Name of a container',
+      );
       await writeFile(join(dir, 'sandboxes.yaml'), edited);
       assert.deepEqual(await staleCrdFiles(dir), ['sandboxes.yaml']);
     } finally {
@@ -62,15 +65,25 @@ describe('crds: the same schema validates objects in-process', () => {
     for (const ex of examples) {
       const parsed = Sandbox.safeParse(ex.object);
       assert.equal(parsed.success, false, `${ex.file} was accepted`);
-      const paths = parsed.error!.issues.map((i) => i.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, ''));
+      const paths = parsed.error!.issues.map((i) =>
+        i.path
+          .map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`))
+          .join('')
+          .replace(/^\./, ''),
+      );
       assert.ok(
-        paths.some((p) => ex.expect!.field === p || ex.expect!.field.startsWith(p + '.') || ex.expect!.field.startsWith(p + '[')),
+        paths.some(
+          (p) => ex.expect!.field === p || ex.expect!.field.startsWith(p + '.') || ex.expect!.field.startsWith(p + '['),
+        ),
         `${ex.file}: zod named ${paths.join(', ')}, expected ${ex.expect!.field}`,
       );
       // Our own rules (not the API server's generic words) say the same sentence in-process.
       if (!/should |supported values|Duplicate value/.test(ex.expect!.message)) {
         const messages = parsed.error!.issues.map((i) => i.message);
-        assert.ok(messages.some((m) => m.includes(ex.expect!.message)), `${ex.file}: zod said ${messages.join('; ')}`);
+        assert.ok(
+          messages.some((m) => m.includes(ex.expect!.message)),
+          `${ex.file}: zod said ${messages.join('; ')}`,
+        );
       }
     }
   });

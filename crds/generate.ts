@@ -32,7 +32,9 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   if (process.argv.includes('--check')) {
     const stale = await staleCrdFiles();
     if (stale.length > 0) {
-      console.error(`crds/${stale.join(', crds/')} differ from the zod schema: run \`npm run build && npm run crds:generate\` and commit the result`);
+      console.error(
+        `crds/${stale.join(', crds/')} differ from the zod schema: run \`npm run build && npm run crds:generate\` and commit the result`,
+      );
       process.exit(1);
     }
   } else {

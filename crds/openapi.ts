@@ -32,7 +32,9 @@ function clean(node: JSONSchema): JSONSchema {
     if (key === 'additionalProperties' && value === false) continue;
     if ((key === 'minimum' && value === -SAFE_INT) || (key === 'maximum' && value === SAFE_INT)) continue;
     if (key === 'properties') {
-      out.properties = Object.fromEntries(Object.entries(value as Record<string, JSONSchema>).map(([k, v]) => [k, clean(v)]));
+      out.properties = Object.fromEntries(
+        Object.entries(value as Record<string, JSONSchema>).map(([k, v]) => [k, clean(v)]),
+      );
     } else if (key === 'items' || (key === 'additionalProperties' && typeof value === 'object')) {
       out[key] = clean(value as JSONSchema);
     } else {
@@ -56,10 +58,12 @@ export function undocumentedFields(node: JSONSchema, path = ''): string[] {
   for (const [name, child] of Object.entries(props ?? {})) {
     const here = `${path}.${name}`;
     // metadata is implicit: the API server forbids describing it.
-    if (here !== '.metadata' && (typeof child.description !== 'string' || child.description.length === 0)) missing.push(here);
+    if (here !== '.metadata' && (typeof child.description !== 'string' || child.description.length === 0))
+      missing.push(here);
     missing.push(...undocumentedFields(child, here));
   }
   if (node.items) missing.push(...undocumentedFields(node.items as JSONSchema, `${path}[]`));
-  if (typeof node.additionalProperties === 'object') missing.push(...undocumentedFields(node.additionalProperties as JSONSchema, `${path}{}`));
+  if (typeof node.additionalProperties === 'object')
+    missing.push(...undocumentedFields(node.additionalProperties as JSONSchema, `${path}{}`));
   return missing;
 }

@@ -23,9 +23,16 @@ export const EnvVar = z
       .string()
       .min(1)
       .max(256)
-      .regex(/^[-._a-zA-Z][-._a-zA-Z0-9]*$/, 'env names are letters, digits, "-", "." and "_", not starting with a digit')
+      .regex(
+        /^[-._a-zA-Z][-._a-zA-Z0-9]*$/,
+        'env names are letters, digits, "-", "." and "_", not starting with a digit',
+      )
       .describe('Name of the environment variable.'),
-    value: z.string().max(32768).default('').describe('Value of the environment variable. Defaults to the empty string.'),
+    value: z
+      .string()
+      .max(32768)
+      .default('')
+      .describe('Value of the environment variable. Defaults to the empty string.'),
   })
   .strict()
   .describe('An environment variable set in the container.');
@@ -49,7 +56,8 @@ export const ResourceList = z
 
 type Amount = string | number | undefined;
 /** A request above its limit can never be honoured; Kubernetes refuses it too. */
-const exceeds = (request: Amount, limit: Amount) => request !== undefined && limit !== undefined && parseQuantity(request) > parseQuantity(limit);
+const exceeds = (request: Amount, limit: Amount) =>
+  request !== undefined && limit !== undefined && parseQuantity(request) > parseQuantity(limit);
 /** `quantity(x)` in CEL takes a string; an int-or-string may hold an integer. */
 const celQuantity = (path: string) => `quantity(string(${path}))`;
 const celNotAbove = (request: string, limit: string) =>
@@ -61,12 +69,15 @@ const REQUEST_ABOVE_LIMIT = (what: 'cpu' | 'memory') => `requests.${what} must b
 export const ContainerResources = z
   .object({
     limits: ResourceList.optional().describe('Hard limits enforced by the container cgroup.'),
-    requests: ResourceList.optional().describe('Amounts the scheduler reserves on the node for this container. Must not exceed limits.'),
+    requests: ResourceList.optional().describe(
+      'Amounts the scheduler reserves on the node for this container. Must not exceed limits.',
+    ),
   })
   .strict()
   .superRefine((r, ctx) => {
     for (const what of ['cpu', 'memory'] as const) {
-      if (exceeds(r.requests?.[what], r.limits?.[what])) ctx.addIssue({ code: 'custom', path: ['requests', what], message: REQUEST_ABOVE_LIMIT(what) });
+      if (exceeds(r.requests?.[what], r.limits?.[what]))
+        ctx.addIssue({ code: 'custom', path: ['requests', what], message: REQUEST_ABOVE_LIMIT(what) });
     }
   })
   .meta({
@@ -82,8 +93,10 @@ export const ContainerResources = z
 
 const CAP_NAMES = [...CAPABILITIES, ...CAPABILITIES.map((c) => `CAP_${c}`)];
 const celIn = (names: string[]) => `self in [${names.map((n) => `'${n}'`).join(', ')}]`;
-const UNKNOWN_CAPABILITY = 'unknown capability: use a Linux capability name from capabilities(7), such as NET_ADMIN or CAP_NET_ADMIN';
-const UNKNOWN_DROP_CAPABILITY = 'unknown capability: use a Linux capability name from capabilities(7), such as NET_RAW or CAP_NET_RAW, or ALL';
+const UNKNOWN_CAPABILITY =
+  'unknown capability: use a Linux capability name from capabilities(7), such as NET_ADMIN or CAP_NET_ADMIN';
+const UNKNOWN_DROP_CAPABILITY =
+  'unknown capability: use a Linux capability name from capabilities(7), such as NET_RAW or CAP_NET_RAW, or ALL';
 const capability = (names: string[], message: string) =>
   z
     .string()
@@ -93,24 +106,40 @@ const capability = (names: string[], message: string) =>
 
 export const Capabilities = z
   .object({
-    add: z
-      .array(capability(CAP_NAMES, UNKNOWN_CAPABILITY))
-      .max(64)
-      .optional()
-      .meta({ description: 'Capabilities added to the defaults, Linux names with or without the CAP_ prefix; only honoured when the agent allows them.', 'x-kubernetes-list-type': 'set' }),
+    add: z.array(capability(CAP_NAMES, UNKNOWN_CAPABILITY)).max(64).optional().meta({
+      description:
+        'Capabilities added to the defaults, Linux names with or without the CAP_ prefix; only honoured when the agent allows them.',
+      'x-kubernetes-list-type': 'set',
+    }),
     drop: z
       .array(capability([...CAP_NAMES, 'ALL'], UNKNOWN_DROP_CAPABILITY))
       .max(64)
       .optional()
-      .meta({ description: 'Capabilities removed from the defaults, Linux names with or without the CAP_ prefix; ALL drops every one.', 'x-kubernetes-list-type': 'set' }),
+      .meta({
+        description:
+          'Capabilities removed from the defaults, Linux names with or without the CAP_ prefix; ALL drops every one.',
+        'x-kubernetes-list-type': 'set',
+      }),
   })
   .strict()
   .describe('Capabilities to add to or drop from the default set (the 14 Docker grants).');
 
 export const SecurityContext = z
   .object({
-    runAsUser: z.number().int().min(0).max(2147483647).optional().describe('UID the container process runs as. Defaults to the image user.'),
-    runAsGroup: z.number().int().min(0).max(2147483647).optional().describe('GID the container process runs as. Defaults to the image group.'),
+    runAsUser: z
+      .number()
+      .int()
+      .min(0)
+      .max(2147483647)
+      .optional()
+      .describe('UID the container process runs as. Defaults to the image user.'),
+    runAsGroup: z
+      .number()
+      .int()
+      .min(0)
+      .max(2147483647)
+      .optional()
+      .describe('GID the container process runs as. Defaults to the image group.'),
     supplementalGroups: z
       .array(z.number().int().min(0).max(2147483647))
       .max(32)
@@ -121,7 +150,9 @@ export const SecurityContext = z
     privileged: z
       .boolean()
       .default(false)
-      .describe('Run with all capabilities, no seccomp filter and host devices. Only honoured when the agent allows privileged sandboxes.'),
+      .describe(
+        'Run with all capabilities, no seccomp filter and host devices. Only honoured when the agent allows privileged sandboxes.',
+      ),
     allowPrivilegeEscalation: z
       .boolean()
       .optional()
@@ -131,7 +162,10 @@ export const SecurityContext = z
     capabilities: Capabilities.optional(),
     seccompProfile: z
       .object({
-        type: z.enum(['RuntimeDefault', 'Unconfined']).default('RuntimeDefault').describe('RuntimeDefault (the default filter) or Unconfined (no filter; only when the agent allows it).'),
+        type: z
+          .enum(['RuntimeDefault', 'Unconfined'])
+          .default('RuntimeDefault')
+          .describe('RuntimeDefault (the default filter) or Unconfined (no filter; only when the agent allows it).'),
       })
       .strict()
       .optional()
@@ -144,11 +178,16 @@ export const SecurityContext = z
       ctx.addIssue({ code: 'custom', message: 'allowPrivilegeEscalation cannot be false when privileged is true' });
     }
     if (sc.runAsNonRoot && sc.runAsUser === 0) {
-      ctx.addIssue({ code: 'custom', path: ['runAsUser'], message: 'runAsNonRoot is true but runAsUser is 0: pick a non-zero runAsUser or drop runAsNonRoot' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['runAsUser'],
+        message: 'runAsNonRoot is true but runAsUser is 0: pick a non-zero runAsUser or drop runAsNonRoot',
+      });
     }
   })
   .meta({
-    description: 'Security options of one container. The defaults are containerd\'s and Docker\'s (14 capabilities, their seccomp profile, masked /proc paths) except allowPrivilegeEscalation, false here: no_new_privs is set unless it is true, which Docker and containerd leave off unless asked, so setuid binaries and file capabilities in an image cannot raise privileges.',
+    description:
+      "Security options of one container. The defaults are containerd's and Docker's (14 capabilities, their seccomp profile, masked /proc paths) except allowPrivilegeEscalation, false here: no_new_privs is set unless it is true, which Docker and containerd leave off unless asked, so setuid binaries and file capabilities in an image cannot raise privileges.",
     ...rules(
       {
         rule: '!(self.privileged && has(self.allowPrivilegeEscalation) && !self.allowPrivilegeEscalation)',
@@ -162,7 +201,8 @@ export const SecurityContext = z
     ),
   });
 
-const RESERVED_MOUNT_PATH = 'mountPath must not be /proc, /sys, /dev or a path below them: the runtime mounts those itself';
+const RESERVED_MOUNT_PATH =
+  'mountPath must not be /proc, /sys, /dev or a path below them: the runtime mounts those itself';
 /** /proc, /sys and /dev, also spelt with extra slashes or "." elements. */
 const RESERVED_MOUNT_RE = '^[/.]*/(proc|sys|dev)(/|$)';
 const PARENT_MOUNT_PATH = 'mountPath must not contain a ".." element';
@@ -177,7 +217,9 @@ export const VolumeMount = z
       .regex(/^\//, 'mountPath must be absolute')
       .refine((p) => !/(^|\/)\.\.(\/|$)/.test(p), PARENT_MOUNT_PATH)
       .refine((p) => !new RegExp(RESERVED_MOUNT_RE).test(p), RESERVED_MOUNT_PATH)
-      .describe('Absolute path inside the container where the volume is mounted. Not /proc, /sys, /dev or below them, and without ".." elements.'),
+      .describe(
+        'Absolute path inside the container where the volume is mounted. Not /proc, /sys, /dev or below them, and without ".." elements.',
+      ),
     readOnly: z.boolean().default(false).describe('Mount the volume read-only.'),
   })
   .strict()
@@ -185,7 +227,11 @@ export const VolumeMount = z
     description: 'Mounts a volume of the sandbox into the container.',
     ...rules(
       { rule: "!self.mountPath.matches('(^|/)[.][.](/|$)')", message: PARENT_MOUNT_PATH, fieldPath: '.mountPath' },
-      { rule: `!self.mountPath.matches('${RESERVED_MOUNT_RE}')`, message: RESERVED_MOUNT_PATH, fieldPath: '.mountPath' },
+      {
+        rule: `!self.mountPath.matches('${RESERVED_MOUNT_RE}')`,
+        message: RESERVED_MOUNT_PATH,
+        fieldPath: '.mountPath',
+      },
     ),
   });
 
@@ -197,19 +243,44 @@ export const Container = z
       .min(1)
       .max(512)
       .regex(/^[^\s]+$/, 'image must not contain white space')
-      .describe('OCI image reference, such as registry.example:5000/app:1.2 or busybox@sha256:.... dir:/path (an unpacked root on the node) works only below a directory the node\'s agent allows with --allow-dir-images (chart value agent.allowDirImages); otherwise it is refused with InvalidImageName.'),
+      .describe(
+        "OCI image reference, such as registry.example:5000/app:1.2 or busybox@sha256:.... dir:/path (an unpacked root on the node) works only below a directory the node's agent allows with --allow-dir-images (chart value agent.allowDirImages); otherwise it is refused with InvalidImageName.",
+      ),
     imagePullPolicy: z
       .enum(['Always', 'IfNotPresent', 'Never'])
       .optional()
-      .describe('When to pull the image. Defaults to Always for :latest or untagged images and IfNotPresent otherwise.'),
-    command: z.array(z.string().max(4096)).max(256).optional().describe('Entrypoint. Replaces the image ENTRYPOINT; the image CMD is then ignored. $(VAR) is replaced with the value of env VAR, $$ is a literal $, an unknown reference stays as written.'),
-    args: z.array(z.string().max(32768)).max(1024).optional().describe('Arguments to the entrypoint. Replace the image CMD. $(VAR) is expanded as in command.'),
+      .describe(
+        'When to pull the image. Defaults to Always for :latest or untagged images and IfNotPresent otherwise.',
+      ),
+    command: z
+      .array(z.string().max(4096))
+      .max(256)
+      .optional()
+      .describe(
+        'Entrypoint. Replaces the image ENTRYPOINT; the image CMD is then ignored. $(VAR) is replaced with the value of env VAR, $$ is a literal $, an unknown reference stays as written.',
+      ),
+    args: z
+      .array(z.string().max(32768))
+      .max(1024)
+      .optional()
+      .describe('Arguments to the entrypoint. Replace the image CMD. $(VAR) is expanded as in command.'),
     env: z
       .array(EnvVar)
       .max(256)
       .optional()
-      .meta({ description: 'Environment variables, added to those of the image (which they replace by name). A value may refer to an earlier entry as $(VAR); $$ is a literal $.', ...map(['name']) }),
-    workingDir: z.string().max(4096).regex(/^\//, 'workingDir must be absolute').optional().describe('Working directory. Defaults to the image WorkingDir, then /. Made (0755, owned by the container root) when the image lacks it, as runc does.'),
+      .meta({
+        description:
+          'Environment variables, added to those of the image (which they replace by name). A value may refer to an earlier entry as $(VAR); $$ is a literal $.',
+        ...map(['name']),
+      }),
+    workingDir: z
+      .string()
+      .max(4096)
+      .regex(/^\//, 'workingDir must be absolute')
+      .optional()
+      .describe(
+        'Working directory. Defaults to the image WorkingDir, then /. Made (0755, owned by the container root) when the image lacks it, as runc does.',
+      ),
     ports: z
       .array(ContainerPort)
       .max(64)
@@ -264,11 +335,11 @@ export const PublishedPort = z
 
 export const DnsConfig = z
   .object({
-    nameservers: z
-      .array(z.string().max(45))
-      .max(3)
-      .optional()
-      .meta({ description: "Resolvers written to the sandbox's /etc/resolv.conf. Defaults to the node's non-loopback resolvers.", 'x-kubernetes-list-type': 'atomic' }),
+    nameservers: z.array(z.string().max(45)).max(3).optional().meta({
+      description:
+        "Resolvers written to the sandbox's /etc/resolv.conf. Defaults to the node's non-loopback resolvers.",
+      'x-kubernetes-list-type': 'atomic',
+    }),
     searches: z
       .array(z.string().max(253))
       .max(32)
@@ -310,7 +381,10 @@ export const SandboxNetwork = z
         message: 'published ports need network.mode Bridge',
         fieldPath: '.ports',
       },
-      { rule: "!has(oldSelf.mode) || self.mode == oldSelf.mode", message: 'network.mode is immutable: delete and recreate the sandbox to change it' },
+      {
+        rule: '!has(oldSelf.mode) || self.mode == oldSelf.mode',
+        message: 'network.mode is immutable: delete and recreate the sandbox to change it',
+      },
     ),
   });
 
@@ -318,7 +392,13 @@ export const SandboxResources = z
   .object({
     cpu: quantity('CPU limit of the whole sandbox, such as 2 or 500m.').optional(),
     memory: quantity('Memory limit of the whole sandbox, such as 512Mi.').optional(),
-    pids: z.number().int().min(16).max(4194304).default(1024).describe('Largest number of processes and threads in the sandbox. Defaults to 1024.'),
+    pids: z
+      .number()
+      .int()
+      .min(16)
+      .max(4194304)
+      .default(1024)
+      .describe('Largest number of processes and threads in the sandbox. Defaults to 1024.'),
   })
   .strict()
   .describe('Limits of the sandbox cgroup, shared by all its containers.');
@@ -337,17 +417,34 @@ export const SandboxSpec = z
       .meta({ description: 'Volumes that containers can mount.', ...map(['name']) }),
     resources: SandboxResources.default({ pids: 1024 }),
     network: SandboxNetwork.default({ mode: 'Bridge', egress: 'Allow' }),
-    hostname: dnsLabel('hostname').optional().describe('Hostname inside the sandbox. Defaults to the Sandbox name, cut to 63 characters.'),
+    hostname: dnsLabel('hostname')
+      .optional()
+      .describe('Hostname inside the sandbox. Defaults to the Sandbox name, cut to 63 characters.'),
     nodeSelector: z
       .record(z.string().max(317), z.string().max(63))
       .optional()
       .describe('Labels a SandboxNode must have for the sandbox to be scheduled onto it.'),
-    nodeName: dnsSubdomain('nodeName').optional().describe('Pins the sandbox to this node, skipping the scheduler. Immutable.'),
+    nodeName: dnsSubdomain('nodeName')
+      .optional()
+      .describe('Pins the sandbox to this node, skipping the scheduler. Immutable.'),
     imagePullSecrets: z
-      .array(z.object({ name: dnsSubdomain('secret name').describe('Name of a kubernetes.io/dockerconfigjson (or kubernetes.io/dockercfg) Secret in the namespace.') }).strict().describe('Reference to a pull secret.'))
+      .array(
+        z
+          .object({
+            name: dnsSubdomain('secret name').describe(
+              'Name of a kubernetes.io/dockerconfigjson (or kubernetes.io/dockercfg) Secret in the namespace.',
+            ),
+          })
+          .strict()
+          .describe('Reference to a pull secret.'),
+      )
       .max(16)
       .optional()
-      .meta({ description: 'Secrets with registry credentials for pulling the images. The controller reads them and passes them to the agent for each pull; one that is missing or malformed fails the pull with ErrImagePull naming it.', ...map(['name']) }),
+      .meta({
+        description:
+          'Secrets with registry credentials for pulling the images. The controller reads them and passes them to the agent for each pull; one that is missing or malformed fails the pull with ErrImagePull naming it.',
+        ...map(['name']),
+      }),
     restartPolicy: z
       .enum(['Always', 'OnFailure', 'Never'])
       .default('Always')
@@ -374,18 +471,25 @@ export const SandboxSpec = z
     hostUsers: z
       .boolean()
       .default(true)
-      .describe('false runs the sandbox in its own user namespace, so root inside is unprivileged on the node. Immutable.'),
+      .describe(
+        'false runs the sandbox in its own user namespace, so root inside is unprivileged on the node. Immutable.',
+      ),
   })
   .strict()
   .superRefine((spec, ctx) => {
     // List-map keys and cross-field rules the API server enforces, mirrored for standalone mode.
     const names = spec.containers.map((c) => c.name);
     names.forEach((name, i) => {
-      if (names.indexOf(name) !== i) ctx.addIssue({ code: 'custom', path: ['containers', i], message: `Duplicate value: {"name":"${name}"}` });
+      if (names.indexOf(name) !== i)
+        ctx.addIssue({ code: 'custom', path: ['containers', i], message: `Duplicate value: {"name":"${name}"}` });
     });
     const volumes = new Set((spec.volumes ?? []).map((v) => v.name));
     if (spec.containers.some((c) => (c.volumeMounts ?? []).some((m) => !volumes.has(m.name)))) {
-      ctx.addIssue({ code: 'custom', path: ['containers'], message: 'every volumeMounts[].name must name a volume in spec.volumes' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['containers'],
+        message: 'every volumeMounts[].name must name a volume in spec.volumes',
+      });
     }
     for (const what of ['cpu', 'memory'] as const) {
       if (spec.containers.some((c) => exceeds(c.resources?.requests?.[what], spec.resources[what]))) {
@@ -411,7 +515,11 @@ export const SandboxSpec = z
         message: 'nodeName is immutable: delete and recreate the sandbox to move it',
         fieldPath: '.nodeName',
       },
-      { rule: 'self.shareProcessNamespace == oldSelf.shareProcessNamespace', message: 'shareProcessNamespace is immutable', fieldPath: '.shareProcessNamespace' },
+      {
+        rule: 'self.shareProcessNamespace == oldSelf.shareProcessNamespace',
+        message: 'shareProcessNamespace is immutable',
+        fieldPath: '.shareProcessNamespace',
+      },
       { rule: 'self.hostUsers == oldSelf.hostUsers', message: 'hostUsers is immutable', fieldPath: '.hostUsers' },
     ),
   });
@@ -421,7 +529,11 @@ export const ContainerState = z
   .object({
     waiting: z
       .object({
-        reason: z.string().max(256).optional().describe('Why the container is not running yet, such as ImagePullBackOff or CrashLoopBackOff.'),
+        reason: z
+          .string()
+          .max(256)
+          .optional()
+          .describe('Why the container is not running yet, such as ImagePullBackOff or CrashLoopBackOff.'),
         message: z.string().max(4096).optional().describe('Details for people.'),
       })
       .describe('The container has not started yet or waits to restart.')
@@ -466,7 +578,12 @@ export const PublishedPortStatus = z
     containerPort: z.number().int().min(1).max(65535).describe('Port inside the sandbox that traffic is forwarded to.'),
     hostPort: z.number().int().min(1).max(65535).describe('Port on the node that is forwarded to containerPort.'),
     protocol: z.enum(['TCP', 'UDP']).describe('Transport protocol: TCP or UDP.'),
-    hostIP: z.string().max(45).describe('Node address the port is published on; 0.0.0.0 means every address of the node (IPv4, 127.0.0.1 included, and IPv6 on a dual-stack node).'),
+    hostIP: z
+      .string()
+      .max(45)
+      .describe(
+        'Node address the port is published on; 0.0.0.0 means every address of the node (IPv4, 127.0.0.1 included, and IPv6 on a dual-stack node).',
+      ),
   })
   .describe('A port the agent published on the node for the sandbox.');
 export type PublishedPortStatus = z.infer<typeof PublishedPortStatus>;
@@ -474,21 +591,36 @@ export type PublishedPortStatus = z.infer<typeof PublishedPortStatus>;
 export const SandboxStatus = z
   .object({
     phase: SandboxPhase.optional(),
-    observedGeneration: z.number().int().min(0).optional().describe('The .metadata.generation this status was written for.'),
+    observedGeneration: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe('The .metadata.generation this status was written for.'),
     conditions: conditionList().optional(),
     nodeName: z.string().max(253).optional().describe('Node the sandbox is bound to. Set once by the controller.'),
     hostIP: z.string().max(45).optional().describe('Address of the node.'),
     sandboxIP: z.string().max(45).optional().describe('Address of the sandbox on the node bridge.'),
     sandboxIPs: z
-      .array(z.object({ ip: z.string().max(45).describe('An address of the sandbox.') }).describe('An address of the sandbox.'))
+      .array(
+        z
+          .object({ ip: z.string().max(45).describe('An address of the sandbox.') })
+          .describe('An address of the sandbox.'),
+      )
       .max(2)
       .optional()
-      .meta({ description: 'Every address of the sandbox on a dual-stack node, IPv4 first (as a Pod\'s podIPs).', 'x-kubernetes-list-type': 'atomic' }),
+      .meta({
+        description: "Every address of the sandbox on a dual-stack node, IPv4 first (as a Pod's podIPs).",
+        'x-kubernetes-list-type': 'atomic',
+      }),
     publishedPorts: z
       .array(PublishedPortStatus)
       .max(64)
       .optional()
-      .meta({ description: 'Ports published on the node and forwarding to the sandbox, as installed by the agent.', ...map(['hostPort', 'protocol']) }),
+      .meta({
+        description: 'Ports published on the node and forwarding to the sandbox, as installed by the agent.',
+        ...map(['hostPort', 'protocol']),
+      }),
     containerStatuses: z
       .array(ContainerStatus)
       .max(16)
@@ -496,10 +628,19 @@ export const SandboxStatus = z
       .meta({ description: 'Observed state of each container.', ...map(['name']) }),
     startTime: z.string().optional().describe('When the node accepted the sandbox (RFC 3339).'),
     message: z.string().max(32768).optional().describe('Why the sandbox is in its phase, for people.'),
-    reason: z.string().max(256).optional().describe('Why the sandbox is in its phase, a CamelCase word such as NodeLost.'),
+    reason: z
+      .string()
+      .max(256)
+      .optional()
+      .describe('Why the sandbox is in its phase, a CamelCase word such as NodeLost.'),
     usage: z
       .object({
-        cpu: z.string().optional().describe('CPU used, in millicores ("250m" is a quarter of a core): the average rate since the previous sample (at least 2 s before; the first one since the sandbox started), as kubectl top means it.'),
+        cpu: z
+          .string()
+          .optional()
+          .describe(
+            'CPU used, in millicores ("250m" is a quarter of a core): the average rate since the previous sample (at least 2 s before; the first one since the sandbox started), as kubectl top means it.',
+          ),
         memory: z.string().optional().describe('Memory used, as a quantity.'),
         pids: z.number().int().optional().describe('Processes and threads in the sandbox.'),
       })
@@ -507,11 +648,13 @@ export const SandboxStatus = z
       .describe('Resource usage read from the sandbox cgroup.'),
   })
   .meta({
-    description: 'Observed state of the sandbox, written by the controller (scheduling) and the agent (everything else).',
+    description:
+      'Observed state of the sandbox, written by the controller (scheduling) and the agent (everything else).',
     ...rules({
       // The one exception: the controller unbinds a sandbox of a lost node to reschedule it (restartPolicy Always/OnFailure).
       rule: "!has(oldSelf.nodeName) || oldSelf.nodeName == '' || (has(self.nodeName) && self.nodeName == oldSelf.nodeName) || (!has(self.nodeName) && has(self.reason) && self.reason == 'NodeLost' && has(self.phase) && self.phase == 'Pending')",
-      message: 'status.nodeName cannot change once the sandbox is bound (it is only cleared, with reason NodeLost, to reschedule a sandbox of a lost node)',
+      message:
+        'status.nodeName cannot change once the sandbox is bound (it is only cleared, with reason NodeLost, to reschedule a sandbox of a lost node)',
       fieldPath: '.nodeName',
     }),
   });

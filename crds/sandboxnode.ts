@@ -18,7 +18,10 @@ export const NodeResources = z
 
 export const SandboxNodeSpec = z
   .object({
-    unschedulable: z.boolean().default(false).describe('No new sandboxes are scheduled onto the node (cordon). Running ones stay.'),
+    unschedulable: z
+      .boolean()
+      .default(false)
+      .describe('No new sandboxes are scheduled onto the node (cordon). Running ones stay.'),
   })
   .strict()
   .describe('Desired state of the node, set by administrators.');
@@ -26,12 +29,23 @@ export const SandboxNodeSpec = z
 export const SandboxNodeStatus = z
   .object({
     capacity: NodeResources.optional().describe('Everything the node has.'),
-    allocatable: NodeResources.optional().describe('What sandboxes may use: capacity less what the node keeps for itself.'),
+    allocatable: NodeResources.optional().describe(
+      'What sandboxes may use: capacity less what the node keeps for itself.',
+    ),
     endpoint: z.string().max(512).optional().describe('HTTPS address of the agent API (https://host:port).'),
     agentVersion: z.string().max(64).optional().describe('Version of the sandpit agent.'),
     kernelVersion: z.string().max(128).optional().describe('Kernel release of the node (uname -r).'),
-    cgroupMode: z.enum(['v1', 'hybrid', 'v2']).optional().describe('cgroup layout of the node: v1, hybrid (v1 controllers plus a cgroup2 mount) or v2.'),
-    sandboxCIDR: z.string().max(43).optional().describe("Subnet the agent gives its sandboxes addresses from: the agent's SANDPIT_SUBNET (chart value agent.network.subnet), default 10.88.0.0/24."),
+    cgroupMode: z
+      .enum(['v1', 'hybrid', 'v2'])
+      .optional()
+      .describe('cgroup layout of the node: v1, hybrid (v1 controllers plus a cgroup2 mount) or v2.'),
+    sandboxCIDR: z
+      .string()
+      .max(43)
+      .optional()
+      .describe(
+        "Subnet the agent gives its sandboxes addresses from: the agent's SANDPIT_SUBNET (chart value agent.network.subnet), default 10.88.0.0/24.",
+      ),
     hostIP: z.string().max(45).optional().describe('Address of the node.'),
     sandboxes: z.number().int().min(0).optional().describe('Sandboxes running on the node.'),
     imageDiskUsageBytes: z.number().int().min(0).optional().describe('Bytes used by the image content store.'),

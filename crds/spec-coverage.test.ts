@@ -35,7 +35,10 @@ const cc = 'node/runtime-container-config.test.ts';
 const COVERAGE: Record<string, Coverage> = {
   'containers[].name': { file: iso, it: 'gives each container its own PID namespace' },
   'containers[].image': { file: 'cluster/examples-ready.test.ts', it: 'kubectl apply of each example → Ready' },
-  'containers[].imagePullPolicy': { file: 'node/images-pull-policy.test.ts', it: 'keeps the stored copy of a tagged image on the next create (IfNotPresent)' },
+  'containers[].imagePullPolicy': {
+    file: 'node/images-pull-policy.test.ts',
+    it: 'keeps the stored copy of a tagged image on the next create (IfNotPresent)',
+  },
   'containers[].command[]': { file: iso, it: 'runs /bin/true and records exit code 0' },
   'containers[].args[]': { file: cc, it: 'replaces CMD with args and both with command' },
   'containers[].env[].name': { file: cc, it: 'merges env and expands $(VAR)' },
@@ -49,15 +52,36 @@ const COVERAGE: Record<string, Coverage> = {
   'containers[].resources.requests.cpu': { file: sched, it: 'says Scheduled=False with a reason when nothing fits' },
   'containers[].resources.requests.memory': { file: sched, it: 'says Scheduled=False with a reason when nothing fits' },
   'containers[].securityContext.runAsUser': { file: iso, it: 'runs as runAsUser/runAsGroup with supplementary groups' },
-  'containers[].securityContext.runAsGroup': { file: iso, it: 'runs as runAsUser/runAsGroup with supplementary groups' },
-  'containers[].securityContext.supplementalGroups[]': { file: iso, it: 'runs as runAsUser/runAsGroup with supplementary groups' },
-  'containers[].securityContext.runAsNonRoot': { file: 'node/runtime-user-deadline-tty.test.ts', it: 'runAsNonRoot with a root image user' },
+  'containers[].securityContext.runAsGroup': {
+    file: iso,
+    it: 'runs as runAsUser/runAsGroup with supplementary groups',
+  },
+  'containers[].securityContext.supplementalGroups[]': {
+    file: iso,
+    it: 'runs as runAsUser/runAsGroup with supplementary groups',
+  },
+  'containers[].securityContext.runAsNonRoot': {
+    file: 'node/runtime-user-deadline-tty.test.ts',
+    it: 'runAsNonRoot with a root image user',
+  },
   'containers[].securityContext.readOnlyRootFilesystem': { file: iso, it: 'honours readOnlyRootFilesystem' },
   'containers[].securityContext.privileged': { file: fields, it: 'runs a privileged container with every capability' },
-  'containers[].securityContext.allowPrivilegeEscalation': { file: fields, it: 'leaves no_new_privs off for allowPrivilegeEscalation: true' },
-  'containers[].securityContext.capabilities.add[]': { file: 'cluster/pull-secrets.test.ts', it: 'lets a cluster agent started with --allow-capability grant that capability' },
-  'containers[].securityContext.capabilities.drop[]': { file: fields, it: 'drops the capabilities named in capabilities.drop' },
-  'containers[].securityContext.seccompProfile.type': { file: fields, it: 'runs seccompProfile: Unconfined without a filter' },
+  'containers[].securityContext.allowPrivilegeEscalation': {
+    file: fields,
+    it: 'leaves no_new_privs off for allowPrivilegeEscalation: true',
+  },
+  'containers[].securityContext.capabilities.add[]': {
+    file: 'cluster/pull-secrets.test.ts',
+    it: 'lets a cluster agent started with --allow-capability grant that capability',
+  },
+  'containers[].securityContext.capabilities.drop[]': {
+    file: fields,
+    it: 'drops the capabilities named in capabilities.drop',
+  },
+  'containers[].securityContext.seccompProfile.type': {
+    file: fields,
+    it: 'runs seccompProfile: Unconfined without a filter',
+  },
   'containers[].volumeMounts[].name': { file: fields, it: 'shares an emptyDir between two containers' },
   'containers[].volumeMounts[].mountPath': { file: fields, it: 'shares an emptyDir between two containers' },
   'containers[].volumeMounts[].readOnly': { file: fields, it: 'shares an emptyDir between two containers' },
@@ -68,8 +92,14 @@ const COVERAGE: Record<string, Coverage> = {
   'resources.cpu': { file: fields, it: "writes a container's resources.limits cpu and memory" },
   'resources.memory': { file: 'node/runtime-lifecycle.test.ts', it: 'OOM-kills a memory hog at the memory limit' },
   'resources.pids': { file: 'node/runtime-lifecycle.test.ts', it: 'stops a fork bomb at the pids limit' },
-  'network.mode': { file: 'node/network-lifecycle.test.ts', it: 'mode None brings loopback up and takes nothing from the node' },
-  'network.egress': { file: 'cluster/examples-ready.test.ts', it: 'ports-limits-volume.yaml answers HTTP on the published port' },
+  'network.mode': {
+    file: 'node/network-lifecycle.test.ts',
+    it: 'mode None brings loopback up and takes nothing from the node',
+  },
+  'network.egress': {
+    file: 'cluster/examples-ready.test.ts',
+    it: 'ports-limits-volume.yaml answers HTTP on the published port',
+  },
   'network.ports[].name': { file: 'node/network-agent.test.ts', it: 'reports the published ports' },
   'network.ports[].containerPort': { file: net, it: 'a published port answers an outside host' },
   'network.ports[].hostPort': { file: net, it: 'a published port answers an outside host' },
@@ -81,12 +111,24 @@ const COVERAGE: Record<string, Coverage> = {
   hostname: { file: iso, it: 'gives the sandbox its own PID 1 and hostname' },
   'nodeSelector{}': { file: sched, it: 'binds a sandbox to the node its nodeSelector picks' },
   nodeName: { file: sched, it: 'binds a pinned sandbox once its node registers' },
-  'imagePullSecrets[].name': { file: 'cluster/pull-secrets.test.ts', it: 'pulls from a basic-auth registry with the imagePullSecret' },
+  'imagePullSecrets[].name': {
+    file: 'cluster/pull-secrets.test.ts',
+    it: 'pulls from a basic-auth registry with the imagePullSecret',
+  },
   restartPolicy: { file: 'node/runtime-lifecycle.test.ts', it: 'restarts with back-off per restartPolicy' },
-  activeDeadlineSeconds: { file: 'node/runtime-user-deadline-tty.test.ts', it: 'stops a sandbox at activeDeadlineSeconds' },
-  terminationGracePeriodSeconds: { file: fields, it: 'gives a stopping container terminationGracePeriodSeconds from the spec' },
+  activeDeadlineSeconds: {
+    file: 'node/runtime-user-deadline-tty.test.ts',
+    it: 'stops a sandbox at activeDeadlineSeconds',
+  },
+  terminationGracePeriodSeconds: {
+    file: fields,
+    it: 'gives a stopping container terminationGracePeriodSeconds from the spec',
+  },
   paused: { file: 'cluster/controller-sandboxes.test.ts', it: 'freezes and thaws with spec.paused' },
-  shareProcessNamespace: { file: iso, it: 'gives each container its own PID namespace and /proc when shareProcessNamespace is false' },
+  shareProcessNamespace: {
+    file: iso,
+    it: 'gives each container its own PID namespace and /proc when shareProcessNamespace is false',
+  },
   hostUsers: { file: 'node/runtime-userns.test.ts', it: 'runs container root as the first host id of a private block' },
 };
 
@@ -99,9 +141,11 @@ interface SchemaNode {
 
 /** Paths of the leaves below a schema node: objects recurse, lists add [], maps add {}. */
 function schemaLeaves(node: SchemaNode, path = ''): string[] {
-  if (node.properties) return Object.entries(node.properties).flatMap(([k, v]) => schemaLeaves(v, path ? `${path}.${k}` : k));
+  if (node.properties)
+    return Object.entries(node.properties).flatMap(([k, v]) => schemaLeaves(v, path ? `${path}.${k}` : k));
   if (node.items) return schemaLeaves(node.items, `${path}[]`);
-  if (node.additionalProperties && typeof node.additionalProperties === 'object') return schemaLeaves(node.additionalProperties, `${path}{}`);
+  if (node.additionalProperties && typeof node.additionalProperties === 'object')
+    return schemaLeaves(node.additionalProperties, `${path}{}`);
   return [path];
 }
 
@@ -119,22 +163,33 @@ function descriptionOf(node: SchemaNode, leaf: string): string[] {
 }
 
 /** The field's own name as a test would write it: `capabilities.add[]` → `add`. */
-const fieldName = (leaf: string) => leaf.split('.').pop()!.replace(/\[\]|\{\}/g, '');
+const fieldName = (leaf: string) =>
+  leaf
+    .split('.')
+    .pop()!
+    .replace(/\[\]|\{\}/g, '');
 
 describe('spec coverage guard (unit)', () => {
-  const crd = parse(readFileSync(join(ROOT, 'crds/sandboxes.yaml'), 'utf8')) as { spec: { versions: { schema: { openAPIV3Schema: { properties: { spec: SchemaNode } } } }[] } };
+  const crd = parse(readFileSync(join(ROOT, 'crds/sandboxes.yaml'), 'utf8')) as {
+    spec: { versions: { schema: { openAPIV3Schema: { properties: { spec: SchemaNode } } } }[] };
+  };
   const crdSpec = crd.spec.versions[0]!.schema.openAPIV3Schema.properties.spec;
   const leaves = schemaLeaves(crdSpec);
 
   it('walks the whole schema (the walk itself finds nested, list and map leaves)', () => {
     assert.ok(leaves.length > 40, `${leaves.length} leaves`);
-    for (const l of ['containers[].securityContext.capabilities.add[]', 'nodeSelector{}', 'network.dns.ndots']) assert.ok(leaves.includes(l), l);
+    for (const l of ['containers[].securityContext.capabilities.add[]', 'nodeSelector{}', 'network.dns.ndots'])
+      assert.ok(leaves.includes(l), l);
   });
 
   it('names a test case for every leaf of Sandbox.spec, and no leaf that is gone', () => {
     const missing = leaves.filter((l) => !(l in COVERAGE));
     const stale = Object.keys(COVERAGE).filter((l) => !leaves.includes(l));
-    assert.deepEqual(missing, [], `spec fields with no end-to-end test named in crds/spec-coverage.test.ts: ${missing.join(', ')}`);
+    assert.deepEqual(
+      missing,
+      [],
+      `spec fields with no end-to-end test named in crds/spec-coverage.test.ts: ${missing.join(', ')}`,
+    );
     assert.deepEqual(stale, [], `table rows for fields the schema no longer has: ${stale.join(', ')}`);
   });
 
@@ -142,7 +197,8 @@ describe('spec coverage guard (unit)', () => {
     const wrong: string[] = [];
     for (const [leaf, c] of Object.entries(COVERAGE)) {
       if ('informational' in c) {
-        if (!/Informational/.test(JSON.stringify(descriptionOf(crdSpec, leaf)))) wrong.push(`${leaf}: marked informational, but kubectl explain does not say so`);
+        if (!/Informational/.test(JSON.stringify(descriptionOf(crdSpec, leaf))))
+          wrong.push(`${leaf}: marked informational, but kubectl explain does not say so`);
         continue;
       }
       const path = join(ROOT, 'test', c.file);

@@ -12,7 +12,14 @@ export class SandpitError extends Error {
   /** What went wrong, without the sandbox, step and hint the message wraps it in (to make a SandpitError of it again). */
   readonly detail: string;
 
-  constructor(opts: { step: string; message: string; sandbox?: string; hint?: string; code?: string; cause?: unknown }) {
+  constructor(opts: {
+    step: string;
+    message: string;
+    sandbox?: string;
+    hint?: string;
+    code?: string;
+    cause?: unknown;
+  }) {
     const where = opts.sandbox ? `sandbox ${opts.sandbox}: ` : '';
     const hint = opts.hint ? ` (${opts.hint})` : '';
     super(`${where}${opts.step}: ${opts.message}${hint}`, { cause: opts.cause });

@@ -8,7 +8,11 @@ import { pino, type Logger } from 'pino';
 export function createLogger(component: string, bindings: Record<string, unknown> = {}): Logger {
   const level = process.env.SANDPIT_LOG_LEVEL ?? (process.env.SANDPIT_TEST ? 'warn' : 'info');
   // Pull Secret data (controller → agent) never reaches a log line, whatever object is logged by mistake.
-  return pino({ level, base: { component, ...bindings }, redact: ['pullSecrets', '*.pullSecrets', 'dockerConfigJson', '*.dockerConfigJson'] });
+  return pino({
+    level,
+    base: { component, ...bindings },
+    redact: ['pullSecrets', '*.pullSecrets', 'dockerConfigJson', '*.dockerConfigJson'],
+  });
 }
 
 export type { Logger };

@@ -37,7 +37,8 @@ export interface AgentConfig {
   statusIntervalMs: number;
 }
 
-const optional = <K extends string, V>(key: K, v: V | undefined) => (v === undefined ? {} : ({ [key]: v } as Record<K, V>));
+const optional = <K extends string, V>(key: K, v: V | undefined) =>
+  v === undefined ? {} : ({ [key]: v } as Record<K, V>);
 
 /**
  * The node agent: the mTLS API the controller drives, the SandboxNode and
@@ -74,7 +75,10 @@ export class Agent {
     this.#server = new MtlsServer(tls, (req, res) => router.handle(req, res), log);
     // Streams need the concrete runtime (exec, log files, cgroups); a runtime module without one answers 501.
     const concrete = (this.runtime as { runtime?: ConcreteRuntime }).runtime;
-    this.#streams = new StreamRouter(concrete ? runtimeBackend(concrete) : undefined, log.child({ component: 'streams' }));
+    this.#streams = new StreamRouter(
+      concrete ? runtimeBackend(concrete) : undefined,
+      log.child({ component: 'streams' }),
+    );
     this.#server.onUpgrade((req, socket, head) => this.#streams!.upgrade(req, socket, head));
     const port = await this.#server.listen(cfg.listenHost, cfg.listenPort);
     const host = cfg.advertiseAddress.includes(':') ? `[${cfg.advertiseAddress}]` : cfg.advertiseAddress;
@@ -89,19 +93,36 @@ export class Agent {
           this.#server?.setTLS(fresh);
           log.info('Rotated the agent serving certificate (no restart)');
         })
-        .catch((err: Error) => log.warn({ err: err.message }, 'Certificate renewal failed; the current one stays until the next try'));
+        .catch((err: Error) =>
+          log.warn({ err: err.message }, 'Certificate renewal failed; the current one stays until the next try'),
+        );
     }, 60_000);
     this.#renewTimer.unref();
 
     const facts = detectFacts(cfg.maxSandboxes);
     const pressure = cfg.pressure && new PressureTracker(cfg.pressure.thresholds, cfg.pressure.transitionMs);
     const paths = cfg.pressure?.paths;
-    const pressureConditions = pressure && paths
-      ? () => pressure.conditions(takeReadings(paths, (what, err) => log.warn({ err: err.message, step: `read ${what}` }, 'Node pressure reading failed; its condition is Unknown')))
-      : undefined;
+    const pressureConditions =
+      pressure && paths
+        ? () =>
+            pressure.conditions(
+              takeReadings(paths, (what, err) =>
+                log.warn(
+                  { err: err.message, step: `read ${what}` },
+                  'Node pressure reading failed; its condition is Unknown',
+                ),
+              ),
+            )
+        : undefined;
     this.#registration = new NodeRegistration(
       this.client,
-      { node: cfg.node, namespace: cfg.namespace, leaseDurationSeconds: cfg.leaseDurationSeconds, labels: cfg.labels, statusIntervalMs: cfg.statusIntervalMs },
+      {
+        node: cfg.node,
+        namespace: cfg.namespace,
+        leaseDurationSeconds: cfg.leaseDurationSeconds,
+        labels: cfg.labels,
+        statusIntervalMs: cfg.statusIntervalMs,
+      },
       () => ({
         capacity: facts.capacity,
         allocatable: allocatable(facts.capacity, cfg.reserved),
@@ -121,7 +142,13 @@ export class Agent {
     // would be overwritten with Unknown.
     await this.#registration.start();
     // Events name the agent as kubelet's name the kubelet: reportingController plus the node as instance.
-    this.#reporter = new StatusReporter(this.client, cfg.node, this.runtime, log, new EventRecorder(this.client, 'sandpit.dev/agent', cfg.node, log));
+    this.#reporter = new StatusReporter(
+      this.client,
+      cfg.node,
+      this.runtime,
+      log,
+      new EventRecorder(this.client, 'sandpit.dev/agent', cfg.node, log),
+    );
     this.#reporter.start();
 
     this.health.addLiveness('ping', () => undefined);

@@ -49,7 +49,11 @@ export interface RuntimeFlags {
   allowDirImages: string[];
 }
 
-export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv, version: string): AgentConfig & { kubeconfig?: string; runtime: RuntimeFlags } {
+export function parseAgentArgs(
+  argv: string[],
+  env: NodeJS.ProcessEnv,
+  version: string,
+): AgentConfig & { kubeconfig?: string; runtime: RuntimeFlags } {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -97,17 +101,27 @@ export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv, version: 
   const ca = values['tls-client-ca-file'] ?? env.SANDPIT_TLS_CLIENT_CA_FILE;
   const cert = values['tls-cert-file'] ?? env.SANDPIT_TLS_CERT_FILE;
   const key = values['tls-key-file'] ?? env.SANDPIT_TLS_KEY_FILE;
-  if ((ca || cert || key) && !(ca && cert && key)) throw new Error('--tls-client-ca-file, --tls-cert-file and --tls-key-file go together');
+  if ((ca || cert || key) && !(ca && cert && key))
+    throw new Error('--tls-client-ca-file, --tls-cert-file and --tls-key-file go together');
   const namespace = values.namespace ?? env.SANDPIT_NAMESPACE ?? 'sandpit-system';
   const transition = Number(values['pressure-transition-period'] ?? env.SANDPIT_PRESSURE_TRANSITION_PERIOD ?? 300);
-  if (!Number.isFinite(transition) || transition < 0) throw new Error(`--pressure-transition-period must be a number of seconds, got "${values['pressure-transition-period'] ?? env.SANDPIT_PRESSURE_TRANSITION_PERIOD}"`);
-  const allowDirImages = (values['allow-dir-images'] ?? env.SANDPIT_ALLOW_DIR_IMAGES ?? '').split(',').map((d) => d.trim()).filter(Boolean);
-  for (const d of allowDirImages) if (!d.startsWith('/')) throw new Error(`--allow-dir-images takes absolute directories, got "${d}"`);
+  if (!Number.isFinite(transition) || transition < 0)
+    throw new Error(
+      `--pressure-transition-period must be a number of seconds, got "${values['pressure-transition-period'] ?? env.SANDPIT_PRESSURE_TRANSITION_PERIOD}"`,
+    );
+  const allowDirImages = (values['allow-dir-images'] ?? env.SANDPIT_ALLOW_DIR_IMAGES ?? '')
+    .split(',')
+    .map((d) => d.trim())
+    .filter(Boolean);
+  for (const d of allowDirImages)
+    if (!d.startsWith('/')) throw new Error(`--allow-dir-images takes absolute directories, got "${d}"`);
   // The same directories the runtime uses (node-agent/runtime/index.ts createRuntime): nodefs and imagefs.
   const stateBase = env.SANDPIT_STATE_DIR ?? '/var/lib/sandpit';
   const registryCAFile = values['registry-ca-file'] ?? env.SANDPIT_REGISTRY_CA_FILE;
   const runtime: RuntimeFlags = {
-    allowedCapabilities: parseAllowedCapabilities(values['allow-capability'] ?? (env.SANDPIT_ALLOW_CAPABILITIES ? [env.SANDPIT_ALLOW_CAPABILITIES] : [])),
+    allowedCapabilities: parseAllowedCapabilities(
+      values['allow-capability'] ?? (env.SANDPIT_ALLOW_CAPABILITIES ? [env.SANDPIT_ALLOW_CAPABILITIES] : []),
+    ),
     ...(registryCAFile ? { registryCAFile } : {}),
     allowDirImages,
   };
@@ -131,11 +145,18 @@ export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv, version: 
     },
     labels,
     pressure: {
-      thresholds: parseThresholds(values['pressure-thresholds'] ?? env.SANDPIT_PRESSURE_THRESHOLDS ?? '', parseThresholds(DEFAULT_THRESHOLDS)),
+      thresholds: parseThresholds(
+        values['pressure-thresholds'] ?? env.SANDPIT_PRESSURE_THRESHOLDS ?? '',
+        parseThresholds(DEFAULT_THRESHOLDS),
+      ),
       transitionMs: transition * 1000,
-      paths: { nodefs: env.SANDPIT_STATE_ROOT ?? join(stateBase, 'sandboxes'), imagefs: env.SANDPIT_IMAGE_ROOT ?? join(stateBase, 'images') },
+      paths: {
+        nodefs: env.SANDPIT_STATE_ROOT ?? join(stateBase, 'sandboxes'),
+        imagefs: env.SANDPIT_IMAGE_ROOT ?? join(stateBase, 'images'),
+      },
     },
-    certificates: ca && cert && key ? { kind: 'files', clientCA: ca, cert, key } : { kind: 'csr', namespace, timeoutMs: 120_000 },
+    certificates:
+      ca && cert && key ? { kind: 'files', clientCA: ca, cert, key } : { kind: 'csr', namespace, timeoutMs: 120_000 },
     version,
     statusIntervalMs: 10_000,
   };

@@ -15,14 +15,18 @@ import type { SandboxRuntime } from './contracts.js';
  */
 async function loadRuntime(node: string, log: Logger, flags: RuntimeFlags): Promise<SandboxRuntime> {
   const modulePath = process.env.SANDPIT_RUNTIME_MODULE ?? new URL('./runtime/index.js', import.meta.url).href;
-  const mod = (await import(modulePath)) as { createRuntime?: (opts: { node: string; log: Logger; flags: RuntimeFlags }) => Promise<SandboxRuntime> };
-  if (typeof mod.createRuntime !== 'function') throw new Error(`${modulePath} does not export createRuntime({ node, log })`);
+  const mod = (await import(modulePath)) as {
+    createRuntime?: (opts: { node: string; log: Logger; flags: RuntimeFlags }) => Promise<SandboxRuntime>;
+  };
+  if (typeof mod.createRuntime !== 'function')
+    throw new Error(`${modulePath} does not export createRuntime({ node, log })`);
   return mod.createRuntime({ node, log, flags });
 }
 
 function version(): string {
   try {
-    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string })
+      .version;
   } catch {
     return 'unknown';
   }

@@ -53,7 +53,9 @@ const config: RuntimeConfig = defaultConfig({
   allowPrivileged: values['allow-privileged'] ?? false,
   allowedCapabilities: parseAllowedCapabilities(values['allow-capability'] ?? []),
   hints: 'standalone',
-  ...(values['restart-backoff-ms'] ? { restartBackoff: { baseMs: Number(values['restart-backoff-ms']), maxMs: 300_000 } } : {}),
+  ...(values['restart-backoff-ms']
+    ? { restartBackoff: { baseMs: Number(values['restart-backoff-ms']), maxMs: 300_000 } }
+    : {}),
   ...(values['poll-ms'] ? { pollMs: Number(values['poll-ms']) } : {}),
   ...(values['userns-range'] ? { usernsRange: parseUsernsRange(values['userns-range']) } : {}),
 });
@@ -65,18 +67,26 @@ function readSandboxes(file: string): Sandbox[] {
     .map((d) => {
       const meta = (d.metadata ?? {}) as Record<string, unknown>;
       const parsed = Sandbox.safeParse({ ...d, metadata: { namespace: 'default', ...meta } });
-      if (!parsed.success) throw new SandpitError({ step: 'read manifest', message: `${file}: ${parsed.error.message}` });
+      if (!parsed.success)
+        throw new SandpitError({ step: 'read manifest', message: `${file}: ${parsed.error.message}` });
       return parsed.data;
     });
 }
 
-const keyOf = (s: Sandbox) => (s.metadata as { uid?: string }).uid ?? `${(s.metadata as { namespace?: string }).namespace ?? 'default'}/${(s.metadata as { name?: string }).name}`;
+const keyOf = (s: Sandbox) =>
+  (s.metadata as { uid?: string }).uid ??
+  `${(s.metadata as { namespace?: string }).namespace ?? 'default'}/${(s.metadata as { name?: string }).name}`;
 
 /** One agent per state root: a second one would supervise the same sandboxes twice. */
 function lockStateRoot(): void {
   const flock = libc.func('int flock(int fd, int op)');
   const fd = openSync(join(config.stateRoot, '.agent.lock'), 'a');
-  check('flock', { step: 'lock state root' }, () => flock(fd, 2 | 4 /* LOCK_EX|LOCK_NB */), 'another sandpit-agent uses this state root');
+  check(
+    'flock',
+    { step: 'lock state root' },
+    () => flock(fd, 2 | 4 /* LOCK_EX|LOCK_NB */),
+    'another sandpit-agent uses this state root',
+  );
 }
 
 async function startRuntime(): Promise<SandboxRuntime> {
@@ -84,7 +94,10 @@ async function startRuntime(): Promise<SandboxRuntime> {
   lockStateRoot();
   const base = join(config.stateRoot, '..');
   return SandboxRuntime.start(config, {
-    images: new RoutedImageProvider(new DirectoryImageProvider(), new OciImageProvider({ root: join(base, 'images'), log })),
+    images: new RoutedImageProvider(
+      new DirectoryImageProvider(),
+      new OciImageProvider({ root: join(base, 'images'), log }),
+    ),
     network: nodeNetworks(new BridgeNetworkProvider()),
     log,
   });
@@ -92,7 +105,11 @@ async function startRuntime(): Promise<SandboxRuntime> {
 
 function summary(rec: SandboxRecord): string {
   const cs = rec.containers.map((c) => {
-    const st = c.state?.running ? 'running' : c.state?.terminated ? `exited(${c.state.terminated.exitCode})` : `waiting(${c.state?.waiting?.reason ?? ''})`;
+    const st = c.state?.running
+      ? 'running'
+      : c.state?.terminated
+        ? `exited(${c.state.terminated.exitCode})`
+        : `waiting(${c.state?.waiting?.reason ?? ''})`;
     return `${c.name}=${st} restarts=${c.restartCount}`;
   });
   return `${rec.ref.namespace}/${rec.ref.name} id=${rec.id} phase=${rec.phase} ${cs.join(' ')}`;
@@ -113,14 +130,17 @@ async function run(): Promise<void> {
   for (const r of recs) console.log(summary(r));
   const stop = waitForSignal();
   if (values.rm) {
-    await Promise.race([stop, new Promise<void>((resolve) => {
-      const t = setInterval(() => {
-        if (recs.every((r) => r.phase === 'Succeeded' || r.phase === 'Failed')) {
-          clearInterval(t);
-          resolve();
-        }
-      }, 100);
-    })]);
+    await Promise.race([
+      stop,
+      new Promise<void>((resolve) => {
+        const t = setInterval(() => {
+          if (recs.every((r) => r.phase === 'Succeeded' || r.phase === 'Failed')) {
+            clearInterval(t);
+            resolve();
+          }
+        }, 100);
+      }),
+    ]);
     for (const r of recs) console.log(summary(r));
     for (const r of recs) await rt.delete(r.id);
   } else await stop;
@@ -138,7 +158,9 @@ async function serve(): Promise<void> {
     syncing = true;
     try {
       const seen = new Set<string>();
-      for (const f of readdirSync(dir).filter((f) => /\.ya?ml$/.test(f)).sort()) {
+      for (const f of readdirSync(dir)
+        .filter((f) => /\.ya?ml$/.test(f))
+        .sort()) {
         const file = join(dir, f);
         const mtime = statSync(file).mtimeMs;
         let sandboxes: Sandbox[];
@@ -220,7 +242,9 @@ async function main(): Promise<void> {
       return;
     }
     default:
-      console.error('usage: sandpit-agent run -f sandbox.yaml [--rm] | serve --manifests DIR | ps | logs ID CONTAINER | delete ID|NAME  [--state-root DIR] [--cgroup-parent NAME]');
+      console.error(
+        'usage: sandpit-agent run -f sandbox.yaml [--rm] | serve --manifests DIR | ps | logs ID CONTAINER | delete ID|NAME  [--state-root DIR] [--cgroup-parent NAME]',
+      );
       process.exitCode = 2;
   }
 }

@@ -2,7 +2,15 @@ import { checkServerIdentity, createSecureContext, type PeerCertificate } from '
 import { Agent, request } from 'node:https';
 import type { Sandbox } from '../../crds/sandbox.js';
 import type { SandboxObservation } from '../../node-agent/contracts.js';
-import { sandboxesPath, sandboxPath, type ApiErrorBody, type DeleteResponse, type ListResponse, type PullSecretData, type PutBody } from '../../node-agent/api/protocol.js';
+import {
+  sandboxesPath,
+  sandboxPath,
+  type ApiErrorBody,
+  type DeleteResponse,
+  type ListResponse,
+  type PullSecretData,
+  type PutBody,
+} from '../../node-agent/api/protocol.js';
 import type { ClientCertificate, ClientCredentials } from '../certs/authority.js';
 
 /** An error answer (or no answer) from an agent; `reason` is the agent's, or Unreachable. */
@@ -39,12 +47,23 @@ export class AgentClient {
       this.#agent?.destroy();
       this.#creds = creds;
       // One TLS context per credentials, not one per connection (see KubeClient).
-      this.#agent = new Agent({ keepAlive: true, maxSockets: 16, secureContext: createSecureContext({ ca: creds.ca, cert: creds.cert, key: creds.key }) });
+      this.#agent = new Agent({
+        keepAlive: true,
+        maxSockets: 16,
+        secureContext: createSecureContext({ ca: creds.ca, cert: creds.cert, key: creds.key }),
+      });
     }
     return this.#agent;
   }
 
-  async #call<T>(node: string, endpoint: string, method: string, path: string, body?: unknown, timeoutMs = this.timeoutMs): Promise<T> {
+  async #call<T>(
+    node: string,
+    endpoint: string,
+    method: string,
+    path: string,
+    body?: unknown,
+    timeoutMs = this.timeoutMs,
+  ): Promise<T> {
     const agent = await this.#httpsAgent();
     const url = new URL(path, endpoint);
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
@@ -74,12 +93,25 @@ export class AgentClient {
             const status = res.statusCode ?? 0;
             if (status >= 200 && status < 300) return resolve(parsed as T);
             const e = (parsed ?? {}) as Partial<ApiErrorBody>;
-            reject(new AgentError(node, status, e.reason ?? 'Unknown', `${method} ${url.pathname}: ${status} ${e.reason ?? ''}: ${e.message ?? text.slice(0, 300)}`));
+            reject(
+              new AgentError(
+                node,
+                status,
+                e.reason ?? 'Unknown',
+                `${method} ${url.pathname}: ${status} ${e.reason ?? ''}: ${e.message ?? text.slice(0, 300)}`,
+              ),
+            );
           });
         },
       );
       req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-      req.on('error', (err) => reject(err instanceof AgentError ? err : new AgentError(node, 0, 'Unreachable', `${method} ${url.pathname}: ${err.message}`)));
+      req.on('error', (err) =>
+        reject(
+          err instanceof AgentError
+            ? err
+            : new AgentError(node, 0, 'Unreachable', `${method} ${url.pathname}: ${err.message}`),
+        ),
+      );
       req.end(payload);
     });
   }
@@ -90,7 +122,12 @@ export class AgentClient {
    * once with what it has (the create, a pull included, runs there in the
    * background and reports through status).
    */
-  apply(node: string, endpoint: string, sandbox: Sandbox, pullSecrets: PullSecretData[] = []): Promise<SandboxObservation> {
+  apply(
+    node: string,
+    endpoint: string,
+    sandbox: Sandbox,
+    pullSecrets: PullSecretData[] = [],
+  ): Promise<SandboxObservation> {
     const body: PutBody<Sandbox> = pullSecrets.length ? { ...sandbox, pullSecrets } : sandbox;
     return this.#call(node, endpoint, 'PUT', sandboxPath(sandbox.metadata.uid ?? ''), body);
   }
@@ -101,7 +138,14 @@ export class AgentClient {
    * under way) ended, so the wait is the grace period plus the usual timeout.
    */
   async remove(node: string, endpoint: string, uid: string, graceSeconds = 0): Promise<void> {
-    await this.#call<DeleteResponse>(node, endpoint, 'DELETE', sandboxPath(uid), undefined, this.timeoutMs + graceSeconds * 1000);
+    await this.#call<DeleteResponse>(
+      node,
+      endpoint,
+      'DELETE',
+      sandboxPath(uid),
+      undefined,
+      this.timeoutMs + graceSeconds * 1000,
+    );
   }
 
   async list(node: string, endpoint: string): Promise<SandboxObservation[]> {

@@ -29,7 +29,10 @@ export async function ensureCA(client: KubeClient, namespace: string, log: Logge
   const read = async () => {
     const s = await client.get<Secret>(paths.secret(namespace, CA_SECRET));
     const pair = { cert: unb64(s.data?.['tls.crt']), key: unb64(s.data?.['tls.key']) };
-    if (!pair.cert || !pair.key) throw new Error(`Secret ${namespace}/${CA_SECRET} lacks tls.crt or tls.key: delete it to let the controller create a new CA, or fill it`);
+    if (!pair.cert || !pair.key)
+      throw new Error(
+        `Secret ${namespace}/${CA_SECRET} lacks tls.crt or tls.key: delete it to let the controller create a new CA, or fill it`,
+      );
     return pair;
   };
   try {
@@ -64,7 +67,8 @@ export async function publishCABundle(client: KubeClient, namespace: string, caC
   };
   try {
     const cur = await client.get<{ data?: Record<string, string> }>(paths.configMap(namespace, CA_BUNDLE_CONFIGMAP));
-    if (cur.data?.['ca.crt'] !== caCert) await client.patch(paths.configMap(namespace, CA_BUNDLE_CONFIGMAP), { data: body.data });
+    if (cur.data?.['ca.crt'] !== caCert)
+      await client.patch(paths.configMap(namespace, CA_BUNDLE_CONFIGMAP), { data: body.data });
   } catch (err) {
     if (!isNotFound(err)) throw err;
     await client.create(paths.configMaps(namespace), body).catch((e: unknown) => {
@@ -89,19 +93,25 @@ export class ClientCertificate {
   #current: ClientCredentials | undefined;
   #renewAt = 0;
 
-  constructor(
-    readonly source: { files: { ca: string; cert: string; key: string } } | { ca: PemPair; days: number },
-  ) {}
+  constructor(readonly source: { files: { ca: string; cert: string; key: string } } | { ca: PemPair; days: number }) {}
 
   async get(): Promise<ClientCredentials> {
     if (this.#current && Date.now() < this.#renewAt) return this.#current;
     if ('files' in this.source) {
       const f = this.source.files;
-      const [ca, cert, key] = await Promise.all([readFile(f.ca, 'utf8'), readFile(f.cert, 'utf8'), readFile(f.key, 'utf8')]);
+      const [ca, cert, key] = await Promise.all([
+        readFile(f.ca, 'utf8'),
+        readFile(f.cert, 'utf8'),
+        readFile(f.key, 'utf8'),
+      ]);
       this.#current = { ca, cert, key };
       this.#renewAt = Date.now() + 60_000; // reread a minute later: rotated files are picked up without a restart
     } else {
-      const pair = await issue(this.source.ca, { commonName: CONTROLLER_CLIENT_CN, usage: 'client', days: this.source.days });
+      const pair = await issue(this.source.ca, {
+        commonName: CONTROLLER_CLIENT_CN,
+        usage: 'client',
+        days: this.source.days,
+      });
       this.#current = { ca: this.source.ca.cert, ...pair };
       this.#renewAt = lifetime(pair.cert).renewAt.getTime();
     }

@@ -25,17 +25,27 @@ export const NODE_NAME_EXTRA = 'authentication.kubernetes.io/node-name';
  * can only get a certificate for the node its pod runs on.
  */
 export function reviewAgentCSR(csr: CSR, agentUsername: string): { node: string } | { denied: string } {
-  if (csr.spec.username !== agentUsername) return { denied: `requested by ${csr.spec.username ?? 'nobody'}, not by the agent ServiceAccount ${agentUsername}` };
+  if (csr.spec.username !== agentUsername)
+    return {
+      denied: `requested by ${csr.spec.username ?? 'nobody'}, not by the agent ServiceAccount ${agentUsername}`,
+    };
   const node = csr.spec.extra?.[NODE_NAME_EXTRA]?.[0];
   if (!node) return { denied: 'the requester token is not bound to a pod on a node (no node-name in its extra info)' };
   const usages = csr.spec.usages ?? [];
-  if (!usages.includes('server auth') || usages.some((u) => !['server auth', 'digital signature', 'key encipherment'].includes(u))) {
-    return { denied: `usages must be server auth (plus digital signature, key encipherment), got ${usages.join(', ')}` };
+  if (
+    !usages.includes('server auth') ||
+    usages.some((u) => !['server auth', 'digital signature', 'key encipherment'].includes(u))
+  ) {
+    return {
+      denied: `usages must be server auth (plus digital signature, key encipherment), got ${usages.join(', ')}`,
+    };
   }
   return { node };
 }
 
-const decided = (csr: CSR) => Boolean(csr.status?.certificate) || (csr.status?.conditions ?? []).some((c) => c.type === 'Denied' || c.type === 'Failed');
+const decided = (csr: CSR) =>
+  Boolean(csr.status?.certificate) ||
+  (csr.status?.conditions ?? []).some((c) => c.type === 'Denied' || c.type === 'Failed');
 
 /**
  * Approves and signs agent serving-certificate requests (signerName
@@ -73,7 +83,9 @@ export class AgentCertificateSigner {
   }
 
   async signPending(): Promise<void> {
-    const list = await this.client.get<ObjectList<CSR>>(paths.csrs(), { fieldSelector: `spec.signerName=${AGENT_SIGNER}` });
+    const list = await this.client.get<ObjectList<CSR>>(paths.csrs(), {
+      fieldSelector: `spec.signerName=${AGENT_SIGNER}`,
+    });
     for (const csr of list.items) {
       if (decided(csr)) continue;
       const verdict = reviewAgentCSR(csr, this.agentUsername);
@@ -82,7 +94,12 @@ export class AgentCertificateSigner {
         this.log.warn({ csr: csr.metadata.name, why: verdict.denied }, 'Denied an agent certificate request');
         await this.client.replace(`${paths.csr(csr.metadata.name)}/approval`, {
           ...csr,
-          status: { conditions: [...conditions, { type: 'Denied', status: 'True', reason: 'SandpitPolicy', message: verdict.denied }] },
+          status: {
+            conditions: [
+              ...conditions,
+              { type: 'Denied', status: 'True', reason: 'SandpitPolicy', message: verdict.denied },
+            ],
+          },
         });
         continue;
       }
@@ -90,7 +107,17 @@ export class AgentCertificateSigner {
       if (!conditions.some((c) => c.type === 'Approved')) {
         current = await this.client.replace<CSR>(`${paths.csr(csr.metadata.name)}/approval`, {
           ...csr,
-          status: { conditions: [...conditions, { type: 'Approved', status: 'True', reason: 'SandpitAutoApproved', message: `serving certificate of the agent on ${verdict.node}` }] },
+          status: {
+            conditions: [
+              ...conditions,
+              {
+                type: 'Approved',
+                status: 'True',
+                reason: 'SandpitAutoApproved',
+                message: `serving certificate of the agent on ${verdict.node}`,
+              },
+            ],
+          },
         });
       }
       const pem = await signCSR(Buffer.from(csr.spec.request, 'base64').toString('utf8'), this.ca, {
@@ -99,7 +126,10 @@ export class AgentCertificateSigner {
         usage: 'server',
         days: this.days,
       });
-      await this.client.replace(`${paths.csr(csr.metadata.name)}/status`, { ...current, status: { ...current.status, certificate: Buffer.from(pem).toString('base64') } });
+      await this.client.replace(`${paths.csr(csr.metadata.name)}/status`, {
+        ...current,
+        status: { ...current.status, certificate: Buffer.from(pem).toString('base64') },
+      });
       this.log.info({ csr: csr.metadata.name, node: verdict.node }, 'Issued an agent serving certificate');
     }
   }

@@ -34,13 +34,18 @@ async function openssl(args: string[], cwd: string): Promise<void> {
     await run('openssl', args, { cwd });
   } catch (err) {
     const e = err as { stderr?: string; code?: string };
-    if (e.code === 'ENOENT') throw new Error('openssl is not installed: sandpit issues certificates with it (apt-get install openssl)', { cause: err });
+    if (e.code === 'ENOENT')
+      throw new Error('openssl is not installed: sandpit issues certificates with it (apt-get install openssl)', {
+        cause: err,
+      });
     throw new Error(`openssl ${args[0]} failed: ${e.stderr?.trim() ?? String(err)}`, { cause: err });
   }
 }
 
 export function newKey(): string {
-  return generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+  return generateKeyPairSync('ec', { namedCurve: 'prime256v1' })
+    .privateKey.export({ type: 'pkcs8', format: 'pem' })
+    .toString();
 }
 
 /** A self-signed CA. */
@@ -49,8 +54,24 @@ export async function createCA(commonName: string, days: number): Promise<PemPai
     const key = newKey();
     await writeFile(join(dir, 'ca.key'), key, { mode: 0o600 });
     await openssl(
-      ['req', '-x509', '-new', '-key', 'ca.key', '-sha256', '-days', String(days), '-subj', `/CN=${commonName}`,
-        '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign', '-out', 'ca.crt'],
+      [
+        'req',
+        '-x509',
+        '-new',
+        '-key',
+        'ca.key',
+        '-sha256',
+        '-days',
+        String(days),
+        '-subj',
+        `/CN=${commonName}`,
+        '-addext',
+        'basicConstraints=critical,CA:TRUE',
+        '-addext',
+        'keyUsage=critical,keyCertSign,cRLSign',
+        '-out',
+        'ca.crt',
+      ],
       dir,
     );
     return { cert: await readFile(join(dir, 'ca.crt'), 'utf8'), key };
@@ -74,7 +95,14 @@ export async function createCSR(key: string, commonName: string): Promise<string
 export async function signCSR(
   csr: string,
   ca: PemPair,
-  opts: { commonName: string; organizations?: string[]; dnsNames?: string[]; ipAddresses?: string[]; usage: Usage; days: number },
+  opts: {
+    commonName: string;
+    organizations?: string[];
+    dnsNames?: string[];
+    ipAddresses?: string[];
+    usage: Usage;
+    days: number;
+  },
 ): Promise<string> {
   return withDir(async (dir) => {
     await writeFile(join(dir, 'r.csr'), csr);
@@ -90,8 +118,27 @@ export async function signCSR(
     await writeFile(join(dir, 'ext.cnf'), ext.join('\n') + '\n');
     const subject = ['/CN=' + opts.commonName, ...(opts.organizations ?? []).map((o) => '/O=' + o)].join('');
     await openssl(
-      ['x509', '-req', '-in', 'r.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-set_serial', '0x' + randomSerial(),
-        '-days', String(opts.days), '-sha256', '-extfile', 'ext.cnf', '-subj', subject, '-out', 'out.crt'],
+      [
+        'x509',
+        '-req',
+        '-in',
+        'r.csr',
+        '-CA',
+        'ca.crt',
+        '-CAkey',
+        'ca.key',
+        '-set_serial',
+        '0x' + randomSerial(),
+        '-days',
+        String(opts.days),
+        '-sha256',
+        '-extfile',
+        'ext.cnf',
+        '-subj',
+        subject,
+        '-out',
+        'out.crt',
+      ],
       dir,
     );
     return readFile(join(dir, 'out.crt'), 'utf8');
@@ -106,7 +153,10 @@ export async function issue(ca: PemPair, opts: Parameters<typeof signCSR>[2]): P
 }
 
 function randomSerial(): string {
-  return [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, '0')).join('').replace(/^[89a-f]/, '1');
+  return [...crypto.getRandomValues(new Uint8Array(16))]
+    .map((b) => b.toString(16).padStart(2, '0'))
+    .join('')
+    .replace(/^[89a-f]/, '1');
 }
 
 /** When the certificate stops being valid, and the point after which it should be renewed (2/3 of its life). */

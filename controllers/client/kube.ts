@@ -27,7 +27,8 @@ export class ApiError extends Error {
 
 export const isNotFound = (err: unknown) => err instanceof ApiError && err.status === 404;
 export const isConflict = (err: unknown) => err instanceof ApiError && err.status === 409;
-export const isAlreadyExists = (err: unknown) => err instanceof ApiError && err.status === 409 && err.reason === 'AlreadyExists';
+export const isAlreadyExists = (err: unknown) =>
+  err instanceof ApiError && err.status === 409 && err.reason === 'AlreadyExists';
 
 export type PatchType = 'merge' | 'json' | 'apply';
 const PATCH_CONTENT_TYPE: Record<PatchType, string> = {
@@ -61,7 +62,13 @@ export class KubeClient {
     // One TLS context for every connection: given ca/cert/key instead, each new socket parses
     // them into a context of its own, which was most of what opening a connection cost us.
     const secureContext = createSecureContext({ ca: tls.ca, cert: tls.cert, key: tls.key });
-    this.#agent = new Agent({ keepAlive: true, maxSockets: 64, secureContext, rejectUnauthorized: tls.rejectUnauthorized, servername: tls.servername });
+    this.#agent = new Agent({
+      keepAlive: true,
+      maxSockets: 64,
+      secureContext,
+      rejectUnauthorized: tls.rejectUnauthorized,
+      servername: tls.servername,
+    });
   }
 
   /**
@@ -74,7 +81,12 @@ export class KubeClient {
     if (!cluster) throw new Error('kubeconfig has no current cluster: pass --kubeconfig or run in a pod');
     const opts: RequestOptions = {};
     await kc.applyToHTTPSOptions(opts);
-    return new KubeClient(kc, new URL(cluster.server), opts, `${userAgent} (${process.platform}/${process.arch}) node/${process.versions.node}`);
+    return new KubeClient(
+      kc,
+      new URL(cluster.server),
+      opts,
+      `${userAgent} (${process.platform}/${process.arch}) node/${process.versions.node}`,
+    );
   }
 
   /** The credentials' headers, fetched per request because token files rotate. */
@@ -107,32 +119,45 @@ export class KubeClient {
     // A kept-alive connection the server closed just as we reused it fails with
     // ECONNRESET/EPIPE before the request reached it: send it once more on a
     // fresh connection (Node's documented pattern for reusedSocket).
-    const send = (retried: boolean) => new Promise<T>((resolve, reject) => {
-      const req = request(url, { method, headers, agent: this.#agent, timeout: opts.timeoutMs ?? 30_000 }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('error', reject);
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          let body: unknown = text;
-          try {
-            body = text ? JSON.parse(text) : undefined;
-          } catch {
-            /* keep text */
-          }
-          const status = res.statusCode ?? 0;
-          if (status >= 200 && status < 300) return resolve(body as T);
-          const st = (body ?? {}) as { reason?: string; message?: string };
-          reject(new ApiError(status, st.reason ?? String(status), `${method} ${url.pathname}: ${status} ${st.message ?? text.slice(0, 300)}`, body));
+    const send = (retried: boolean) =>
+      new Promise<T>((resolve, reject) => {
+        const req = request(url, { method, headers, agent: this.#agent, timeout: opts.timeoutMs ?? 30_000 }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('error', reject);
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8');
+            let body: unknown = text;
+            try {
+              body = text ? JSON.parse(text) : undefined;
+            } catch {
+              /* keep text */
+            }
+            const status = res.statusCode ?? 0;
+            if (status >= 200 && status < 300) return resolve(body as T);
+            const st = (body ?? {}) as { reason?: string; message?: string };
+            reject(
+              new ApiError(
+                status,
+                st.reason ?? String(status),
+                `${method} ${url.pathname}: ${status} ${st.message ?? text.slice(0, 300)}`,
+                body,
+              ),
+            );
+          });
         });
+        req.on('timeout', () =>
+          req.destroy(
+            new Error(`${method} ${url.pathname}: no answer from the API server within ${opts.timeoutMs ?? 30_000} ms`),
+          ),
+        );
+        req.on('error', (err: NodeJS.ErrnoException) => {
+          if (!retried && req.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE'))
+            return resolve(send(true));
+          reject(err);
+        });
+        req.end(payload);
       });
-      req.on('timeout', () => req.destroy(new Error(`${method} ${url.pathname}: no answer from the API server within ${opts.timeoutMs ?? 30_000} ms`)));
-      req.on('error', (err: NodeJS.ErrnoException) => {
-        if (!retried && req.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) return resolve(send(true));
-        reject(err);
-      });
-      req.end(payload);
-    });
     return send(false);
   }
 
@@ -187,7 +212,14 @@ export class KubeClient {
             } catch {
               /* not a Status */
             }
-            finish(new ApiError(res.statusCode ?? 0, reason, `watch ${url.pathname}: ${res.statusCode} ${text.slice(0, 300)}`, text));
+            finish(
+              new ApiError(
+                res.statusCode ?? 0,
+                reason,
+                `watch ${url.pathname}: ${res.statusCode} ${text.slice(0, 300)}`,
+                text,
+              ),
+            );
           });
           return;
         }
@@ -214,7 +246,9 @@ export class KubeClient {
       });
       const onAbort = () => req.destroy(new Error('watch stopped'));
       opts.signal?.addEventListener('abort', onAbort);
-      req.on('timeout', () => req.destroy(new Error(`watch ${url.pathname}: silent for ${opts.idleMs} ms, presumed dead`)));
+      req.on('timeout', () =>
+        req.destroy(new Error(`watch ${url.pathname}: silent for ${opts.idleMs} ms, presumed dead`)),
+      );
       req.on('error', (e) => finish(e));
       req.end();
     });

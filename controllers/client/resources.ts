@@ -2,7 +2,8 @@ import { API_VERSION } from '../../crds/common.js';
 
 /** REST paths of the objects sandpit reads and writes. */
 export const paths = {
-  sandboxes: (ns?: string) => (ns ? `/apis/${API_VERSION}/namespaces/${ns}/sandboxes` : `/apis/${API_VERSION}/sandboxes`),
+  sandboxes: (ns?: string) =>
+    ns ? `/apis/${API_VERSION}/namespaces/${ns}/sandboxes` : `/apis/${API_VERSION}/sandboxes`,
   sandbox: (ns: string, name: string) => `/apis/${API_VERSION}/namespaces/${ns}/sandboxes/${name}`,
   sandboxStatus: (ns: string, name: string) => `/apis/${API_VERSION}/namespaces/${ns}/sandboxes/${name}/status`,
   sandboxNodes: () => `/apis/${API_VERSION}/sandboxnodes`,

@@ -48,7 +48,9 @@ export class EventRecorder {
     if (prev && Date.now() - prev.at < SERIES_WINDOW_MS) {
       prev.count += 1;
       prev.at = Date.now();
-      await this.client.patch(`${paths.events(ns)}/${prev.name}`, { series: { count: prev.count, lastObservedTime: microTime() } });
+      await this.client.patch(`${paths.events(ns)}/${prev.name}`, {
+        series: { count: prev.count, lastObservedTime: microTime() },
+      });
       return;
     }
     if (this.#recent.size > 4096) this.#recent.clear();

@@ -25,6 +25,11 @@ export function withoutFinalizer(o: Finalizable): string[] | undefined {
  * if anyone wrote in between, so another controller's finalizer added
  * meanwhile is never clobbered. The caller requeues on conflict.
  */
-export async function writeFinalizers<T>(client: KubeClient, path: string, o: Finalizable, finalizers: string[]): Promise<T> {
+export async function writeFinalizers<T>(
+  client: KubeClient,
+  path: string,
+  o: Finalizable,
+  finalizers: string[],
+): Promise<T> {
   return client.patch<T>(path, { metadata: { finalizers, resourceVersion: o.metadata.resourceVersion } });
 }

@@ -40,7 +40,12 @@ export class HealthServer {
           });
         return;
       }
-      const checks = path === '/healthz' || path === '/livez' ? this.#live : path === '/readyz' ? new Map([...this.#live, ...this.#ready]) : undefined;
+      const checks =
+        path === '/healthz' || path === '/livez'
+          ? this.#live
+          : path === '/readyz'
+            ? new Map([...this.#live, ...this.#ready])
+            : undefined;
       if (!checks) return void res.writeHead(404).end('not found\n');
       const failed: string[] = [];
       const lines: string[] = [];
@@ -50,7 +55,9 @@ export class HealthServer {
         if (why) failed.push(name);
       }
       res.writeHead(failed.length ? 500 : 200, { 'content-type': 'text/plain' });
-      res.end(lines.join('\n') + (failed.length ? `\n${path.slice(1)} check failed\n` : `\n${path.slice(1)} check passed\n`));
+      res.end(
+        lines.join('\n') + (failed.length ? `\n${path.slice(1)} check failed\n` : `\n${path.slice(1)} check passed\n`),
+      );
     });
     await new Promise<void>((resolve, reject) => {
       this.#server!.once('error', reject);

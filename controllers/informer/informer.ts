@@ -98,10 +98,14 @@ export class Informer<T extends KubeObject> {
         }
       } catch (err) {
         if (signal.aborted) break;
-        const reason = err instanceof ApiError && err.status === 410 ? 'resourceVersion expired' : (err as Error).message;
+        const reason =
+          err instanceof ApiError && err.status === 410 ? 'resourceVersion expired' : (err as Error).message;
         this.#opts.onRestart?.(reason);
         const delay = backoff * (0.5 + Math.random());
-        this.#log.warn({ err: reason, retryInMs: Math.round(delay) }, 'Informer lost its stream; restarting with a fresh list');
+        this.#log.warn(
+          { err: reason, retryInMs: Math.round(delay) },
+          'Informer lost its stream; restarting with a fresh list',
+        );
         backoff = Math.min(this.#opts.maxBackoffMs, backoff * 2);
         await sleep(delay, signal);
       }

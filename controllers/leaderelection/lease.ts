@@ -80,11 +80,16 @@ export class LeaderElector {
       }
       if (this.#leading && !ok && Date.now() - this.#lastRenew > this.#cfg.renewDeadlineMs) {
         this.#leading = false;
-        this.#log.error({ renewDeadlineMs: this.#cfg.renewDeadlineMs }, 'Lost leadership: could not renew the lease within the renew deadline');
+        this.#log.error(
+          { renewDeadlineMs: this.#cfg.renewDeadlineMs },
+          'Lost leadership: could not renew the lease within the renew deadline',
+        );
         callbacks.onStopped();
         return;
       }
-      await new Promise((r) => setTimeout(r, this.#cfg.retryPeriodMs * (this.#leading ? 1 : 0.8 + Math.random() * 0.4)));
+      await new Promise((r) =>
+        setTimeout(r, this.#cfg.retryPeriodMs * (this.#leading ? 1 : 0.8 + Math.random() * 0.4)),
+      );
     }
   }
 
@@ -135,7 +140,10 @@ export class LeaderElector {
     this.#lease = lease;
     this.#lastRenew = Date.now();
     const s = lease.spec;
-    this.#observed = { record: JSON.stringify([s.holderIdentity, s.renewTime, s.leaseDurationSeconds]), at: Date.now() };
+    this.#observed = {
+      record: JSON.stringify([s.holderIdentity, s.renewTime, s.leaseDurationSeconds]),
+      at: Date.now(),
+    };
   }
 
   /** Stops campaigning; if leading, empties the holder so a standby takes over at once. */
@@ -147,11 +155,20 @@ export class LeaderElector {
     try {
       await this.#client.replace(paths.lease(this.#cfg.namespace, this.#cfg.name), {
         ...lease,
-        spec: { ...lease.spec, holderIdentity: null, leaseDurationSeconds: 1, renewTime: microTime(), acquireTime: null },
+        spec: {
+          ...lease.spec,
+          holderIdentity: null,
+          leaseDurationSeconds: 1,
+          renewTime: microTime(),
+          acquireTime: null,
+        },
       });
       this.#log.info('Released the lease');
     } catch (err) {
-      this.#log.warn({ err: (err as Error).message }, 'Could not release the lease; the standby takes over once it expires');
+      this.#log.warn(
+        { err: (err as Error).message },
+        'Could not release the lease; the standby takes over once it expires',
+      );
     }
   }
 }

@@ -18,7 +18,13 @@ export interface LeaseSeen {
  * from the moment this controller saw the lease change, never from the
  * renewTime the agent wrote, so a node with a skewed clock is judged right.
  */
-export function nodeHealth(seen: LeaseSeen | undefined, agentSaysReady: boolean, now: number, graceMs: number, firstSeen: number): NodeHealth {
+export function nodeHealth(
+  seen: LeaseSeen | undefined,
+  agentSaysReady: boolean,
+  now: number,
+  graceMs: number,
+  firstSeen: number,
+): NodeHealth {
   const since = seen?.seenAt ?? firstSeen;
   const duration = seen?.durationMs ?? 40_000;
   const silent = now - since;
@@ -79,7 +85,11 @@ export class LeaseTracker {
     return this.#blindSince !== undefined;
   }
 
-  observe(node: string, spec: { holderIdentity?: string | null; renewTime?: string | null; leaseDurationSeconds?: number }, now = Date.now()): void {
+  observe(
+    node: string,
+    spec: { holderIdentity?: string | null; renewTime?: string | null; leaseDurationSeconds?: number },
+    now = Date.now(),
+  ): void {
     const record = `${spec.holderIdentity}|${spec.renewTime}`;
     const prev = this.#seen.get(node);
     if (prev?.record === record) return;

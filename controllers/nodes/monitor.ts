@@ -67,8 +67,13 @@ export class NodeMonitor {
     const name = node.metadata.name ?? '';
     const { list } = mergeConditions(node.status?.conditions, silentNodeConditions(node));
     this.client
-      .patch(paths.sandboxNodeStatus(name), { metadata: { resourceVersion: node.metadata.resourceVersion }, status: { conditions: list } })
-      .catch((err: Error) => this.log.debug({ node: name, err: err.message }, 'Could not mark the node NotReady; retrying next check'));
+      .patch(paths.sandboxNodeStatus(name), {
+        metadata: { resourceVersion: node.metadata.resourceVersion },
+        status: { conditions: list },
+      })
+      .catch((err: Error) =>
+        this.log.debug({ node: name, err: err.message }, 'Could not mark the node NotReady; retrying next check'),
+      );
   }
 }
 
@@ -77,7 +82,12 @@ export function silentNodeConditions(node: SandboxNode): ConditionInput[] {
   const name = node.metadata.name ?? '';
   const reported = new Set((node.status?.conditions ?? []).map((c) => c.type));
   return [
-    { type: 'Ready', status: 'Unknown', reason: 'NodeLeaseExpired', message: `The agent on ${name} stopped renewing its lease; check that it runs and reaches the API server` },
+    {
+      type: 'Ready',
+      status: 'Unknown',
+      reason: 'NodeLeaseExpired',
+      message: `The agent on ${name} stopped renewing its lease; check that it runs and reaches the API server`,
+    },
     ...PRESSURE_CONDITIONS.filter((t) => reported.has(t)).map((type): ConditionInput => ({
       type,
       status: 'Unknown',

@@ -53,7 +53,10 @@ describe('unit: work queue', () => {
 describe('unit: rate limiters', () => {
   it('backs off exponentially per key up to the cap, and forget() resets', () => {
     const b = new ItemBackoff(5, 100);
-    assert.deepEqual([b.next('k'), b.next('k'), b.next('k'), b.next('k'), b.next('k'), b.next('k')], [5, 10, 20, 40, 80, 100]);
+    assert.deepEqual(
+      [b.next('k'), b.next('k'), b.next('k'), b.next('k'), b.next('k'), b.next('k')],
+      [5, 10, 20, 40, 80, 100],
+    );
     assert.equal(b.next('other'), 5);
     b.forget('k');
     assert.equal(b.next('k'), 5);

@@ -33,7 +33,9 @@ export class WorkQueue {
   readonly #obs: QueueObserver;
   #shutDown = false;
 
-  constructor(opts: { baseDelayMs?: number; maxDelayMs?: number; qps?: number; burst?: number; observer?: QueueObserver } = {}) {
+  constructor(
+    opts: { baseDelayMs?: number; maxDelayMs?: number; qps?: number; burst?: number; observer?: QueueObserver } = {},
+  ) {
     this.#backoff = new ItemBackoff(opts.baseDelayMs ?? 5, opts.maxDelayMs ?? 1000_000);
     this.#bucket = new TokenBucket(opts.qps ?? 10, opts.burst ?? 100);
     this.#obs = opts.observer ?? noObserver;

@@ -19,8 +19,16 @@ interface SecretObject {
 
 /** The Docker config JSON of a Secret's data, or why there is none. Pure. */
 export function dockerConfigOf(secret: SecretObject, ref: string): { dockerConfigJson: string } | { error: string } {
-  const key = secret.type === 'kubernetes.io/dockerconfigjson' ? '.dockerconfigjson' : secret.type === 'kubernetes.io/dockercfg' ? '.dockercfg' : undefined;
-  if (!key) return { error: `Secret ${ref} has type ${secret.type ?? '(none)'}; an image pull Secret has type kubernetes.io/dockerconfigjson (or kubernetes.io/dockercfg)` };
+  const key =
+    secret.type === 'kubernetes.io/dockerconfigjson'
+      ? '.dockerconfigjson'
+      : secret.type === 'kubernetes.io/dockercfg'
+        ? '.dockercfg'
+        : undefined;
+  if (!key)
+    return {
+      error: `Secret ${ref} has type ${secret.type ?? '(none)'}; an image pull Secret has type kubernetes.io/dockerconfigjson (or kubernetes.io/dockercfg)`,
+    };
   const raw = secret.data?.[key];
   if (!raw) return { error: `Secret ${ref} has no ${key} key` };
   let doc: unknown;
@@ -29,10 +37,12 @@ export function dockerConfigOf(secret: SecretObject, ref: string): { dockerConfi
   } catch {
     return { error: `Secret ${ref}: ${key} is not JSON` };
   }
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return { error: `Secret ${ref}: ${key} is not a JSON object` };
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc))
+    return { error: `Secret ${ref}: ${key} is not a JSON object` };
   // The legacy .dockercfg is the bare auths map.
   const auths = key === '.dockercfg' ? doc : (doc as { auths?: unknown }).auths;
-  if (typeof auths !== 'object' || auths === null || Array.isArray(auths)) return { error: `Secret ${ref}: ${key} has no "auths" object` };
+  if (typeof auths !== 'object' || auths === null || Array.isArray(auths))
+    return { error: `Secret ${ref}: ${key} has no "auths" object` };
   return { dockerConfigJson: JSON.stringify({ auths }) };
 }
 
@@ -47,7 +57,11 @@ export async function readPullSecrets(client: KubeClient, sbx: Sandbox): Promise
     } catch (err) {
       if (!(err instanceof ApiError)) throw err;
       if (err.status === 404) out.push({ name, error: `Secret ${ref} not found` });
-      else if (err.status === 403) out.push({ name, error: `the controller may not read Secret ${ref} (install the chart with controller.readPullSecrets=true)` });
+      else if (err.status === 403)
+        out.push({
+          name,
+          error: `the controller may not read Secret ${ref} (install the chart with controller.readPullSecrets=true)`,
+        });
       else throw err;
     }
   }

@@ -42,9 +42,13 @@ export class AgentResync {
     const byUid = new Map<string, Sandbox>();
     for (const s of this.sandboxes.list()) byUid.set(s.metadata.uid ?? '', s);
     await Promise.all(
-      this.nodes.list().map((n) =>
-        this.#resyncNode(n, byUid).catch((err: Error) => this.log.warn({ node: n.metadata.name, err: err.message }, 'Agent resync failed; next period retries')),
-      ),
+      this.nodes
+        .list()
+        .map((n) =>
+          this.#resyncNode(n, byUid).catch((err: Error) =>
+            this.log.warn({ node: n.metadata.name, err: err.message }, 'Agent resync failed; next period retries'),
+          ),
+        ),
     );
   }
 
@@ -60,7 +64,10 @@ export class AgentResync {
       const lost = sbx?.status?.phase === 'Failed' && sbx.status.reason === 'NodeLost';
       if (!sbx || lost || (sbx.status?.nodeName && sbx.status.nodeName !== name)) {
         // A NodeLost sandbox was given up by the cluster; a returning node must not keep running it.
-        this.log.info({ node: name, sandbox: `${obs.ref.namespace}/${obs.ref.name}`, uid: obs.ref.uid, lost }, 'Deleting a sandbox the cluster no longer has');
+        this.log.info(
+          { node: name, sandbox: `${obs.ref.namespace}/${obs.ref.name}`, uid: obs.ref.uid, lost },
+          'Deleting a sandbox the cluster no longer has',
+        );
         await this.agents.remove(name, endpoint, obs.ref.uid);
       } else if (sbx.metadata.deletionTimestamp || obs.generation !== sbx.metadata.generation) {
         this.enqueue(keyOf(sbx));

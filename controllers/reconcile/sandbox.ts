@@ -12,7 +12,17 @@ import { toNodeInfo, type LeaseTracker, type NodeHealth } from '../nodes/health.
 import { addUsage, sandboxDemand, scheduleSandbox, type NodeUsage } from '../scheduling/scheduler.js';
 import { readPullSecrets } from './pull-secrets.js';
 import { desiredStatusPatch } from '../../node-agent/status/desired.js';
-import { agentApplyFailedStatus, boundStatus, nodeLostStatus, nodeUnreachableStatus, rescheduleStatus, reschedulesAfterNodeLoss, schedulingWindowLeft, unschedulableStatus, type StatusPatch } from './status.js';
+import {
+  agentApplyFailedStatus,
+  boundStatus,
+  nodeLostStatus,
+  nodeUnreachableStatus,
+  rescheduleStatus,
+  reschedulesAfterNodeLoss,
+  schedulingWindowLeft,
+  unschedulableStatus,
+  type StatusPatch,
+} from './status.js';
 
 /** What a reconcile asks of the queue: nothing (done), or come back after a while. */
 export interface Result {
@@ -160,7 +170,13 @@ export class SandboxReconciler {
       if (reschedulesAfterNodeLoss(sbx) && sbx.status?.nodeName === node) {
         await this.#writeStatus(key, sbx, rescheduleStatus(sbx, node));
         this.forgetApplied(sbx.metadata.uid ?? '');
-        this.deps.events.record(sbxRef(sbx), 'Warning', 'NodeLost', `Node ${node} was lost; rescheduling the sandbox onto another node`, 'NodeLifecycle');
+        this.deps.events.record(
+          sbxRef(sbx),
+          'Warning',
+          'NodeLost',
+          `Node ${node} was lost; rescheduling the sandbox onto another node`,
+          'NodeLifecycle',
+        );
         log.warn({ node }, 'Unbound the sandbox of a lost node to run it elsewhere');
         return {}; // the unbound object comes back through the informer and is scheduled from there
       }
@@ -213,7 +229,13 @@ export class SandboxReconciler {
     const patch = agentApplyFailedStatus(sbx, node, agentReason, (err as Error).message);
     if (!patch) return;
     await this.#writeStatus(key, sbx, patch).catch(() => undefined);
-    this.deps.events.record(sbxRef(sbx), 'Warning', 'FailedApply', patch.conditions?.find((c) => c.type === 'Reconciling')?.message ?? (err as Error).message, 'Applying');
+    this.deps.events.record(
+      sbxRef(sbx),
+      'Warning',
+      'FailedApply',
+      patch.conditions?.find((c) => c.type === 'Reconciling')?.message ?? (err as Error).message,
+      'Applying',
+    );
   }
 
   async #finalize(sbx: Sandbox, key: string, log: Logger): Promise<Result> {
@@ -228,9 +250,16 @@ export class SandboxReconciler {
         return { requeueAfterMs: NODE_DOWN_RETRY_MS };
       }
       if (!gone && health === 'Ready') {
-        await this.deps.agents.remove(node, this.#endpoint(node, sbx), sbx.metadata.uid ?? '', sbx.spec.terminationGracePeriodSeconds).catch((err: unknown) => {
-          throw stepError(err, key, 'delete on node', `the finalizer stays until the agent on ${node} confirms; check that agent`);
-        });
+        await this.deps.agents
+          .remove(node, this.#endpoint(node, sbx), sbx.metadata.uid ?? '', sbx.spec.terminationGracePeriodSeconds)
+          .catch((err: unknown) => {
+            throw stepError(
+              err,
+              key,
+              'delete on node',
+              `the finalizer stays until the agent on ${node} confirms; check that agent`,
+            );
+          });
         this.forgetApplied(sbx.metadata.uid ?? '');
       } else {
         log.warn({ node, gone }, 'Releasing a sandbox of a lost node without the agent confirming');
@@ -238,14 +267,25 @@ export class SandboxReconciler {
     }
     const finalizers = withoutFinalizer(sbx);
     if (finalizers) await writeFinalizers(this.deps.client, paths.sandbox(...nsName(key)), sbx, finalizers);
-    this.deps.events.record(sbxRef(sbx), 'Normal', 'Deleted', node ? `Removed from node ${node}` : 'Removed (never bound to a node)', 'Finalizing');
+    this.deps.events.record(
+      sbxRef(sbx),
+      'Normal',
+      'Deleted',
+      node ? `Removed from node ${node}` : 'Removed (never bound to a node)',
+      'Finalizing',
+    );
     return {};
   }
 
   #endpoint(node: string, sbx: Sandbox): string {
     const endpoint = this.deps.nodes.get(node)?.status?.endpoint;
     if (!endpoint) {
-      throw new SandpitError({ step: 'find agent', sandbox: nsName(keyOfSandbox(sbx)).join('/'), message: `SandboxNode ${node} has no status.endpoint`, hint: 'the agent has not registered yet' });
+      throw new SandpitError({
+        step: 'find agent',
+        sandbox: nsName(keyOfSandbox(sbx)).join('/'),
+        message: `SandboxNode ${node} has no status.endpoint`,
+        hint: 'the agent has not registered yet',
+      });
     }
     return endpoint;
   }
@@ -268,7 +308,10 @@ export class SandboxReconciler {
   /** Merge-patches /status guarded by resourceVersion; a conflict means the cache was stale and the key is retried. */
   async #writeStatus(key: string, sbx: Sandbox, patch: StatusPatch): Promise<unknown> {
     try {
-      return await this.deps.client.patch(paths.sandboxStatus(...nsName(key)), { metadata: { resourceVersion: sbx.metadata.resourceVersion }, status: patch });
+      return await this.deps.client.patch(paths.sandboxStatus(...nsName(key)), {
+        metadata: { resourceVersion: sbx.metadata.resourceVersion },
+        status: patch,
+      });
     } catch (err) {
       if (isConflict(err) || isNotFound(err)) throw err;
       throw stepError(err, key, 'write status', 'check the API server and the controller RBAC');
@@ -285,5 +328,12 @@ const sbxRef = (s: Sandbox) => ({ apiVersion: s.apiVersion, kind: s.kind, metada
 
 function stepError(err: unknown, sandbox: string, step: string, hint: string): SandpitError {
   const e = err as Error;
-  return new SandpitError({ step, sandbox, message: e.message, hint, code: err instanceof AgentError ? err.reason : undefined, cause: err });
+  return new SandpitError({
+    step,
+    sandbox,
+    message: e.message,
+    hint,
+    code: err instanceof AgentError ? err.reason : undefined,
+    cause: err,
+  });
 }

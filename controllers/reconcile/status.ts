@@ -10,7 +10,12 @@ import { ConditionType as T, findCondition, mergeConditions, type ConditionInput
 
 export type StatusPatch = Partial<SandboxStatus>;
 
-function build(sbx: Sandbox, fields: StatusPatch, conditions: ConditionInput[], remove: string[] = []): StatusPatch | undefined {
+function build(
+  sbx: Sandbox,
+  fields: StatusPatch,
+  conditions: ConditionInput[],
+  remove: string[] = [],
+): StatusPatch | undefined {
   const merged = mergeConditions(sbx.status?.conditions, conditions);
   let changed = merged.changed;
   const list: Condition[] = merged.list.filter((c) => !remove.includes(c.type));
@@ -35,12 +40,29 @@ export function schedulingWindowLeft(sbx: Sandbox, now = Date.now()): number {
  * others may free room); past it Stalled, as kstatus judges an unschedulable
  * Pod. Either way the controller keeps trying, and binds it when a node fits.
  */
-export function unschedulableStatus(sbx: Sandbox, reason: string, message: string, now = Date.now()): StatusPatch | undefined {
+export function unschedulableStatus(
+  sbx: Sandbox,
+  reason: string,
+  message: string,
+  now = Date.now(),
+): StatusPatch | undefined {
   const g = sbx.metadata.generation;
   const waiting = schedulingWindowLeft(sbx, now) > 0;
   const abnormal: ConditionInput = waiting
-    ? { type: T.Reconciling, status: 'True', reason: 'Scheduling', message: 'Waiting for a node that can take the sandbox', observedGeneration: g }
-    : { type: T.Stalled, status: 'True', reason: 'Unschedulable', message: `No node can take the sandbox: ${message}. Change nodeSelector or resources, or add a node that fits`, observedGeneration: g };
+    ? {
+        type: T.Reconciling,
+        status: 'True',
+        reason: 'Scheduling',
+        message: 'Waiting for a node that can take the sandbox',
+        observedGeneration: g,
+      }
+    : {
+        type: T.Stalled,
+        status: 'True',
+        reason: 'Unschedulable',
+        message: `No node can take the sandbox: ${message}. Change nodeSelector or resources, or add a node that fits`,
+        observedGeneration: g,
+      };
   return build(
     sbx,
     { phase: 'Pending', observedGeneration: g, reason, message },
@@ -54,17 +76,42 @@ export function unschedulableStatus(sbx: Sandbox, reason: string, message: strin
 }
 
 /** The binding: status.nodeName is set once and never changes (CEL enforces it). */
-export function boundStatus(sbx: Sandbox, node: string, hostIP: string | undefined, now = new Date().toISOString()): StatusPatch {
+export function boundStatus(
+  sbx: Sandbox,
+  node: string,
+  hostIP: string | undefined,
+  now = new Date().toISOString(),
+): StatusPatch {
   const g = sbx.metadata.generation;
   const message = `Bound to node ${node}`;
   return (
     build(
       sbx,
-      { phase: 'Pending', observedGeneration: g, nodeName: node, ...(hostIP ? { hostIP } : {}), startTime: sbx.status?.startTime ?? now, reason: 'Scheduled', message },
+      {
+        phase: 'Pending',
+        observedGeneration: g,
+        nodeName: node,
+        ...(hostIP ? { hostIP } : {}),
+        startTime: sbx.status?.startTime ?? now,
+        reason: 'Scheduled',
+        message,
+      },
       [
         { type: T.Scheduled, status: 'True', reason: 'Scheduled', message, observedGeneration: g },
-        { type: T.Ready, status: 'False', reason: 'Creating', message: `Waiting for the agent on ${node} to create the sandbox`, observedGeneration: g },
-        { type: T.Reconciling, status: 'True', reason: 'Creating', message: `The agent on ${node} is creating the sandbox`, observedGeneration: g },
+        {
+          type: T.Ready,
+          status: 'False',
+          reason: 'Creating',
+          message: `Waiting for the agent on ${node} to create the sandbox`,
+          observedGeneration: g,
+        },
+        {
+          type: T.Reconciling,
+          status: 'True',
+          reason: 'Creating',
+          message: `The agent on ${node} is creating the sandbox`,
+          observedGeneration: g,
+        },
       ],
     ) ?? { nodeName: node }
   );
@@ -76,7 +123,12 @@ export function boundStatus(sbx: Sandbox, node: string, hostIP: string | undefin
  * nothing runs yet, Ready=False and the sandbox reason/message say so too.
  * The agent's next status write replaces it.
  */
-export function agentApplyFailedStatus(sbx: Sandbox, node: string, agentReason: string, detail: string): StatusPatch | undefined {
+export function agentApplyFailedStatus(
+  sbx: Sandbox,
+  node: string,
+  agentReason: string,
+  detail: string,
+): StatusPatch | undefined {
   if (terminal(sbx)) return undefined;
   const g = sbx.metadata.generation;
   const reason = agentReason === 'Unreachable' ? 'AgentUnreachable' : 'AgentError';
@@ -97,7 +149,13 @@ export function nodeUnreachableStatus(sbx: Sandbox, node: string): StatusPatch |
   const ready = findCondition(sbx.status?.conditions, T.Ready);
   if (sbx.status?.phase === 'Unknown' && ready?.status === 'Unknown') return undefined;
   return build(sbx, { phase: 'Unknown', reason: 'NodeUnreachable', message }, [
-    { type: T.Ready, status: 'Unknown', reason: 'NodeUnreachable', message, observedGeneration: ready?.observedGeneration ?? sbx.metadata.generation },
+    {
+      type: T.Ready,
+      status: 'Unknown',
+      reason: 'NodeUnreachable',
+      message,
+      observedGeneration: ready?.observedGeneration ?? sbx.metadata.generation,
+    },
   ]);
 }
 
@@ -106,10 +164,15 @@ export function nodeLostStatus(sbx: Sandbox, node: string, graceSeconds: number)
   if (terminal(sbx)) return undefined;
   const message = `Node ${node} has not renewed its lease for longer than the ${graceSeconds}s grace; the sandbox is considered lost. Delete it and create it again to run it elsewhere`;
   const g = sbx.metadata.generation;
-  return build(sbx, { phase: 'Failed', reason: 'NodeLost', message, observedGeneration: g }, [
-    { type: T.Ready, status: 'False', reason: 'NodeLost', message, observedGeneration: g },
-    { type: T.Stalled, status: 'True', reason: 'NodeLost', message, observedGeneration: g },
-  ], [T.Reconciling]);
+  return build(
+    sbx,
+    { phase: 'Failed', reason: 'NodeLost', message, observedGeneration: g },
+    [
+      { type: T.Ready, status: 'False', reason: 'NodeLost', message, observedGeneration: g },
+      { type: T.Stalled, status: 'True', reason: 'NodeLost', message, observedGeneration: g },
+    ],
+    [T.Reconciling],
+  );
 }
 
 /**
@@ -137,7 +200,15 @@ export function rescheduleStatus(sbx: Sandbox, node: string): StatusPatch {
     { type: T.Ready, status: 'False', reason: 'NodeLost', message, observedGeneration: g },
     { type: T.Reconciling, status: 'True', reason: 'Rescheduling', message, observedGeneration: g },
   ]);
-  const gone = { nodeName: null, hostIP: null, sandboxIP: null, containerStatuses: null, publishedPorts: null, startTime: null, usage: null };
+  const gone = {
+    nodeName: null,
+    hostIP: null,
+    sandboxIP: null,
+    containerStatuses: null,
+    publishedPorts: null,
+    startTime: null,
+    usage: null,
+  };
   return {
     ...(gone as unknown as StatusPatch),
     phase: 'Pending',

@@ -16,7 +16,8 @@ const container = (cpu?: string, memory?: string) => ({
   tty: false,
   ...(cpu || memory ? { resources: { requests: { ...(cpu ? { cpu } : {}), ...(memory ? { memory } : {}) } } } : {}),
 });
-const spec = (over: Record<string, unknown> = {}) => ({ containers: [container()], resources: { pids: 1024 }, ...over }) as Parameters<typeof scheduleSandbox>[0];
+const spec = (over: Record<string, unknown> = {}) =>
+  ({ containers: [container()], resources: { pids: 1024 }, ...over }) as Parameters<typeof scheduleSandbox>[0];
 
 describe('unit: quantities', () => {
   it('parses decimal, binary and exponent suffixes like the API server', () => {
@@ -38,17 +39,25 @@ describe('unit: quantities', () => {
 
 describe('unit: scheduling', () => {
   it('sums container requests, with limits standing in, else sandbox limits', () => {
-    assert.deepEqual(sandboxDemand(spec({ containers: [container('250m', '64Mi'), container('250m')] })), { milliCpu: 500, memory: 64 * 2 ** 20 });
-    assert.deepEqual(
-      sandboxDemand(spec({ containers: [{ ...container(), resources: { limits: { cpu: '1' } } }] })),
-      { milliCpu: 1000, memory: 0 },
-    );
-    assert.deepEqual(sandboxDemand(spec({ resources: { cpu: '2', memory: '1Gi', pids: 10 } })), { milliCpu: 2000, memory: 2 ** 30 });
+    assert.deepEqual(sandboxDemand(spec({ containers: [container('250m', '64Mi'), container('250m')] })), {
+      milliCpu: 500,
+      memory: 64 * 2 ** 20,
+    });
+    assert.deepEqual(sandboxDemand(spec({ containers: [{ ...container(), resources: { limits: { cpu: '1' } } }] })), {
+      milliCpu: 1000,
+      memory: 0,
+    });
+    assert.deepEqual(sandboxDemand(spec({ resources: { cpu: '2', memory: '1Gi', pids: 10 } })), {
+      milliCpu: 2000,
+      memory: 2 ** 30,
+    });
   });
 
   it('spreads: picks the least loaded node that fits', () => {
     const usage = new Map<string, NodeUsage>([['a', { milliCpu: 1000, memory: 0, sandboxes: 1 }]]);
-    assert.deepEqual(scheduleSandbox(spec({ containers: [container('100m')] }), [node('a'), node('b')], usage), { node: 'b' });
+    assert.deepEqual(scheduleSandbox(spec({ containers: [container('100m')] }), [node('a'), node('b')], usage), {
+      node: 'b',
+    });
   });
 
   it('spreads successive sandboxes round the nodes as usage accrues', () => {
@@ -64,7 +73,11 @@ describe('unit: scheduling', () => {
   });
 
   it('honours the nodeSelector', () => {
-    const r = scheduleSandbox(spec({ nodeSelector: { zone: 'x' } }), [node('a'), node('b', { labels: { zone: 'x' } })], new Map());
+    const r = scheduleSandbox(
+      spec({ nodeSelector: { zone: 'x' } }),
+      [node('a'), node('b', { labels: { zone: 'x' } })],
+      new Map(),
+    );
     assert.deepEqual(r, { node: 'b' });
   });
 
@@ -72,7 +85,10 @@ describe('unit: scheduling', () => {
     const r = scheduleSandbox(spec({ nodeSelector: { gpu: 'yes' } }), [node('a'), node('b')], new Map());
     assert.equal(r.node, undefined);
     assert.equal('reason' in r && r.reason, 'NodeSelectorMismatch');
-    assert.match('message' in r ? r.message : '', /0\/2 nodes are available: 2 node\(s\) didn't match the nodeSelector/);
+    assert.match(
+      'message' in r ? r.message : '',
+      /0\/2 nodes are available: 2 node\(s\) didn't match the nodeSelector/,
+    );
   });
 
   it('says InsufficientCPU / InsufficientMemory / TooManySandboxes when capacity is short', () => {
@@ -87,9 +103,16 @@ describe('unit: scheduling', () => {
   });
 
   it('mixes reasons into Unschedulable with a count per reason', () => {
-    const r = scheduleSandbox(spec(), [node('a', { ready: false }), node('b', { unschedulable: true }), node('c', { ready: false })], new Map());
+    const r = scheduleSandbox(
+      spec(),
+      [node('a', { ready: false }), node('b', { unschedulable: true }), node('c', { ready: false })],
+      new Map(),
+    );
     assert.equal('reason' in r && r.reason, 'Unschedulable');
-    assert.match('message' in r ? r.message : '', /0\/3 nodes are available: 2 node\(s\) not ready, 1 node\(s\) cordoned/);
+    assert.match(
+      'message' in r ? r.message : '',
+      /0\/3 nodes are available: 2 node\(s\) not ready, 1 node\(s\) cordoned/,
+    );
   });
 
   it('passes over nodes under MemoryPressure, DiskPressure or PIDPressure, naming the condition', () => {
@@ -98,12 +121,26 @@ describe('unit: scheduling', () => {
     for (const c of ['MemoryPressure', 'DiskPressure', 'PIDPressure'] as const) {
       const none = scheduleSandbox(spec(), [node('a', { pressure: [c] }), node('b', { pressure: [c] })], new Map());
       assert.equal('reason' in none && none.reason, c);
-      assert.match('message' in none ? none.message : '', new RegExp(`0/2 nodes are available: 2 node\\(s\\) with ${c}`));
+      assert.match(
+        'message' in none ? none.message : '',
+        new RegExp(`0/2 nodes are available: 2 node\\(s\\) with ${c}`),
+      );
     }
-    const pinned = scheduleSandbox(spec({ nodeName: 'a' }), [node('a', { pressure: ['DiskPressure', 'PIDPressure'] })], new Map());
+    const pinned = scheduleSandbox(
+      spec({ nodeName: 'a' }),
+      [node('a', { pressure: ['DiskPressure', 'PIDPressure'] })],
+      new Map(),
+    );
     assert.deepEqual(pinned, { reason: 'DiskPressure', message: 'Pinned node a: DiskPressure is True' });
-    const mixed = scheduleSandbox(spec(), [node('a', { pressure: ['PIDPressure'] }), node('b', { ready: false })], new Map());
-    assert.match('message' in mixed ? mixed.message : '', /1 node\(s\) with PIDPressure, 1 node\(s\) not ready|1 node\(s\) not ready, 1 node\(s\) with PIDPressure/);
+    const mixed = scheduleSandbox(
+      spec(),
+      [node('a', { pressure: ['PIDPressure'] }), node('b', { ready: false })],
+      new Map(),
+    );
+    assert.match(
+      'message' in mixed ? mixed.message : '',
+      /1 node\(s\) with PIDPressure, 1 node\(s\) not ready|1 node\(s\) not ready, 1 node\(s\) with PIDPressure/,
+    );
   });
 
   it('says NoNodes when no agent has registered', () => {
@@ -120,7 +157,11 @@ describe('unit: scheduling', () => {
   });
 
   it('treats absent allocatable amounts as unlimited', () => {
-    const r = scheduleSandbox(spec({ containers: [container('64', '1Ti')] }), [node('a', { allocatable: {} })], new Map());
+    const r = scheduleSandbox(
+      spec({ containers: [container('64', '1Ti')] }),
+      [node('a', { allocatable: {} })],
+      new Map(),
+    );
     assert.deepEqual(r, { node: 'a' });
   });
 });

@@ -38,7 +38,14 @@ export interface NodeUsage {
 export type ScheduleResult = { node: string } | { node?: undefined; reason: string; message: string };
 
 /** Why one node was passed over; also the Scheduled=False reason when every node says the same. */
-export type FilterReason = 'NodeNotReady' | 'NodeUnschedulable' | 'NodeSelectorMismatch' | PressureCondition | 'InsufficientCPU' | 'InsufficientMemory' | 'TooManySandboxes';
+export type FilterReason =
+  | 'NodeNotReady'
+  | 'NodeUnschedulable'
+  | 'NodeSelectorMismatch'
+  | PressureCondition
+  | 'InsufficientCPU'
+  | 'InsufficientMemory'
+  | 'TooManySandboxes';
 
 const FILTER_TEXT: Record<FilterReason, string> = {
   NodeNotReady: 'node(s) not ready',
@@ -72,12 +79,20 @@ export function sandboxDemand(spec: Pick<SandboxSpec, 'containers' | 'resources'
   return { milliCpu: cpu, memory: mem };
 }
 
-export function matchesNodeSelector(selector: Record<string, string> | undefined, labels: Record<string, string>): boolean {
+export function matchesNodeSelector(
+  selector: Record<string, string> | undefined,
+  labels: Record<string, string>,
+): boolean {
   return Object.entries(selector ?? {}).every(([k, v]) => labels[k] === v);
 }
 
 /** The first reason the node cannot take the demand, or undefined when it can. */
-export function filterNode(node: NodeInfo, usage: NodeUsage, demand: Demand, selector?: Record<string, string>): FilterReason | undefined {
+export function filterNode(
+  node: NodeInfo,
+  usage: NodeUsage,
+  demand: Demand,
+  selector?: Record<string, string>,
+): FilterReason | undefined {
   if (!node.ready) return 'NodeNotReady';
   if (node.unschedulable) return 'NodeUnschedulable';
   if (!matchesNodeSelector(selector, node.labels)) return 'NodeSelectorMismatch';
@@ -117,12 +132,21 @@ export function scheduleSandbox(
   const demand = sandboxDemand(spec);
   if (spec.nodeName) {
     const node = nodes.find((n) => n.name === spec.nodeName);
-    if (!node) return { reason: 'NodeNotFound', message: `Pinned node ${spec.nodeName} has no SandboxNode: is the sandpit agent running there?` };
+    if (!node)
+      return {
+        reason: 'NodeNotFound',
+        message: `Pinned node ${spec.nodeName} has no SandboxNode: is the sandpit agent running there?`,
+      };
     const why = filterNode(node, usage.get(node.name) ?? EMPTY, demand, spec.nodeSelector);
-    if (why) return { reason: why, message: `Pinned node ${node.name}: ${(PRESSURE_CONDITIONS as readonly string[]).includes(why) ? `${why} is True` : FILTER_TEXT[why].replace('node(s) ', '')}` };
+    if (why)
+      return {
+        reason: why,
+        message: `Pinned node ${node.name}: ${(PRESSURE_CONDITIONS as readonly string[]).includes(why) ? `${why} is True` : FILTER_TEXT[why].replace('node(s) ', '')}`,
+      };
     return { node: node.name };
   }
-  if (nodes.length === 0) return { reason: 'NoNodes', message: 'No SandboxNode exists: start a sandpit agent on at least one node' };
+  if (nodes.length === 0)
+    return { reason: 'NoNodes', message: 'No SandboxNode exists: start a sandpit agent on at least one node' };
   const counts = new Map<FilterReason, number>();
   let best: { name: string; score: number; count: number } | undefined;
   for (const node of nodes) {
@@ -133,7 +157,10 @@ export function scheduleSandbox(
       continue;
     }
     const score = loadScore(node, u, demand);
-    const better = !best || score < best.score || (score === best.score && (u.sandboxes < best.count || (u.sandboxes === best.count && node.name < best.name)));
+    const better =
+      !best ||
+      score < best.score ||
+      (score === best.score && (u.sandboxes < best.count || (u.sandboxes === best.count && node.name < best.name)));
     if (better) best = { name: node.name, score, count: u.sandboxes };
   }
   if (best) return { node: best.name };
@@ -145,5 +172,9 @@ export function scheduleSandbox(
 /** Adds a bound sandbox's demand to its node's usage. */
 export function addUsage(usage: Map<string, NodeUsage>, node: string, demand: Demand): void {
   const u = usage.get(node) ?? { ...EMPTY };
-  usage.set(node, { milliCpu: u.milliCpu + demand.milliCpu, memory: u.memory + demand.memory, sandboxes: u.sandboxes + 1 });
+  usage.set(node, {
+    milliCpu: u.milliCpu + demand.milliCpu,
+    memory: u.memory + demand.memory,
+    sandboxes: u.sandboxes + 1,
+  });
 }

@@ -30,14 +30,30 @@ describe('unit: status conditions', () => {
   it('reports no change for an identical condition, so callers skip the write', () => {
     const list: Condition[] = [];
     setCondition(list, { type: 'Scheduled', status: 'True', reason: 'Bound', message: 'm', observedGeneration: 1 }, t0);
-    assert.equal(setCondition(list, { type: 'Scheduled', status: 'True', reason: 'Bound', message: 'm', observedGeneration: 1 }, t1), false);
+    assert.equal(
+      setCondition(
+        list,
+        { type: 'Scheduled', status: 'True', reason: 'Bound', message: 'm', observedGeneration: 1 },
+        t1,
+      ),
+      false,
+    );
   });
 
   it('removes abnormal-true conditions and merges others without touching theirs', () => {
-    const theirs: Condition[] = [{ type: 'Scheduled', status: 'True', reason: 'Bound', message: '', lastTransitionTime: t0 }];
-    const { list, changed } = mergeConditions(theirs, [{ type: 'Ready', status: 'True', reason: 'Running', message: '' }], t1);
+    const theirs: Condition[] = [
+      { type: 'Scheduled', status: 'True', reason: 'Bound', message: '', lastTransitionTime: t0 },
+    ];
+    const { list, changed } = mergeConditions(
+      theirs,
+      [{ type: 'Ready', status: 'True', reason: 'Running', message: '' }],
+      t1,
+    );
     assert.equal(changed, true);
-    assert.deepEqual(list.map((c) => c.type), ['Scheduled', 'Ready']);
+    assert.deepEqual(
+      list.map((c) => c.type),
+      ['Scheduled', 'Ready'],
+    );
     assert.equal(theirs.length, 1, 'the input is not mutated');
     assert.equal(removeCondition(list, 'Stalled'), false);
     assert.equal(removeCondition(list, 'Ready'), true);

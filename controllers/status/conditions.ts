@@ -62,7 +62,11 @@ function sameCondition(a: Condition, b: Condition): boolean {
 }
 
 /** Merges conditions written by someone else with ours: ours win per type, theirs otherwise stay. */
-export function mergeConditions(theirs: Condition[] | undefined, ours: ConditionInput[], now?: string): { list: Condition[]; changed: boolean } {
+export function mergeConditions(
+  theirs: Condition[] | undefined,
+  ours: ConditionInput[],
+  now?: string,
+): { list: Condition[]; changed: boolean } {
   const list = structuredClone(theirs ?? []);
   let changed = false;
   for (const c of ours) changed = setCondition(list, c, now) || changed;

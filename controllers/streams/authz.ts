@@ -36,28 +36,48 @@ export class AccessDenied extends Error {
  * RoleBinding grants sandboxes/exec exactly as it grants pods/exec.
  * Returns the username for the audit log line.
  */
-export async function authorizeStream(client: KubeClient, token: string | undefined, req: StreamRequest): Promise<string> {
-  if (!token) throw new AccessDenied(401, 'no bearer token: kubectl sandpit sends the token of your kubeconfig user (client-certificate users need a token, see the README)');
+export async function authorizeStream(
+  client: KubeClient,
+  token: string | undefined,
+  req: StreamRequest,
+): Promise<string> {
+  if (!token)
+    throw new AccessDenied(
+      401,
+      'no bearer token: kubectl sandpit sends the token of your kubeconfig user (client-certificate users need a token, see the README)',
+    );
   const review = await client.create<{ status?: TokenReviewStatus }>('/apis/authentication.k8s.io/v1/tokenreviews', {
     apiVersion: 'authentication.k8s.io/v1',
     kind: 'TokenReview',
     spec: { token },
   });
   const st = review.status ?? {};
-  if (!st.authenticated || !st.user?.username) throw new AccessDenied(401, `the token was not accepted by the API server${st.error ? `: ${st.error}` : ''}`);
+  if (!st.authenticated || !st.user?.username)
+    throw new AccessDenied(401, `the token was not accepted by the API server${st.error ? `: ${st.error}` : ''}`);
   const user = st.user;
   const { verb, subresource } = accessFor(req.action);
-  const sar = await client.create<{ status?: SubjectAccessReviewStatus }>('/apis/authorization.k8s.io/v1/subjectaccessreviews', {
-    apiVersion: 'authorization.k8s.io/v1',
-    kind: 'SubjectAccessReview',
-    spec: {
-      user: user.username,
-      ...(user.uid ? { uid: user.uid } : {}),
-      groups: user.groups ?? [],
-      ...(user.extra ? { extra: user.extra } : {}),
-      resourceAttributes: { namespace: req.namespace, verb, group: 'sandpit.dev', resource: 'sandboxes', ...(subresource ? { subresource } : {}), name: req.name },
+  const sar = await client.create<{ status?: SubjectAccessReviewStatus }>(
+    '/apis/authorization.k8s.io/v1/subjectaccessreviews',
+    {
+      apiVersion: 'authorization.k8s.io/v1',
+      kind: 'SubjectAccessReview',
+      spec: {
+        user: user.username,
+        ...(user.uid ? { uid: user.uid } : {}),
+        groups: user.groups ?? [],
+        ...(user.extra ? { extra: user.extra } : {}),
+        resourceAttributes: {
+          namespace: req.namespace,
+          verb,
+          group: 'sandpit.dev',
+          resource: 'sandboxes',
+          ...(subresource ? { subresource } : {}),
+          name: req.name,
+        },
+      },
     },
-  });
-  if (!sar.status?.allowed) throw new AccessDenied(403, refusalMessage(user.username!, req.action, req.namespace, sar.status?.reason));
+  );
+  if (!sar.status?.allowed)
+    throw new AccessDenied(403, refusalMessage(user.username!, req.action, req.namespace, sar.status?.reason));
   return user.username!;
 }

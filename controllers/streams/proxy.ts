@@ -52,7 +52,9 @@ export function proxyUpgrade(
     settled = true;
     out.setTimeout(0);
     const lines = ['HTTP/1.1 101 Switching Protocols', 'Connection: Upgrade', 'Upgrade: websocket'];
-    for (const [k, v] of Object.entries(res.headers)) if (k === 'sec-websocket-accept' || (!HOP.has(k) && k.startsWith('sec-websocket'))) lines.push(`${k}: ${String(v)}`);
+    for (const [k, v] of Object.entries(res.headers))
+      if (k === 'sec-websocket-accept' || (!HOP.has(k) && k.startsWith('sec-websocket')))
+        lines.push(`${k}: ${String(v)}`);
     client.socket.write(lines.join('\r\n') + '\r\n\r\n');
     if (agentHead.length) client.socket.write(agentHead);
     if (client.head.length) agentSocket.write(client.head);
@@ -78,14 +80,23 @@ export function proxyUpgrade(
       } catch {
         /* not JSON */
       }
-      onFailure({ status: res.statusCode ?? 502, reason: parsed.reason ?? 'AgentRefused', message: `agent on ${target.node}: ${parsed.message ?? body.slice(0, 300)}`, body });
+      onFailure({
+        status: res.statusCode ?? 502,
+        reason: parsed.reason ?? 'AgentRefused',
+        message: `agent on ${target.node}: ${parsed.message ?? body.slice(0, 300)}`,
+        body,
+      });
     });
   });
   out.on('timeout', () => out.destroy(new Error('no answer within 15 s')));
   out.on('error', (err) => {
     if (settled) return;
     settled = true;
-    onFailure({ status: 502, reason: 'AgentUnreachable', message: `the agent on node ${target.node} (${target.endpoint}) is unreachable: ${err.message}` });
+    onFailure({
+      status: 502,
+      reason: 'AgentUnreachable',
+      message: `the agent on node ${target.node} (${target.endpoint}) is unreachable: ${err.message}`,
+    });
   });
   client.socket.on('close', () => {
     if (!settled) out.destroy();

@@ -27,7 +27,10 @@ describe('controller stream requests', () => {
     assert.deepEqual(accessFor('exec'), { verb: 'create', subresource: 'exec' });
     assert.deepEqual(accessFor('portforward'), { verb: 'create', subresource: 'portforward' });
     assert.deepEqual(accessFor('log'), { verb: 'get', subresource: 'log' });
-    assert.equal(refusalMessage('alice', 'exec', 'x'), 'User "alice" cannot create sandboxes/exec (sandpit.dev) in namespace "x"');
+    assert.equal(
+      refusalMessage('alice', 'exec', 'x'),
+      'User "alice" cannot create sandboxes/exec (sandpit.dev) in namespace "x"',
+    );
   });
 
   it('takes the token from X-Sandpit-Authorization first (the API server proxy strips Authorization)', () => {

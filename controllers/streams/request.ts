@@ -29,11 +29,13 @@ export function parseStreamRequest(rawUrl: string, queryHeader?: string): Stream
   const url = new URL(rawUrl, 'https://controller');
   if (queryHeader) url.search = queryHeader;
   const p = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
-  if (p.length !== 4 || p[0] !== 'sandboxes') return `no stream at ${url.pathname}: use /sandboxes/NAMESPACE/NAME/{${ACTIONS.join('|')}}`;
+  if (p.length !== 4 || p[0] !== 'sandboxes')
+    return `no stream at ${url.pathname}: use /sandboxes/NAMESPACE/NAME/{${ACTIONS.join('|')}}`;
   const [, namespace, name, action] = p as [string, string, string, string];
   if (!DNS_LABEL.test(namespace) || namespace.length > 63) return `"${namespace}" is not a valid namespace name`;
   if (!DNS_SUBDOMAIN.test(name) || name.length > 253) return `"${name}" is not a valid sandbox name`;
-  if (!(ACTIONS as readonly string[]).includes(action)) return `unknown stream "${action}": use one of ${ACTIONS.join(', ')}`;
+  if (!(ACTIONS as readonly string[]).includes(action))
+    return `unknown stream "${action}": use one of ${ACTIONS.join(', ')}`;
   return { namespace, name, action: action as StreamAction, query: url.searchParams };
 }
 

@@ -23,18 +23,34 @@ export interface StreamsDeps {
 }
 
 /** The agent-side target of a request, or why there is none. */
-export function resolveTarget(req: StreamRequest, sbx: Sandbox | undefined, node: SandboxNode | undefined): { node: string; endpoint: string; path: string; query: URLSearchParams } | { status: number; reason: string; message: string } {
+export function resolveTarget(
+  req: StreamRequest,
+  sbx: Sandbox | undefined,
+  node: SandboxNode | undefined,
+):
+  | { node: string; endpoint: string; path: string; query: URLSearchParams }
+  | { status: number; reason: string; message: string } {
   const who = `${req.namespace}/${req.name}`;
   if (!sbx) return { status: 404, reason: 'NotFound', message: `sandbox ${who} not found` };
   const uid = sbx.metadata.uid ?? '';
   const nodeName = sbx.status?.nodeName;
-  if (!nodeName) return { status: 409, reason: 'NotScheduled', message: `sandbox ${who} is not scheduled to a node yet` };
+  if (!nodeName)
+    return { status: 409, reason: 'NotScheduled', message: `sandbox ${who} is not scheduled to a node yet` };
   const endpoint = node?.status?.endpoint;
-  if (!endpoint) return { status: 503, reason: 'NodeUnavailable', message: `node ${nodeName} of sandbox ${who} has no agent endpoint` };
+  if (!endpoint)
+    return {
+      status: 503,
+      reason: 'NodeUnavailable',
+      message: `node ${nodeName} of sandbox ${who} has no agent endpoint`,
+    };
   const query = new URLSearchParams(req.query);
   const container = query.get('container') || defaultContainer(sbx).name || '';
   if (!sbx.spec.containers.some((c) => c.name === container)) {
-    return { status: 400, reason: 'BadRequest', message: `container "${container}" not found in sandbox ${who} (containers: ${sbx.spec.containers.map((c) => c.name).join(', ')})` };
+    return {
+      status: 400,
+      reason: 'BadRequest',
+      message: `container "${container}" not found in sandbox ${who} (containers: ${sbx.spec.containers.map((c) => c.name).join(', ')})`,
+    };
   }
   switch (req.action) {
     case 'exec':
@@ -66,12 +82,24 @@ export class StreamsServer {
 
   async listen(host: string, port: number, namespace: string): Promise<number> {
     const ca = await createCA('sandpit-controller-streams', 3650);
-    const serving = await issue(ca, { commonName: 'sandpit-controller', dnsNames: ['sandpit-controller', `sandpit-controller.${namespace}.svc`, 'localhost'], ipAddresses: ['127.0.0.1'], usage: 'server', days: 3650 });
-    this.#server = createServer({ cert: serving.cert, key: serving.key, minVersion: 'TLSv1.2' }, (_req: IncomingMessage, res: ServerResponse) => {
-      const body = JSON.stringify({ reason: 'UpgradeRequired', message: 'sandpit streams are WebSocket connections (v5.channel.k8s.io); use kubectl sandpit' });
-      res.writeHead(400, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
-      res.end(body);
+    const serving = await issue(ca, {
+      commonName: 'sandpit-controller',
+      dnsNames: ['sandpit-controller', `sandpit-controller.${namespace}.svc`, 'localhost'],
+      ipAddresses: ['127.0.0.1'],
+      usage: 'server',
+      days: 3650,
     });
+    this.#server = createServer(
+      { cert: serving.cert, key: serving.key, minVersion: 'TLSv1.2' },
+      (_req: IncomingMessage, res: ServerResponse) => {
+        const body = JSON.stringify({
+          reason: 'UpgradeRequired',
+          message: 'sandpit streams are WebSocket connections (v5.channel.k8s.io); use kubectl sandpit',
+        });
+        res.writeHead(400, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+        res.end(body);
+      },
+    );
     this.#server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       socket.on('error', () => undefined);
       this.#handle(req, socket, head).catch((err: Error) => {
@@ -97,13 +125,19 @@ export class StreamsServer {
       user = await authorizeStream(deps.client, bearerToken(req.headers), parsed);
     } catch (err) {
       if (!(err instanceof AccessDenied)) throw err;
-      deps.log.info({ sandbox: `${parsed.namespace}/${parsed.name}`, action: parsed.action, why: err.message }, 'Refused a stream');
+      deps.log.info(
+        { sandbox: `${parsed.namespace}/${parsed.name}`, action: parsed.action, why: err.message },
+        'Refused a stream',
+      );
       return refuseUpgrade(socket, err.status, err.status === 401 ? 'Unauthorized' : 'Forbidden', err.message);
     }
     const sbx = deps.sandbox(`${parsed.namespace}/${parsed.name}`);
     const target = resolveTarget(parsed, sbx, sbx?.status?.nodeName ? deps.node(sbx.status.nodeName) : undefined);
     if ('status' in target) return refuseUpgrade(socket, target.status, target.reason, target.message);
-    deps.log.info({ user, sandbox: `${parsed.namespace}/${parsed.name}`, action: parsed.action, node: target.node }, 'Stream authorised');
+    deps.log.info(
+      { user, sandbox: `${parsed.namespace}/${parsed.name}`, action: parsed.action, node: target.node },
+      'Stream authorised',
+    );
     const creds = await deps.certificate.get();
     proxyUpgrade({ req, socket, head }, target, creds, (f) => refuseUpgrade(socket, f.status, f.reason, f.message));
   }

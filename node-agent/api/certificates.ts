@@ -39,20 +39,29 @@ export class AgentCertificates {
   }
 
   async obtain(): Promise<ServingTLS> {
-    const tls = this.source.kind === 'files' ? await this.#fromFiles(this.source) : await this.#fromCSR(this.source.namespace, this.source.timeoutMs);
+    const tls =
+      this.source.kind === 'files'
+        ? await this.#fromFiles(this.source)
+        : await this.#fromCSR(this.source.namespace, this.source.timeoutMs);
     this.#renewAt = this.source.kind === 'files' ? Date.now() + 60_000 : lifetime(tls.cert).renewAt.getTime();
     return tls;
   }
 
   async #fromFiles(f: { clientCA: string; cert: string; key: string }): Promise<ServingTLS> {
-    const [clientCA, cert, key] = await Promise.all([readFile(f.clientCA, 'utf8'), readFile(f.cert, 'utf8'), readFile(f.key, 'utf8')]);
+    const [clientCA, cert, key] = await Promise.all([
+      readFile(f.clientCA, 'utf8'),
+      readFile(f.cert, 'utf8'),
+      readFile(f.key, 'utf8'),
+    ]);
     return { clientCA, cert, key };
   }
 
   async #caBundle(namespace: string, deadline: number): Promise<string> {
     for (;;) {
       try {
-        const cm = await this.client.get<{ data?: Record<string, string> }>(paths.configMap(namespace, CA_BUNDLE_CONFIGMAP));
+        const cm = await this.client.get<{ data?: Record<string, string> }>(
+          paths.configMap(namespace, CA_BUNDLE_CONFIGMAP),
+        );
         if (cm.data?.['ca.crt']) return cm.data['ca.crt'];
       } catch (err) {
         if (Date.now() > deadline) throw err;
@@ -64,7 +73,8 @@ export class AgentCertificates {
 
   async #fromCSR(namespace: string, timeoutMs: number): Promise<ServingTLS> {
     const deadline = Date.now() + timeoutMs;
-    const hint = 'is sandpit-controller running (it creates the CA and signs agent certificates), and does the agent ServiceAccount token come from a pod on this node?';
+    const hint =
+      'is sandpit-controller running (it creates the CA and signs agent certificates), and does the agent ServiceAccount token come from a pod on this node?';
     try {
       const clientCA = await this.#caBundle(namespace, deadline);
       const key = newKey();
@@ -74,7 +84,11 @@ export class AgentCertificates {
         apiVersion: 'certificates.k8s.io/v1',
         kind: 'CertificateSigningRequest',
         metadata: { name, labels: { 'sandpit.dev/node': this.node } },
-        spec: { request: Buffer.from(request).toString('base64'), signerName: AGENT_SIGNER, usages: ['digital signature', 'key encipherment', 'server auth']},
+        spec: {
+          request: Buffer.from(request).toString('base64'),
+          signerName: AGENT_SIGNER,
+          usages: ['digital signature', 'key encipherment', 'server auth'],
+        },
       });
       this.log.info({ csr: name }, 'Requested a serving certificate');
       for (;;) {

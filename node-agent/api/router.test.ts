@@ -18,12 +18,15 @@ describe('unit: agent API request checks', () => {
   });
 
   it('refuses an invalid spec with the schema message and reason Invalid', () => {
-    assert.throws(() => parsePutBody('u-1', sandbox({ spec: { containers: [] } }), 'node-a'), (e: { status: number; reason: string; message: string }) => {
-      assert.equal(e.status, 400);
-      assert.equal(e.reason, 'Invalid');
-      assert.match(e.message, /spec\.containers/);
-      return true;
-    });
+    assert.throws(
+      () => parsePutBody('u-1', sandbox({ spec: { containers: [] } }), 'node-a'),
+      (e: { status: number; reason: string; message: string }) => {
+        assert.equal(e.status, 400);
+        assert.equal(e.reason, 'Invalid');
+        assert.match(e.message, /spec\.containers/);
+        return true;
+      },
+    );
   });
 
   it('refuses a UID that differs from the path', () => {
@@ -31,13 +34,20 @@ describe('unit: agent API request checks', () => {
   });
 
   it('refuses a sandbox bound to another node', () => {
-    assert.throws(() => parsePutBody('u-1', sandbox({ status: { nodeName: 'node-b' } }), 'node-a'), { reason: 'WrongNode', status: 409 });
+    assert.throws(() => parsePutBody('u-1', sandbox({ status: { nodeName: 'node-b' } }), 'node-a'), {
+      reason: 'WrongNode',
+      status: 409,
+    });
   });
 });
 
 describe('unit: agent API error reasons', () => {
   it('passes a subsystem reason through, so the controller sees HostPortInUse rather than RuntimeError', () => {
-    const err = new NetworkError(NetworkReason.HostPortInUse, { step: 'publish ports', sandbox: 'team/web', message: 'hostPort 9090/TCP is in use' });
+    const err = new NetworkError(NetworkReason.HostPortInUse, {
+      step: 'publish ports',
+      sandbox: 'team/web',
+      message: 'hostPort 9090/TCP is in use',
+    });
     assert.equal(runtimeReason(err), 'HostPortInUse');
   });
 

@@ -33,10 +33,18 @@ export function parsePutBody(uid: string, body: unknown, node: string): Sandbox 
   }
   const sbx = parsed.data;
   const name = `${sbx.metadata.namespace}/${sbx.metadata.name}`;
-  if (!sbx.metadata.uid || sbx.metadata.uid !== uid) throw new ApiRefusal(400, 'UIDMismatch', `metadata.uid ${sbx.metadata.uid ?? '(none)'} differs from the path UID ${uid}`, name);
-  if (!sbx.metadata.namespace || !sbx.metadata.name) throw new ApiRefusal(400, 'Invalid', 'metadata.namespace and metadata.name are required', name);
+  if (!sbx.metadata.uid || sbx.metadata.uid !== uid)
+    throw new ApiRefusal(
+      400,
+      'UIDMismatch',
+      `metadata.uid ${sbx.metadata.uid ?? '(none)'} differs from the path UID ${uid}`,
+      name,
+    );
+  if (!sbx.metadata.namespace || !sbx.metadata.name)
+    throw new ApiRefusal(400, 'Invalid', 'metadata.namespace and metadata.name are required', name);
   const bound = sbx.status?.nodeName ?? sbx.spec.nodeName;
-  if (bound && bound !== node) throw new ApiRefusal(409, 'WrongNode', `the sandbox is bound to node ${bound}, this agent runs on ${node}`, name);
+  if (bound && bound !== node)
+    throw new ApiRefusal(409, 'WrongNode', `the sandbox is bound to node ${bound}, this agent runs on ${node}`, name);
   return sbx;
 }
 
@@ -113,11 +121,13 @@ export class AgentRouter {
     const url = new URL(req.url ?? '/', 'https://agent');
     const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
     try {
-      if (`/${parts[0]}` !== API_PREFIX || parts[1] !== 'sandboxes') throw new ApiRefusal(404, 'NotFound', `no such path ${url.pathname}`);
+      if (`/${parts[0]}` !== API_PREFIX || parts[1] !== 'sandboxes')
+        throw new ApiRefusal(404, 'NotFound', `no such path ${url.pathname}`);
       const uid = parts[2];
       const method = req.method ?? 'GET';
       if (uid === undefined) {
-        if (method !== 'GET') throw new ApiRefusal(405, 'MethodNotAllowed', `${method} is not allowed on the sandbox list`);
+        if (method !== 'GET')
+          throw new ApiRefusal(405, 'MethodNotAllowed', `${method} is not allowed on the sandbox list`);
         const list: ListResponse = { node: this.node, items: this.runtime.list() };
         return send(res, 200, list);
       }
@@ -152,16 +162,33 @@ export class AgentRouter {
   }
 
   #streams(rest: string[], uid: string): never {
-    const what = rest[0] === 'exec' ? 'exec' : rest[0] === 'containers' && rest[2] === 'log' ? 'log streaming' : undefined;
+    const what =
+      rest[0] === 'exec' ? 'exec' : rest[0] === 'containers' && rest[2] === 'log' ? 'log streaming' : undefined;
     if (!what) throw new ApiRefusal(404, 'NotFound', `no such sandbox sub-resource ${rest.join('/')}`);
-    throw new ApiRefusal(400, 'UpgradeRequired', `${what} for sandbox ${uid} is a WebSocket stream: upgrade with the v5.channel.k8s.io subprotocol`);
+    throw new ApiRefusal(
+      400,
+      'UpgradeRequired',
+      `${what} for sandbox ${uid} is a WebSocket stream: upgrade with the v5.channel.k8s.io subprotocol`,
+    );
   }
 
   #errorBody(err: unknown): [number, ApiErrorBody] {
-    if (err instanceof ApiRefusal) return [err.status, { reason: err.reason, message: err.message, ...(err.sandbox ? { sandbox: err.sandbox } : {}) }];
+    if (err instanceof ApiRefusal)
+      return [
+        err.status,
+        { reason: err.reason, message: err.message, ...(err.sandbox ? { sandbox: err.sandbox } : {}) },
+      ];
     if (err instanceof SandpitError) {
       this.log.warn({ sandbox: err.sandbox, step: err.step, err: err.message }, 'Runtime step failed');
-      return [500, { reason: runtimeReason(err), message: err.message, step: err.step, ...(err.sandbox ? { sandbox: err.sandbox } : {}) }];
+      return [
+        500,
+        {
+          reason: runtimeReason(err),
+          message: err.message,
+          step: err.step,
+          ...(err.sandbox ? { sandbox: err.sandbox } : {}),
+        },
+      ];
     }
     this.log.error({ err: (err as Error).message, stack: (err as Error).stack }, 'Unexpected agent API error');
     return [500, { reason: 'InternalError', message: (err as Error).message }];

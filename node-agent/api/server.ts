@@ -32,7 +32,14 @@ export class MtlsServer {
     readonly log: Logger,
   ) {
     this.#server = createServer(
-      { ca: tls.clientCA, cert: tls.cert, key: tls.key, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2' },
+      {
+        ca: tls.clientCA,
+        cert: tls.cert,
+        key: tls.key,
+        requestCert: true,
+        rejectUnauthorized: true,
+        minVersion: 'TLSv1.2',
+      },
       (req, res) => {
         const refusal = refuseClient(req.socket as TLSSocket);
         if (refusal) {
@@ -48,7 +55,9 @@ export class MtlsServer {
         });
       },
     );
-    this.#server.on('tlsClientError', (err, socket) => this.log.info({ remote: socket.remoteAddress, err: err.message }, 'TLS handshake refused'));
+    this.#server.on('tlsClientError', (err, socket) =>
+      this.log.info({ remote: socket.remoteAddress, err: err.message }, 'TLS handshake refused'),
+    );
   }
 
   /**
@@ -61,7 +70,9 @@ export class MtlsServer {
       if (refusal) {
         this.log.warn({ remote: req.socket.remoteAddress, why: refusal }, 'Refused an agent API stream client');
         const body = JSON.stringify({ reason: 'Forbidden', message: refusal });
-        socket.end(`HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+        socket.end(
+          `HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+        );
         return;
       }
       socket.on('error', () => undefined);
@@ -93,7 +104,8 @@ export function refuseClient(socket: TLSSocket): string | undefined {
   if (!socket.authorized) return `client certificate not verified: ${String(socket.authorizationError)}`;
   const cert = socket.getPeerCertificate();
   if (!cert || !cert.subject) return 'no client certificate';
-  if (cert.subject.CN !== CONTROLLER_CLIENT_CN) return `client certificate CN ${cert.subject.CN} is not ${CONTROLLER_CLIENT_CN}`;
+  if (cert.subject.CN !== CONTROLLER_CLIENT_CN)
+    return `client certificate CN ${cert.subject.CN} is not ${CONTROLLER_CLIENT_CN}`;
   const eku = (cert as { ext_key_usage?: string[] }).ext_key_usage;
   if (eku && !eku.includes(CLIENT_AUTH_OID)) return 'client certificate lacks the clientAuth extended key usage';
   return undefined;

@@ -25,7 +25,12 @@ export const MIN_INTERVAL_MS = 2_000;
  * average since the sandbox started (`startMs`, counter 0 there). A counter
  * that went backwards (a recreated cgroup) counts from its new value.
  */
-export function nextCpuRate(prev: CpuRateState | undefined, cpuNanos: number, nowMs: number, startMs: number): CpuRateState {
+export function nextCpuRate(
+  prev: CpuRateState | undefined,
+  cpuNanos: number,
+  nowMs: number,
+  startMs: number,
+): CpuRateState {
   const from = prev ?? { cpuNanos: 0, atMs: startMs, millicores: 0 };
   if (prev && nowMs - prev.atMs < MIN_INTERVAL_MS) return prev;
   const delta = cpuNanos >= from.cpuNanos ? cpuNanos - from.cpuNanos : cpuNanos;

@@ -40,7 +40,10 @@ export function parseCgroupMounts(mountinfo: string): { unified?: string; v1: Pa
   return { unified, v1 };
 }
 
-export function classify(mounts: { unified?: string; v1: Partial<Record<V1Controller, string>> }, unifiedControllers: string[]): CgroupLayout {
+export function classify(
+  mounts: { unified?: string; v1: Partial<Record<V1Controller, string>> },
+  unifiedControllers: string[],
+): CgroupLayout {
   const hasV1 = Object.keys(mounts.v1).length > 0;
   const kind = mounts.unified && !hasV1 ? 'v2' : mounts.unified ? 'hybrid' : 'v1';
   return { kind, unified: mounts.unified, unifiedControllers, v1: mounts.v1 };

@@ -39,7 +39,9 @@ export class CgroupManager {
 
   static detect(parent: string): CgroupManager {
     const mounts = parseCgroupMounts(readFileSync('/proc/self/mountinfo', 'utf8'));
-    const unifiedControllers = mounts.unified ? readFileSync(join(mounts.unified, 'cgroup.controllers'), 'utf8').trim().split(/\s+/).filter(Boolean) : [];
+    const unifiedControllers = mounts.unified
+      ? readFileSync(join(mounts.unified, 'cgroup.controllers'), 'utf8').trim().split(/\s+/).filter(Boolean)
+      : [];
     return new CgroupManager(classify(mounts, unifiedControllers), parent);
   }
 
@@ -63,12 +65,15 @@ export class CgroupManager {
     const v1 = this.layout.v1[controller];
     if (v1) return join(v1, this.parent, rel);
     const v2name = controller === 'cpuacct' ? 'cpu' : controller;
-    if (this.layout.unified && this.layout.unifiedControllers.includes(v2name)) return join(this.layout.unified, this.parent, rel);
+    if (this.layout.unified && this.layout.unifiedControllers.includes(v2name))
+      return join(this.layout.unified, this.parent, rel);
     return undefined;
   }
 
   private v2Controllers(): string[] {
-    return ['cpu', 'memory', 'pids'].filter((c) => this.layout.unifiedControllers.includes(c) && !this.layout.v1[c as V1Controller]);
+    return ['cpu', 'memory', 'pids'].filter(
+      (c) => this.layout.unifiedControllers.includes(c) && !this.layout.v1[c as V1Controller],
+    );
   }
 
   /** Enables our controllers for the children of `dir` (cgroup v2 only). */
@@ -184,13 +189,18 @@ export class CgroupManager {
       return;
     }
     const f = this.controllerDir('freezer', rel);
-    if (!f) throw new SandpitError({ ...site, message: 'no freezer on this node (neither cgroup v2 nor the v1 freezer controller)' });
+    if (!f)
+      throw new SandpitError({
+        ...site,
+        message: 'no freezer on this node (neither cgroup v2 nor the v1 freezer controller)',
+      });
     write(join(f, 'freezer.state'), frozen ? 'FROZEN' : 'THAWED', site);
   }
 
   frozen(rel: string): boolean {
     try {
-      if (this.layout.unified) return /frozen 1/.test(readFileSync(join(this.layout.unified, this.parent, rel, 'cgroup.events'), 'utf8'));
+      if (this.layout.unified)
+        return /frozen 1/.test(readFileSync(join(this.layout.unified, this.parent, rel, 'cgroup.events'), 'utf8'));
       const f = this.controllerDir('freezer', rel);
       return !!f && readFileSync(join(f, 'freezer.state'), 'utf8').trim() === 'FROZEN';
     } catch {
@@ -216,7 +226,8 @@ export class CgroupManager {
         for (const p of this.pids(rel)) kill(p, 9, site);
         if (frz) trySilently(() => this.freeze(rel, false, site));
       }
-      if (Date.now() > deadline) throw new SandpitError({ ...site, message: `processes survive in cgroup ${rel}: ${pids.join(' ')}` });
+      if (Date.now() > deadline)
+        throw new SandpitError({ ...site, message: `processes survive in cgroup ${rel}: ${pids.join(' ')}` });
       await sleep(5);
     }
   }
@@ -238,9 +249,15 @@ export class CgroupManager {
     const acct = this.controllerDir('cpuacct', rel);
     const cpuNanos = this.layout.v1.cpuacct
       ? Number(read(acct, 'cpuacct.usage').trim() || 0)
-      : Number(/usage_usec (\d+)/.exec(read(this.layout.unified && join(this.layout.unified, this.parent, rel), 'cpu.stat'))?.[1] ?? 0) * 1000;
+      : Number(
+          /usage_usec (\d+)/.exec(
+            read(this.layout.unified && join(this.layout.unified, this.parent, rel), 'cpu.stat'),
+          )?.[1] ?? 0,
+        ) * 1000;
     const mem = this.controllerDir('memory', rel);
-    const memoryBytes = Number((this.layout.v1.memory ? read(mem, 'memory.usage_in_bytes') : read(mem, 'memory.current')).trim() || 0);
+    const memoryBytes = Number(
+      (this.layout.v1.memory ? read(mem, 'memory.usage_in_bytes') : read(mem, 'memory.current')).trim() || 0,
+    );
     const pids = Number(read(this.controllerDir('pids', rel), 'pids.current').trim() || this.pids(rel).length);
     return { cpuNanos, memoryBytes, pids };
   }
@@ -250,7 +267,9 @@ export class CgroupManager {
     const mem = this.controllerDir('memory', rel);
     if (!mem) return 0;
     try {
-      const text = this.layout.v1.memory ? readFileSync(join(mem, 'memory.oom_control'), 'utf8') : readFileSync(join(mem, 'memory.events'), 'utf8');
+      const text = this.layout.v1.memory
+        ? readFileSync(join(mem, 'memory.oom_control'), 'utf8')
+        : readFileSync(join(mem, 'memory.events'), 'utf8');
       return Number(/oom_kill (\d+)/.exec(text)?.[1] ?? 0);
     } catch {
       return 0;
@@ -327,4 +346,3 @@ function trySilently(fn: () => void): void {
     /* best effort while killing */
   }
 }
-

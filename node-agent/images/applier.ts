@@ -141,7 +141,8 @@ export async function applyLayer(tar: AsyncIterable<Buffer>, dir: string, opts: 
         refuse(entry, `its parent ${key} is not a directory`);
       }
       if (code !== 'ENOENT') refuse(entry, `cannot open parent ${key}: ${code}`);
-      if (lowerIsSymlink(key)) refuse(entry, `its parent ${key} is a symlink in a lower layer; writing through it could escape`);
+      if (lowerIsSymlink(key))
+        refuse(entry, `its parent ${key} is a symlink in a lower layer; writing through it could escape`);
       if (sys.mkdirat(up, name, 0o755) < 0) refuse(entry, `mkdir ${key}: ${errnoOf()}`);
       implicitDirs.add(key);
       fd = sys.openat2(up, name, sys.O_RDONLY | sys.O_DIRECTORY | sys.O_NOFOLLOW, 0, RESOLVE);
@@ -165,7 +166,8 @@ export async function applyLayer(tar: AsyncIterable<Buffer>, dir: string, opts: 
   };
 
   const ownAndTime = (entry: TarEntry, pfd: number, name: string) => {
-    if (sys.fchownat(pfd, name, entry.uid, entry.gid, sys.AT_SYMLINK_NOFOLLOW) < 0) refuse(entry.path, `lchown: ${errnoOf()}`);
+    if (sys.fchownat(pfd, name, entry.uid, entry.gid, sys.AT_SYMLINK_NOFOLLOW) < 0)
+      refuse(entry.path, `lchown: ${errnoOf()}`);
     if (sys.utimensat(pfd, name, entry.atimeNs ?? entry.mtimeNs, entry.mtimeNs, sys.AT_SYMLINK_NOFOLLOW) < 0) {
       refuse(entry.path, `utimensat: ${errnoOf()}`);
     }
@@ -173,7 +175,8 @@ export async function applyLayer(tar: AsyncIterable<Buffer>, dir: string, opts: 
 
   try {
     for await (const { entry, body } of readTar(new ByteReader(tar), { maxMetaBytes: 1024 * 1024 })) {
-      if (++entries > opts.limits.maxEntries) refuse(entry.path, `layer has more than ${opts.limits.maxEntries} entries`);
+      if (++entries > opts.limits.maxEntries)
+        refuse(entry.path, `layer has more than ${opts.limits.maxEntries} entries`);
       const c = classifyEntry(entry.path, opts.limits.maxDepth);
       if ('refused' in c) refuse(entry.path, c.refused);
       if (c.kind === 'root' || c.kind === 'reserved') continue; // root attributes are unspecified by the image spec
@@ -195,7 +198,8 @@ export async function applyLayer(tar: AsyncIterable<Buffer>, dir: string, opts: 
       if (c.kind === 'whiteout') {
         if (implicitDirs.has(key)) refuse(entry.path, 'whiteout of a directory this layer writes into');
         if (sys.mknodat(pfd, name, sys.S_IFCHR, 0n) < 0) refuse(entry.path, `mknod whiteout: ${errnoOf()}`);
-        if (sys.fchownat(pfd, name, entry.uid, entry.gid, sys.AT_SYMLINK_NOFOLLOW) < 0) refuse(entry.path, `lchown: ${errnoOf()}`);
+        if (sys.fchownat(pfd, name, entry.uid, entry.gid, sys.AT_SYMLINK_NOFOLLOW) < 0)
+          refuse(entry.path, `lchown: ${errnoOf()}`);
         continue;
       }
 
@@ -226,7 +230,8 @@ export async function applyLayer(tar: AsyncIterable<Buffer>, dir: string, opts: 
             fchownSync(fd, entry.uid, entry.gid);
             fchmodSync(fd, entry.mode); // after chown, which clears setuid
             setXattrsFd(entry, fd, 'file');
-            if (sys.futimens(fd, entry.atimeNs ?? entry.mtimeNs, entry.mtimeNs) < 0) refuse(entry.path, `futimens: ${errnoOf()}`);
+            if (sys.futimens(fd, entry.atimeNs ?? entry.mtimeNs, entry.mtimeNs) < 0)
+              refuse(entry.path, `futimens: ${errnoOf()}`);
           } finally {
             closeSync(fd);
           }
@@ -234,7 +239,8 @@ export async function applyLayer(tar: AsyncIterable<Buffer>, dir: string, opts: 
           break;
         }
         case 'symlink': {
-          if (entry.linkname === '' || Buffer.byteLength(entry.linkname) > 4095) refuse(entry.path, 'empty or oversized symlink target');
+          if (entry.linkname === '' || Buffer.byteLength(entry.linkname) > 4095)
+            refuse(entry.path, 'empty or oversized symlink target');
           if (sys.symlinkat(entry.linkname, pfd, name) < 0) refuse(entry.path, `symlink: ${errnoOf()}`);
           ownAndTime(entry, pfd, name);
           break;
@@ -244,7 +250,10 @@ export async function applyLayer(tar: AsyncIterable<Buffer>, dir: string, opts: 
           if (!Array.isArray(t)) refuse(entry.path, `hardlink target ${JSON.stringify(entry.linkname)}: ${t.refused}`);
           const tkey = (t as string[]).join('/');
           if (!files.has(tkey)) {
-            refuse(entry.path, `hardlink target ${JSON.stringify(entry.linkname)} is not a regular file written earlier in this layer`);
+            refuse(
+              entry.path,
+              `hardlink target ${JSON.stringify(entry.linkname)} is not a regular file written earlier in this layer`,
+            );
           }
           const tfd = sys.openat2(rootfd, tkey, sys.O_PATH | sys.O_NOFOLLOW, 0, RESOLVE);
           if (tfd < 0) refuse(entry.path, `open hardlink target: ${errnoOf()}`);
@@ -259,12 +268,15 @@ export async function applyLayer(tar: AsyncIterable<Buffer>, dir: string, opts: 
         case 'char':
         case 'block':
         case 'fifo': {
-          if (entry.type !== 'fifo' && !opts.limits.allowDevices) refuse(entry.path, 'device nodes are not allowed here');
-          if (entry.devmajor > 0xffffffff || entry.devminor > 0xffffffff) refuse(entry.path, 'device number out of range');
+          if (entry.type !== 'fifo' && !opts.limits.allowDevices)
+            refuse(entry.path, 'device nodes are not allowed here');
+          if (entry.devmajor > 0xffffffff || entry.devminor > 0xffffffff)
+            refuse(entry.path, 'device number out of range');
           const fmt = entry.type === 'char' ? sys.S_IFCHR : entry.type === 'block' ? sys.S_IFBLK : sys.S_IFIFO;
           const dev = entry.type === 'fifo' ? 0n : sys.makedev(entry.devmajor, entry.devminor);
           if (sys.mknodat(pfd, name, fmt | entry.mode, dev) < 0) refuse(entry.path, `mknod: ${errnoOf()}`);
-          if (sys.fchownat(pfd, name, entry.uid, entry.gid, sys.AT_SYMLINK_NOFOLLOW) < 0) refuse(entry.path, `lchown: ${errnoOf()}`);
+          if (sys.fchownat(pfd, name, entry.uid, entry.gid, sys.AT_SYMLINK_NOFOLLOW) < 0)
+            refuse(entry.path, `lchown: ${errnoOf()}`);
           // The node was just created by us in a private dir, so following is not a concern for chmod.
           if (sys.fchmodat(pfd, name, entry.mode, 0) < 0) refuse(entry.path, `chmod: ${errnoOf()}`);
           ownAndTime(entry, pfd, name);

@@ -19,7 +19,8 @@ export function parseChallenges(header: string | null | undefined): Challenge[] 
     const params: Record<string, string> = {};
     const pre = /([A-Za-z0-9_-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))/g;
     let p: RegExpExecArray | null;
-    while ((p = pre.exec(m[2] ?? '')) !== null) params[p[1]!.toLowerCase()] = p[2] !== undefined ? p[2].replace(/\\(.)/g, '$1') : p[3]!;
+    while ((p = pre.exec(m[2] ?? '')) !== null)
+      params[p[1]!.toLowerCase()] = p[2] !== undefined ? p[2].replace(/\\(.)/g, '$1') : p[3]!;
     out.push({ scheme: m[1]!.toLowerCase(), params });
   }
   return out;
@@ -52,7 +53,12 @@ function hostMatches(pattern: string, host: string): boolean {
   if (pl.length !== hl.length) return false;
   return pl.every((label, i) => {
     if (!label.includes('*')) return label === hl[i];
-    const re = new RegExp(`^${label.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('[^.]*')}$`);
+    const re = new RegExp(
+      `^${label
+        .split('*')
+        .map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+        .join('[^.]*')}$`,
+    );
     return re.test(hl[i]!);
   });
 }

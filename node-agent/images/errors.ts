@@ -6,12 +6,7 @@ import { SandpitError } from '../../lib/errors.js';
  * They match the kubelet's where the kubelet has one.
  */
 export type ImagesReadyReason =
-  | 'ErrImagePull'
-  | 'ImagePullBackOff'
-  | 'InvalidImageName'
-  | 'Unauthorized'
-  | 'ManifestUnknown'
-  | 'ErrImageNeverPull';
+  'ErrImagePull' | 'ImagePullBackOff' | 'InvalidImageName' | 'Unauthorized' | 'ManifestUnknown' | 'ErrImageNeverPull';
 
 /** A failure to prepare an image, carrying the condition reason it maps to. */
 export class ImageError extends SandpitError {

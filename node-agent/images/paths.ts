@@ -42,7 +42,8 @@ export function classifyEntry(raw: string, maxDepth = 256): EntryName | { refuse
   if (base.startsWith('.wh..wh.')) return { kind: 'reserved' };
   const name = base.slice(4);
   // ".wh." alone, ".wh.." and ".wh..." would whiteout the parent or beyond.
-  if (name === '' || name === '.' || name === '..') return { refused: 'whiteout names no file or reaches outside its directory' };
+  if (name === '' || name === '.' || name === '..')
+    return { refused: 'whiteout names no file or reaches outside its directory' };
   return { kind: 'whiteout', parts: [...dir, name] };
 }
 

@@ -18,11 +18,18 @@ describe('images: platform selection (unit)', () => {
     assert.ok(selectManifest([e('arm64')], { os: 'linux', architecture: 'aarch64', variant: 'v8' }));
   });
   it('falls back to older arm variants, never newer', () => {
-    assert.equal(selectManifest([e('arm', 'v6'), e('arm', 'v5')], { os: 'linux', architecture: 'arm', variant: 'v7' })?.platform?.variant, 'v6');
+    assert.equal(
+      selectManifest([e('arm', 'v6'), e('arm', 'v5')], { os: 'linux', architecture: 'arm', variant: 'v7' })?.platform
+        ?.variant,
+      'v6',
+    );
     assert.equal(selectManifest([e('arm', 'v7')], { os: 'linux', architecture: 'arm', variant: 'v6' }), undefined);
   });
   it('falls back from amd64 v3 to v2 and to 386', () => {
-    assert.equal(selectManifest([e('amd64', 'v2')], { os: 'linux', architecture: 'amd64', variant: 'v3' })?.platform?.variant, 'v2');
+    assert.equal(
+      selectManifest([e('amd64', 'v2')], { os: 'linux', architecture: 'amd64', variant: 'v3' })?.platform?.variant,
+      'v2',
+    );
     assert.equal(selectManifest([e('386')], { os: 'linux', architecture: 'amd64' })?.platform?.architecture, '386');
   });
   it('skips attestation manifests and other OSes', () => {

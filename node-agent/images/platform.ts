@@ -19,7 +19,13 @@ export interface IndexEntry {
   annotations?: Record<string, string>;
 }
 
-const ARCH_ALIASES: Record<string, string> = { x86_64: 'amd64', 'x86-64': 'amd64', aarch64: 'arm64', armhf: 'arm', i386: '386' };
+const ARCH_ALIASES: Record<string, string> = {
+  x86_64: 'amd64',
+  'x86-64': 'amd64',
+  aarch64: 'arm64',
+  armhf: 'arm',
+  i386: '386',
+};
 
 export function normalisePlatform(p: Platform): Platform {
   const architecture = ARCH_ALIASES[p.architecture] ?? p.architecture;
@@ -41,7 +47,8 @@ export function platformPreferences(want: Platform): Platform[] {
   return out;
 }
 
-const same = (a: Platform, b: Platform) => a.os === b.os && a.architecture === b.architecture && (a.variant ?? '') === (b.variant ?? '');
+const same = (a: Platform, b: Platform) =>
+  a.os === b.os && a.architecture === b.architecture && (a.variant ?? '') === (b.variant ?? '');
 
 /** The best index entry for the platform, or undefined when none fits. */
 export function selectManifest(entries: IndexEntry[], want: Platform): IndexEntry | undefined {

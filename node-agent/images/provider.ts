@@ -86,7 +86,13 @@ interface OciManifest {
 }
 
 interface OciConfig {
-  config?: { Entrypoint?: string[] | null; Cmd?: string[] | null; Env?: string[] | null; WorkingDir?: string; User?: string };
+  config?: {
+    Entrypoint?: string[] | null;
+    Cmd?: string[] | null;
+    Env?: string[] | null;
+    WorkingDir?: string;
+    User?: string;
+  };
   rootfs?: { type?: string; diff_ids?: string[] };
 }
 
@@ -217,7 +223,12 @@ export class OciImageProvider implements ImageProvider {
     }
   }
 
-  async #pull(ref: ImageReference, name: string, creds: Credential[], present: ImageRecord | undefined): Promise<ImageRecord> {
+  async #pull(
+    ref: ImageReference,
+    name: string,
+    creds: Credential[],
+    present: ImageRecord | undefined,
+  ): Promise<ImageRecord> {
     const log = this.#log.child({ image: name });
     this.stats.manifestRequests++;
     const top = await this.#client.getManifest(ref, ref.digest ?? ref.tag!, creds);
@@ -232,7 +243,10 @@ export class OciImageProvider implements ImageProvider {
         const index = JSON.parse(top.body.toString('utf8')) as { manifests: IndexEntry[] };
         const pick = selectManifest(index.manifests ?? [], this.#platform);
         if (!pick) {
-          const have = (index.manifests ?? []).map((m) => `${m.platform?.os}/${m.platform?.architecture}${m.platform?.variant ? `/${m.platform.variant}` : ''}`);
+          const have = (index.manifests ?? []).map(
+            (m) =>
+              `${m.platform?.os}/${m.platform?.architecture}${m.platform?.variant ? `/${m.platform.variant}` : ''}`,
+          );
           throw new ImageError({
             reason: 'ErrImagePull',
             step: 'select platform',
@@ -240,11 +254,22 @@ export class OciImageProvider implements ImageProvider {
             retryable: false,
           });
         }
-        if (!DIGEST_RE.test(pick.digest)) throw new ImageError({ reason: 'ErrImagePull', step: 'select platform', message: `invalid digest in index: ${pick.digest}`, retryable: false });
+        if (!DIGEST_RE.test(pick.digest))
+          throw new ImageError({
+            reason: 'ErrImagePull',
+            step: 'select platform',
+            message: `invalid digest in index: ${pick.digest}`,
+            retryable: false,
+          });
         this.stats.manifestRequests++;
         manifest = await this.#client.getManifest(ref, pick.digest, creds);
         if (manifest.mediaType === MEDIA.ociIndex || manifest.mediaType === MEDIA.dockerList) {
-          throw new ImageError({ reason: 'ErrImagePull', step: 'select platform', message: 'nested indexes are not supported', retryable: false });
+          throw new ImageError({
+            reason: 'ErrImagePull',
+            step: 'select platform',
+            message: 'nested indexes are not supported',
+            retryable: false,
+          });
         }
         this.store.writeBlob(manifest.digest, manifest.body);
       }
@@ -254,10 +279,20 @@ export class OciImageProvider implements ImageProvider {
       const cfg = JSON.parse(configBlob.toString('utf8')) as OciConfig;
       const diffIDs = cfg.rootfs?.diff_ids ?? [];
       if (diffIDs.length !== m.layers.length || !diffIDs.every((d) => DIGEST_RE.test(d))) {
-        throw new ImageError({ reason: 'ErrImagePull', step: 'parse config', message: `config has ${diffIDs.length} diff_ids for ${m.layers.length} layers`, retryable: false });
+        throw new ImageError({
+          reason: 'ErrImagePull',
+          step: 'parse config',
+          message: `config has ${diffIDs.length} diff_ids for ${m.layers.length} layers`,
+          retryable: false,
+        });
       }
       const chains = chainIDs(diffIDs);
-      const releaseContent = this.store.lease([manifest.digest, m.config.digest, ...m.layers.map((l) => l.digest), ...chains]);
+      const releaseContent = this.store.lease([
+        manifest.digest,
+        m.config.digest,
+        ...m.layers.map((l) => l.digest),
+        ...chains,
+      ]);
       try {
         // Downloads run in parallel (bounded); unpacking goes in order because each layer checks its lowers.
         const downloads = m.layers.map((l, i) =>
@@ -299,7 +334,13 @@ export class OciImageProvider implements ImageProvider {
   }
 
   async #blob(ref: ImageReference, desc: Descriptor, creds: Credential[]): Promise<Buffer> {
-    if (desc.size > 8 * 1024 * 1024) throw new ImageError({ reason: 'ErrImagePull', step: 'pull', message: `config of ${desc.size} bytes is too large`, retryable: false });
+    if (desc.size > 8 * 1024 * 1024)
+      throw new ImageError({
+        reason: 'ErrImagePull',
+        step: 'pull',
+        message: `config of ${desc.size} bytes is too large`,
+        retryable: false,
+      });
     await this.#fetchBlob(ref, desc, creds);
     return this.store.readBlob(desc.digest);
   }
@@ -333,7 +374,10 @@ export class OciImageProvider implements ImageProvider {
           compression,
           diffID,
           dir,
-          lowerDirs: chain.slice(0, -1).reverse().map((c) => this.store.layerPath(c)),
+          lowerDirs: chain
+            .slice(0, -1)
+            .reverse()
+            .map((c) => this.store.layerPath(c)),
           limits: this.#limits,
           log,
         });
@@ -349,8 +393,10 @@ export class OciImageProvider implements ImageProvider {
 }
 
 function validateManifest(m: OciManifest): void {
-  const bad = (message: string) => new ImageError({ reason: 'ErrImagePull', step: 'parse manifest', message, retryable: false });
-  if (!m.config || !DIGEST_RE.test(m.config.digest) || !Number.isSafeInteger(m.config.size)) throw bad('manifest has no valid config descriptor');
+  const bad = (message: string) =>
+    new ImageError({ reason: 'ErrImagePull', step: 'parse manifest', message, retryable: false });
+  if (!m.config || !DIGEST_RE.test(m.config.digest) || !Number.isSafeInteger(m.config.size))
+    throw bad('manifest has no valid config descriptor');
   if (!Array.isArray(m.layers)) throw bad('manifest has no layers');
   for (const l of m.layers) {
     if (!DIGEST_RE.test(l.digest)) throw bad(`invalid layer digest ${JSON.stringify(l.digest)}`);

@@ -8,13 +8,22 @@ const sandbox = (secrets: string[]) =>
     apiVersion: 'sandpit.dev/v1alpha1',
     kind: 'Sandbox',
     metadata: { name: 'web', namespace: 'team', uid: 'u1' },
-    spec: { containers: [{ name: 'main', image: 'registry.example/app' }], imagePullSecrets: secrets.map((name) => ({ name })) },
+    spec: {
+      containers: [{ name: 'main', image: 'registry.example/app' }],
+      imagePullSecrets: secrets.map((name) => ({ name })),
+    },
   });
 
 describe('pull secrets on the agent (unit)', () => {
   it('gives the pull the Docker configs the PUT carried for the Secrets the spec names', () => {
     const sbx = sandbox(['a', 'b']);
-    holdPullSecrets(sbx, { pullSecrets: [{ name: 'a', dockerConfigJson: '{"auths":{}}' }, { name: 'b', dockerConfigJson: '{"auths":{"x":{}}}' }, { name: 'other', dockerConfigJson: '{}' }] });
+    holdPullSecrets(sbx, {
+      pullSecrets: [
+        { name: 'a', dockerConfigJson: '{"auths":{}}' },
+        { name: 'b', dockerConfigJson: '{"auths":{"x":{}}}' },
+        { name: 'other', dockerConfigJson: '{}' },
+      ],
+    });
     assert.deepEqual(pullCredentials(sbx, 'main'), ['{"auths":{}}', '{"auths":{"x":{}}}']);
     assert.deepEqual(pullCredentials(sandbox([]), 'main'), []);
   });
@@ -27,14 +36,20 @@ describe('pull secrets on the agent (unit)', () => {
         assert.ok(err instanceof ImageError);
         assert.equal(err.reason, 'ErrImagePull');
         assert.equal(err.retryable, true);
-        assert.match(err.message, /imagePullSecret gone: Secret team\/gone not found; no data for imagePullSecret late reached the agent/);
+        assert.match(
+          err.message,
+          /imagePullSecret gone: Secret team\/gone not found; no data for imagePullSecret late reached the agent/,
+        );
         assert.equal(err.step, 'pull the image of container main');
         return true;
       },
     );
   });
   it('refuses a malformed list', () => {
-    assert.throws(() => holdPullSecrets(sandbox(['a']), { pullSecrets: [{ name: 'a' }] }), /pullSecrets must be a list/);
+    assert.throws(
+      () => holdPullSecrets(sandbox(['a']), { pullSecrets: [{ name: 'a' }] }),
+      /pullSecrets must be a list/,
+    );
     assert.throws(() => holdPullSecrets(sandbox(['a']), { pullSecrets: 'x' }), /pullSecrets must be a list/);
   });
   it('keeps them off the Sandbox itself, so nothing that serialises it carries them', () => {

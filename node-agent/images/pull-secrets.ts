@@ -25,7 +25,12 @@ export function holdPullSecrets(sbx: Sandbox, body: unknown): void {
     list.length <= MAX_SECRETS &&
     list.every((s: unknown) => {
       const e = s as Record<string, unknown>;
-      return typeof e === 'object' && e !== null && typeof e.name === 'string' && (typeof e.dockerConfigJson === 'string' || typeof e.error === 'string');
+      return (
+        typeof e === 'object' &&
+        e !== null &&
+        typeof e.name === 'string' &&
+        (typeof e.dockerConfigJson === 'string' || typeof e.error === 'string')
+      );
     });
   if (!ok) throw new TypeError(`pullSecrets must be a list of at most ${MAX_SECRETS} {name, dockerConfigJson | error}`);
   held.set(sbx, list as PullSecretData[]);
@@ -45,7 +50,8 @@ export function pullCredentials(sbx: Sandbox, container: string): string[] {
   const problems: string[] = [];
   for (const name of names) {
     const d = data.find((x) => x.name === name);
-    if (!d) problems.push(`no data for imagePullSecret ${name} reached the agent (the controller sends it with the sandbox)`);
+    if (!d)
+      problems.push(`no data for imagePullSecret ${name} reached the agent (the controller sends it with the sandbox)`);
     else if (d.error !== undefined) problems.push(`imagePullSecret ${name}: ${d.error}`);
     else if (d.dockerConfigJson !== undefined) docs.push(d.dockerConfigJson);
   }

@@ -17,10 +17,22 @@ describe('images: reference normalisation (unit)', () => {
   for (const [input, want] of cases) {
     it(`${input} → ${want}`, () => assert.equal(formatReference(parseReference(input)), want));
   }
-  for (const bad of ['', 'Busybox', 'host/UPPER', 'a b', 'busybox@sha256:ABC', `x@sha256:${'g'.repeat(64)}`, 'x:tag!', 'a//b', '../x', 'x:']) {
+  for (const bad of [
+    '',
+    'Busybox',
+    'host/UPPER',
+    'a b',
+    'busybox@sha256:ABC',
+    `x@sha256:${'g'.repeat(64)}`,
+    'x:tag!',
+    'a//b',
+    '../x',
+    'x:',
+  ]) {
     it(`refuses ${JSON.stringify(bad)}`, () => assert.throws(() => parseReference(bad)));
   }
-  it('talks to registry-1.docker.io for Docker Hub', () => assert.equal(registryHost(parseReference('busybox')), 'registry-1.docker.io'));
+  it('talks to registry-1.docker.io for Docker Hub', () =>
+    assert.equal(registryHost(parseReference('busybox')), 'registry-1.docker.io'));
   it('defaults the pull policy like Kubernetes', () => {
     assert.equal(defaultPullPolicy('busybox'), 'Always');
     assert.equal(defaultPullPolicy('busybox:latest'), 'Always');

@@ -15,7 +15,8 @@ export interface ImageReference {
 const COMPONENT = '[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*';
 const PATH_RE = new RegExp(`^${COMPONENT}(?:/${COMPONENT})*$`);
 const TAG_RE = /^[\w][\w.-]{0,127}$/;
-const DOMAIN_RE = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?$|^\[[0-9a-fA-F:.]+\](?::[0-9]+)?$/;
+const DOMAIN_RE =
+  /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?$|^\[[0-9a-fA-F:.]+\](?::[0-9]+)?$/;
 export const DIGEST_RE = /^sha256:[a-f0-9]{64}$/;
 
 export class InvalidReferenceError extends Error {}
@@ -29,7 +30,8 @@ export function parseReference(ref: string): ImageReference {
   if (at >= 0) {
     digest = rest.slice(at + 1);
     rest = rest.slice(0, at);
-    if (!DIGEST_RE.test(digest)) throw new InvalidReferenceError(`invalid digest ${JSON.stringify(digest)} (want sha256:<64 hex>)`);
+    if (!DIGEST_RE.test(digest))
+      throw new InvalidReferenceError(`invalid digest ${JSON.stringify(digest)} (want sha256:<64 hex>)`);
   }
   let tag: string | undefined;
   const slash = rest.lastIndexOf('/');
@@ -53,7 +55,9 @@ export function parseReference(ref: string): ImageReference {
   if (domain === 'index.docker.io') domain = 'docker.io';
   if (domain === 'docker.io' && !path.includes('/')) path = `library/${path}`;
   if (!PATH_RE.test(path)) {
-    throw new InvalidReferenceError(`invalid repository name ${JSON.stringify(path)} (lowercase letters, digits, separators)`);
+    throw new InvalidReferenceError(
+      `invalid repository name ${JSON.stringify(path)} (lowercase letters, digits, separators)`,
+    );
   }
   if (path.length > 255) throw new InvalidReferenceError('repository name longer than 255 characters');
   if (!tag && !digest) tag = 'latest';

@@ -6,17 +6,33 @@ const doc = (o: object) => Buffer.from(JSON.stringify(o));
 
 describe('images: manifest media types and ChainIDs (unit)', () => {
   it('takes the media type from Content-Type and the document, which must agree', () => {
-    assert.equal(manifestMediaType(MEDIA.ociManifest, doc({ mediaType: MEDIA.ociManifest, layers: [] })), MEDIA.ociManifest);
-    assert.equal(manifestMediaType('application/json', doc({ mediaType: MEDIA.dockerList, manifests: [] })), MEDIA.dockerList);
+    assert.equal(
+      manifestMediaType(MEDIA.ociManifest, doc({ mediaType: MEDIA.ociManifest, layers: [] })),
+      MEDIA.ociManifest,
+    );
+    assert.equal(
+      manifestMediaType('application/json', doc({ mediaType: MEDIA.dockerList, manifests: [] })),
+      MEDIA.dockerList,
+    );
     assert.equal(manifestMediaType('', doc({ schemaVersion: 2, layers: [] })), MEDIA.ociManifest);
-    assert.throws(() => manifestMediaType(MEDIA.ociIndex, doc({ mediaType: MEDIA.ociManifest, layers: [] })), /does not match/);
+    assert.throws(
+      () => manifestMediaType(MEDIA.ociIndex, doc({ mediaType: MEDIA.ociManifest, layers: [] })),
+      /does not match/,
+    );
   });
   it('refuses ambiguous documents (CVE-2021-41190) and shapes that contradict the type', () => {
     assert.throws(() => manifestMediaType(MEDIA.ociManifest, doc({ manifests: [], layers: [] })), /ambiguous/);
     assert.throws(() => manifestMediaType(MEDIA.ociIndex, doc({ layers: [] })), /shape/);
   });
   it('refuses Docker schema 1 and non-JSON bodies', () => {
-    assert.throws(() => manifestMediaType('application/vnd.docker.distribution.manifest.v1+prettyjws', doc({ schemaVersion: 1, fsLayers: [] })), /schema 1/);
+    assert.throws(
+      () =>
+        manifestMediaType(
+          'application/vnd.docker.distribution.manifest.v1+prettyjws',
+          doc({ schemaVersion: 1, fsLayers: [] }),
+        ),
+      /schema 1/,
+    );
     assert.throws(() => manifestMediaType(MEDIA.ociManifest, Buffer.from('<html>')), /not JSON/);
   });
   it('computes ChainIDs as the image spec defines them', () => {

@@ -71,7 +71,11 @@ export class RegistryClient {
   readonly #log: Logger | undefined;
 
   constructor(opts: RegistryClientOptions = {}) {
-    this.#dispatcher = new Agent({ connect: opts.ca ? { ca: opts.ca } : {}, headersTimeout: 30_000, bodyTimeout: 60_000 });
+    this.#dispatcher = new Agent({
+      connect: opts.ca ? { ca: opts.ca } : {},
+      headersTimeout: 30_000,
+      bodyTimeout: 60_000,
+    });
     this.#plain = new Set(opts.plainHttpHosts ?? []);
     this.#maxRetries = opts.maxRetries ?? 4;
     this.#retryDelayMs = opts.retryDelayMs ?? 250;
@@ -88,7 +92,12 @@ export class RegistryClient {
   }
 
   /** One HTTP exchange following redirects by hand: Authorization never crosses to another origin. */
-  async #send(url: string, method: 'GET' | 'HEAD' | 'POST', headers: Record<string, string>, body?: string): Promise<Response> {
+  async #send(
+    url: string,
+    method: 'GET' | 'HEAD' | 'POST',
+    headers: Record<string, string>,
+    body?: string,
+  ): Promise<Response> {
     let current = new URL(url);
     const origin = current.origin;
     for (let hop = 0; hop < 6; hop++) {
@@ -104,7 +113,12 @@ export class RegistryClient {
       }
       return { status: r.statusCode, headers: r.headers, body: r.body };
     }
-    throw new ImageError({ reason: 'ErrImagePull', step: 'pull', message: `too many redirects from ${url}`, retryable: false });
+    throw new ImageError({
+      reason: 'ErrImagePull',
+      step: 'pull',
+      message: `too many redirects from ${url}`,
+      retryable: false,
+    });
   }
 
   async #challengeFor(ref: ImageReference): Promise<Challenge | null> {
@@ -123,13 +137,18 @@ export class RegistryClient {
 
   async #token(ch: Challenge, scopes: string[], cred: Credential | undefined): Promise<string> {
     const realm = ch.params.realm;
-    if (!realm) throw new ImageError({ reason: 'Unauthorized', step: 'authenticate', message: 'bearer challenge without realm' });
+    if (!realm)
+      throw new ImageError({ reason: 'Unauthorized', step: 'authenticate', message: 'bearer challenge without realm' });
     const key = `${realm}|${ch.params.service ?? ''}|${scopes.join(' ')}|${cred?.username ?? ''}|${cred?.identityToken ? 'id' : ''}`;
     const cached = this.#tokens.get(key);
     if (cached) return cached;
     let r: Response;
     if (cred?.identityToken) {
-      const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: cred.identityToken, client_id: 'sandpit' });
+      const form = new URLSearchParams({
+        grant_type: 'refresh_token',
+        refresh_token: cred.identityToken,
+        client_id: 'sandpit',
+      });
       if (ch.params.service) form.set('service', ch.params.service);
       form.set('scope', scopes.join(' '));
       r = await this.#send(realm, 'POST', { 'content-type': 'application/x-www-form-urlencoded' }, form.toString());
@@ -156,12 +175,21 @@ export class RegistryClient {
     }
     const j = (await r.body.json()) as { token?: string; access_token?: string; expires_in?: number };
     const token = j.token ?? j.access_token;
-    if (!token) throw new ImageError({ reason: 'Unauthorized', step: 'authenticate', message: 'token endpoint returned no token' });
+    if (!token)
+      throw new ImageError({
+        reason: 'Unauthorized',
+        step: 'authenticate',
+        message: 'token endpoint returned no token',
+      });
     this.#tokens.set(key, token, j.expires_in);
     return token;
   }
 
-  async #authHeader(ref: ImageReference, cred: Credential | undefined, extraScopes: string[] = []): Promise<string | undefined> {
+  async #authHeader(
+    ref: ImageReference,
+    cred: Credential | undefined,
+    extraScopes: string[] = [],
+  ): Promise<string | undefined> {
     const ch = await this.#challengeFor(ref);
     if (!ch) return undefined;
     if (ch.scheme === 'basic') return cred ? basicAuth(cred) : undefined;
@@ -173,7 +201,12 @@ export class RegistryClient {
    * An authorised GET: retries once on 401 (new token; the scope asked for by
    * an insufficient_scope challenge), with back-off on 429/5xx/network errors.
    */
-  async #get(ref: ImageReference, path: string, creds: Credential[], headers: Record<string, string>): Promise<Response> {
+  async #get(
+    ref: ImageReference,
+    path: string,
+    creds: Credential[],
+    headers: Record<string, string>,
+  ): Promise<Response> {
     const candidates: (Credential | undefined)[] = creds.length ? creds : [undefined];
     let lastUnauthorized: ImageError | undefined;
     for (const cred of candidates) {
@@ -181,7 +214,10 @@ export class RegistryClient {
       for (let authTry = 0; authTry < 2; authTry++) {
         const auth = await this.#withRetries(`auth ${ref.domain}`, () => this.#authHeader(ref, cred, extraScopes));
         const r = await this.#withRetries(`GET ${path}`, async () => {
-          const resp = await this.#send(`${this.#base(ref)}${path}`, 'GET', { ...headers, ...(auth ? { authorization: auth } : {}) });
+          const resp = await this.#send(`${this.#base(ref)}${path}`, 'GET', {
+            ...headers,
+            ...(auth ? { authorization: auth } : {}),
+          });
           if (resp.status === 429 || resp.status >= 500) {
             const after = Number(header(resp, 'retry-after'));
             await resp.body.dump();
@@ -215,9 +251,15 @@ export class RegistryClient {
       } catch (err) {
         if (err instanceof ImageError) throw err;
         if (attempt >= this.#maxRetries) {
-          throw new ImageError({ reason: 'ErrImagePull', step: 'pull', message: `${what}: ${(err as Error).message}`, cause: err });
+          throw new ImageError({
+            reason: 'ErrImagePull',
+            step: 'pull',
+            message: `${what}: ${(err as Error).message}`,
+            cause: err,
+          });
         }
-        const retryAfter = err instanceof RetryableError && typeof err.cause === 'number' ? Math.min(err.cause * 1000, 10_000) : 0;
+        const retryAfter =
+          err instanceof RetryableError && typeof err.cause === 'number' ? Math.min(err.cause * 1000, 10_000) : 0;
         const delay = Math.max(retryAfter, this.#retryDelayMs * 2 ** attempt);
         this.#log?.debug({ what, attempt, delay, err: (err as Error).message }, 'retrying registry request');
         await sleep(delay);
@@ -235,12 +277,27 @@ export class RegistryClient {
       /* body is not the JSON error document */
     }
     if (r.status === 404) {
-      return new ImageError({ reason: 'ManifestUnknown', step: 'pull', message: `${what} not found${codes ? ` (${codes})` : ''}`, hint: 'check the image name and tag', retryable: false });
+      return new ImageError({
+        reason: 'ManifestUnknown',
+        step: 'pull',
+        message: `${what} not found${codes ? ` (${codes})` : ''}`,
+        hint: 'check the image name and tag',
+        retryable: false,
+      });
     }
     if (r.status === 403) {
-      return new ImageError({ reason: 'Unauthorized', step: 'pull', message: `${what}: access denied${codes ? ` (${codes})` : ''}`, retryable: false });
+      return new ImageError({
+        reason: 'Unauthorized',
+        step: 'pull',
+        message: `${what}: access denied${codes ? ` (${codes})` : ''}`,
+        retryable: false,
+      });
     }
-    return new ImageError({ reason: 'ErrImagePull', step: 'pull', message: `${what}: HTTP ${r.status}${codes ? ` (${codes})` : ''}` });
+    return new ImageError({
+      reason: 'ErrImagePull',
+      step: 'pull',
+      message: `${what}: HTTP ${r.status}${codes ? ` (${codes})` : ''}`,
+    });
   }
 
   /** Fetches a manifest or index by tag or digest, bounded and verified. */
@@ -250,7 +307,12 @@ export class RegistryClient {
     const declared = Number(header(r, 'content-length') ?? '0');
     if (declared > MAX_MANIFEST_BYTES) {
       await r.body.dump();
-      throw new ImageError({ reason: 'ErrImagePull', step: 'pull', message: `manifest of ${declared} bytes exceeds ${MAX_MANIFEST_BYTES}`, retryable: false });
+      throw new ImageError({
+        reason: 'ErrImagePull',
+        step: 'pull',
+        message: `manifest of ${declared} bytes exceeds ${MAX_MANIFEST_BYTES}`,
+        retryable: false,
+      });
     }
     const parts: Buffer[] = [];
     let n = 0;
@@ -258,18 +320,33 @@ export class RegistryClient {
       n += (chunk as Buffer).length;
       if (n > MAX_MANIFEST_BYTES) {
         r.body.destroy();
-        throw new ImageError({ reason: 'ErrImagePull', step: 'pull', message: `manifest exceeds ${MAX_MANIFEST_BYTES} bytes`, retryable: false });
+        throw new ImageError({
+          reason: 'ErrImagePull',
+          step: 'pull',
+          message: `manifest exceeds ${MAX_MANIFEST_BYTES} bytes`,
+          retryable: false,
+        });
       }
       parts.push(chunk as Buffer);
     }
     const body = Buffer.concat(parts);
     const digest = `sha256:${createHash('sha256').update(body).digest('hex')}`;
     if (DIGEST_RE.test(tagOrDigest) && digest !== tagOrDigest) {
-      throw new ImageError({ reason: 'ErrImagePull', step: 'verify manifest', message: `manifest digest ${digest} does not match ${tagOrDigest}`, retryable: false });
+      throw new ImageError({
+        reason: 'ErrImagePull',
+        step: 'verify manifest',
+        message: `manifest digest ${digest} does not match ${tagOrDigest}`,
+        retryable: false,
+      });
     }
     const claimed = header(r, 'docker-content-digest');
     if (claimed && DIGEST_RE.test(claimed) && claimed !== digest) {
-      throw new ImageError({ reason: 'ErrImagePull', step: 'verify manifest', message: `Docker-Content-Digest ${claimed} does not match the body (${digest})`, retryable: false });
+      throw new ImageError({
+        reason: 'ErrImagePull',
+        step: 'verify manifest',
+        message: `Docker-Content-Digest ${claimed} does not match the body (${digest})`,
+        retryable: false,
+      });
     }
     const contentType = (header(r, 'content-type') ?? '').split(';')[0]!.trim();
     return { mediaType: manifestMediaType(contentType, body), digest, body };
@@ -279,8 +356,20 @@ export class RegistryClient {
    * Downloads a blob into `ingestPath`, resuming from what is already there
    * (Range), verifying size and digest. Returns when the file holds exactly the blob.
    */
-  async downloadBlob(ref: ImageReference, desc: Descriptor, ingestPath: string, creds: Credential[], onBytes?: (n: number) => void): Promise<void> {
-    if (!DIGEST_RE.test(desc.digest)) throw new ImageError({ reason: 'ErrImagePull', step: 'pull', message: `invalid digest ${desc.digest}`, retryable: false });
+  async downloadBlob(
+    ref: ImageReference,
+    desc: Descriptor,
+    ingestPath: string,
+    creds: Credential[],
+    onBytes?: (n: number) => void,
+  ): Promise<void> {
+    if (!DIGEST_RE.test(desc.digest))
+      throw new ImageError({
+        reason: 'ErrImagePull',
+        step: 'pull',
+        message: `invalid digest ${desc.digest}`,
+        retryable: false,
+      });
     // Not O_APPEND: Linux pwrite ignores the offset on O_APPEND fds.
     const fd = openSync(ingestPath, constants.O_RDWR | constants.O_CREAT, 0o600);
     try {
@@ -323,7 +412,12 @@ export class RegistryClient {
             const c = chunk as Buffer;
             if (offset + c.length > desc.size) {
               r.body.destroy();
-              throw new ImageError({ reason: 'ErrImagePull', step: 'verify blob', message: `blob ${desc.digest} is larger than its descriptor size ${desc.size}`, retryable: false });
+              throw new ImageError({
+                reason: 'ErrImagePull',
+                step: 'verify blob',
+                message: `blob ${desc.digest} is larger than its descriptor size ${desc.size}`,
+                retryable: false,
+              });
             }
             writeSync(fd, c, 0, c.length, offset);
             hash.update(c);
@@ -336,7 +430,12 @@ export class RegistryClient {
           // Retry immediately while progress is made; back off when it is not.
           if (offset === before) stalls++;
           if (stalls > this.#maxRetries) {
-            throw new ImageError({ reason: 'ErrImagePull', step: 'pull', message: `blob ${desc.digest}: ${(err as Error).message}`, cause: err });
+            throw new ImageError({
+              reason: 'ErrImagePull',
+              step: 'pull',
+              message: `blob ${desc.digest}: ${(err as Error).message}`,
+              cause: err,
+            });
           }
           this.#log?.debug({ digest: desc.digest, offset, err: (err as Error).message }, 'resuming blob download');
           if (offset === before) await sleep(this.#retryDelayMs * 2 ** stalls);
@@ -345,7 +444,13 @@ export class RegistryClient {
       const digest = `sha256:${hash.digest('hex')}`;
       if (digest !== desc.digest) {
         ftruncateSync(fd, 0);
-        throw new ImageError({ reason: 'ErrImagePull', step: 'verify blob', message: `blob content is ${digest}, expected ${desc.digest}`, hint: 'the registry served corrupted data', retryable: false });
+        throw new ImageError({
+          reason: 'ErrImagePull',
+          step: 'verify blob',
+          message: `blob content is ${digest}, expected ${desc.digest}`,
+          hint: 'the registry served corrupted data',
+          retryable: false,
+        });
       }
     } finally {
       closeSync(fd);
@@ -363,17 +468,35 @@ export function manifestMediaType(contentType: string, body: Buffer): string {
   try {
     doc = JSON.parse(body.toString('utf8')) as typeof doc;
   } catch {
-    throw new ImageError({ reason: 'ErrImagePull', step: 'parse manifest', message: 'manifest is not JSON', retryable: false });
+    throw new ImageError({
+      reason: 'ErrImagePull',
+      step: 'parse manifest',
+      message: 'manifest is not JSON',
+      retryable: false,
+    });
   }
   if (doc.manifests !== undefined && doc.layers !== undefined) {
-    throw new ImageError({ reason: 'ErrImagePull', step: 'parse manifest', message: 'ambiguous document with both manifests and layers', retryable: false });
+    throw new ImageError({
+      reason: 'ErrImagePull',
+      step: 'parse manifest',
+      message: 'ambiguous document with both manifests and layers',
+      retryable: false,
+    });
   }
   const known = Object.values(MEDIA) as string[];
   const ct = known.includes(contentType) ? contentType : undefined;
   if (doc.mediaType && ct && doc.mediaType !== ct) {
-    throw new ImageError({ reason: 'ErrImagePull', step: 'parse manifest', message: `mediaType ${doc.mediaType} does not match Content-Type ${ct}`, retryable: false });
+    throw new ImageError({
+      reason: 'ErrImagePull',
+      step: 'parse manifest',
+      message: `mediaType ${doc.mediaType} does not match Content-Type ${ct}`,
+      retryable: false,
+    });
   }
-  const mt = doc.mediaType ?? ct ?? (doc.manifests !== undefined ? MEDIA.ociIndex : doc.layers !== undefined ? MEDIA.ociManifest : undefined);
+  const mt =
+    doc.mediaType ??
+    ct ??
+    (doc.manifests !== undefined ? MEDIA.ociIndex : doc.layers !== undefined ? MEDIA.ociManifest : undefined);
   if (!mt || !known.includes(mt)) {
     throw new ImageError({
       reason: 'ErrImagePull',
@@ -383,7 +506,12 @@ export function manifestMediaType(contentType: string, body: Buffer): string {
     });
   }
   if ((mt === MEDIA.ociIndex || mt === MEDIA.dockerList) !== (doc.manifests !== undefined)) {
-    throw new ImageError({ reason: 'ErrImagePull', step: 'parse manifest', message: `document does not have the shape of ${mt}`, retryable: false });
+    throw new ImageError({
+      reason: 'ErrImagePull',
+      step: 'parse manifest',
+      message: `document does not have the shape of ${mt}`,
+      retryable: false,
+    });
   }
   return mt;
 }

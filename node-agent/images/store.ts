@@ -1,5 +1,15 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import type { ImageConfig } from '../contracts.js';
 import { DIGEST_RE } from './reference.js';
@@ -48,7 +58,8 @@ export class ContentStore {
 
   constructor(root: string) {
     this.root = root;
-    for (const d of ['blobs/sha256', 'ingest', 'layers', 'images', 'sandboxes']) mkdirSync(join(root, d), { recursive: true, mode: 0o700 });
+    for (const d of ['blobs/sha256', 'ingest', 'layers', 'images', 'sandboxes'])
+      mkdirSync(join(root, d), { recursive: true, mode: 0o700 });
   }
 
   blobPath(digest: string): string {
@@ -128,7 +139,10 @@ export class ContentStore {
 
   /** True when every blob and layer of the record is still on disk. */
   complete(rec: ImageRecord): boolean {
-    return rec.chainIDs.every((c) => this.hasLayer(c)) && [rec.manifestDigest, rec.configDigest].every((d) => this.hasBlob(d));
+    return (
+      rec.chainIDs.every((c) => this.hasLayer(c)) &&
+      [rec.manifestDigest, rec.configDigest].every((d) => this.hasBlob(d))
+    );
   }
 
   addSandboxRef(sandbox: string, rec: ImageRecord): void {

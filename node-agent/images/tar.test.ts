@@ -17,8 +17,21 @@ async function entries(buf: Buffer, chunk = 7): Promise<{ e: TarEntry; data: Buf
 
 describe('images: tar reader (unit)', () => {
   it('reads ustar entries across odd chunk boundaries', async () => {
-    const got = await entries(writeTar([{ path: 'd/', type: 'dir' }, { path: 'd/f', data: 'hello', mode: 0o4755, uid: 7 }, { path: 'l', type: 'symlink', linkname: '/abs' }]));
-    assert.deepEqual(got.map((g) => [g.e.path, g.e.type]), [['d/', 'dir'], ['d/f', 'file'], ['l', 'symlink']]);
+    const got = await entries(
+      writeTar([
+        { path: 'd/', type: 'dir' },
+        { path: 'd/f', data: 'hello', mode: 0o4755, uid: 7 },
+        { path: 'l', type: 'symlink', linkname: '/abs' },
+      ]),
+    );
+    assert.deepEqual(
+      got.map((g) => [g.e.path, g.e.type]),
+      [
+        ['d/', 'dir'],
+        ['d/f', 'file'],
+        ['l', 'symlink'],
+      ],
+    );
     assert.equal(got[1]!.data.toString(), 'hello');
     assert.equal(got[1]!.e.mode, 0o4755);
     assert.equal(got[1]!.e.uid, 7);

@@ -75,7 +75,8 @@ export class ByteReader {
   async *chunks(n: number): AsyncGenerator<Buffer> {
     let left = n;
     while (left > 0) {
-      if (this.#buf.length === 0 && !(await this.#fill(1))) throw new TarFormatError('truncated archive inside an entry');
+      if (this.#buf.length === 0 && !(await this.#fill(1)))
+        throw new TarFormatError('truncated archive inside an entry');
       const take = Math.min(left, this.#buf.length);
       const out = this.#buf.subarray(0, take);
       this.#buf = this.#buf.subarray(take);

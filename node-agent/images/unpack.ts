@@ -102,7 +102,8 @@ export async function unpackLayer(opts: {
   const counted = async function* () {
     for await (const chunk of raw) {
       bytes += chunk.length;
-      if (bytes > limits.maxBytes) throw new LayerRefusedError('#stream', `layer expands past ${limits.maxBytes} bytes`);
+      if (bytes > limits.maxBytes)
+        throw new LayerRefusedError('#stream', `layer expands past ${limits.maxBytes} bytes`);
       if (bytes > ratioCap) {
         throw new LayerRefusedError(
           '#stream',

@@ -3,7 +3,17 @@ import { parentPort } from 'node:worker_threads';
 import { SandpitError } from '../../lib/errors.js';
 import { applyRootfs, enterRoot } from '../rootfs/apply.js';
 import { check, libc, type CallSite } from '../sys/libc.js';
-import { CLONE_FS, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS, sethostname, setns, unshare } from '../sys/ns.js';
+import {
+  CLONE_FS,
+  CLONE_NEWIPC,
+  CLONE_NEWNET,
+  CLONE_NEWNS,
+  CLONE_NEWPID,
+  CLONE_NEWUTS,
+  sethostname,
+  setns,
+  unshare,
+} from '../sys/ns.js';
 import { fchdir } from '../sys/mount.js';
 import { close, open, O_CLOEXEC, O_DIRECTORY, O_NOCTTY, O_RDONLY, O_RDWR } from '../sys/proc.js';
 import { spawnFromThread } from '../sys/spawn.js';
@@ -25,15 +35,22 @@ import type { InfraPlan, LaunchPlan, LaunchResult, ProcessPlan } from './plans.j
 const HOME_KINDS = ['net', 'ipc', 'uts', 'cgroup', 'pid', 'mnt'] as const;
 type NsKind = (typeof HOME_KINDS)[number];
 /** The namespaces this thread was born in (the host's), to return to after each launch. */
-const home = new Map<NsKind, number>(HOME_KINDS.map((k) => [k, open(`/proc/thread-self/ns/${k}`, O_RDONLY | O_CLOEXEC, 0, { step: `open own ${k} namespace` })]));
+const home = new Map<NsKind, number>(
+  HOME_KINDS.map((k) => [
+    k,
+    open(`/proc/thread-self/ns/${k}`, O_RDONLY | O_CLOEXEC, 0, { step: `open own ${k} namespace` }),
+  ]),
+);
 
 /** The agent's working directory: joining a mount namespace moves root and cwd to its root. */
-const homeCwd = open(process.cwd(), O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, { step: 'open the agent\'s working directory' });
+const homeCwd = open(process.cwd(), O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, {
+  step: "open the agent's working directory",
+});
 
 /** Back into the host's namespaces, root and working directory. */
 function returnHome(kinds: readonly NsKind[], site: CallSite): void {
   for (const k of kinds) setns(home.get(k)!, 0, { ...site, step: `return to the host ${k} namespace` });
-  if (kinds.includes('mnt')) fchdir(homeCwd, { ...site, step: 'return to the agent\'s working directory' });
+  if (kinds.includes('mnt')) fchdir(homeCwd, { ...site, step: "return to the agent's working directory" });
 }
 
 const ioctlInt = libc.func('int ioctl(int fd, unsigned long request, int *arg)');
@@ -61,7 +78,10 @@ async function startPid1(p: InfraPlan, site: CallSite): Promise<LaunchResult> {
   try {
     const fds = [p.log, p.log, p.log, ...p.extraFds];
     fds[p.readyFd] = writeEnd;
-    pid = spawnFromThread(p.file, p.argv, { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, fds, '/', { ...site, step: 'start sandbox PID 1' });
+    pid = spawnFromThread(p.file, p.argv, { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, fds, '/', {
+      ...site,
+      step: 'start sandbox PID 1',
+    });
   } finally {
     close(writeEnd);
   }
@@ -70,7 +90,11 @@ async function startPid1(p: InfraPlan, site: CallSite): Promise<LaunchResult> {
     const buf = Buffer.alloc(16);
     const n = readFn(readEnd, buf, buf.length);
     if (n <= 0 || !buf.toString('utf8', 0, n).includes(p.readyWord ?? 'ready'))
-      throw new SandpitError({ ...site, step: 'start sandbox PID 1', message: `PID 1 (${pid}) exited before it was ready` });
+      throw new SandpitError({
+        ...site,
+        step: 'start sandbox PID 1',
+        message: `PID 1 (${pid}) exited before it was ready`,
+      });
   } finally {
     close(readEnd);
   }
@@ -113,9 +137,14 @@ async function launchProcess(p: ProcessPlan): Promise<LaunchResult> {
   const mark = (k: string) => (marks[k] = Math.round((performance.now() - t0) * 10) / 10);
   // unshare(CLONE_NEWPID) is refused once setns() chose a PID namespace for
   // children: a container with its own PID namespace skips the sandbox's.
-  const kinds = p.joinPid ? (['net', 'ipc', 'uts', 'cgroup', 'pid', 'mnt'] as const) : (['net', 'ipc', 'uts', 'cgroup', 'mnt'] as const);
-  const nsPath = (k: NsKind) => (k === 'mnt' && !p.joinMount ? infraMountNamespace(p.nsPid) : `/proc/${p.nsPid}/ns/${k}`);
-  const nsFds = kinds.map((k) => open(nsPath(k), O_RDONLY | O_CLOEXEC, 0, { ...site, step: `${p.step}: open ${k} namespace` }));
+  const kinds = p.joinPid
+    ? (['net', 'ipc', 'uts', 'cgroup', 'pid', 'mnt'] as const)
+    : (['net', 'ipc', 'uts', 'cgroup', 'mnt'] as const);
+  const nsPath = (k: NsKind) =>
+    k === 'mnt' && !p.joinMount ? infraMountNamespace(p.nsPid) : `/proc/${p.nsPid}/ns/${k}`;
+  const nsFds = kinds.map((k) =>
+    open(nsPath(k), O_RDONLY | O_CLOEXEC, 0, { ...site, step: `${p.step}: open ${k} namespace` }),
+  );
   // Opened while the host's root is still ours; run later as /proc/self/fd/3.
   const program = open(p.program, O_RDONLY | O_CLOEXEC, 0, { ...site, step: `${p.step}: open ${p.program}` });
   // A thread shares its fs_struct (root, cwd) with the process until it unshares it;
@@ -129,7 +158,12 @@ async function launchProcess(p: ProcessPlan): Promise<LaunchResult> {
     try {
       writeFileSync(`/proc/sys/${key}`, value);
     } catch (err) {
-      throw new SandpitError({ ...site, step: `${p.step}: set sysctl ${key}`, message: (err as Error).message, cause: err });
+      throw new SandpitError({
+        ...site,
+        step: `${p.step}: set sysctl ${key}`,
+        message: (err as Error).message,
+        cause: err,
+      });
     }
   }
   let pidnsInit: number | undefined;
@@ -161,7 +195,10 @@ async function launchProcess(p: ProcessPlan): Promise<LaunchResult> {
   try {
     const childFds = [stdio[0]!, stdio[1]!, stdio[2]!, program, ...p.extraFds];
     if (ptyMaster !== undefined && p.ptyMasterToChild) childFds.push(ptyMaster);
-    pid = spawnFromThread('/proc/self/fd/3', [p.argv0, ...args], p.env, childFds, p.cwd, { ...site, step: `${p.step}: spawn` });
+    pid = spawnFromThread('/proc/self/fd/3', [p.argv0, ...args], p.env, childFds, p.cwd, {
+      ...site,
+      step: `${p.step}: spawn`,
+    });
   } catch (err) {
     // fds are the agent's, not this thread's: a pty nobody will read must not outlive the failure.
     if (ptyMaster !== undefined) close(ptyMaster);
@@ -197,14 +234,22 @@ function startPidNamespace(p: ProcessPlan, target: string, site: CallSite): numb
   try {
     const cg = p.ownPid.cgroupFds;
     const list = cg.length ? cg.map((_, i) => 4 + i).join(',') : '-';
-    pid = spawnFromThread(p.program, ['sandpit-init', 'pidns', '3', list, target], {}, [p.stdio[0], p.stdio[0], p.stdio[2], writeEnd, ...cg], '/', site);
+    pid = spawnFromThread(
+      p.program,
+      ['sandpit-init', 'pidns', '3', list, target],
+      {},
+      [p.stdio[0], p.stdio[0], p.stdio[2], writeEnd, ...cg],
+      '/',
+      site,
+    );
   } finally {
     close(writeEnd);
   }
   try {
     const buf = Buffer.alloc(16);
     const n = readFn(readEnd, buf, buf.length);
-    if (n <= 0 || !buf.toString('utf8', 0, n).includes('ready')) throw new SandpitError({ ...site, message: `the container's PID 1 (${pid}) exited before /proc was mounted` });
+    if (n <= 0 || !buf.toString('utf8', 0, n).includes('ready'))
+      throw new SandpitError({ ...site, message: `the container's PID 1 (${pid}) exited before /proc was mounted` });
   } finally {
     close(readEnd);
   }
@@ -215,7 +260,10 @@ async function handle(plan: LaunchPlan): Promise<LaunchResult> {
   try {
     return plan.kind === 'infra' ? await launchInfra(plan) : await launchProcess(plan);
   } catch (err) {
-    const e = err instanceof SandpitError ? err : new SandpitError({ step: 'launch', sandbox: plan.sandbox, message: String(err), cause: err });
+    const e =
+      err instanceof SandpitError
+        ? err
+        : new SandpitError({ step: 'launch', sandbox: plan.sandbox, message: String(err), cause: err });
     // The agent makes a SandpitError of this again: hand over the bare message, not the formatted one.
     return { error: { message: e.detail, step: e.step, code: e.code, sandbox: e.sandbox, hint: e.hint } };
   }

@@ -92,21 +92,41 @@ export class LauncherPool {
   }
 
   async launch(plan: LaunchPlan): Promise<LaunchResult> {
-    if (this.#closed) throw new SandpitError({ step: 'launch', sandbox: plan.sandbox, message: 'launcher pool is closed' });
+    if (this.#closed)
+      throw new SandpitError({ step: 'launch', sandbox: plan.sandbox, message: 'launcher pool is closed' });
     const w = await this.#take();
     try {
       await w.ready;
     } catch (err) {
       this.#gone();
-      throw new SandpitError({ step: 'launch', sandbox: plan.sandbox, message: `launcher thread failed to start: ${String(err)}`, cause: err });
+      throw new SandpitError({
+        step: 'launch',
+        sandbox: plan.sandbox,
+        message: `launcher thread failed to start: ${String(err)}`,
+        cause: err,
+      });
     }
     return new Promise<LaunchResult>((resolve, reject) => {
       const onExit = (code: number) => {
         w.worker.off('error', onError);
         this.#gone();
-        resolve({ error: { message: `launcher thread exited (${code}) without a result`, step: 'launch', sandbox: plan.sandbox } });
+        resolve({
+          error: {
+            message: `launcher thread exited (${code}) without a result`,
+            step: 'launch',
+            sandbox: plan.sandbox,
+          },
+        });
       };
-      const onError = (err: Error) => reject(new SandpitError({ step: 'launch', sandbox: plan.sandbox, message: `launcher thread failed: ${String(err)}`, cause: err }));
+      const onError = (err: Error) =>
+        reject(
+          new SandpitError({
+            step: 'launch',
+            sandbox: plan.sandbox,
+            message: `launcher thread failed: ${String(err)}`,
+            cause: err,
+          }),
+        );
       w.worker.once('message', (r: LaunchResult) => {
         w.worker.off('exit', onExit);
         w.worker.off('error', onError);
@@ -131,13 +151,17 @@ export class LauncherPool {
    */
   async close(): Promise<void> {
     this.#closed = true;
-    await Promise.all(this.#idle.splice(0).map(async (w) => {
-      let timer: NodeJS.Timeout | undefined;
-      const loaded = new Promise<void>((resolve) => { timer = setTimeout(resolve, WARM_TIMEOUT_MS); });
-      await Promise.race([w.ready.catch(() => undefined), loaded]);
-      clearTimeout(timer);
-      await w.worker.terminate();
-    }));
+    await Promise.all(
+      this.#idle.splice(0).map(async (w) => {
+        let timer: NodeJS.Timeout | undefined;
+        const loaded = new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, WARM_TIMEOUT_MS);
+        });
+        await Promise.race([w.ready.catch(() => undefined), loaded]);
+        clearTimeout(timer);
+        await w.worker.terminate();
+      }),
+    );
   }
 }
 

@@ -7,7 +7,10 @@ describe('user namespace blocks (unit)', () => {
     assert.equal(allocateUsernsBlock(range, []), 1 << 20);
     assert.equal(allocateUsernsBlock(range, [1 << 20]), (1 << 20) + USERNS_SIZE);
     assert.equal(allocateUsernsBlock(range, [(1 << 20) + USERNS_SIZE]), 1 << 20);
-    assert.equal(allocateUsernsBlock(range, [1 << 20, (1 << 20) + USERNS_SIZE, (1 << 20) + 2 * USERNS_SIZE]), undefined);
+    assert.equal(
+      allocateUsernsBlock(range, [1 << 20, (1 << 20) + USERNS_SIZE, (1 << 20) + 2 * USERNS_SIZE]),
+      undefined,
+    );
   });
   it('keeps clear of a block from an earlier, differently aligned range that still runs', () => {
     const old = (1 << 20) + USERNS_SIZE / 2; // spans the first half of block 1 and the second half of block 0

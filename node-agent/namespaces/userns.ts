@@ -37,7 +37,8 @@ export function parseUsernsRange(text: string): UsernsRange {
   const count = m ? Number(m[2]) : NaN;
   if (!m || first < USERNS_SIZE || count < USERNS_SIZE || first + count > 2 ** 32 - 1)
     throw new SandpitError({
-      step: 'read the user namespace range', message: `SANDPIT_USERNS_RANGE ${JSON.stringify(text)} is not FIRST:COUNT with FIRST >= 65536, COUNT >= 65536 and FIRST+COUNT below 2^32-1`,
+      step: 'read the user namespace range',
+      message: `SANDPIT_USERNS_RANGE ${JSON.stringify(text)} is not FIRST:COUNT with FIRST >= 65536, COUNT >= 65536 and FIRST+COUNT below 2^32-1`,
       hint: 'for example 1073741824:1073741824 (16384 sandboxes of 65536 ids)',
     });
   return { first, count };
@@ -65,14 +66,26 @@ export function allocateUsernsBlock(range: UsernsRange, used: Iterable<number>):
  * (single-threaded), which waits while the maps are written and the bind
  * mount is made, and is reaped before this returns.
  */
-export async function createUserNamespace(initBinary: string, base: number, pinPath: string, site: CallSite): Promise<void> {
+export async function createUserNamespace(
+  initBinary: string,
+  base: number,
+  pinPath: string,
+  site: CallSite,
+): Promise<void> {
   const [readyRead, readyWrite] = pipe(site);
   const [goRead, goWrite] = pipe(site);
   const devnull = open('/dev/null', O_WRONLY | O_CLOEXEC, 0, site);
   let pid: number | undefined;
   try {
     try {
-      pid = spawnFromThread(initBinary, ['sandpit-init', 'userns', '3', '4'], {}, [devnull, devnull, 2, readyWrite, goRead], '/', { ...site, step: `${site.step}: start sandpit-init userns` });
+      pid = spawnFromThread(
+        initBinary,
+        ['sandpit-init', 'userns', '3', '4'],
+        {},
+        [devnull, devnull, 2, readyWrite, goRead],
+        '/',
+        { ...site, step: `${site.step}: start sandpit-init userns` },
+      );
     } finally {
       close(readyWrite);
       close(goRead);
@@ -81,12 +94,19 @@ export async function createUserNamespace(initBinary: string, base: number, pinP
     const buf = Buffer.alloc(16);
     const n = readSync(readyRead, buf);
     if (!buf.toString('utf8', 0, n).includes('ready'))
-      throw new SandpitError({ ...site, message: 'sandpit-init could not create a user namespace', hint: 'the kernel must allow user namespaces (user.max_user_namespaces > 0)' });
+      throw new SandpitError({
+        ...site,
+        message: 'sandpit-init could not create a user namespace',
+        hint: 'the kernel must allow user namespaces (user.max_user_namespaces > 0)',
+      });
     const map = `0 ${base} ${USERNS_SIZE}\n`;
     writeFileSync(`/proc/${pid}/uid_map`, map);
     writeFileSync(`/proc/${pid}/gid_map`, map);
     close(open(pinPath, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600, site));
-    mount(`/proc/${pid}/ns/user`, pinPath, null, MS_BIND, null, { ...site, step: `${site.step}: pin the user namespace` });
+    mount(`/proc/${pid}/ns/user`, pinPath, null, MS_BIND, null, {
+      ...site,
+      step: `${site.step}: pin the user namespace`,
+    });
   } finally {
     close(readyRead);
     close(goWrite); // EOF: the helper exits

@@ -74,8 +74,15 @@ export class InfraPool {
     try {
       // Child fds: 3 = go, 4 = ready, 5 = "started" (the launcher's own pipe).
       const result = await this.#launchers.launch({
-        kind: 'infra', sandbox: site.sandbox, hostname: 'sandpit-warm', file: this.#init, argv: ['sandpit-init', 'warm', '5', '3', '4'],
-        extraFds: [goRead, readyWrite], readyFd: 5, readyWord: 'started', log: devnull,
+        kind: 'infra',
+        sandbox: site.sandbox,
+        hostname: 'sandpit-warm',
+        file: this.#init,
+        argv: ['sandpit-init', 'warm', '5', '3', '4'],
+        extraFds: [goRead, readyWrite],
+        readyFd: 5,
+        readyWord: 'started',
+        log: devnull,
       });
       if (result.error) throw new SandpitError(result.error);
       return { pid: result.pid!, go: goWrite, ready: readyRead };
@@ -117,8 +124,10 @@ export class InfraPool {
 export function awaitReady(fd: number, site: { sandbox: string; step: string }): Promise<void> {
   return new Promise((resolve, reject) => {
     readCb(fd, Buffer.alloc(16), 0, 16, null, (err, n, buf) => {
-      if (err) reject(new SandpitError({ ...site, message: `reading PID 1's ready signal: ${err.message}`, cause: err }));
-      else if (n <= 0 || !buf.toString('utf8', 0, n).includes('ready')) reject(new SandpitError({ ...site, message: 'PID 1 exited before it was ready' }));
+      if (err)
+        reject(new SandpitError({ ...site, message: `reading PID 1's ready signal: ${err.message}`, cause: err }));
+      else if (n <= 0 || !buf.toString('utf8', 0, n).includes('ready'))
+        reject(new SandpitError({ ...site, message: 'PID 1 exited before it was ready' }));
       else resolve();
     });
   });

@@ -13,7 +13,8 @@ export interface Subnet {
 
 export function ipToNumber(ip: string): number {
   const parts = ip.split('.');
-  if (parts.length !== 4 || parts.some((p) => !/^\d{1,3}$/.test(p) || Number(p) > 255)) throw new Error(`not an IPv4 address: ${ip}`);
+  if (parts.length !== 4 || parts.some((p) => !/^\d{1,3}$/.test(p) || Number(p) > 255))
+    throw new Error(`not an IPv4 address: ${ip}`);
   return parts.reduce((a, p) => a * 256 + Number(p), 0);
 }
 
@@ -48,8 +49,11 @@ export const gatewayOf = (s: Subnet) => numberToIp(s.network + 1);
 export const sandboxRange = (s: Subnet) => ({ first: s.network + 2, last: s.network + subnetSize(s) - 2 });
 
 /** True when two IPv4 ranges (network/prefix) share any address. */
-export function overlaps(a: { network: number; prefixLength: number }, b: { network: number; prefixLength: number }): boolean {
+export function overlaps(
+  a: { network: number; prefixLength: number },
+  b: { network: number; prefixLength: number },
+): boolean {
   const shorter = Math.min(a.prefixLength, b.prefixLength);
   const mask = shorter === 0 ? 0 : (~0 << (32 - shorter)) >>> 0;
-  return ((a.network & mask) >>> 0) === ((b.network & mask) >>> 0);
+  return (a.network & mask) >>> 0 === (b.network & mask) >>> 0;
 }

@@ -6,7 +6,8 @@ describe('IPv6 sandbox prefix (unit)', () => {
     assert.equal(bytesToIp6(ip6ToBytes('fd00:0088:0:0:0:0:0a58:0005')), 'fd00:88::a58:5');
     assert.equal(bytesToIp6(ip6ToBytes('::')), '::');
     assert.equal(bytesToIp6(ip6ToBytes('fd00::1')), 'fd00::1');
-    for (const bad of ['fd00:::1', '1:2:3:4:5:6:7:8:9', 'fd00::g', '10.0.0.1', '1::2::3']) assert.equal(isIPv6(bad), false, bad);
+    for (const bad of ['fd00:::1', '1:2:3:4:5:6:7:8:9', 'fd00::g', '10.0.0.1', '1::2::3'])
+      assert.equal(isIPv6(bad), false, bad);
   });
 
   it('takes a ULA prefix of /64 to /96, masked, and refuses others', () => {

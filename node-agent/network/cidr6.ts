@@ -23,7 +23,8 @@ export function ip6ToBytes(ip: string): Buffer {
   const head = groups(halves[0]!);
   const tail = halves.length === 2 ? groups(halves[1]!) : [];
   const fill = 8 - head.length - tail.length;
-  if ((halves.length === 2 && fill < 1) || (halves.length === 1 && fill !== 0)) throw new Error(`not an IPv6 address: ${ip}`);
+  if ((halves.length === 2 && fill < 1) || (halves.length === 1 && fill !== 0))
+    throw new Error(`not an IPv6 address: ${ip}`);
   const all = [...head, ...new Array<string>(halves.length === 2 ? fill : 0).fill('0'), ...tail];
   const out = Buffer.alloc(16);
   all.forEach((g, i) => {
@@ -52,9 +53,15 @@ export function parseSubnet6(cidr: string): Subnet6 {
   const m = /^([0-9a-fA-F:]+)\/(\d{1,3})$/.exec(cidr);
   if (!m) throw new Error(`not an IPv6 CIDR: ${cidr}`);
   const prefixLength = Number(m[2]);
-  if (prefixLength < 64 || prefixLength > 96) throw new Error(`sandbox IPv6 subnet ${cidr} must be between /64 and /96 (its low 32 bits carry the sandbox's IPv4 address)`);
+  if (prefixLength < 64 || prefixLength > 96)
+    throw new Error(
+      `sandbox IPv6 subnet ${cidr} must be between /64 and /96 (its low 32 bits carry the sandbox's IPv4 address)`,
+    );
   const network = ip6ToBytes(m[1]!);
-  if (network[0] !== 0xfd) throw new Error(`sandbox IPv6 subnet ${cidr} must be a unique local prefix (fd00::/8): sandboxes are masqueraded behind the node`);
+  if (network[0] !== 0xfd)
+    throw new Error(
+      `sandbox IPv6 subnet ${cidr} must be a unique local prefix (fd00::/8): sandboxes are masqueraded behind the node`,
+    );
   for (let bit = prefixLength; bit < 128; bit++) network[bit >> 3]! &= ~(0x80 >> (bit & 7));
   return { network, prefixLength, cidr: `${bytesToIp6(network)}/${prefixLength}` };
 }

@@ -62,4 +62,3 @@ export function bridgeMac(bridge: string): Buffer {
   mac[0] = (mac[0]! & 0xfe) | 0x02;
   return Buffer.from(mac);
 }
-

@@ -25,7 +25,8 @@ export function parseResolvConf(text: string): ParsedResolvConf {
 }
 
 /** Loopback resolvers answer in the node's namespace only; link-local IPv6 ones need an interface the sandbox lacks. */
-export const reachableFromSandbox = (ns: string) => !/^127\./.test(ns) && ns !== '::1' && !ns.includes('%') && !/^0\.0\.0\.0$/.test(ns);
+export const reachableFromSandbox = (ns: string) =>
+  !/^127\./.test(ns) && ns !== '::1' && !ns.includes('%') && !/^0\.0\.0\.0$/.test(ns);
 
 export interface ResolvConfInput {
   /** The node's /etc/resolv.conf. */
@@ -46,7 +47,9 @@ export function renderResolvConf(input: ResolvConfInput): { text: string; namese
     const upstream = parseResolvConf(input.upstream);
     node = { ...upstream, searches: node.searches.length ? node.searches : upstream.searches };
   }
-  let nameservers = input.spec?.nameservers?.length ? input.spec.nameservers : node.nameservers.filter(reachableFromSandbox);
+  let nameservers = input.spec?.nameservers?.length
+    ? input.spec.nameservers
+    : node.nameservers.filter(reachableFromSandbox);
   if (nameservers.length === 0) nameservers = input.fallback;
   nameservers = nameservers.slice(0, 3);
   const searches = (input.spec?.searches ?? node.searches).filter((s) => s !== '.');
@@ -76,7 +79,10 @@ export function renderHosts(hostname: string, sandboxIP: string | undefined, san
 }
 
 /** Reads the node's resolver files, following systemd-resolved when present. */
-export function readNodeResolvConf(path = '/etc/resolv.conf', upstreamPath = '/run/systemd/resolve/resolv.conf'): { node: string; upstream?: string } {
+export function readNodeResolvConf(
+  path = '/etc/resolv.conf',
+  upstreamPath = '/run/systemd/resolve/resolv.conf',
+): { node: string; upstream?: string } {
   const read = (p: string) => {
     try {
       return readFileSync(p, 'utf8');

@@ -54,7 +54,12 @@ export class LeaseStore {
     try {
       table = JSON.parse(readFileSync(file, 'utf8')) as LeaseTable;
     } catch (err) {
-      throw new NetworkError(NetworkReason.AddressStateUnavailable, { step: 'read address leases', message: `${file} is not readable JSON`, cause: err, hint: 'move the file away; the next garbage collection rebuilds leases from live sandboxes' });
+      throw new NetworkError(NetworkReason.AddressStateUnavailable, {
+        step: 'read address leases',
+        message: `${file} is not readable JSON`,
+        cause: err,
+        hint: 'move the file away; the next garbage collection rebuilds leases from live sandboxes',
+      });
     }
     if (table.subnet !== this.#subnet.cidr && Object.keys(table.leases).length === 0) return emptyTable(this.#subnet);
     if (table.subnet !== this.#subnet.cidr) {

@@ -25,7 +25,11 @@ export const addressOf = (table: LeaseTable, sandbox: SandboxId): string | undef
  * idempotent), else the next free one after the last handed out, wrapping
  * around. Returns undefined when the subnet is full.
  */
-export function allocateAddress(table: LeaseTable, subnet: Subnet, sandbox: SandboxId): { table: LeaseTable; address: string } | undefined {
+export function allocateAddress(
+  table: LeaseTable,
+  subnet: Subnet,
+  sandbox: SandboxId,
+): { table: LeaseTable; address: string } | undefined {
   const held = addressOf(table, sandbox);
   if (held) return { table, address: held };
   const { first, last } = sandboxRange(subnet);
@@ -34,7 +38,8 @@ export function allocateAddress(table: LeaseTable, subnet: Subnet, sandbox: Sand
   const start = after >= first && after <= last ? after - first + 1 : 0;
   for (let i = 0; i < count; i++) {
     const ip = numberToIp(first + ((start + i) % count));
-    if (!(ip in table.leases)) return { table: { ...table, last: ip, leases: { ...table.leases, [ip]: sandbox } }, address: ip };
+    if (!(ip in table.leases))
+      return { table: { ...table, last: ip, leases: { ...table.leases, [ip]: sandbox } }, address: ip };
   }
   return undefined;
 }
@@ -45,7 +50,13 @@ export function releaseAddress(table: LeaseTable, sandbox: SandboxId): LeaseTabl
 }
 
 /** Drops every lease whose sandbox is not live; returns the table and the sandboxes that lost one. */
-export function reclaimAddresses(table: LeaseTable, live: Set<SandboxId>): { table: LeaseTable; reclaimed: SandboxId[] } {
+export function reclaimAddresses(
+  table: LeaseTable,
+  live: Set<SandboxId>,
+): { table: LeaseTable; reclaimed: SandboxId[] } {
   const reclaimed = [...new Set(Object.values(table.leases).filter((id) => !live.has(id)))];
-  return { table: { ...table, leases: Object.fromEntries(Object.entries(table.leases).filter(([, id]) => live.has(id))) }, reclaimed };
+  return {
+    table: { ...table, leases: Object.fromEntries(Object.entries(table.leases).filter(([, id]) => live.has(id))) },
+    reclaimed,
+  };
 }

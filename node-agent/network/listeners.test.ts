@@ -18,10 +18,25 @@ describe('host listeners (unit)', () => {
   };
 
   it('decodes sock_diag replies: IPv4, IPv6 any, v4-mapped and plain IPv6 addresses', () => {
-    assert.deepEqual(decodeDiagMessage(diagMsg(2, TCP_LISTEN, [127, 0, 0, 1], 8080, 0, 1111)), { family: 2, state: TCP_LISTEN, address: '127.0.0.1', port: 8080, remotePort: 0, inode: 1111 });
+    assert.deepEqual(decodeDiagMessage(diagMsg(2, TCP_LISTEN, [127, 0, 0, 1], 8080, 0, 1111)), {
+      family: 2,
+      state: TCP_LISTEN,
+      address: '127.0.0.1',
+      port: 8080,
+      remotePort: 0,
+      inode: 1111,
+    });
     assert.equal(decodeDiagMessage(diagMsg(AF_INET6, 7, new Array<number>(16).fill(0), 53, 0, 1)).address, '::');
-    assert.equal(decodeDiagMessage(diagMsg(AF_INET6, 7, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 2], 53, 0, 1)).address, '::ffff:10.0.0.2');
-    assert.equal(decodeDiagMessage(diagMsg(AF_INET6, 7, [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], 53, 0, 1)).address, '2001:db8:0:0:0:0:0:1');
+    assert.equal(
+      decodeDiagMessage(diagMsg(AF_INET6, 7, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 2], 53, 0, 1))
+        .address,
+      '::ffff:10.0.0.2',
+    );
+    assert.equal(
+      decodeDiagMessage(diagMsg(AF_INET6, 7, [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], 53, 0, 1))
+        .address,
+      '2001:db8:0:0:0:0:0:1',
+    );
   });
 
   it('asks the kernel for one family, protocol and state set', () => {
@@ -39,11 +54,30 @@ describe('host listeners (unit)', () => {
       { protocol: 'UDP', address: '::ffff:10.0.0.2', port: 53, inode: 5555 },
       { protocol: 'UDP', address: 'fd00:0:0:0:0:0:0:1', port: 53, inode: 6666 },
     ];
-    assert.deepEqual(shadowedListeners(ls, { hostPort: 8080, protocol: 'TCP' }).map((l) => l.inode), [1111]);
-    assert.deepEqual(shadowedListeners(ls, { hostPort: 8080, protocol: 'TCP', hostIP: '192.0.2.1' }), [], 'a listener on 127.0.0.1 is not in the way of a DNAT on 192.0.2.1');
-    assert.deepEqual(shadowedListeners(ls, { hostPort: 22, protocol: 'TCP', hostIP: '192.0.2.1' }).map((l) => l.inode), [2222], '0.0.0.0 covers every address');
-    assert.deepEqual(shadowedListeners(ls, { hostPort: 53, protocol: 'UDP', hostIP: '10.0.0.9' }).map((l) => l.inode), [4444], ':: may take IPv4 too');
-    assert.deepEqual(shadowedListeners(ls, { hostPort: 53, protocol: 'UDP' }).map((l) => l.inode), [4444, 5555], 'an IPv6-only address is not in the way of an IPv4 DNAT');
+    assert.deepEqual(
+      shadowedListeners(ls, { hostPort: 8080, protocol: 'TCP' }).map((l) => l.inode),
+      [1111],
+    );
+    assert.deepEqual(
+      shadowedListeners(ls, { hostPort: 8080, protocol: 'TCP', hostIP: '192.0.2.1' }),
+      [],
+      'a listener on 127.0.0.1 is not in the way of a DNAT on 192.0.2.1',
+    );
+    assert.deepEqual(
+      shadowedListeners(ls, { hostPort: 22, protocol: 'TCP', hostIP: '192.0.2.1' }).map((l) => l.inode),
+      [2222],
+      '0.0.0.0 covers every address',
+    );
+    assert.deepEqual(
+      shadowedListeners(ls, { hostPort: 53, protocol: 'UDP', hostIP: '10.0.0.9' }).map((l) => l.inode),
+      [4444],
+      ':: may take IPv4 too',
+    );
+    assert.deepEqual(
+      shadowedListeners(ls, { hostPort: 53, protocol: 'UDP' }).map((l) => l.inode),
+      [4444, 5555],
+      'an IPv6-only address is not in the way of an IPv4 DNAT',
+    );
     assert.deepEqual(shadowedListeners(ls, { hostPort: 53, protocol: 'TCP' }), [], 'protocols are separate');
   });
 });

@@ -24,8 +24,15 @@ export interface HostListener {
 
 /** Listeners on any of `ports` (their protocol and number), in the network namespace the sock_diag socket `sock` belongs to. */
 export function hostListeners(sock: RtnlSocket, ports: Pick<PortRule, 'hostPort' | 'protocol'>[]): HostListener[] {
-  const unique = [...new Map(ports.map((p) => [`${p.protocol}/${p.hostPort}`, { protocol: p.protocol, port: p.hostPort }])).values()];
-  return listeningSockets(sock, unique).map((s) => ({ protocol: s.protocol, address: s.address, port: s.port, inode: s.inode }));
+  const unique = [
+    ...new Map(ports.map((p) => [`${p.protocol}/${p.hostPort}`, { protocol: p.protocol, port: p.hostPort }])).values(),
+  ];
+  return listeningSockets(sock, unique).map((s) => ({
+    protocol: s.protocol,
+    address: s.address,
+    port: s.port,
+    inode: s.inode,
+  }));
 }
 
 /**
@@ -34,7 +41,11 @@ export function hostListeners(sock: RtnlSocket, ports: Pick<PortRule, 'hostPort'
  * (dual-stack sockets), so it counts; other IPv6-only addresses do not, unless
  * the node is dual-stack (the DNAT then covers IPv6 too). Pure.
  */
-export function shadowedListeners(listeners: HostListener[], port: Pick<PortRule, 'hostPort' | 'protocol' | 'hostIP'>, dualStack = false): HostListener[] {
+export function shadowedListeners(
+  listeners: HostListener[],
+  port: Pick<PortRule, 'hostPort' | 'protocol' | 'hostIP'>,
+  dualStack = false,
+): HostListener[] {
   return listeners.filter((l) => {
     if (l.protocol !== port.protocol || l.port !== port.hostPort) return false;
     // On a dual-stack node a port without hostIP is DNATed on the IPv6 addresses too.

@@ -17,7 +17,13 @@ export function inNetns<T>(netnsPath: string, sandbox: string | undefined, fn: (
   try {
     target = openSync(netnsPath, constants.O_RDONLY);
   } catch (err) {
-    throw new NetworkError(NetworkReason.NetnsNotFound, { ...site, message: `open ${netnsPath}: ${(err as NodeJS.ErrnoException).code}`, code: (err as NodeJS.ErrnoException).code, cause: err, hint: 'the sandbox process may have exited' });
+    throw new NetworkError(NetworkReason.NetnsNotFound, {
+      ...site,
+      message: `open ${netnsPath}: ${(err as NodeJS.ErrnoException).code}`,
+      code: (err as NodeJS.ErrnoException).code,
+      cause: err,
+      hint: 'the sandbox process may have exited',
+    });
   }
   const home = openSync('/proc/thread-self/ns/net', constants.O_RDONLY);
   try {
@@ -42,6 +48,13 @@ export function openNetns(netnsPath: string, sandbox: string | undefined): numbe
   try {
     return openSync(netnsPath, constants.O_RDONLY);
   } catch (err) {
-    throw new NetworkError(NetworkReason.NetnsNotFound, { step: 'open network namespace', sandbox, message: `open ${netnsPath}: ${(err as NodeJS.ErrnoException).code}`, code: (err as NodeJS.ErrnoException).code, cause: err, hint: 'the sandbox process may have exited' });
+    throw new NetworkError(NetworkReason.NetnsNotFound, {
+      step: 'open network namespace',
+      sandbox,
+      message: `open ${netnsPath}: ${(err as NodeJS.ErrnoException).code}`,
+      code: (err as NodeJS.ErrnoException).code,
+      cause: err,
+      hint: 'the sandbox process may have exited',
+    });
   }
 }

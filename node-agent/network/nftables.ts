@@ -81,7 +81,9 @@ class NftBinary implements Nft {
   }
   list(command: string): NftObject[] {
     try {
-      const out = execFileSync('nft', ['-j', '-a', ...command.split(' ')], { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+      const out = execFileSync('nft', ['-j', '-a', ...command.split(' ')], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      }).toString();
       return (JSON.parse(out || '{"nftables":[]}') as { nftables: NftObject[] }).nftables;
     } catch (err) {
       throw nftError(String((err as { stderr?: Buffer }).stderr ?? err), command);
@@ -110,7 +112,11 @@ export function openNftables(prefer?: 'libnftables' | 'nft'): Nft {
       return new LibNftables(koffi.load('libnftables.so.1'));
     } catch (err) {
       if (prefer === 'libnftables') {
-        throw new NetworkError(NetworkReason.FirewallSetupFailed, { step: 'load libnftables', message: String(err), hint: 'install the Debian package libnftables1' });
+        throw new NetworkError(NetworkReason.FirewallSetupFailed, {
+          step: 'load libnftables',
+          message: String(err),
+          hint: 'install the Debian package libnftables1',
+        });
       }
     }
   }

@@ -9,9 +9,14 @@ describe('published port holders (unit)', () => {
       { protocol: 'UDP' as const, hostPort: 8080 },
       { protocol: 'UDP' as const, hostPort: 53, hostIP: '192.0.2.2' },
     ];
-    const plan = (dual: boolean) => holdPlan(ports, dual).map((h) => `${h.family} ${h.port.protocol} ${h.port.hostIP ?? '*'}:${h.port.hostPort}`);
+    const plan = (dual: boolean) =>
+      holdPlan(ports, dual).map((h) => `${h.family} ${h.port.protocol} ${h.port.hostIP ?? '*'}:${h.port.hostPort}`);
     assert.deepEqual(plan(false), ['ipv4 TCP *:8080', 'ipv4 UDP *:8080', 'ipv4 UDP 192.0.2.2:53']);
-    assert.deepEqual(plan(true), ['ipv4 TCP *:8080', 'ipv6 TCP *:8080', 'ipv4 UDP *:8080', 'ipv6 UDP *:8080', 'ipv4 UDP 192.0.2.2:53'], 'an address-bound port is IPv4 only');
+    assert.deepEqual(
+      plan(true),
+      ['ipv4 TCP *:8080', 'ipv6 TCP *:8080', 'ipv4 UDP *:8080', 'ipv6 UDP *:8080', 'ipv4 UDP 192.0.2.2:53'],
+      'an address-bound port is IPv4 only',
+    );
   });
 
   it('lays out sockaddr_in and sockaddr_in6 as the kernel reads them', () => {

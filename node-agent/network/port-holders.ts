@@ -1,7 +1,18 @@
 import { fstatSync } from 'node:fs';
 import { SandpitError } from '../../lib/errors.js';
 import { check, errnoName, libc, koffi } from '../sys/libc.js';
-import { AF_INET, AF_INET6, close, setsockopt, socket, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_STREAM, SOL_SOCKET, SO_RCVBUF } from '../sys/net.js';
+import {
+  AF_INET,
+  AF_INET6,
+  close,
+  setsockopt,
+  socket,
+  SOCK_CLOEXEC,
+  SOCK_DGRAM,
+  SOCK_STREAM,
+  SOL_SOCKET,
+  SO_RCVBUF,
+} from '../sys/net.js';
 import type { SandboxId } from '../contracts.js';
 import { NetworkError, NetworkReason } from './status.js';
 
@@ -85,8 +96,14 @@ export class PortHolders {
     const type = (p.protocol === 'TCP' ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC;
     const fd = check('socket', site, () => socket(family === 'ipv4' ? AF_INET : AF_INET6, type, 0));
     try {
-      if (family === 'ipv6') check('setsockopt IPV6_V6ONLY', site, () => setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, Buffer.from(new Int32Array([1]).buffer), 4));
-      if (p.protocol === 'UDP') check('setsockopt SO_RCVBUF', site, () => setsockopt(fd, SOL_SOCKET, SO_RCVBUF, Buffer.from(new Int32Array([1]).buffer), 4));
+      if (family === 'ipv6')
+        check('setsockopt IPV6_V6ONLY', site, () =>
+          setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, Buffer.from(new Int32Array([1]).buffer), 4),
+        );
+      if (p.protocol === 'UDP')
+        check('setsockopt SO_RCVBUF', site, () =>
+          setsockopt(fd, SOL_SOCKET, SO_RCVBUF, Buffer.from(new Int32Array([1]).buffer), 4),
+        );
       const addr = sockaddr(family, p.hostPort, family === 'ipv4' ? p.hostIP : undefined);
       koffi.errno(0);
       if (bind(fd, addr, addr.length) < 0) {

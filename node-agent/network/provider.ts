@@ -5,7 +5,17 @@ import type { NetworkProvider, NetworkRequest, NetworkResult, SandboxId, Sandbox
 import { describeSandbox } from '../contracts.js';
 import { gatewayOf, ipToNumber, isIPv4, overlaps, parseSubnet, type Subnet } from './cidr.js';
 import { ip6ToBytes, isIPv6, pairedIp6, parseSubnet6, type Subnet6 } from './cidr6.js';
-import { bridgeMac, DEFAULT_SUBNET, defaults, HOST_VETH, hostVethName, LINK_NAME, SANDBOX_IFNAME, TABLE_NAME, type BridgeNetworkOptions } from './config.js';
+import {
+  bridgeMac,
+  DEFAULT_SUBNET,
+  defaults,
+  HOST_VETH,
+  hostVethName,
+  LINK_NAME,
+  SANDBOX_IFNAME,
+  TABLE_NAME,
+  type BridgeNetworkOptions,
+} from './config.js';
 import { readNodeResolvConf, renderHosts, renderResolvConf } from './dns.js';
 import { allocateAddress, reclaimAddresses, releaseAddress } from './ipam.js';
 import { LeaseStore } from './ipam-store.js';
@@ -14,7 +24,24 @@ import { hostListeners, shadowedListeners, socketHolder } from './listeners.js';
 import { forgetUdpFlows } from './netlink/conntrack.js';
 import { NETLINK_SOCK_DIAG } from './netlink/sockdiag.js';
 import { PortHolders } from './port-holders.js';
-import { addAddress, addAddress6, addDefaultRoute, addDefaultRoute6, addressDump, createBridge, createVeth, decodeLink, deleteLink, getLink, linkDump, routeDump, RT_TABLE_MAIN, setBridgeNetfilter, setHairpin, setLinkUp } from './netlink/links.js';
+import {
+  addAddress,
+  addAddress6,
+  addDefaultRoute,
+  addDefaultRoute6,
+  addressDump,
+  createBridge,
+  createVeth,
+  decodeLink,
+  deleteLink,
+  getLink,
+  linkDump,
+  routeDump,
+  RT_TABLE_MAIN,
+  setBridgeNetfilter,
+  setHairpin,
+  setLinkUp,
+} from './netlink/links.js';
 import { NetlinkError, RtnlSocket } from './netlink/socket.js';
 import { inNetns, openNetns } from './netns.js';
 import { NftError, openNftables, type Nft, type NftObject } from './nftables.js';
@@ -88,7 +115,12 @@ export class BridgeNetworkProvider implements NetworkProvider {
     if (!TABLE_NAME.test(this.table)) throw new Error(`nftables table name ${this.table} is not valid`);
     this.#nft = openNftables(opts.nftBackend);
     this.#leases = new LeaseStore(opts.stateDir ?? defaults.stateDir, this.subnet);
-    this.#rules = { table: this.table, bridge: this.bridge, subnet: this.subnet.cidr, ...(this.subnet6 ? { subnet6: this.subnet6.cidr } : {}) };
+    this.#rules = {
+      table: this.table,
+      bridge: this.bridge,
+      subnet: this.subnet.cidr,
+      ...(this.subnet6 ? { subnet6: this.subnet6.cidr } : {}),
+    };
   }
 
   /** Which nftables door is in use (libnftables in-process, or the nft binary). */
@@ -104,21 +136,36 @@ export class BridgeNetworkProvider implements NetworkProvider {
    */
   ensureNode(log: Logger): { bridgeIndex: number; mtu: number; hostIP: string } {
     const step = <T>(reason: NetworkReasonValue, name: string, fn: () => T): T => wrap(reason, name, undefined, fn);
-    const mtu = this.#opts.mtu ?? step(NetworkReason.LinkSetupFailed, 'read default route', () => this.#defaultRouteMtu());
+    const mtu =
+      this.#opts.mtu ?? step(NetworkReason.LinkSetupFailed, 'read default route', () => this.#defaultRouteMtu());
     this.#refuseSubnetInUse();
-    step(NetworkReason.LinkSetupFailed, 'create bridge', () => this.#rtnl.exec([createBridge(this.bridge, mtu, bridgeMac(this.bridge))]));
-    const bridgeIndex = step(NetworkReason.LinkSetupFailed, 'find bridge', () => decodeLink(this.#rtnl.query(getLink(this.bridge))).index);
+    step(NetworkReason.LinkSetupFailed, 'create bridge', () =>
+      this.#rtnl.exec([createBridge(this.bridge, mtu, bridgeMac(this.bridge))]),
+    );
+    const bridgeIndex = step(
+      NetworkReason.LinkSetupFailed,
+      'find bridge',
+      () => decodeLink(this.#rtnl.query(getLink(this.bridge))).index,
+    );
     step(NetworkReason.LinkSetupFailed, 'configure bridge', () =>
-      this.#rtnl.exec([addAddress(bridgeIndex, this.bridge, gatewayOf(this.subnet), this.subnet.prefixLength), setBridgeNetfilter(bridgeIndex, this.bridge), setLinkUp(bridgeIndex, this.bridge)]),
+      this.#rtnl.exec([
+        addAddress(bridgeIndex, this.bridge, gatewayOf(this.subnet), this.subnet.prefixLength),
+        setBridgeNetfilter(bridgeIndex, this.bridge),
+        setLinkUp(bridgeIndex, this.bridge),
+      ]),
     );
     for (const [key, value] of nodeSysctls(this.bridge)) writeSysctl(key, value);
     if (this.subnet6) {
       const s6 = this.subnet6;
       const gw6 = pairedIp6(s6, gatewayOf(this.subnet));
       for (const [key, value] of nodeSysctls6(this.bridge)) writeSysctl(key, value);
-      step(NetworkReason.LinkSetupFailed, 'add bridge IPv6 address', () => this.#rtnl.exec([addAddress6(bridgeIndex, this.bridge, ip6ToBytes(gw6), gw6, s6.prefixLength)]));
+      step(NetworkReason.LinkSetupFailed, 'add bridge IPv6 address', () =>
+        this.#rtnl.exec([addAddress6(bridgeIndex, this.bridge, ip6ToBytes(gw6), gw6, s6.prefixLength)]),
+      );
     }
-    step(NetworkReason.FirewallSetupFailed, 'install nftables node rules', () => this.#nft.apply(nodeRulesScript(this.#rules)));
+    step(NetworkReason.FirewallSetupFailed, 'install nftables node rules', () =>
+      this.#nft.apply(nodeRulesScript(this.#rules)),
+    );
     this.#ensureCompatRules(log);
     this.#holdPublishedAgain(log);
     this.#legacyCompat('ensure', log);
@@ -143,8 +190,15 @@ export class BridgeNetworkProvider implements NetworkProvider {
     const who = describeSandbox(req.sandbox);
     const id = req.sandbox.id;
     const network = req.network ?? { mode: 'Bridge', egress: 'Allow' };
-    const dns = readNodeResolvConf(this.#opts.resolvConfPath ?? defaults.resolvConfPath, this.#opts.upstreamResolvConfPath ?? defaults.upstreamResolvConfPath);
-    const resolv = renderResolvConf({ ...dns, spec: network.dns, fallback: this.#opts.fallbackNameservers ?? defaults.fallbackNameservers });
+    const dns = readNodeResolvConf(
+      this.#opts.resolvConfPath ?? defaults.resolvConfPath,
+      this.#opts.upstreamResolvConfPath ?? defaults.upstreamResolvConfPath,
+    );
+    const resolv = renderResolvConf({
+      ...dns,
+      spec: network.dns,
+      fallback: this.#opts.fallbackNameservers ?? defaults.fallbackNameservers,
+    });
 
     if (network.mode === 'None') {
       inNetns(req.netnsPath, who, () => {
@@ -155,7 +209,11 @@ export class BridgeNetworkProvider implements NetworkProvider {
           rt.close();
         }
       });
-      return { hostIP: (this.#node ?? this.ensureNode(log)).hostIP, resolvConf: resolv.text, hosts: renderHosts(req.hostname, undefined) };
+      return {
+        hostIP: (this.#node ?? this.ensureNode(log)).hostIP,
+        resolvConf: resolv.text,
+        hosts: renderHosts(req.hostname, undefined),
+      };
     }
 
     const node = this.#node ?? this.ensureNode(log);
@@ -176,14 +234,34 @@ export class BridgeNetworkProvider implements NetworkProvider {
     const address6 = this.subnet6 ? pairedIp6(this.subnet6, address) : undefined;
     try {
       this.#createLinks(req, address, address6, node, who);
-      this.#installRules({ id, owner: describeSandbox(req.sandbox), address, address6, hostLink: hostVethName(id), ports, denyEgressExcept, denyEgressExcept6 }, who);
-      wrap(NetworkReason.FirewallSetupFailed, 'forget stale UDP flows', who, () => forgetUdpFlows(ports.filter((p) => p.protocol === 'UDP').map((p) => p.hostPort)));
+      this.#installRules(
+        {
+          id,
+          owner: describeSandbox(req.sandbox),
+          address,
+          address6,
+          hostLink: hostVethName(id),
+          ports,
+          denyEgressExcept,
+          denyEgressExcept6,
+        },
+        who,
+      );
+      wrap(NetworkReason.FirewallSetupFailed, 'forget stale UDP flows', who, () =>
+        forgetUdpFlows(ports.filter((p) => p.protocol === 'UDP').map((p) => p.hostPort)),
+      );
     } catch (err) {
       this.teardownSync(req.sandbox, log);
       throw err;
     }
     log.debug({ sandbox: who, address, ports: ports.length, egress: network.egress }, 'sandbox network ready');
-    const publishedPorts = ports.map((p) => ({ ...(p.name ? { name: p.name } : {}), containerPort: p.containerPort, hostPort: p.hostPort, protocol: p.protocol, hostIP: p.hostIP ?? '0.0.0.0' }));
+    const publishedPorts = ports.map((p) => ({
+      ...(p.name ? { name: p.name } : {}),
+      containerPort: p.containerPort,
+      hostPort: p.hostPort,
+      protocol: p.protocol,
+      hostIP: p.hostIP ?? '0.0.0.0',
+    }));
     return {
       sandboxIP: address,
       ...(address6 ? { sandboxIPs: [address, address6] } : {}),
@@ -214,7 +292,9 @@ export class BridgeNetworkProvider implements NetworkProvider {
     }
     const listeners = hostListeners(this.#diag, ports);
     for (const p of ports) {
-      const l = shadowedListeners(listeners, p, this.subnet6 !== undefined).filter((x) => !this.#holders.owns(x.inode))[0];
+      const l = shadowedListeners(listeners, p, this.subnet6 !== undefined).filter(
+        (x) => !this.#holders.owns(x.inode),
+      )[0];
       if (!l) continue;
       const holder = socketHolder(l.inode) ?? 'a process this agent cannot see';
       const at = l.address.includes(':') ? `[${l.address}]:${l.port}` : `${l.address}:${l.port}`;
@@ -231,7 +311,12 @@ export class BridgeNetworkProvider implements NetworkProvider {
   async teardown(sandbox: SandboxRef, log: Logger): Promise<void> {
     const who = describeSandbox(sandbox);
     await this.#reaper.delete([hostVethName(sandbox.id)]).catch((err: unknown) => {
-      throw new NetworkError(NetworkReason.LinkSetupFailed, { step: 'delete veth', sandbox: who, message: (err as Error).message, cause: err });
+      throw new NetworkError(NetworkReason.LinkSetupFailed, {
+        step: 'delete veth',
+        sandbox: who,
+        message: (err as Error).message,
+        cause: err,
+      });
     });
     this.#forget(sandbox, who, log);
   }
@@ -239,7 +324,9 @@ export class BridgeNetworkProvider implements NetworkProvider {
   /** teardown() on the calling thread: blocks it for the kernel's veth unregistration (benchmarks and tests). */
   teardownSync(sandbox: SandboxRef, log: Logger): void {
     const who = describeSandbox(sandbox);
-    wrap(NetworkReason.LinkSetupFailed, 'delete veth', who, () => this.#rtnl.exec([deleteLink(hostVethName(sandbox.id))]));
+    wrap(NetworkReason.LinkSetupFailed, 'delete veth', who, () =>
+      this.#rtnl.exec([deleteLink(hostVethName(sandbox.id))]),
+    );
     this.#forget(sandbox, who, log);
   }
 
@@ -248,7 +335,10 @@ export class BridgeNetworkProvider implements NetworkProvider {
     this.#holders.release(sandbox.id);
     this.#leases.update((table) => {
       const next = releaseAddress(table, sandbox.id);
-      return { table: Object.keys(next.leases).length === Object.keys(table.leases).length ? table : next, result: undefined };
+      return {
+        table: Object.keys(next.leases).length === Object.keys(table.leases).length ? table : next,
+        result: undefined,
+      };
     });
     log.debug({ sandbox: who }, 'sandbox network removed');
   }
@@ -299,7 +389,11 @@ export class BridgeNetworkProvider implements NetworkProvider {
       .map((l) => l.name);
   }
 
-  #collectRulesAndLeases(live: Set<SandboxId>, links: string[], log: Logger): { links: string[]; rules: SandboxId[]; leases: SandboxId[] } {
+  #collectRulesAndLeases(
+    live: Set<SandboxId>,
+    links: string[],
+    log: Logger,
+  ): { links: string[]; rules: SandboxId[]; leases: SandboxId[] } {
     this.#index = undefined;
     const rules = [...sandboxesWithRules(this.#indexedRules())].filter((id) => !live.has(id));
     if (rules.length) this.#deleteRules((id) => !live.has(id), undefined);
@@ -308,7 +402,8 @@ export class BridgeNetworkProvider implements NetworkProvider {
       const { table: next, reclaimed } = reclaimAddresses(table, live);
       return { table: reclaimed.length ? next : table, result: reclaimed };
     });
-    if (links.length || rules.length || leases.length) log.info({ links, rules, leases }, 'collected leaked sandbox network objects');
+    if (links.length || rules.length || leases.length)
+      log.info({ links, rules, leases }, 'collected leaked sandbox network objects');
     return { links, rules, leases };
   }
 
@@ -316,7 +411,10 @@ export class BridgeNetworkProvider implements NetworkProvider {
   removeNode(log: Logger, dropLeases = false): void {
     const links = this.#rtnl.dump(linkDump.type, linkDump.body).map(linkDump.decode);
     const bridgeIndex = links.find((l) => l.name === this.bridge)?.index;
-    const ours = links.filter((l) => (HOST_VETH.test(l.name) && bridgeIndex !== undefined && l.master === bridgeIndex) || l.name === this.bridge);
+    const ours = links.filter(
+      (l) =>
+        (HOST_VETH.test(l.name) && bridgeIndex !== undefined && l.master === bridgeIndex) || l.name === this.bridge,
+    );
     this.#rtnl.exec(ours.map((l) => deleteLink(l.name)));
     for (const script of deleteTableScripts(this.#rules)) {
       try {
@@ -333,7 +431,8 @@ export class BridgeNetworkProvider implements NetworkProvider {
     }
     this.#legacyCompat('remove', log);
     this.#holders.close();
-    if (dropLeases) this.#leases.update((table) => ({ table: { ...table, last: undefined, leases: {} }, result: undefined }));
+    if (dropLeases)
+      this.#leases.update((table) => ({ table: { ...table, last: undefined, leases: {} }, result: undefined }));
     this.#node = undefined;
     this.#index = undefined;
     log.info({ bridge: this.bridge, table: this.table }, 'sandbox network removed from the node');
@@ -359,7 +458,10 @@ export class BridgeNetworkProvider implements NetworkProvider {
    * sandbox (the DNAT comes first), as it did before the program started.
    */
   #holdPublishedAgain(log: Logger): void {
-    const bySandbox = new Map<SandboxId, { ports: { protocol: 'TCP' | 'UDP'; hostPort: number; hostIP?: string }[]; name?: string }>();
+    const bySandbox = new Map<
+      SandboxId,
+      { ports: { protocol: 'TCP' | 'UDP'; hostPort: number; hostIP?: string }[]; name?: string }
+    >();
     for (const p of publishedByRules(this.#indexedRules())) {
       const entry = bySandbox.get(p.owner) ?? { ports: [], name: p.ownerName };
       entry.ports.push({ protocol: p.protocol, hostPort: p.hostPort, ...(p.hostIP ? { hostIP: p.hostIP } : {}) });
@@ -369,7 +471,10 @@ export class BridgeNetworkProvider implements NetworkProvider {
       try {
         this.#holders.hold(id, ports, name ?? id, this.subnet6 !== undefined);
       } catch (err) {
-        log.warn({ err, sandbox: name ?? id, id, step: 'hold published ports again' }, 'a published hostPort was bound by a program of the node while the agent was down; the sandbox keeps its traffic');
+        log.warn(
+          { err, sandbox: name ?? id, id, step: 'hold published ports again' },
+          'a published hostPort was bound by a program of the node while the agent was down; the sandbox keeps its traffic',
+        );
       }
     }
   }
@@ -390,11 +495,23 @@ export class BridgeNetworkProvider implements NetworkProvider {
     return address;
   }
 
-  #createLinks(req: NetworkRequest, address: string, address6: string | undefined, node: { bridgeIndex: number; mtu: number }, who: string): void {
+  #createLinks(
+    req: NetworkRequest,
+    address: string,
+    address6: string | undefined,
+    node: { bridgeIndex: number; mtu: number },
+    who: string,
+  ): void {
     const hostName = hostVethName(req.sandbox.id);
     const fd = openNetns(req.netnsPath, who);
     try {
-      const veth = createVeth({ hostName, peerName: SANDBOX_IFNAME, netnsFd: fd, mtu: node.mtu, bridgeIndex: node.bridgeIndex });
+      const veth = createVeth({
+        hostName,
+        peerName: SANDBOX_IFNAME,
+        netnsFd: fd,
+        mtu: node.mtu,
+        bridgeIndex: node.bridgeIndex,
+      });
       wrap(NetworkReason.LinkSetupFailed, 'create veth', who, () => {
         try {
           this.#rtnl.exec([veth]);
@@ -407,7 +524,12 @@ export class BridgeNetworkProvider implements NetworkProvider {
     } finally {
       closeSync(fd);
     }
-    const hostIndex = wrap(NetworkReason.LinkSetupFailed, 'find host veth', who, () => decodeLink(this.#rtnl.query(getLink(hostName))).index);
+    const hostIndex = wrap(
+      NetworkReason.LinkSetupFailed,
+      'find host veth',
+      who,
+      () => decodeLink(this.#rtnl.query(getLink(hostName))).index,
+    );
     wrap(NetworkReason.LinkSetupFailed, 'set hairpin', who, () => this.#rtnl.exec([setHairpin(hostIndex, hostName)]));
     inNetns(req.netnsPath, who, () => {
       const rt = new RtnlSocket();
@@ -416,14 +538,20 @@ export class BridgeNetworkProvider implements NetworkProvider {
         if (address6) for (const [key, value] of sandboxSysctls6(SANDBOX_IFNAME)) writeSysctl(key, value, who);
         wrap(NetworkReason.LinkSetupFailed, 'configure sandbox interface', who, () => {
           const index = decodeLink(rt.query(getLink(SANDBOX_IFNAME))).index;
-          const v6 = address6 && this.subnet6 ? { gw: pairedIp6(this.subnet6, gatewayOf(this.subnet)), len: this.subnet6.prefixLength } : undefined;
+          const v6 =
+            address6 && this.subnet6
+              ? { gw: pairedIp6(this.subnet6, gatewayOf(this.subnet)), len: this.subnet6.prefixLength }
+              : undefined;
           rt.exec([
             setLinkUp(1, 'lo'),
             addAddress(index, SANDBOX_IFNAME, address, this.subnet.prefixLength),
             setLinkUp(index, SANDBOX_IFNAME),
             addDefaultRoute(index, gatewayOf(this.subnet)),
             ...(v6 && address6
-              ? [addAddress6(index, SANDBOX_IFNAME, ip6ToBytes(address6), address6, v6.len), addDefaultRoute6(index, ip6ToBytes(v6.gw), v6.gw)]
+              ? [
+                  addAddress6(index, SANDBOX_IFNAME, ip6ToBytes(address6), address6, v6.len),
+                  addDefaultRoute6(index, ip6ToBytes(v6.gw), v6.gw),
+                ]
               : []),
           ]);
         });
@@ -438,12 +566,18 @@ export class BridgeNetworkProvider implements NetworkProvider {
     const script = sandboxRulesScript(this.#rules, rules);
     // Rules of an earlier setup of the same sandbox go in the same transaction, so a repeat never duplicates.
     const apply = () => {
-      const stale = deleteSandboxRulesScript(this.#rules, this.#rulesWithHandles((owner) => owner === id), () => true);
+      const stale = deleteSandboxRulesScript(
+        this.#rules,
+        this.#rulesWithHandles((owner) => owner === id),
+        () => true,
+      );
       if (!stale && !script) return;
       this.#nft.apply(stale + script);
       this.#ruleIndex().set(id, plannedRules(script));
     };
-    wrap(NetworkReason.FirewallSetupFailed, 'install nftables sandbox rules', who, () => this.#retryWithFreshIndex(apply));
+    wrap(NetworkReason.FirewallSetupFailed, 'install nftables sandbox rules', who, () =>
+      this.#retryWithFreshIndex(apply),
+    );
   }
 
   #deleteRules(doomed: (id: SandboxId) => boolean, who: string | undefined): void {
@@ -453,7 +587,9 @@ export class BridgeNetworkProvider implements NetworkProvider {
       const index = this.#ruleIndex();
       for (const i of [...index.keys()].filter(doomed)) index.delete(i);
     };
-    wrap(NetworkReason.FirewallSetupFailed, 'delete nftables sandbox rules', who, () => this.#retryWithFreshIndex(apply));
+    wrap(NetworkReason.FirewallSetupFailed, 'delete nftables sandbox rules', who, () =>
+      this.#retryWithFreshIndex(apply),
+    );
   }
 
   /** The indexed rules of the sandboxes `which` picks, listing the table first if some handle is not known yet. */
@@ -516,7 +652,10 @@ export class BridgeNetworkProvider implements NetworkProvider {
       const forward = this.#listForward(family);
       if (!forward || hasCompatRules(forward, this.#rules)) continue;
       this.#nft.apply(compatRulesScript(this.#rules, family));
-      log.info({ bridge: this.bridge, family }, "added accept rules for the bridge to iptables' FORWARD chain (its policy or rules may drop forwarded traffic)");
+      log.info(
+        { bridge: this.bridge, family },
+        "added accept rules for the bridge to iptables' FORWARD chain (its policy or rules may drop forwarded traffic)",
+      );
     }
   }
 
@@ -537,13 +676,23 @@ export class BridgeNetworkProvider implements NetworkProvider {
       this.#rtnl
         .dump(addressDump.type, addressDump.body)
         .map(addressDump.decode)
-        .find((a) => a && a.index !== bridgeIndex && overlaps(this.subnet, { network: ipToNumber(a.address), prefixLength: a.prefixLength }))
-        ?.address ??
+        .find(
+          (a) =>
+            a &&
+            a.index !== bridgeIndex &&
+            overlaps(this.subnet, { network: ipToNumber(a.address), prefixLength: a.prefixLength }),
+        )?.address ??
       this.#rtnl
         .dump(routeDump.type, routeDump.body)
         .map(routeDump.decode)
-        .find((r) => r.table === RT_TABLE_MAIN && r.dstLength > 0 && r.dst && r.oif !== bridgeIndex && overlaps(this.subnet, { network: ipToNumber(r.dst), prefixLength: r.dstLength }))
-        ?.dst;
+        .find(
+          (r) =>
+            r.table === RT_TABLE_MAIN &&
+            r.dstLength > 0 &&
+            r.dst &&
+            r.oif !== bridgeIndex &&
+            overlaps(this.subnet, { network: ipToNumber(r.dst), prefixLength: r.dstLength }),
+        )?.dst;
     if (clash) {
       throw new NetworkError(NetworkReason.SubnetInUse, {
         step: 'check sandbox subnet',
@@ -567,19 +716,32 @@ export class BridgeNetworkProvider implements NetworkProvider {
     }
     if (!tables.split('\n').includes('filter')) return;
     for (const dir of ['-i', '-o']) {
-      const rule = ['FORWARD', dir, this.bridge, '-m', 'comment', '--comment', compatComment(this.bridge), '-j', 'ACCEPT'];
+      const rule = [
+        'FORWARD',
+        dir,
+        this.bridge,
+        '-m',
+        'comment',
+        '--comment',
+        compatComment(this.bridge),
+        '-j',
+        'ACCEPT',
+      ];
       const run = (op: string) => execFileSync('iptables-legacy', ['-w', op, ...rule], { stdio: 'ignore' });
       try {
         run('-C');
         if (action === 'remove') run('-D');
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-          log.warn("iptables-legacy has a filter table but its binary is missing: forwarded sandbox traffic may be dropped by its FORWARD chain (install the iptables package)");
+          log.warn(
+            'iptables-legacy has a filter table but its binary is missing: forwarded sandbox traffic may be dropped by its FORWARD chain (install the iptables package)',
+          );
           return;
         }
         if (action === 'ensure') {
           run('-A');
-          if (dir === '-i') log.info({ bridge: this.bridge }, "added accept rules for the bridge to iptables-legacy's FORWARD chain");
+          if (dir === '-i')
+            log.info({ bridge: this.bridge }, "added accept rules for the bridge to iptables-legacy's FORWARD chain");
         }
       }
     }
@@ -594,7 +756,12 @@ export class BridgeNetworkProvider implements NetworkProvider {
 
   #defaultRouteMtu(): number {
     const route = this.#defaultRoute();
-    const link = route && this.#rtnl.dump(linkDump.type, linkDump.body).map(linkDump.decode).find((l) => l.index === route.oif);
+    const link =
+      route &&
+      this.#rtnl
+        .dump(linkDump.type, linkDump.body)
+        .map(linkDump.decode)
+        .find((l) => l.index === route.oif);
     return link?.mtu || 1500;
   }
 
@@ -613,16 +780,32 @@ function validatePorts(ports: NonNullable<NetworkRequest['network']['ports']>, w
   const seen = new Set<string>();
   return ports.map((p) => {
     if (p.hostIP !== undefined && p.hostIP !== '' && p.hostIP !== '0.0.0.0' && !isIPv4(p.hostIP)) {
-      throw new NetworkError(NetworkReason.InvalidNetworkSpec, { step: 'publish ports', sandbox: who, message: `hostIP ${p.hostIP} is not an IPv4 address`, hint: 'IPv6 hostIPs are not supported yet' });
+      throw new NetworkError(NetworkReason.InvalidNetworkSpec, {
+        step: 'publish ports',
+        sandbox: who,
+        message: `hostIP ${p.hostIP} is not an IPv4 address`,
+        hint: 'IPv6 hostIPs are not supported yet',
+      });
     }
     const protocol = p.protocol ?? 'TCP';
     // The API server refuses these (list-map keys); standalone manifests do not pass through it.
     if (seen.has(`${protocol}/${p.hostPort}`)) {
-      throw new NetworkError(NetworkReason.InvalidNetworkSpec, { step: 'publish ports', sandbox: who, message: `hostPort ${p.hostPort}/${protocol} is listed twice`, hint: 'publish each hostPort and protocol once' });
+      throw new NetworkError(NetworkReason.InvalidNetworkSpec, {
+        step: 'publish ports',
+        sandbox: who,
+        message: `hostPort ${p.hostPort}/${protocol} is listed twice`,
+        hint: 'publish each hostPort and protocol once',
+      });
     }
     seen.add(`${protocol}/${p.hostPort}`);
     const hostIP = p.hostIP && p.hostIP !== '0.0.0.0' ? p.hostIP : undefined;
-    return { ...(p.name ? { name: p.name } : {}), hostIP, hostPort: p.hostPort, containerPort: p.containerPort, protocol };
+    return {
+      ...(p.name ? { name: p.name } : {}),
+      hostIP,
+      hostPort: p.hostPort,
+      containerPort: p.containerPort,
+      protocol,
+    };
   });
 }
 
@@ -636,5 +819,3 @@ function wrap<T>(reason: NetworkReasonValue, step: string, sandbox: string | und
     throw new NetworkError(reason, { step, sandbox, message: (err as Error).message, code, cause: err });
   }
 }
-
-

@@ -75,7 +75,11 @@ export function nodeRulesScript(c: RuleConfig): string {
     `add chain ${t} raw-prerouting { type filter hook prerouting priority raw; policy accept; }`,
     `flush chain ${t} raw-prerouting`,
     `add rule ${t} raw-prerouting iifname ${br} ip daddr 127.0.0.0/8 drop comment "sandpit: node loopback is not for sandboxes"`,
-    ...(c.subnet6 ? [`add rule ${t} raw-prerouting iifname ${br} ip6 daddr ::1 drop comment "sandpit: node loopback is not for sandboxes"`] : []),
+    ...(c.subnet6
+      ? [
+          `add rule ${t} raw-prerouting iifname ${br} ip6 daddr ::1 drop comment "sandpit: node loopback is not for sandboxes"`,
+        ]
+      : []),
     `add chain ${t} nat-prerouting { type nat hook prerouting priority dstnat; policy accept; }`,
     `flush chain ${t} nat-prerouting`,
     `add rule ${t} nat-prerouting fib daddr type local jump hostports`,
@@ -108,7 +112,10 @@ export function nodeRulesScript(c: RuleConfig): string {
 }
 
 /** Deletes the tables (node uninstall, tests); one script per table, as either may be gone already. */
-export const deleteTableScripts = (c: RuleConfig) => [`delete table inet ${c.table}\n`, `delete table bridge ${c.table}\n`];
+export const deleteTableScripts = (c: RuleConfig) => [
+  `delete table inet ${c.table}\n`,
+  `delete table bridge ${c.table}\n`,
+];
 
 /**
  * Accept rules for our bridge in iptables' `ip filter FORWARD` chain, for hosts
@@ -146,38 +153,62 @@ export function sandboxRulesScript(c: RuleConfig, s: SandboxRules): string {
   for (const p of s.ports) {
     const proto = p.protocol.toLowerCase();
     const daddr = p.hostIP ? ` ip daddr ${p.hostIP}` : '';
-    lines.push(`add rule ${t} hostports meta nfproto ipv4${daddr} ${proto} dport ${p.hostPort} dnat ip to ${s.address}:${p.containerPort} comment ${q(portComment(s.id, p, s.owner))}`);
+    lines.push(
+      `add rule ${t} hostports meta nfproto ipv4${daddr} ${proto} dport ${p.hostPort} dnat ip to ${s.address}:${p.containerPort} comment ${q(portComment(s.id, p, s.owner))}`,
+    );
     // A port published on every address is published on the node's IPv6 addresses too (a hostIP is IPv4).
     if (s.address6 && !p.hostIP) {
-      lines.push(`add rule ${t} hostports meta nfproto ipv6 ${proto} dport ${p.hostPort} dnat ip6 to [${s.address6}]:${p.containerPort} comment ${q(portComment(s.id, p, s.owner))}`);
+      lines.push(
+        `add rule ${t} hostports meta nfproto ipv6 ${proto} dport ${p.hostPort} dnat ip6 to [${s.address6}]:${p.containerPort} comment ${q(portComment(s.id, p, s.owner))}`,
+      );
     }
   }
   if (s.hostLink) {
     // Policy matches sandboxes by source address, so a sandbox must not send from another one (it has CAP_NET_RAW).
     const comment = q(sandboxComment(s.id, 'anti-spoof'));
-    lines.push(`add rule bridge ${c.table} anti-spoof iifname ${q(s.hostLink)} ether type ip ip saddr != ${s.address} drop comment ${comment}`);
-    lines.push(`add rule bridge ${c.table} anti-spoof iifname ${q(s.hostLink)} ether type arp arp saddr ip != ${s.address} drop comment ${comment}`);
+    lines.push(
+      `add rule bridge ${c.table} anti-spoof iifname ${q(s.hostLink)} ether type ip ip saddr != ${s.address} drop comment ${comment}`,
+    );
+    lines.push(
+      `add rule bridge ${c.table} anti-spoof iifname ${q(s.hostLink)} ether type arp arp saddr ip != ${s.address} drop comment ${comment}`,
+    );
     if (s.address6) {
       // Link-local and the unspecified address are what neighbour discovery and MLD send from; neither routes off the bridge.
-      lines.push(`add rule bridge ${c.table} anti-spoof iifname ${q(s.hostLink)} ether type ip6 ip6 saddr != { ${s.address6}, fe80::/10, :: } drop comment ${comment}`);
+      lines.push(
+        `add rule bridge ${c.table} anti-spoof iifname ${q(s.hostLink)} ether type ip6 ip6 saddr != { ${s.address6}, fe80::/10, :: } drop comment ${comment}`,
+      );
     }
   }
   if (s.denyEgressExcept) {
     const comment = q(sandboxComment(s.id, 'egress deny'));
-    lines.push(`add rule ${t} sandbox-egress ip saddr ${s.address} ct state established,related return comment ${comment}`);
+    lines.push(
+      `add rule ${t} sandbox-egress ip saddr ${s.address} ct state established,related return comment ${comment}`,
+    );
     if (s.denyEgressExcept.length > 0) {
       const resolvers = `{ ${s.denyEgressExcept.join(', ')} }`;
-      lines.push(`add rule ${t} sandbox-egress ip saddr ${s.address} ip daddr ${resolvers} meta l4proto { tcp, udp } th dport 53 return comment ${comment}`);
+      lines.push(
+        `add rule ${t} sandbox-egress ip saddr ${s.address} ip daddr ${resolvers} meta l4proto { tcp, udp } th dport 53 return comment ${comment}`,
+      );
     }
-    lines.push(`add rule ${t} sandbox-egress ip saddr ${s.address} reject with icmpx admin-prohibited comment ${comment}`);
+    lines.push(
+      `add rule ${t} sandbox-egress ip saddr ${s.address} reject with icmpx admin-prohibited comment ${comment}`,
+    );
     if (s.address6) {
-      lines.push(`add rule ${t} sandbox-egress ip6 saddr ${s.address6} ct state established,related return comment ${comment}`);
+      lines.push(
+        `add rule ${t} sandbox-egress ip6 saddr ${s.address6} ct state established,related return comment ${comment}`,
+      );
       // Neighbour discovery is ICMPv6 (ARP is not IP, so IPv4 needs no such rule): without it the sandbox cannot find its gateway.
-      lines.push(`add rule ${t} sandbox-egress ip6 saddr ${s.address6} icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } return comment ${comment}`);
+      lines.push(
+        `add rule ${t} sandbox-egress ip6 saddr ${s.address6} icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } return comment ${comment}`,
+      );
       if (s.denyEgressExcept6?.length) {
-        lines.push(`add rule ${t} sandbox-egress ip6 saddr ${s.address6} ip6 daddr { ${s.denyEgressExcept6.join(', ')} } meta l4proto { tcp, udp } th dport 53 return comment ${comment}`);
+        lines.push(
+          `add rule ${t} sandbox-egress ip6 saddr ${s.address6} ip6 daddr { ${s.denyEgressExcept6.join(', ')} } meta l4proto { tcp, udp } th dport 53 return comment ${comment}`,
+        );
       }
-      lines.push(`add rule ${t} sandbox-egress ip6 saddr ${s.address6} reject with icmpx admin-prohibited comment ${comment}`);
+      lines.push(
+        `add rule ${t} sandbox-egress ip6 saddr ${s.address6} reject with icmpx admin-prohibited comment ${comment}`,
+      );
     }
   }
   return lines.length ? `${lines.join('\n')}\n` : '';
@@ -194,7 +225,12 @@ export interface ListedRule {
 export function rulesOf(listing: NftObject[]): ListedRule[] {
   return listing
     .filter((o) => o.rule)
-    .map((o) => ({ family: String(o.rule!.family ?? 'inet'), chain: String(o.rule!.chain), handle: Number(o.rule!.handle), comment: o.rule!.comment as string | undefined }));
+    .map((o) => ({
+      family: String(o.rule!.family ?? 'inet'),
+      chain: String(o.rule!.chain),
+      handle: Number(o.rule!.handle),
+      comment: o.rule!.comment as string | undefined,
+    }));
 }
 
 /** The sandbox a rule belongs to, from its comment. */
@@ -203,7 +239,11 @@ export function ruleOwner(comment: string | undefined): SandboxId | undefined {
 }
 
 /** Deletes every rule of the sandboxes `doomed` says yes to. */
-export function deleteSandboxRulesScript(c: RuleConfig, rules: ListedRule[], doomed: (id: SandboxId) => boolean): string {
+export function deleteSandboxRulesScript(
+  c: RuleConfig,
+  rules: ListedRule[],
+  doomed: (id: SandboxId) => boolean,
+): string {
   return rules
     .filter((r) => {
       const owner = ruleOwner(r.comment);
@@ -234,11 +274,18 @@ export const sandboxesWithRules = (rules: ListedRule[]) =>
  * Published ports of other sandboxes that clash with `ports`: same protocol and
  * hostPort, and host addresses that overlap (no hostIP means every address).
  */
-export function hostPortConflicts(rules: ListedRule[], id: SandboxId, ports: PortRule[]): { port: PortRule; owner: SandboxId; ownerName?: string }[] {
+export function hostPortConflicts(
+  rules: ListedRule[],
+  id: SandboxId,
+  ports: PortRule[],
+): { port: PortRule; owner: SandboxId; ownerName?: string }[] {
   const taken = publishedByRules(rules).filter((t) => t.owner !== id);
   const out: { port: PortRule; owner: SandboxId; ownerName?: string }[] = [];
   for (const p of ports) {
-    const hit = taken.find((t) => t.protocol === p.protocol && t.hostPort === p.hostPort && (!t.hostIP || !p.hostIP || t.hostIP === p.hostIP));
+    const hit = taken.find(
+      (t) =>
+        t.protocol === p.protocol && t.hostPort === p.hostPort && (!t.hostIP || !p.hostIP || t.hostIP === p.hostIP),
+    );
     if (hit) out.push({ port: p, owner: hit.owner, ...(hit.ownerName ? { ownerName: hit.ownerName } : {}) });
   }
   return out;
@@ -249,13 +296,24 @@ export function hostPortConflicts(rules: ListedRule[], id: SandboxId, ports: Por
  * one entry per sandbox and port however many rules carry it: what an agent
  * restarted with sandboxes running must hold again.
  */
-export function publishedByRules(rules: ListedRule[]): { owner: SandboxId; protocol: 'TCP' | 'UDP'; hostPort: number; hostIP?: string; ownerName?: string }[] {
-  const out = new Map<string, { owner: SandboxId; protocol: 'TCP' | 'UDP'; hostPort: number; hostIP?: string; ownerName?: string }>();
+export function publishedByRules(
+  rules: ListedRule[],
+): { owner: SandboxId; protocol: 'TCP' | 'UDP'; hostPort: number; hostIP?: string; ownerName?: string }[] {
+  const out = new Map<
+    string,
+    { owner: SandboxId; protocol: 'TCP' | 'UDP'; hostPort: number; hostIP?: string; ownerName?: string }
+  >();
   for (const r of rules) {
     const owner = ruleOwner(r.comment);
     const m = / port (\S+):(tcp|udp)\/(\d+)(?: for (\S+))?$/.exec(r.comment ?? '');
     if (!owner || !m) continue;
-    const entry = { owner, protocol: m[2] === 'tcp' ? ('TCP' as const) : ('UDP' as const), hostPort: Number(m[3]), ...(m[1] !== '*' ? { hostIP: m[1]! } : {}), ...(m[4] ? { ownerName: m[4] } : {}) };
+    const entry = {
+      owner,
+      protocol: m[2] === 'tcp' ? ('TCP' as const) : ('UDP' as const),
+      hostPort: Number(m[3]),
+      ...(m[1] !== '*' ? { hostIP: m[1]! } : {}),
+      ...(m[4] ? { ownerName: m[4] } : {}),
+    };
     out.set(`${owner}/${entry.protocol}/${m[1]}/${entry.hostPort}`, entry);
   }
   return [...out.values()];

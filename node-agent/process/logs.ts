@@ -29,7 +29,13 @@ export function criTimestamp(d = new Date(), nanos = 0): string {
 }
 
 /** Formats one chunk of a stream into CRI lines; the unterminated tail is carried over. */
-export function formatCriLines(stream: 'stdout' | 'stderr', carry: string, chunk: string, ts: string, maxLine = 16384): { lines: string[]; carry: string } {
+export function formatCriLines(
+  stream: 'stdout' | 'stderr',
+  carry: string,
+  chunk: string,
+  ts: string,
+  maxLine = 16384,
+): { lines: string[]; carry: string } {
   const text = carry + chunk;
   const parts = text.split('\n');
   let rest = parts.pop() ?? '';
@@ -102,7 +108,8 @@ export class ContainerLog {
   #rotate(): void {
     closeSync(this.#fd);
     rmSync(`${this.path}.${this.#maxFiles - 1}`, { force: true });
-    for (let i = this.#maxFiles - 2; i >= 1; i--) if (existsSync(`${this.path}.${i}`)) renameSync(`${this.path}.${i}`, `${this.path}.${i + 1}`);
+    for (let i = this.#maxFiles - 2; i >= 1; i--)
+      if (existsSync(`${this.path}.${i}`)) renameSync(`${this.path}.${i}`, `${this.path}.${i + 1}`);
     if (this.#maxFiles > 1) renameSync(this.path, `${this.path}.1`);
     else rmSync(this.path, { force: true });
     this.#fd = openSync(this.path, 'a', 0o640);

@@ -12,14 +12,22 @@ describe('restart policy (unit)', () => {
     assert.equal(shouldRestart('Never', 3), false);
   });
   it('backs off exponentially up to the cap', () => {
-    assert.deepEqual([0, 1, 2, 3, 10].map((n) => restartDelay(n, { baseMs: 10, maxMs: 100 })), [10, 20, 40, 80, 100]);
+    assert.deepEqual(
+      [0, 1, 2, 3, 10].map((n) => restartDelay(n, { baseMs: 10, maxMs: 100 })),
+      [10, 20, 40, 80, 100],
+    );
   });
 
   const cases: { name: string; step: number; ranMs: number; want: { step: number; delayMs: number } }[] = [
     { name: 'first crash, short run', step: 0, ranMs: 1_000, want: { step: 0, delayMs: 10_000 } },
     { name: 'third crash in a row', step: 2, ranMs: 1_000, want: { step: 2, delayMs: 40_000 } },
     { name: 'long in a row: at the cap', step: 9, ranMs: 5 * MIN, want: { step: 9, delayMs: 300_000 } },
-    { name: 'ran exactly 10 minutes: not yet stable (kubelet: more than twice the cap)', step: 9, ranMs: 10 * MIN, want: { step: 9, delayMs: 300_000 } },
+    {
+      name: 'ran exactly 10 minutes: not yet stable (kubelet: more than twice the cap)',
+      step: 9,
+      ranMs: 10 * MIN,
+      want: { step: 9, delayMs: 300_000 },
+    },
     { name: 'ran over 10 minutes: starts over', step: 9, ranMs: 10 * MIN + 1, want: { step: 0, delayMs: 10_000 } },
     { name: 'a long good run after a few crashes', step: 3, ranMs: 60 * MIN, want: { step: 0, delayMs: 10_000 } },
   ];

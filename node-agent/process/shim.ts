@@ -41,12 +41,22 @@ export interface ShimOptions {
 }
 
 /** argv after argv0 for sandpit-init; the workload's resolved path goes at index `pathAt`. */
-export function containerShimArgs(fds: ShimFds, opts: ShimOptions, id: Omit<Identity, 'seccomp'>, workload: string[]): { args: string[]; pathAt: number } {
+export function containerShimArgs(
+  fds: ShimFds,
+  opts: ShimOptions,
+  id: Omit<Identity, 'seccomp'>,
+  workload: string[],
+): { args: string[]; pathAt: number } {
   const head = [
-    'shim', fds.pty === undefined ? String(fds.exit) : `${fds.exit}:${fds.pty}`, fds.cgroups.length ? fds.cgroups.join(',') : '-',
+    'shim',
+    fds.pty === undefined ? String(fds.exit) : `${fds.exit}:${fds.pty}`,
+    fds.cgroups.length ? fds.cgroups.join(',') : '-',
     opts.oomScoreAdj === undefined ? '-' : String(opts.oomScoreAdj),
-    opts.nofile ? String(opts.nofile.soft) : '-', opts.nofile ? String(opts.nofile.hard) : '-',
-    optFd(fds.userns), ...identityArgs(id, fds.seccomp), '--',
+    opts.nofile ? String(opts.nofile.soft) : '-',
+    opts.nofile ? String(opts.nofile.hard) : '-',
+    optFd(fds.userns),
+    ...identityArgs(id, fds.seccomp),
+    '--',
   ];
   return { args: [...head, workload[0]!, ...workload], pathAt: head.length };
 }
@@ -56,8 +66,20 @@ export function containerShimArgs(fds: ShimFds, opts: ShimOptions, id: Omit<Iden
  * take fd 0 as the controlling terminal, join the user namespace, become the
  * identity and exec the command. The command's resolved path goes at `pathAt`.
  */
-export function execArgs(fds: Omit<ShimFds, 'exit'>, tty: boolean, id: Omit<Identity, 'seccomp'>, command: string[]): { args: string[]; pathAt: number } {
-  const head = ['exec', fds.cgroups.length ? fds.cgroups.join(',') : '-', optFd(fds.userns), tty ? '1' : '0', ...identityArgs(id, fds.seccomp), '--'];
+export function execArgs(
+  fds: Omit<ShimFds, 'exit'>,
+  tty: boolean,
+  id: Omit<Identity, 'seccomp'>,
+  command: string[],
+): { args: string[]; pathAt: number } {
+  const head = [
+    'exec',
+    fds.cgroups.length ? fds.cgroups.join(',') : '-',
+    optFd(fds.userns),
+    tty ? '1' : '0',
+    ...identityArgs(id, fds.seccomp),
+    '--',
+  ];
   return { args: [...head, command[0]!, ...command], pathAt: head.length };
 }
 
@@ -85,7 +107,14 @@ const optFd = (fd: number | undefined) => (fd === undefined ? '-' : String(fd));
 
 /** UID GID GROUPS CAPS NNP SECCOMP_FD, as become() in sandpit-init.c reads them. */
 function identityArgs(id: Omit<Identity, 'seccomp'>, seccomp: number | undefined): string[] {
-  return [String(id.uid), String(id.gid), id.groups.length ? id.groups.join(',') : '-', capMask(id.caps).toString(), id.noNewPrivs ? '1' : '0', optFd(seccomp)];
+  return [
+    String(id.uid),
+    String(id.gid),
+    id.groups.length ? id.groups.join(',') : '-',
+    capMask(id.caps).toString(),
+    id.noNewPrivs ? '1' : '0',
+    optFd(seccomp),
+  ];
 }
 
 /** Exit status as the shell reports it: 128+N means killed by signal N. */

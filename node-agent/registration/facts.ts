@@ -32,7 +32,10 @@ export function detectFacts(maxSandboxes: number): NodeFacts {
  * the kubelet, the OS): sandboxes scheduled up to allocatable cannot starve
  * the node. Reserved amounts are in millicores and bytes.
  */
-export function allocatable(capacity: NodeFacts['capacity'], reserved: { milliCpu: number; memory: number }): NodeFacts['capacity'] {
+export function allocatable(
+  capacity: NodeFacts['capacity'],
+  reserved: { milliCpu: number; memory: number },
+): NodeFacts['capacity'] {
   const cpuMilli = Math.max(0, Number(capacity.cpu) * 1000 - reserved.milliCpu);
   const memKi = Math.max(0, Number(capacity.memory.replace(/Ki$/, '')) - Math.ceil(reserved.memory / 1024));
   return { cpu: `${cpuMilli}m`, memory: `${memKi}Ki`, sandboxes: capacity.sandboxes };

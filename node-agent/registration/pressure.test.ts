@@ -13,7 +13,8 @@ const healthy = (): Readings => ({
   'imagefs.inodesFree': { available: 5e6, capacity: 1e7 },
   'pid.available': { available: 32_568, capacity: 32_768 },
 });
-const byType = (t: PressureTracker, r: Readings, now?: number) => Object.fromEntries(t.conditions(r, now).map((c) => [c.type, c]));
+const byType = (t: PressureTracker, r: Readings, now?: number) =>
+  Object.fromEntries(t.conditions(r, now).map((c) => [c.type, c]));
 
 describe('unit: node pressure conditions', () => {
   it("defaults to kubelet's Linux hard-eviction thresholds, plus pid.available<5%", () => {
@@ -95,7 +96,11 @@ describe('unit: node pressure conditions', () => {
     assert.equal(c.DiskPressure!.status, 'Unknown');
     assert.match(c.DiskPressure!.message, /could not read nodefs.available/);
     const btrfs = { ...healthy(), 'nodefs.inodesFree': null, 'imagefs.inodesFree': null };
-    assert.equal(byType(new PressureTracker(defaults), btrfs).DiskPressure!.status, 'False', 'a filesystem without an inode count is judged on space alone');
+    assert.equal(
+      byType(new PressureTracker(defaults), btrfs).DiskPressure!.status,
+      'False',
+      'a filesystem without an inode count is judged on space alone',
+    );
     const off = byType(new PressureTracker(parseThresholds('memory.available<0', defaults)), {});
     assert.equal(off.MemoryPressure!.status, 'False');
     assert.match(off.MemoryPressure!.message, /No threshold/);

@@ -10,7 +10,14 @@ import type { ConditionInput } from '../../controllers/status/conditions.js';
  */
 
 /** Kubelet's eviction signal names, so an operator's `--eviction-hard` knowledge carries over. */
-export const SIGNALS = ['memory.available', 'nodefs.available', 'nodefs.inodesFree', 'imagefs.available', 'imagefs.inodesFree', 'pid.available'] as const;
+export const SIGNALS = [
+  'memory.available',
+  'nodefs.available',
+  'nodefs.inodesFree',
+  'imagefs.available',
+  'imagefs.inodesFree',
+  'pid.available',
+] as const;
 export type Signal = (typeof SIGNALS)[number];
 
 /** "Pressure when the available amount is under this": an absolute amount or a percentage of capacity. */
@@ -36,7 +43,11 @@ const SIGNALS_OF: Record<PressureType, readonly Signal[]> = {
 
 const REASONS: Record<PressureType, { ok: string; pressure: string; what: string }> = {
   MemoryPressure: { ok: 'AgentHasSufficientMemory', pressure: 'AgentHasInsufficientMemory', what: 'memory' },
-  DiskPressure: { ok: 'AgentHasNoDiskPressure', pressure: 'AgentHasDiskPressure', what: 'disk space and inodes of the state and image filesystems' },
+  DiskPressure: {
+    ok: 'AgentHasNoDiskPressure',
+    pressure: 'AgentHasDiskPressure',
+    what: 'disk space and inodes of the state and image filesystems',
+  },
   PIDPressure: { ok: 'AgentHasSufficientPID', pressure: 'AgentHasInsufficientPID', what: 'process IDs' },
 };
 
@@ -46,7 +57,8 @@ const REASONS: Record<PressureType, { ok: string; pressure: string; what: string
  * imagefs.inodesFree<5% and pid.available<5%: kubelet sets no default for
  * those two, but a scheduler that skips starved nodes needs a line somewhere.
  */
-export const DEFAULT_THRESHOLDS = 'memory.available<100Mi,nodefs.available<10%,nodefs.inodesFree<5%,imagefs.available<15%,imagefs.inodesFree<5%,pid.available<5%';
+export const DEFAULT_THRESHOLDS =
+  'memory.available<100Mi,nodefs.available<10%,nodefs.inodesFree<5%,imagefs.available<15%,imagefs.inodesFree<5%,pid.available<5%';
 
 /**
  * Parses kubelet's `--eviction-hard` syntax (`signal<amount`, comma
@@ -56,21 +68,30 @@ export const DEFAULT_THRESHOLDS = 'memory.available<100Mi,nodefs.available<10%,n
  */
 export function parseThresholds(text: string, base: Thresholds = {}): Thresholds {
   const out: Thresholds = { ...base };
-  for (const part of text.split(',').map((p) => p.trim()).filter(Boolean)) {
+  for (const part of text
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const m = /^([A-Za-z.]+)<(.+)$/.exec(part);
-    if (!m) throw new Error(`pressure threshold "${part}" is not signal<amount (e.g. memory.available<100Mi or nodefs.available<10%)`);
+    if (!m)
+      throw new Error(
+        `pressure threshold "${part}" is not signal<amount (e.g. memory.available<100Mi or nodefs.available<10%)`,
+      );
     const signal = m[1] as Signal;
-    if (!SIGNALS.includes(signal)) throw new Error(`pressure threshold "${part}": unknown signal ${m[1]} (one of ${SIGNALS.join(', ')})`);
+    if (!SIGNALS.includes(signal))
+      throw new Error(`pressure threshold "${part}": unknown signal ${m[1]} (one of ${SIGNALS.join(', ')})`);
     const amount = m[2]!.trim();
     if (amount.endsWith('%')) {
       const percent = Number(amount.slice(0, -1));
-      if (!Number.isFinite(percent) || percent < 0 || percent > 100) throw new Error(`pressure threshold "${part}": a percentage is 0% to 100%`);
+      if (!Number.isFinite(percent) || percent < 0 || percent > 100)
+        throw new Error(`pressure threshold "${part}": a percentage is 0% to 100%`);
       if (percent === 0) delete out[signal];
       else out[signal] = { percent, text: part };
       continue;
     }
     if (signal.endsWith('inodesFree') || signal === 'pid.available') {
-      if (!/^\d+$/.test(amount)) throw new Error(`pressure threshold "${part}": ${signal} takes a count or a percentage`);
+      if (!/^\d+$/.test(amount))
+        throw new Error(`pressure threshold "${part}": ${signal} takes a count or a percentage`);
     }
     let quantity: number;
     try {
@@ -133,7 +154,8 @@ export class PressureTracker {
         unread.push(signal);
         continue;
       }
-      if (underPressure(reading, t)) pressed.push(`${signal} is ${fmt(signal, reading.available)} (threshold ${t.text.slice(signal.length + 1)})`);
+      if (underPressure(reading, t))
+        pressed.push(`${signal} is ${fmt(signal, reading.available)} (threshold ${t.text.slice(signal.length + 1)})`);
     }
     if (pressed.length) this.#lastPressure.set(type, now);
     const last = this.#lastPressure.get(type);
@@ -143,8 +165,19 @@ export class PressureTracker {
         : `The node was short of ${r.what} less than ${Math.round(this.transitionMs / 1000)} s ago; new sandboxes are not scheduled here until it has been clear that long.`;
       return { type, status: 'True', reason: r.pressure, message };
     }
-    if (unread.length) return { type, status: 'Unknown', reason: 'ReadingFailed', message: `The agent could not read ${unread.join(', ')}; see its log.` };
+    if (unread.length)
+      return {
+        type,
+        status: 'Unknown',
+        reason: 'ReadingFailed',
+        message: `The agent could not read ${unread.join(', ')}; see its log.`,
+      };
     if (!watched.length) return { type, status: 'False', reason: r.ok, message: `No threshold is set for ${r.what}.` };
-    return { type, status: 'False', reason: r.ok, message: `The node has enough ${r.what} (pressure when ${watched.join(' or ')}).` };
+    return {
+      type,
+      status: 'False',
+      reason: r.ok,
+      message: `The node has enough ${r.what} (pressure when ${watched.join(' or ')}).`,
+    };
   }
 }

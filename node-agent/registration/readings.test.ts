@@ -9,7 +9,10 @@ describe('unit: node pressure readings', () => {
   before(() => {
     proc = mkdtempSync(join(tmpdir(), 'sandpit-readings-'));
     mkdirSync(join(proc, 'sys/kernel'), { recursive: true });
-    writeFileSync(join(proc, 'meminfo'), 'MemTotal:       16384000 kB\nMemFree:         1000000 kB\nMemAvailable:    8192000 kB\n');
+    writeFileSync(
+      join(proc, 'meminfo'),
+      'MemTotal:       16384000 kB\nMemFree:         1000000 kB\nMemAvailable:    8192000 kB\n',
+    );
     writeFileSync(join(proc, 'sys/kernel/pid_max'), '32768\n');
     writeFileSync(join(proc, 'sys/kernel/threads-max'), '192729\n');
     writeFileSync(join(proc, 'loadavg'), '1.41 2.40 2.27 3/133 28769\n');
@@ -32,7 +35,9 @@ describe('unit: node pressure readings', () => {
   it('leaves out what it cannot read and says why', () => {
     writeFileSync(join(proc, 'meminfo'), 'MemTotal: 1 kB\n');
     const errors: string[] = [];
-    const r = takeReadings({ nodefs: proc, imagefs: proc, proc }, (what, err) => errors.push(`${what}: ${err.message}`));
+    const r = takeReadings({ nodefs: proc, imagefs: proc, proc }, (what, err) =>
+      errors.push(`${what}: ${err.message}`),
+    );
     assert.equal(r['memory.available'], undefined);
     assert.ok(r['nodefs.available'] && r['pid.available']);
     assert.deepEqual(errors, [`memory: ${proc}/meminfo has no MemAvailable`]);

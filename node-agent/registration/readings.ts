@@ -51,14 +51,21 @@ export function readFilesystem(path: string): { space: Reading; inodes: Reading 
  * This is the node-wide limit kubelet's pid.available uses too.
  */
 export function readPids(proc = '/proc'): Reading {
-  const max = Math.min(Number(readFileSync(`${proc}/sys/kernel/pid_max`, 'utf8')), Number(readFileSync(`${proc}/sys/kernel/threads-max`, 'utf8')));
+  const max = Math.min(
+    Number(readFileSync(`${proc}/sys/kernel/pid_max`, 'utf8')),
+    Number(readFileSync(`${proc}/sys/kernel/threads-max`, 'utf8')),
+  );
   const tasks = Number(/^\S+ \S+ \S+ \d+\/(\d+) /.exec(readFileSync(`${proc}/loadavg`, 'utf8'))?.[1]);
-  if (!Number.isFinite(max) || !Number.isFinite(tasks)) throw new Error(`cannot read the PID limit or task count from ${proc}`);
+  if (!Number.isFinite(max) || !Number.isFinite(tasks))
+    throw new Error(`cannot read the PID limit or task count from ${proc}`);
   return { available: max - tasks, capacity: max };
 }
 
 /** Every reading that can be taken now; `onError` hears about the others. */
-export function takeReadings(paths: ReadingPaths, onError: (what: string, err: Error) => void = () => undefined): Readings {
+export function takeReadings(
+  paths: ReadingPaths,
+  onError: (what: string, err: Error) => void = () => undefined,
+): Readings {
   const out: Readings = {};
   const attempt = (what: string, fn: () => void) => {
     try {

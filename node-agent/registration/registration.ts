@@ -72,7 +72,12 @@ export class NodeRegistration {
     type Versioned = { metadata: { resourceVersion: string } };
     if (this.#leaseVersion) {
       try {
-        this.#leaseVersion = (await this.client.patch<Versioned>(paths.lease(namespace, node), { metadata: { resourceVersion: this.#leaseVersion }, spec })).metadata.resourceVersion;
+        this.#leaseVersion = (
+          await this.client.patch<Versioned>(paths.lease(namespace, node), {
+            metadata: { resourceVersion: this.#leaseVersion },
+            spec,
+          })
+        ).metadata.resourceVersion;
         return;
       } catch (err) {
         this.#leaseVersion = undefined;
@@ -81,7 +86,12 @@ export class NodeRegistration {
     }
     try {
       const cur = await this.client.get<Versioned>(paths.lease(namespace, node));
-      this.#leaseVersion = (await this.client.patch<Versioned>(paths.lease(namespace, node), { metadata: { resourceVersion: cur.metadata.resourceVersion }, spec })).metadata.resourceVersion;
+      this.#leaseVersion = (
+        await this.client.patch<Versioned>(paths.lease(namespace, node), {
+          metadata: { resourceVersion: cur.metadata.resourceVersion },
+          spec,
+        })
+      ).metadata.resourceVersion;
     } catch (err) {
       if (!isNotFound(err)) throw err;
       const created = await this.client.create<Versioned>(paths.leases(namespace), {
@@ -112,14 +122,22 @@ export class NodeRegistration {
     }
     const desired = this.#desired();
     const { list, changed } = mergeConditions(cur.status?.conditions, [
-      { type: 'Ready', status: 'True', reason: 'AgentReady', message: `The sandpit agent on ${node} is serving and heartbeating` },
+      {
+        type: 'Ready',
+        status: 'True',
+        reason: 'AgentReady',
+        message: `The sandpit agent on ${node} is serving and heartbeating`,
+      },
       ...this.#conditions(),
     ]);
     const curFields = { ...(cur.status ?? {}) } as Record<string, unknown>;
     delete curFields.conditions;
     if (!changed && sameFields(curFields, desired)) return;
     try {
-      await this.client.patch(paths.sandboxNodeStatus(node), { metadata: { resourceVersion: cur.metadata.resourceVersion }, status: { ...desired, conditions: list } });
+      await this.client.patch(paths.sandboxNodeStatus(node), {
+        metadata: { resourceVersion: cur.metadata.resourceVersion },
+        status: { ...desired, conditions: list },
+      });
     } catch (err) {
       if (!isConflict(err)) throw err;
       return this.syncNode();

@@ -1,7 +1,22 @@
 import { existsSync, lstatSync, mkdirSync, symlinkSync, writeFileSync, unlinkSync } from 'node:fs';
 import { SandpitError } from '../../lib/errors.js';
 import type { CallSite } from '../sys/libc.js';
-import { chdir, mount, mountIdmapped, MNT_DETACH, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_REC, MS_REMOUNT, MS_SLAVE, pivotRoot, umount2 } from '../sys/mount.js';
+import {
+  chdir,
+  mount,
+  mountIdmapped,
+  MNT_DETACH,
+  MS_BIND,
+  MS_NODEV,
+  MS_NOEXEC,
+  MS_NOSUID,
+  MS_RDONLY,
+  MS_REC,
+  MS_REMOUNT,
+  MS_SLAVE,
+  pivotRoot,
+  umount2,
+} from '../sys/mount.js';
 import type { RootfsStep } from './plan.js';
 import { close, open, O_CLOEXEC, O_DIRECTORY, O_PATH } from '../sys/proc.js';
 import { makeWorkingDir } from './workdir.js';
@@ -34,7 +49,10 @@ function assertNoSymlink(root: string, path: string, site: CallSite, leafMayBeLi
         unlinkSync(cur); // /etc/resolv.conf and friends are often links in images: replace them
         return;
       }
-      throw new SandpitError({ ...site, message: `${path.slice(root.length)} is or crosses a symlink in the image; refusing to mount over it` });
+      throw new SandpitError({
+        ...site,
+        message: `${path.slice(root.length)} is or crosses a symlink in the image; refusing to mount over it`,
+      });
     }
   }
 }
@@ -43,11 +61,19 @@ function assertNoSymlink(root: string, path: string, site: CallSite, leafMayBeLi
  * `mountProc` carries out a 'proc' step: only a process inside a PID namespace
  * can mount its /proc, so the launcher starts the container's PID 1 there.
  */
-export function applyRootfs(root: string, steps: RootfsStep[], site: CallSite, mountProc?: (target: string) => void): void {
+export function applyRootfs(
+  root: string,
+  steps: RootfsStep[],
+  site: CallSite,
+  mountProc?: (target: string) => void,
+): void {
   // Mounts we make must not propagate back into the infra namespace or the host.
   mount(null, '/', null, MS_SLAVE | MS_REC, null, site);
   for (const s of steps) {
-    const at = { ...site, step: `${site.step}: ${s.op} ${'path' in s ? s.path.slice(root.length) : s.target.startsWith(root) ? s.target.slice(root.length) || '/' : s.target}` };
+    const at = {
+      ...site,
+      step: `${site.step}: ${s.op} ${'path' in s ? s.path.slice(root.length) : s.target.startsWith(root) ? s.target.slice(root.length) || '/' : s.target}`,
+    };
     switch (s.op) {
       case 'mkdir':
         assertNoSymlink(root, s.path, at);
@@ -63,7 +89,8 @@ export function applyRootfs(root: string, steps: RootfsStep[], site: CallSite, m
         break;
       case 'proc':
         assertNoSymlink(root, s.target, at);
-        if (!mountProc) throw new SandpitError({ ...at, message: 'a /proc of its own PID namespace needs a PID 1 to mount it' });
+        if (!mountProc)
+          throw new SandpitError({ ...at, message: 'a /proc of its own PID namespace needs a PID 1 to mount it' });
         mountProc(s.target);
         break;
       case 'idmap':
@@ -102,7 +129,12 @@ export function applyRootfs(root: string, steps: RootfsStep[], site: CallSite, m
  * directory needed. Then, as runc, the working directory is made if missing
  * (before a read-only root is remounted so).
  */
-export function enterRoot(root: string, readOnly: boolean, site: CallSite, workingDir?: { path: string; owner: number }): void {
+export function enterRoot(
+  root: string,
+  readOnly: boolean,
+  site: CallSite,
+  workingDir?: { path: string; owner: number },
+): void {
   chdir(root, site);
   pivotRoot('.', '.', site);
   mount(null, '.', null, MS_SLAVE | MS_REC, null, site);
@@ -111,10 +143,17 @@ export function enterRoot(root: string, readOnly: boolean, site: CallSite, worki
   if (workingDir) {
     const rootFd = open('/', O_PATH | O_DIRECTORY | O_CLOEXEC, 0, site);
     try {
-      makeWorkingDir(rootFd, workingDir.path, workingDir.owner, { ...site, step: `${site.step}: workingDir ${workingDir.path}` });
+      makeWorkingDir(rootFd, workingDir.path, workingDir.owner, {
+        ...site,
+        step: `${site.step}: workingDir ${workingDir.path}`,
+      });
     } finally {
       close(rootFd);
     }
   }
-  if (readOnly) mount(null, '/', null, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NODEV, null, { ...site, step: `${site.step}: read-only root` });
+  if (readOnly)
+    mount(null, '/', null, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NODEV, null, {
+      ...site,
+      step: `${site.step}: read-only root`,
+    });
 }

@@ -1,4 +1,13 @@
-import { MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_REC, MS_REMOUNT, MS_STRICTATIME } from '../sys/mount.js';
+import {
+  MS_BIND,
+  MS_NODEV,
+  MS_NOEXEC,
+  MS_NOSUID,
+  MS_RDONLY,
+  MS_REC,
+  MS_REMOUNT,
+  MS_STRICTATIME,
+} from '../sys/mount.js';
 
 /*
  * The root filesystem of one container as a list of small named steps, built
@@ -9,7 +18,15 @@ import { MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_REC, MS_REMOUNT,
  */
 
 export type RootfsStep =
-  | { op: 'mount'; source: string | null; target: string; fstype: string | null; flags: number; data: string | null; ifExists?: boolean }
+  | {
+      op: 'mount';
+      source: string | null;
+      target: string;
+      fstype: string | null;
+      flags: number;
+      data: string | null;
+      ifExists?: boolean;
+    }
   | { op: 'mkdir'; path: string; mode: number }
   | { op: 'touch'; path: string }
   | { op: 'symlink'; path: string; target: string }
@@ -50,8 +67,17 @@ export interface RootfsSpec {
 
 /** containerd's masked paths plus Docker's /proc/interrupts. */
 export const MASKED_PATHS = [
-  '/proc/acpi', '/proc/asound', '/proc/interrupts', '/proc/kcore', '/proc/keys', '/proc/latency_stats',
-  '/proc/timer_list', '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware',
+  '/proc/acpi',
+  '/proc/asound',
+  '/proc/interrupts',
+  '/proc/kcore',
+  '/proc/keys',
+  '/proc/latency_stats',
+  '/proc/timer_list',
+  '/proc/timer_stats',
+  '/proc/sched_debug',
+  '/proc/scsi',
+  '/sys/firmware',
   '/sys/devices/virtual/powercap',
 ];
 export const READONLY_PATHS = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
@@ -67,7 +93,14 @@ export function buildRootfsPlan(s: RootfsSpec): RootfsStep[] {
   const layers = u ? s.layers.map((_, i) => u.layerMounts[i]!) : s.layers;
   if (u) s.layers.forEach((layer, i) => steps.push({ op: 'idmap', source: layer, target: layers[i]!, userns: u.fd }));
   const lower = [...layers].reverse().join(':');
-  steps.push({ op: 'mount', source: 'overlay', target: s.root, fstype: 'overlay', flags: MS_NODEV, data: `lowerdir=${lower},upperdir=${s.upper},workdir=${s.work}` });
+  steps.push({
+    op: 'mount',
+    source: 'overlay',
+    target: s.root,
+    fstype: 'overlay',
+    flags: MS_NODEV,
+    data: `lowerdir=${lower},upperdir=${s.upper},workdir=${s.work}`,
+  });
   if (u) for (const l of layers) steps.push({ op: 'detach', target: l });
   for (const d of ['/proc', '/dev', '/sys', '/etc']) steps.push({ op: 'mkdir', path: r(d), mode: 0o755 });
 
@@ -75,39 +108,112 @@ export function buildRootfsPlan(s: RootfsSpec): RootfsStep[] {
     steps.push({ op: 'proc', target: r('/proc') });
   } else {
     steps.push({ op: 'mount', source: '/proc', target: r('/proc'), fstype: null, flags: MS_BIND, data: null });
-    steps.push({ op: 'mount', source: null, target: r('/proc'), fstype: null, flags: MS_BIND | MS_REMOUNT | nsd | MS_NOEXEC, data: null });
+    steps.push({
+      op: 'mount',
+      source: null,
+      target: r('/proc'),
+      fstype: null,
+      flags: MS_BIND | MS_REMOUNT | nsd | MS_NOEXEC,
+      data: null,
+    });
   }
 
   // /dev: a small tmpfs that cannot hold usable device nodes (nodev); the standard
   // nodes are bind mounts of the host's, so CAP_MKNOD gains nothing.
-  steps.push({ op: 'mount', source: 'tmpfs', target: r('/dev'), fstype: 'tmpfs', flags: nsd | MS_STRICTATIME, data: `mode=755,size=65536k${u ? `,uid=${u.base},gid=${u.base}` : ''}` });
+  steps.push({
+    op: 'mount',
+    source: 'tmpfs',
+    target: r('/dev'),
+    fstype: 'tmpfs',
+    flags: nsd | MS_STRICTATIME,
+    data: `mode=755,size=65536k${u ? `,uid=${u.base},gid=${u.base}` : ''}`,
+  });
   for (const d of DEVICES) {
     steps.push({ op: 'touch', path: r(`/dev/${d}`) });
     steps.push({ op: 'mount', source: `/dev/${d}`, target: r(`/dev/${d}`), fstype: null, flags: MS_BIND, data: null });
-    steps.push({ op: 'mount', source: null, target: r(`/dev/${d}`), fstype: null, flags: MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NOEXEC, data: null });
+    steps.push({
+      op: 'mount',
+      source: null,
+      target: r(`/dev/${d}`),
+      fstype: null,
+      flags: MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NOEXEC,
+      data: null,
+    });
   }
   steps.push({ op: 'mkdir', path: r('/dev/pts'), mode: 0o755 });
-  steps.push({ op: 'mount', source: 'devpts', target: r('/dev/pts'), fstype: 'devpts', flags: MS_NOSUID | MS_NOEXEC, data: `newinstance,ptmxmode=0666,mode=0620,gid=${u ? u.base + 5 : 5}` });
+  steps.push({
+    op: 'mount',
+    source: 'devpts',
+    target: r('/dev/pts'),
+    fstype: 'devpts',
+    flags: MS_NOSUID | MS_NOEXEC,
+    data: `newinstance,ptmxmode=0666,mode=0620,gid=${u ? u.base + 5 : 5}`,
+  });
   steps.push({ op: 'symlink', path: r('/dev/ptmx'), target: 'pts/ptmx' });
   steps.push({ op: 'mkdir', path: r('/dev/shm'), mode: 0o1777 });
   steps.push({ op: 'mount', source: s.shm, target: r('/dev/shm'), fstype: null, flags: MS_BIND, data: null });
-  steps.push({ op: 'mount', source: null, target: r('/dev/shm'), fstype: null, flags: MS_BIND | MS_REMOUNT | nsd | MS_NOEXEC, data: null });
+  steps.push({
+    op: 'mount',
+    source: null,
+    target: r('/dev/shm'),
+    fstype: null,
+    flags: MS_BIND | MS_REMOUNT | nsd | MS_NOEXEC,
+    data: null,
+  });
   steps.push({ op: 'mkdir', path: r('/dev/mqueue'), mode: 0o755 });
-  steps.push({ op: 'mount', source: 'mqueue', target: r('/dev/mqueue'), fstype: 'mqueue', flags: nsd | MS_NOEXEC, data: null });
-  for (const [name, target] of [['fd', '/proc/self/fd'], ['stdin', '/proc/self/fd/0'], ['stdout', '/proc/self/fd/1'], ['stderr', '/proc/self/fd/2']] as const)
+  steps.push({
+    op: 'mount',
+    source: 'mqueue',
+    target: r('/dev/mqueue'),
+    fstype: 'mqueue',
+    flags: nsd | MS_NOEXEC,
+    data: null,
+  });
+  for (const [name, target] of [
+    ['fd', '/proc/self/fd'],
+    ['stdin', '/proc/self/fd/0'],
+    ['stdout', '/proc/self/fd/1'],
+    ['stderr', '/proc/self/fd/2'],
+  ] as const)
     steps.push({ op: 'symlink', path: r(`/dev/${name}`), target });
 
-  steps.push({ op: 'mount', source: 'sysfs', target: r('/sys'), fstype: 'sysfs', flags: nsd | MS_NOEXEC | (s.privileged ? 0 : MS_RDONLY), data: null });
+  steps.push({
+    op: 'mount',
+    source: 'sysfs',
+    target: r('/sys'),
+    fstype: 'sysfs',
+    flags: nsd | MS_NOEXEC | (s.privileged ? 0 : MS_RDONLY),
+    data: null,
+  });
 
-  for (const [name, source] of [['hostname', s.etcFiles.hostname], ['hosts', s.etcFiles.hosts], ['resolv.conf', s.etcFiles.resolvConf]] as const) {
+  for (const [name, source] of [
+    ['hostname', s.etcFiles.hostname],
+    ['hosts', s.etcFiles.hosts],
+    ['resolv.conf', s.etcFiles.resolvConf],
+  ] as const) {
     steps.push({ op: 'touch', path: r(`/etc/${name}`) });
     steps.push({ op: 'mount', source, target: r(`/etc/${name}`), fstype: null, flags: MS_BIND, data: null });
   }
 
   for (const v of s.volumes) {
     steps.push({ op: 'mkdir', path: r(v.mountPath), mode: 0o755 });
-    steps.push({ op: 'mount', source: v.source, target: r(v.mountPath), fstype: null, flags: MS_BIND | MS_REC, data: null });
-    if (v.readOnly) steps.push({ op: 'mount', source: null, target: r(v.mountPath), fstype: null, flags: MS_BIND | MS_REMOUNT | MS_RDONLY | nsd, data: null });
+    steps.push({
+      op: 'mount',
+      source: v.source,
+      target: r(v.mountPath),
+      fstype: null,
+      flags: MS_BIND | MS_REC,
+      data: null,
+    });
+    if (v.readOnly)
+      steps.push({
+        op: 'mount',
+        source: null,
+        target: r(v.mountPath),
+        fstype: null,
+        flags: MS_BIND | MS_REMOUNT | MS_RDONLY | nsd,
+        data: null,
+      });
   }
 
   if (!s.privileged) {

@@ -1,5 +1,14 @@
 import { SandpitError } from '../../lib/errors.js';
-import { AT_SYMLINK_NOFOLLOW, fchownat, mkdirat, openat2, O_CLOEXEC, O_DIRECTORY, O_PATH, RESOLVE_IN_ROOT } from '../sys/fs.js';
+import {
+  AT_SYMLINK_NOFOLLOW,
+  fchownat,
+  mkdirat,
+  openat2,
+  O_CLOEXEC,
+  O_DIRECTORY,
+  O_PATH,
+  RESOLVE_IN_ROOT,
+} from '../sys/fs.js';
 import { errnoName, koffi, type CallSite } from '../sys/libc.js';
 import { close } from '../sys/proc.js';
 
@@ -19,8 +28,11 @@ const EEXIST = 17;
 function fail(site: CallSite, what: string): never {
   const code = errnoName(koffi.errno());
   throw new SandpitError({
-    ...site, code, message: `${what} failed: ${code}`,
-    hint: code === 'ENOTDIR' ? 'a component of workingDir is a file in the image; choose another workingDir' : undefined,
+    ...site,
+    code,
+    message: `${what} failed: ${code}`,
+    hint:
+      code === 'ENOTDIR' ? 'a component of workingDir is a file in the image; choose another workingDir' : undefined,
   });
 }
 

@@ -73,7 +73,10 @@ export function specEnv(env: CommandSpec['env']): Map<string, string> {
  * `ENV PATH` with no value leaves no PATH at all.
  */
 export function containerEnv(image: ImageConfig, spec: Map<string, string>, hostname: string): Record<string, string> {
-  const env = new Map<string, string>([['PATH', DEFAULT_PATH], ['HOSTNAME', hostname]]);
+  const env = new Map<string, string>([
+    ['PATH', DEFAULT_PATH],
+    ['HOSTNAME', hostname],
+  ]);
   for (const kv of image.env ?? []) {
     const eq = kv.indexOf('=');
     if (eq < 0) env.delete(kv);
@@ -100,12 +103,19 @@ export function containerArgv(image: ImageConfig, spec: CommandSpec, vars: Reado
     if (!(ep.length === 1 && ep[0] === '')) command = [...ep];
   }
   const argv = [...command, ...args];
-  if (!argv.length) throw new NoCommandError('no command: the image has no ENTRYPOINT or CMD and the container sets neither command nor args');
+  if (!argv.length)
+    throw new NoCommandError(
+      'no command: the image has no ENTRYPOINT or CMD and the container sets neither command nor args',
+    );
   return argv;
 }
 
 /** Both at once, for a container start. */
-export function resolveCommand(image: ImageConfig, spec: CommandSpec, hostname: string): { argv: string[]; env: Record<string, string> } {
+export function resolveCommand(
+  image: ImageConfig,
+  spec: CommandSpec,
+  hostname: string,
+): { argv: string[]; env: Record<string, string> } {
   const vars = specEnv(spec.env);
   return { argv: containerArgv(image, spec, vars), env: containerEnv(image, vars, hostname) };
 }

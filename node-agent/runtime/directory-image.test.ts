@@ -6,7 +6,11 @@ import type { PullOptions } from '../contracts.js';
 import { ImageError } from '../images/errors.js';
 import { DirectoryImageProvider } from './directory-image.js';
 
-const opts: PullOptions = { policy: 'IfNotPresent', credentials: [], sandbox: { id: 'abc', namespace: 'team', name: 'sb', uid: 'u' } };
+const opts: PullOptions = {
+  policy: 'IfNotPresent',
+  credentials: [],
+  sandbox: { id: 'abc', namespace: 'team', name: 'sb', uid: 'u' },
+};
 
 describe('DirectoryImageProvider', () => {
   let base: string;
@@ -41,21 +45,40 @@ describe('DirectoryImageProvider', () => {
     assert.deepEqual((await p.prepare(`dir:${roots}`, opts)).layers, [roots]);
     // A link from elsewhere that resolves inside is served by where it resolves to.
     assert.deepEqual((await p.prepare(`dir:${base}/in`, opts)).layers, [join(roots, 'busybox')]);
-    assert.deepEqual((await new DirectoryImageProvider({ allowedRoots: [`${roots}/`] }).prepare(`dir:${roots}/busybox`, opts)).layers, [join(roots, 'busybox')]);
+    assert.deepEqual(
+      (await new DirectoryImageProvider({ allowedRoots: [`${roots}/`] }).prepare(`dir:${roots}/busybox`, opts)).layers,
+      [join(roots, 'busybox')],
+    );
   });
 
   it('refuses, as InvalidImageName, / and every path that resolves outside the allowed roots', async () => {
     const p = new DirectoryImageProvider({ allowedRoots: [roots] });
-    for (const ref of ['dir:/', `dir:${roots}/..`, `dir:${roots}/busybox/../../secret`, `dir:${roots}/out`, `dir:${base}/secret`, `dir:${roots}-x`, 'dir:relative/path', `dir:${roots}/missing`, `dir:${roots}/file`])
+    for (const ref of [
+      'dir:/',
+      `dir:${roots}/..`,
+      `dir:${roots}/busybox/../../secret`,
+      `dir:${roots}/out`,
+      `dir:${base}/secret`,
+      `dir:${roots}-x`,
+      'dir:relative/path',
+      `dir:${roots}/missing`,
+      `dir:${roots}/file`,
+    ])
       await refused(p, ref, /is not a directory under one this node allows/);
   });
 
   it('refuses every dir: image when no root is allowed (a cluster agent by default)', async () => {
-    await refused(new DirectoryImageProvider({ allowedRoots: [] }), `dir:${roots}/busybox`, /this node does not allow dir: images/);
+    await refused(
+      new DirectoryImageProvider({ allowedRoots: [] }),
+      `dir:${roots}/busybox`,
+      /this node does not allow dir: images/,
+    );
     assert.throws(() => new DirectoryImageProvider({ allowedRoots: ['relative'] }), /absolute/);
   });
 
   it('serves any existing directory in standalone mode (no allowed roots given)', async () => {
-    assert.deepEqual((await new DirectoryImageProvider().prepare(`dir:${base}/secret`, opts)).layers, [join(base, 'secret')]);
+    assert.deepEqual((await new DirectoryImageProvider().prepare(`dir:${base}/secret`, opts)).layers, [
+      join(base, 'secret'),
+    ]);
   });
 });

@@ -21,7 +21,11 @@ export class DirectoryImageProvider implements ImageProvider {
 
   constructor(opts: { allowedRoots?: string[] } = {}) {
     for (const root of opts.allowedRoots ?? [])
-      if (!isAbsolute(root)) throw new SandpitError({ step: 'configure dir: images', message: `--allow-dir-images takes absolute paths, got "${root}"` });
+      if (!isAbsolute(root))
+        throw new SandpitError({
+          step: 'configure dir: images',
+          message: `--allow-dir-images takes absolute paths, got "${root}"`,
+        });
     this.#allowed = opts.allowedRoots;
   }
 
@@ -34,7 +38,10 @@ export class DirectoryImageProvider implements ImageProvider {
       const roots = this.#allowed.map((r) => realpathOrUndefined(r)).filter((r): r is string => !!r);
       if (!real || !isDirectory(real) || !roots.some((root) => within(real, root)))
         throw new ImageError({
-          reason: 'InvalidImageName', step: 'prepare image', sandbox, retryable: false,
+          reason: 'InvalidImageName',
+          step: 'prepare image',
+          sandbox,
+          retryable: false,
           message: this.#allowed.length
             ? `${reference} is not a directory under one this node allows for dir: images (${this.#allowed.join(', ')})`
             : `${reference}: this node does not allow dir: images`,
@@ -43,7 +50,12 @@ export class DirectoryImageProvider implements ImageProvider {
       return load(reference, real);
     }
     if (!dir.startsWith('/') || !existsSync(dir))
-      throw new SandpitError({ sandbox, step: 'prepare image', message: `${reference} is not an unpacked directory`, hint: 'standalone mode takes images as dir:/absolute/path' });
+      throw new SandpitError({
+        sandbox,
+        step: 'prepare image',
+        message: `${reference} is not an unpacked directory`,
+        hint: 'standalone mode takes images as dir:/absolute/path',
+      });
     return load(reference, dir);
   }
 

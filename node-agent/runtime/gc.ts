@@ -91,7 +91,8 @@ export class NodeGarbageCollector {
         for (const id of report.imageRefs) await images.release(id);
         report.images = await images.collectGarbage();
         const removed = report.images.blobs.length + report.images.layers.length + report.images.ingest.length;
-        if (removed || report.imageRefs.length) log.info({ sandboxes: report.imageRefs, ...report.images }, 'collected unreferenced image content');
+        if (removed || report.imageRefs.length)
+          log.info({ sandboxes: report.imageRefs, ...report.images }, 'collected unreferenced image content');
       } catch (err) {
         fail('collect image content', err);
       }

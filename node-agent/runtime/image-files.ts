@@ -89,7 +89,13 @@ export function readImageFile(layers: string[], path: string, maxBytes = 4 << 20
  * is a directory, the layers whose directories merge with it: down to the
  * first opaque one, stopping at a lower non-directory.
  */
-function lookup(dirs: string[], roots: number[], layers: number[], rel: string, open: number[]): { layer: number; fd: number; st: Stats; merged: number[] } | undefined {
+function lookup(
+  dirs: string[],
+  roots: number[],
+  layers: number[],
+  rel: string,
+  open: number[],
+): { layer: number; fd: number; st: Stats; merged: number[] } | undefined {
   let hit: { layer: number; fd: number; st: Stats; merged: number[] } | undefined;
   for (const i of layers) {
     // ENOENT, or ELOOP/ENOTDIR from a link or file in this layer's copy of the path: not here.

@@ -2,7 +2,13 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Sandbox } from '../../crds/sandbox.js';
 import type { Logger } from '../../lib/log.js';
-import { sandboxIdFor, type SandboxNotice, type SandboxObservation, type SandboxRef, type SandboxRuntime as RuntimeSeam } from '../contracts.js';
+import {
+  sandboxIdFor,
+  type SandboxNotice,
+  type SandboxObservation,
+  type SandboxRef,
+  type SandboxRuntime as RuntimeSeam,
+} from '../contracts.js';
 import { OciImageProvider } from '../images/provider.js';
 import { TABLE_NAME, type BridgeNetworkOptions } from '../network/config.js';
 import { BridgeNetworkProvider } from '../network/provider.js';
@@ -37,7 +43,16 @@ function observe(rt: SandboxRuntime, rec: SandboxRecord): SandboxObservation {
   }
   const publishedPorts = rec.network?.publishedPorts;
   const sandboxIPs = rec.network?.sandboxIPs?.map((ip) => ({ ip }));
-  return { ref: rec.ref, generation, status: { ...status, ...(sandboxIPs ? { sandboxIPs } : {}), ...(publishedPorts ? { publishedPorts } : {}), conditions: deriveConditions(status, generation) } };
+  return {
+    ref: rec.ref,
+    generation,
+    status: {
+      ...status,
+      ...(sandboxIPs ? { sandboxIPs } : {}),
+      ...(publishedPorts ? { publishedPorts } : {}),
+      conditions: deriveConditions(status, generation),
+    },
+  };
 }
 
 const DISK_USAGE_MAX_AGE_MS = 60_000;
@@ -62,10 +77,18 @@ interface Pending {
   wake: () => void;
 }
 
-const identify = (s: Sandbox) => ({ uid: (s.metadata as { uid?: string }).uid!, generation: (s.metadata as { generation?: number }).generation ?? 0 });
+const identify = (s: Sandbox) => ({
+  uid: (s.metadata as { uid?: string }).uid!,
+  generation: (s.metadata as { generation?: number }).generation ?? 0,
+});
 const refOf = (s: Sandbox): SandboxObservation['ref'] => {
   const meta = s.metadata as { namespace?: string; name?: string; uid?: string };
-  return { id: sandboxIdFor(meta.uid!), namespace: meta.namespace ?? 'default', name: meta.name ?? 'sandbox', uid: meta.uid! };
+  return {
+    id: sandboxIdFor(meta.uid!),
+    namespace: meta.namespace ?? 'default',
+    name: meta.name ?? 'sandbox',
+    uid: meta.uid!,
+  };
 };
 
 export class RuntimeService implements RuntimeSeam {
@@ -80,7 +103,11 @@ export class RuntimeService implements RuntimeSeam {
   readonly #pending = new Map<string, Pending>();
   readonly #backoff: { initialMs: number; maxMs: number };
 
-  constructor(runtime: SandboxRuntime, imageStore?: { diskUsage(): { total: number } }, opts: { retryBackoff?: { initialMs: number; maxMs: number } } = {}) {
+  constructor(
+    runtime: SandboxRuntime,
+    imageStore?: { diskUsage(): { total: number } },
+    opts: { retryBackoff?: { initialMs: number; maxMs: number } } = {},
+  ) {
     this.runtime = runtime;
     this.#imageStore = imageStore;
     this.#backoff = opts.retryBackoff ?? { initialMs: 10_000, maxMs: 300_000 };
@@ -119,7 +146,13 @@ export class RuntimeService implements RuntimeSeam {
       this.#emit(obs);
       return obs;
     }
-    const p: Pending = { sandbox, failures: 0, obs: creatingObservation(refOf(sandbox), sandbox.spec, generation), cancelled: false, wake: () => undefined };
+    const p: Pending = {
+      sandbox,
+      failures: 0,
+      obs: creatingObservation(refOf(sandbox), sandbox.spec, generation),
+      cancelled: false,
+      wake: () => undefined,
+    };
     // An edit the running sandbox takes in place (spec-diff.ts) keeps answering with that sandbox meanwhile.
     this.#pending.set(id, p);
     this.#startWork(id, p);
@@ -156,8 +189,15 @@ export class RuntimeService implements RuntimeSeam {
   async #restartChanged(rec: SandboxRecord, sandbox: Sandbox): Promise<void> {
     const diff = diffSpec(rec.spec, sandbox.spec);
     for (const name of diff.restartContainers) {
-      const fields = changedContainerFields(rec.spec.containers.find((c) => c.name === name)!, sandbox.spec.containers.find((c) => c.name === name)!);
-      this.#notice(rec.ref, { type: 'Normal', reason: 'Killing', note: `Container ${name} definition changed (${fields.join(', ')}), will be restarted` });
+      const fields = changedContainerFields(
+        rec.spec.containers.find((c) => c.name === name)!,
+        sandbox.spec.containers.find((c) => c.name === name)!,
+      );
+      this.#notice(rec.ref, {
+        type: 'Normal',
+        reason: 'Killing',
+        note: `Container ${name} definition changed (${fields.join(', ')}), will be restarted`,
+      });
       await this.runtime.restartContainer(rec.id, name, sandbox);
     }
     rec.spec = sandbox.spec;
@@ -211,7 +251,12 @@ export class RuntimeService implements RuntimeSeam {
       }
       if (old) {
         const reasons = diffSpec(old.spec, want.spec).recreateReasons;
-        if (old.phase !== 'Deleting') this.#notice(old.ref, { type: 'Normal', reason: 'SandboxChanged', note: `Sandbox spec changed (${reasons.join(', ')}), it will be killed and re-created` });
+        if (old.phase !== 'Deleting')
+          this.#notice(old.ref, {
+            type: 'Normal',
+            reason: 'SandboxChanged',
+            note: `Sandbox spec changed (${reasons.join(', ')}), it will be killed and re-created`,
+          });
         await this.#delete(id); // recreated below; the old generation's exits are not reported
       }
       if (p.cancelled) return;
@@ -234,10 +279,19 @@ export class RuntimeService implements RuntimeSeam {
         const delay = retryDelayMs(p.failures, this.#backoff.initialMs, this.#backoff.maxMs);
         // Between attempts a pull failure reads ImagePullBackOff, once ErrImagePull has had its own write.
         const shown = failure.reason === 'ErrImagePull' ? Math.min(BACKOFF_SHOWN_AFTER_MS, delay / 2) : undefined;
-        await this.#sleep(p, delay, shown === undefined ? undefined : [shown, () => {
-          p.obs = failureObservation(refOf(want), want.spec, generation, failure, { backingOff: true });
-          this.#emit(p.obs);
-        }]);
+        await this.#sleep(
+          p,
+          delay,
+          shown === undefined
+            ? undefined
+            : [
+                shown,
+                () => {
+                  p.obs = failureObservation(refOf(want), want.spec, generation, failure, { backingOff: true });
+                  this.#emit(p.obs);
+                },
+              ],
+        );
       }
     }
   }
@@ -246,7 +300,12 @@ export class RuntimeService implements RuntimeSeam {
   #sleep(p: Pending, ms: number, at?: [number, () => void]): Promise<void> {
     return new Promise((resolve) => {
       const timers = [setTimeout(done, ms)];
-      if (at) timers.push(setTimeout(() => { if (p.wake === done) at[1](); }, at[0]));
+      if (at)
+        timers.push(
+          setTimeout(() => {
+            if (p.wake === done) at[1]();
+          }, at[0]),
+        );
       for (const t of timers) t.unref();
       function done() {
         for (const t of timers) clearTimeout(t);
@@ -292,14 +351,26 @@ export class RuntimeService implements RuntimeSeam {
     const id = sandboxIdFor(uid);
     const rec = this.runtime.get(id);
     const p = this.#pending.get(id);
-    if (rec && rec.phase !== 'Deleting' && (!p || (rec.generation ?? 0) === identify(p.sandbox).generation || this.#editsInPlace(rec, p.sandbox))) return observe(this.runtime, rec);
+    if (
+      rec &&
+      rec.phase !== 'Deleting' &&
+      (!p || (rec.generation ?? 0) === identify(p.sandbox).generation || this.#editsInPlace(rec, p.sandbox))
+    )
+      return observe(this.runtime, rec);
     return p?.obs;
   }
 
   list(): SandboxObservation[] {
-    const ids = new Set([...this.runtime.list().filter((r) => r.phase !== 'Deleting').map((r) => r.id), ...this.#pending.keys()]);
+    const ids = new Set([
+      ...this.runtime
+        .list()
+        .filter((r) => r.phase !== 'Deleting')
+        .map((r) => r.id),
+      ...this.#pending.keys(),
+    ]);
     return [...ids].flatMap((id) => {
-      const uid = this.runtime.get(id)?.ref.uid ?? (this.#pending.get(id) && identify(this.#pending.get(id)!.sandbox).uid);
+      const uid =
+        this.runtime.get(id)?.ref.uid ?? (this.#pending.get(id) && identify(this.#pending.get(id)!.sandbox).uid);
       const obs = uid ? this.get(uid) : undefined;
       return obs ? [obs] : [];
     });
@@ -347,7 +418,10 @@ export function networkOptionsFromEnv(env: NodeJS.ProcessEnv): BridgeNetworkOpti
   if (env.SANDPIT_BRIDGE) opts.bridge = env.SANDPIT_BRIDGE;
   if (env.SANDPIT_SUBNET) opts.subnet = env.SANDPIT_SUBNET;
   if (env.SANDPIT_NFT_TABLE) {
-    if (!TABLE_NAME.test(env.SANDPIT_NFT_TABLE)) throw new Error(`SANDPIT_NFT_TABLE=${env.SANDPIT_NFT_TABLE} is not a valid nftables table name (a letter, then up to 31 letters, digits, _ or -)`);
+    if (!TABLE_NAME.test(env.SANDPIT_NFT_TABLE))
+      throw new Error(
+        `SANDPIT_NFT_TABLE=${env.SANDPIT_NFT_TABLE} is not a valid nftables table name (a letter, then up to 31 letters, digits, _ or -)`,
+      );
     opts.table = env.SANDPIT_NFT_TABLE;
   }
   // Optional: an IPv6 ULA prefix makes the node dual-stack (node-agent/network/README.md).
@@ -364,7 +438,8 @@ function registryCA(file: string | undefined): string | undefined {
   } catch (err) {
     throw new Error(`--registry-ca-file ${file}: ${(err as Error).message}`, { cause: err });
   }
-  if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new Error(`--registry-ca-file ${file} holds no PEM certificate`);
+  if (!pem.includes('-----BEGIN CERTIFICATE-----'))
+    throw new Error(`--registry-ca-file ${file} holds no PEM certificate`);
   return pem;
 }
 
@@ -385,7 +460,13 @@ function registryCA(file: string | undefined): string | undefined {
  * `flags.allowDirImages` (agent flag --allow-dir-images) are the directories at or
  * below which a `dir:` image may be; none (the default) refuses every `dir:` image.
  */
-export async function createRuntime(opts: { node: string; log: Logger; flags?: RuntimeFlags; config?: Partial<RuntimeConfig>; deps?: Partial<RuntimeDeps> }): Promise<RuntimeService> {
+export async function createRuntime(opts: {
+  node: string;
+  log: Logger;
+  flags?: RuntimeFlags;
+  config?: Partial<RuntimeConfig>;
+  deps?: Partial<RuntimeDeps>;
+}): Promise<RuntimeService> {
   const base = process.env.SANDPIT_STATE_DIR ?? '/var/lib/sandpit';
   const stateRoot = process.env.SANDPIT_STATE_ROOT ?? join(base, 'sandboxes');
   const config = defaultConfig({
@@ -398,12 +479,19 @@ export async function createRuntime(opts: { node: string; log: Logger; flags?: R
   });
   mkdirSync(config.stateRoot, { recursive: true, mode: 0o700 });
   const log = opts.log.child({ component: 'runtime' });
-  const plainHttpHosts = (process.env.SANDPIT_INSECURE_REGISTRIES ?? '').split(',').map((h) => h.trim()).filter(Boolean);
+  const plainHttpHosts = (process.env.SANDPIT_INSECURE_REGISTRIES ?? '')
+    .split(',')
+    .map((h) => h.trim())
+    .filter(Boolean);
   const imageRoot = process.env.SANDPIT_IMAGE_ROOT ?? join(base, 'images');
   const ca = registryCA(opts.flags?.registryCAFile);
-  const oci = opts.deps?.images ? undefined : new OciImageProvider({ root: imageRoot, registry: { plainHttpHosts, ...(ca ? { ca } : {}) }, log });
+  const oci = opts.deps?.images
+    ? undefined
+    : new OciImageProvider({ root: imageRoot, registry: { plainHttpHosts, ...(ca ? { ca } : {}) }, log });
   const deps: RuntimeDeps = {
-    images: opts.deps?.images ?? new RoutedImageProvider(new DirectoryImageProvider({ allowedRoots: opts.flags?.allowDirImages ?? [] }), oci!),
+    images:
+      opts.deps?.images ??
+      new RoutedImageProvider(new DirectoryImageProvider({ allowedRoots: opts.flags?.allowDirImages ?? [] }), oci!),
     network: opts.deps?.network ?? nodeNetworks(new BridgeNetworkProvider(networkOptionsFromEnv(process.env))),
     log,
   };

@@ -13,14 +13,33 @@ const PASSWD = parsePasswd(
     '+nis',
   ].join('\n'),
 );
-const GROUP = parseGroup(['root:x:0:', 'staff:x:50:app', 'www-data:x:33:www-data', 'audio:x:29:app,www-data', 'app:x:1000:app', 'nogroup:x:65534:', 'bad:x:'].join('\n'));
+const GROUP = parseGroup(
+  [
+    'root:x:0:',
+    'staff:x:50:app',
+    'www-data:x:33:www-data',
+    'audio:x:29:app,www-data',
+    'app:x:1000:app',
+    'nogroup:x:65534:',
+    'bad:x:',
+  ].join('\n'),
+);
 
 describe('image users from /etc/passwd and /etc/group (unit)', () => {
   it('parses the files and skips comments, malformed and NIS lines', () => {
-    assert.deepEqual(PASSWD.map((p) => p.name), ['root', 'www-data', 'nobody', 'app']);
+    assert.deepEqual(
+      PASSWD.map((p) => p.name),
+      ['root', 'www-data', 'nobody', 'app'],
+    );
     assert.deepEqual(PASSWD[1], { name: 'www-data', uid: 33, gid: 33 });
-    assert.deepEqual(GROUP.find((g) => g.name === 'audio'), { name: 'audio', gid: 29, members: ['app', 'www-data'] });
-    assert.equal(GROUP.find((g) => g.name === 'bad'), undefined);
+    assert.deepEqual(
+      GROUP.find((g) => g.name === 'audio'),
+      { name: 'audio', gid: 29, members: ['app', 'www-data'] },
+    );
+    assert.equal(
+      GROUP.find((g) => g.name === 'bad'),
+      undefined,
+    );
   });
 
   it('resolves names, numbers and groups like runc and containerd', () => {
@@ -39,7 +58,11 @@ describe('image users from /etc/passwd and /etc/group (unit)', () => {
   });
 
   it('refuses unknown names, missing files and out-of-range ids', () => {
-    assert.throws(() => resolveUser('ghost', PASSWD, GROUP), (e: Error) => e instanceof UserLookupError && /unable to find user ghost: no matching entry in \/etc\/passwd/.test(e.message));
+    assert.throws(
+      () => resolveUser('ghost', PASSWD, GROUP),
+      (e: Error) =>
+        e instanceof UserLookupError && /unable to find user ghost: no matching entry in \/etc\/passwd/.test(e.message),
+    );
     assert.throws(() => resolveUser('app:ghosts', PASSWD, GROUP), /unable to find group ghosts/);
     assert.throws(() => resolveUser('nobody', undefined, undefined), /the image has no \/etc\/passwd/);
     assert.throws(() => resolveUser('0:staff', PASSWD, undefined), /the image has no \/etc\/group/);

@@ -70,7 +70,14 @@ export function parseGroup(text: string): GroupEntry[] {
   const out: GroupEntry[] = [];
   for (const f of records(text)) {
     if (f.length < 3 || !f[0] || !isId(f[2]!)) continue;
-    out.push({ name: f[0], gid: Number(f[2]), members: (f[3] ?? '').split(',').map((m) => m.trim()).filter(Boolean) });
+    out.push({
+      name: f[0],
+      gid: Number(f[2]),
+      members: (f[3] ?? '')
+        .split(',')
+        .map((m) => m.trim())
+        .filter(Boolean),
+    });
   }
   return out;
 }
@@ -86,7 +93,11 @@ export function parseGroup(text: string): GroupEntry[] {
  *   member, except the group of the same name (containerd's rule).
  * `passwd`/`group` undefined: the image has no such file (every name fails).
  */
-export function resolveUser(spec: string, passwd: PasswdEntry[] | undefined, group: GroupEntry[] | undefined): ResolvedUser {
+export function resolveUser(
+  spec: string,
+  passwd: PasswdEntry[] | undefined,
+  group: GroupEntry[] | undefined,
+): ResolvedUser {
   const trimmed = spec.trim();
   const colon = trimmed.indexOf(':');
   const userPart = (colon < 0 ? trimmed : trimmed.slice(0, colon)) || '0';
@@ -101,7 +112,10 @@ export function resolveUser(spec: string, passwd: PasswdEntry[] | undefined, gro
     if (entry) ({ gid, name } = entry);
   } else {
     const entry = passwd?.find((p) => p.name === userPart);
-    if (!entry) throw new UserLookupError(`unable to find user ${userPart}: ${passwd ? 'no matching entry in /etc/passwd' : 'the image has no /etc/passwd'}`);
+    if (!entry)
+      throw new UserLookupError(
+        `unable to find user ${userPart}: ${passwd ? 'no matching entry in /etc/passwd' : 'the image has no /etc/passwd'}`,
+      );
     ({ uid, gid, name } = entry);
   }
 
@@ -109,14 +123,18 @@ export function resolveUser(spec: string, passwd: PasswdEntry[] | undefined, gro
     if (isId(groupPart)) gid = toId(groupPart, 'gid');
     else {
       const entry = group?.find((g) => g.name === groupPart);
-      if (!entry) throw new UserLookupError(`unable to find group ${groupPart}: ${group ? 'no matching entry in /etc/group' : 'the image has no /etc/group'}`);
+      if (!entry)
+        throw new UserLookupError(
+          `unable to find group ${groupPart}: ${group ? 'no matching entry in /etc/group' : 'the image has no /etc/group'}`,
+        );
       gid = entry.gid;
     }
   }
 
   const additionalGids: number[] = [];
   if (name !== undefined) {
-    for (const g of group ?? []) if (g.name !== name && g.members.includes(name) && !additionalGids.includes(g.gid)) additionalGids.push(g.gid);
+    for (const g of group ?? [])
+      if (g.name !== name && g.members.includes(name) && !additionalGids.includes(g.gid)) additionalGids.push(g.gid);
   }
   return { uid, gid, ...(name !== undefined ? { name } : {}), additionalGids };
 }

@@ -1,7 +1,16 @@
 import type { Logger } from '../../lib/log.js';
 import type { BridgeNetworkProvider } from '../network/provider.js';
 import { LoopbackOnlyNetwork } from './none-network.js';
-import type { ImageProvider, NetworkProvider, NetworkRequest, NetworkResult, PreparedImage, PullOptions, SandboxId, SandboxRef } from '../contracts.js';
+import type {
+  ImageProvider,
+  NetworkProvider,
+  NetworkRequest,
+  NetworkResult,
+  PreparedImage,
+  PullOptions,
+  SandboxId,
+  SandboxRef,
+} from '../contracts.js';
 
 /** `dir:` references come from unpacked directories, everything else from registries. */
 export class RoutedImageProvider implements ImageProvider {

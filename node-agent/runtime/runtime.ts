@@ -4,7 +4,15 @@ import type { z } from 'zod';
 import type { ContainerState, Sandbox, SandboxSpec, SandboxStatus } from '../../crds/sandbox.js';
 import { SandpitError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
-import { describeSandbox, sandboxIdFor, type ImageProvider, type NetworkProvider, type NetworkResult, type PreparedImage, type SandboxRef } from '../contracts.js';
+import {
+  describeSandbox,
+  sandboxIdFor,
+  type ImageProvider,
+  type NetworkProvider,
+  type NetworkResult,
+  type PreparedImage,
+  type SandboxRef,
+} from '../contracts.js';
 import { CgroupManager, type CgroupLimits } from '../cgroups/manager.js';
 import { CpuRates } from '../cgroups/cpu-rate.js';
 import { infraArgv } from '../namespaces/infra.js';
@@ -26,7 +34,19 @@ import { allowPrivilegedHint, boundingCaps, containerCaps } from '../security/ca
 import { buildSeccompFilter } from '../security/seccomp.js';
 import { readJson, StateStore, writeJsonInPlace } from '../state/store.js';
 import { mount, MNT_DETACH, MS_NODEV, MS_NOEXEC, MS_NOSUID, umount2 } from '../sys/mount.js';
-import { close, dup, kill, open, O_CLOEXEC, O_CREAT, O_RDONLY, O_WRONLY, pidfdGetfd, pidfdOpen, reapChild } from '../sys/proc.js';
+import {
+  close,
+  dup,
+  kill,
+  open,
+  O_CLOEXEC,
+  O_CREAT,
+  O_RDONLY,
+  O_WRONLY,
+  pidfdGetfd,
+  pidfdOpen,
+  reapChild,
+} from '../sys/proc.js';
 import type { RuntimeConfig } from './config.js';
 import { parseQuantity } from '../../crds/quantity.js';
 import { defaultPullPolicy } from '../images/reference.js';
@@ -216,9 +236,21 @@ export class SandboxRuntime {
     const ref: SandboxRef = { id, namespace, name, uid };
     const who = describeSandbox(ref);
     const rec: SandboxRecord = {
-      id, ref, spec: sandbox.spec, phase: 'Creating', createdAt: now(),
-      hostname: sandbox.spec.hostname ?? name.slice(0, 63), images: {}, generation: (sandbox.metadata as { generation?: number }).generation ?? 0,
-      containers: sandbox.spec.containers.map((c) => ({ name: c.name, imageID: '', restartCount: 0, oomBase: 0, state: { waiting: { reason: 'ContainerCreating' } } })),
+      id,
+      ref,
+      spec: sandbox.spec,
+      phase: 'Creating',
+      createdAt: now(),
+      hostname: sandbox.spec.hostname ?? name.slice(0, 63),
+      images: {},
+      generation: (sandbox.metadata as { generation?: number }).generation ?? 0,
+      containers: sandbox.spec.containers.map((c) => ({
+        name: c.name,
+        imageID: '',
+        restartCount: 0,
+        oomBase: 0,
+        state: { waiting: { reason: 'ContainerCreating' } },
+      })),
     };
     if (!sandbox.spec.hostUsers) rec.userns = this.#allocateUserns(sandbox.spec, who);
     const dir = this.store.sandboxDir(id);
@@ -237,11 +269,24 @@ export class SandboxRuntime {
       this.cgroups.create(id, cg('create sandbox cgroup'));
       this.cgroups.create(`${id}/infra`, cg('create infra cgroup'));
       const r = sandbox.spec.resources;
-      this.cgroups.setLimits(id, { pids: r.pids, memory: r.memory ? parseQuantity(r.memory) : undefined, cpu: r.cpu ? parseQuantity(r.cpu) : undefined }, cg('set sandbox limits'));
+      this.cgroups.setLimits(
+        id,
+        {
+          pids: r.pids,
+          memory: r.memory ? parseQuantity(r.memory) : undefined,
+          cpu: r.cpu ? parseQuantity(r.cpu) : undefined,
+        },
+        cg('set sandbox limits'),
+      );
       t.mark('cgroups');
 
       if (rec.userns) {
-        await createUserNamespace(this.config.binaries.init, rec.userns.base, join(dir, 'userns'), cg('create user namespace'));
+        await createUserNamespace(
+          this.config.binaries.init,
+          rec.userns.base,
+          join(dir, 'userns'),
+          cg('create user namespace'),
+        );
         faultPoint('after-userns');
         t.mark('userns');
       }
@@ -254,14 +299,23 @@ export class SandboxRuntime {
         // As kubelet: no policy in the spec means Always for :latest or untagged images, IfNotPresent otherwise.
         // A pull secret that did not reach the agent fails here too, as an image error.
         rec.images[c.name] = await Promise.resolve()
-          .then(() => this.#deps.images.prepare(c.image, { policy: c.imagePullPolicy ?? defaultPullPolicy(c.image), credentials: pullCredentials(sandbox, c.name), sandbox: ref }))
+          .then(() =>
+            this.#deps.images.prepare(c.image, {
+              policy: c.imagePullPolicy ?? defaultPullPolicy(c.image),
+              credentials: pullCredentials(sandbox, c.name),
+              sandbox: ref,
+            }),
+          )
           .catch(atStage(c.name, 'image'));
       }
 
       // A user the image does not define fails here, before any process exists.
       for (const c of sandbox.spec.containers) {
         try {
-          this.#identity(rec, c, rec.images[c.name]!, { sandbox: who, step: `resolve the user of container ${c.name}` });
+          this.#identity(rec, c, rec.images[c.name]!, {
+            sandbox: who,
+            step: `resolve the user of container ${c.name}`,
+          });
         } catch (err) {
           atStage(c.name, 'config')(err);
         }
@@ -272,12 +326,21 @@ export class SandboxRuntime {
       faultPoint('after-infra');
       this.cgroups.delegateTo(id, cg('delegate controllers'));
 
-      rec.network = await this.#deps.network.setup({ sandbox: ref, netnsPath: `/proc/${rec.pid1!.pid}/ns/net`, hostname: rec.hostname, network: sandbox.spec.network }, log);
+      rec.network = await this.#deps.network.setup(
+        {
+          sandbox: ref,
+          netnsPath: `/proc/${rec.pid1!.pid}/ns/net`,
+          hostname: rec.hostname,
+          network: sandbox.spec.network,
+        },
+        log,
+      );
       writeFileSync(join(dir, 'hostname'), `${rec.hostname}\n`);
       writeFileSync(join(dir, 'hosts'), rec.network.hosts);
       writeFileSync(join(dir, 'resolv.conf'), rec.network.resolvConf);
       // Bind-mounted into every container: owned by its root, as kubelet does for a pod with its own user namespace.
-      if (rec.userns) for (const f of ['hostname', 'hosts', 'resolv.conf']) chownSync(join(dir, f), rec.userns.base, rec.userns.base);
+      if (rec.userns)
+        for (const f of ['hostname', 'hosts', 'resolv.conf']) chownSync(join(dir, f), rec.userns.base, rec.userns.base);
 
       t.mark('network');
       for (const c of rec.containers) await this.#startContainer(rec, c).catch(atStage(c.name, 'start'));
@@ -305,16 +368,33 @@ export class SandboxRuntime {
     // With a user namespace, /dev/shm and volumes belong to the container's root (host id base).
     const owner = rec.userns ? `,uid=${rec.userns.base},gid=${rec.userns.base}` : '';
     mkdirSync(join(dir, 'shm'), { recursive: true });
-    mount('shm', join(dir, 'shm'), 'tmpfs', MS_NOSUID | MS_NODEV | MS_NOEXEC, `mode=1777,size=${this.config.shmBytes}${owner}`, site);
+    mount(
+      'shm',
+      join(dir, 'shm'),
+      'tmpfs',
+      MS_NOSUID | MS_NODEV | MS_NOEXEC,
+      `mode=1777,size=${this.config.shmBytes}${owner}`,
+      site,
+    );
     for (const v of rec.spec.volumes ?? []) {
       const vdir = join(dir, 'volumes', v.name);
       mkdirSync(vdir, { recursive: true });
       if (v.emptyDir.medium === 'Memory') {
         const size = v.emptyDir.sizeLimit ? parseQuantity(v.emptyDir.sizeLimit) : this.config.shmBytes;
-        mount('emptydir', vdir, 'tmpfs', MS_NOSUID | MS_NODEV, `mode=1777,size=${size}${owner}`, { ...site, step: `mount volume ${v.name}` });
+        mount('emptydir', vdir, 'tmpfs', MS_NOSUID | MS_NODEV, `mode=1777,size=${size}${owner}`, {
+          ...site,
+          step: `mount volume ${v.name}`,
+        });
       } else if (v.emptyDir.sizeLimit) {
         // A disk emptyDir with a limit is a size-capped tmpfs too: the node has no per-directory quota to rely on.
-        mount('emptydir', vdir, 'tmpfs', MS_NOSUID | MS_NODEV, `mode=1777,size=${parseQuantity(v.emptyDir.sizeLimit)}${owner}`, { ...site, step: `mount volume ${v.name}` });
+        mount(
+          'emptydir',
+          vdir,
+          'tmpfs',
+          MS_NOSUID | MS_NODEV,
+          `mode=1777,size=${parseQuantity(v.emptyDir.sizeLimit)}${owner}`,
+          { ...site, step: `mount volume ${v.name}` },
+        );
       } else if (rec.userns) {
         chownSync(vdir, rec.userns.base, rec.userns.base);
       }
@@ -331,11 +411,23 @@ export class SandboxRuntime {
     const privileged = spec.containers.find((c) => c.securityContext?.privileged);
     // A container configuration that cannot work, reported as kubelet reports one (the container waits with this reason).
     if (privileged)
-      throw configError(site, `container ${privileged.name} is privileged, which hostUsers: false does not allow: privileged means the node's root, unconfined`, 'drop privileged: true or set hostUsers: true', privileged.name);
+      throw configError(
+        site,
+        `container ${privileged.name} is privileged, which hostUsers: false does not allow: privileged means the node's root, unconfined`,
+        'drop privileged: true or set hostUsers: true',
+        privileged.name,
+      );
     const used = [...this.#sandboxes.values()].flatMap((r) => (r.userns ? [r.userns.base] : []));
     const base = allocateUsernsBlock(this.config.usernsRange, used);
     if (base === undefined)
-      throw Object.assign(new SandpitError({ ...site, message: `every block of ${USERNS_SIZE} host ids in the agent's range ${this.config.usernsRange.first}:${this.config.usernsRange.count} is in use`, hint: 'delete sandboxes with hostUsers: false or widen SANDPIT_USERNS_RANGE' }), { reason: 'UserNamespaceRangeExhausted' });
+      throw Object.assign(
+        new SandpitError({
+          ...site,
+          message: `every block of ${USERNS_SIZE} host ids in the agent's range ${this.config.usernsRange.first}:${this.config.usernsRange.count} is in use`,
+          hint: 'delete sandboxes with hostUsers: false or widen SANDPIT_USERNS_RANGE',
+        }),
+        { reason: 'UserNamespaceRangeExhausted' },
+      );
     return { base, size: USERNS_SIZE };
   }
 
@@ -362,7 +454,16 @@ export class SandboxRuntime {
     const { file, argv } = infraArgv(this.config.binaries, childSandbox, childInfra, readyFd);
     let result: LaunchResult;
     try {
-      result = await this.#launchers.launch({ kind: 'infra', sandbox: who, hostname: rec.hostname, file, argv, extraFds: [...sandboxFds, ...infraFds], readyFd, log: devnull });
+      result = await this.#launchers.launch({
+        kind: 'infra',
+        sandbox: who,
+        hostname: rec.hostname,
+        file,
+        argv,
+        extraFds: [...sandboxFds, ...infraFds],
+        readyFd,
+        log: devnull,
+      });
     } finally {
       for (const fd of [...sandboxFds, ...infraFds, devnull]) close(fd);
     }
@@ -441,7 +542,9 @@ export class SandboxRuntime {
       const ownPid = !rec.spec.shareProcessNamespace;
       const initCgFds = ownPid ? this.cgroups.openProcs(cgRel, site) : [];
       fds.push(...initCgFds);
-      const filterFd = identity.seccomp ? pipeHolding(identity.seccomp, { ...site, step: `${step}: seccomp filter` }) : undefined;
+      const filterFd = identity.seccomp
+        ? pipeHolding(identity.seccomp, { ...site, step: `${step}: seccomp filter` })
+        : undefined;
       if (filterFd !== undefined) fds.push(filterFd);
       const usernsFd = rec.userns ? openUserNamespace(join(this.store.sandboxDir(rec.id), 'userns'), site) : undefined;
       if (usernsFd !== undefined) fds.push(usernsFd);
@@ -453,24 +556,56 @@ export class SandboxRuntime {
       const ptyAt = spec.tty ? child.next() : undefined;
       const shim = containerShimArgs(
         { exit: exitAt, cgroups: cgroupsAt, seccomp: seccompAt, userns: usernsAt, pty: ptyAt },
-        { oomScoreAdj: this.config.oomScoreAdj, nofile: this.config.nofile }, identity, argv);
+        { oomScoreAdj: this.config.oomScoreAdj, nofile: this.config.nofile },
+        identity,
+        argv,
+      );
       const oomBase = this.cgroups.oomKills(cgRel);
-      const volumes = (spec.volumeMounts ?? []).map((m) => ({ source: join(this.store.sandboxDir(rec.id), 'volumes', m.name), mountPath: m.mountPath, readOnly: m.readOnly }));
+      const volumes = (spec.volumeMounts ?? []).map((m) => ({
+        source: join(this.store.sandboxDir(rec.id), 'volumes', m.name),
+        mountPath: m.mountPath,
+        readOnly: m.readOnly,
+      }));
       const dir = this.store.sandboxDir(rec.id);
       const steps = buildRootfsPlan({
-        root: join(cdir, 'rootfs'), layers: image.layers, upper: join(cdir, 'upper'), work: join(cdir, 'work'), shm: join(dir, 'shm'),
+        root: join(cdir, 'rootfs'),
+        layers: image.layers,
+        upper: join(cdir, 'upper'),
+        work: join(cdir, 'work'),
+        shm: join(dir, 'shm'),
         etcFiles: { hostname: join(dir, 'hostname'), hosts: join(dir, 'hosts'), resolvConf: join(dir, 'resolv.conf') },
-        volumes, readOnlyRoot: sc?.readOnlyRootFilesystem ?? false, privileged: sc?.privileged ?? false, ownPidNamespace: ownPid,
+        volumes,
+        readOnlyRoot: sc?.readOnlyRootFilesystem ?? false,
+        privileged: sc?.privileged ?? false,
+        ownPidNamespace: ownPid,
         userns: rec.userns && usernsFd !== undefined ? { fd: usernsFd, base: rec.userns.base, layerMounts } : undefined,
       });
       const t0 = performance.now();
       const result = await this.#launchers.launch({
-        kind: 'process', sandbox: who, step, nsPid: rec.pid1!.pid, joinMount: false, joinPid: !ownPid, ownPid: ownPid ? { cgroupFds: initCgFds } : undefined,
-        rootfs: { root: join(cdir, 'rootfs'), steps, readOnly: sc?.readOnlyRootFilesystem ?? false, owner: rec.userns?.base ?? 0 },
-        program: this.config.binaries.init, argv0: 'sandpit-init',
-        args: shim.args, resolveAt: shim.pathAt, netSysctls: rec.userns ? USERNS_NET_SYSCTLS : undefined,
-        env, cwd: spec.workingDir ?? image.config.workingDir ?? '/',
-        stdio: [fds[0]!, fds[1]!, fds[2]!], extraFds: child.fds, tty: spec.tty, ptyMasterToChild: spec.tty,
+        kind: 'process',
+        sandbox: who,
+        step,
+        nsPid: rec.pid1!.pid,
+        joinMount: false,
+        joinPid: !ownPid,
+        ownPid: ownPid ? { cgroupFds: initCgFds } : undefined,
+        rootfs: {
+          root: join(cdir, 'rootfs'),
+          steps,
+          readOnly: sc?.readOnlyRootFilesystem ?? false,
+          owner: rec.userns?.base ?? 0,
+        },
+        program: this.config.binaries.init,
+        argv0: 'sandpit-init',
+        args: shim.args,
+        resolveAt: shim.pathAt,
+        netSysctls: rec.userns ? USERNS_NET_SYSCTLS : undefined,
+        env,
+        cwd: spec.workingDir ?? image.config.workingDir ?? '/',
+        stdio: [fds[0]!, fds[1]!, fds[2]!],
+        extraFds: child.fds,
+        tty: spec.tty,
+        ptyMasterToChild: spec.tty,
         ttyOwner: (rec.userns?.base ?? 0) + identity.uid,
       });
       if (result.error) throw new SandpitError(result.error);
@@ -487,7 +622,10 @@ export class SandboxRuntime {
       c.state = { running: { startedAt: c.startedAt } };
       delete c.restartAt;
       this.#save(rec);
-      this.#log(rec).info({ step, container: c.name, pid: c.pid, ms: { ...result.marks, total: Math.round(performance.now() - t0) } }, 'container started');
+      this.#log(rec).info(
+        { step, container: c.name, pid: c.pid, ms: { ...result.marks, total: Math.round(performance.now() - t0) } },
+        'container started',
+      );
     } finally {
       for (const fd of fds) close(fd);
     }
@@ -512,12 +650,17 @@ export class SandboxRuntime {
     const cspec = spec.containers.find((x) => x.name === name);
     const who = describeSandbox(rec.ref);
     const site = { sandbox: who, step: `restart container ${name} with its new definition` };
-    if (!c || !cspec) throw new SandpitError({ ...site, message: `container ${name} is not in the sandbox and the spec both` });
+    if (!c || !cspec)
+      throw new SandpitError({ ...site, message: `container ${name} is not in the sandbox and the spec both` });
     await waitUntil(() => !this.#busy.has(id), 30_000);
     if (rec.stopping) throw new SandpitError({ ...site, message: 'the sandbox is stopping' });
     this.#busy.add(id);
     try {
-      const image = await this.#deps.images.prepare(cspec.image, { policy: cspec.imagePullPolicy ?? defaultPullPolicy(cspec.image), credentials: pullCredentials(sandbox, name), sandbox: rec.ref });
+      const image = await this.#deps.images.prepare(cspec.image, {
+        policy: cspec.imagePullPolicy ?? defaultPullPolicy(cspec.image),
+        credentials: pullCredentials(sandbox, name),
+        sandbox: rec.ref,
+      });
       this.#identity(rec, cspec, image, site);
       this.#command(rec, cspec, image, site);
       const frozen = this.cgroups.frozen(id);
@@ -532,7 +675,12 @@ export class SandboxRuntime {
           // The old run is gone and the spec is the new one: retried with back-off, as a crashed run is.
           this.#log(rec).error({ err, container: name }, 'start of the edited container failed');
           const reason = (err as { reason?: unknown }).reason;
-          c.state = { waiting: { reason: typeof reason === 'string' ? reason : 'RunContainerError', message: (err as Error).message } };
+          c.state = {
+            waiting: {
+              reason: typeof reason === 'string' ? reason : 'RunContainerError',
+              message: (err as Error).message,
+            },
+          };
           c.restartAt = Date.now() + restartDelay(c.restartCount, this.config.restartBackoff);
           this.#save(rec);
         });
@@ -545,7 +693,12 @@ export class SandboxRuntime {
   }
 
   /** Stops one container's run for good (its exit is recorded, nothing restarts) and removes its cgroup. */
-  async #stopOne(rec: SandboxRecord, c: ContainerRecord, graceMs: number, site: { sandbox: string; step: string }): Promise<void> {
+  async #stopOne(
+    rec: SandboxRecord,
+    c: ContainerRecord,
+    graceMs: number,
+    site: { sandbox: string; step: string },
+  ): Promise<void> {
     const cgRel = `${rec.id}/c-${c.name}`;
     delete c.restartAt;
     this.#replacing.add(`${rec.id}/${c.name}`);
@@ -576,26 +729,47 @@ export class SandboxRuntime {
     }
   }
 
-  #identity(rec: SandboxRecord, spec: SandboxSpec['containers'][number], image: PreparedImage, site: { sandbox: string; step: string }): { identity: Identity } {
+  #identity(
+    rec: SandboxRecord,
+    spec: SandboxSpec['containers'][number],
+    image: PreparedImage,
+    site: { sandbox: string; step: string },
+  ): { identity: Identity } {
     const who = site.sandbox;
     const sc = spec.securityContext;
-    const caps = containerCaps({ privileged: sc?.privileged, add: sc?.capabilities?.add, drop: sc?.capabilities?.drop }, { ...this.config, bounding: AGENT_BOUNDING }, who);
+    const caps = containerCaps(
+      { privileged: sc?.privileged, add: sc?.capabilities?.add, drop: sc?.capabilities?.drop },
+      { ...this.config, bounding: AGENT_BOUNDING },
+      who,
+    );
     const unconfined = sc?.privileged || sc?.seccompProfile?.type === 'Unconfined';
     if (sc?.seccompProfile?.type === 'Unconfined' && !this.config.allowPrivileged)
-      throw new SandpitError({ ...site, message: 'seccompProfile Unconfined is not allowed on this node', hint: allowPrivilegedHint(this.config.hints) });
+      throw new SandpitError({
+        ...site,
+        message: 'seccompProfile Unconfined is not allowed on this node',
+        hint: allowPrivilegedHint(this.config.hints),
+      });
     // runAsUser replaces the image's USER (group included), as in Kubernetes; runAsGroup then replaces the gid.
     const userSpec = sc?.runAsUser !== undefined ? String(sc.runAsUser) : (image.config.user ?? '');
     const user = this.#resolveUser(image, userSpec, site, spec.name);
     const uid = user.uid;
     const gid = sc?.runAsGroup ?? user.gid;
     if (sc?.runAsNonRoot && uid === 0)
-      throw configError(site, `runAsNonRoot is set but the container would run as UID 0 (image user ${JSON.stringify(image.config.user ?? '')})`, 'set securityContext.runAsUser to a non-zero UID or use an image with a non-root USER', spec.name);
+      throw configError(
+        site,
+        `runAsNonRoot is set but the container would run as UID 0 (image user ${JSON.stringify(image.config.user ?? '')})`,
+        'set securityContext.runAsUser to a non-zero UID or use an image with a non-root USER',
+        spec.name,
+      );
     const groups = [...new Set([...user.additionalGids, ...(sc?.supplementalGroups ?? [])])];
 
     void rec;
     return {
       identity: {
-        uid, gid, groups, caps,
+        uid,
+        gid,
+        groups,
+        caps,
         noNewPrivs: !(sc?.allowPrivilegeEscalation ?? false) && !sc?.privileged,
         seccomp: unconfined ? null : buildSeccompFilter(caps),
       },
@@ -607,25 +781,48 @@ export class SandboxRuntime {
    * /etc/passwd and /etc/group, read inside the image's layers (image-files.ts).
    * Not cached: two small reads cost well under a millisecond, and a dir: image can change.
    */
-  #resolveUser(image: PreparedImage, spec: string, site: { sandbox: string; step: string }, container: string): ResolvedUser {
-    const hint = 'add the user and group to the image\'s /etc/passwd and /etc/group, or use a numeric user (USER 1000:1000, or securityContext.runAsUser)';
+  #resolveUser(
+    image: PreparedImage,
+    spec: string,
+    site: { sandbox: string; step: string },
+    container: string,
+  ): ResolvedUser {
+    const hint =
+      "add the user and group to the image's /etc/passwd and /etc/group, or use a numeric user (USER 1000:1000, or securityContext.runAsUser)";
     try {
       const file = (path: string) => readImageFile(image.layers, path)?.toString('utf8');
       const passwd = file('/etc/passwd');
       const group = file('/etc/group');
-      return resolveUser(spec, passwd === undefined ? undefined : parsePasswd(passwd), group === undefined ? undefined : parseGroup(group));
+      return resolveUser(
+        spec,
+        passwd === undefined ? undefined : parsePasswd(passwd),
+        group === undefined ? undefined : parseGroup(group),
+      );
     } catch (err) {
-      if (err instanceof UserLookupError || err instanceof ImageFileError) throw configError(site, `image user ${JSON.stringify(spec)}: ${err.message}`, hint, container);
+      if (err instanceof UserLookupError || err instanceof ImageFileError)
+        throw configError(site, `image user ${JSON.stringify(spec)}: ${err.message}`, hint, container);
       throw err;
     }
   }
 
-  #command(rec: SandboxRecord, spec: SandboxSpec['containers'][number], image: PreparedImage, site: { sandbox: string; step: string }): { env: Record<string, string>; argv: string[] } {
+  #command(
+    rec: SandboxRecord,
+    spec: SandboxSpec['containers'][number],
+    image: PreparedImage,
+    site: { sandbox: string; step: string },
+  ): { env: Record<string, string>; argv: string[] } {
     try {
       return resolveCommand(image.config, spec, rec.hostname);
     } catch (err) {
       if (!(err instanceof NoCommandError)) throw err;
-      throw Object.assign(new SandpitError({ ...site, message: err.message, hint: 'set command (or args) on the container, or use an image with an ENTRYPOINT or CMD' }), { reason: 'CreateContainerError' as const, container: spec.name });
+      throw Object.assign(
+        new SandpitError({
+          ...site,
+          message: err.message,
+          hint: 'set command (or args) on the container, or use an image with an ENTRYPOINT or CMD',
+        }),
+        { reason: 'CreateContainerError' as const, container: spec.name },
+      );
     }
   }
 
@@ -636,15 +833,24 @@ export class SandboxRuntime {
    * takes on the container's credentials, capabilities and filter and becomes
    * the command. The thread serves again afterwards.
    */
-  async exec(id: string, container: string, argv: string[], opts: { tty?: boolean; stdin?: boolean } = {}): Promise<ExecSession> {
+  async exec(
+    id: string,
+    container: string,
+    argv: string[],
+    opts: { tty?: boolean; stdin?: boolean } = {},
+  ): Promise<ExecSession> {
     const rec = this.#require(id);
     const c = rec.containers.find((x) => x.name === container);
     const who = describeSandbox(rec.ref);
     const site = { sandbox: who, step: `exec in ${container}` };
     // A command started in a frozen cgroup would freeze with it and the client would hang.
     if (rec.phase === 'Paused' || this.cgroups.frozen(id))
-      throw Object.assign(new SandpitError({ ...site, message: 'the sandbox is paused', hint: 'set spec.paused=false to exec' }), { reason: 'SandboxPaused' as const });
-    if (!c || c.pid === undefined) throw new SandpitError({ ...site, message: `container ${container} is not running` });
+      throw Object.assign(
+        new SandpitError({ ...site, message: 'the sandbox is paused', hint: 'set spec.paused=false to exec' }),
+        { reason: 'SandboxPaused' as const },
+      );
+    if (!c || c.pid === undefined)
+      throw new SandpitError({ ...site, message: `container ${container} is not running` });
     const spec = rec.spec.containers.find((x) => x.name === container)!;
     const image = rec.images[container]!;
     const { identity } = this.#identity(rec, spec, image, site);
@@ -662,12 +868,31 @@ export class SandboxRuntime {
       if (usernsFd !== undefined) held.push(usernsFd);
       const child = new ChildFds();
       const args = execArgs(
-        { cgroups: cgFds.map((fd) => child.place(fd)), seccomp: child.placeOptional(filterFd), userns: child.placeOptional(usernsFd) },
-        opts.tty ?? false, identity, argv);
+        {
+          cgroups: cgFds.map((fd) => child.place(fd)),
+          seccomp: child.placeOptional(filterFd),
+          userns: child.placeOptional(usernsFd),
+        },
+        opts.tty ?? false,
+        identity,
+        argv,
+      );
       result = await this.#launchers.launch({
-        kind: 'process', sandbox: who, step: site.step, nsPid: c.pid, joinMount: true, joinPid: true,
-        program: this.config.binaries.init, argv0: 'sandpit-init', args: args.args, resolveAt: args.pathAt,
-        env, cwd: spec.workingDir ?? image.config.workingDir ?? '/', stdio: io.child, extraFds: child.fds, tty: opts.tty ?? false,
+        kind: 'process',
+        sandbox: who,
+        step: site.step,
+        nsPid: c.pid,
+        joinMount: true,
+        joinPid: true,
+        program: this.config.binaries.init,
+        argv0: 'sandpit-init',
+        args: args.args,
+        resolveAt: args.pathAt,
+        env,
+        cwd: spec.workingDir ?? image.config.workingDir ?? '/',
+        stdio: io.child,
+        extraFds: child.fds,
+        tty: opts.tty ?? false,
         ttyOwner: (rec.userns?.base ?? 0) + identity.uid,
       });
     } finally {
@@ -703,7 +928,8 @@ export class SandboxRuntime {
     const exited = (async () => {
       for (;;) {
         const r = reapChild(pid, site);
-        if (r && r !== 'not-child') return r.code === 1 ? { exitCode: r.status } : { exitCode: 128 + r.status, signal: r.status };
+        if (r && r !== 'not-child')
+          return r.code === 1 ? { exitCode: r.status } : { exitCode: 128 + r.status, signal: r.status };
         await new Promise((res) => setTimeout(res, 10));
       }
     })();
@@ -727,7 +953,8 @@ export class SandboxRuntime {
 
   /** Looks for exited containers and due restarts. Cheap: a few stat/read calls per running container. */
   #tick(): void {
-    for (const pid of this.#zombies) if (reapChild(pid, { step: 'reap container PID 1' }) !== null) this.#zombies.delete(pid);
+    for (const pid of this.#zombies)
+      if (reapChild(pid, { step: 'reap container PID 1' }) !== null) this.#zombies.delete(pid);
     for (const rec of this.#sandboxes.values()) {
       if (this.#busy.has(rec.id) || rec.phase === 'Creating' || rec.phase === 'Deleting') continue;
       if (deadlinePassed(rec)) void this.#expire(rec);
@@ -765,30 +992,54 @@ export class SandboxRuntime {
     this.#recordExit(rec, c, status, finishedAt);
   }
 
-  #recordExit(rec: SandboxRecord, c: ContainerRecord, status: { exitCode: number; signal?: number }, finishedAt: string): void {
+  #recordExit(
+    rec: SandboxRecord,
+    c: ContainerRecord,
+    status: { exitCode: number; signal?: number },
+    finishedAt: string,
+  ): void {
     const cgRel = `${rec.id}/c-${c.name}`;
     const oom = this.cgroups.oomKills(cgRel) > c.oomBase;
     const expired = rec.stopping && rec.reason === 'DeadlineExceeded';
     const reason = oom ? 'OOMKilled' : expired ? 'DeadlineExceeded' : status.exitCode === 0 ? 'Completed' : 'Error';
     c.lastState = c.state;
-    c.state = { terminated: { exitCode: status.exitCode, signal: status.signal, reason, startedAt: c.startedAt, finishedAt } };
+    c.state = {
+      terminated: { exitCode: status.exitCode, signal: status.signal, reason, startedAt: c.startedAt, finishedAt },
+    };
     delete c.pid;
     delete c.startTime;
     // The run's own PID 1 goes with the cgroup kill below; reap it once it has.
     if (c.pidnsInit !== undefined) this.#zombies.add(c.pidnsInit);
     delete c.pidnsInit;
     // Whatever the workload left behind in its cgroup goes with it, as in Kubernetes.
-    void this.cgroups.killAll(cgRel, { sandbox: describeSandbox(rec.ref), step: 'kill container leftovers' }).catch(() => undefined);
+    void this.cgroups
+      .killAll(cgRel, { sandbox: describeSandbox(rec.ref), step: 'kill container leftovers' })
+      .catch(() => undefined);
     const replacing = this.#replacing.has(`${rec.id}/${c.name}`);
-    if (rec.phase === 'Running' && !rec.stopping && !replacing && shouldRestart(rec.spec.restartPolicy, status.exitCode)) {
+    if (
+      rec.phase === 'Running' &&
+      !rec.stopping &&
+      !replacing &&
+      shouldRestart(rec.spec.restartPolicy, status.exitCode)
+    ) {
       const ranMs = Date.parse(finishedAt) - Date.parse(c.startedAt ?? finishedAt);
-      const backoff = backoffAfterExit(c.backoffStep ?? c.restartCount, Number.isFinite(ranMs) ? ranMs : 0, this.config.restartBackoff);
+      const backoff = backoffAfterExit(
+        c.backoffStep ?? c.restartCount,
+        Number.isFinite(ranMs) ? ranMs : 0,
+        this.config.restartBackoff,
+      );
       c.backoffStep = backoff.step;
       c.restartAt = Date.now() + backoff.delayMs;
       c.state = { waiting: { reason: 'CrashLoopBackOff', message: `last exit ${status.exitCode} (${reason})` } };
-      c.lastState = { terminated: { exitCode: status.exitCode, signal: status.signal, reason, startedAt: c.startedAt, finishedAt } };
+      c.lastState = {
+        terminated: { exitCode: status.exitCode, signal: status.signal, reason, startedAt: c.startedAt, finishedAt },
+      };
     }
-    if (!replacing && (rec.phase === 'Running' || rec.phase === 'Paused') && rec.containers.every((x) => x.state?.terminated)) {
+    if (
+      !replacing &&
+      (rec.phase === 'Running' || rec.phase === 'Paused') &&
+      rec.containers.every((x) => x.state?.terminated)
+    ) {
       rec.phase = !expired && rec.containers.every((x) => x.state?.terminated?.exitCode === 0) ? 'Succeeded' : 'Failed';
     }
     this.#save(rec);
@@ -810,7 +1061,10 @@ export class SandboxRuntime {
       rec.reason = 'DeadlineExceeded';
       rec.message = `The sandbox was active longer than its activeDeadlineSeconds (${rec.spec.activeDeadlineSeconds} s)`;
       this.#save(rec);
-      log.info({ step: 'active deadline', activeDeadlineSeconds: rec.spec.activeDeadlineSeconds }, 'deadline exceeded: stopping the sandbox');
+      log.info(
+        { step: 'active deadline', activeDeadlineSeconds: rec.spec.activeDeadlineSeconds },
+        'deadline exceeded: stopping the sandbox',
+      );
       await this.stop(rec.id);
       if (this.#sandboxes.get(rec.id) !== rec || rec.phase === 'Deleting') return;
       // A container waiting to restart ends with the exit it last had.
@@ -818,7 +1072,12 @@ export class SandboxRuntime {
       rec.phase = 'Failed';
       this.#save(rec);
     })()
-      .catch((err: unknown) => log.error({ err, step: 'active deadline' }, 'stopping the sandbox at its deadline failed; the next check retries'))
+      .catch((err: unknown) =>
+        log.error(
+          { err, step: 'active deadline' },
+          'stopping the sandbox at its deadline failed; the next check retries',
+        ),
+      )
       .finally(() => this.#expiring.delete(rec.id));
     this.#expiring.set(rec.id, work);
     return work;
@@ -863,10 +1122,19 @@ export class SandboxRuntime {
       ...(rec.reason ? { reason: rec.reason } : {}),
       ...(rec.message ? { message: rec.message } : {}),
       containerStatuses: rec.containers.map((c) => ({
-        name: c.name, image: rec.spec.containers.find((x) => x.name === c.name)?.image ?? '', imageID: c.imageID,
-        ready: c.pid !== undefined, restartCount: c.restartCount, state: c.state, lastState: c.lastState,
+        name: c.name,
+        image: rec.spec.containers.find((x) => x.name === c.name)?.image ?? '',
+        imageID: c.imageID,
+        ready: c.pid !== undefined,
+        restartCount: c.restartCount,
+        state: c.state,
+        lastState: c.lastState,
       })),
-      usage: { cpu: this.#cpuRates.sample(id, usage.cpuNanos, Date.now(), Date.parse(rec.createdAt)), memory: String(usage.memoryBytes), pids: usage.pids },
+      usage: {
+        cpu: this.#cpuRates.sample(id, usage.cpuNanos, Date.now(), Date.parse(rec.createdAt)),
+        memory: String(usage.memoryBytes),
+        pids: usage.pids,
+      },
     };
   }
 
@@ -922,7 +1190,8 @@ export class SandboxRuntime {
       this.#tick();
       await new Promise((r) => setTimeout(r, 5));
     }
-    for (const c of running()) await this.cgroups.killAll(`${id}/c-${c.name}`, { sandbox: who, step: `kill container ${c.name}` });
+    for (const c of running())
+      await this.cgroups.killAll(`${id}/c-${c.name}`, { sandbox: who, step: `kill container ${c.name}` });
     await waitUntil(() => {
       for (const c of running()) this.#checkExit(rec, c);
       return running().length === 0;
@@ -985,7 +1254,12 @@ export class SandboxRuntime {
         await this.#cleanOrphan(id);
         continue;
       }
-      if (rec.phase === 'Creating' || rec.phase === 'Deleting' || !rec.pid1 || !isSameProcess(rec.pid1.pid, rec.pid1.startTime)) {
+      if (
+        rec.phase === 'Creating' ||
+        rec.phase === 'Deleting' ||
+        !rec.pid1 ||
+        !isSameProcess(rec.pid1.pid, rec.pid1.startTime)
+      ) {
         log.warn({ id, phase: rec.phase, step: 'recover' }, 'half-built, half-deleted or dead sandbox: tearing down');
         await this.#teardown(rec).catch((err: unknown) => log.error({ err, id }, 'teardown during recovery failed'));
         continue;
@@ -1023,7 +1297,10 @@ export class SandboxRuntime {
       const master = pidfdGetfd(pidfd, c.ptyFd!, site);
       this.#logs.get(`${rec.id}/${c.name}`)!.attachTerminal(master);
     } catch (err) {
-      this.#log(rec).warn({ err, ...site, container: c.name }, 'cannot take the terminal back from the shim; this run\'s further output is not logged');
+      this.#log(rec).warn(
+        { err, ...site, container: c.name },
+        "cannot take the terminal back from the shim; this run's further output is not logged",
+      );
     } finally {
       if (pidfd !== undefined) close(pidfd);
     }
@@ -1062,8 +1339,16 @@ export function mountsUnder(dir: string): string[] {
  * define, runAsNonRoot against a root user): kubelet's
  * CreateContainerConfigError, the waiting reason status/failures.ts reports.
  */
-function configError(site: { sandbox: string; step: string }, message: string, hint: string, container: string): ContainerConfigError {
-  return Object.assign(new SandpitError({ ...site, message, hint }), { reason: 'CreateContainerConfigError' as const, container });
+function configError(
+  site: { sandbox: string; step: string },
+  message: string,
+  hint: string,
+  container: string,
+): ContainerConfigError {
+  return Object.assign(new SandpitError({ ...site, message, hint }), {
+    reason: 'CreateContainerConfigError' as const,
+    container,
+  });
 }
 
 type ContainerConfigError = SandpitError & { reason: 'CreateContainerConfigError'; container: string };
@@ -1074,7 +1359,8 @@ type ContainerConfigError = SandpitError & { reason: 'CreateContainerConfigError
  */
 function atStage(container: string, stage: CreateStage): (err: unknown) => never {
   return (err: unknown) => {
-    if (err instanceof Error) Object.assign(err, { createStage: stage, container: (err as { container?: string }).container ?? container });
+    if (err instanceof Error)
+      Object.assign(err, { createStage: stage, container: (err as { container?: string }).container ?? container });
     throw err;
   };
 }

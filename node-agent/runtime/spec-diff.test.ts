@@ -30,29 +30,89 @@ describe('diffSpec: what an edited spec asks of a running sandbox', () => {
     ['a container env', (s) => void (web(s).env = [{ name: 'A', value: '1' }]), restart('web')],
     ['a container workingDir', (s) => void (web(s).workingDir = '/tmp'), restart('web')],
     ['a container memory limit', (s) => void (web(s).resources = { limits: { memory: '64Mi' } }), restart('web')],
-    ['a container capability', (s) => void (web(s).securityContext = { capabilities: { drop: ['NET_RAW'] } } as never), restart('web')],
-    ['a container volumeMount of an existing volume', (s) => void (web(s).volumeMounts = [{ name: 'data', mountPath: '/data' }] as never), restart('web')],
-    ['two containers', (s) => { web(s).image = 'busybox:1.36'; s.containers[1]!.args = ['x']; }, restart('web', 'side')],
+    [
+      'a container capability',
+      (s) => void (web(s).securityContext = { capabilities: { drop: ['NET_RAW'] } } as never),
+      restart('web'),
+    ],
+    [
+      'a container volumeMount of an existing volume',
+      (s) => void (web(s).volumeMounts = [{ name: 'data', mountPath: '/data' }] as never),
+      restart('web'),
+    ],
+    [
+      'two containers',
+      (s) => {
+        web(s).image = 'busybox:1.36';
+        s.containers[1]!.args = ['x'];
+      },
+      restart('web', 'side'),
+    ],
     ['container ports only (informational)', (s) => void (web(s).ports = [{ containerPort: 80 }] as never), restart()],
-    ['restartPolicy, deadline, grace period, pull secrets, nodeSelector (read when used)', (s) => {
-      s.restartPolicy = 'Never'; s.activeDeadlineSeconds = 60; s.terminationGracePeriodSeconds = 5;
-      s.imagePullSecrets = [{ name: 'reg' }]; s.nodeSelector = { zone: 'a' };
-    }, restart()],
+    [
+      'restartPolicy, deadline, grace period, pull secrets, nodeSelector (read when used)',
+      (s) => {
+        s.restartPolicy = 'Never';
+        s.activeDeadlineSeconds = 60;
+        s.terminationGracePeriodSeconds = 5;
+        s.imagePullSecrets = [{ name: 'reg' }];
+        s.nodeSelector = { zone: 'a' };
+      },
+      restart(),
+    ],
     ['paused', (s) => void (s.paused = true), { ...restart(), pauseChange: true }],
-    ['paused and a command', (s) => { s.paused = true; web(s).args = ['x']; }, { ...restart('web'), pauseChange: true }],
-    ['the volumes', (s) => void (s.volumes = [{ name: 'data', emptyDir: { medium: 'Memory' } }] as never), recreate('spec.volumes')],
-    ['network ports and dns', (s) => {
-      s.network = { ...s.network, ports: [{ containerPort: 80, hostPort: 18080 }], dns: { nameservers: ['10.0.0.1'] } } as never;
-    }, recreate('spec.network.dns', 'spec.network.ports')],
-    ['sandbox resources', (s) => void (s.resources = { ...s.resources, memory: '1Gi' }), recreate('spec.resources.memory')],
+    [
+      'paused and a command',
+      (s) => {
+        s.paused = true;
+        web(s).args = ['x'];
+      },
+      { ...restart('web'), pauseChange: true },
+    ],
+    [
+      'the volumes',
+      (s) => void (s.volumes = [{ name: 'data', emptyDir: { medium: 'Memory' } }] as never),
+      recreate('spec.volumes'),
+    ],
+    [
+      'network ports and dns',
+      (s) => {
+        s.network = {
+          ...s.network,
+          ports: [{ containerPort: 80, hostPort: 18080 }],
+          dns: { nameservers: ['10.0.0.1'] },
+        } as never;
+      },
+      recreate('spec.network.dns', 'spec.network.ports'),
+    ],
+    [
+      'sandbox resources',
+      (s) => void (s.resources = { ...s.resources, memory: '1Gi' }),
+      recreate('spec.resources.memory'),
+    ],
     ['the hostname', (s) => void (s.hostname = 'other'), recreate('spec.hostname')],
     ['hostUsers', (s) => void (s.hostUsers = false), recreate('spec.hostUsers')],
     ['shareProcessNamespace', (s) => void (s.shareProcessNamespace = false), recreate('spec.shareProcessNamespace')],
-    ['a container added', (s) => void s.containers.push({ ...web(s), name: 'third' }), recreate('spec.containers[third] (added)')],
+    [
+      'a container added',
+      (s) => void s.containers.push({ ...web(s), name: 'third' }),
+      recreate('spec.containers[third] (added)'),
+    ],
     ['a container removed', (s) => void s.containers.pop(), recreate('spec.containers[side] (removed)')],
     ['the containers reordered', (s) => void s.containers.reverse(), recreate('spec.containers (order)')],
-    ['privileged', (s) => void (web(s).securityContext = { privileged: true, allowPrivilegeEscalation: true } as never), recreate('spec.containers[web].securityContext.privileged')],
-    ['a recreate wins over a restart', (s) => { s.hostname = 'other'; web(s).args = ['x']; }, recreate('spec.hostname')],
+    [
+      'privileged',
+      (s) => void (web(s).securityContext = { privileged: true, allowPrivilegeEscalation: true } as never),
+      recreate('spec.containers[web].securityContext.privileged'),
+    ],
+    [
+      'a recreate wins over a restart',
+      (s) => {
+        s.hostname = 'other';
+        web(s).args = ['x'];
+      },
+      recreate('spec.hostname'),
+    ],
   ];
   for (const [what, change, want] of table) {
     it(`${what}: ${want.recreateReasons.length ? `recreates (${want.recreateReasons.join(', ')})` : `restarts [${want.restartContainers.join(', ')}]`}`, () => {
@@ -68,6 +128,17 @@ describe('diffSpec: what an edited spec asks of a running sandbox', () => {
   });
 
   it('names the container fields that changed', () => {
-    assert.deepEqual(changedContainerFields(web(base), web(edit((s) => { web(s).image = 'x'; web(s).env = [{ name: 'A', value: '' }]; }))), ['image', 'env']);
+    assert.deepEqual(
+      changedContainerFields(
+        web(base),
+        web(
+          edit((s) => {
+            web(s).image = 'x';
+            web(s).env = [{ name: 'A', value: '' }];
+          }),
+        ),
+      ),
+      ['image', 'env'],
+    );
   });
 });

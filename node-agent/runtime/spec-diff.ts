@@ -23,7 +23,14 @@ export interface SpecDiff {
 type Container = SandboxSpec['containers'][number];
 
 /** Sandbox-level fields a running sandbox is built from: a change needs a new one. */
-const SANDBOX_FIELDS = ['volumes', 'resources', 'network', 'hostname', 'shareProcessNamespace', 'hostUsers'] as const satisfies readonly (keyof SandboxSpec)[];
+const SANDBOX_FIELDS = [
+  'volumes',
+  'resources',
+  'network',
+  'hostname',
+  'shareProcessNamespace',
+  'hostUsers',
+] as const satisfies readonly (keyof SandboxSpec)[];
 
 /**
  * Container fields a new run takes up (image, command, environment, cgroup
@@ -31,7 +38,18 @@ const SANDBOX_FIELDS = ['volumes', 'resources', 'network', 'hostname', 'sharePro
  * informational and `privileged` decides what the sandbox allows (a user
  * namespace refuses it), so it is a sandbox-level change.
  */
-const CONTAINER_FIELDS = ['image', 'imagePullPolicy', 'command', 'args', 'env', 'workingDir', 'resources', 'securityContext', 'volumeMounts', 'tty'] as const satisfies readonly (keyof Container)[];
+const CONTAINER_FIELDS = [
+  'image',
+  'imagePullPolicy',
+  'command',
+  'args',
+  'env',
+  'workingDir',
+  'resources',
+  'securityContext',
+  'volumeMounts',
+  'tty',
+] as const satisfies readonly (keyof Container)[];
 
 export function diffSpec(before: SandboxSpec, after: SandboxSpec): SpecDiff {
   const recreateReasons: string[] = [];
@@ -48,13 +66,20 @@ export function diffSpec(before: SandboxSpec, after: SandboxSpec): SpecDiff {
   for (const n of newNames) if (!oldNames.includes(n)) recreateReasons.push(`spec.containers[${n}] (added)`);
   for (const n of oldNames) if (!newNames.includes(n)) recreateReasons.push(`spec.containers[${n}] (removed)`);
   const kept = newNames.filter((n) => oldNames.includes(n));
-  if (!same(kept, oldNames.filter((n) => newNames.includes(n)))) recreateReasons.push('spec.containers (order)');
+  if (
+    !same(
+      kept,
+      oldNames.filter((n) => newNames.includes(n)),
+    )
+  )
+    recreateReasons.push('spec.containers (order)');
 
   const restartContainers: string[] = [];
   for (const c of after.containers) {
     const old = before.containers.find((x) => x.name === c.name);
     if (!old) continue;
-    if (!same(old.securityContext?.privileged ?? false, c.securityContext?.privileged ?? false)) recreateReasons.push(`spec.containers[${c.name}].securityContext.privileged`);
+    if (!same(old.securityContext?.privileged ?? false, c.securityContext?.privileged ?? false))
+      recreateReasons.push(`spec.containers[${c.name}].securityContext.privileged`);
     else if (CONTAINER_FIELDS.some((f) => !same(old[f], c[f]))) restartContainers.push(c.name);
   }
 
@@ -83,6 +108,12 @@ function same(a: unknown, b: unknown): boolean {
 
 function canonical(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(canonical);
-  if (isObject(v)) return Object.fromEntries(Object.keys(v).sort().filter((k) => v[k] !== undefined).map((k) => [k, canonical(v[k])]));
+  if (isObject(v))
+    return Object.fromEntries(
+      Object.keys(v)
+        .sort()
+        .filter((k) => v[k] !== undefined)
+        .map((k) => [k, canonical(v[k])]),
+    );
   return v;
 }

@@ -1,6 +1,14 @@
 import assert from 'node:assert/strict';
 import type { SandpitError } from '../../lib/errors.js';
-import { ALL_CAPS, allowPrivilegedHint, boundingCaps, capMask, containerCaps, DEFAULT_CAPS, parseAllowedCapabilities } from './capabilities.js';
+import {
+  ALL_CAPS,
+  allowPrivilegedHint,
+  boundingCaps,
+  capMask,
+  containerCaps,
+  DEFAULT_CAPS,
+  parseAllowedCapabilities,
+} from './capabilities.js';
 
 const policy = { allowPrivileged: false, allowedCapabilities: ['NET_ADMIN'] };
 
@@ -20,9 +28,15 @@ describe('capabilities (unit)', () => {
     const bounding = boundingCaps('Name:\tnode\nCapBnd:\t000001fffeffffff\n');
     assert.equal(bounding.has('SYS_RESOURCE'), false);
     assert.equal(bounding.size, ALL_CAPS.length - 1);
-    const privileged = containerCaps({ privileged: true }, { allowPrivileged: true, allowedCapabilities: [], bounding });
+    const privileged = containerCaps(
+      { privileged: true },
+      { allowPrivileged: true, allowedCapabilities: [], bounding },
+    );
     assert.equal(capMask(privileged).toString(16), '1fffeffffff');
-    assert.throws(() => containerCaps({ add: ['SYS_RESOURCE'] }, { allowPrivileged: true, allowedCapabilities: [], bounding }), /not in the agent's bounding set/);
+    assert.throws(
+      () => containerCaps({ add: ['SYS_RESOURCE'] }, { allowPrivileged: true, allowedCapabilities: [], bounding }),
+      /not in the agent's bounding set/,
+    );
     assert.deepEqual(boundingCaps('no such line'), new Set(ALL_CAPS), 'unknown: assume everything, capset decides');
   });
 });
@@ -44,7 +58,10 @@ describe('capability allow-list flags (unit)', () => {
       }
       return assert.fail('SYS_TIME was not refused');
     };
-    assert.match(refusal('cluster'), /--allow-capability SYS_TIME \(env SANDPIT_ALLOW_CAPABILITIES, chart value agent\.allowCapabilities\)/);
+    assert.match(
+      refusal('cluster'),
+      /--allow-capability SYS_TIME \(env SANDPIT_ALLOW_CAPABILITIES, chart value agent\.allowCapabilities\)/,
+    );
     assert.equal(refusal('standalone'), 'start the agent with --allow-capability SYS_TIME');
     assert.match(allowPrivilegedHint('cluster'), /SANDPIT_ALLOW_PRIVILEGED=true.*agent\.allowPrivileged/);
     assert.equal(allowPrivilegedHint('standalone'), 'start the agent with --allow-privileged');

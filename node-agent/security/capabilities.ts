@@ -7,8 +7,20 @@ export const CAP_NUMBERS: Record<string, number> = Object.fromEntries(CAPABILITI
 
 /** Docker's and containerd's default grant. */
 export const DEFAULT_CAPS = [
-  'CHOWN', 'DAC_OVERRIDE', 'FSETID', 'FOWNER', 'MKNOD', 'NET_RAW', 'SETGID', 'SETUID',
-  'SETFCAP', 'SETPCAP', 'NET_BIND_SERVICE', 'SYS_CHROOT', 'KILL', 'AUDIT_WRITE',
+  'CHOWN',
+  'DAC_OVERRIDE',
+  'FSETID',
+  'FOWNER',
+  'MKNOD',
+  'NET_RAW',
+  'SETGID',
+  'SETUID',
+  'SETFCAP',
+  'SETPCAP',
+  'NET_BIND_SERVICE',
+  'SYS_CHROOT',
+  'KILL',
+  'AUDIT_WRITE',
 ];
 
 export const normalizeCap = (name: string) => name.toUpperCase().replace(/^CAP_/, '');
@@ -32,8 +44,14 @@ export const ALL_CAPS = Object.keys(CAP_NUMBERS);
  * Shared by the cluster agent (node-agent/config.ts) and standalone mode.
  */
 export function parseAllowedCapabilities(values: readonly string[]): string[] {
-  const names = values.flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean).map(normalizeCap);
-  for (const n of names) if (!(n in CAP_NUMBERS)) throw new Error(`--allow-capability: unknown capability ${n} (known: ${ALL_CAPS.join(', ')})`);
+  const names = values
+    .flatMap((v) => v.split(','))
+    .map((v) => v.trim())
+    .filter(Boolean)
+    .map(normalizeCap);
+  for (const n of names)
+    if (!(n in CAP_NUMBERS))
+      throw new Error(`--allow-capability: unknown capability ${n} (known: ${ALL_CAPS.join(', ')})`);
   return [...new Set(names)];
 }
 
@@ -59,23 +77,50 @@ function allowCapabilityHint(cap: string, mode: PolicyHints = 'cluster'): string
  */
 export function containerCaps(
   opts: { privileged?: boolean; add?: string[]; drop?: string[] },
-  policy: { allowPrivileged: boolean; allowedCapabilities: string[]; hints?: PolicyHints; bounding?: ReadonlySet<string> },
+  policy: {
+    allowPrivileged: boolean;
+    allowedCapabilities: string[];
+    hints?: PolicyHints;
+    bounding?: ReadonlySet<string>;
+  },
   sandbox?: string,
 ): string[] {
   // The agent cannot give what it does not hold: a capability outside its own bounding set makes
   // capset fail in the shim (EPERM), so privileged means every capability the agent has, as with runc.
   const held = (c: string) => policy.bounding?.has(c) ?? true;
   if (opts.privileged) {
-    if (!policy.allowPrivileged) throw new SandpitError({ sandbox, step: 'capabilities', message: 'privileged containers are not allowed on this node', hint: allowPrivilegedHint(policy.hints) });
+    if (!policy.allowPrivileged)
+      throw new SandpitError({
+        sandbox,
+        step: 'capabilities',
+        message: 'privileged containers are not allowed on this node',
+        hint: allowPrivilegedHint(policy.hints),
+      });
     return ALL_CAPS.filter(held);
   }
   const drop = new Set((opts.drop ?? []).map(normalizeCap));
   const caps = new Set(drop.has('ALL') ? [] : DEFAULT_CAPS.filter((c) => !drop.has(c)));
   for (const a of (opts.add ?? []).map(normalizeCap)) {
-    if (!(a in CAP_NUMBERS)) throw new SandpitError({ sandbox, step: 'capabilities', message: `unknown capability ${a}` });
-    if (!DEFAULT_CAPS.includes(a) && !policy.allowedCapabilities.map(normalizeCap).includes(a) && !policy.allowPrivileged)
-      throw new SandpitError({ sandbox, step: 'capabilities', message: `capability ${a} is not allowed on this node`, hint: allowCapabilityHint(a, policy.hints) });
-    if (!held(a)) throw new SandpitError({ sandbox, step: 'capabilities', message: `capability ${a} is not in the agent's bounding set on this node`, hint: 'the node (or the agent\'s container) withholds it; drop it from capabilities.add' });
+    if (!(a in CAP_NUMBERS))
+      throw new SandpitError({ sandbox, step: 'capabilities', message: `unknown capability ${a}` });
+    if (
+      !DEFAULT_CAPS.includes(a) &&
+      !policy.allowedCapabilities.map(normalizeCap).includes(a) &&
+      !policy.allowPrivileged
+    )
+      throw new SandpitError({
+        sandbox,
+        step: 'capabilities',
+        message: `capability ${a} is not allowed on this node`,
+        hint: allowCapabilityHint(a, policy.hints),
+      });
+    if (!held(a))
+      throw new SandpitError({
+        sandbox,
+        step: 'capabilities',
+        message: `capability ${a} is not in the agent's bounding set on this node`,
+        hint: "the node (or the agent's container) withholds it; drop it from capabilities.add",
+      });
     caps.add(a);
   }
   return [...caps].filter(held);

@@ -5,7 +5,8 @@ import { SYSCALLS_X86_64 } from './syscalls-x86_64.js';
 
 /** A classic-BPF interpreter for the instructions the builder emits. */
 function run(prog: Buffer, data: { nr: number; arch?: number; args?: number[] }): number {
-  const word = (off: number) => (off === 0 ? data.nr : off === 4 ? (data.arch ?? 0xc000003e) : off >= 16 ? (data.args?.[(off - 16) / 8] ?? 0) : 0);
+  const word = (off: number) =>
+    off === 0 ? data.nr : off === 4 ? (data.arch ?? 0xc000003e) : off >= 16 ? (data.args?.[(off - 16) / 8] ?? 0) : 0;
   let a = 0;
   for (let pc = 0; pc < prog.length / 8; pc++) {
     const code = prog.readUInt16LE(pc * 8);
@@ -15,7 +16,8 @@ function run(prog: Buffer, data: { nr: number; arch?: number; args?: number[] })
     if (code === 0x20) a = word(k) >>> 0;
     else if (code === 0x06) return k;
     else {
-      const cond = code === 0x15 ? a === k : code === 0x25 ? a > k : code === 0x35 ? a >= k : code === 0x45 ? (a & k) !== 0 : NaN;
+      const cond =
+        code === 0x15 ? a === k : code === 0x25 ? a > k : code === 0x35 ? a >= k : code === 0x45 ? (a & k) !== 0 : NaN;
       if (Number.isNaN(cond as unknown as number)) throw new Error(`unknown opcode ${code}`);
       pc += cond ? jt : jf;
     }
@@ -32,8 +34,24 @@ describe('seccomp filter (unit)', () => {
   const prog = buildSeccompFilter(DEFAULT_CAPS);
   it('fits the kernel limit', () => assert.ok(prog.length / 8 < 4096));
   it('allows ordinary syscalls and refuses those that reach outside the container', () => {
-    for (const s of ['read', 'write', 'openat', 'execve', 'futex', 'chroot', 'setresuid']) assert.equal(run(prog, { nr: nr(s) }), ALLOW, s);
-    for (const s of ['mount', 'umount2', 'unshare', 'setns', 'keyctl', 'add_key', 'bpf', 'perf_event_open', 'kexec_load', 'init_module', 'reboot', 'pivot_root', 'open_by_handle_at', 'userfaultfd'])
+    for (const s of ['read', 'write', 'openat', 'execve', 'futex', 'chroot', 'setresuid'])
+      assert.equal(run(prog, { nr: nr(s) }), ALLOW, s);
+    for (const s of [
+      'mount',
+      'umount2',
+      'unshare',
+      'setns',
+      'keyctl',
+      'add_key',
+      'bpf',
+      'perf_event_open',
+      'kexec_load',
+      'init_module',
+      'reboot',
+      'pivot_root',
+      'open_by_handle_at',
+      'userfaultfd',
+    ])
       assert.equal(run(prog, { nr: nr(s) }), EPERM, s);
   });
   it('gives ENOSYS for clone3 and for syscalls newer than the profile', () => {

@@ -17,7 +17,11 @@ describe('writeJsonInPlace', () => {
     const ino = statSync(file).ino;
     writeJsonInPlace(file, { phase: 'Running' });
     assert.equal(statSync(file).ino, ino, 'no new inode for a record that fits a page');
-    assert.deepEqual(readJson(file), { phase: 'Running' }, 'a shorter record is read back exactly (the old tail is blanked)');
+    assert.deepEqual(
+      readJson(file),
+      { phase: 'Running' },
+      'a shorter record is read back exactly (the old tail is blanked)',
+    );
     assert.match(readFileSync(file, 'utf8'), /^\{"phase":"Running"\} +$/);
     writeJsonInPlace(file, { phase: 'Running', containers: ['a', 'b', 'c', 'd'] });
     assert.deepEqual(readJson(file), { phase: 'Running', containers: ['a', 'b', 'c', 'd'] });

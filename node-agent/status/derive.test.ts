@@ -12,36 +12,87 @@ describe('unit: sandbox conditions from the runtime observation', () => {
     assert.equal(c.ImagesReady?.status, 'True');
     assert.equal(c.NetworkReady?.status, 'True');
     assert.equal(c.NetworkReady?.reason, 'NetworkConfigured');
-    assert.equal(byType(deriveConditions({ phase: 'Running', containerStatuses: [running] }, 3)).NetworkReady?.reason, 'LoopbackOnly', 'mode None');
+    assert.equal(
+      byType(deriveConditions({ phase: 'Running', containerStatuses: [running] }, 3)).NetworkReady?.reason,
+      'LoopbackOnly',
+      'mode None',
+    );
     assert.equal(c.Ready?.observedGeneration, 3);
     assert.equal(c.Reconciling, undefined, 'abnormal-true conditions are absent when false');
     assert.equal(c.Stalled, undefined);
   });
 
   it('is Reconciling while created, with the pull reason on ImagesReady', () => {
-    const c = byType(deriveConditions({ phase: 'Pending', containerStatuses: [{ ...running, imageID: '', ready: false, state: { waiting: { reason: 'ImagePullBackOff', message: 'no such image' } } }] }, 1));
+    const c = byType(
+      deriveConditions(
+        {
+          phase: 'Pending',
+          containerStatuses: [
+            {
+              ...running,
+              imageID: '',
+              ready: false,
+              state: { waiting: { reason: 'ImagePullBackOff', message: 'no such image' } },
+            },
+          ],
+        },
+        1,
+      ),
+    );
     assert.equal(c.Reconciling?.status, 'True');
     assert.equal(c.ImagesReady?.reason, 'ImagePullBackOff');
     assert.equal(c.Ready?.status, 'False');
   });
 
   it('names the containers that are not running', () => {
-    const c = byType(deriveConditions({ phase: 'Running', containerStatuses: [running, { ...running, name: 'side', ready: false }] }, 1));
+    const c = byType(
+      deriveConditions(
+        { phase: 'Running', containerStatuses: [running, { ...running, name: 'side', ready: false }] },
+        1,
+      ),
+    );
     assert.equal(c.Ready?.reason, 'ContainersNotReady');
     assert.match(c.Ready?.message ?? '', /side/);
   });
 
   it('is Stalled when failed, and has no Ready when paused', () => {
-    assert.equal(byType(deriveConditions({ phase: 'Failed', reason: 'DeadlineExceeded', containerStatuses: [running] }, 1)).Stalled?.reason, 'DeadlineExceeded');
-    assert.equal(byType(deriveConditions({ phase: 'Paused', containerStatuses: [running] }, 1)).Ready, undefined, 'paused: no Ready, so kstatus says Current');
+    assert.equal(
+      byType(deriveConditions({ phase: 'Failed', reason: 'DeadlineExceeded', containerStatuses: [running] }, 1)).Stalled
+        ?.reason,
+      'DeadlineExceeded',
+    );
+    assert.equal(
+      byType(deriveConditions({ phase: 'Paused', containerStatuses: [running] }, 1)).Ready,
+      undefined,
+      'paused: no Ready, so kstatus says Current',
+    );
   });
 
   it('judges a not-ready sandbox as kstatus judges a Pod: in progress while starting, Stalled when crash-looping', () => {
-    const starting = byType(deriveConditions({ phase: 'Running', containerStatuses: [running, { ...running, name: 'side', ready: false, state: { waiting: { reason: 'ContainerCreating' } } }] }, 1));
+    const starting = byType(
+      deriveConditions(
+        {
+          phase: 'Running',
+          containerStatuses: [
+            running,
+            { ...running, name: 'side', ready: false, state: { waiting: { reason: 'ContainerCreating' } } },
+          ],
+        },
+        1,
+      ),
+    );
     assert.equal(starting.Reconciling?.status, 'True');
     assert.equal(starting.Stalled, undefined);
-    const crashing = { ...running, ready: false, restartCount: 4, state: { waiting: { reason: 'CrashLoopBackOff' } }, lastState: { terminated: { exitCode: 1 } } };
-    const looping = byType(deriveConditions({ phase: 'Running', containerStatuses: [running, { ...crashing, name: 'side' }] }, 1));
+    const crashing = {
+      ...running,
+      ready: false,
+      restartCount: 4,
+      state: { waiting: { reason: 'CrashLoopBackOff' } },
+      lastState: { terminated: { exitCode: 1 } },
+    };
+    const looping = byType(
+      deriveConditions({ phase: 'Running', containerStatuses: [running, { ...crashing, name: 'side' }] }, 1),
+    );
     assert.equal(looping.Stalled?.reason, 'CrashLoopBackOff');
     assert.match(looping.Stalled?.message ?? '', /side \(restarted 4 times, last exit code 1\)/);
     assert.equal(looping.Reconciling, undefined);
@@ -58,8 +109,24 @@ describe('unit: sandbox conditions from the runtime observation', () => {
   });
 
   it('while Pending, is Stalled on what only the user can change and Reconciling on what a retry may fix', () => {
-    const waitingOn = (reason: string) => byType(deriveConditions({ phase: 'Pending', containerStatuses: [{ ...running, imageID: '', ready: false, state: { waiting: { reason, message: 'why' } } }] }, 1));
-    for (const reason of ['InvalidImageName', 'ErrImageNeverPull', 'CreateContainerConfigError', 'CreateContainerError']) {
+    const waitingOn = (reason: string) =>
+      byType(
+        deriveConditions(
+          {
+            phase: 'Pending',
+            containerStatuses: [
+              { ...running, imageID: '', ready: false, state: { waiting: { reason, message: 'why' } } },
+            ],
+          },
+          1,
+        ),
+      );
+    for (const reason of [
+      'InvalidImageName',
+      'ErrImageNeverPull',
+      'CreateContainerConfigError',
+      'CreateContainerError',
+    ]) {
       const c = waitingOn(reason);
       assert.equal(c.Stalled?.reason, reason);
       assert.equal(c.Stalled?.message, 'Container c: why');

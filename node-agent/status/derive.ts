@@ -4,7 +4,12 @@ import type { SandboxStatus } from '../../crds/sandbox.js';
 type Observed = Omit<SandboxStatus, 'nodeName' | 'observedGeneration' | 'conditions'>;
 
 /** Waiting reasons (kubelet's words) that no retry fixes: the spec or the node must change. */
-const STALLED_WAITING = new Set(['InvalidImageName', 'ErrImageNeverPull', 'CreateContainerConfigError', 'CreateContainerError']);
+const STALLED_WAITING = new Set([
+  'InvalidImageName',
+  'ErrImageNeverPull',
+  'CreateContainerConfigError',
+  'CreateContainerError',
+]);
 
 /**
  * The Sandbox conditions that follow from what the runtime observed. Pure.
@@ -35,7 +40,12 @@ export function deriveConditions(s: Observed, generation: number, now = new Date
   const out: Condition[] = [
     imagesReady
       ? c('ImagesReady', 'True', 'Pulled', 'Every container image is present on the node')
-      : c('ImagesReady', 'False', pulling?.state?.waiting?.reason ?? 'Pulling', pulling?.state?.waiting?.message ?? 'Images are being prepared'),
+      : c(
+          'ImagesReady',
+          'False',
+          pulling?.state?.waiting?.reason ?? 'Pulling',
+          pulling?.state?.waiting?.message ?? 'Images are being prepared',
+        ),
     // Reasons as node-agent/network/status.ts names them (NetworkReason).
     built
       ? s.sandboxIP
@@ -54,10 +64,22 @@ export function deriveConditions(s: Observed, generation: number, now = new Date
       // without the user), any other not-ready container is still in progress.
       const looping = waiting.filter((x) => x.state?.waiting?.reason === 'CrashLoopBackOff');
       if (looping.length) {
-        const what = looping.map((x) => `${x.name} (restarted ${x.restartCount} times${x.lastState?.terminated ? `, last exit code ${x.lastState.terminated.exitCode}` : ''})`);
-        out.push(c('Stalled', 'True', 'CrashLoopBackOff', `Containers keep exiting and are restarted with back-off: ${what.join(', ')}. Read their logs (kubectl sandpit logs --previous) and fix the command or image`));
+        const what = looping.map(
+          (x) =>
+            `${x.name} (restarted ${x.restartCount} times${x.lastState?.terminated ? `, last exit code ${x.lastState.terminated.exitCode}` : ''})`,
+        );
+        out.push(
+          c(
+            'Stalled',
+            'True',
+            'CrashLoopBackOff',
+            `Containers keep exiting and are restarted with back-off: ${what.join(', ')}. Read their logs (kubectl sandpit logs --previous) and fix the command or image`,
+          ),
+        );
       } else {
-        out.push(c('Reconciling', 'True', 'ContainersNotReady', `Waiting for containers to run: ${notReady.join(', ')}`));
+        out.push(
+          c('Reconciling', 'True', 'ContainersNotReady', `Waiting for containers to run: ${notReady.join(', ')}`),
+        );
       }
       break;
     }
@@ -77,9 +99,15 @@ export function deriveConditions(s: Observed, generation: number, now = new Date
       const stuck = waiting.find((x) => STALLED_WAITING.has(x.state?.waiting?.reason ?? ''));
       const why = stuck ?? pulling;
       const reason = why?.state?.waiting?.reason ?? 'Creating';
-      const message = why?.state?.waiting?.message ? `Container ${why.name}: ${why.state.waiting.message}` : (s.message ?? 'The sandbox is being created');
+      const message = why?.state?.waiting?.message
+        ? `Container ${why.name}: ${why.state.waiting.message}`
+        : (s.message ?? 'The sandbox is being created');
       out.push(c('Ready', 'False', reason, message));
-      out.push(stuck ? c('Stalled', 'True', reason, message) : c('Reconciling', 'True', why ? reason : 'Creating', why ? message : 'The agent is creating the sandbox'));
+      out.push(
+        stuck
+          ? c('Stalled', 'True', reason, message)
+          : c('Reconciling', 'True', why ? reason : 'Creating', why ? message : 'The agent is creating the sandbox'),
+      );
     }
   }
   return out;

@@ -40,19 +40,35 @@ const IMAGE_TERMINAL = new Set(['InvalidImageName', 'ErrImageNeverPull']);
  * image makes impossible is not, until the spec changes.
  */
 export function classifyCreateFailure(err: unknown): CreateFailure {
-  const e = err as Partial<SandpitError> & { reason?: unknown; container?: unknown; createStage?: unknown; name?: string };
+  const e = err as Partial<SandpitError> & {
+    reason?: unknown;
+    container?: unknown;
+    createStage?: unknown;
+    name?: string;
+  };
   const message = err instanceof Error ? err.message : String(err);
   const own = typeof e.reason === 'string' ? e.reason : undefined;
   const container = typeof e.container === 'string' ? e.container : undefined;
   const stage = e.createStage as CreateStage | undefined;
   const at = container ? { container } : {};
   if (stage === 'image' || e.name === 'ImageError' || e.name === 'LayerRefusedError') {
-    const reason = own && IMAGE_TERMINAL.has(own) ? own : own === 'ImagePullBackOff' ? 'ImagePullBackOff' : 'ErrImagePull';
+    const reason =
+      own && IMAGE_TERMINAL.has(own) ? own : own === 'ImagePullBackOff' ? 'ImagePullBackOff' : 'ErrImagePull';
     return { reason, ...at, message, retryable: !IMAGE_TERMINAL.has(reason), image: true, network: false };
   }
-  if (e.name === 'NetworkError' && own) return { reason: own, message, retryable: own !== 'InvalidNetworkSpec', image: false, network: true };
-  if (own === 'CreateContainerConfigError' || stage === 'config') return { reason: 'CreateContainerConfigError', ...at, message, retryable: false, image: false, network: false };
-  if (stage === 'start') return { reason: own === 'CreateContainerError' ? own : 'RunContainerError', ...at, message, retryable: false, image: false, network: false };
+  if (e.name === 'NetworkError' && own)
+    return { reason: own, message, retryable: own !== 'InvalidNetworkSpec', image: false, network: true };
+  if (own === 'CreateContainerConfigError' || stage === 'config')
+    return { reason: 'CreateContainerConfigError', ...at, message, retryable: false, image: false, network: false };
+  if (stage === 'start')
+    return {
+      reason: own === 'CreateContainerError' ? own : 'RunContainerError',
+      ...at,
+      message,
+      retryable: false,
+      image: false,
+      network: false,
+    };
   // The sandbox itself (cgroups, mounts, PID 1, a user-namespace block): node trouble a later attempt may not meet.
   return { reason: own ?? 'FailedCreateSandbox', message, retryable: true, image: false, network: false };
 }
@@ -68,15 +84,28 @@ export function retryDelayMs(failures: number, initialMs = 10_000, maxMs = 300_0
  * ImagePullBackOff, as kubelet shows it between attempts.
  */
 export function failureObservation(
-  ref: SandboxObservation['ref'], spec: Pick<SandboxSpec, 'containers'>, generation: number, f: CreateFailure,
+  ref: SandboxObservation['ref'],
+  spec: Pick<SandboxSpec, 'containers'>,
+  generation: number,
+  f: CreateFailure,
   opts: { backingOff?: boolean; now?: string } = {},
 ): SandboxObservation {
   const now = opts.now ?? new Date().toISOString();
   const reason = opts.backingOff && f.reason === 'ErrImagePull' ? 'ImagePullBackOff' : f.reason;
   const failing = f.container ?? (f.image ? spec.containers[0]?.name : undefined);
   const image = spec.containers.find((c) => c.name === failing)?.image;
-  const message = reason === 'ImagePullBackOff' && f.reason === 'ErrImagePull' ? `Back-off pulling image ${JSON.stringify(image ?? '')}: ${f.message}` : f.message;
-  const c = (type: string, status: Condition['status'], why: string, text: string): Condition => ({ type, status, reason: why, message: text, observedGeneration: generation, lastTransitionTime: now });
+  const message =
+    reason === 'ImagePullBackOff' && f.reason === 'ErrImagePull'
+      ? `Back-off pulling image ${JSON.stringify(image ?? '')}: ${f.message}`
+      : f.message;
+  const c = (type: string, status: Condition['status'], why: string, text: string): Condition => ({
+    type,
+    status,
+    reason: why,
+    message: text,
+    observedGeneration: generation,
+    lastTransitionTime: now,
+  });
   const conditions: Condition[] = [];
   if (f.image) conditions.push(c('ImagesReady', 'False', reason, message));
   if (f.network) conditions.push(c('NetworkReady', 'False', reason, message));
@@ -94,7 +123,11 @@ export function failureObservation(
       reason,
       message: failing ? `container ${failing}: ${message}` : message,
       containerStatuses: spec.containers.map((x) => ({
-        name: x.name, image: x.image, imageID: '', ready: false, restartCount: 0,
+        name: x.name,
+        image: x.image,
+        imageID: '',
+        ready: false,
+        restartCount: 0,
         state: { waiting: x.name === failing ? { reason, message } : { reason: 'ContainerCreating' } },
       })),
       conditions,
@@ -103,15 +136,37 @@ export function failureObservation(
 }
 
 /** The observation of a sandbox the agent accepted and is about to create (nothing built yet). */
-export function creatingObservation(ref: SandboxObservation['ref'], spec: Pick<SandboxSpec, 'containers'>, generation: number, now = new Date().toISOString()): SandboxObservation {
-  const c = (type: string, reason: string, message: string): Condition => ({ type, status: type === 'Reconciling' ? 'True' : 'False', reason, message, observedGeneration: generation, lastTransitionTime: now });
+export function creatingObservation(
+  ref: SandboxObservation['ref'],
+  spec: Pick<SandboxSpec, 'containers'>,
+  generation: number,
+  now = new Date().toISOString(),
+): SandboxObservation {
+  const c = (type: string, reason: string, message: string): Condition => ({
+    type,
+    status: type === 'Reconciling' ? 'True' : 'False',
+    reason,
+    message,
+    observedGeneration: generation,
+    lastTransitionTime: now,
+  });
   return {
     ref,
     generation,
     status: {
       phase: 'Pending',
-      containerStatuses: spec.containers.map((x) => ({ name: x.name, image: x.image, imageID: '', ready: false, restartCount: 0, state: { waiting: { reason: 'ContainerCreating' } } })),
-      conditions: [c('Ready', 'Creating', 'The sandbox is being created'), c('Reconciling', 'Creating', 'The agent is creating the sandbox')],
+      containerStatuses: spec.containers.map((x) => ({
+        name: x.name,
+        image: x.image,
+        imageID: '',
+        ready: false,
+        restartCount: 0,
+        state: { waiting: { reason: 'ContainerCreating' } },
+      })),
+      conditions: [
+        c('Ready', 'Creating', 'The sandbox is being created'),
+        c('Reconciling', 'Creating', 'The agent is creating the sandbox'),
+      ],
     },
   };
 }

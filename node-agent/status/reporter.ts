@@ -63,7 +63,18 @@ export class StatusReporter {
     // What no status write shows (a container restarted for its new definition, a sandbox recreated for an edit).
     const events = this.events;
     const offNotice = events
-      ? this.runtime.onNotice?.((ref, n) => events.record({ apiVersion: API_VERSION, kind: 'Sandbox', metadata: { namespace: ref.namespace, name: ref.name, uid: ref.uid } }, n.type, n.reason, n.note))
+      ? this.runtime.onNotice?.((ref, n) =>
+          events.record(
+            {
+              apiVersion: API_VERSION,
+              kind: 'Sandbox',
+              metadata: { namespace: ref.namespace, name: ref.name, uid: ref.uid },
+            },
+            n.type,
+            n.reason,
+            n.note,
+          ),
+        )
       : undefined;
     this.#unsubscribe = () => {
       offChange();
@@ -135,7 +146,12 @@ export class StatusReporter {
       for (let obs = this.#pending.get(uid); obs; obs = this.#pending.get(uid)) {
         this.#pending.delete(uid);
         const usage = this.#refresh.delete(uid);
-        await this.write(obs, usage).catch((err: Error) => this.log.warn({ sandbox: describeSandbox(obs!.ref), step: 'write status', err: err.message }, 'Status write failed; the next report retries'));
+        await this.write(obs, usage).catch((err: Error) =>
+          this.log.warn(
+            { sandbox: describeSandbox(obs!.ref), step: 'write status', err: err.message },
+            'Status write failed; the next report retries',
+          ),
+        );
       }
     } finally {
       this.#inFlight.delete(uid);
@@ -152,7 +168,8 @@ export class StatusReporter {
     const events = this.events;
     const onWritten = events
       ? (before: Sandbox, after: Sandbox) => {
-          for (const e of statusEvents(before.status, after.status ?? {})) events.record(after, e.type, e.reason, e.note);
+          for (const e of statusEvents(before.status, after.status ?? {}))
+            events.record(after, e.type, e.reason, e.note);
         }
       : undefined;
     return writeSandboxStatus(this.client, this.node, obs, this.#known, { usage, onWritten });
@@ -167,7 +184,10 @@ export class StatusReporter {
  * (a sandbox's start is several writes in a row); a conflict rereads it.
  */
 export async function writeSandboxStatus(
-  client: KubeClient, node: string, obs: SandboxObservation, known?: Map<string, Sandbox>,
+  client: KubeClient,
+  node: string,
+  obs: SandboxObservation,
+  known?: Map<string, Sandbox>,
   opts: { usage?: boolean; onWritten?: (before: Sandbox, after: Sandbox) => void } = {},
 ): Promise<boolean> {
   const { namespace, name, uid } = obs.ref;
@@ -191,7 +211,10 @@ export async function writeSandboxStatus(
       return false;
     }
     try {
-      const written = await client.patch<Sandbox>(paths.sandboxStatus(namespace, name), { metadata: { resourceVersion: sbx.metadata.resourceVersion }, status: patch });
+      const written = await client.patch<Sandbox>(paths.sandboxStatus(namespace, name), {
+        metadata: { resourceVersion: sbx.metadata.resourceVersion },
+        status: patch,
+      });
       known?.set(uid, written);
       opts.onWritten?.(sbx, written);
       return true;
@@ -199,7 +222,13 @@ export async function writeSandboxStatus(
       known?.delete(uid);
       if (isNotFound(err)) return false; // deleted between our read and our write
       if (isConflict(err) && attempt < MAX_CONFLICT_RETRIES) continue;
-      throw new SandpitError({ step: 'write status', sandbox: describeSandbox(obs.ref), message: (err as Error).message, hint: 'check the agent RBAC and the sandpit admission policy', cause: err });
+      throw new SandpitError({
+        step: 'write status',
+        sandbox: describeSandbox(obs.ref),
+        message: (err as Error).message,
+        hint: 'check the agent RBAC and the sandpit admission policy',
+        cause: err,
+      });
     }
   }
 }

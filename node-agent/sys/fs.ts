@@ -42,16 +42,22 @@ koffi.struct('sp_timespec2', { atime: 'sp_timespec', mtime: 'sp_timespec' });
 // arguments rather than variadic: koffi's variadic path parses types per call and cost
 // ~0.4 ms each, which dominated unpacking. On x86_64/aarch64 the two conventions agree for
 // integer and pointer arguments, which is all syscall(2) reads.
-const syscallOpenat2 = libc.func('long syscall(long number, int dirfd, const char *path, sp_open_how *how, size_t size)');
+const syscallOpenat2 = libc.func(
+  'long syscall(long number, int dirfd, const char *path, sp_open_how *how, size_t size)',
+);
 
 export const mkdirat = libc.func('int mkdirat(int dirfd, const char *path, uint32 mode)');
 export const mknodat = libc.func('int mknodat(int dirfd, const char *path, uint32 mode, uint64 dev)');
 export const symlinkat = libc.func('int symlinkat(const char *target, int newdirfd, const char *linkpath)');
-export const linkat = libc.func('int linkat(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, int flags)');
+export const linkat = libc.func(
+  'int linkat(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, int flags)',
+);
 export const fchownat = libc.func('int fchownat(int dirfd, const char *path, uint32 uid, uint32 gid, int flags)');
 export const fchmodat = libc.func('int fchmodat(int dirfd, const char *path, uint32 mode, int flags)');
 const utimensatRaw = libc.func('int utimensat(int dirfd, const char *path, sp_timespec2 *times, int flags)');
-export const fsetxattr = libc.func('int fsetxattr(int fd, const char *name, const void *value, size_t size, int flags)');
+export const fsetxattr = libc.func(
+  'int fsetxattr(int fd, const char *name, const void *value, size_t size, int flags)',
+);
 const lgetxattrRaw = libc.func('long lgetxattr(const char *path, const char *name, _Out_ uint8_t *value, size_t size)');
 
 /** openat2(2): opens `path` relative to `dirfd` under the given RESOLVE_* rules. Returns the fd or -1 (errno set). */

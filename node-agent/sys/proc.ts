@@ -42,7 +42,9 @@ export const WNOHANG = 1;
 export function reapChild(pid: number, site: CallSite): { code: number; status: number } | null | 'not-child' {
   const info = Buffer.alloc(128);
   koffi.errno(0);
-  const r = Number(syscallFn(SYS.waitid, 'int', P_PID, 'int', pid, 'void *', info, 'int', WEXITED | WNOHANG, 'void *', null));
+  const r = Number(
+    syscallFn(SYS.waitid, 'int', P_PID, 'int', pid, 'void *', info, 'int', WEXITED | WNOHANG, 'void *', null),
+  );
   if (r < 0) {
     if (koffi.errno() === 10 /* ECHILD */) return 'not-child';
     check('waitid', site, () => -1);
@@ -86,4 +88,3 @@ export function dup(fd: number, site: CallSite, min = 0): number {
 export function close(fd: number): void {
   closeFn(fd);
 }
-

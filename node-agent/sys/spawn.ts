@@ -10,7 +10,9 @@ import { close, dup } from './proc.js';
  * ENOSYS and glibc falls back to clone.
  */
 
-const spawnFn = libc.func('int posix_spawn(_Out_ int *pid, const char *path, void *actions, void *attr, const char **argv, const char **envp)');
+const spawnFn = libc.func(
+  'int posix_spawn(_Out_ int *pid, const char *path, void *actions, void *attr, const char **argv, const char **envp)',
+);
 const actionsInit = libc.func('int posix_spawn_file_actions_init(void *actions)');
 const actionsDestroy = libc.func('int posix_spawn_file_actions_destroy(void *actions)');
 const addDup2 = libc.func('int posix_spawn_file_actions_adddup2(void *actions, int fd, int newfd)');
@@ -36,7 +38,14 @@ function spawnCheck(call: string, site: CallSite, rc: number): void {
  * default disposition and none blocked (Node ignores SIGPIPE and that would be
  * inherited), in `cwd`. Returns the child's host PID; the caller reaps it.
  */
-export function spawnFromThread(path: string, argv: string[], env: Record<string, string>, fds: number[], cwd: string, site: CallSite): number {
+export function spawnFromThread(
+  path: string,
+  argv: string[],
+  env: Record<string, string>,
+  fds: number[],
+  cwd: string,
+  site: CallSite,
+): number {
   const actions = Buffer.alloc(128);
   const attr = Buffer.alloc(512);
   const sigset = Buffer.alloc(128);

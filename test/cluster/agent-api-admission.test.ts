@@ -7,7 +7,14 @@ import type { SandboxObservation } from '../../node-agent/contracts.js';
 import { NodeRegistration } from '../../node-agent/registration/registration.js';
 import { writeSandboxStatus } from '../../node-agent/status/reporter.js';
 import { sharedControlPlane, type ControlPlane } from '../harness/control-plane.js';
-import { agentKubeconfig, applyCRDs, applyManifests, cleanUp, getSandbox, sandboxManifest } from './sandpit-processes.js';
+import {
+  agentKubeconfig,
+  applyCRDs,
+  applyManifests,
+  cleanUp,
+  getSandbox,
+  sandboxManifest,
+} from './sandpit-processes.js';
 
 /*
  * The agent's credentials against the real API server with the shipped RBAC
@@ -30,7 +37,17 @@ describe('cluster tier: agent RBAC and node-restriction admission policy', funct
   };
   const bind = async (name: string, node: string) => {
     await cp.kubectl(['apply', '-f', '-'], { input: sandboxManifest(ns, name) });
-    await cp.kubectl(['-n', ns, 'patch', 'sandbox', name, '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { nodeName: node, phase: 'Pending' } })]);
+    await cp.kubectl([
+      '-n',
+      ns,
+      'patch',
+      'sandbox',
+      name,
+      '--subresource=status',
+      '--type=merge',
+      '-p',
+      JSON.stringify({ status: { nodeName: node, phase: 'Pending' } }),
+    ]);
     return (await getSandbox(cp, ns, name))!;
   };
   const observation = (name: string, uid: string): SandboxObservation => ({
@@ -40,7 +57,15 @@ describe('cluster tier: agent RBAC and node-restriction admission policy', funct
       phase: 'Running',
       sandboxIP: '10.88.0.7',
       publishedPorts: [{ name: 'http', containerPort: 80, hostPort: 8080, protocol: 'TCP', hostIP: '0.0.0.0' }],
-      conditions: [{ type: 'Ready', status: 'True', reason: 'Running', message: 'all containers run', lastTransitionTime: new Date().toISOString() }],
+      conditions: [
+        {
+          type: 'Ready',
+          status: 'True',
+          reason: 'Running',
+          message: 'all containers run',
+          lastTransitionTime: new Date().toISOString(),
+        },
+      ],
     },
   });
   const forbidden = async (p: Promise<unknown>, pattern: RegExp) => {
@@ -73,8 +98,16 @@ describe('cluster tier: agent RBAC and node-restriction admission policy', funct
     const after = await getSandbox(cp, ns, 'on-a');
     assert.equal(after?.status?.phase, 'Running');
     assert.equal(after?.status?.observedGeneration, 1);
-    assert.deepEqual((after?.status as { publishedPorts?: unknown } | undefined)?.publishedPorts, [{ name: 'http', containerPort: 80, hostPort: 8080, protocol: 'TCP', hostIP: '0.0.0.0' }], 'the CRD keeps status.publishedPorts as written');
-    assert.equal(await writeSandboxStatus(agentA, 'vap-a', observation('on-a', s.metadata.uid)), false, 'an unchanged status is not written again');
+    assert.deepEqual(
+      (after?.status as { publishedPorts?: unknown } | undefined)?.publishedPorts,
+      [{ name: 'http', containerPort: 80, hostPort: 8080, protocol: 'TCP', hostIP: '0.0.0.0' }],
+      'the CRD keeps status.publishedPorts as written',
+    );
+    assert.equal(
+      await writeSandboxStatus(agentA, 'vap-a', observation('on-a', s.metadata.uid)),
+      false,
+      'an unchanged status is not written again',
+    );
   });
 
   it("refuses an agent writing another node's sandbox status", async () => {
@@ -83,15 +116,25 @@ describe('cluster tier: agent RBAC and node-restriction admission policy', funct
       agentA.patch(paths.sandboxStatus(ns, 'on-b'), { status: { phase: 'Failed', message: 'forged' } }),
       /may only write sandboxes bound to its own node/,
     );
-    assert.equal(await writeSandboxStatus(agentA, 'vap-a', observation('on-b', s.metadata.uid)), false, 'the status writer does not even try');
+    assert.equal(
+      await writeSandboxStatus(agentA, 'vap-a', observation('on-b', s.metadata.uid)),
+      false,
+      'the status writer does not even try',
+    );
     assert.equal((await getSandbox(cp, ns, 'on-b'))?.status?.phase, 'Pending');
   });
 
   it('refuses an agent claiming an unbound sandbox or moving one to itself', async () => {
     await cp.kubectl(['apply', '-f', '-'], { input: sandboxManifest(ns, 'unbound') });
-    await forbidden(agentA.patch(paths.sandboxStatus(ns, 'unbound'), { status: { nodeName: 'vap-a' } }), /may only write sandboxes bound to its own node/);
+    await forbidden(
+      agentA.patch(paths.sandboxStatus(ns, 'unbound'), { status: { nodeName: 'vap-a' } }),
+      /may only write sandboxes bound to its own node/,
+    );
     // Moving a bound sandbox is refused already by the CRD's CEL rule (422), before admission runs.
-    await assert.rejects(agentA.patch(paths.sandboxStatus(ns, 'on-b'), { status: { nodeName: 'vap-a' } }), (e: ApiError) => e.status === 422 && /cannot change once the sandbox is bound/.test(e.message));
+    await assert.rejects(
+      agentA.patch(paths.sandboxStatus(ns, 'on-b'), { status: { nodeName: 'vap-a' } }),
+      (e: ApiError) => e.status === 422 && /cannot change once the sandbox is bound/.test(e.message),
+    );
     assert.equal((await getSandbox(cp, ns, 'on-b'))?.status?.nodeName, 'vap-b');
   });
 
@@ -108,17 +151,30 @@ describe('cluster tier: agent RBAC and node-restriction admission policy', funct
     );
     await reg.renewLease();
     await reg.syncNode();
-    const node = JSON.parse((await cp.kubectl(['get', 'sandboxnode', 'vap-a', '-o', 'json'])).stdout) as { status: { endpoint: string; conditions: { type: string; status: string }[] } };
+    const node = JSON.parse((await cp.kubectl(['get', 'sandboxnode', 'vap-a', '-o', 'json'])).stdout) as {
+      status: { endpoint: string; conditions: { type: string; status: string }[] };
+    };
     assert.equal(node.status.endpoint, 'https://127.0.0.1:10260');
     assert.equal(node.status.conditions.find((c) => c.type === 'Ready')?.status, 'True');
 
-    const impostor = new NodeRegistration(agentA, { node: 'vap-b', namespace: 'sandpit-system', leaseDurationSeconds: 40, labels: {}, statusIntervalMs: 60_000 }, () => ({}), log);
+    const impostor = new NodeRegistration(
+      agentA,
+      { node: 'vap-b', namespace: 'sandpit-system', leaseDurationSeconds: 40, labels: {}, statusIntervalMs: 60_000 },
+      () => ({}),
+      log,
+    );
     await forbidden(impostor.syncNode(), /may only write SandboxNode vap-a/);
     await forbidden(impostor.renewLease(), /may only renew its own node Lease/);
   });
 
   it('refuses agent credentials that are not bound to a pod on a node', async () => {
     const s = (await getSandbox(cp, ns, 'on-a'))!;
-    await forbidden(unbound.patch(paths.sandboxStatus(ns, 'on-a'), { status: { message: 'x' }, metadata: { resourceVersion: s.metadata.resourceVersion } }), /bound to a pod on a node/);
+    await forbidden(
+      unbound.patch(paths.sandboxStatus(ns, 'on-a'), {
+        status: { message: 'x' },
+        metadata: { resourceVersion: s.metadata.resourceVersion },
+      }),
+      /bound to a pod on a node/,
+    );
   });
 });

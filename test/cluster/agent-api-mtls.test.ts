@@ -16,7 +16,14 @@ import type { ListResponse } from '../../node-agent/api/protocol.js';
 import { MtlsServer, type ServingTLS } from '../../node-agent/api/server.js';
 import { sharedControlPlane, type ControlPlane } from '../harness/control-plane.js';
 import { TestPki } from '../harness/pki.js';
-import { agentKubeconfig, applyCRDs, applyManifests, startController, waitFor, type ControllerProcess } from './sandpit-processes.js';
+import {
+  agentKubeconfig,
+  applyCRDs,
+  applyManifests,
+  startController,
+  waitFor,
+  type ControllerProcess,
+} from './sandpit-processes.js';
 
 /*
  * Certificates end to end and the agent API's mutual TLS: the controller
@@ -45,7 +52,15 @@ describe('cluster tier: agent API mutual TLS and certificates', function () {
   const rawGet = (client?: { cert: string; key: string }) =>
     new Promise<{ status: number; body: string }>((resolve, reject) => {
       const req = request(
-        { host: '127.0.0.1', port, path: '/v1/sandboxes', ca: tls.clientCA, servername: node, agent: false, ...(client ?? {}) },
+        {
+          host: '127.0.0.1',
+          port,
+          path: '/v1/sandboxes',
+          ca: tls.clientCA,
+          servername: node,
+          agent: false,
+          ...(client ?? {}),
+        },
         (res) => {
           let body = '';
           res.on('data', (c: Buffer) => (body += c.toString()));
@@ -64,7 +79,12 @@ describe('cluster tier: agent API mutual TLS and certificates', function () {
     const kc = new KubeConfig();
     kc.loadFromFile(await agentKubeconfig(cp, node));
     agentClient = await KubeClient.fromKubeConfig(kc);
-    certs = new AgentCertificates(agentClient, node, { kind: 'csr', namespace: 'sandpit-system', timeoutMs: 90_000 }, log);
+    certs = new AgentCertificates(
+      agentClient,
+      node,
+      { kind: 'csr', namespace: 'sandpit-system', timeoutMs: 90_000 },
+      log,
+    );
     tls = await certs.obtain();
     server = new MtlsServer(
       tls,
@@ -77,8 +97,13 @@ describe('cluster tier: agent API mutual TLS and certificates', function () {
     );
     port = await server.listen('127.0.0.1', 0);
     endpoint = `https://127.0.0.1:${port}`;
-    const secret = JSON.parse((await cp.kubectl(['-n', 'sandpit-system', 'get', 'secret', 'sandpit-ca', '-o', 'json'])).stdout) as { data: Record<string, string> };
-    ca = { cert: Buffer.from(secret.data['tls.crt']!, 'base64').toString(), key: Buffer.from(secret.data['tls.key']!, 'base64').toString() };
+    const secret = JSON.parse(
+      (await cp.kubectl(['-n', 'sandpit-system', 'get', 'secret', 'sandpit-ca', '-o', 'json'])).stdout,
+    ) as { data: Record<string, string> };
+    ca = {
+      cert: Buffer.from(secret.data['tls.crt']!, 'base64').toString(),
+      key: Buffer.from(secret.data['tls.key']!, 'base64').toString(),
+    };
   });
 
   after(async () => {
@@ -96,7 +121,10 @@ describe('cluster tier: agent API mutual TLS and certificates', function () {
   it('serves the controller, which checks that it reached the agent of the node it meant', async () => {
     const agents = new AgentClient(new ClientCertificate({ ca, days: 1 }));
     assert.deepEqual(await agents.list(node, endpoint), []);
-    await assert.rejects(agents.list('mtls-b', endpoint), (e: AgentError) => e instanceof AgentError && e.reason === 'Unreachable' && /mtls-b/.test(e.message));
+    await assert.rejects(
+      agents.list('mtls-b', endpoint),
+      (e: AgentError) => e instanceof AgentError && e.reason === 'Unreachable' && /mtls-b/.test(e.message),
+    );
     agents.close();
   });
 
@@ -115,7 +143,7 @@ describe('cluster tier: agent API mutual TLS and certificates', function () {
     assert.equal(reached, before);
   });
 
-  it('refuses a sandpit-CA client certificate that is not the controller\'s (403, JSON reason)', async () => {
+  it("refuses a sandpit-CA client certificate that is not the controller's (403, JSON reason)", async () => {
     const mallory = await issue(ca, { commonName: 'mallory', usage: 'client', days: 1 });
     const before = reached;
     const res = await rawGet(mallory);
@@ -141,11 +169,17 @@ describe('cluster tier: agent API mutual TLS and certificates', function () {
         apiVersion: 'certificates.k8s.io/v1',
         kind: 'CertificateSigningRequest',
         metadata: { name: 'not-an-agent' },
-        spec: { request: Buffer.from(csr).toString('base64'), signerName: 'sandpit.dev/agent-serving', usages: ['digital signature', 'key encipherment', 'server auth'] },
+        spec: {
+          request: Buffer.from(csr).toString('base64'),
+          signerName: 'sandpit.dev/agent-serving',
+          usages: ['digital signature', 'key encipherment', 'server auth'],
+        },
       }),
     });
     const denied = await waitFor('the CSR denied', async () => {
-      const r = JSON.parse((await cp.kubectl(['get', 'csr', 'not-an-agent', '-o', 'json'])).stdout) as { status?: { certificate?: string; conditions?: { type: string; message: string }[] } };
+      const r = JSON.parse((await cp.kubectl(['get', 'csr', 'not-an-agent', '-o', 'json'])).stdout) as {
+        status?: { certificate?: string; conditions?: { type: string; message: string }[] };
+      };
       assert.equal(r.status?.certificate, undefined);
       return r.status?.conditions?.find((c) => c.type === 'Denied');
     });
@@ -156,11 +190,22 @@ describe('cluster tier: agent API mutual TLS and certificates', function () {
     const client = await issue(ca, { commonName: 'sandpit-controller', usage: 'client', days: 1 });
     const serial = () =>
       new Promise<string>((resolve, reject) => {
-        const req = request({ host: '127.0.0.1', port, path: '/v1/sandboxes', ca: tls.clientCA, servername: node, agent: false, ...client }, (res) => {
-          const peer = (res.socket as TLSSocket).getPeerCertificate();
-          res.resume();
-          resolve(peer.serialNumber);
-        });
+        const req = request(
+          {
+            host: '127.0.0.1',
+            port,
+            path: '/v1/sandboxes',
+            ca: tls.clientCA,
+            servername: node,
+            agent: false,
+            ...client,
+          },
+          (res) => {
+            const peer = (res.socket as TLSSocket).getPeerCertificate();
+            res.resume();
+            resolve(peer.serialNumber);
+          },
+        );
         req.on('error', reject);
         req.end();
       });

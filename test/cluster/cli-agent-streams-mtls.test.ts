@@ -31,11 +31,17 @@ describe('cluster tier: agent stream upgrades accept only the controller (mTLS)'
     const pki = await TestPki.create(dir);
     ca = await readFile(pki.ca.cert, 'utf8');
     const issued = {
-      serving: await pki.issue('agent', { commonName: 'node-x', dnsNames: ['node-x'], ipAddresses: ['127.0.0.1'], usage: 'server' }),
+      serving: await pki.issue('agent', {
+        commonName: 'node-x',
+        dnsNames: ['node-x'],
+        ipAddresses: ['127.0.0.1'],
+        usage: 'server',
+      }),
       controller: await pki.issue('controller', { commonName: 'sandpit-controller', usage: 'client' }),
       intruder: await pki.issue('intruder', { commonName: 'node-y', usage: 'both' }),
     };
-    for (const [k, v] of Object.entries(issued)) pem[k] = { cert: await readFile(v.cert, 'utf8'), key: await readFile(v.key, 'utf8') };
+    for (const [k, v] of Object.entries(issued))
+      pem[k] = { cert: await readFile(v.cert, 'utf8'), key: await readFile(v.key, 'utf8') };
     const log = createLogger('test');
     server = new MtlsServer({ clientCA: ca, ...pem.serving! }, () => Promise.resolve(), log);
     router = new StreamRouter(undefined, log);
@@ -51,7 +57,11 @@ describe('cluster tier: agent stream upgrades accept only the controller (mTLS)'
 
   const open = (client?: { cert: string; key: string }) =>
     new Promise<{ status: number; body: string } | 'open'>((resolve, reject) => {
-      const ws = new WebSocket(`wss://127.0.0.1:${port}/v1/sandboxes/u-1/exec?container=main&command=true`, [CHANNEL_PROTOCOL], { ca, ...(client ?? {}) });
+      const ws = new WebSocket(
+        `wss://127.0.0.1:${port}/v1/sandboxes/u-1/exec?container=main&command=true`,
+        [CHANNEL_PROTOCOL],
+        { ca, ...(client ?? {}) },
+      );
       ws.once('open', () => {
         ws.terminate();
         resolve('open');
@@ -67,7 +77,11 @@ describe('cluster tier: agent stream upgrades accept only the controller (mTLS)'
   it('lets the controller through to the stream router', async () => {
     const r = await open(pem.controller);
     assert.notEqual(r, 'open');
-    assert.equal((r as { status: number }).status, 501, 'past the client check: the router answers (no runtime attached)');
+    assert.equal(
+      (r as { status: number }).status,
+      501,
+      'past the client check: the router answers (no runtime attached)',
+    );
   });
 
   it('refuses another certificate of the same CA before the upgrade, with a reason', async () => {

@@ -1,14 +1,43 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sandboxIdFor } from '../../node-agent/contracts.js';
 import { buildBusyboxRootfs } from '../fixtures/busybox-rootfs.js';
 import { freePort, sharedControlPlane, type ControlPlane } from '../harness/control-plane.js';
-import { cgroupPids, exposeStreams, kubectlSandpit, pluginDir, pluginEnv, spawnPlugin, type StreamsPath } from './cli-support.js';
-import { agentKubeconfig, applyCRDs, applyManifests, cleanUp, controllerLog, getSandbox, sleep, startController, waitFor, type ControllerProcess } from './sandpit-processes.js';
+import {
+  cgroupPids,
+  exposeStreams,
+  kubectlSandpit,
+  pluginDir,
+  pluginEnv,
+  spawnPlugin,
+  type StreamsPath,
+} from './cli-support.js';
+import {
+  agentKubeconfig,
+  applyCRDs,
+  applyManifests,
+  cleanUp,
+  controllerLog,
+  getSandbox,
+  sleep,
+  startController,
+  waitFor,
+  type ControllerProcess,
+} from './sandpit-processes.js';
 
 /*
  * kubectl sandpit end to end: kubectl finds the plugin on PATH; the plugin
@@ -36,19 +65,31 @@ describe('cluster tier: kubectl sandpit exec, logs, port-forward, cp, top, descr
   let bob: string;
   let streamsPort: number;
   const started: ChildProcess[] = [];
-  const sandpit = (kc: string, args: string[], input?: string) => kubectlSandpit(cp, plugins, kc, args, input === undefined ? {} : { input });
+  const sandpit = (kc: string, args: string[], input?: string) =>
+    kubectlSandpit(cp, plugins, kc, args, input === undefined ? {} : { input });
 
   const manifest = (name: string, containers: unknown[], extra: Record<string, unknown> = {}) =>
     JSON.stringify({
       apiVersion: 'sandpit.dev/v1alpha1',
       kind: 'Sandbox',
       metadata: { name, namespace: ns },
-      spec: { nodeSelector: { 'sandpit.test/cli': 'yes' }, network: { mode: 'None' }, terminationGracePeriodSeconds: 1, containers, ...extra },
+      spec: {
+        nodeSelector: { 'sandpit.test/cli': 'yes' },
+        network: { mode: 'None' },
+        terminationGracePeriodSeconds: 1,
+        containers,
+        ...extra,
+      },
     });
   const img = `dir:${rootfs}`;
 
   async function ready(name: string): Promise<void> {
-    await waitFor(`${name} Ready`, async () => (await getSandbox(cp, ns, name))?.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True', 120_000);
+    await waitFor(
+      `${name} Ready`,
+      async () =>
+        (await getSandbox(cp, ns, name))?.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True',
+      120_000,
+    );
   }
 
   before(async () => {
@@ -66,36 +107,126 @@ describe('cluster tier: kubectl sandpit exec, logs, port-forward, cp, top, descr
     // control plane has no controller-manager to aggregate it, so it is bound directly); bob may only read.
     alice = await cp.serviceAccountKubeconfig(ns, 'alice');
     bob = await cp.serviceAccountKubeconfig(ns, 'bob');
-    await cp.kubectl(['-n', ns, 'create', 'role', 'sandbox-reader', '--verb=get,list', '--resource=sandboxes.sandpit.dev,events']);
-    await cp.kubectl(['-n', ns, 'create', 'rolebinding', 'alice-streams', '--clusterrole=sandpit-sandbox-streams', `--serviceaccount=${ns}:alice`]);
-    await cp.kubectl(['-n', ns, 'create', 'rolebinding', 'alice-read', '--role=sandbox-reader', `--serviceaccount=${ns}:alice`]);
-    await cp.kubectl(['-n', ns, 'create', 'rolebinding', 'bob-read', '--role=sandbox-reader', `--serviceaccount=${ns}:bob`]);
+    await cp.kubectl([
+      '-n',
+      ns,
+      'create',
+      'role',
+      'sandbox-reader',
+      '--verb=get,list',
+      '--resource=sandboxes.sandpit.dev,events',
+    ]);
+    await cp.kubectl([
+      '-n',
+      ns,
+      'create',
+      'rolebinding',
+      'alice-streams',
+      '--clusterrole=sandpit-sandbox-streams',
+      `--serviceaccount=${ns}:alice`,
+    ]);
+    await cp.kubectl([
+      '-n',
+      ns,
+      'create',
+      'rolebinding',
+      'alice-read',
+      '--role=sandbox-reader',
+      `--serviceaccount=${ns}:alice`,
+    ]);
+    await cp.kubectl([
+      '-n',
+      ns,
+      'create',
+      'rolebinding',
+      'bob-read',
+      '--role=sandbox-reader',
+      `--serviceaccount=${ns}:bob`,
+    ]);
 
     streamsPort = await freePort();
-    controller = await startController(cp, 'cli', ['--namespace', 'sandpit-system', '--leader-elect', 'false', '--streams-addr', `127.0.0.1:${streamsPort}`]);
+    controller = await startController(cp, 'cli', [
+      '--namespace',
+      'sandpit-system',
+      '--leader-elect',
+      'false',
+      '--streams-addr',
+      `127.0.0.1:${streamsPort}`,
+    ]);
     streams = await exposeStreams(cp, 'sandpit-system', streamsPort, dir);
 
     const agentKc = await agentKubeconfig(cp, node);
     const fd = openSync(agentLog, 'a');
     agent = spawn(
       process.execPath,
-      [join(ROOT, 'dist/node-agent/main.js'), '--kubeconfig', agentKc, '--node-name', node, '--listen', `127.0.0.1:${await freePort()}`, '--advertise-address', '127.0.0.1',
-        '--health-addr', `127.0.0.1:${await freePort()}`, '--lease-duration', '6', '--node-labels', 'sandpit.test/cli=yes', '--allow-dir-images', rootfs],
-      { stdio: ['ignore', fd, fd], env: { ...process.env, SANDPIT_STATE_ROOT: stateRoot, SANDPIT_IMAGE_ROOT: `${stateRoot}-images`, SANDPIT_CGROUP_PARENT: cgroupParent, SANDPIT_LOG_LEVEL: 'info' } },
+      [
+        join(ROOT, 'dist/node-agent/main.js'),
+        '--kubeconfig',
+        agentKc,
+        '--node-name',
+        node,
+        '--listen',
+        `127.0.0.1:${await freePort()}`,
+        '--advertise-address',
+        '127.0.0.1',
+        '--health-addr',
+        `127.0.0.1:${await freePort()}`,
+        '--lease-duration',
+        '6',
+        '--node-labels',
+        'sandpit.test/cli=yes',
+        '--allow-dir-images',
+        rootfs,
+      ],
+      {
+        stdio: ['ignore', fd, fd],
+        env: {
+          ...process.env,
+          SANDPIT_STATE_ROOT: stateRoot,
+          SANDPIT_IMAGE_ROOT: `${stateRoot}-images`,
+          SANDPIT_CGROUP_PARENT: cgroupParent,
+          SANDPIT_LOG_LEVEL: 'info',
+        },
+      },
     );
     closeSync(fd);
 
     await cp.kubectl(['apply', '-f', '-'], {
       input: manifest('box', [
-        { name: 'main', image: img, command: ['/bin/sh', '-c', 'i=0; while true; do echo tick-$i; i=$((i+1)); sleep 0.3; done'] },
-        { name: 'web', image: img, command: ['/bin/sh', '-c', 'mkdir -p /tmp/www && echo hello-from-sandbox > /tmp/www/index.html && exec httpd -f -p 127.0.0.1:8080 -h /tmp/www'] },
+        {
+          name: 'main',
+          image: img,
+          command: ['/bin/sh', '-c', 'i=0; while true; do echo tick-$i; i=$((i+1)); sleep 0.3; done'],
+        },
+        {
+          name: 'web',
+          image: img,
+          command: [
+            '/bin/sh',
+            '-c',
+            'mkdir -p /tmp/www && echo hello-from-sandbox > /tmp/www/index.html && exec httpd -f -p 127.0.0.1:8080 -h /tmp/www',
+          ],
+        },
       ]),
     });
     // Prints a fresh token each run; the second run stays up, so "current" and "previous" are both well defined.
     await cp.kubectl(['apply', '-f', '-'], {
-      input: manifest('crashy', [
-        { name: 'main', image: img, command: ['/bin/sh', '-c', 'echo run-$RANDOM$RANDOM; if [ -e /data/once ]; then exec sleep 3600; fi; touch /data/once; sleep 1; exit 1'], volumeMounts: [{ name: 'data', mountPath: '/data' }] },
-      ], { restartPolicy: 'Always', volumes: [{ name: 'data', emptyDir: {} }] }),
+      input: manifest(
+        'crashy',
+        [
+          {
+            name: 'main',
+            image: img,
+            command: [
+              '/bin/sh',
+              '-c',
+              'echo run-$RANDOM$RANDOM; if [ -e /data/once ]; then exec sleep 3600; fi; touch /data/once; sleep 1; exit 1',
+            ],
+            volumeMounts: [{ name: 'data', mountPath: '/data' }],
+          },
+        ],
+        { restartPolicy: 'Always', volumes: [{ name: 'data', emptyDir: {} }] },
+      ),
     });
     await ready('box');
   });
@@ -137,11 +268,24 @@ describe('cluster tier: kubectl sandpit exec, logs, port-forward, cp, top, descr
     assert.equal(r.code, 3, r.stderr);
     assert.equal(r.stdout, 'to-out\n');
     assert.match(r.stderr, /to-err/);
-    const ok = await sandpit(alice, ['exec', 'box', '-c', 'main', '-i', '--', 'tr', 'a-z', 'A-Z'], 'piped through stdin\n');
+    const ok = await sandpit(
+      alice,
+      ['exec', 'box', '-c', 'main', '-i', '--', 'tr', 'a-z', 'A-Z'],
+      'piped through stdin\n',
+    );
     assert.equal(ok.code, 0, ok.stderr);
     assert.equal(ok.stdout, 'PIPED THROUGH STDIN\n');
     // The development path straight to the controller (token in Authorization) is authorised the same way.
-    const direct = await sandpit(alice, ['--direct', `https://127.0.0.1:${streamsPort}`, 'exec', 'box', '--', 'sh', '-c', 'exit 4']);
+    const direct = await sandpit(alice, [
+      '--direct',
+      `https://127.0.0.1:${streamsPort}`,
+      'exec',
+      'box',
+      '--',
+      'sh',
+      '-c',
+      'exit 4',
+    ]);
     assert.equal(direct.code, 4, direct.stderr);
     const refused = await sandpit(bob, ['--direct', `https://127.0.0.1:${streamsPort}`, 'exec', 'box', '--', 'true']);
     assert.match(refused.stderr, /cannot create sandboxes\/exec/);
@@ -150,7 +294,10 @@ describe('cluster tier: kubectl sandpit exec, logs, port-forward, cp, top, descr
   it('refuses a user without sandboxes/exec with a clear message, and bad usage with exit 2', async () => {
     const r = await sandpit(bob, ['exec', 'box', '--', 'true']);
     assert.equal(r.code, 1);
-    assert.match(r.stderr, /User "system:serviceaccount:cli-test:bob" cannot create sandboxes\/exec \(sandpit\.dev\) in namespace "cli-test"/);
+    assert.match(
+      r.stderr,
+      /User "system:serviceaccount:cli-test:bob" cannot create sandboxes\/exec \(sandpit\.dev\) in namespace "cli-test"/,
+    );
     const logs = await sandpit(bob, ['logs', 'box']);
     assert.match(logs.stderr, /cannot get sandboxes\/log/);
     const usage = await sandpit(alice, ['exec', 'box']);
@@ -168,7 +315,10 @@ describe('cluster tier: kubectl sandpit exec, logs, port-forward, cp, top, descr
       await waitFor('box Paused', async () => (await phase()) === 'Paused', 60_000);
       const r = await sandpit(alice, ['exec', 'box', '--', 'true']);
       assert.equal(r.code, 1, r.stderr);
-      assert.match(r.stderr, /Error from server \(SandboxPaused\): sandbox cli-test\/box: exec in main: the sandbox is paused \(set spec.paused=false to exec\)/);
+      assert.match(
+        r.stderr,
+        /Error from server \(SandboxPaused\): sandbox cli-test\/box: exec in main: the sandbox is paused \(set spec.paused=false to exec\)/,
+      );
     } finally {
       await cp.kubectl(['-n', ns, 'patch', 'sandbox', 'box', '--type=merge', '-p', '{"spec":{"paused":false}}']);
     }
@@ -180,7 +330,21 @@ describe('cluster tier: kubectl sandpit exec, logs, port-forward, cp, top, descr
     const env = pluginEnv(cp, plugins, alice);
     const exitFile = join(dir, 'tty-exit');
     const cmd = `env PATH='${env.PATH}' KUBECONFIG='${alice}' kubectl sandpit exec -it box -- sh; echo $? > '${exitFile}'; sleep 30`;
-    execFileSync('tmux', ['-L', tmux, '-f', '/dev/null', 'new-session', '-d', '-s', 'cli', '-x', '100', '-y', '30', cmd]);
+    execFileSync('tmux', [
+      '-L',
+      tmux,
+      '-f',
+      '/dev/null',
+      'new-session',
+      '-d',
+      '-s',
+      'cli',
+      '-x',
+      '100',
+      '-y',
+      '30',
+      cmd,
+    ]);
     const pane = () => execFileSync('tmux', ['-L', tmux, 'capture-pane', '-p', '-t', 'cli'], { encoding: 'utf8' });
     const keys = (...k: string[]) => execFileSync('tmux', ['-L', tmux, 'send-keys', '-t', 'cli', ...k]);
     await waitFor('a shell prompt', async () => /[#$] ?$/m.test(pane()), 30_000);
@@ -196,13 +360,21 @@ describe('cluster tier: kubectl sandpit exec, logs, port-forward, cp, top, descr
     keys('echo alive-$((40+2))', 'Enter');
     await waitFor('Ctrl-C to stop the remote sleep, not the plugin', async () => pane().includes('alive-42'), 15_000);
     keys('exit 7', 'Enter');
-    await waitFor('the exit code of the shell', async () => existsSync(exitFile) && readFileSync(exitFile, 'utf8').trim() === '7', 15_000);
+    await waitFor(
+      'the exit code of the shell',
+      async () => existsSync(exitFile) && readFileSync(exitFile, 'utf8').trim() === '7',
+      15_000,
+    );
   });
 
   it('logs: the current run, --tail, -f follows new lines', async () => {
     const r = await sandpit(alice, ['logs', 'box', '--tail=2']);
     assert.equal(r.code, 0, r.stderr);
-    assert.equal(r.stderr, 'Defaulted container "main" out of: main, web\n', 'kubectl says which of several containers it took');
+    assert.equal(
+      r.stderr,
+      'Defaulted container "main" out of: main, web\n',
+      'kubectl says which of several containers it took',
+    );
     const lines = r.stdout.trim().split('\n');
     assert.equal(lines.length, 2);
     assert.match(lines[0]!, /^tick-\d+$/);
@@ -210,11 +382,16 @@ describe('cluster tier: kubectl sandpit exec, logs, port-forward, cp, top, descr
     started.push(f);
     let out = '';
     f.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    const seen = await waitFor('followed lines', async () => {
-      const ticks = [...out.matchAll(/tick-(\d+)/g)].map((m) => Number(m[1]));
-      return ticks.length >= 4 ? ticks : undefined;
-    }, 20_000);
-    for (let i = 1; i < seen.length; i++) assert.equal(seen[i], seen[i - 1]! + 1, `consecutive lines: ${seen.join(',')}`);
+    const seen = await waitFor(
+      'followed lines',
+      async () => {
+        const ticks = [...out.matchAll(/tick-(\d+)/g)].map((m) => Number(m[1]));
+        return ticks.length >= 4 ? ticks : undefined;
+      },
+      20_000,
+    );
+    for (let i = 1; i < seen.length; i++)
+      assert.equal(seen[i], seen[i - 1]! + 1, `consecutive lines: ${seen.join(',')}`);
     f.kill('SIGINT');
   });
 
@@ -231,11 +408,17 @@ describe('cluster tier: kubectl sandpit exec, logs, port-forward, cp, top, descr
   });
 
   it('logs --previous shows the run before the restart', async () => {
-    const s = await waitFor('crashy restarted once and running', async () => {
-      const o = await getSandbox(cp, ns, 'crashy');
-      const cs = (o?.status as { containerStatuses?: { restartCount: number; state?: { running?: unknown } }[] } | undefined)?.containerStatuses?.[0];
-      return cs && cs.restartCount >= 1 && cs.state?.running ? cs : undefined;
-    }, 120_000);
+    const s = await waitFor(
+      'crashy restarted once and running',
+      async () => {
+        const o = await getSandbox(cp, ns, 'crashy');
+        const cs = (
+          o?.status as { containerStatuses?: { restartCount: number; state?: { running?: unknown } }[] } | undefined
+        )?.containerStatuses?.[0];
+        return cs && cs.restartCount >= 1 && cs.state?.running ? cs : undefined;
+      },
+      120_000,
+    );
     assert.ok(s);
     const cur = await sandpit(alice, ['logs', 'crashy']);
     const prev = await sandpit(alice, ['logs', 'crashy', '--previous']);
@@ -256,7 +439,11 @@ describe('cluster tier: kubectl sandpit exec, logs, port-forward, cp, top, descr
     pf.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     let err = '';
     pf.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-    const port = await waitFor('Forwarding from', async () => /Forwarding from 127\.0\.0\.1:(\d+)/.exec(out)?.[1], 20_000);
+    const port = await waitFor(
+      'Forwarding from',
+      async () => /Forwarding from 127\.0\.0\.1:(\d+)/.exec(out)?.[1],
+      20_000,
+    );
     for (let i = 0; i < 2; i++) {
       const res = await fetch(`http://127.0.0.1:${port}/index.html`, { headers: { connection: 'close' } });
       assert.equal(res.status, 200, err);
@@ -285,7 +472,7 @@ describe('cluster tier: kubectl sandpit exec, logs, port-forward, cp, top, descr
     assert.match(d.stdout, /web:\n\s+Image:/);
   });
 
-  it('back-pressure: a reader that stops reading stops the exec\'d writer, and no byte is lost', async () => {
+  it("back-pressure: a reader that stops reading stops the exec'd writer, and no byte is lost", async () => {
     const o = await getSandbox(cp, ns, 'box');
     const id = sandboxIdFor(o!.metadata.uid);
     const total = 100_000_000;
@@ -293,29 +480,41 @@ describe('cluster tier: kubectl sandpit exec, logs, port-forward, cp, top, descr
     started.push(ex);
     ex.stdout!.pause(); // nobody reads: the pipe to us fills, the plugin stops reading its socket, TCP pushes back
     let seen = '';
-    const writer = await waitFor('the exec\'d writer in the container cgroup', async () => {
-      const procs = cgroupPids(cgroupParent, id, 'main').map((p) => {
-        try {
-          return { p, cmd: readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' ') };
-        } catch {
-          return { p, cmd: '' };
-        }
-      });
-      seen = procs.map((x) => x.cmd).join(' | ');
-      return procs.find((x) => x.cmd.includes(String(total)))?.p;
-    }, 30_000).catch((err: Error) => {
+    const writer = await waitFor(
+      "the exec'd writer in the container cgroup",
+      async () => {
+        const procs = cgroupPids(cgroupParent, id, 'main').map((p) => {
+          try {
+            return { p, cmd: readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' ') };
+          } catch {
+            return { p, cmd: '' };
+          }
+        });
+        seen = procs.map((x) => x.cmd).join(' | ');
+        return procs.find((x) => x.cmd.includes(String(total)))?.p;
+      },
+      30_000,
+    ).catch((err: Error) => {
       throw new Error(`${err.message}; processes in the container cgroup: ${seen}`);
     });
     const written = () => Number(/wchar: (\d+)/.exec(readFileSync(`/proc/${writer}/io`, 'utf8'))?.[1]);
     // Let every buffer on the way fill, then the writer must be stuck well short of the end.
     let before = -1;
-    const stalled = await waitFor('the writer to stall', async () => {
-      const now = written();
-      const stuck = now === before;
-      before = now;
-      return stuck ? now : undefined;
-    }, 60_000, 2000);
-    assert.ok(stalled < total / 2, `the writer stalled after ${stalled} of ${total} bytes (buffers on the path are bounded)`);
+    const stalled = await waitFor(
+      'the writer to stall',
+      async () => {
+        const now = written();
+        const stuck = now === before;
+        before = now;
+        return stuck ? now : undefined;
+      },
+      60_000,
+      2000,
+    );
+    assert.ok(
+      stalled < total / 2,
+      `the writer stalled after ${stalled} of ${total} bytes (buffers on the path are bounded)`,
+    );
     let got = 0;
     ex.stdout!.on('data', (d: Buffer) => (got += d.length));
     ex.stdout!.resume();
@@ -324,7 +523,7 @@ describe('cluster tier: kubectl sandpit exec, logs, port-forward, cp, top, descr
     assert.equal(got, total);
   });
 
-  it('a dropped connection kills the exec\'d command and its children: nothing is left in the sandbox', async () => {
+  it("a dropped connection kills the exec'd command and its children: nothing is left in the sandbox", async () => {
     const o = await getSandbox(cp, ns, 'box');
     const id = sandboxIdFor(o!.metadata.uid);
     const cmdline = (p: number) => {
@@ -335,15 +534,29 @@ describe('cluster tier: kubectl sandpit exec, logs, port-forward, cp, top, descr
       }
     };
     const inCgroup = () => cgroupPids(cgroupParent, id, 'main').map(cmdline);
-    assert.ok(inCgroup().some((c) => c.includes('tick-')), 'the container cgroup is found and holds its workload');
+    assert.ok(
+      inCgroup().some((c) => c.includes('tick-')),
+      'the container cgroup is found and holds its workload',
+    );
     const ex = spawnPlugin(cp, plugins, alice, ['exec', 'box', '--', 'sh', '-c', 'sleep 1000 & sleep 1001']);
     started.push(ex);
     // busybox sh execs its last command in place, so the exec'd process becomes `sleep 1001` with `sleep 1000` as its child.
     const exec = (c: string) => /^sleep 100[01]$|sleep 1000 & sleep 1001/.test(c);
-    await waitFor('both exec\'d sleeps in the container cgroup', async () => inCgroup().filter((c) => /^sleep 100[01]$/.test(c)).length === 2 || undefined, 30_000);
+    await waitFor(
+      "both exec'd sleeps in the container cgroup",
+      async () => inCgroup().filter((c) => /^sleep 100[01]$/.test(c)).length === 2 || undefined,
+      30_000,
+    );
     ex.kill('SIGKILL');
-    await waitFor('no exec\'d process left in the container cgroup', async () => (inCgroup().some(exec) ? undefined : true), 20_000);
-    assert.ok(inCgroup().some((c) => c.includes('tick-')), 'the workload itself still runs');
+    await waitFor(
+      "no exec'd process left in the container cgroup",
+      async () => (inCgroup().some(exec) ? undefined : true),
+      20_000,
+    );
+    assert.ok(
+      inCgroup().some((c) => c.includes('tick-')),
+      'the workload itself still runs',
+    );
   });
 });
 

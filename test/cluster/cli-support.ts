@@ -23,7 +23,13 @@ export function pluginDir(dir: string): string {
 }
 
 /** Runs `kubectl sandpit ARGS` through kubectl's plugin lookup, as a user. */
-export function kubectlSandpit(cp: ControlPlane, plugins: string, kubeconfig: string, args: string[], opts: { input?: string } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+export function kubectlSandpit(
+  cp: ControlPlane,
+  plugins: string,
+  kubeconfig: string,
+  args: string[],
+  opts: { input?: string } = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawnPlugin(cp, plugins, kubeconfig, args);
     let stdout = '';
@@ -36,7 +42,10 @@ export function kubectlSandpit(cp: ControlPlane, plugins: string, kubeconfig: st
 }
 
 export function spawnPlugin(cp: ControlPlane, plugins: string, kubeconfig: string, args: string[]): ChildProcess {
-  return spawn(join(cp.bin, 'kubectl'), ['sandpit', ...args], { env: pluginEnv(cp, plugins, kubeconfig), stdio: ['pipe', 'pipe', 'pipe'] });
+  return spawn(join(cp.bin, 'kubectl'), ['sandpit', ...args], {
+    env: pluginEnv(cp, plugins, kubeconfig),
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
 }
 
 export function pluginEnv(cp: ControlPlane, plugins: string, kubeconfig: string): NodeJS.ProcessEnv {
@@ -55,7 +64,12 @@ export interface StreamsPath {
  * address inside a fresh network namespace (veth to the host), and points a
  * selector-less Service `sandpit-controller` (port `streams`) at it.
  */
-export async function exposeStreams(cp: ControlPlane, namespace: string, controllerPort: number, dir: string): Promise<StreamsPath> {
+export async function exposeStreams(
+  cp: ControlPlane,
+  namespace: string,
+  controllerPort: number,
+  dir: string,
+): Promise<StreamsPath> {
   const tag = (process.pid % 0xffff).toString(16).padStart(4, '0');
   const netns = `sptest-cli-${tag}`;
   const hostIf = `sptc${tag}h`;
@@ -82,7 +96,8 @@ export async function exposeStreams(cp: ControlPlane, namespace: string, control
   };
   const stop = async () => {
     stopLocal();
-    for (const obj of ['service/sandpit-controller', 'endpoints/sandpit-controller', `pod/${pod}`]) await cp.kubectlResult(['-n', namespace, 'delete', obj, '--wait=false', '--ignore-not-found']);
+    for (const obj of ['service/sandpit-controller', 'endpoints/sandpit-controller', `pod/${pod}`])
+      await cp.kubectlResult(['-n', namespace, 'delete', obj, '--wait=false', '--ignore-not-found']);
   };
   try {
     sh(['link', 'add', hostIf, 'type', 'veth', 'peer', 'name', nsIf, 'netns', netns]);
@@ -92,8 +107,16 @@ export async function exposeStreams(cp: ControlPlane, namespace: string, control
     sh(['-n', netns, 'link', 'set', nsIf, 'up']);
     sh(['-n', netns, 'link', 'set', 'lo', 'up']);
     const sock = join(dir, 'streams.sock');
-    children.push(spawn('socat', [`UNIX-LISTEN:${sock},fork,unlink-early`, `TCP:127.0.0.1:${controllerPort}`], { stdio: 'ignore' }));
-    children.push(spawn('ip', ['netns', 'exec', netns, 'socat', `TCP-LISTEN:8443,bind=${address},fork,reuseaddr`, `UNIX-CONNECT:${sock}`], { stdio: 'ignore' }));
+    children.push(
+      spawn('socat', [`UNIX-LISTEN:${sock},fork,unlink-early`, `TCP:127.0.0.1:${controllerPort}`], { stdio: 'ignore' }),
+    );
+    children.push(
+      spawn(
+        'ip',
+        ['netns', 'exec', netns, 'socat', `TCP-LISTEN:8443,bind=${address},fork,reuseaddr`, `UNIX-CONNECT:${sock}`],
+        { stdio: 'ignore' },
+      ),
+    );
     // The service proxy only uses an endpoint address that names a Pod of the namespace with that IP
     // (isValidAddress in the API server), so the controller gets a Pod object whose status carries it.
     await cp.kubectl(['apply', '-f', '-'], {
@@ -101,18 +124,47 @@ export async function exposeStreams(cp: ControlPlane, namespace: string, control
         apiVersion: 'v1',
         kind: 'List',
         items: [
-          { apiVersion: 'v1', kind: 'Pod', metadata: { name: pod, namespace, labels: { app: 'sandpit-controller' } }, spec: { serviceAccountName: 'sandpit-controller', automountServiceAccountToken: false, containers: [{ name: 'controller', image: 'sandpit-controller:test' }] } },
-          { apiVersion: 'v1', kind: 'Service', metadata: { name: 'sandpit-controller', namespace }, spec: { ports: [{ name: 'streams', port: 8443, targetPort: 8443 }] } },
+          {
+            apiVersion: 'v1',
+            kind: 'Pod',
+            metadata: { name: pod, namespace, labels: { app: 'sandpit-controller' } },
+            spec: {
+              serviceAccountName: 'sandpit-controller',
+              automountServiceAccountToken: false,
+              containers: [{ name: 'controller', image: 'sandpit-controller:test' }],
+            },
+          },
+          {
+            apiVersion: 'v1',
+            kind: 'Service',
+            metadata: { name: 'sandpit-controller', namespace },
+            spec: { ports: [{ name: 'streams', port: 8443, targetPort: 8443 }] },
+          },
         ],
       }),
     });
-    await cp.kubectl(['-n', namespace, 'patch', 'pod', pod, '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { phase: 'Running', podIP: address, podIPs: [{ ip: address }] } })]);
+    await cp.kubectl([
+      '-n',
+      namespace,
+      'patch',
+      'pod',
+      pod,
+      '--subresource=status',
+      '--type=merge',
+      '-p',
+      JSON.stringify({ status: { phase: 'Running', podIP: address, podIPs: [{ ip: address }] } }),
+    ]);
     await cp.kubectl(['apply', '-f', '-'], {
       input: JSON.stringify({
         apiVersion: 'v1',
         kind: 'Endpoints',
         metadata: { name: 'sandpit-controller', namespace },
-        subsets: [{ addresses: [{ ip: address, targetRef: { kind: 'Pod', name: pod, namespace } }], ports: [{ name: 'streams', port: 8443 }] }],
+        subsets: [
+          {
+            addresses: [{ ip: address, targetRef: { kind: 'Pod', name: pod, namespace } }],
+            ports: [{ name: 'streams', port: 8443 }],
+          },
+        ],
       }),
     });
   } catch (err) {
@@ -126,7 +178,10 @@ export async function exposeStreams(cp: ControlPlane, namespace: string, control
 export function cgroupPids(cgroupParent: string, sandboxId: string, container: string): number[] {
   const pids = new Set<number>();
   for (const root of readdirSync('/sys/fs/cgroup')) {
-    const candidates = [join('/sys/fs/cgroup', root, cgroupParent, sandboxId, `c-${container}`, 'cgroup.procs'), join('/sys/fs/cgroup', cgroupParent, sandboxId, `c-${container}`, 'cgroup.procs')];
+    const candidates = [
+      join('/sys/fs/cgroup', root, cgroupParent, sandboxId, `c-${container}`, 'cgroup.procs'),
+      join('/sys/fs/cgroup', cgroupParent, sandboxId, `c-${container}`, 'cgroup.procs'),
+    ];
     for (const f of candidates) {
       if (!existsSync(f)) continue;
       for (const p of readFileSync(f, 'utf8').split('\n').filter(Boolean)) pids.add(Number(p));

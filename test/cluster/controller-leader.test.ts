@@ -2,7 +2,17 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sharedControlPlane, type ControlPlane } from '../harness/control-plane.js';
-import { applyCRDs, cleanUp, condition, getSandbox, probe, sandboxManifest, startController, waitFor, type ControllerProcess } from './sandpit-processes.js';
+import {
+  applyCRDs,
+  cleanUp,
+  condition,
+  getSandbox,
+  probe,
+  sandboxManifest,
+  startController,
+  waitFor,
+  type ControllerProcess,
+} from './sandpit-processes.js';
 
 /*
  * Two controller processes with Lease leader election (15 s / 10 s / 2 s):
@@ -18,7 +28,15 @@ describe('cluster tier: controller leader election', function () {
   const procs: ControllerProcess[] = [];
 
   const holder = async () => {
-    const r = await cp.kubectlResult(['-n', leNs, 'get', 'lease', 'sandpit-controller', '-o', 'jsonpath={.spec.holderIdentity}']);
+    const r = await cp.kubectlResult([
+      '-n',
+      leNs,
+      'get',
+      'lease',
+      'sandpit-controller',
+      '-o',
+      'jsonpath={.spec.holderIdentity}',
+    ]);
     return r.code === 0 ? r.stdout.trim() : '';
   };
   const start = async (id: string) => {
@@ -27,7 +45,11 @@ describe('cluster tier: controller leader election', function () {
     return p;
   };
   const scheduledFalse = (name: string) =>
-    waitFor(`${name} reconciled`, async () => condition(await getSandbox(cp, ns, name), 'Scheduled')?.status === 'False', 60_000);
+    waitFor(
+      `${name} reconciled`,
+      async () => condition(await getSandbox(cp, ns, name), 'Scheduled')?.status === 'False',
+      60_000,
+    );
 
   before(async () => {
     cp = await sharedControlPlane();
@@ -46,9 +68,12 @@ describe('cluster tier: controller leader election', function () {
     const b = await start('replica-b');
     const leader = await waitFor('a leader', async () => (await holder()) || undefined);
     assert.ok([a.identity, b.identity].includes(leader));
-    await cp.kubectl(['apply', '-f', '-'], { input: sandboxManifest(ns, 'first', { nodeSelector: { 'sandpit.test/none': 'x' } }) });
+    await cp.kubectl(['apply', '-f', '-'], {
+      input: sandboxManifest(ns, 'first', { nodeSelector: { 'sandpit.test/none': 'x' } }),
+    });
     await scheduledFalse('first');
-    for (const p of [a, b]) await waitFor(`${p.identity} ready`, async () => (await probe(p.healthPort, '/readyz')) === 200);
+    for (const p of [a, b])
+      await waitFor(`${p.identity} ready`, async () => (await probe(p.healthPort, '/readyz')) === 200);
     const metric = async (p: ControllerProcess) => {
       const text = await (await fetch(`http://127.0.0.1:${p.healthPort}/metrics`)).text();
       return /leader_election_master_status\{name="sandpit-controller"\} (\d)/.exec(text)?.[1];
@@ -63,14 +88,20 @@ describe('cluster tier: controller leader election', function () {
     const standby = procs.find((p) => p.identity !== before && p.child.exitCode === null)!;
     const killedAt = Date.now();
     await leader.stop('SIGKILL');
-    const next = await waitFor('a new leader', async () => {
-      const h = await holder();
-      return h && h !== before ? h : undefined;
-    }, 60_000);
+    const next = await waitFor(
+      'a new leader',
+      async () => {
+        const h = await holder();
+        return h && h !== before ? h : undefined;
+      },
+      60_000,
+    );
     const failoverMs = Date.now() - killedAt;
     assert.equal(next, standby.identity);
     await writeFile(join(cp.dir, 'failover-kill.json'), JSON.stringify({ failoverMs }));
-    await cp.kubectl(['apply', '-f', '-'], { input: sandboxManifest(ns, 'after-kill', { nodeSelector: { 'sandpit.test/none': 'x' } }) });
+    await cp.kubectl(['apply', '-f', '-'], {
+      input: sandboxManifest(ns, 'after-kill', { nodeSelector: { 'sandpit.test/none': 'x' } }),
+    });
     await scheduledFalse('after-kill');
   });
 
@@ -80,12 +111,18 @@ describe('cluster tier: controller leader election', function () {
     const before = await holder();
     const leader = procs.find((p) => p.identity === before)!;
     assert.equal(await leader.stop('SIGTERM'), 0, 'a graceful stop exits 0');
-    const next = await waitFor('the standby leading', async () => {
-      const h = await holder();
-      return h && h !== before ? h : undefined;
-    }, 30_000);
+    const next = await waitFor(
+      'the standby leading',
+      async () => {
+        const h = await holder();
+        return h && h !== before ? h : undefined;
+      },
+      30_000,
+    );
     assert.equal(next, c.identity);
-    await cp.kubectl(['apply', '-f', '-'], { input: sandboxManifest(ns, 'after-term', { nodeSelector: { 'sandpit.test/none': 'x' } }) });
+    await cp.kubectl(['apply', '-f', '-'], {
+      input: sandboxManifest(ns, 'after-term', { nodeSelector: { 'sandpit.test/none': 'x' } }),
+    });
     await scheduledFalse('after-term');
   });
 });

@@ -56,28 +56,66 @@ describe('cluster tier: controller and agent survive an API server outage', func
       containers: [{ name: 'main', image: `dir:${rootfs}`, command: ['/bin/sleep', '3600'] }],
     },
   });
-  const pid1Of = (uid: string) => (JSON.parse(readFileSync(join(stateRoot, sandboxIdFor(uid), 'sandbox.json'), 'utf8')) as { pid1?: { pid: number } }).pid1?.pid;
+  const pid1Of = (uid: string) =>
+    (JSON.parse(readFileSync(join(stateRoot, sandboxIdFor(uid), 'sandbox.json'), 'utf8')) as { pid1?: { pid: number } })
+      .pid1?.pid;
 
   before(async () => {
     cp = await sharedControlPlane();
     await applyCRDs(cp);
     await applyManifests(cp);
     await cp.kubectl(['create', 'namespace', ns]).catch(() => undefined);
-    controller = await startController(cp, 'outage', ['--namespace', 'sandpit-system', '--leader-elect', 'false', '--node-lost-grace', '20']);
+    controller = await startController(cp, 'outage', [
+      '--namespace',
+      'sandpit-system',
+      '--leader-elect',
+      'false',
+      '--node-lost-grace',
+      '20',
+    ]);
     stateRoot = await mkdtemp(join(tmpdir(), 'sandpit-outage-state-'));
     agentLog = join(cp.dir, 'agent-outage.log');
     const kc = await agentKubeconfig(cp, node);
     const fd = openSync(agentLog, 'a');
     agent = spawn(
       process.execPath,
-      [join(ROOT, 'dist/node-agent/main.js'), '--kubeconfig', kc, '--node-name', node, '--listen', `127.0.0.1:${await freePort()}`, '--advertise-address', '127.0.0.1',
-        '--health-addr', `127.0.0.1:${await freePort()}`, '--lease-duration', '6', '--node-labels', 'sandpit.test/outage=yes', '--allow-dir-images', rootfs],
-      { stdio: ['ignore', fd, fd], env: { ...process.env, SANDPIT_STATE_ROOT: stateRoot, SANDPIT_IMAGE_ROOT: `${stateRoot}-images`, SANDPIT_CGROUP_PARENT: cgroupParent, SANDPIT_LOG_LEVEL: 'info' } },
+      [
+        join(ROOT, 'dist/node-agent/main.js'),
+        '--kubeconfig',
+        kc,
+        '--node-name',
+        node,
+        '--listen',
+        `127.0.0.1:${await freePort()}`,
+        '--advertise-address',
+        '127.0.0.1',
+        '--health-addr',
+        `127.0.0.1:${await freePort()}`,
+        '--lease-duration',
+        '6',
+        '--node-labels',
+        'sandpit.test/outage=yes',
+        '--allow-dir-images',
+        rootfs,
+      ],
+      {
+        stdio: ['ignore', fd, fd],
+        env: {
+          ...process.env,
+          SANDPIT_STATE_ROOT: stateRoot,
+          SANDPIT_IMAGE_ROOT: `${stateRoot}-images`,
+          SANDPIT_CGROUP_PARENT: cgroupParent,
+          SANDPIT_LOG_LEVEL: 'info',
+        },
+      },
     );
     closeSync(fd);
     await cp.kubectl(['apply', '-f', '-'], { input: sandboxManifest(ns, 'before', unschedulable) });
     await cp.kubectl(['apply', '-f', '-'], { input: running });
-    await waitFor('before reconciled', async () => condition(await getSandbox(cp, ns, 'before'), 'Scheduled')?.status === 'False');
+    await waitFor(
+      'before reconciled',
+      async () => condition(await getSandbox(cp, ns, 'before'), 'Scheduled')?.status === 'False',
+    );
     await cp.kubectl(['-n', ns, 'wait', '--for=condition=Ready', 'sandbox/kept', '--timeout=120s']);
   });
 
@@ -127,14 +165,31 @@ describe('cluster tier: controller and agent survive an API server outage', func
     await cp.startApiServer();
     await cp.kubectl(['apply', '-f', '-'], { input: sandboxManifest(ns, 'after', unschedulable) });
     await cp.kubectl(['-n', ns, 'delete', 'sandbox', 'before', '--wait=false']);
-    const s = await waitFor('after reconciled', async () => {
-      const s = await getSandbox(cp, ns, 'after');
-      return condition(s, 'Scheduled')?.status === 'False' ? s : undefined;
-    }, 90_000);
+    const s = await waitFor(
+      'after reconciled',
+      async () => {
+        const s = await getSandbox(cp, ns, 'after');
+        return condition(s, 'Scheduled')?.status === 'False' ? s : undefined;
+      },
+      90_000,
+    );
     assert.deepEqual(s.metadata.finalizers, ['sandpit.dev/cleanup']);
     await waitFor('before finalized and gone', async () => (await getSandbox(cp, ns, 'before')) === undefined, 60_000);
     await waitFor('ready again', async () => (await probe(controller.healthPort, '/readyz')) === 200, 30_000);
-    await waitFor('node Ready again', async () => (await cp.kubectl(['get', 'sandboxnode', node, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status}'])).stdout === 'True', 30_000);
+    await waitFor(
+      'node Ready again',
+      async () =>
+        (
+          await cp.kubectl([
+            'get',
+            'sandboxnode',
+            node,
+            '-o',
+            'jsonpath={.status.conditions[?(@.type=="Ready")].status}',
+          ])
+        ).stdout === 'True',
+      30_000,
+    );
 
     // Past lease duration + grace after the return: a wrong verdict would have landed by now.
     await sleep(30_000);

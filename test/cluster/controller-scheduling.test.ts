@@ -35,7 +35,12 @@ describe('cluster tier: controller scheduling, finalizers and node loss', functi
   const registrations = new Map<string, NodeRegistration>();
   const log = createLogger('test');
 
-  async function register(node: string, labels: Record<string, string>, cpu: string, conditions?: () => ConditionInput[]): Promise<void> {
+  async function register(
+    node: string,
+    labels: Record<string, string>,
+    cpu: string,
+    conditions?: () => ConditionInput[],
+  ): Promise<void> {
     const kc = new KubeConfig();
     kc.loadFromFile(await agentKubeconfig(cp, node));
     const client = await KubeClient.fromKubeConfig(kc);
@@ -58,7 +63,8 @@ describe('cluster tier: controller scheduling, finalizers and node loss', functi
     registrations.set(node, reg);
   }
 
-  const apply = (name: string, spec: Record<string, unknown> = {}) => cp.kubectl(['apply', '-f', '-'], { input: sandboxManifest(ns, name, spec) });
+  const apply = (name: string, spec: Record<string, unknown> = {}) =>
+    cp.kubectl(['apply', '-f', '-'], { input: sandboxManifest(ns, name, spec) });
 
   before(async () => {
     cp = await sharedControlPlane();
@@ -67,7 +73,16 @@ describe('cluster tier: controller scheduling, finalizers and node loss', functi
     await cp.kubectl(['create', 'namespace', ns]).catch(() => undefined);
     await register('sched-a', { zone: 'a' }, '1');
     await register('sched-b', { zone: 'b' }, '2');
-    controller = await startController(cp, 'sched', ['--namespace', 'sandpit-system', '--leader-elect', 'false', '--node-lost-grace', '4', '--workers', '2']);
+    controller = await startController(cp, 'sched', [
+      '--namespace',
+      'sandpit-system',
+      '--leader-elect',
+      'false',
+      '--node-lost-grace',
+      '4',
+      '--workers',
+      '2',
+    ]);
   });
 
   after(async () => {
@@ -87,7 +102,11 @@ describe('cluster tier: controller scheduling, finalizers and node loss', functi
     assert.deepEqual(s.metadata.finalizers, ['sandpit.dev/cleanup']);
     assert.equal(condition(s, 'Scheduled')?.status, 'True');
     assert.equal(s.status?.observedGeneration, s.metadata.generation);
-    assert.equal(condition(s, 'Ready')?.status, 'False', 'Ready is written at once (kstatus), False until the agent reports');
+    assert.equal(
+      condition(s, 'Ready')?.status,
+      'False',
+      'Ready is written at once (kstatus), False until the agent reports',
+    );
   });
 
   it('spreads: a sandbox without constraints goes to the emptier node', async () => {
@@ -99,7 +118,9 @@ describe('cluster tier: controller scheduling, finalizers and node loss', functi
   it('says Scheduled=False with a reason when nothing fits', async () => {
     await apply('no-gpu', { nodeSelector: { gpu: 'yes' } });
     await apply('too-big', { containers: [{ name: 'main', image: 'busybox', resources: { requests: { cpu: '3' } } }] });
-    await apply('too-big-mem', { containers: [{ name: 'main', image: 'busybox', resources: { requests: { memory: '8Gi' } } }] });
+    await apply('too-big-mem', {
+      containers: [{ name: 'main', image: 'busybox', resources: { requests: { memory: '8Gi' } } }],
+    });
     await apply('pinned', { nodeName: 'sched-z' });
     const reasonOf = (name: string) =>
       waitFor(`${name} unschedulable`, async () => {
@@ -112,21 +133,37 @@ describe('cluster tier: controller scheduling, finalizers and node loss', functi
     assert.equal((await reasonOf('too-big')).reason, 'InsufficientCPU');
     assert.equal((await reasonOf('too-big-mem')).reason, 'InsufficientMemory');
     assert.equal((await reasonOf('pinned')).reason, 'NodeNotFound');
-    const events = await cp.kubectl(['-n', ns, 'get', 'events.events.k8s.io', '-o', 'jsonpath={range .items[*]}{.reason}{"\\n"}{end}']);
+    const events = await cp.kubectl([
+      '-n',
+      ns,
+      'get',
+      'events.events.k8s.io',
+      '-o',
+      'jsonpath={range .items[*]}{.reason}{"\\n"}{end}',
+    ]);
     assert.match(events.stdout, /FailedScheduling/);
     assert.match(events.stdout, /Scheduled/);
   });
 
   it('binds a pinned sandbox once its node registers', async () => {
     await register('sched-z', {}, '1');
-    const node = await waitFor('pinned bound', async () => (await getSandbox(cp, ns, 'pinned'))?.status?.nodeName, 30_000);
+    const node = await waitFor(
+      'pinned bound',
+      async () => (await getSandbox(cp, ns, 'pinned'))?.status?.nodeName,
+      30_000,
+    );
     assert.equal(node, 'sched-z');
   });
 
   it('places nothing on a node cordoned with spec.unschedulable, and binds there once it is uncordoned', async () => {
     // Cordoned before its agent registers, so no binding can race the cordon.
     await cp.kubectl(['apply', '-f', '-'], {
-      input: JSON.stringify({ apiVersion: 'sandpit.dev/v1alpha1', kind: 'SandboxNode', metadata: { name: 'sched-c', labels: { zone: 'c' } }, spec: { unschedulable: true } }),
+      input: JSON.stringify({
+        apiVersion: 'sandpit.dev/v1alpha1',
+        kind: 'SandboxNode',
+        metadata: { name: 'sched-c', labels: { zone: 'c' } },
+        spec: { unschedulable: true },
+      }),
     });
     await register('sched-c', { zone: 'c' }, '1');
     await apply('cordoned', { nodeSelector: { zone: 'c' } });
@@ -137,9 +174,25 @@ describe('cluster tier: controller scheduling, finalizers and node loss', functi
     assert.match(refused.message, /1 node\(s\) cordoned \(spec\.unschedulable\)/);
     assert.equal((await getSandbox(cp, ns, 'cordoned'))?.status?.nodeName, undefined);
     await cp.kubectl(['patch', 'sandboxnode', 'sched-c', '--type=merge', '-p', '{"spec":{"unschedulable":false}}']);
-    assert.equal(await waitFor('cordoned bound once uncordoned', async () => (await getSandbox(cp, ns, 'cordoned'))?.status?.nodeName, 30_000), 'sched-c');
+    assert.equal(
+      await waitFor(
+        'cordoned bound once uncordoned',
+        async () => (await getSandbox(cp, ns, 'cordoned'))?.status?.nodeName,
+        30_000,
+      ),
+      'sched-c',
+    );
     registrations.get('sched-c')!.stop();
-    await cp.kubectl(['-n', ns, 'patch', 'sandbox', 'cordoned', '--type=merge', '-p', '{"metadata":{"finalizers":null}}']);
+    await cp.kubectl([
+      '-n',
+      ns,
+      'patch',
+      'sandbox',
+      'cordoned',
+      '--type=merge',
+      '-p',
+      '{"metadata":{"finalizers":null}}',
+    ]);
     await cp.kubectl(['-n', ns, 'delete', 'sandbox', 'cordoned', '--wait=false']);
   });
 
@@ -155,7 +208,11 @@ describe('cluster tier: controller scheduling, finalizers and node loss', functi
       return s?.metadata.deletionTimestamp ? s : undefined;
     });
     assert.deepEqual(s.metadata.finalizers, ['sandpit.dev/cleanup']);
-    const log = await waitFor('a logged delete failure', async () => (await controllerLog(controller)).includes('delete on node'), 30_000);
+    const log = await waitFor(
+      'a logged delete failure',
+      async () => (await controllerLog(controller)).includes('delete on node'),
+      30_000,
+    );
     assert.ok(log);
     assert.ok(await getSandbox(cp, ns, 'by-zone'), 'still there: the agent never confirmed');
   });
@@ -175,15 +232,26 @@ describe('cluster tier: controller scheduling, finalizers and node loss', functi
     assert.equal(lost.status?.phase, 'Failed');
     assert.equal(condition(lost, 'Ready')?.status, 'False');
     assert.equal(condition(lost, 'Stalled')?.status, 'True');
-    const node = JSON.parse((await cp.kubectl(['get', 'sandboxnode', 'sched-z', '-o', 'json'])).stdout) as { status: { conditions: { type: string; status: string; reason: string }[] } };
+    const node = JSON.parse((await cp.kubectl(['get', 'sandboxnode', 'sched-z', '-o', 'json'])).stdout) as {
+      status: { conditions: { type: string; status: string; reason: string }[] };
+    };
     const ready = node.status.conditions.find((c) => c.type === 'Ready');
     assert.equal(ready?.status, 'Unknown');
     assert.equal(ready?.reason, 'NodeLeaseExpired');
-    await waitFor('by-zone released after its node was lost', async () => (await getSandbox(cp, ns, 'by-zone')) === undefined, 30_000);
+    await waitFor(
+      'by-zone released after its node was lost',
+      async () => (await getSandbox(cp, ns, 'by-zone')) === undefined,
+      30_000,
+    );
   });
 
   it('keeps sandboxes off a node that reports MemoryPressure, places them once it clears, and makes it Unknown when the agent falls silent', async () => {
-    let pressure: ConditionInput = { type: 'MemoryPressure', status: 'True', reason: 'AgentHasInsufficientMemory', message: 'memory.available is 80Mi (threshold 100Mi)' };
+    let pressure: ConditionInput = {
+      type: 'MemoryPressure',
+      status: 'True',
+      reason: 'AgentHasInsufficientMemory',
+      message: 'memory.available is 80Mi (threshold 100Mi)',
+    };
     await register('sched-p', { zone: 'p' }, '2', () => [pressure]);
     await apply('pressed', { nodeSelector: { zone: 'p' } });
     await apply('pressed-pin', { nodeName: 'sched-p' });
@@ -198,15 +266,35 @@ describe('cluster tier: controller scheduling, finalizers and node loss', functi
     assert.equal(pin.reason, 'MemoryPressure');
     assert.equal(pin.message, 'Pinned node sched-p: MemoryPressure is True');
     pressure = { ...pressure, status: 'False', reason: 'AgentHasSufficientMemory', message: 'enough' };
-    const node = await waitFor('pressed bound once the pressure is gone', async () => (await getSandbox(cp, ns, 'pressed'))?.status?.nodeName, 60_000);
-    assert.equal(await waitFor('pressed-pin bound', async () => (await getSandbox(cp, ns, 'pressed-pin'))?.status?.nodeName, 30_000), 'sched-p');
+    const node = await waitFor(
+      'pressed bound once the pressure is gone',
+      async () => (await getSandbox(cp, ns, 'pressed'))?.status?.nodeName,
+      60_000,
+    );
+    assert.equal(
+      await waitFor(
+        'pressed-pin bound',
+        async () => (await getSandbox(cp, ns, 'pressed-pin'))?.status?.nodeName,
+        30_000,
+      ),
+      'sched-p',
+    );
     // A silent agent's readings are stale: the controller turns them Unknown together with Ready.
     registrations.get('sched-p')!.stop();
-    const conditionsOf = async () => (JSON.parse((await cp.kubectl(['get', 'sandboxnode', 'sched-p', '-o', 'json'])).stdout) as { status: { conditions: { type: string; status: string; reason: string }[] } }).status.conditions;
-    const silent = await waitFor('sched-p Unknown', async () => {
-      const list = await conditionsOf();
-      return list.find((c) => c.type === 'Ready')?.status === 'Unknown' ? list : undefined;
-    }, 30_000);
+    const conditionsOf = async () =>
+      (
+        JSON.parse((await cp.kubectl(['get', 'sandboxnode', 'sched-p', '-o', 'json'])).stdout) as {
+          status: { conditions: { type: string; status: string; reason: string }[] };
+        }
+      ).status.conditions;
+    const silent = await waitFor(
+      'sched-p Unknown',
+      async () => {
+        const list = await conditionsOf();
+        return list.find((c) => c.type === 'Ready')?.status === 'Unknown' ? list : undefined;
+      },
+      30_000,
+    );
     const memory = silent.find((c) => c.type === 'MemoryPressure');
     assert.equal(memory?.status, 'Unknown');
     assert.equal(memory?.reason, 'NodeLeaseExpired');

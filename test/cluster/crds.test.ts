@@ -14,8 +14,22 @@ describe('cluster tier: the Sandbox CRDs on a real API server', function () {
 
   before(async () => {
     cp = await sharedControlPlane();
-    await cp.kubectl(['apply', '--server-side', '--force-conflicts', '-f', join(CRD_DIR, 'sandboxes.yaml'), '-f', join(CRD_DIR, 'sandboxnodes.yaml')]);
-    await cp.kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/sandboxes.sandpit.dev', 'crd/sandboxnodes.sandpit.dev']);
+    await cp.kubectl([
+      'apply',
+      '--server-side',
+      '--force-conflicts',
+      '-f',
+      join(CRD_DIR, 'sandboxes.yaml'),
+      '-f',
+      join(CRD_DIR, 'sandboxnodes.yaml'),
+    ]);
+    await cp.kubectl([
+      'wait',
+      '--for=condition=Established',
+      '--timeout=60s',
+      'crd/sandboxes.sandpit.dev',
+      'crd/sandboxnodes.sandpit.dev',
+    ]);
     await cp.kubectl(['create', 'namespace', NS]).catch(() => undefined);
   });
 
@@ -33,7 +47,10 @@ describe('cluster tier: the Sandbox CRDs on a real API server', function () {
       const name = (ex.object.metadata as { name: string }).name;
       const { stdout } = await cp.kubectl(['-n', NS, 'get', 'sandbox', name, '-o', 'json']);
       const stored = JSON.parse(stdout) as { spec: { restartPolicy: string; resources: { pids: number } } };
-      assert.ok(['Always', 'OnFailure', 'Never'].includes(stored.spec.restartPolicy), `${ex.file}: defaults applied by the server`);
+      assert.ok(
+        ['Always', 'OnFailure', 'Never'].includes(stored.spec.restartPolicy),
+        `${ex.file}: defaults applied by the server`,
+      );
       assert.ok(stored.spec.resources.pids >= 16);
     }
   });
@@ -45,7 +62,10 @@ describe('cluster tier: the Sandbox CRDs on a real API server', function () {
       assert.ok(ex.expect, `${ex.file} needs an "# expect: field | message" line`);
       const res = await cp.kubectlResult(['-n', NS, 'apply', '--dry-run=server', '-f', ex.path]);
       assert.notEqual(res.code, 0, `${ex.file} was accepted`);
-      assert.ok(res.stderr.includes(`${ex.expect.field}:`), `${ex.file}: field ${ex.expect.field} not named in: ${res.stderr}`);
+      assert.ok(
+        res.stderr.includes(`${ex.expect.field}:`),
+        `${ex.file}: field ${ex.expect.field} not named in: ${res.stderr}`,
+      );
       assert.ok(res.stderr.includes(ex.expect.message), `${ex.file}: "${ex.expect.message}" not in: ${res.stderr}`);
     }
   });
@@ -74,10 +94,28 @@ describe('cluster tier: the Sandbox CRDs on a real API server', function () {
         phase: 'Running',
         nodeName: 'node-a',
         sandboxIP: '10.88.0.7',
-        conditions: [{ type: 'Ready', status: 'True', reason: 'ContainersRunning', message: 'all containers are running', lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z') }],
+        conditions: [
+          {
+            type: 'Ready',
+            status: 'True',
+            reason: 'ContainersRunning',
+            message: 'all containers are running',
+            lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+          },
+        ],
       },
     };
-    await cp.kubectl(['-n', NS, 'patch', 'sandbox', name, '--subresource=status', '--type=merge', '-p', JSON.stringify(status)]);
+    await cp.kubectl([
+      '-n',
+      NS,
+      'patch',
+      'sandbox',
+      name,
+      '--subresource=status',
+      '--type=merge',
+      '-p',
+      JSON.stringify(status),
+    ]);
     const { stdout } = await cp.kubectl(['-n', NS, 'get', 'sbx', name]);
     const [header, row] = stdout.trim().split('\n');
     assert.deepEqual(header!.split(/\s+/), ['NAME', 'PHASE', 'NODE', 'IP', 'READY', 'AGE']);
@@ -98,31 +136,78 @@ describe('cluster tier: the Sandbox CRDs on a real API server', function () {
     const res = await cp.kubectlResult(['-n', NS, 'apply', '-f', '-'], { input: manifest('node-b') });
     assert.notEqual(res.code, 0);
     assert.match(res.stderr, /spec\.nodeName: .*nodeName is immutable/);
-    const hostUsers = await cp.kubectlResult(['-n', NS, 'patch', 'sandbox', 'pinned', '--type=merge', '-p', '{"spec":{"hostUsers":false}}']);
+    const hostUsers = await cp.kubectlResult([
+      '-n',
+      NS,
+      'patch',
+      'sandbox',
+      'pinned',
+      '--type=merge',
+      '-p',
+      '{"spec":{"hostUsers":false}}',
+    ]);
     assert.notEqual(hostUsers.code, 0);
     assert.match(hostUsers.stderr, /hostUsers is immutable/);
-    const shared = await cp.kubectlResult(['-n', NS, 'patch', 'sandbox', 'pinned', '--type=merge', '-p', '{"spec":{"shareProcessNamespace":false}}']);
+    const shared = await cp.kubectlResult([
+      '-n',
+      NS,
+      'patch',
+      'sandbox',
+      'pinned',
+      '--type=merge',
+      '-p',
+      '{"spec":{"shareProcessNamespace":false}}',
+    ]);
     assert.notEqual(shared.code, 0);
     assert.match(shared.stderr, /shareProcessNamespace is immutable/);
-    const mode = await cp.kubectlResult(['-n', NS, 'patch', 'sandbox', 'pinned', '--type=merge', '-p', '{"spec":{"network":{"mode":"None"}}}']);
+    const mode = await cp.kubectlResult([
+      '-n',
+      NS,
+      'patch',
+      'sandbox',
+      'pinned',
+      '--type=merge',
+      '-p',
+      '{"spec":{"network":{"mode":"None"}}}',
+    ]);
     assert.notEqual(mode.code, 0);
     assert.match(mode.stderr, /network\.mode is immutable/);
     // The refused patches changed nothing.
-    const kept = JSON.parse((await cp.kubectl(['-n', NS, 'get', 'sandbox', 'pinned', '-o', 'json'])).stdout) as { spec: { shareProcessNamespace: boolean; hostUsers: boolean; network: { mode: string } } };
-    assert.deepEqual([kept.spec.shareProcessNamespace, kept.spec.hostUsers, kept.spec.network.mode], [true, true, 'Bridge']);
+    const kept = JSON.parse((await cp.kubectl(['-n', NS, 'get', 'sandbox', 'pinned', '-o', 'json'])).stdout) as {
+      spec: { shareProcessNamespace: boolean; hostUsers: boolean; network: { mode: string } };
+    };
+    assert.deepEqual(
+      [kept.spec.shareProcessNamespace, kept.spec.hostUsers, kept.spec.network.mode],
+      [true, true, 'Bridge'],
+    );
   });
 
   it('server-side apply merges the container list by name across field managers', async () => {
     const manifest = (containers: { name: string; image: string }[]) =>
-      stringify({ apiVersion: 'sandpit.dev/v1alpha1', kind: 'Sandbox', metadata: { name: 'ssa' }, spec: { containers } });
+      stringify({
+        apiVersion: 'sandpit.dev/v1alpha1',
+        kind: 'Sandbox',
+        metadata: { name: 'ssa' },
+        spec: { containers },
+      });
     const image = 'localhost:5000/sandpit/busybox:stable';
-    await cp.kubectl(['-n', NS, 'apply', '--server-side', '--field-manager=team-a', '-f', '-'], { input: manifest([{ name: 'app', image }]) });
-    await cp.kubectl(['-n', NS, 'apply', '--server-side', '--field-manager=team-b', '-f', '-'], { input: manifest([{ name: 'sidecar', image }]) });
+    await cp.kubectl(['-n', NS, 'apply', '--server-side', '--field-manager=team-a', '-f', '-'], {
+      input: manifest([{ name: 'app', image }]),
+    });
+    await cp.kubectl(['-n', NS, 'apply', '--server-side', '--field-manager=team-b', '-f', '-'], {
+      input: manifest([{ name: 'sidecar', image }]),
+    });
     const names = async () =>
-      (JSON.parse((await cp.kubectl(['-n', NS, 'get', 'sandbox', 'ssa', '-o', 'json'])).stdout) as { spec: { containers: { name: string; image: string }[] } }).spec.containers;
+      (
+        JSON.parse((await cp.kubectl(['-n', NS, 'get', 'sandbox', 'ssa', '-o', 'json'])).stdout) as {
+          spec: { containers: { name: string; image: string }[] };
+        }
+      ).spec.containers;
     assert.deepEqual((await names()).map((c) => c.name).sort(), ['app', 'sidecar']);
     // team-a changes its own container; team-b's entry is untouched.
-    await cp.kubectl(['-n', NS, 'apply', '--server-side', '--field-manager=team-a', '-f', '-'], { input: manifest([{ name: 'app', image: `${image}-v2` }]) });
+    await cp.kubectl(['-n', NS, 'apply', '--server-side', '--field-manager=team-a', '-f', '-'], {
+      input: manifest([{ name: 'app', image: `${image}-v2` }]),
+    });
     const after = await names();
     assert.deepEqual(after.map((c) => [c.name, c.image]).sort(), [
       ['app', `${image}-v2`],

@@ -14,7 +14,18 @@ import { hostVethName } from '../../node-agent/network/config.js';
 import { BridgeNetworkProvider } from '../../node-agent/network/provider.js';
 import { freePort, sharedControlPlane, type ControlPlane } from '../harness/control-plane.js';
 import { startRegistry, type TestRegistry } from '../harness/images/registry.js';
-import { agentKubeconfig, applyCRDs, applyManifests, cleanUp, controllerLog, getSandbox, rmdirDeep, startController, waitFor, type ControllerProcess } from './sandpit-processes.js';
+import {
+  agentKubeconfig,
+  applyCRDs,
+  applyManifests,
+  cleanUp,
+  controllerLog,
+  getSandbox,
+  rmdirDeep,
+  startController,
+  waitFor,
+  type ControllerProcess,
+} from './sandpit-processes.js';
 
 /*
  * Every examples/*.yaml through the whole system, as a user would run it:
@@ -96,8 +107,10 @@ describe('cluster tier: every example Sandbox applied with kubectl → Ready and
   const uids = new Map<string, string>();
 
   const sandboxId = (name: string) => sandboxIdFor(uids.get(name)!);
-  const record = (name: string) => JSON.parse(readFileSync(join(stateRoot, sandboxId(name), 'sandbox.json'), 'utf8')) as StateRecord;
-  const containerLog = (name: string, container: string) => readFile(join(stateRoot, sandboxId(name), 'logs', `${container}.log`), 'utf8').catch(() => '');
+  const record = (name: string) =>
+    JSON.parse(readFileSync(join(stateRoot, sandboxId(name), 'sandbox.json'), 'utf8')) as StateRecord;
+  const containerLog = (name: string, container: string) =>
+    readFile(join(stateRoot, sandboxId(name), 'logs', `${container}.log`), 'utf8').catch(() => '');
   const example = (file: string) => {
     const e = examples.find((x) => x.file === file);
     assert.ok(e, `examples/${file} exists and holds a Sandbox`);
@@ -108,7 +121,9 @@ describe('cluster tier: every example Sandbox applied with kubectl → Ready and
   const workloadPid = (name: string, container: string): number => {
     const shim = record(name).containers.find((c) => c.name === container)?.pid;
     assert.ok(shim, `${name}/${container} has a running shim`);
-    const children = readdirSync(`/proc/${shim}/task`).flatMap((t) => readFileSync(`/proc/${shim}/task/${t}/children`, 'utf8').split(' ').filter(Boolean).map(Number));
+    const children = readdirSync(`/proc/${shim}/task`).flatMap((t) =>
+      readFileSync(`/proc/${shim}/task/${t}/children`, 'utf8').split(' ').filter(Boolean).map(Number),
+    );
     assert.equal(children.length, 1, `the shim of ${name}/${container} runs one workload`);
     return children[0]!;
   };
@@ -117,7 +132,10 @@ describe('cluster tier: every example Sandbox applied with kubectl → Ready and
   const nsenter = (pid: number, flags: string[], cmd: string[]) =>
     run('nsenter', ['-t', String(pid), ...flags, '--', ...cmd], { timeout: 20_000 }).then(
       (r) => ({ code: 0, out: r.stdout + r.stderr }),
-      (err: { code?: number; stdout?: string; stderr?: string }) => ({ code: typeof err.code === 'number' ? err.code : -1, out: `${err.stdout ?? ''}${err.stderr ?? ''}` }),
+      (err: { code?: number; stdout?: string; stderr?: string }) => ({
+        code: typeof err.code === 'number' ? err.code : -1,
+        out: `${err.stdout ?? ''}${err.stderr ?? ''}`,
+      }),
     );
 
   /** What the node holds for this test: veths on the bridge, nft rule comments, cgroups, leases, mounts. */
@@ -133,10 +151,13 @@ describe('cluster tier: every example Sandbox applied with kubectl → Ready and
     for (const hierarchy of readdirSync('/sys/fs/cgroup')) {
       const dir = join('/sys/fs/cgroup', hierarchy, cgroupParent);
       if (!existsSync(dir)) continue;
-      for (const e of readdirSync(dir)) if (statSync(join(dir, e)).isDirectory()) cgroups.push(join(hierarchy, cgroupParent, e));
+      for (const e of readdirSync(dir))
+        if (statSync(join(dir, e)).isDirectory()) cgroups.push(join(hierarchy, cgroupParent, e));
     }
     const leasesFile = join(runDir, 'network', 'leases.json');
-    const leases = existsSync(leasesFile) ? Object.keys((JSON.parse(readFileSync(leasesFile, 'utf8')) as { leases?: Record<string, unknown> }).leases ?? {}) : [];
+    const leases = existsSync(leasesFile)
+      ? Object.keys((JSON.parse(readFileSync(leasesFile, 'utf8')) as { leases?: Record<string, unknown> }).leases ?? {})
+      : [];
     const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
       .split('\n')
       .map((l) => l.split(' ')[4] ?? '')
@@ -145,7 +166,9 @@ describe('cluster tier: every example Sandbox applied with kubectl → Ready and
   };
 
   before(async () => {
-    const files = readdirSync(EXAMPLES).filter((f) => f.endsWith('.yaml')).sort();
+    const files = readdirSync(EXAMPLES)
+      .filter((f) => f.endsWith('.yaml'))
+      .sort();
     for (const file of files) {
       for (const doc of parseAllDocuments(readFileSync(join(EXAMPLES, file), 'utf8'))) {
         const o = doc.toJS() as ExampleSandbox['object'] & { kind?: string };
@@ -163,19 +186,49 @@ describe('cluster tier: every example Sandbox applied with kubectl → Ready and
     registry = await startRegistry({ kind: 'none' });
     const layout = join(registry.dir, 'oci');
     await run('bash', [join(ROOT, 'hack/busybox-image.sh'), layout]);
-    await run('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci:${layout}:stable`, `docker://${registry.host}/sandpit/busybox:stable`]);
+    await run('skopeo', [
+      'copy',
+      '--quiet',
+      '--dest-tls-verify=false',
+      `oci:${layout}:stable`,
+      `docker://${registry.host}/sandpit/busybox:stable`,
+    ]);
 
     stateRoot = await mkdtemp(join(tmpdir(), 'sandpit-examples-state-'));
     imageRoot = `${stateRoot}-images`;
     runDir = `${stateRoot}-run`;
     agentLog = join(cp.dir, 'agent-examples.log');
     const agentKc = await agentKubeconfig(cp, node);
-    controller = await startController(cp, 'examples', ['--namespace', 'sandpit-system', '--leader-elect', 'false', '--resync-period', '5']);
+    controller = await startController(cp, 'examples', [
+      '--namespace',
+      'sandpit-system',
+      '--leader-elect',
+      'false',
+      '--resync-period',
+      '5',
+    ]);
     const fd = openSync(agentLog, 'a');
     agent = spawn(
       process.execPath,
-      [join(ROOT, 'dist/node-agent/main.js'), '--kubeconfig', agentKc, '--node-name', node, '--listen', `127.0.0.1:${await freePort()}`, '--advertise-address', '127.0.0.1',
-        '--health-addr', `127.0.0.1:${await freePort()}`, '--lease-duration', '10', '--node-labels', Object.entries(label).map(([k, v]) => `${k}=${v}`).join(',')],
+      [
+        join(ROOT, 'dist/node-agent/main.js'),
+        '--kubeconfig',
+        agentKc,
+        '--node-name',
+        node,
+        '--listen',
+        `127.0.0.1:${await freePort()}`,
+        '--advertise-address',
+        '127.0.0.1',
+        '--health-addr',
+        `127.0.0.1:${await freePort()}`,
+        '--lease-duration',
+        '10',
+        '--node-labels',
+        Object.entries(label)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(','),
+      ],
       {
         stdio: ['ignore', fd, fd],
         env: {
@@ -193,7 +246,20 @@ describe('cluster tier: every example Sandbox applied with kubectl → Ready and
       },
     );
     closeSync(fd);
-    await waitFor('SandboxNode Ready', async () => (await cp.kubectl(['get', 'sandboxnode', node, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status}'])).stdout.trim() === 'True', 120_000);
+    await waitFor(
+      'SandboxNode Ready',
+      async () =>
+        (
+          await cp.kubectl([
+            'get',
+            'sandboxnode',
+            node,
+            '-o',
+            'jsonpath={.status.conditions[?(@.type=="Ready")].status}',
+          ])
+        ).stdout.trim() === 'True',
+      120_000,
+    );
   });
 
   afterEach(async function () {
@@ -207,9 +273,19 @@ describe('cluster tier: every example Sandbox applied with kubectl → Ready and
     await cp?.kubectlResult(['-n', ns, 'delete', 'sandboxes', '--all', '--wait=true', '--timeout=60s']);
     // Anything else the controller placed on this node (an earlier test's leftovers have no
     // nodeSelector) is deleted the normal way too, while the agent runs: it would outlive the agent.
-    const others = JSON.parse((await cp?.kubectlResult(['get', 'sandboxes', '-A', '-o', 'json']))?.stdout || '{"items":[]}') as { items: { metadata: { namespace: string; name: string }; status?: { nodeName?: string } }[] };
+    const others = JSON.parse(
+      (await cp?.kubectlResult(['get', 'sandboxes', '-A', '-o', 'json']))?.stdout || '{"items":[]}',
+    ) as { items: { metadata: { namespace: string; name: string }; status?: { nodeName?: string } }[] };
     for (const o of others.items.filter((i) => i.status?.nodeName === node)) {
-      await cp.kubectlResult(['-n', o.metadata.namespace, 'delete', 'sandbox', o.metadata.name, '--wait=true', '--timeout=60s']);
+      await cp.kubectlResult([
+        '-n',
+        o.metadata.namespace,
+        'delete',
+        'sandbox',
+        o.metadata.name,
+        '--wait=true',
+        '--timeout=60s',
+      ]);
     }
     if (agent && agent.exitCode === null && agent.signalCode === null) {
       const exited = new Promise((r) => agent!.once('exit', r));
@@ -220,7 +296,8 @@ describe('cluster tier: every example Sandbox applied with kubectl → Ready and
     if (cp) await cleanUp(cp, [ns], [node]);
     await registry?.stop();
     // The bridge, both nft tables (and iptables compat rules, if any) and the leases of this run.
-    if (runDir) new BridgeNetworkProvider({ bridge, table, subnet, stateDir: join(runDir, 'network') }).removeNode(log, true);
+    if (runDir)
+      new BridgeNetworkProvider({ bridge, table, subnet, stateDir: join(runDir, 'network') }).removeNode(log, true);
     for (const dir of [stateRoot, imageRoot, runDir]) if (dir) await rm(dir, { recursive: true, force: true });
     for (const hierarchy of readdirSync('/sys/fs/cgroup')) {
       const dir = join('/sys/fs/cgroup', hierarchy, cgroupParent);
@@ -234,45 +311,70 @@ describe('cluster tier: every example Sandbox applied with kubectl → Ready and
       o.metadata.namespace = ns;
       o.spec.nodeSelector = { ...o.spec.nodeSelector, ...label };
       for (const c of o.spec.containers) {
-        if (c.image.startsWith(`${EXAMPLE_REGISTRY}/`)) c.image = `${registry!.host}/${c.image.slice(EXAMPLE_REGISTRY.length + 1)}`;
+        if (c.image.startsWith(`${EXAMPLE_REGISTRY}/`))
+          c.image = `${registry!.host}/${c.image.slice(EXAMPLE_REGISTRY.length + 1)}`;
         for (const p of c.ports ?? []) if (p.hostPort) p.hostPort = await freePort();
       }
       for (const p of o.spec.network?.ports ?? []) if (p.hostPort) p.hostPort = await freePort();
       e.object = o;
       await cp.kubectl(['apply', '-f', '-'], { input: JSON.stringify(o) });
     }
-    await cp.kubectl(['-n', ns, 'wait', '--for=condition=Ready', ...examples.map((e) => `sandbox/${e.name}`), '--timeout=240s']);
+    await cp.kubectl([
+      '-n',
+      ns,
+      'wait',
+      '--for=condition=Ready',
+      ...examples.map((e) => `sandbox/${e.name}`),
+      '--timeout=240s',
+    ]);
     for (const e of examples) {
       const s = (await getSandbox(cp, ns, e.name))!;
       uids.set(e.name, s.metadata.uid);
       const st = s.status as Status;
       assert.equal(st.phase, 'Running', `${e.file}: phase`);
       if ((e.object.spec.network?.mode ?? 'Bridge') === 'Bridge') {
-        assert.match(st.sandboxIP ?? '', new RegExp(`^${subnetPrefix.replaceAll('.', '\\.')}\\.\\d+$`), `${e.file}: sandboxIP in ${subnet}`);
+        assert.match(
+          st.sandboxIP ?? '',
+          new RegExp(`^${subnetPrefix.replaceAll('.', '\\.')}\\.\\d+$`),
+          `${e.file}: sandboxIP in ${subnet}`,
+        );
         assert.notEqual(st.sandboxIP, gateway);
       }
       const statuses = st.containerStatuses ?? [];
-      assert.deepEqual(statuses.map((c) => c.name).sort(), e.object.spec.containers.map((c) => c.name).sort(), `${e.file}: a status per container`);
+      assert.deepEqual(
+        statuses.map((c) => c.name).sort(),
+        e.object.spec.containers.map((c) => c.name).sort(),
+        `${e.file}: a status per container`,
+      );
       for (const c of statuses) assert.ok(c.ready && c.state?.running, `${e.file}: ${c.name} running and ready`);
-      for (const c of record(e.name).containers) assert.ok(c.pid && existsSync(`/proc/${c.pid}`), `${e.file}: ${c.name} runs on the node`);
+      for (const c of record(e.name).containers)
+        assert.ok(c.pid && existsSync(`/proc/${c.pid}`), `${e.file}: ${c.name} runs on the node`);
     }
   });
 
   it('minimal.yaml says hello in its log', async () => {
     const e = example('minimal.yaml');
-    const text = await waitFor('hello in the log', async () => {
-      const t = await containerLog(e.name, 'main');
-      return /hello from \S+/.test(t) ? t : undefined;
-    }, 30_000);
+    const text = await waitFor(
+      'hello in the log',
+      async () => {
+        const t = await containerLog(e.name, 'main');
+        return /hello from \S+/.test(t) ? t : undefined;
+      },
+      30_000,
+    );
     assert.match(text, /hello from \S+/);
   });
 
   it('two-containers.yaml: the client reaches the server on localhost and prints the page it serves from the shared volume', async () => {
     const e = example('two-containers.yaml');
-    const text = await waitFor('the served page in the client log', async () => {
-      const t = await containerLog(e.name, 'client');
-      return /hello from the server container/.test(t) ? t : undefined;
-    }, 30_000);
+    const text = await waitFor(
+      'the served page in the client log',
+      async () => {
+        const t = await containerLog(e.name, 'client');
+        return /hello from the server container/.test(t) ? t : undefined;
+      },
+      30_000,
+    );
     assert.doesNotMatch(text, /server returned error/);
   });
 
@@ -302,12 +404,20 @@ describe('cluster tier: every example Sandbox applied with kubectl → Ready and
     try {
       const port = String((listener.address() as { port: number }).port);
       const allowed = example('two-containers.yaml');
-      const fromAllowed = await nsenter(record(allowed.name).pid1!.pid, ['-n'], ['busybox', 'nc', '-w', '3', gateway, port]);
+      const fromAllowed = await nsenter(
+        record(allowed.name).pid1!.pid,
+        ['-n'],
+        ['busybox', 'nc', '-w', '3', gateway, port],
+      );
       assert.match(fromAllowed.out, /node-listener/, 'the egress Allow sandbox reaches the node');
       const fromDenied = await nsenter(record(e.name).pid1!.pid, ['-n'], ['busybox', 'nc', '-w', '3', gateway, port]);
       assert.doesNotMatch(fromDenied.out, /node-listener/);
       assert.notEqual(fromDenied.code, 0, 'the egress Deny sandbox does not get through');
-      assert.match(fromDenied.out, /can't connect/, 'refused by the egress rule (admin-prohibited), not failing for another reason');
+      assert.match(
+        fromDenied.out,
+        /can't connect/,
+        'refused by the egress rule (admin-prohibited), not failing for another reason',
+      );
     } finally {
       await new Promise((r) => listener.close(r));
     }
@@ -317,15 +427,23 @@ describe('cluster tier: every example Sandbox applied with kubectl → Ready and
     const e = example('user-namespace.yaml');
     const base = (record(e.name) as StateRecord & { userns?: { base: number } }).userns?.base;
     assert.ok(base !== undefined && base >= 65536, `a block of host ids was recorded (${base})`);
-    const text = await waitFor('the uid line in the log', async () => {
-      const t = await containerLog(e.name, 'web');
-      return /uid \d+, mapped/.test(t) ? t : undefined;
-    }, 30_000);
+    const text = await waitFor(
+      'the uid line in the log',
+      async () => {
+        const t = await containerLog(e.name, 'web');
+        return /uid \d+, mapped/.test(t) ? t : undefined;
+      },
+      30_000,
+    );
     assert.match(text, new RegExp(`uid 0, mapped: +0 +${base} +65536`));
     const pid = workloadPid(e.name, 'web');
     const procStatus = readFileSync(`/proc/${pid}/status`, 'utf8');
     assert.match(procStatus, /^Name:\s+httpd$/m);
-    assert.match(procStatus, new RegExp(`^Uid:\\s+${base}\\s+${base}\\s+${base}\\s+${base}$`, 'm'), 'on the node the workload runs as the block');
+    assert.match(
+      procStatus,
+      new RegExp(`^Uid:\\s+${base}\\s+${base}\\s+${base}\\s+${base}$`, 'm'),
+      'on the node the workload runs as the block',
+    );
     const hostPort = e.object.spec.network!.ports![0]!.hostPort!;
     const page = await httpGetText(hostPort);
     assert.equal(page.status, 200, `httpd on port 80 serves its page through the published port (${page.status})`);
@@ -336,22 +454,46 @@ describe('cluster tier: every example Sandbox applied with kubectl → Ready and
     const ids = examples.map((e) => sandboxId(e.name));
     const before = await nodeObjects();
     // The checks below can fail: while the sandboxes run, the node holds each kind of object.
-    assert.equal(before.veths.length, examples.filter((e) => (e.object.spec.network?.mode ?? 'Bridge') === 'Bridge').length, 'a veth per bridged sandbox');
-    assert.ok(ids.some((id) => before.nft.includes(`sandpit:${id}`)), 'per-sandbox nft rules');
+    assert.equal(
+      before.veths.length,
+      examples.filter((e) => (e.object.spec.network?.mode ?? 'Bridge') === 'Bridge').length,
+      'a veth per bridged sandbox',
+    );
+    assert.ok(
+      ids.some((id) => before.nft.includes(`sandpit:${id}`)),
+      'per-sandbox nft rules',
+    );
     assert.ok(before.cgroups.length > 0 && before.leases.length > 0);
 
     await cp.kubectl(['-n', ns, 'delete', ...examples.map((e) => `sandbox/${e.name}`), '--timeout=120s']);
-    for (const e of examples) assert.equal(await getSandbox(cp, ns, e.name), undefined, `${e.name} and its finalizer are gone`);
-    const after = await waitFor('the node clean', async () => {
-      const o = await nodeObjects();
-      return o.veths.length === 0 && o.cgroups.length === 0 ? o : undefined;
-    }, 30_000);
+    for (const e of examples)
+      assert.equal(await getSandbox(cp, ns, e.name), undefined, `${e.name} and its finalizer are gone`);
+    const after = await waitFor(
+      'the node clean',
+      async () => {
+        const o = await nodeObjects();
+        return o.veths.length === 0 && o.cgroups.length === 0 ? o : undefined;
+      },
+      30_000,
+    );
     assert.deepEqual(after.veths, [], `no veth on ${bridge}`);
-    assert.deepEqual(ids.filter((id) => after.nft.includes(id)), [], 'no nft rule names a deleted sandbox');
+    assert.deepEqual(
+      ids.filter((id) => after.nft.includes(id)),
+      [],
+      'no nft rule names a deleted sandbox',
+    );
     assert.deepEqual(after.cgroups, [], `no cgroup under ${cgroupParent}`);
     assert.deepEqual(after.leases, [], 'no address lease');
     assert.deepEqual(after.mounts, [], 'no mount under the state or image dirs');
-    assert.deepEqual(ids.filter((id) => existsSync(join(stateRoot, id))), [], 'no sandbox state');
-    assert.deepEqual(ids.filter((id) => existsSync(`/sys/class/net/${hostVethName(id)}`)), [], 'no host veth left anywhere');
+    assert.deepEqual(
+      ids.filter((id) => existsSync(join(stateRoot, id))),
+      [],
+      'no sandbox state',
+    );
+    assert.deepEqual(
+      ids.filter((id) => existsSync(`/sys/class/net/${hostVethName(id)}`)),
+      [],
+      'no host veth left anywhere',
+    );
   });
 });

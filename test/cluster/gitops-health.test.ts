@@ -7,7 +7,21 @@ import { join } from 'node:path';
 import { buildBusyboxRootfs } from '../fixtures/busybox-rootfs.js';
 import { freePort, sharedControlPlane, type ControlPlane } from '../harness/control-plane.js';
 import { argoHealth, CHART, kstatusBinary, run } from './helm-support.js';
-import { agentKubeconfig, applyCRDs, applyManifests, cleanUp, condition, controllerLog, getSandbox, rmdirDeep, sleep, startController, waitFor, type ControllerProcess, type SandboxJson } from './sandpit-processes.js';
+import {
+  agentKubeconfig,
+  applyCRDs,
+  applyManifests,
+  cleanUp,
+  condition,
+  controllerLog,
+  getSandbox,
+  rmdirDeep,
+  sleep,
+  startController,
+  waitFor,
+  type ControllerProcess,
+  type SandboxJson,
+} from './sandpit-processes.js';
 
 /*
  * GitOps health from statuses the controller and agent really wrote: each
@@ -31,22 +45,39 @@ describe('cluster tier: kstatus and Argo CD health of real Sandbox statuses (roo
   let agentLog: string;
   let script: string;
 
-  const apply = (name: string, spec: Record<string, unknown>, containers: Record<string, unknown>[] = [{ name: 'main', image: `dir:${rootfs}`, command: ['/bin/sleep', '3600'] }]) =>
+  const apply = (
+    name: string,
+    spec: Record<string, unknown>,
+    containers: Record<string, unknown>[] = [{ name: 'main', image: `dir:${rootfs}`, command: ['/bin/sleep', '3600'] }],
+  ) =>
     cp.kubectl(['apply', '-f', '-'], {
       input: JSON.stringify({
         apiVersion: 'sandpit.dev/v1alpha1',
         kind: 'Sandbox',
         metadata: { name, namespace: ns },
-        spec: { nodeSelector: { 'sandpit.test/gitops': 'yes' }, network: { mode: 'None' }, terminationGracePeriodSeconds: 1, containers, ...spec },
+        spec: {
+          nodeSelector: { 'sandpit.test/gitops': 'yes' },
+          network: { mode: 'None' },
+          terminationGracePeriodSeconds: 1,
+          containers,
+          ...spec,
+        },
       }),
     });
   const once = (name: string, ok: (s: SandboxJson) => boolean, timeoutMs = 90_000) =>
-    waitFor(`${name} reaches its state`, async () => {
-      const s = await getSandbox(cp, ns, name);
-      return s && ok(s) ? s : undefined;
-    }, timeoutMs);
+    waitFor(
+      `${name} reaches its state`,
+      async () => {
+        const s = await getSandbox(cp, ns, name);
+        return s && ok(s) ? s : undefined;
+      },
+      timeoutMs,
+    );
   const waitingReasons = (s: SandboxJson) =>
-    ((s.status as { containerStatuses?: { state?: { waiting?: { reason?: string } } }[] } | undefined)?.containerStatuses ?? []).map((c) => c.state?.waiting?.reason);
+    (
+      (s.status as { containerStatuses?: { state?: { waiting?: { reason?: string } } }[] } | undefined)
+        ?.containerStatuses ?? []
+    ).map((c) => c.state?.waiting?.reason);
   const sh = (script: string) => [{ name: 'main', image: `dir:${rootfs}`, command: ['/bin/sh', '-c', script] }];
 
   before(async () => {
@@ -58,13 +89,44 @@ describe('cluster tier: kstatus and Argo CD health of real Sandbox statuses (roo
     stateRoot = await mkdtemp(join(tmpdir(), 'sandpit-gitops-state-'));
     agentLog = join(cp.dir, 'agent-gitops.log');
     const agentKc = await agentKubeconfig(cp, node);
-    controller = await startController(cp, 'gitops', ['--namespace', 'sandpit-system', '--leader-elect', 'false', '--resync-period', '5']);
+    controller = await startController(cp, 'gitops', [
+      '--namespace',
+      'sandpit-system',
+      '--leader-elect',
+      'false',
+      '--resync-period',
+      '5',
+    ]);
     const fd = openSync(agentLog, 'a');
     agent = spawn(
       process.execPath,
-      [join(ROOT, 'dist/node-agent/main.js'), '--kubeconfig', agentKc, '--node-name', node, '--listen', `127.0.0.1:${await freePort()}`, '--advertise-address', '127.0.0.1',
-        '--health-addr', `127.0.0.1:${await freePort()}`, '--node-labels', 'sandpit.test/gitops=yes', '--allow-dir-images', rootfs],
-      { stdio: ['ignore', fd, fd], env: { ...process.env, SANDPIT_STATE_ROOT: stateRoot, SANDPIT_IMAGE_ROOT: `${stateRoot}-images`, SANDPIT_CGROUP_PARENT: cgroupParent, SANDPIT_LOG_LEVEL: 'info' } },
+      [
+        join(ROOT, 'dist/node-agent/main.js'),
+        '--kubeconfig',
+        agentKc,
+        '--node-name',
+        node,
+        '--listen',
+        `127.0.0.1:${await freePort()}`,
+        '--advertise-address',
+        '127.0.0.1',
+        '--health-addr',
+        `127.0.0.1:${await freePort()}`,
+        '--node-labels',
+        'sandpit.test/gitops=yes',
+        '--allow-dir-images',
+        rootfs,
+      ],
+      {
+        stdio: ['ignore', fd, fd],
+        env: {
+          ...process.env,
+          SANDPIT_STATE_ROOT: stateRoot,
+          SANDPIT_IMAGE_ROOT: `${stateRoot}-images`,
+          SANDPIT_CGROUP_PARENT: cgroupParent,
+          SANDPIT_LOG_LEVEL: 'info',
+        },
+      },
     );
     closeSync(fd);
   });
@@ -103,31 +165,75 @@ describe('cluster tier: kstatus and Argo CD health of real Sandbox statuses (roo
     await apply('failed', { restartPolicy: 'Never' }, sh('exit 3'));
     await apply('paused', { paused: true });
     // Nothing listens on port 1: every pull fails, and a retry might succeed once a registry is there.
-    await apply('pulling', {}, [{ name: 'main', image: '127.0.0.1:1/sandpit/nothing:v1', command: ['/bin/sleep', '3600'] }]);
+    await apply('pulling', {}, [
+      { name: 'main', image: '127.0.0.1:1/sandpit/nothing:v1', command: ['/bin/sleep', '3600'] },
+    ]);
     await once('pulling', (s) => Boolean(s.status?.nodeName));
     await sleep(3_000); // long enough for a pull attempt to fail
 
     const states: [string, SandboxJson, string, string][] = [
       // [what, object, kstatus, Argo CD]
       ['unschedulable, within the window (Pod: PodNotScheduled)', early, 'InProgress', 'Progressing'],
-      ['Running and Ready (Pod: Ready)', await once('running', (s) => condition(s, 'Ready')?.status === 'True'), 'Current', 'Healthy'],
-      ['Succeeded (Pod: completed)', await once('succeeded', (s) => s.status?.phase === 'Succeeded'), 'Current', 'Healthy'],
-      ['CrashLoopBackOff (Pod: ContainerCrashLooping)', await once('crashloop', (s) => waitingReasons(s).includes('CrashLoopBackOff')), 'Failed', 'Degraded'],
-      ['Failed (Pod: Current; a Sandbox stays Failed)', await once('failed', (s) => s.status?.phase === 'Failed'), 'Failed', 'Degraded'],
-      ['Paused (kstatus has no suspended)', await once('paused', (s) => s.status?.phase === 'Paused'), 'Current', 'Suspended'],
-      ['Pending on an image (Pod: Pending)', await once('pulling', (s) => s.status?.phase === 'Pending'), 'InProgress', 'Progressing'],
-      ['unschedulable past the window (Pod: Unschedulable)', await once('unschedulable', (s) => condition(s, 'Stalled')?.status === 'True', 40_000), 'Failed', 'Degraded'],
+      [
+        'Running and Ready (Pod: Ready)',
+        await once('running', (s) => condition(s, 'Ready')?.status === 'True'),
+        'Current',
+        'Healthy',
+      ],
+      [
+        'Succeeded (Pod: completed)',
+        await once('succeeded', (s) => s.status?.phase === 'Succeeded'),
+        'Current',
+        'Healthy',
+      ],
+      [
+        'CrashLoopBackOff (Pod: ContainerCrashLooping)',
+        await once('crashloop', (s) => waitingReasons(s).includes('CrashLoopBackOff')),
+        'Failed',
+        'Degraded',
+      ],
+      [
+        'Failed (Pod: Current; a Sandbox stays Failed)',
+        await once('failed', (s) => s.status?.phase === 'Failed'),
+        'Failed',
+        'Degraded',
+      ],
+      [
+        'Paused (kstatus has no suspended)',
+        await once('paused', (s) => s.status?.phase === 'Paused'),
+        'Current',
+        'Suspended',
+      ],
+      [
+        'Pending on an image (Pod: Pending)',
+        await once('pulling', (s) => s.status?.phase === 'Pending'),
+        'InProgress',
+        'Progressing',
+      ],
+      [
+        'unschedulable past the window (Pod: Unschedulable)',
+        await once('unschedulable', (s) => condition(s, 'Stalled')?.status === 'True', 40_000),
+        'Failed',
+        'Degraded',
+      ],
     ];
     assert.equal(condition(early, 'Reconciling')?.status, 'True', 'unschedulable starts Reconciling');
 
     const r = await run(await kstatusBinary(), [], { input: JSON.stringify(states.map(([, o]) => o)) });
     assert.equal(r.code, 0, r.stderr);
-    const verdicts = r.stdout.trim().split('\n').map((line) => line.split('\t')[0]);
+    const verdicts = r.stdout
+      .trim()
+      .split('\n')
+      .map((line) => line.split('\t')[0]);
     const argo = await Promise.all(states.map(([, o]) => argoHealth(script, o).then((h) => h.status)));
     assert.deepEqual(
       states.map(([what], i) => [what, verdicts[i], argo[i]]),
       states.map(([what, , k, a]) => [what, k, a]),
-      JSON.stringify(states.map(([, o]) => o.status), null, 1),
+      JSON.stringify(
+        states.map(([, o]) => o.status),
+        null,
+        1,
+      ),
     );
   });
 });

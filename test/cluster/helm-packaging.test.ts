@@ -60,7 +60,8 @@ function parseDockerfile(text: string): { args: Map<string, string>; stages: Sta
 
 const expand = (s: string, args: Map<string, string>): string => {
   let out = s;
-  for (let i = 0; i < 5; i++) out = out.replace(/\$\{(\w+)\}|\$(\w+)/g, (_, a: string, b: string) => args.get(a ?? b) ?? `\${${a ?? b}}`);
+  for (let i = 0; i < 5; i++)
+    out = out.replace(/\$\{(\w+)\}|\$(\w+)/g, (_, a: string, b: string) => args.get(a ?? b) ?? `\${${a ?? b}}`);
   return out;
 };
 
@@ -88,7 +89,11 @@ describe('cluster tier: images, CI workflow and the packaged chart', function ()
     for (const stage of docker.stages) {
       if (names.includes(stage.base)) continue;
       const image = expand(stage.base, docker.args);
-      assert.match(image, /^[a-z0-9.-]+\/[a-z0-9/._-]+:[0-9]+\.[0-9]+\.[0-9]+-[a-z]+(-slim)?(@sha256:[a-f0-9]{64})?$/, `stage ${stage.name}: ${image} must name an exact release`);
+      assert.match(
+        image,
+        /^[a-z0-9.-]+\/[a-z0-9/._-]+:[0-9]+\.[0-9]+\.[0-9]+-[a-z]+(-slim)?(@sha256:[a-f0-9]{64})?$/,
+        `stage ${stage.name}: ${image} must name an exact release`,
+      );
       assert.doesNotMatch(image, /:latest\b/);
     }
     const build = docker.stages.find((s) => s.name === 'build')!;
@@ -98,7 +103,11 @@ describe('cluster tier: images, CI workflow and the packaged chart', function ()
         assert.notEqual(ins.op, 'ADD', `line ${ins.line}: COPY, not ADD`);
         if (ins.op === 'COPY') {
           const from = /--from=(\S+)/.exec(ins.args)?.[1];
-          if (from) assert.ok(names.indexOf(from) >= 0 && names.indexOf(from) < names.indexOf(s.name), `line ${ins.line}: --from=${from} is an earlier stage`);
+          if (from)
+            assert.ok(
+              names.indexOf(from) >= 0 && names.indexOf(from) < names.indexOf(s.name),
+              `line ${ins.line}: --from=${from} is an earlier stage`,
+            );
         }
         if (ins.op === 'RUN' && /apt-get install/.test(ins.args)) {
           assert.match(ins.args, /--no-install-recommends/, `line ${ins.line}`);
@@ -111,7 +120,10 @@ describe('cluster tier: images, CI workflow and the packaged chart', function ()
 
   it('runs the controller as non-root and the agent under tini with the tools it needs', async () => {
     const pkg = JSON.parse(await readFile(join(REPO, 'package.json'), 'utf8')) as { bin: Record<string, string> };
-    const last = (stage: string, op: string) => lineage(docker.stages, stage).filter((i) => i.op === op).at(-1)?.args;
+    const last = (stage: string, op: string) =>
+      lineage(docker.stages, stage)
+        .filter((i) => i.op === op)
+        .at(-1)?.args;
     const controllerUser = last('controller', 'USER')!;
     assert.match(controllerUser, /^[1-9][0-9]*:[1-9][0-9]*$/, 'numeric non-root user (runAsNonRoot can verify it)');
     const ctlDeploy = (await render(cp, {})).find((d) => d.kind === 'Deployment')!;
@@ -130,8 +142,15 @@ describe('cluster tier: images, CI workflow and the packaged chart', function ()
       .filter((i) => i.op === 'RUN' && /apt-get install/.test(i.args))
       .map((i) => i.args)
       .join(' ');
-    for (const pkgName of ['tini', 'catatonit', 'nftables', 'iproute2', 'kmod', 'ca-certificates']) assert.match(installs, new RegExp(`\\b${pkgName}\\b`), pkgName);
-    assert.doesNotMatch(lineage(docker.stages, 'controller').map((i) => i.args).join(' '), /apt-get install/, 'the controller image adds no packages');
+    for (const pkgName of ['tini', 'catatonit', 'nftables', 'iproute2', 'kmod', 'ca-certificates'])
+      assert.match(installs, new RegExp(`\\b${pkgName}\\b`), pkgName);
+    assert.doesNotMatch(
+      lineage(docker.stages, 'controller')
+        .map((i) => i.args)
+        .join(' '),
+      /apt-get install/,
+      'the controller image adds no packages',
+    );
 
     const exposed = (stage: string) => last(stage, 'EXPOSE')!.split(/\s+/).map(Number).sort();
     const values = parse(await readFile(join(CHART, 'values.yaml'), 'utf8')) as {
@@ -148,7 +167,14 @@ describe('cluster tier: images, CI workflow and the packaged chart', function ()
     const wf = parse(await readFile(join(REPO, '.github', 'workflows', 'images.yaml'), 'utf8')) as {
       on: { push: { branches: string[]; tags: string[] }; pull_request: unknown };
       permissions: Record<string, string>;
-      jobs: Record<string, { strategy?: { matrix: { component: string[] } }; permissions?: Record<string, string>; steps: Array<{ uses?: string; with?: Record<string, unknown>; run?: string; if?: string }> }>;
+      jobs: Record<
+        string,
+        {
+          strategy?: { matrix: { component: string[] } };
+          permissions?: Record<string, string>;
+          steps: Array<{ uses?: string; with?: Record<string, unknown>; run?: string; if?: string }>;
+        }
+      >;
     };
     assert.deepEqual(wf.permissions, { contents: 'read' }, 'least privilege by default');
     assert.deepEqual(wf.on.push.branches, ['main']);
@@ -163,7 +189,8 @@ describe('cluster tier: images, CI workflow and the packaged chart', function ()
     assert.match(String(build.with!.platforms), /linux\/arm64/);
     assert.equal(build.with!.push, "${{ github.event_name != 'pull_request' }}", 'pull requests build but do not push');
     for (const job of Object.values(wf.jobs)) {
-      for (const step of job.steps) if (step.uses) assert.match(step.uses, /^[\w.-]+\/[\w.-]+@(v\d+|[a-f0-9]{40})$/, `${step.uses}: pinned`);
+      for (const step of job.steps)
+        if (step.uses) assert.match(step.uses, /^[\w.-]+\/[\w.-]+@(v\d+|[a-f0-9]{40})$/, `${step.uses}: pinned`);
     }
     const chart = wf.jobs.chart!.steps.map((s) => s.run ?? '').join('\n');
     assert.match(chart, /helm lint --strict charts\/sandpit/);
@@ -176,7 +203,14 @@ describe('cluster tier: images, CI workflow and the packaged chart', function ()
     const listing = await run('tar', ['-tzf', join(out, 'sandpit-0.1.0.tgz')]);
     assert.equal(listing.code, 0, listing.stderr);
     const files = listing.stdout.split('\n');
-    for (const f of ['sandpit/Chart.yaml', 'sandpit/values.schema.json', 'sandpit/files/crds/sandboxes.yaml', 'sandpit/files/crds/sandboxnodes.yaml', 'sandpit/argocd/health.lua', 'sandpit/templates/NOTES.txt']) {
+    for (const f of [
+      'sandpit/Chart.yaml',
+      'sandpit/values.schema.json',
+      'sandpit/files/crds/sandboxes.yaml',
+      'sandpit/files/crds/sandboxnodes.yaml',
+      'sandpit/argocd/health.lua',
+      'sandpit/templates/NOTES.txt',
+    ]) {
       assert.ok(files.includes(f), `${f} packaged`);
     }
     assert.ok(!files.some((f) => f.startsWith('sandpit/ci/')), 'ci/ is for chart-testing only');

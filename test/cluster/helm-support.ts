@@ -42,7 +42,11 @@ function helmEnv(): Promise<NodeJS.ProcessEnv> {
 }
 
 /** Runs a program; resolves with its exit code and output (never rejects on a non-zero exit). */
-export async function run(file: string, args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<ToolResult> {
+export async function run(
+  file: string,
+  args: string[],
+  opts: { input?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<ToolResult> {
   return new Promise((resolvePromise, reject) => {
     const child = execFile(file, args, { maxBuffer: 64 << 20, env: opts.env ?? process.env }, (err, stdout, stderr) => {
       if (err && typeof (err as { code?: unknown }).code !== 'number') {
@@ -70,11 +74,18 @@ export function helm3Binary(): Promise<string> {
     const ldflags = [
       '-s -w',
       `-X helm.sh/helm/v3/internal/version.version=${HELM3_VERSION}`,
-      ...['pkg/chartutil', 'pkg/lint/rules'].flatMap((pkg) => [`-X helm.sh/helm/v3/${pkg}.k8sVersionMajor=1`, `-X helm.sh/helm/v3/${pkg}.k8sVersionMinor=${HELM3_K8S_MINOR}`]),
+      ...['pkg/chartutil', 'pkg/lint/rules'].flatMap((pkg) => [
+        `-X helm.sh/helm/v3/${pkg}.k8sVersionMajor=1`,
+        `-X helm.sh/helm/v3/${pkg}.k8sVersionMinor=${HELM3_K8S_MINOR}`,
+      ]),
     ].join(' ');
-    const r = await run('go', ['install', '-trimpath', '-ldflags', ldflags, `helm.sh/helm/v3/cmd/helm@${HELM3_VERSION}`], {
-      env: { ...process.env, GOBIN: dir },
-    });
+    const r = await run(
+      'go',
+      ['install', '-trimpath', '-ldflags', ldflags, `helm.sh/helm/v3/cmd/helm@${HELM3_VERSION}`],
+      {
+        env: { ...process.env, GOBIN: dir },
+      },
+    );
     if (r.code !== 0) throw new Error(`building helm ${HELM3_VERSION} failed: ${r.stderr}`);
     return bin;
   })();
@@ -84,7 +95,11 @@ export function helm3Binary(): Promise<string> {
 export type HelmVersion = 3 | 4;
 
 /** Runs helm (4 by default) against the control plane. */
-export async function helm(cp: ControlPlane, args: string[], opts: { version?: HelmVersion; input?: string } = {}): Promise<ToolResult> {
+export async function helm(
+  cp: ControlPlane,
+  args: string[],
+  opts: { version?: HelmVersion; input?: string } = {},
+): Promise<ToolResult> {
   const bin = opts.version === 3 ? await helm3Binary() : join(cp.bin, 'helm');
   return run(bin, [...args, '--kubeconfig', cp.kubeconfigPath], { env: await helmEnv(), input: opts.input });
 }
@@ -108,7 +123,13 @@ export async function valuesFile(values: object): Promise<string> {
 export interface K8sObject {
   apiVersion: string;
   kind: string;
-  metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string>; [k: string]: unknown };
+  metadata: {
+    name: string;
+    namespace?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+    [k: string]: unknown;
+  };
   spec?: Record<string, unknown> & { template?: { spec: Record<string, unknown> } };
   [k: string]: unknown;
 }
@@ -129,12 +150,25 @@ export async function template(
   values: object,
   opts: { namespace?: string; release?: string; extra?: string[]; version?: HelmVersion } = {},
 ): Promise<ToolResult> {
-  const args = ['template', opts.release ?? 'sandpit', CHART, '--namespace', opts.namespace ?? 'sandpit-system', '-f', await valuesFile(values), ...(opts.extra ?? [])];
+  const args = [
+    'template',
+    opts.release ?? 'sandpit',
+    CHART,
+    '--namespace',
+    opts.namespace ?? 'sandpit-system',
+    '-f',
+    await valuesFile(values),
+    ...(opts.extra ?? []),
+  ];
   return helm(cp, args, { version: opts.version });
 }
 
 /** Renders and parses; throws with helm's message when rendering fails. */
-export async function render(cp: ControlPlane, values: object, opts: Parameters<typeof template>[2] = {}): Promise<K8sObject[]> {
+export async function render(
+  cp: ControlPlane,
+  values: object,
+  opts: Parameters<typeof template>[2] = {},
+): Promise<K8sObject[]> {
   const r = await template(cp, values, opts);
   if (r.code !== 0) throw new Error(`helm template failed:\n${r.stderr}`);
   return parseDocs(r.stdout);
@@ -146,8 +180,14 @@ export function freshName(prefix: string): string {
 }
 
 /** Creates a namespace, optionally with labels (e.g. Pod Security levels). */
-export async function createNamespace(cp: ControlPlane, name: string, labels: Record<string, string> = {}): Promise<void> {
-  await cp.kubectl(['apply', '-f', '-'], { input: stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels } }) });
+export async function createNamespace(
+  cp: ControlPlane,
+  name: string,
+  labels: Record<string, string> = {},
+): Promise<void> {
+  await cp.kubectl(['apply', '-f', '-'], {
+    input: stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels } }),
+  });
   // No controller-manager here makes the "default" ServiceAccount; pods need one.
   await cp.kubectlResult(['-n', name, 'create', 'serviceaccount', 'default']);
 }
@@ -162,7 +202,14 @@ export async function adoptCrds(cp: ControlPlane, release: string, namespace: st
     const got = await cp.kubectlResult(['get', 'crd', crd]);
     if (got.code !== 0) continue;
     await cp.kubectl(['label', '--overwrite', 'crd', crd, 'app.kubernetes.io/managed-by=Helm']);
-    await cp.kubectl(['annotate', '--overwrite', 'crd', crd, `meta.helm.sh/release-name=${release}`, `meta.helm.sh/release-namespace=${namespace}`]);
+    await cp.kubectl([
+      'annotate',
+      '--overwrite',
+      'crd',
+      crd,
+      `meta.helm.sh/release-name=${release}`,
+      `meta.helm.sh/release-namespace=${namespace}`,
+    ]);
   }
 }
 
@@ -170,10 +217,20 @@ export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Creates the CRDs from the generated crds/*.yaml unless they exist, and waits until they serve. */
 export async function ensureCrds(cp: ControlPlane): Promise<void> {
-  for (const [crd, file] of [['sandboxes.sandpit.dev', 'sandboxes.yaml'], ['sandboxnodes.sandpit.dev', 'sandboxnodes.yaml']] as const) {
-    if ((await cp.kubectlResult(['get', 'crd', crd])).code !== 0) await cp.kubectlResult(['create', '-f', join(REPO, 'crds', file)]);
+  for (const [crd, file] of [
+    ['sandboxes.sandpit.dev', 'sandboxes.yaml'],
+    ['sandboxnodes.sandpit.dev', 'sandboxnodes.yaml'],
+  ] as const) {
+    if ((await cp.kubectlResult(['get', 'crd', crd])).code !== 0)
+      await cp.kubectlResult(['create', '-f', join(REPO, 'crds', file)]);
   }
-  await cp.kubectl(['wait', '--for=condition=Established', '--timeout=30s', 'crd/sandboxes.sandpit.dev', 'crd/sandboxnodes.sandpit.dev']);
+  await cp.kubectl([
+    'wait',
+    '--for=condition=Established',
+    '--timeout=30s',
+    'crd/sandboxes.sandpit.dev',
+    'crd/sandboxnodes.sandpit.dev',
+  ]);
 }
 
 let kstatus: Promise<string> | undefined;
@@ -187,7 +244,11 @@ export function kstatusBinary(): Promise<string> {
     const src = join(REPO, 'test', 'cluster', 'helm-kstatus');
     const hash = createHash('sha256');
     for (const f of ['go.mod', 'go.sum', 'main.go']) hash.update(await readFile(join(src, f)));
-    const dir = join(process.env.SANDPIT_CACHE ?? join(homedir(), '.cache', 'sandpit'), 'helm-kstatus', hash.digest('hex').slice(0, 16));
+    const dir = join(
+      process.env.SANDPIT_CACHE ?? join(homedir(), '.cache', 'sandpit'),
+      'helm-kstatus',
+      hash.digest('hex').slice(0, 16),
+    );
     const bin = join(dir, 'helm-kstatus');
     if (existsSync(bin)) return bin;
     await mkdir(dir, { recursive: true });

@@ -13,8 +13,26 @@ import { Sandbox } from '../../crds/sandbox.js';
 import { sandboxIdFor } from '../../node-agent/contracts.js';
 import { CAP_NUMBERS } from '../../node-agent/security/capabilities.js';
 import { freePort, sharedControlPlane, type ControlPlane } from '../harness/control-plane.js';
-import { makeServerCert, makeSigningKey, startRegistry, startTokenServer, type TestRegistry } from '../harness/images/registry.js';
-import { agentKubeconfig, applyCRDs, applyManifests, cleanUp, controllerLog, getSandbox, rmdirDeep, startController, waitFor, type ControllerProcess, type SandboxJson } from './sandpit-processes.js';
+import {
+  makeServerCert,
+  makeSigningKey,
+  startRegistry,
+  startTokenServer,
+  type TestRegistry,
+} from '../harness/images/registry.js';
+import {
+  agentKubeconfig,
+  applyCRDs,
+  applyManifests,
+  cleanUp,
+  controllerLog,
+  getSandbox,
+  rmdirDeep,
+  startController,
+  waitFor,
+  type ControllerProcess,
+  type SandboxJson,
+} from './sandpit-processes.js';
 
 /*
  * The "wire" parts of the agent, end to end through a real controller, agent
@@ -47,7 +65,12 @@ describe('cluster tier: pull secrets, registry CA and capability allow-list thro
   let untrusted: TestRegistry;
   let agentKc: string;
 
-  const manifest = (name: string, image: string, over: Record<string, unknown> = {}, container: Record<string, unknown> = {}) =>
+  const manifest = (
+    name: string,
+    image: string,
+    over: Record<string, unknown> = {},
+    container: Record<string, unknown> = {},
+  ) =>
     JSON.stringify({
       apiVersion: 'sandpit.dev/v1alpha1',
       kind: 'Sandbox',
@@ -62,15 +85,36 @@ describe('cluster tier: pull secrets, registry CA and capability allow-list thro
     });
   const apply = (m: string) => cp.kubectl(['apply', '-f', '-'], { input: m });
   const running = (name: string) =>
-    waitFor(`${name} Running`, async () => {
-      const s = await getSandbox(cp, ns, name);
-      return s?.status?.phase === 'Running' ? s : undefined;
-    }, 120_000);
+    waitFor(
+      `${name} Running`,
+      async () => {
+        const s = await getSandbox(cp, ns, name);
+        return s?.status?.phase === 'Running' ? s : undefined;
+      },
+      120_000,
+    );
   /** Pushes the busybox image to `repo` of a registry (each case its own repository: the agent's pull back-off is per image). */
   const pushTo = async (reg: TestRegistry, repo: string, creds?: string) =>
-    run('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', ...(creds ? ['--dest-creds', creds] : []), `oci:${join(work, 'oci')}:stable`, `docker://${reg.host}/${repo}:latest`]);
+    run('skopeo', [
+      'copy',
+      '--quiet',
+      '--dest-tls-verify=false',
+      ...(creds ? ['--dest-creds', creds] : []),
+      `oci:${join(work, 'oci')}:stable`,
+      `docker://${reg.host}/${repo}:latest`,
+    ]);
   const dockerSecret = (name: string, server: string, user: string, password: string) =>
-    cp.kubectl(['-n', ns, 'create', 'secret', 'docker-registry', name, `--docker-server=${server}`, `--docker-username=${user}`, `--docker-password=${password}`]);
+    cp.kubectl([
+      '-n',
+      ns,
+      'create',
+      'secret',
+      'docker-registry',
+      name,
+      `--docker-server=${server}`,
+      `--docker-username=${user}`,
+      `--docker-password=${password}`,
+    ]);
 
   /**
    * Why a sandbox is not running, where a user or operator can read it: the
@@ -78,17 +122,25 @@ describe('cluster tier: pull secrets, registry CA and capability allow-list thro
    * controller's PUT as the controller logs it on each retry.
    */
   async function whyNot(name: string, re: RegExp): Promise<string> {
-    return waitFor(`the reason ${name} is not running`, async () => {
-      const s = (await getSandbox(cp, ns, name)) as (SandboxJson & { status?: { containerStatuses?: { state?: { waiting?: { reason?: string; message?: string } } }[] } }) | undefined;
-      assert.notEqual(s?.status?.phase, 'Running', `${name} must not run`);
-      const waiting = s?.status?.containerStatuses?.[0]?.state?.waiting;
-      const logged = (await controllerLog(controller))
-        .split('\n')
-        .filter((l) => l.includes(`"sandbox":"${ns}/${name}"`) && l.includes('Reconcile failed'))
-        .map((l) => (JSON.parse(l) as { err: string }).err);
-      const all = [waiting ? `${waiting.reason}: ${waiting.message}` : '', ...logged].join('\n');
-      return re.test(all) ? all : undefined;
-    }, 60_000);
+    return waitFor(
+      `the reason ${name} is not running`,
+      async () => {
+        const s = (await getSandbox(cp, ns, name)) as
+          | (SandboxJson & {
+              status?: { containerStatuses?: { state?: { waiting?: { reason?: string; message?: string } } }[] };
+            })
+          | undefined;
+        assert.notEqual(s?.status?.phase, 'Running', `${name} must not run`);
+        const waiting = s?.status?.containerStatuses?.[0]?.state?.waiting;
+        const logged = (await controllerLog(controller))
+          .split('\n')
+          .filter((l) => l.includes(`"sandbox":"${ns}/${name}"`) && l.includes('Reconcile failed'))
+          .map((l) => (JSON.parse(l) as { err: string }).err);
+        const all = [waiting ? `${waiting.reason}: ${waiting.message}` : '', ...logged].join('\n');
+        return re.test(all) ? all : undefined;
+      },
+      60_000,
+    );
   }
 
   before(async function () {
@@ -105,13 +157,20 @@ describe('cluster tier: pull secrets, registry CA and capability allow-list thro
     basic = await startRegistry({ kind: 'htpasswd', ...BASIC });
     const key = makeSigningKey(work);
     tokenServer = await startTokenServer({ ...key, issuer: 'sandpit-test', service: 'sandpit-registry', ...TOKEN });
-    token = await startRegistry({ kind: 'token', realm: tokenServer.url, service: 'sandpit-registry', issuer: 'sandpit-test', certPath: key.certPath });
+    token = await startRegistry({
+      kind: 'token',
+      realm: tokenServer.url,
+      service: 'sandpit-registry',
+      issuer: 'sandpit-test',
+      certPath: key.certPath,
+    });
     mkdirSync(join(work, 'ca-a'));
     mkdirSync(join(work, 'ca-b'));
     const certA = makeServerCert(join(work, 'ca-a'));
     trusted = await startRegistry({ kind: 'none' }, { tls: certA });
     untrusted = await startRegistry({ kind: 'none' }, { tls: makeServerCert(join(work, 'ca-b')) });
-    for (const repo of ['ok', 'anonymous', 'wrong', 'missing', 'opaque']) await pushTo(basic, repo, `${BASIC.user}:${BASIC.password}`);
+    for (const repo of ['ok', 'anonymous', 'wrong', 'missing', 'opaque'])
+      await pushTo(basic, repo, `${BASIC.user}:${BASIC.password}`);
     for (const repo of ['ok', 'anonymous', 'wrong']) await pushTo(token, repo, `${TOKEN.user}:${TOKEN.password}`);
     for (const reg of [trusted, untrusted]) await pushTo(reg, 'busybox');
 
@@ -121,14 +180,39 @@ describe('cluster tier: pull secrets, registry CA and capability allow-list thro
     await dockerSecret('token-wrong', token.host, TOKEN.user, 'not-the-password');
     await cp.kubectl(['-n', ns, 'create', 'secret', 'generic', 'opaque', '--from-literal=password=whatever']);
 
-    controller = await startController(cp, 'pull', ['--namespace', 'sandpit-system', '--leader-elect', 'false', '--resync-period', '5']);
+    controller = await startController(cp, 'pull', [
+      '--namespace',
+      'sandpit-system',
+      '--leader-elect',
+      'false',
+      '--resync-period',
+      '5',
+    ]);
     const fd = openSync(agentLog, 'a');
     agent = spawn(
       process.execPath,
-      [join(ROOT, 'dist/node-agent/main.js'), '--kubeconfig', (agentKc = await agentKubeconfig(cp, node)), '--node-name', node, '--listen', `127.0.0.1:${await freePort()}`,
-        '--advertise-address', '127.0.0.1', '--health-addr', `127.0.0.1:${await freePort()}`, '--lease-duration', '10', '--node-labels', 'sandpit.test/pull=yes',
+      [
+        join(ROOT, 'dist/node-agent/main.js'),
+        '--kubeconfig',
+        (agentKc = await agentKubeconfig(cp, node)),
+        '--node-name',
+        node,
+        '--listen',
+        `127.0.0.1:${await freePort()}`,
+        '--advertise-address',
+        '127.0.0.1',
+        '--health-addr',
+        `127.0.0.1:${await freePort()}`,
+        '--lease-duration',
+        '10',
+        '--node-labels',
+        'sandpit.test/pull=yes',
         // The flags under test; their environment twins are covered by the unit tests of the parsing.
-        '--registry-ca-file', join(work, 'ca-a', 'ca.crt'), '--allow-capability', 'CAP_SYS_TIME'],
+        '--registry-ca-file',
+        join(work, 'ca-a', 'ca.crt'),
+        '--allow-capability',
+        'CAP_SYS_TIME',
+      ],
       {
         stdio: ['ignore', fd, fd],
         env: {
@@ -146,7 +230,20 @@ describe('cluster tier: pull secrets, registry CA and capability allow-list thro
       },
     );
     closeSync(fd);
-    await waitFor('SandboxNode Ready', async () => (await cp.kubectl(['get', 'sandboxnode', node, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status}'])).stdout.trim() === 'True', 120_000);
+    await waitFor(
+      'SandboxNode Ready',
+      async () =>
+        (
+          await cp.kubectl([
+            'get',
+            'sandboxnode',
+            node,
+            '-o',
+            'jsonpath={.status.conditions[?(@.type=="Ready")].status}',
+          ])
+        ).stdout.trim() === 'True',
+      120_000,
+    );
   });
 
   afterEach(async function () {
@@ -184,9 +281,21 @@ describe('cluster tier: pull secrets, registry CA and capability allow-list thro
     await apply(manifest('basic-opaque', `${basic.host}/opaque`, { imagePullSecrets: [{ name: 'opaque' }] }));
     await running('basic-ok');
     assert.match(await whyNot('basic-anonymous', /refused anonymous access to anonymous/), /add an imagePullSecret/);
-    assert.match(await whyNot('basic-wrong', /refused the credentials for user "alice" to wrong/), /check the pull secret/);
-    assert.match(await whyNot('basic-missing', /ErrImagePull.*imagePullSecret no-such-secret: Secret pull-test\/no-such-secret not found/), /kubectl create secret docker-registry/);
-    await whyNot('basic-opaque', /ErrImagePull.*imagePullSecret opaque: Secret pull-test\/opaque has type Opaque; an image pull Secret has type kubernetes.io\/dockerconfigjson/);
+    assert.match(
+      await whyNot('basic-wrong', /refused the credentials for user "alice" to wrong/),
+      /check the pull secret/,
+    );
+    assert.match(
+      await whyNot(
+        'basic-missing',
+        /ErrImagePull.*imagePullSecret no-such-secret: Secret pull-test\/no-such-secret not found/,
+      ),
+      /kubectl create secret docker-registry/,
+    );
+    await whyNot(
+      'basic-opaque',
+      /ErrImagePull.*imagePullSecret opaque: Secret pull-test\/opaque has type Opaque; an image pull Secret has type kubernetes.io\/dockerconfigjson/,
+    );
   });
 
   it('pulls from a bearer-token registry with the imagePullSecret; without it or with a wrong one it does not run and says why', async () => {
@@ -194,33 +303,65 @@ describe('cluster tier: pull secrets, registry CA and capability allow-list thro
     await apply(manifest('token-anonymous', `${token.host}/anonymous`));
     await apply(manifest('token-wrong', `${token.host}/wrong`, { imagePullSecrets: [{ name: 'token-wrong' }] }));
     await running('token-ok');
-    assert.ok(tokenServer.requests.some((r) => r.user === TOKEN.user && r.scope.includes('repository:ok:pull')), 'the token endpoint saw the secret\'s user');
+    assert.ok(
+      tokenServer.requests.some((r) => r.user === TOKEN.user && r.scope.includes('repository:ok:pull')),
+      "the token endpoint saw the secret's user",
+    );
     await whyNot('token-anonymous', /Unauthorized.*anonymous access to anonymous|refused anonymous access/);
     await whyNot('token-wrong', /token endpoint 127\.0\.0\.1:\d+ refused the credentials \(HTTP 401\)/);
   });
 
   it("reads pull Secrets with the RBAC of the controller ServiceAccount; the agent's credentials may not, and the error says which value grants it", async () => {
     // A kubeconfig for the sandpit-controller ServiceAccount of controllers/manifests/rbac-controller.yaml.
-    const token = (await cp.kubectl(['-n', 'sandpit-system', 'create', 'token', 'sandpit-controller', '--duration', '1h'])).stdout.trim();
+    const token = (
+      await cp.kubectl(['-n', 'sandpit-system', 'create', 'token', 'sandpit-controller', '--duration', '1h'])
+    ).stdout.trim();
     const ctlKc = join(work, 'controller-sa.kubeconfig');
-    writeFileSync(ctlKc, stringify({
-      apiVersion: 'v1', kind: 'Config', 'current-context': 'c',
-      clusters: [{ name: 'c', cluster: { server: cp.server, 'certificate-authority-data': readFileSync(join(cp.dir, 'pki', 'ca.crt')).toString('base64') } }],
-      users: [{ name: 'u', user: { token } }], contexts: [{ name: 'c', context: { cluster: 'c', user: 'u' } }],
-    }), { mode: 0o600 });
-    const sbx = Sandbox.parse(JSON.parse(manifest('rbac', `${basic.host}/ok`, { imagePullSecrets: [{ name: 'basic-creds' }, { name: 'no-such-secret' }] })));
+    writeFileSync(
+      ctlKc,
+      stringify({
+        apiVersion: 'v1',
+        kind: 'Config',
+        'current-context': 'c',
+        clusters: [
+          {
+            name: 'c',
+            cluster: {
+              server: cp.server,
+              'certificate-authority-data': readFileSync(join(cp.dir, 'pki', 'ca.crt')).toString('base64'),
+            },
+          },
+        ],
+        users: [{ name: 'u', user: { token } }],
+        contexts: [{ name: 'c', context: { cluster: 'c', user: 'u' } }],
+      }),
+      { mode: 0o600 },
+    );
+    const sbx = Sandbox.parse(
+      JSON.parse(
+        manifest('rbac', `${basic.host}/ok`, {
+          imagePullSecrets: [{ name: 'basic-creds' }, { name: 'no-such-secret' }],
+        }),
+      ),
+    );
     const asController = await KubeClient.fromKubeConfig(loadKubeConfig(ctlKc));
     const asAgent = await KubeClient.fromKubeConfig(loadKubeConfig(agentKc));
     try {
       const read = await readPullSecrets(asController, sbx);
-      assert.deepEqual(read.map((r) => r.name), ['basic-creds', 'no-such-secret']);
+      assert.deepEqual(
+        read.map((r) => r.name),
+        ['basic-creds', 'no-such-secret'],
+      );
       assert.ok((read[0]!.dockerConfigJson ?? '').includes(`"${basic.host}"`), 'the Docker config of the Secret');
       assert.deepEqual(read[1], { name: 'no-such-secret', error: 'Secret pull-test/no-such-secret not found' });
       const denied = await readPullSecrets(asAgent, sbx);
-      assert.deepEqual(denied.map((r) => r.error), [
-        'the controller may not read Secret pull-test/basic-creds (install the chart with controller.readPullSecrets=true)',
-        'the controller may not read Secret pull-test/no-such-secret (install the chart with controller.readPullSecrets=true)',
-      ]);
+      assert.deepEqual(
+        denied.map((r) => r.error),
+        [
+          'the controller may not read Secret pull-test/basic-creds (install the chart with controller.readPullSecrets=true)',
+          'the controller may not read Secret pull-test/no-such-secret (install the chart with controller.readPullSecrets=true)',
+        ],
+      );
     } finally {
       asController.close();
       asAgent.close();
@@ -228,7 +369,13 @@ describe('cluster tier: pull secrets, registry CA and capability allow-list thro
   });
 
   it("never writes a pull secret's password to the agent's log, its state or image dirs, or the controller's log", async () => {
-    const needles = [BASIC.password, TOKEN.password, 'not-the-password', Buffer.from(`${BASIC.user}:${BASIC.password}`).toString('base64'), Buffer.from(`${TOKEN.user}:${TOKEN.password}`).toString('base64')];
+    const needles = [
+      BASIC.password,
+      TOKEN.password,
+      'not-the-password',
+      Buffer.from(`${BASIC.user}:${BASIC.password}`).toString('base64'),
+      Buffer.from(`${TOKEN.user}:${TOKEN.password}`).toString('base64'),
+    ];
     const logs = (await readFile(agentLog, 'utf8')) + (await controllerLog(controller));
     assert.ok(logs.includes('basic-ok'), 'the logs are the ones of these sandboxes');
     for (const n of needles) assert.equal(logs.includes(n), false, `a log holds ${n}`);
@@ -242,7 +389,10 @@ describe('cluster tier: pull secrets, registry CA and capability allow-list thro
       }
     }
     const ok = (await getSandbox(cp, ns, 'basic-ok'))!;
-    assert.ok(existsSync(join(stateRoot, sandboxIdFor(ok.metadata.uid), 'sandbox.json')), 'the state dir searched is the one of the running sandbox');
+    assert.ok(
+      existsSync(join(stateRoot, sandboxIdFor(ok.metadata.uid), 'sandbox.json')),
+      'the state dir searched is the one of the running sandbox',
+    );
   });
 
   it('pulls over HTTPS from a registry whose CA the agent was given with --registry-ca-file, and refuses one signed by another CA', async () => {
@@ -254,20 +404,45 @@ describe('cluster tier: pull secrets, registry CA and capability allow-list thro
 
   it('lets a cluster agent started with --allow-capability grant that capability, and refuses another naming the flag to set', async () => {
     const capEff = (name: string) =>
-      waitFor(`${name} prints its CapEff`, async () => {
-        const s = await getSandbox(cp, ns, name);
-        if (s?.status?.phase !== 'Running') return undefined;
-        const log = join(stateRoot, sandboxIdFor(s.metadata.uid), 'logs', 'main.log');
-        const m = existsSync(log) ? /CapEff:\s*([0-9a-f]+)/.exec(readFileSync(log, 'utf8')) : null;
-        return m ? BigInt(`0x${m[1]}`) : undefined;
-      }, 120_000);
+      waitFor(
+        `${name} prints its CapEff`,
+        async () => {
+          const s = await getSandbox(cp, ns, name);
+          if (s?.status?.phase !== 'Running') return undefined;
+          const log = join(stateRoot, sandboxIdFor(s.metadata.uid), 'logs', 'main.log');
+          const m = existsSync(log) ? /CapEff:\s*([0-9a-f]+)/.exec(readFileSync(log, 'utf8')) : null;
+          return m ? BigInt(`0x${m[1]}`) : undefined;
+        },
+        120_000,
+      );
     const show = { command: ['/bin/sh', '-c', 'grep CapEff /proc/self/status; exec sleep 3600'] };
-    await apply(manifest('cap-allowed', `${trusted.host}/busybox`, {}, { ...show, securityContext: { capabilities: { add: ['SYS_TIME'] } } }));
+    await apply(
+      manifest(
+        'cap-allowed',
+        `${trusted.host}/busybox`,
+        {},
+        { ...show, securityContext: { capabilities: { add: ['SYS_TIME'] } } },
+      ),
+    );
     await apply(manifest('cap-default', `${trusted.host}/busybox`, {}, show));
-    await apply(manifest('cap-refused', `${trusted.host}/busybox`, {}, { ...show, securityContext: { capabilities: { add: ['SYS_NICE'] } } }));
+    await apply(
+      manifest(
+        'cap-refused',
+        `${trusted.host}/busybox`,
+        {},
+        { ...show, securityContext: { capabilities: { add: ['SYS_NICE'] } } },
+      ),
+    );
     const bit = (n: string) => 1n << BigInt(CAP_NUMBERS[n]!);
-    assert.equal((await capEff('cap-allowed')) & bit('SYS_TIME'), bit('SYS_TIME'), 'SYS_TIME is effective where it was added');
+    assert.equal(
+      (await capEff('cap-allowed')) & bit('SYS_TIME'),
+      bit('SYS_TIME'),
+      'SYS_TIME is effective where it was added',
+    );
     assert.equal((await capEff('cap-default')) & bit('SYS_TIME'), 0n, 'and only there');
-    await whyNot('cap-refused', /capability SYS_NICE is not allowed on this node.*--allow-capability SYS_NICE \(env SANDPIT_ALLOW_CAPABILITIES, chart value agent\.allowCapabilities\)/);
+    await whyNot(
+      'cap-refused',
+      /capability SYS_NICE is not allowed on this node.*--allow-capability SYS_NICE \(env SANDPIT_ALLOW_CAPABILITIES, chart value agent\.allowCapabilities\)/,
+    );
   });
 });

@@ -9,7 +9,20 @@ import { buildBusyboxRootfs } from '../fixtures/busybox-rootfs.js';
 import { freePort, sharedControlPlane, type ControlPlane } from '../harness/control-plane.js';
 import { buildFixtures, push } from '../harness/images/fixtures.js';
 import { startRegistry, type TestRegistry } from '../harness/images/registry.js';
-import { agentKubeconfig, applyCRDs, applyManifests, cleanUp, condition, controllerLog, getSandbox, rmdirDeep, startController, waitFor, type ControllerProcess, type SandboxJson } from './sandpit-processes.js';
+import {
+  agentKubeconfig,
+  applyCRDs,
+  applyManifests,
+  cleanUp,
+  condition,
+  controllerLog,
+  getSandbox,
+  rmdirDeep,
+  startController,
+  waitFor,
+  type ControllerProcess,
+  type SandboxJson,
+} from './sandpit-processes.js';
 
 /*
  * Every way a create fails on the node, seen where a user looks: the
@@ -41,9 +54,36 @@ describe('cluster tier: create failures reach the Sandbox (root)', function () {
     // A long lease: the test that stops the agent applies a Sandbox while the node still counts as Ready.
     agent = spawn(
       process.execPath,
-      [join(ROOT, 'dist/node-agent/main.js'), '--kubeconfig', agentArgs.agentKc, '--node-name', node, '--listen', `127.0.0.1:${agentArgs.apiPort}`, '--advertise-address', '127.0.0.1',
-        '--health-addr', `127.0.0.1:${await freePort()}`, '--lease-duration', '40', '--node-labels', 'sandpit.test/failures=yes', '--allow-dir-images', rootfs],
-      { stdio: ['ignore', fd, fd], env: { ...process.env, SANDPIT_STATE_ROOT: stateRoot, SANDPIT_IMAGE_ROOT: `${stateRoot}-images`, SANDPIT_CGROUP_PARENT: cgroupParent, SANDPIT_INSECURE_REGISTRIES: `${registry.host},${lateHost}`, SANDPIT_LOG_LEVEL: 'info' } },
+      [
+        join(ROOT, 'dist/node-agent/main.js'),
+        '--kubeconfig',
+        agentArgs.agentKc,
+        '--node-name',
+        node,
+        '--listen',
+        `127.0.0.1:${agentArgs.apiPort}`,
+        '--advertise-address',
+        '127.0.0.1',
+        '--health-addr',
+        `127.0.0.1:${await freePort()}`,
+        '--lease-duration',
+        '40',
+        '--node-labels',
+        'sandpit.test/failures=yes',
+        '--allow-dir-images',
+        rootfs,
+      ],
+      {
+        stdio: ['ignore', fd, fd],
+        env: {
+          ...process.env,
+          SANDPIT_STATE_ROOT: stateRoot,
+          SANDPIT_IMAGE_ROOT: `${stateRoot}-images`,
+          SANDPIT_CGROUP_PARENT: cgroupParent,
+          SANDPIT_INSECURE_REGISTRIES: `${registry.host},${lateHost}`,
+          SANDPIT_LOG_LEVEL: 'info',
+        },
+      },
     );
     closeSync(fd);
   }
@@ -51,19 +91,49 @@ describe('cluster tier: create failures reach the Sandbox (root)', function () {
   const apply = (name: string, containers: Record<string, unknown>[]) =>
     cp.kubectlResult(['apply', '-f', '-'], {
       input: JSON.stringify({
-        apiVersion: 'sandpit.dev/v1alpha1', kind: 'Sandbox', metadata: { name, namespace: ns },
-        spec: { nodeSelector: { 'sandpit.test/failures': 'yes' }, network: { mode: 'None' }, terminationGracePeriodSeconds: 1, containers },
+        apiVersion: 'sandpit.dev/v1alpha1',
+        kind: 'Sandbox',
+        metadata: { name, namespace: ns },
+        spec: {
+          nodeSelector: { 'sandpit.test/failures': 'yes' },
+          network: { mode: 'None' },
+          terminationGracePeriodSeconds: 1,
+          containers,
+        },
       }),
     });
   const waitingOf = (s: SandboxJson | undefined, container: string) =>
-    ((s?.status as { containerStatuses?: { name: string; state?: { waiting?: { reason?: string; message?: string } } }[] } | undefined)?.containerStatuses ?? []).find((c) => c.name === container)?.state?.waiting;
+    (
+      (
+        s?.status as
+          | { containerStatuses?: { name: string; state?: { waiting?: { reason?: string; message?: string } } }[] }
+          | undefined
+      )?.containerStatuses ?? []
+    ).find((c) => c.name === container)?.state?.waiting;
   const waitForReason = (name: string, container: string, reason: string, timeoutMs = 60_000) =>
-    waitFor(`${name}/${container} waiting ${reason}`, async () => {
-      const s = await getSandbox(cp, ns, name);
-      return waitingOf(s, container)?.reason === reason ? s : undefined;
-    }, timeoutMs);
+    waitFor(
+      `${name}/${container} waiting ${reason}`,
+      async () => {
+        const s = await getSandbox(cp, ns, name);
+        return waitingOf(s, container)?.reason === reason ? s : undefined;
+      },
+      timeoutMs,
+    );
   const events = async (name: string) => {
-    const list = JSON.parse((await cp.kubectl(['-n', ns, 'get', 'events.events.k8s.io', '--field-selector', `regarding.name=${name}`, '-o', 'json'])).stdout) as { items: { type: string; reason: string; note: string }[] };
+    const list = JSON.parse(
+      (
+        await cp.kubectl([
+          '-n',
+          ns,
+          'get',
+          'events.events.k8s.io',
+          '--field-selector',
+          `regarding.name=${name}`,
+          '-o',
+          'json',
+        ])
+      ).stdout,
+    ) as { items: { type: string; reason: string; note: string }[] };
     return list.items.map((e) => `${e.type}/${e.reason}: ${e.note}`);
   };
   const describe = async (name: string) => (await cp.kubectl(['-n', ns, 'describe', 'sandbox', name])).stdout;
@@ -81,13 +151,32 @@ describe('cluster tier: create failures reach the Sandbox (root)', function () {
     agentLog = join(cp.dir, 'agent-failures.log');
     const apiPort = await freePort();
     const agentKc = await agentKubeconfig(cp, node);
-    controller = await startController(cp, 'failures', ['--namespace', 'sandpit-system', '--leader-elect', 'false', '--resync-period', '5', '--node-lost-grace', '120']);
+    controller = await startController(cp, 'failures', [
+      '--namespace',
+      'sandpit-system',
+      '--leader-elect',
+      'false',
+      '--resync-period',
+      '5',
+      '--node-lost-grace',
+      '120',
+    ]);
     agentArgs = { agentKc, apiPort };
     await startAgent();
-    await waitFor('SandboxNode ready', async () => {
-      const r = await cp.kubectlResult(['get', 'sandboxnode', node, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status}']);
-      return r.stdout === 'True' || undefined;
-    }, 120_000);
+    await waitFor(
+      'SandboxNode ready',
+      async () => {
+        const r = await cp.kubectlResult([
+          'get',
+          'sandboxnode',
+          node,
+          '-o',
+          'jsonpath={.status.conditions[?(@.type=="Ready")].status}',
+        ]);
+        return r.stdout === 'True' || undefined;
+      },
+      120_000,
+    );
   });
 
   afterEach(async function () {
@@ -116,9 +205,17 @@ describe('cluster tier: create failures reach the Sandbox (root)', function () {
     }
   });
 
-  it('a missing image: ErrImagePull, then ImagePullBackOff with the registry\'s answer, Reconciling, a Warning Event, and kubectl describe says so', async () => {
+  it("a missing image: ErrImagePull, then ImagePullBackOff with the registry's answer, Reconciling, a Warning Event, and kubectl describe says so", async () => {
     const image = `${registry.host}/sandpit/nosuch:1`;
-    assert.equal((await apply('missing', [{ name: 'side', image: `dir:${rootfs}`, command: ['/bin/sleep', '3600'] }, { name: 'main', image, command: ['/bin/true'] }])).code, 0);
+    assert.equal(
+      (
+        await apply('missing', [
+          { name: 'side', image: `dir:${rootfs}`, command: ['/bin/sleep', '3600'] },
+          { name: 'main', image, command: ['/bin/true'] },
+        ])
+      ).code,
+      0,
+    );
     const s = await waitForReason('missing', 'main', 'ImagePullBackOff');
     assert.match(waitingOf(s, 'main')?.message ?? '', /Back-off pulling image ".*nosuch:1".*not found/);
     assert.equal(waitingOf(s, 'side')?.reason, 'ContainerCreating');
@@ -127,11 +224,21 @@ describe('cluster tier: create failures reach the Sandbox (root)', function () {
     assert.equal(condition(s, 'Ready')?.reason, 'ImagePullBackOff');
     assert.equal(condition(s, 'Reconciling')?.status, 'True', 'a retry may fix it (the tag may be pushed)');
     assert.equal(condition(s, 'Stalled'), undefined);
-    const told = await waitFor('the Warning Events', async () => {
-      const e = await events('missing');
-      return e.some((x) => x.startsWith('Warning/Failed: ErrImagePull:')) && e.some((x) => x.startsWith('Warning/Failed: ImagePullBackOff:')) ? e : undefined;
-    }, 15_000);
-    assert.ok(told.some((x) => /nosuch:1 not found/.test(x)), told.join('; '));
+    const told = await waitFor(
+      'the Warning Events',
+      async () => {
+        const e = await events('missing');
+        return e.some((x) => x.startsWith('Warning/Failed: ErrImagePull:')) &&
+          e.some((x) => x.startsWith('Warning/Failed: ImagePullBackOff:'))
+          ? e
+          : undefined;
+      },
+      15_000,
+    );
+    assert.ok(
+      told.some((x) => /nosuch:1 not found/.test(x)),
+      told.join('; '),
+    );
     const d = await describe('missing');
     assert.match(d, /ImagePullBackOff/);
     assert.match(d, /check the image name and tag/, 'the hint');
@@ -139,7 +246,11 @@ describe('cluster tier: create failures reach the Sandbox (root)', function () {
   });
 
   it('an invalid image name (upper case in the path; Kubernetes does not check it at apply either): InvalidImageName, Stalled', async () => {
-    assert.equal((await apply('badname', [{ name: 'main', image: 'localhost:5000/Sandpit/BusyBox', command: ['/bin/true'] }])).code, 0);
+    assert.equal(
+      (await apply('badname', [{ name: 'main', image: 'localhost:5000/Sandpit/BusyBox', command: ['/bin/true'] }]))
+        .code,
+      0,
+    );
     const s = await waitForReason('badname', 'main', 'InvalidImageName');
     assert.match(waitingOf(s, 'main')?.message ?? '', /Sandpit\/BusyBox/);
     assert.equal(condition(s, 'Stalled')?.reason, 'InvalidImageName');
@@ -148,11 +259,23 @@ describe('cluster tier: create failures reach the Sandbox (root)', function () {
   });
 
   it('a registry that is down and comes back: ErrImagePull/ImagePullBackOff, then Running without anyone touching the Sandbox', async () => {
-    assert.equal((await apply('comeback', [{ name: 'main', image: `${lateHost}/busybox:latest`, command: ['/bin/busybox', 'sleep', '3600'] }])).code, 0);
+    assert.equal(
+      (
+        await apply('comeback', [
+          { name: 'main', image: `${lateHost}/busybox:latest`, command: ['/bin/busybox', 'sleep', '3600'] },
+        ])
+      ).code,
+      0,
+    );
     const s = await waitForReason('comeback', 'main', 'ImagePullBackOff');
     assert.equal(condition(s, 'Reconciling')?.status, 'True');
     const [host, port] = registry.host.split(':');
-    late = createServer((c) => c.pipe(connect(Number(port), host!)).pipe(c).on('error', () => c.destroy()));
+    late = createServer((c) =>
+      c
+        .pipe(connect(Number(port), host!))
+        .pipe(c)
+        .on('error', () => c.destroy()),
+    );
     await new Promise<void>((r) => late!.listen(Number(lateHost.split(':')[1]), '127.0.0.1', r));
     await cp.kubectl(['-n', ns, 'wait', '--for=condition=Ready', 'sandbox/comeback', '--timeout=120s']);
     const up = (await getSandbox(cp, ns, 'comeback'))!;
@@ -161,9 +284,24 @@ describe('cluster tier: create failures reach the Sandbox (root)', function () {
   });
 
   it('a container configuration that cannot work (runAsNonRoot, a root image user): CreateContainerConfigError with the hint, Stalled', async () => {
-    assert.equal((await apply('nonroot', [{ name: 'main', image: `${registry.host}/busybox:latest`, command: ['/bin/busybox', 'true'], securityContext: { runAsNonRoot: true } }])).code, 0);
+    assert.equal(
+      (
+        await apply('nonroot', [
+          {
+            name: 'main',
+            image: `${registry.host}/busybox:latest`,
+            command: ['/bin/busybox', 'true'],
+            securityContext: { runAsNonRoot: true },
+          },
+        ])
+      ).code,
+      0,
+    );
     const s = await waitForReason('nonroot', 'main', 'CreateContainerConfigError');
-    assert.match(waitingOf(s, 'main')?.message ?? '', /runAsNonRoot is set but the container would run as UID 0.*set securityContext.runAsUser/);
+    assert.match(
+      waitingOf(s, 'main')?.message ?? '',
+      /runAsNonRoot is set but the container would run as UID 0.*set securityContext.runAsUser/,
+    );
     assert.equal(condition(s, 'Stalled')?.reason, 'CreateContainerConfigError');
     assert.equal(condition(s, 'Reconciling'), undefined, 'not retried: nothing changes until the spec does');
     assert.match(s.status?.message ?? '', /^container main: /);
@@ -173,7 +311,14 @@ describe('cluster tier: create failures reach the Sandbox (root)', function () {
   });
 
   it('a container that cannot start (its workingDir is a file): RunContainerError, Stalled', async () => {
-    assert.equal((await apply('nostart', [{ name: 'main', image: `dir:${rootfs}`, command: ['/bin/sleep', '3600'], workingDir: '/bin/sh' }])).code, 0);
+    assert.equal(
+      (
+        await apply('nostart', [
+          { name: 'main', image: `dir:${rootfs}`, command: ['/bin/sleep', '3600'], workingDir: '/bin/sh' },
+        ])
+      ).code,
+      0,
+    );
     const s = await waitForReason('nostart', 'main', 'RunContainerError');
     assert.equal(condition(s, 'Stalled')?.reason, 'RunContainerError');
     assert.match(await describe('nostart'), /RunContainerError/);
@@ -183,14 +328,28 @@ describe('cluster tier: create failures reach the Sandbox (root)', function () {
     const exited = new Promise((r) => agent!.once('exit', r));
     agent!.kill('SIGKILL'); // its lease stays fresh for a while: the controller still sends it the sandbox
     await exited;
-    assert.equal((await apply('noagent', [{ name: 'main', image: `dir:${rootfs}`, command: ['/bin/sleep', '3600'] }])).code, 0);
-    const s = await waitFor('AgentUnreachable', async () => {
-      const x = await getSandbox(cp, ns, 'noagent');
-      return condition(x, 'Reconciling')?.reason === 'AgentUnreachable' ? x : undefined;
-    }, 30_000);
+    assert.equal(
+      (await apply('noagent', [{ name: 'main', image: `dir:${rootfs}`, command: ['/bin/sleep', '3600'] }])).code,
+      0,
+    );
+    const s = await waitFor(
+      'AgentUnreachable',
+      async () => {
+        const x = await getSandbox(cp, ns, 'noagent');
+        return condition(x, 'Reconciling')?.reason === 'AgentUnreachable' ? x : undefined;
+      },
+      30_000,
+    );
     assert.equal(condition(s, 'Ready')?.reason, 'AgentUnreachable');
     assert.match(s.status?.message ?? '', /The agent on fail-a did not take the sandbox; the controller retries/);
-    await waitFor('the FailedApply Event', async () => (await events('noagent')).some((e) => /^Warning\/FailedApply: The agent on fail-a did not take the sandbox/.test(e)) || undefined, 15_000);
+    await waitFor(
+      'the FailedApply Event',
+      async () =>
+        (await events('noagent')).some((e) =>
+          /^Warning\/FailedApply: The agent on fail-a did not take the sandbox/.test(e),
+        ) || undefined,
+      15_000,
+    );
     await startAgent();
     await cp.kubectl(['-n', ns, 'wait', '--for=condition=Ready', 'sandbox/noagent', '--timeout=120s']);
     assert.equal(condition((await getSandbox(cp, ns, 'noagent'))!, 'Reconciling'), undefined);
@@ -202,7 +361,14 @@ describe('cluster tier: create failures reach the Sandbox (root)', function () {
     await waitFor('no state dirs', async () => readdirSync(stateRoot).length === 0 || undefined, 30_000);
     for (const root of readdirSync('/sys/fs/cgroup')) {
       const dir = join('/sys/fs/cgroup', root, cgroupParent);
-      if (existsSync(dir)) assert.deepEqual(readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name), [], 'no sandbox cgroup');
+      if (existsSync(dir))
+        assert.deepEqual(
+          readdirSync(dir, { withFileTypes: true })
+            .filter((e) => e.isDirectory())
+            .map((e) => e.name),
+          [],
+          'no sandbox cgroup',
+        );
     }
   });
 });

@@ -16,7 +16,12 @@ const ROOT = new URL('../../..', import.meta.url).pathname;
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Polls until `check` returns a value (not undefined/false); fails with the last observation after `timeoutMs`. */
-export async function waitFor<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 60_000, everyMs = 250): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | undefined | false>,
+  timeoutMs = 60_000,
+  everyMs = 250,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -33,14 +38,35 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
 }
 
 export async function applyCRDs(cp: ControlPlane): Promise<void> {
-  await cp.kubectl(['apply', '--server-side', '--force-conflicts', '-f', join(ROOT, 'crds/sandboxes.yaml'), '-f', join(ROOT, 'crds/sandboxnodes.yaml')]);
-  await cp.kubectl(['wait', '--for=condition=Established', 'crd/sandboxes.sandpit.dev', 'crd/sandboxnodes.sandpit.dev']);
+  await cp.kubectl([
+    'apply',
+    '--server-side',
+    '--force-conflicts',
+    '-f',
+    join(ROOT, 'crds/sandboxes.yaml'),
+    '-f',
+    join(ROOT, 'crds/sandboxnodes.yaml'),
+  ]);
+  await cp.kubectl([
+    'wait',
+    '--for=condition=Established',
+    'crd/sandboxes.sandpit.dev',
+    'crd/sandboxnodes.sandpit.dev',
+  ]);
 }
 
 export async function applyManifests(cp: ControlPlane): Promise<void> {
   await cp.kubectl(['create', 'namespace', 'sandpit-system']).catch(() => undefined);
   const dir = join(ROOT, 'controllers/manifests');
-  await cp.kubectl(['apply', '-f', join(dir, 'rbac-controller.yaml'), '-f', join(dir, 'rbac-agent.yaml'), '-f', join(dir, 'admission-policy.yaml')]);
+  await cp.kubectl([
+    'apply',
+    '-f',
+    join(dir, 'rbac-controller.yaml'),
+    '-f',
+    join(dir, 'rbac-agent.yaml'),
+    '-f',
+    join(dir, 'admission-policy.yaml'),
+  ]);
 }
 
 export interface ControllerProcess {
@@ -53,13 +79,26 @@ export interface ControllerProcess {
 }
 
 /** Starts `node dist/controllers/main.js` against the control plane, logging to a file in its directory. */
-export async function startController(cp: ControlPlane, identity: string, args: string[] = []): Promise<ControllerProcess> {
+export async function startController(
+  cp: ControlPlane,
+  identity: string,
+  args: string[] = [],
+): Promise<ControllerProcess> {
   const healthPort = await freePort();
   const logPath = join(cp.dir, `controller-${identity}.log`);
   const fd = openSync(logPath, 'a');
   const child = spawn(
     process.execPath,
-    [join(ROOT, 'dist/controllers/main.js'), '--kubeconfig', cp.kubeconfigPath, '--identity', identity, '--health-addr', `127.0.0.1:${healthPort}`, ...args],
+    [
+      join(ROOT, 'dist/controllers/main.js'),
+      '--kubeconfig',
+      cp.kubeconfigPath,
+      '--identity',
+      identity,
+      '--health-addr',
+      `127.0.0.1:${healthPort}`,
+      ...args,
+    ],
     { stdio: ['ignore', fd, fd], env: { ...process.env, SANDPIT_LOG_LEVEL: process.env.SANDPIT_LOG_LEVEL ?? 'info' } },
   );
   closeSync(fd);
@@ -101,10 +140,17 @@ export async function probe(port: number, path: string): Promise<number> {
  * token for the agent ServiceAccount bound to that pod, so the API server
  * puts the node name into the token's user info, as for a DaemonSet pod.
  */
-export async function agentKubeconfig(cp: ControlPlane, node: string, sa = 'sandpit-agent', namespace = 'sandpit-system'): Promise<string> {
+export async function agentKubeconfig(
+  cp: ControlPlane,
+  node: string,
+  sa = 'sandpit-agent',
+  namespace = 'sandpit-system',
+): Promise<string> {
   await cp.kubectl(['create', 'namespace', namespace]).catch(() => undefined);
   await cp.kubectl(['-n', namespace, 'create', 'serviceaccount', sa]).catch(() => undefined);
-  await cp.kubectl(['apply', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: node } }) });
+  await cp.kubectl(['apply', '-f', '-'], {
+    input: JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: node } }),
+  });
   const pod = `${sa}-${node}`;
   await cp.kubectl(['apply', '-f', '-'], {
     input: JSON.stringify({
@@ -116,7 +162,21 @@ export async function agentKubeconfig(cp: ControlPlane, node: string, sa = 'sand
   });
   const uid = (await cp.kubectl(['-n', namespace, 'get', 'pod', pod, '-o', 'jsonpath={.metadata.uid}'])).stdout.trim();
   const token = (
-    await cp.kubectl(['-n', namespace, 'create', 'token', sa, '--duration', '2h', '--bound-object-kind', 'Pod', '--bound-object-name', pod, '--bound-object-uid', uid])
+    await cp.kubectl([
+      '-n',
+      namespace,
+      'create',
+      'token',
+      sa,
+      '--duration',
+      '2h',
+      '--bound-object-kind',
+      'Pod',
+      '--bound-object-name',
+      pod,
+      '--bound-object-uid',
+      uid,
+    ])
   ).stdout.trim();
   const caData = (await readFile(join(cp.dir, 'pki', 'ca.crt'))).toString('base64');
   const path = join(cp.dir, `agent-${node}-${sa}.kubeconfig`);
@@ -136,7 +196,15 @@ export async function agentKubeconfig(cp: ControlPlane, node: string, sa = 'sand
 }
 
 export interface SandboxJson {
-  metadata: { name: string; namespace: string; uid: string; generation: number; finalizers?: string[]; deletionTimestamp?: string; resourceVersion: string };
+  metadata: {
+    name: string;
+    namespace: string;
+    uid: string;
+    generation: number;
+    finalizers?: string[];
+    deletionTimestamp?: string;
+    resourceVersion: string;
+  };
   spec: Record<string, unknown>;
   status?: {
     phase?: string;
@@ -157,7 +225,8 @@ export async function getSandbox(cp: ControlPlane, ns: string, name: string): Pr
   return JSON.parse(r.stdout) as SandboxJson;
 }
 
-export const condition = (s: SandboxJson | undefined, type: string) => s?.status?.conditions?.find((c) => c.type === type);
+export const condition = (s: SandboxJson | undefined, type: string) =>
+  s?.status?.conditions?.find((c) => c.type === type);
 
 /** A minimal Sandbox manifest. */
 export function sandboxManifest(ns: string, name: string, spec: Record<string, unknown> = {}): string {

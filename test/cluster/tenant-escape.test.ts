@@ -1,7 +1,17 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -9,7 +19,18 @@ import { stringify } from 'yaml';
 import { sandboxIdFor } from '../../node-agent/contracts.js';
 import { buildBusyboxRootfs } from '../fixtures/busybox-rootfs.js';
 import { freePort, sharedControlPlane, type ControlPlane } from '../harness/control-plane.js';
-import { agentKubeconfig, applyCRDs, applyManifests, cleanUp, controllerLog, getSandbox, rmdirDeep, startController, waitFor, type ControllerProcess } from './sandpit-processes.js';
+import {
+  agentKubeconfig,
+  applyCRDs,
+  applyManifests,
+  cleanUp,
+  controllerLog,
+  getSandbox,
+  rmdirDeep,
+  startController,
+  waitFor,
+  type ControllerProcess,
+} from './sandpit-processes.js';
 
 /*
  * A tenant (a ServiceAccount that may only create, read and delete Sandboxes
@@ -64,22 +85,32 @@ describe('cluster tier: a tenant cannot read node files through any spec it may 
         ...spec,
       },
     });
-  const tenantApply = (name: string, spec: Record<string, unknown>) => cp.kubectlResult(['apply', '-f', '-'], { input: manifest(name, spec), kubeconfig: tenantKc });
+  const tenantApply = (name: string, spec: Record<string, unknown>) =>
+    cp.kubectlResult(['apply', '-f', '-'], { input: manifest(name, spec), kubeconfig: tenantKc });
   const containerLog = (uid: string) => {
     const path = join(stateRoot, sandboxIdFor(uid), 'logs', 'main.log');
     return existsSync(path) ? readFileSync(path, 'utf8') : '';
   };
   /** Agent log lines about this sandbox. */
-  const agentLines = async (name: string) => (await readFile(agentLog, 'utf8').catch(() => '')).split('\n').filter((l) => l.includes(`"${ns}/${name}"`));
+  const agentLines = async (name: string) =>
+    (await readFile(agentLog, 'utf8').catch(() => '')).split('\n').filter((l) => l.includes(`"${ns}/${name}"`));
 
   /** Applies as the tenant and waits until the sandbox ran to the end of its probe; returns what it printed. */
   async function ran(name: string, spec: Record<string, unknown>): Promise<string> {
     const r = await tenantApply(name, spec);
     assert.equal(r.code, 0, r.stderr);
-    const sb = await waitFor(`${name} ran its probe`, async () => {
-      const s = await getSandbox(cp, ns, name);
-      return s && /probe-done/.test(containerLog(s.metadata.uid)) && ['Succeeded', 'Failed'].includes(s.status?.phase ?? '') ? s : undefined;
-    }, 90_000);
+    const sb = await waitFor(
+      `${name} ran its probe`,
+      async () => {
+        const s = await getSandbox(cp, ns, name);
+        return s &&
+          /probe-done/.test(containerLog(s.metadata.uid)) &&
+          ['Succeeded', 'Failed'].includes(s.status?.phase ?? '')
+          ? s
+          : undefined;
+      },
+      90_000,
+    );
     return containerLog(sb.metadata.uid);
   }
 
@@ -87,11 +118,23 @@ describe('cluster tier: a tenant cannot read node files through any spec it may 
   async function refused(name: string, spec: Record<string, unknown>, why: RegExp): Promise<string> {
     const r = await tenantApply(name, spec);
     assert.equal(r.code, 0, r.stderr);
-    const line = await waitFor(`the agent refuses ${name}`, async () => (await agentLines(name)).find((l) => why.test(l) && /creation failed/.test(l)), 90_000);
+    const line = await waitFor(
+      `the agent refuses ${name}`,
+      async () => (await agentLines(name)).find((l) => why.test(l) && /creation failed/.test(l)),
+      90_000,
+    );
     const sb = (await getSandbox(cp, ns, name))!;
-    assert.ok(!['Running', 'Succeeded'].includes(sb.status?.phase ?? ''), `${name} never runs: ${JSON.stringify(sb.status)}`);
+    assert.ok(
+      !['Running', 'Succeeded'].includes(sb.status?.phase ?? ''),
+      `${name} never runs: ${JSON.stringify(sb.status)}`,
+    );
     // The controller retries the PUT, so look until a moment between two refusals: a leak would stay.
-    await waitFor(`nothing of ${name} is left in the agent's state dir`, async () => !existsSync(join(stateRoot, sandboxIdFor(sb.metadata.uid))), 30_000, 50);
+    await waitFor(
+      `nothing of ${name} is left in the agent's state dir`,
+      async () => !existsSync(join(stateRoot, sandboxIdFor(sb.metadata.uid))),
+      30_000,
+      50,
+    );
     return line;
   }
 
@@ -117,34 +160,110 @@ describe('cluster tier: a tenant cannot read node files through any spec it may 
 
     // The tenant: Sandboxes in its namespace, nothing else.
     await cp.kubectl(['-n', ns, 'create', 'serviceaccount', 'tenant']).catch(() => undefined);
-    await cp.kubectl(['-n', ns, 'create', 'role', 'sandbox-author', '--verb=create,get,list,watch,delete,patch', '--resource=sandboxes.sandpit.dev']).catch(() => undefined);
-    await cp.kubectl(['-n', ns, 'create', 'rolebinding', 'tenant-sandbox-author', '--role=sandbox-author', `--serviceaccount=${ns}:tenant`]).catch(() => undefined);
+    await cp
+      .kubectl([
+        '-n',
+        ns,
+        'create',
+        'role',
+        'sandbox-author',
+        '--verb=create,get,list,watch,delete,patch',
+        '--resource=sandboxes.sandpit.dev',
+      ])
+      .catch(() => undefined);
+    await cp
+      .kubectl([
+        '-n',
+        ns,
+        'create',
+        'rolebinding',
+        'tenant-sandbox-author',
+        '--role=sandbox-author',
+        `--serviceaccount=${ns}:tenant`,
+      ])
+      .catch(() => undefined);
     const saToken = (await cp.kubectl(['-n', ns, 'create', 'token', 'tenant', '--duration', '1h'])).stdout.trim();
     tenantKc = join(cp.dir, 'tenant-escape.kubeconfig');
-    await writeFile(tenantKc, stringify({
-      apiVersion: 'v1', kind: 'Config',
-      clusters: [{ name: 'sandpit', cluster: { server: cp.server, 'certificate-authority-data': (await readFile(join(cp.dir, 'pki', 'ca.crt'))).toString('base64') } }],
-      users: [{ name: 'tenant', user: { token: saToken } }],
-      contexts: [{ name: 'tenant', context: { cluster: 'sandpit', user: 'tenant', namespace: ns } }],
-      'current-context': 'tenant',
-    }), { mode: 0o600 });
+    await writeFile(
+      tenantKc,
+      stringify({
+        apiVersion: 'v1',
+        kind: 'Config',
+        clusters: [
+          {
+            name: 'sandpit',
+            cluster: {
+              server: cp.server,
+              'certificate-authority-data': (await readFile(join(cp.dir, 'pki', 'ca.crt'))).toString('base64'),
+            },
+          },
+        ],
+        users: [{ name: 'tenant', user: { token: saToken } }],
+        contexts: [{ name: 'tenant', context: { cluster: 'sandpit', user: 'tenant', namespace: ns } }],
+        'current-context': 'tenant',
+      }),
+      { mode: 0o600 },
+    );
 
     stateRoot = mkdtempSync(join(tmpdir(), 'sandpit-escape-state-'));
     agentLog = join(cp.dir, 'agent-escape.log');
     const agentKc = await agentKubeconfig(cp, node);
-    controller = await startController(cp, 'escape', ['--namespace', 'sandpit-system', '--leader-elect', 'false', '--resync-period', '5']);
+    controller = await startController(cp, 'escape', [
+      '--namespace',
+      'sandpit-system',
+      '--leader-elect',
+      'false',
+      '--resync-period',
+      '5',
+    ]);
     const fd = openSync(agentLog, 'a');
     agent = spawn(
       process.execPath,
-      [join(ROOT, 'dist/node-agent/main.js'), '--kubeconfig', agentKc, '--node-name', node, '--listen', `127.0.0.1:${await freePort()}`, '--advertise-address', '127.0.0.1',
-        '--health-addr', `127.0.0.1:${await freePort()}`, '--lease-duration', '6', '--node-labels', 'sandpit.test/escape=yes', '--allow-dir-images', allowed],
-      { stdio: ['ignore', fd, fd], env: { ...process.env, SANDPIT_STATE_ROOT: stateRoot, SANDPIT_IMAGE_ROOT: `${stateRoot}-images`, SANDPIT_CGROUP_PARENT: cgroupParent, SANDPIT_LOG_LEVEL: 'info' } },
+      [
+        join(ROOT, 'dist/node-agent/main.js'),
+        '--kubeconfig',
+        agentKc,
+        '--node-name',
+        node,
+        '--listen',
+        `127.0.0.1:${await freePort()}`,
+        '--advertise-address',
+        '127.0.0.1',
+        '--health-addr',
+        `127.0.0.1:${await freePort()}`,
+        '--lease-duration',
+        '6',
+        '--node-labels',
+        'sandpit.test/escape=yes',
+        '--allow-dir-images',
+        allowed,
+      ],
+      {
+        stdio: ['ignore', fd, fd],
+        env: {
+          ...process.env,
+          SANDPIT_STATE_ROOT: stateRoot,
+          SANDPIT_IMAGE_ROOT: `${stateRoot}-images`,
+          SANDPIT_CGROUP_PARENT: cgroupParent,
+          SANDPIT_LOG_LEVEL: 'info',
+        },
+      },
     );
     closeSync(fd);
-    await waitFor('SandboxNode ready', async () => {
-      const r = await cp.kubectlResult(['get', 'sandboxnode', node, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status}']);
-      return r.stdout === 'True';
-    }, 120_000);
+    await waitFor(
+      'SandboxNode ready',
+      async () => {
+        const r = await cp.kubectlResult([
+          'get',
+          'sandboxnode',
+          node,
+          '-o',
+          'jsonpath={.status.conditions[?(@.type=="Ready")].status}',
+        ]);
+        return r.stdout === 'True';
+      },
+      120_000,
+    );
   });
 
   afterEach(async function () {
@@ -163,7 +282,8 @@ describe('cluster tier: a tenant cannot read node files through any spec it may 
     }
     await controller?.stop();
     await cleanUp(cp, [ns], [node]);
-    for (const dir of [stateRoot, `${stateRoot}-images`, allowed, secretRoot]) if (dir) await rm(dir, { recursive: true, force: true });
+    for (const dir of [stateRoot, `${stateRoot}-images`, allowed, secretRoot])
+      if (dir) await rm(dir, { recursive: true, force: true });
     for (const root of readdirSync('/sys/fs/cgroup')) {
       const dir = join('/sys/fs/cgroup', root, cgroupParent);
       if (existsSync(dir)) await rmdirDeep(dir);
@@ -171,7 +291,8 @@ describe('cluster tier: a tenant cannot read node files through any spec it may 
   });
 
   it('gives the tenant Sandboxes in its namespace and nothing else', async () => {
-    const can = async (...args: string[]) => (await cp.kubectlResult(['auth', 'can-i', ...args], { kubeconfig: tenantKc })).stdout.trim();
+    const can = async (...args: string[]) =>
+      (await cp.kubectlResult(['auth', 'can-i', ...args], { kubeconfig: tenantKc })).stdout.trim();
     assert.equal(await can('create', 'sandboxes.sandpit.dev'), 'yes');
     assert.equal(await can('get', 'secrets'), 'no');
     assert.equal(await can('create', 'pods'), 'no');
@@ -189,49 +310,91 @@ describe('cluster tier: a tenant cannot read node files through any spec it may 
     const cases: [string, string, RegExp][] = [
       ['dir-root', 'dir:/', /is not a directory under one this node allows/],
       ['dir-secret', `dir:${secretRoot}`, /is not a directory under one this node allows/],
-      ['dir-dotdot', `dir:${allowed}/busybox/../../${basename(secretRoot)}`, /is not a directory under one this node allows/],
+      [
+        'dir-dotdot',
+        `dir:${allowed}/busybox/../../${basename(secretRoot)}`,
+        /is not a directory under one this node allows/,
+      ],
       ['dir-link', `dir:${allowed}/link-out`, /is not a directory under one this node allows/],
       ['dir-relative', `dir:${basename(secretRoot)}`, /is not a directory under one this node allows/],
       ['bare-path', secretRoot, /InvalidImageName/],
     ];
     for (const [name, image, why] of cases) {
-      const line = await refused(name, { containers: [{ name: 'main', image, command: ['/bin/sh', '-c', probe()] }] }, why);
+      const line = await refused(
+        name,
+        { containers: [{ name: 'main', image, command: ['/bin/sh', '-c', probe()] }] },
+        why,
+      );
       assert.match(line, /InvalidImageName/, `${name}: refused as InvalidImageName`);
     }
   });
 
   it('keeps links planted in the image inside the container: / , the secret dir, /etc files', async () => {
-    const out = await ran('tricky-image', { containers: [{ name: 'main', image: `dir:${allowed}/tricky`, command: ['/bin/sh', '-c', probe()] }] });
+    const out = await ran('tricky-image', {
+      containers: [{ name: 'main', image: `dir:${allowed}/tricky`, command: ['/bin/sh', '-c', probe()] }],
+    });
     assert.match(out, /probe-done/);
     assert.ok(!out.includes(token), `the secret leaked:\n${out}`);
   });
 
   it('refuses a volume mounted over a link in the image, and leaves nothing', async () => {
-    for (const [name, mountPath] of [['mount-link', '/evil'], ['mount-through-link', '/node/tmp']] as const) {
-      const line = await refused(name, {
-        volumes: [{ name: 'v', emptyDir: {} }],
-        containers: [{ name: 'main', image: `dir:${allowed}/tricky`, command: ['/bin/sh', '-c', probe()], volumeMounts: [{ name: 'v', mountPath }] }],
-      }, /crosses a symlink/);
+    for (const [name, mountPath] of [
+      ['mount-link', '/evil'],
+      ['mount-through-link', '/node/tmp'],
+    ] as const) {
+      const line = await refused(
+        name,
+        {
+          volumes: [{ name: 'v', emptyDir: {} }],
+          containers: [
+            {
+              name: 'main',
+              image: `dir:${allowed}/tricky`,
+              command: ['/bin/sh', '-c', probe()],
+              volumeMounts: [{ name: 'v', mountPath }],
+            },
+          ],
+        },
+        /crosses a symlink/,
+      );
       assert.ok(!line.includes(token));
     }
   });
 
   it('lets no volume mount over /proc, /sys, /dev or /etc files reveal the node', async () => {
-    for (const [name, mountPath] of [['vol-proc', '/proc'], ['vol-proc-1', '/proc/1'], ['vol-sys', '/sys'], ['vol-dev', '/dev'], ['vol-etc', '/etc'], ['vol-data', '/data']] as const) {
+    for (const [name, mountPath] of [
+      ['vol-proc', '/proc'],
+      ['vol-proc-1', '/proc/1'],
+      ['vol-sys', '/sys'],
+      ['vol-dev', '/dev'],
+      ['vol-etc', '/etc'],
+      ['vol-data', '/data'],
+    ] as const) {
       const r = await tenantApply(name, {
         volumes: [{ name: 'v', emptyDir: {} }],
-        containers: [{ name: 'main', image: `dir:${allowed}/tricky`, command: ['/bin/sh', '-c', probe()], volumeMounts: [{ name: 'v', mountPath }] }],
+        containers: [
+          {
+            name: 'main',
+            image: `dir:${allowed}/tricky`,
+            command: ['/bin/sh', '-c', probe()],
+            volumeMounts: [{ name: 'v', mountPath }],
+          },
+        ],
       });
       if (r.code !== 0) continue; // refused at apply time (reserved path): nothing ran
       // Either the container ran its probe or the agent refused it; in neither case may the secret show.
-      const out = await waitFor(`${name} ran or was refused`, async () => {
-        const s = await getSandbox(cp, ns, name);
-        if (!s) return undefined;
-        const log = containerLog(s.metadata.uid);
-        if (/probe-done/.test(log)) return log;
-        const refusal = (await agentLines(name)).find((l) => /creation failed/.test(l));
-        return refusal && !existsSync(join(stateRoot, sandboxIdFor(s.metadata.uid))) ? refusal : undefined;
-      }, 90_000);
+      const out = await waitFor(
+        `${name} ran or was refused`,
+        async () => {
+          const s = await getSandbox(cp, ns, name);
+          if (!s) return undefined;
+          const log = containerLog(s.metadata.uid);
+          if (/probe-done/.test(log)) return log;
+          const refusal = (await agentLines(name)).find((l) => /creation failed/.test(l));
+          return refusal && !existsSync(join(stateRoot, sandboxIdFor(s.metadata.uid))) ? refusal : undefined;
+        },
+        90_000,
+      );
       assert.ok(!out.includes(token), `${name}: the secret leaked:\n${out}`);
     }
   });
@@ -239,7 +402,17 @@ describe('cluster tier: a tenant cannot read node files through any spec it may 
   it('has no hostPath volume and no hostname with path characters', async () => {
     const host = await cp.kubectlResult(['apply', '-f', '-'], {
       kubeconfig: tenantKc,
-      input: manifest('hostpath', { volumes: [{ name: 'v', hostPath: { path: '/' } }], containers: [{ name: 'main', image: `dir:${allowed}/busybox`, command: ['/bin/true'], volumeMounts: [{ name: 'v', mountPath: '/host' }] }] }),
+      input: manifest('hostpath', {
+        volumes: [{ name: 'v', hostPath: { path: '/' } }],
+        containers: [
+          {
+            name: 'main',
+            image: `dir:${allowed}/busybox`,
+            command: ['/bin/true'],
+            volumeMounts: [{ name: 'v', mountPath: '/host' }],
+          },
+        ],
+      }),
     });
     assert.notEqual(host.code, 0, 'hostPath is not part of the schema');
     assert.match(host.stderr, /hostPath|emptyDir/);
@@ -252,7 +425,16 @@ describe('cluster tier: a tenant cannot read node files through any spec it may 
   });
 
   it('writes DNS fields into resolv.conf as text, never as paths', async () => {
-    const out = await ran('dns', { network: { mode: 'None', dns: { nameservers: [secretFile, '../../../etc/passwd'], searches: [secretFile, `$(cat ${secretFile})`], ndots: 2 } } });
+    const out = await ran('dns', {
+      network: {
+        mode: 'None',
+        dns: {
+          nameservers: [secretFile, '../../../etc/passwd'],
+          searches: [secretFile, `$(cat ${secretFile})`],
+          ndots: 2,
+        },
+      },
+    });
     assert.match(out, new RegExp(`nameserver ${secretFile.replaceAll('/', '\\/')}`), 'written as given');
     assert.ok(!out.includes(token), `the secret leaked:\n${out}`);
   });

@@ -68,9 +68,13 @@ function runtimeTests(): { files: string[]; grep: string[] } {
   const dir = join(REPO, 'dist', 'test', 'node');
   const present = existsSync(dir) ? readdirSync(dir) : [];
   const cgroupFiles = present.filter((f) => /^cgroup.*\.test\.js$/.test(f)).sort();
-  if (cgroupFiles.length) return { files: cgroupFiles.map((f) => join('dist', 'test', 'node', f)), grep: grep(grepEnv) };
+  if (cgroupFiles.length)
+    return { files: cgroupFiles.map((f) => join('dist', 'test', 'node', f)), grep: grep(grepEnv) };
   if (present.includes('runtime-lifecycle.test.js')) {
-    return { files: [join('dist', 'test', 'node', 'runtime-lifecycle.test.js')], grep: grep(grepEnv ?? LIFECYCLE_CGROUP_CASES) };
+    return {
+      files: [join('dist', 'test', 'node', 'runtime-lifecycle.test.js')],
+      grep: grep(grepEnv ?? LIFECYCLE_CGROUP_CASES),
+    };
   }
   return { files: [], grep: [] };
 }
@@ -87,7 +91,15 @@ describe('cgroup v2 VM harness pieces (no VM)', () => {
       'kernel/drivers/virtio/virtio_ring.ko:',
     ].join('\n');
     const order = moduleLoadOrder(dep, ['9pnet_virtio', '9p']).map((p) => p.split('/').pop());
-    assert.deepEqual(order, ['9pnet.ko', 'virtio.ko', 'virtio_ring.ko', '9pnet_virtio.ko', 'netfs.ko', 'fscache.ko', '9p.ko']);
+    assert.deepEqual(order, [
+      '9pnet.ko',
+      'virtio.ko',
+      'virtio_ring.ko',
+      '9pnet_virtio.ko',
+      'netfs.ko',
+      'fscache.ko',
+      '9p.ko',
+    ]);
     assert.throws(() => moduleLoadOrder(dep, ['nope']), /not in modules.dep/);
   });
 
@@ -95,8 +107,13 @@ describe('cgroup v2 VM harness pieces (no VM)', () => {
     const busybox = ['/bin/busybox', '/usr/bin/busybox'].find((p) => existsSync(p));
     if (!busybox) throw new Error('busybox-static is needed (.ci/packages/vm.txt)');
     const cpio = gunzipSync(buildInitramfs({ release: 'test', modules: [], busybox }));
-    const listing = execFileSync(busybox, ['cpio', '-t'], { input: cpio, encoding: 'utf8', stdio: ['pipe', 'pipe', 'ignore'] }).split('\n');
-    for (const f of ['init', 'stage2', 'bin/busybox', 'modules.order', 'modules']) assert.ok(listing.includes(f), `${f} missing: ${listing.join(' ')}`);
+    const listing = execFileSync(busybox, ['cpio', '-t'], {
+      input: cpio,
+      encoding: 'utf8',
+      stdio: ['pipe', 'pipe', 'ignore'],
+    }).split('\n');
+    for (const f of ['init', 'stage2', 'bin/busybox', 'modules.order', 'modules'])
+      assert.ok(listing.includes(f), `${f} missing: ${listing.join(' ')}`);
   });
 
   it('quotes command words for the guest shell', () => {
@@ -120,13 +137,32 @@ describe('cgroup v2 for real: a pure-v2 VM (Debian kernel, cgroup_no_v1=all)', f
   // control plane, and importing it costs minutes under emulation.
   before(async function () {
     tests = runtimeTests();
-    const mochaCmd = ['node', 'node_modules/mocha/bin/mocha.js', '--reporter', './test/reporter.cjs', ...tests.grep, ...tests.files].map(shq).join(' ');
-    const script = `${PROBE}\necho ${MARK}\n` + (tests.files.length ? `cd ${shq(REPO)} && ${mochaCmd}\necho "mochaexit=$?"\n` : '');
-    run = await runInCgroupV2Vm({ command: ['/bin/sh', '-c', script], cwd: REPO, env: { SANDPIT_TEST: '1', ...TIMEOUT_SCALE_ENV(chooseAccel().accel) }, stdout: null, stderr: null, timeoutMs: 20 * 60_000 });
+    const mochaCmd = [
+      'node',
+      'node_modules/mocha/bin/mocha.js',
+      '--reporter',
+      './test/reporter.cjs',
+      ...tests.grep,
+      ...tests.files,
+    ]
+      .map(shq)
+      .join(' ');
+    const script =
+      `${PROBE}\necho ${MARK}\n` + (tests.files.length ? `cd ${shq(REPO)} && ${mochaCmd}\necho "mochaexit=$?"\n` : '');
+    run = await runInCgroupV2Vm({
+      command: ['/bin/sh', '-c', script],
+      cwd: REPO,
+      env: { SANDPIT_TEST: '1', ...TIMEOUT_SCALE_ENV(chooseAccel().accel) },
+      stdout: null,
+      stderr: null,
+      timeoutMs: 20 * 60_000,
+    });
     const cut = run.stdout.indexOf(MARK);
     f = facts(cut < 0 ? run.stdout : run.stdout.slice(0, cut));
     mocha = cut < 0 ? '' : run.stdout.slice(cut + MARK.length);
-    process.stdout.write(`      (VM: exit ${run.exitCode}, ${(run.durationMs / 1000).toFixed(1)} s boot to power-off, accel ${run.accel}, kernel ${f.kernel})\n`);
+    process.stdout.write(
+      `      (VM: exit ${run.exitCode}, ${(run.durationMs / 1000).toFixed(1)} s boot to power-off, accel ${run.accel}, kernel ${f.kernel})\n`,
+    );
     assert.equal(f.done, '1', `probe did not finish:\n${run.stdout}\n${run.stderr}`);
   });
 
@@ -157,11 +193,19 @@ describe('cgroup v2 for real: a pure-v2 VM (Debian kernel, cgroup_no_v1=all)', f
   });
 
   it("runs the runtime's cgroup tests inside the VM and they pass on pure v2", () => {
-    assert.ok(tests.files.length, 'found no runtime cgroup tests to run in the VM (dist/test/node has neither cgroup*.test.js nor runtime-lifecycle.test.js: run npm run build)');
+    assert.ok(
+      tests.files.length,
+      'found no runtime cgroup tests to run in the VM (dist/test/node has neither cgroup*.test.js nor runtime-lifecycle.test.js: run npm run build)',
+    );
     const summary = /(\d+) passed, (\d+) failed, (\d+) skipped/.exec(mocha);
     const code = /mochaexit=(\d+)/.exec(mocha)?.[1];
-    process.stdout.write(`      (runtime tests in the VM: ${[...tests.grep, ...tests.files].join(' ')}: ${summary?.[0] ?? 'no summary'}, exit ${code})\n`);
-    const slow = run.accel === 'tcg' ? ' — the guest ran under TCG emulation (tens of times slower than native): "timed out waiting" failures there are likely speed, not cgroup v2' : '';
+    process.stdout.write(
+      `      (runtime tests in the VM: ${[...tests.grep, ...tests.files].join(' ')}: ${summary?.[0] ?? 'no summary'}, exit ${code})\n`,
+    );
+    const slow =
+      run.accel === 'tcg'
+        ? ' — the guest ran under TCG emulation (tens of times slower than native): "timed out waiting" failures there are likely speed, not cgroup v2'
+        : '';
     assert.equal(code, '0', `runtime tests failed on cgroup v2 (exit ${code})${slow}:\n${mocha}\n${run.stderr}`);
   });
 });

@@ -14,10 +14,14 @@ const execFileP = promisify(execFile);
 
 /** Directory holding kube-apiserver, etcd, kubectl and helm (see hack/tools.sh). */
 export function toolsBinDir(): string {
-  const dir = process.env.SANDPIT_TOOLS_BIN ?? join(process.env.SANDPIT_CACHE ?? join(homedir(), '.cache', 'sandpit'), 'bin', 'current');
+  const dir =
+    process.env.SANDPIT_TOOLS_BIN ??
+    join(process.env.SANDPIT_CACHE ?? join(homedir(), '.cache', 'sandpit'), 'bin', 'current');
   for (const tool of ['kube-apiserver', 'etcd', 'kubectl']) {
     if (!existsSync(join(dir, tool))) {
-      throw new Error(`${tool} not found in ${dir}: run \`bash hack/tools.sh\` first (it builds the control plane once and caches it)`);
+      throw new Error(
+        `${tool} not found in ${dir}: run \`bash hack/tools.sh\` first (it builds the control plane once and caches it)`,
+      );
     }
   }
   return dir;
@@ -88,11 +92,21 @@ export class ControlPlane {
     const pki = await TestPki.create(pkiDir, 'sandpit-control-plane-ca');
     const serving = await pki.issue('apiserver', {
       commonName: 'kube-apiserver',
-      dnsNames: ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local'],
+      dnsNames: [
+        'localhost',
+        'kubernetes',
+        'kubernetes.default',
+        'kubernetes.default.svc',
+        'kubernetes.default.svc.cluster.local',
+      ],
       ipAddresses: ['127.0.0.1', '10.96.0.1'],
       usage: 'server',
     });
-    const admin = await pki.issue('admin', { commonName: 'sandpit-admin', organizations: ['system:masters'], usage: 'client' });
+    const admin = await pki.issue('admin', {
+      commonName: 'sandpit-admin',
+      organizations: ['system:masters'],
+      usage: 'client',
+    });
     const sa = await pki.serviceAccountKey();
 
     const etcdClient = await freePort();
@@ -191,12 +205,22 @@ export class ControlPlane {
       for (const m of [this.#etcd, this.#apiserver]) {
         if (m && m.child.exitCode !== null) {
           const tail = await readFile(join(this.dir, `${m.name}.log`), 'utf8').catch(() => '');
-          throw new Error(`${m.name} exited with code ${m.child.exitCode}; last log lines:\n${tail.split('\n').slice(-20).join('\n')}`);
+          throw new Error(
+            `${m.name} exited with code ${m.child.exitCode}; last log lines:\n${tail.split('\n').slice(-20).join('\n')}`,
+          );
         }
       }
       last = await new Promise<string>((resolve) => {
         const req = request(
-          { host: '127.0.0.1', port: this.apiserverPort, path: '/readyz', ca: caPem, cert: certPem, key: keyPem, timeout: 2000 },
+          {
+            host: '127.0.0.1',
+            port: this.apiserverPort,
+            path: '/readyz',
+            ca: caPem,
+            cert: certPem,
+            key: keyPem,
+            timeout: 2000,
+          },
           (res) => {
             let body = '';
             res.on('data', (c: Buffer) => (body += c.toString()));
@@ -221,12 +245,22 @@ export class ControlPlane {
   }
 
   /** Runs kubectl against this control plane as admin. Rejects with stderr on a non-zero exit. */
-  async kubectl(args: string[], opts: { input?: string; kubeconfig?: string } = {}): Promise<{ stdout: string; stderr: string }> {
-    return runTool(join(this.bin, 'kubectl'), ['--kubeconfig', opts.kubeconfig ?? this.kubeconfigPath, ...args], opts.input);
+  async kubectl(
+    args: string[],
+    opts: { input?: string; kubeconfig?: string } = {},
+  ): Promise<{ stdout: string; stderr: string }> {
+    return runTool(
+      join(this.bin, 'kubectl'),
+      ['--kubeconfig', opts.kubeconfig ?? this.kubeconfigPath, ...args],
+      opts.input,
+    );
   }
 
   /** Like kubectl(), but resolves with the exit code instead of rejecting. */
-  async kubectlResult(args: string[], opts: { input?: string; kubeconfig?: string } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  async kubectlResult(
+    args: string[],
+    opts: { input?: string; kubeconfig?: string } = {},
+  ): Promise<{ code: number; stdout: string; stderr: string }> {
     try {
       return { code: 0, ...(await this.kubectl(args, opts)) };
     } catch (err) {
@@ -239,7 +273,11 @@ export class ControlPlane {
    * Creates (if needed) a ServiceAccount and returns a kubeconfig path that
    * authenticates as it with a bound token minted by the TokenRequest API.
    */
-  async serviceAccountKubeconfig(namespace: string, name: string, opts: { audience?: string; duration?: string } = {}): Promise<string> {
+  async serviceAccountKubeconfig(
+    namespace: string,
+    name: string,
+    opts: { audience?: string; duration?: string } = {},
+  ): Promise<string> {
     await this.kubectl(['create', 'namespace', namespace]).catch(() => undefined);
     await this.kubectl(['-n', namespace, 'create', 'serviceaccount', name]).catch(() => undefined);
     const args = ['-n', namespace, 'create', 'token', name, '--duration', opts.duration ?? '1h'];
@@ -284,7 +322,11 @@ async function stopProcess(m: Managed | undefined): Promise<void> {
 }
 
 /** Runs a command-line tool, collecting its output. Rejects with stdout/stderr attached on failure. */
-export async function runTool(file: string, args: string[], input?: string): Promise<{ stdout: string; stderr: string }> {
+export async function runTool(
+  file: string,
+  args: string[],
+  input?: string,
+): Promise<{ stdout: string; stderr: string }> {
   if (input === undefined) {
     const { stdout, stderr } = await execFileP(file, args, { maxBuffer: 64 << 20 });
     return { stdout, stderr };

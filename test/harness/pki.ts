@@ -30,7 +30,23 @@ export class TestPki {
     await mkdir(dir, { recursive: true });
     const pki = new TestPki(dir);
     await openssl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', 'ca.key'], dir);
-    await openssl(['req', '-x509', '-new', '-key', 'ca.key', '-sha256', '-days', '3650', '-subj', `/CN=${commonName}`, '-out', 'ca.crt'], dir);
+    await openssl(
+      [
+        'req',
+        '-x509',
+        '-new',
+        '-key',
+        'ca.key',
+        '-sha256',
+        '-days',
+        '3650',
+        '-subj',
+        `/CN=${commonName}`,
+        '-out',
+        'ca.crt',
+      ],
+      dir,
+    );
     return pki;
   }
 
@@ -40,7 +56,13 @@ export class TestPki {
    */
   async issue(
     name: string,
-    opts: { commonName: string; organizations?: string[]; dnsNames?: string[]; ipAddresses?: string[]; usage: 'server' | 'client' | 'both' },
+    opts: {
+      commonName: string;
+      organizations?: string[];
+      dnsNames?: string[];
+      ipAddresses?: string[];
+      usage: 'server' | 'client' | 'both';
+    },
   ): Promise<KeyPair> {
     const pair = { cert: join(this.dir, `${name}.crt`), key: join(this.dir, `${name}.key`) };
     const subject = ['/CN=' + opts.commonName, ...(opts.organizations ?? []).map((o) => '/O=' + o)].join('');
@@ -56,7 +78,24 @@ export class TestPki {
     await openssl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', `${name}.key`], this.dir);
     await openssl(['req', '-new', '-key', `${name}.key`, '-subj', subject, '-out', `${name}.csr`], this.dir);
     await openssl(
-      ['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '3650', '-sha256', '-extfile', `${name}.ext`, '-out', `${name}.crt`],
+      [
+        'x509',
+        '-req',
+        '-in',
+        `${name}.csr`,
+        '-CA',
+        'ca.crt',
+        '-CAkey',
+        'ca.key',
+        '-CAcreateserial',
+        '-days',
+        '3650',
+        '-sha256',
+        '-extfile',
+        `${name}.ext`,
+        '-out',
+        `${name}.crt`,
+      ],
       this.dir,
     );
     return pair;

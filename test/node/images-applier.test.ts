@@ -1,7 +1,18 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createWriteStream, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  createWriteStream,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -30,7 +41,9 @@ function snapshot(dir: string): string {
     for (const n of readdirSync(p).sort()) {
       const f = join(p, n);
       const st = lstatSync(f);
-      out.push(`${f} ${st.mode} ${st.uid} ${st.size} ${st.isFile() ? createHash('sha256').update(readFileSync(f)).digest('hex') : st.isSymbolicLink() ? readlinkSync(f) : ''}`);
+      out.push(
+        `${f} ${st.mode} ${st.uid} ${st.size} ${st.isFile() ? createHash('sha256').update(readFileSync(f)).digest('hex') : st.isSymbolicLink() ? readlinkSync(f) : ''}`,
+      );
       if (st.isDirectory()) walk(f);
     }
   };
@@ -61,7 +74,12 @@ describe('images: layer applier against hostile archives (node tier, root)', fun
   afterEach(() => assert.equal(snapshot(canary), canaryState, 'the canary outside the layer is untouched'));
   after(() => rmSync(work, { recursive: true, force: true }));
 
-  const refuses = async (entries: WriteEntry[], entry: string, why: RegExp, opts: { lowerDirs?: string[]; allowDevices?: boolean } = {}) => {
+  const refuses = async (
+    entries: WriteEntry[],
+    entry: string,
+    why: RegExp,
+    opts: { lowerDirs?: string[]; allowDevices?: boolean } = {},
+  ) => {
     const dir = layerDir();
     await assert.rejects(
       applyLayer(once(writeTar(entries)), dir, {
@@ -91,37 +109,106 @@ describe('images: layer applier against hostile archives (node tier, root)', fun
   });
 
   it('refuses writing through a symlink in the same layer (absolute and relative targets)', async () => {
-    await refuses([{ path: 'l', type: 'symlink', linkname: canary }, { path: 'l/passwd', data: 'pwned' }], 'l/passwd', /parent l is a symlink in this layer/);
-    await refuses([{ path: 'r', type: 'symlink', linkname: `../../../../..${canary}` }, { path: 'r/sub/keep', data: 'pwned' }], 'r/sub/keep', /parent r is a symlink/);
-    await refuses([{ path: 'l', type: 'symlink', linkname: canary }, { path: 'l', type: 'dir' }], 'l', /duplicate/);
+    await refuses(
+      [
+        { path: 'l', type: 'symlink', linkname: canary },
+        { path: 'l/passwd', data: 'pwned' },
+      ],
+      'l/passwd',
+      /parent l is a symlink in this layer/,
+    );
+    await refuses(
+      [
+        { path: 'r', type: 'symlink', linkname: `../../../../..${canary}` },
+        { path: 'r/sub/keep', data: 'pwned' },
+      ],
+      'r/sub/keep',
+      /parent r is a symlink/,
+    );
+    await refuses(
+      [
+        { path: 'l', type: 'symlink', linkname: canary },
+        { path: 'l', type: 'dir' },
+      ],
+      'l',
+      /duplicate/,
+    );
   });
 
   it('refuses writing through a symlink planted by an earlier layer (CVE-2025-45582 pattern)', async () => {
     const lower = layerDir();
-    await applyLayer(once(writeTar([{ path: 'evil', type: 'symlink', linkname: canary }, { path: 'ok/', type: 'dir' }])), lower, { limits: DEFAULT_APPLY_LIMITS, lowerDirs: [] });
+    await applyLayer(
+      once(
+        writeTar([
+          { path: 'evil', type: 'symlink', linkname: canary },
+          { path: 'ok/', type: 'dir' },
+        ]),
+      ),
+      lower,
+      { limits: DEFAULT_APPLY_LIMITS, lowerDirs: [] },
+    );
     assert.equal(readlinkSync(join(lower, 'evil')), canary, 'symlinks are kept verbatim');
-    await refuses([{ path: 'evil/passwd', data: 'pwned' }], 'evil/passwd', /parent evil is a symlink in a lower layer/, { lowerDirs: [lower] });
+    await refuses(
+      [{ path: 'evil/passwd', data: 'pwned' }],
+      'evil/passwd',
+      /parent evil is a symlink in a lower layer/,
+      { lowerDirs: [lower] },
+    );
     // A directory entry replacing the symlink is legitimate (overlayfs shows the dir).
     const upper = layerDir();
-    await applyLayer(once(writeTar([{ path: 'evil/', type: 'dir' }, { path: 'evil/x', data: 'fine' }, { path: 'ok/y', data: 'fine' }])), upper, { limits: DEFAULT_APPLY_LIMITS, lowerDirs: [lower] });
+    await applyLayer(
+      once(
+        writeTar([
+          { path: 'evil/', type: 'dir' },
+          { path: 'evil/x', data: 'fine' },
+          { path: 'ok/y', data: 'fine' },
+        ]),
+      ),
+      upper,
+      { limits: DEFAULT_APPLY_LIMITS, lowerDirs: [lower] },
+    );
     assert.equal(readFileSync(join(upper, 'evil/x'), 'utf8'), 'fine');
   });
 
   it('refuses hardlink escapes: .., targets outside the layer, through symlinks', async () => {
     await refuses([{ path: 'h', type: 'hardlink', linkname: `${up}/passwd` }], 'h', /hardlink target .*path traversal/);
-    await refuses([{ path: 'h', type: 'hardlink', linkname: '/etc/passwd' }], 'h', /not a regular file written earlier in this layer/);
     await refuses(
-      [{ path: 'l', type: 'symlink', linkname: canary }, { path: 'h', type: 'hardlink', linkname: 'l/passwd' }],
+      [{ path: 'h', type: 'hardlink', linkname: '/etc/passwd' }],
+      'h',
+      /not a regular file written earlier in this layer/,
+    );
+    await refuses(
+      [
+        { path: 'l', type: 'symlink', linkname: canary },
+        { path: 'h', type: 'hardlink', linkname: 'l/passwd' },
+      ],
       'h',
       /not a regular file written earlier/,
     );
-    await refuses([{ path: 'l', type: 'symlink', linkname: '/etc/passwd' }, { path: 'h', type: 'hardlink', linkname: 'l' }], 'h', /not a regular file/);
+    await refuses(
+      [
+        { path: 'l', type: 'symlink', linkname: '/etc/passwd' },
+        { path: 'h', type: 'hardlink', linkname: 'l' },
+      ],
+      'h',
+      /not a regular file/,
+    );
     assert.equal(statSync('/etc/passwd').nlink, 1, 'no link was made to the host file');
   });
 
   it('refuses device nodes where they are not allowed, and out-of-range device numbers', async () => {
-    await refuses([{ path: 'dev/sda', type: 'block', devmajor: 8, devminor: 0 }], 'dev/sda', /device nodes are not allowed/, { allowDevices: false });
-    await refuses([{ path: 'dev/mem', type: 'char', devmajor: 1, devminor: 1 }], 'dev/mem', /device nodes are not allowed/, { allowDevices: false });
+    await refuses(
+      [{ path: 'dev/sda', type: 'block', devmajor: 8, devminor: 0 }],
+      'dev/sda',
+      /device nodes are not allowed/,
+      { allowDevices: false },
+    );
+    await refuses(
+      [{ path: 'dev/mem', type: 'char', devmajor: 1, devminor: 1 }],
+      'dev/mem',
+      /device nodes are not allowed/,
+      { allowDevices: false },
+    );
   });
 
   it('refuses whiteouts that reach outside their directory', async () => {
@@ -132,10 +219,38 @@ describe('images: layer applier against hostile archives (node tier, root)', fun
   });
 
   it('refuses duplicate entries in one layer', async () => {
-    await refuses([{ path: 'f', data: 'one' }, { path: 'f', data: 'two' }], 'f', /duplicate entry/);
-    await refuses([{ path: 'd/', type: 'dir' }, { path: 'd', data: 'file' }], 'd', /duplicate entry/);
-    await refuses([{ path: 'f', data: 'one' }, { path: '.wh.f', data: '' }], '.wh.f', /duplicate entry/);
-    await refuses([{ path: 'd/x', data: 'x' }, { path: 'd', data: 'now a file' }], 'd', /earlier entries used it as a directory/);
+    await refuses(
+      [
+        { path: 'f', data: 'one' },
+        { path: 'f', data: 'two' },
+      ],
+      'f',
+      /duplicate entry/,
+    );
+    await refuses(
+      [
+        { path: 'd/', type: 'dir' },
+        { path: 'd', data: 'file' },
+      ],
+      'd',
+      /duplicate entry/,
+    );
+    await refuses(
+      [
+        { path: 'f', data: 'one' },
+        { path: '.wh.f', data: '' },
+      ],
+      '.wh.f',
+      /duplicate entry/,
+    );
+    await refuses(
+      [
+        { path: 'd/x', data: 'x' },
+        { path: 'd', data: 'now a file' },
+      ],
+      'd',
+      /earlier entries used it as a directory/,
+    );
   });
 
   it('refuses a gzip bomb (decompression ratio) before writing it out', async () => {
@@ -157,7 +272,15 @@ describe('images: layer applier against hostile archives (node tier, root)', fun
     await pipeline(Readable.from(bomb()), createGzip({ level: 9 }), createWriteStream(blob));
     const dir = layerDir();
     await assert.rejects(
-      unpackLayer({ blobPath: blob, compressedSize: statSync(blob).size, compression: 'gzip', diffID: `sha256:${'0'.repeat(64)}`, dir, lowerDirs: [], limits: DEFAULT_UNPACK_LIMITS }),
+      unpackLayer({
+        blobPath: blob,
+        compressedSize: statSync(blob).size,
+        compression: 'gzip',
+        diffID: `sha256:${'0'.repeat(64)}`,
+        dir,
+        lowerDirs: [],
+        limits: DEFAULT_UNPACK_LIMITS,
+      }),
       (err: unknown) => err instanceof LayerRefusedError && /decompression bomb/.test(err.message),
     );
     const cap = Math.max(DEFAULT_UNPACK_LIMITS.ratioFloorBytes, DEFAULT_UNPACK_LIMITS.maxRatio * statSync(blob).size);
@@ -168,29 +291,59 @@ describe('images: layer applier against hostile archives (node tier, root)', fun
     const blob = join(work, 'layer.tar.gz');
     writeFileSync(blob, gzipSync(writeTar([{ path: 'f', data: 'x' }])));
     await assert.rejects(
-      unpackLayer({ blobPath: blob, compressedSize: statSync(blob).size, compression: 'gzip', diffID: `sha256:${'1'.repeat(64)}`, dir: layerDir(), lowerDirs: [], limits: DEFAULT_UNPACK_LIMITS }),
+      unpackLayer({
+        blobPath: blob,
+        compressedSize: statSync(blob).size,
+        compression: 'gzip',
+        diffID: `sha256:${'1'.repeat(64)}`,
+        dir: layerDir(),
+        lowerDirs: [],
+        limits: DEFAULT_UNPACK_LIMITS,
+      }),
       (err: unknown) => err instanceof ImageError && /diff_id mismatch/.test(err.message),
     );
   });
 
   it('unpacks zstd layers through zstd(1), since Node 20 zlib has no zstd', async () => {
-    const tarBuf = writeTar([{ path: 'z/', type: 'dir' }, { path: 'z/file', data: 'zstd content' }]);
+    const tarBuf = writeTar([
+      { path: 'z/', type: 'dir' },
+      { path: 'z/file', data: 'zstd content' },
+    ]);
     const blob = join(work, 'layer.tar.zst');
     writeFileSync(blob, execFileSync('zstd', ['-q', '-c'], { input: tarBuf }));
     const dir = layerDir();
     const diffID = `sha256:${createHash('sha256').update(tarBuf).digest('hex')}`;
-    await unpackLayer({ blobPath: blob, compressedSize: statSync(blob).size, compression: 'zstd', diffID, dir, lowerDirs: [], limits: DEFAULT_UNPACK_LIMITS });
+    await unpackLayer({
+      blobPath: blob,
+      compressedSize: statSync(blob).size,
+      compression: 'zstd',
+      diffID,
+      dir,
+      lowerDirs: [],
+      limits: DEFAULT_UNPACK_LIMITS,
+    });
     assert.equal(readFileSync(join(dir, 'z/file'), 'utf8'), 'zstd content');
   });
 
   it('refuses oversize layers and too many entries', async () => {
     const dir = layerDir();
     const many = Array.from({ length: 11 }, (_, i) => ({ path: `f${i}`, data: 'x' }));
-    await assert.rejects(applyLayer(once(writeTar(many)), dir, { limits: { ...DEFAULT_APPLY_LIMITS, maxEntries: 10 }, lowerDirs: [] }), /more than 10 entries/);
+    await assert.rejects(
+      applyLayer(once(writeTar(many)), dir, { limits: { ...DEFAULT_APPLY_LIMITS, maxEntries: 10 }, lowerDirs: [] }),
+      /more than 10 entries/,
+    );
     const blob = join(work, 'big.tar');
     writeFileSync(blob, writeTar([{ path: 'big', data: Buffer.alloc(200_000) }]));
     await assert.rejects(
-      unpackLayer({ blobPath: blob, compressedSize: statSync(blob).size, compression: 'none', diffID: `sha256:${'1'.repeat(64)}`, dir: layerDir(), lowerDirs: [], limits: { ...DEFAULT_UNPACK_LIMITS, maxBytes: 100_000 } }),
+      unpackLayer({
+        blobPath: blob,
+        compressedSize: statSync(blob).size,
+        compression: 'none',
+        diffID: `sha256:${'1'.repeat(64)}`,
+        dir: layerDir(),
+        lowerDirs: [],
+        limits: { ...DEFAULT_UNPACK_LIMITS, maxBytes: 100_000 },
+      }),
       /expands past 100000 bytes/,
     );
   });
@@ -214,7 +367,11 @@ describe('images: layer applier against hostile archives (node tier, root)', fun
     capValue.writeUInt32LE(0x02000001, 0);
     capValue.writeUInt32LE(1 << 13, 4);
     assert.equal(lsetxattr(join(src, 'd/setuid'), 'security.capability', capValue, capValue.length, 0), 0);
-    const tarBuf = execFileSync('tar', ['--format=gnu', '--xattrs', '--xattrs-include=*', '--numeric-owner', '-C', src, '-cf', '-', '.'], { maxBuffer: 1 << 24 });
+    const tarBuf = execFileSync(
+      'tar',
+      ['--format=gnu', '--xattrs', '--xattrs-include=*', '--numeric-owner', '-C', src, '-cf', '-', '.'],
+      { maxBuffer: 1 << 24 },
+    );
     const dir = layerDir();
     await applyLayer(once(tarBuf), dir, { limits: DEFAULT_APPLY_LIMITS, lowerDirs: [] });
     assert.equal(readFileSync(join(dir, long), 'utf8'), 'long name');
@@ -224,7 +381,11 @@ describe('images: layer applier against hostile archives (node tier, root)', fun
     assert.equal(su.mtime.getUTCFullYear(), 2001);
     assert.equal(su.nlink, 2, 'hardlink made inside the layer');
     assert.equal(readlinkSync(join(dir, 'd/abs-link')), '/etc/hostname', 'absolute symlink kept verbatim');
-    assert.equal(lstatSync(join(dir, 'd/abs-link')).mtime.getUTCFullYear(), 2001, 'symlink times set without following');
+    assert.equal(
+      lstatSync(join(dir, 'd/abs-link')).mtime.getUTCFullYear(),
+      2001,
+      'symlink times set without following',
+    );
     const dev = lstatSync(join(dir, 'd/null'));
     assert.ok(dev.isCharacterDevice());
     assert.equal(dev.rdev, lstatSync('/dev/null').rdev);
@@ -248,15 +409,33 @@ describe('images: layer applier against hostile archives (node tier, root)', fun
   it('turns whiteouts and opaque dirs into what overlayfs reads, and overlayfs honours them', async () => {
     const lower = layerDir();
     await applyLayer(
-      once(writeTar([{ path: 'etc/', type: 'dir' }, { path: 'etc/gone', data: 'x' }, { path: 'etc/kept', data: 'k' }, { path: 'opq/', type: 'dir' }, { path: 'opq/hidden', data: 'h' }])),
+      once(
+        writeTar([
+          { path: 'etc/', type: 'dir' },
+          { path: 'etc/gone', data: 'x' },
+          { path: 'etc/kept', data: 'k' },
+          { path: 'opq/', type: 'dir' },
+          { path: 'opq/hidden', data: 'h' },
+        ]),
+      ),
       lower,
       { limits: DEFAULT_APPLY_LIMITS, lowerDirs: [] },
     );
     const upper = layerDir();
-    await applyLayer(once(writeTar([{ path: 'etc/.wh.gone', data: '', uid: 0 }, { path: 'opq/.wh..wh..opq', data: '' }, { path: 'opq/new', data: 'n' }])), upper, {
-      limits: DEFAULT_APPLY_LIMITS,
-      lowerDirs: [lower],
-    });
+    await applyLayer(
+      once(
+        writeTar([
+          { path: 'etc/.wh.gone', data: '', uid: 0 },
+          { path: 'opq/.wh..wh..opq', data: '' },
+          { path: 'opq/new', data: 'n' },
+        ]),
+      ),
+      upper,
+      {
+        limits: DEFAULT_APPLY_LIMITS,
+        lowerDirs: [lower],
+      },
+    );
     const wh = lstatSync(join(upper, 'etc/gone'));
     assert.ok(wh.isCharacterDevice() && wh.rdev === 0, 'whiteout is c 0/0');
     assert.equal(lgetxattr(join(upper, 'opq'), 'trusted.overlay.opaque')?.toString(), 'y');

@@ -32,8 +32,16 @@ describe('images: the default imagePullPolicy of a real create (node tier, root)
     work = mkdtempSync(join(tmpdir(), 'sandpit-pull-policy-'));
     layout = buildFixtures();
     registry = await startRegistry({ kind: 'none' });
-    images = new OciImageProvider({ root: join(work, 'store'), registry: { plainHttpHosts: [registry.host], retryDelayMs: 20 }, platform: { os: 'linux', architecture: 'amd64' } });
-    rt = await SandboxRuntime.start(config, { images, network: new LoopbackOnlyNetwork(), log: createLogger('pull-policy-test') });
+    images = new OciImageProvider({
+      root: join(work, 'store'),
+      registry: { plainHttpHosts: [registry.host], retryDelayMs: 20 },
+      platform: { os: 'linux', architecture: 'amd64' },
+    });
+    rt = await SandboxRuntime.start(config, {
+      images,
+      network: new LoopbackOnlyNetwork(),
+      log: createLogger('pull-policy-test'),
+    });
   });
 
   after(async () => {
@@ -45,7 +53,10 @@ describe('images: the default imagePullPolicy of a real create (node tier, root)
 
   /** Creates a sandbox of one container on `image` without imagePullPolicy; answers the imageID it got. */
   const imageIdOf = async (name: string, image: string) => {
-    const sb = sandbox(name, { restartPolicy: 'Never', containers: [{ name: 'main', image, command: ['/bin/sh', '-c', 'true'] }] });
+    const sb = sandbox(name, {
+      restartPolicy: 'Never',
+      containers: [{ name: 'main', image, command: ['/bin/sh', '-c', 'true'] }],
+    });
     assert.equal(sb.spec.containers[0]!.imagePullPolicy, undefined, 'the spec carries no policy');
     const rec = await rt.create(sb);
     return rec.containers[0]!.imageID;

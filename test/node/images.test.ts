@@ -6,7 +6,15 @@ import { sandboxIdFor, type PullOptions, type SandboxRef } from '../../node-agen
 import { ImageError } from '../../node-agent/images/errors.js';
 import { OciImageProvider, type OciImageProviderOptions } from '../../node-agent/images/provider.js';
 import { buildFixtures, layersOf, push } from '../harness/images/fixtures.js';
-import { makeServerCert, makeSigningKey, startCuttingProxy, startRedirectingFront, startRegistry, startTokenServer, type TestRegistry } from '../harness/images/registry.js';
+import {
+  makeServerCert,
+  makeSigningKey,
+  startCuttingProxy,
+  startRedirectingFront,
+  startRegistry,
+  startTokenServer,
+  type TestRegistry,
+} from '../harness/images/registry.js';
 
 /*
  * Node tier: pulls from real docker-registry instances on 127.0.0.1 (open,
@@ -14,8 +22,18 @@ import { makeServerCert, makeSigningKey, startCuttingProxy, startRedirectingFron
  * Needs root (layers keep ownership, device nodes and trusted.* xattrs).
  */
 
-const sandbox = (name: string): SandboxRef => ({ id: sandboxIdFor(`test/${name}`), namespace: 'test', name, uid: name });
-const opts = (name: string, extra: Partial<PullOptions> = {}): PullOptions => ({ policy: 'IfNotPresent', credentials: [], sandbox: sandbox(name), ...extra });
+const sandbox = (name: string): SandboxRef => ({
+  id: sandboxIdFor(`test/${name}`),
+  namespace: 'test',
+  name,
+  uid: name,
+});
+const opts = (name: string, extra: Partial<PullOptions> = {}): PullOptions => ({
+  policy: 'IfNotPresent',
+  credentials: [],
+  sandbox: sandbox(name),
+  ...extra,
+});
 const dockerConfig = (host: string, user: string, password: string) =>
   JSON.stringify({ auths: { [host]: { auth: Buffer.from(`${user}:${password}`).toString('base64') } } });
 
@@ -66,8 +84,20 @@ describe('images: pulls from local registries (node tier, root)', function () {
     open = await startRegistry({ kind: 'none' });
     basic = await startRegistry({ kind: 'htpasswd', user: 'alice', password: 's3cret' });
     const key = makeSigningKey(work);
-    tokenServer = await startTokenServer({ ...key, issuer: 'sandpit-test', service: 'sandpit-registry', user: 'bob', password: 'hunter2' });
-    token = await startRegistry({ kind: 'token', realm: tokenServer.url, service: 'sandpit-registry', issuer: 'sandpit-test', certPath: key.certPath });
+    tokenServer = await startTokenServer({
+      ...key,
+      issuer: 'sandpit-test',
+      service: 'sandpit-registry',
+      user: 'bob',
+      password: 'hunter2',
+    });
+    token = await startRegistry({
+      kind: 'token',
+      realm: tokenServer.url,
+      service: 'sandpit-registry',
+      issuer: 'sandpit-test',
+      certPath: key.certPath,
+    });
     await push(layout, open.host, [
       { tag: 'busybox' },
       { tag: 'busybox', as: 'busybox-docker', docker: true },
@@ -108,13 +138,25 @@ describe('images: pulls from local registries (node tier, root)', function () {
     const p = provider();
     await rejectsWith(p.prepare(`${basic.host}/busybox`, opts('basic-none')), 'Unauthorized', /anonymous/);
     await rejectsWith(
-      p.prepare(`${basic.host}/busybox`, opts('basic-wrong', { credentials: [dockerConfig(basic.host, 'alice', 'nope')] })),
+      p.prepare(
+        `${basic.host}/busybox`,
+        opts('basic-wrong', { credentials: [dockerConfig(basic.host, 'alice', 'nope')] }),
+      ),
       'ImagePullBackOff',
     );
     const q = provider();
-    await rejectsWith(q.prepare(`${basic.host}/busybox`, opts('basic-wrong', { credentials: [dockerConfig(basic.host, 'alice', 'nope')] })), 'Unauthorized');
+    await rejectsWith(
+      q.prepare(
+        `${basic.host}/busybox`,
+        opts('basic-wrong', { credentials: [dockerConfig(basic.host, 'alice', 'nope')] }),
+      ),
+      'Unauthorized',
+    );
     const r = provider();
-    const img = await r.prepare(`${basic.host}/busybox`, opts('basic-ok', { credentials: [dockerConfig(basic.host, 'alice', 's3cret')] }));
+    const img = await r.prepare(
+      `${basic.host}/busybox`,
+      opts('basic-ok', { credentials: [dockerConfig(basic.host, 'alice', 's3cret')] }),
+    );
     assert.ok(lookup(img.layers, 'bin/busybox'));
   });
 
@@ -135,13 +177,19 @@ describe('images: pulls from local registries (node tier, root)', function () {
     const p = provider();
     const before = tokenServer.requests.length;
     tokenServer.starveNext(1);
-    const img = await p.prepare(`${token.host}/busybox`, opts('token-scope', { credentials: [dockerConfig(token.host, 'bob', 'hunter2')] }));
+    const img = await p.prepare(
+      `${token.host}/busybox`,
+      opts('token-scope', { credentials: [dockerConfig(token.host, 'bob', 'hunter2')] }),
+    );
     assert.ok(lookup(img.layers, 'bin/busybox'));
     assert.equal(tokenServer.requests.length - before, 2, 'a starved token, then a good one');
   });
 
   it('speaks HTTPS to a registry whose certificate comes from a custom CA, and refuses it without the CA', async () => {
-    const noCA = new OciImageProvider({ root: mkdtempSync(join(work, 'store-')), registry: { retryDelayMs: 10, maxRetries: 1 } });
+    const noCA = new OciImageProvider({
+      root: mkdtempSync(join(work, 'store-')),
+      registry: { retryDelayMs: 10, maxRetries: 1 },
+    });
     providers.push(noCA);
     await rejectsWith(noCA.prepare(`${tls.host}/busybox`, opts('tls-noca')), 'ErrImagePull', /certificate/i);
     const p = new OciImageProvider({ root: mkdtempSync(join(work, 'store-')), registry: { ca: caPem } });
@@ -153,12 +201,22 @@ describe('images: pulls from local registries (node tier, root)', function () {
   it('follows a blob redirect to another host without sending the Authorization header there', async () => {
     const front = await startRedirectingFront(basic.host, `Basic ${Buffer.from('alice:s3cret').toString('base64')}`);
     try {
-      const p = new OciImageProvider({ root: mkdtempSync(join(work, 'store-')), registry: { plainHttpHosts: [front.host] } });
+      const p = new OciImageProvider({
+        root: mkdtempSync(join(work, 'store-')),
+        registry: { plainHttpHosts: [front.host] },
+      });
       providers.push(p);
-      const img = await p.prepare(`${front.host}/busybox`, opts('redirect', { credentials: [dockerConfig(front.host, 'alice', 's3cret')] }));
+      const img = await p.prepare(
+        `${front.host}/busybox`,
+        opts('redirect', { credentials: [dockerConfig(front.host, 'alice', 's3cret')] }),
+      );
       assert.ok(lookup(img.layers, 'bin/busybox'));
       assert.ok(front.cdnAuthorization.length >= 2, 'config and layer came through the redirect');
-      assert.deepEqual(new Set(front.cdnAuthorization), new Set([undefined]), 'no credentials leaked to the other host');
+      assert.deepEqual(
+        new Set(front.cdnAuthorization),
+        new Set([undefined]),
+        'no credentials leaked to the other host',
+      );
     } finally {
       await front.stop();
     }
@@ -180,9 +238,16 @@ describe('images: pulls from local registries (node tier, root)', function () {
   it('selects linux/amd64 from a multi-arch index, and linux/arm64 when asked', async () => {
     const amd = await provider().prepare(`${open.host}/multi`, opts('multi-amd'));
     assert.ok(lookup(amd.layers, 'bin/busybox'));
-    const arm = await provider({ platform: { os: 'linux', architecture: 'arm64' } }).prepare(`${open.host}/multi`, opts('multi-arm'));
+    const arm = await provider({ platform: { os: 'linux', architecture: 'arm64' } }).prepare(
+      `${open.host}/multi`,
+      opts('multi-arm'),
+    );
     assert.equal(readFileSync(lookup(arm.layers, 'arch.txt')!, 'utf8'), 'arm64\n');
-    await rejectsWith(provider({ platform: { os: 'linux', architecture: 's390x' } }).prepare(`${open.host}/multi`, opts('multi-none')), 'ErrImagePull', /no manifest for linux\/s390x/);
+    await rejectsWith(
+      provider({ platform: { os: 'linux', architecture: 's390x' } }).prepare(`${open.host}/multi`, opts('multi-none')),
+      'ErrImagePull',
+      /no manifest for linux\/s390x/,
+    );
   });
 
   it('pulls Docker schema 2 media types (skopeo --format v2s2) into the same layers', async () => {
@@ -210,7 +275,9 @@ describe('images: pulls from local registries (node tier, root)', function () {
 
   it('downloads each blob once when many sandboxes ask at the same time', async () => {
     const p = provider({ concurrentDownloads: 2 });
-    const imgs = await Promise.all(Array.from({ length: 6 }, (_, i) => p.prepare(`${open.host}/app1`, opts(`many-${i}`))));
+    const imgs = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => p.prepare(`${open.host}/app1`, opts(`many-${i}`))),
+    );
     assert.equal(new Set(imgs.map((i) => i.imageID)).size, 1);
     assert.equal(p.stats.blobsDownloaded, 3, 'config + 2 layers, once');
     assert.equal(p.stats.layersUnpacked, 2);
@@ -223,7 +290,11 @@ describe('images: pulls from local registries (node tier, root)', function () {
     data[data.length >> 1] ^= 0xff;
     writeFileSync(file, data);
     const p = provider();
-    await rejectsWith(p.prepare(`${open.host}/corrupt`, opts('corrupt')), 'ErrImagePull', /blob content is sha256:[a-f0-9]{64}, expected/);
+    await rejectsWith(
+      p.prepare(`${open.host}/corrupt`, opts('corrupt')),
+      'ErrImagePull',
+      /blob content is sha256:[a-f0-9]{64}, expected/,
+    );
     assert.ok(!p.store.hasBlob(unique));
     assert.equal(p.store.ingestSize(unique), 0, 'no partial content kept for a bad digest');
   });
@@ -232,14 +303,21 @@ describe('images: pulls from local registries (node tier, root)', function () {
     const debianLayer = layersOf(layout, 'debian')[0]!;
     const proxy = await startCuttingProxy(open.host, new Set([debianLayer]));
     try {
-      const p = new OciImageProvider({ root: mkdtempSync(join(work, 'store-')), registry: { plainHttpHosts: [proxy.host], retryDelayMs: 20 }, platform: { os: 'linux', architecture: 'amd64' } });
+      const p = new OciImageProvider({
+        root: mkdtempSync(join(work, 'store-')),
+        registry: { plainHttpHosts: [proxy.host], retryDelayMs: 20 },
+        platform: { os: 'linux', architecture: 'amd64' },
+      });
       providers.push(p);
       const img = await p.prepare(`${proxy.host}/debian`, opts('resume'));
       assert.deepEqual(proxy.cuts, [debianLayer], 'the proxy did cut the layer');
       assert.equal(proxy.rangeRequests.length, 1);
       assert.match(proxy.rangeRequests[0]!, new RegExp(`^${debianLayer} bytes=[1-9][0-9]*-$`));
       const size = statSync(p.store.blobPath(debianLayer)).size;
-      assert.ok(p.stats.bytesDownloaded < size * 1.05, `resumed, not restarted (${p.stats.bytesDownloaded} for ${size})`);
+      assert.ok(
+        p.stats.bytesDownloaded < size * 1.05,
+        `resumed, not restarted (${p.stats.bytesDownloaded} for ${size})`,
+      );
       assert.match(readFileSync(lookup(img.layers, 'etc/debian_version')!, 'utf8'), /^12\./);
       assert.ok(statSync(lookup(img.layers, 'usr/bin/passwd')!).mode & 0o4000, 'setuid kept');
     } finally {
@@ -266,7 +344,11 @@ describe('images: pulls from local registries (node tier, root)', function () {
     assert.deepEqual(removed.layers, [], 'both sandboxes still hold their layers');
     assert.ok(first.layers.every((l) => existsSync(l)) && existsSync(join(first.layers[1]!, 'app1.txt')));
     await p.release(sandbox('moving-old').id);
-    assert.deepEqual((await p.collectGarbage()).layers, [first.layers[1]!.split('/').pop()].map((h) => `sha256:${h}`), 'only the old top layer goes');
+    assert.deepEqual(
+      (await p.collectGarbage()).layers,
+      [first.layers[1]!.split('/').pop()].map((h) => `sha256:${h}`),
+      'only the old top layer goes',
+    );
   });
 
   it('garbage-collects exactly what no image and no sandbox references', async () => {
@@ -292,7 +374,10 @@ describe('images: pulls from local registries (node tier, root)', function () {
     assert.deepEqual(removed.blobs.sort(), expectBlobs);
     assert.deepEqual(removed.layers, [app2.chainIDs[1]]);
     const after = listing();
-    assert.deepEqual([...before.blobs].filter((b) => !after.blobs.has(b)).sort(), expectBlobs.map((d) => d.slice(7)));
+    assert.deepEqual(
+      [...before.blobs].filter((b) => !after.blobs.has(b)).sort(),
+      expectBlobs.map((d) => d.slice(7)),
+    );
     assert.ok(p.store.hasLayer(app1.chainIDs[0]!) && p.store.hasLayer(app1.chainIDs[1]!));
 
     // A sandbox keeps its image even when the record is pruned; releasing it frees everything.

@@ -41,32 +41,59 @@ describe('network through the agent runtime: status, hostPort clashes, garbage c
   let gc: NodeGarbageCollector;
 
   const spvLinks = () =>
-    (JSON.parse(world.exec('node', 'ip', '-j', 'link', 'show')) as { ifname: string }[]).map((l) => l.ifname).filter((n) => n.startsWith('spv')).sort();
+    (JSON.parse(world.exec('node', 'ip', '-j', 'link', 'show')) as { ifname: string }[])
+      .map((l) => l.ifname)
+      .filter((n) => n.startsWith('spv'))
+      .sort();
   const ruleComments = () =>
     ['inet', 'bridge'].flatMap((family) =>
-      (JSON.parse(world.exec('node', 'nft', '-j', 'list', 'table', family, world.table)) as { nftables: { rule?: { comment?: string } }[] }).nftables
+      (
+        JSON.parse(world.exec('node', 'nft', '-j', 'list', 'table', family, world.table)) as {
+          nftables: { rule?: { comment?: string } }[];
+        }
+      ).nftables
         .filter((o) => o.rule?.comment?.startsWith('sandpit:'))
         .map((o) => o.rule!.comment!),
     );
   const rulesOf = (id: string) => ruleComments().filter((c) => c.startsWith(`sandpit:${id} `));
-  const bridged = (name: string, ports: { name?: string; containerPort: number; hostPort: number; protocol: 'TCP' | 'UDP' }[]) =>
+  const bridged = (
+    name: string,
+    ports: { name?: string; containerPort: number; hostPort: number; protocol: 'TCP' | 'UDP' }[],
+  ) =>
     sandbox(name, {
       network: { mode: 'Bridge', ports },
       containers: [{ name: 'main', image: `dir:${ROOTFS}`, command: ['/bin/sleep', '3600'] }],
     });
-  const condition = (obs: SandboxObservation | undefined, type: string) => obs?.status.conditions?.find((c) => c.type === type);
+  const condition = (obs: SandboxObservation | undefined, type: string) =>
+    obs?.status.conditions?.find((c) => c.type === type);
 
   const web = bridged('web', [{ name: 'http', containerPort: 80, hostPort: 8080, protocol: 'TCP' }]);
 
   before(async () => {
     world.enter({ brNetfilter: true, forwardDrop: 'iptables-nft' });
-    bridge = new BridgeNetworkProvider({ subnet: world.subnet, bridge: world.bridge, table: world.table, stateDir: world.stateDir, mtu: 1500 });
+    bridge = new BridgeNetworkProvider({
+      subnet: world.subnet,
+      bridge: world.bridge,
+      table: world.table,
+      stateDir: world.stateDir,
+      mtu: 1500,
+    });
     oci = new OciImageProvider({ root: imageRoot, log });
     const network = nodeNetworks(bridge);
     // Launchers fork from this thread, so the sandboxes' infra processes start out in the test node namespace.
-    const rt = await SandboxRuntime.start(config, { images: new RoutedImageProvider(new DirectoryImageProvider(), oci), network, log });
+    const rt = await SandboxRuntime.start(config, {
+      images: new RoutedImageProvider(new DirectoryImageProvider(), oci),
+      network,
+      log,
+    });
     svc = new RuntimeService(rt);
-    gc = new NodeGarbageCollector({ live: () => new Set(rt.list().map((r) => r.id)), network, images: oci, log, intervalMs: 0 });
+    gc = new NodeGarbageCollector({
+      live: () => new Set(rt.list().map((r) => r.id)),
+      network,
+      images: oci,
+      log,
+      intervalMs: 0,
+    });
   });
 
   after(async () => {
@@ -86,23 +113,37 @@ describe('network through the agent runtime: status, hostPort clashes, garbage c
 
   it('reports the published ports, the sandbox address and NetworkReady in the observation the agent writes to status', async () => {
     const obs = await applied(svc, web);
-    assert.deepEqual(obs.status.publishedPorts, [{ name: 'http', containerPort: 80, hostPort: 8080, protocol: 'TCP', hostIP: '0.0.0.0' }]);
+    assert.deepEqual(obs.status.publishedPorts, [
+      { name: 'http', containerPort: 80, hostPort: 8080, protocol: 'TCP', hostIP: '0.0.0.0' },
+    ]);
     assert.match(obs.status.sandboxIP ?? '', /^10\.199\./);
     assert.equal(condition(obs, 'NetworkReady')?.status, 'True');
     assert.deepEqual(svc.get(web.metadata.uid as string)?.status.publishedPorts, obs.status.publishedPorts);
     const patch = desiredStatusPatch({ status: { phase: 'Pending' } }, obs, 'node-a');
     assert.deepEqual(patch?.publishedPorts, obs.status.publishedPorts, 'the status patch carries them');
-    assert.equal(desiredStatusPatch({ status: {} }, { ...obs, status: { ...obs.status, publishedPorts: undefined } }, 'node-a')?.publishedPorts, null, 'and clears them when gone');
+    assert.equal(
+      desiredStatusPatch({ status: {} }, { ...obs, status: { ...obs.status, publishedPorts: undefined } }, 'node-a')
+        ?.publishedPorts,
+      null,
+      'and clears them when gone',
+    );
   });
 
-  it('reports the node\'s address as hostIP in network mode None too, as a Pod\'s hostIP', async () => {
-    const none = sandbox('none-host-ip', { network: { mode: 'None' }, containers: [{ name: 'main', image: `dir:${ROOTFS}`, command: ['/bin/sleep', '3600'] }] });
+  it("reports the node's address as hostIP in network mode None too, as a Pod's hostIP", async () => {
+    const none = sandbox('none-host-ip', {
+      network: { mode: 'None' },
+      containers: [{ name: 'main', image: `dir:${ROOTFS}`, command: ['/bin/sleep', '3600'] }],
+    });
     const obs = await applied(svc, none);
     assert.equal(obs.status.phase, 'Running');
     assert.equal(obs.status.sandboxIP, undefined);
     assert.notEqual(obs.status.hostIP, '127.0.0.1');
     assert.equal(obs.status.hostIP, bridge.nodeIP());
-    assert.equal(obs.status.hostIP, (await svc.apply(web)).status.hostIP, 'the same address as a bridged sandbox on the node');
+    assert.equal(
+      obs.status.hostIP,
+      (await svc.apply(web)).status.hostIP,
+      'the same address as a bridged sandbox on the node',
+    );
     await svc.remove(none.metadata.uid as string);
   });
 
@@ -128,7 +169,10 @@ describe('network through the agent runtime: status, hostPort clashes, garbage c
     await world.serveWhoAmI('node', 9090, 'tcp');
     const squatter = bridged('squatter', [{ containerPort: 80, hostPort: 9090, protocol: 'TCP' }]);
     const reported = await applied(svc, squatter);
-    assert.match(reported.status.message ?? '', /hostPort 9090\/TCP is in use on the node by pid \d+ \(socat\), listening on 0\.0\.0\.0:9090/);
+    assert.match(
+      reported.status.message ?? '',
+      /hostPort 9090\/TCP is in use on the node by pid \d+ \(socat\), listening on 0\.0\.0\.0:9090/,
+    );
     await svc.remove(squatter.metadata.uid as string);
     assert.equal(condition(reported, 'NetworkReady')?.reason, NetworkReason.HostPortInUse);
     assert.deepEqual(rulesOf(idOf(squatter)), []);
@@ -145,13 +189,30 @@ describe('network through the agent runtime: status, hostPort clashes, garbage c
   it('GC reclaims the lease, veth, rules and image content a crashed create left, and keeps what a live sandbox uses', async () => {
     // A create that died after its network and images were set up: the runtime has no record of it.
     const crashed = sandboxRef('crashed');
-    const leaked = await bridge.setup({ sandbox: crashed, netnsPath: world.addNamespace('crashed'), hostname: 'crashed', network: { mode: 'Bridge', egress: 'Deny', ports: [{ containerPort: 80, hostPort: 7070, protocol: 'TCP' }] } }, log);
+    const leaked = await bridge.setup(
+      {
+        sandbox: crashed,
+        netnsPath: world.addNamespace('crashed'),
+        hostname: 'crashed',
+        network: { mode: 'Bridge', egress: 'Deny', ports: [{ containerPort: 80, hostPort: 7070, protocol: 'TCP' }] },
+      },
+      log,
+    );
     const blob = (text: string) => {
       const digest = `sha256:${createHash('sha256').update(text).digest('hex')}`;
       oci.store.writeBlob(digest, Buffer.from(text));
       return digest;
     };
-    const image = (name: string, blobs: string[]): ImageRecord => ({ reference: `registry.test/${name}:1`, topDigest: blobs[0]!, manifestDigest: blobs[0]!, configDigest: blobs[1]!, blobs, chainIDs: [], config: {}, repository: `registry.test/${name}` });
+    const image = (name: string, blobs: string[]): ImageRecord => ({
+      reference: `registry.test/${name}:1`,
+      topDigest: blobs[0]!,
+      manifestDigest: blobs[0]!,
+      configDigest: blobs[1]!,
+      blobs,
+      chainIDs: [],
+      config: {},
+      repository: `registry.test/${name}`,
+    });
     const liveImage = image('live', [blob('live manifest'), blob('live config')]);
     const deadImage = image('dead', [blob('dead manifest'), blob('dead config')]);
     const cachedImage = image('cached', [blob('cached manifest'), blob('cached config')]);
@@ -173,11 +234,16 @@ describe('network through the agent runtime: status, hostPort clashes, garbage c
     assert.equal(rulesOf(idOf(web)).length, 3, 'the live sandbox keeps its DNAT and anti-spoof rules');
     assert.deepEqual(report.imageRefs, [crashed.id]);
     assert.deepEqual(new Set(report.images?.blobs), new Set(deadImage.blobs));
-    for (const d of [...liveImage.blobs, ...cachedImage.blobs, pulling]) assert.ok(oci.store.hasBlob(d), `${d} is kept`);
+    for (const d of [...liveImage.blobs, ...cachedImage.blobs, pulling])
+      assert.ok(oci.store.hasBlob(d), `${d} is kept`);
     assert.ok(!existsSync(join(imageRoot, 'sandboxes', crashed.id)));
     unlease();
     const again = await gc.run();
     assert.deepEqual(again.images?.blobs, [pulling], 'a blob is collectable once its pull lease ends');
-    assert.equal(condition(svc.get(web.metadata.uid as string), 'Ready')?.status, 'True', 'the live sandbox still runs');
+    assert.equal(
+      condition(svc.get(web.metadata.uid as string), 'Ready')?.status,
+      'True',
+      'the live sandbox still runs',
+    );
   });
 });

@@ -31,14 +31,19 @@ describe('network: dual-stack IPv6 (node tier, root)', function () {
   const ip6 = (s: SandboxRef) => results.get(s.id)!.sandboxIPs![1]!;
   const rules = () => world.exec('node', 'nft', 'list', 'ruleset');
   /** socat reports an IPv6 peer as [expanded form]: compare canonically. */
-  const ask6 = (from: string, host: string, port: number) => bytesToIp6(ip6ToBytes(world.ask(from, host, port, 'tcp').replace(/^\[|\]$/g, '')));
+  const ask6 = (from: string, host: string, port: number) =>
+    bytesToIp6(ip6ToBytes(world.ask(from, host, port, 'tcp').replace(/^\[|\]$/g, '')));
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'sptest-net6-'));
     world.enter({ brNetfilter: true, forwardDrop: 'iptables-nft' });
     // What ip6tables-nft leaves when Docker runs with IPv6.
     world.exec('node', 'nft', 'add table ip6 filter');
-    world.exec('node', 'nft', 'add chain ip6 filter FORWARD { type filter hook forward priority filter; policy drop; }');
+    world.exec(
+      'node',
+      'nft',
+      'add chain ip6 filter FORWARD { type filter hook forward priority filter; policy drop; }',
+    );
     world.addOutsideHost();
     world.addOutsideHost6();
     writeFileSync(join(dir, 'resolv.conf'), `nameserver ${world.outsideIP6}\n`);
@@ -54,11 +59,25 @@ describe('network: dual-stack IPv6 (node tier, root)', function () {
       upstreamResolvConfPath: join(dir, 'missing'),
     });
     const specs = [
-      { ref: a, network: { mode: 'Bridge' as const, egress: 'Allow' as const, ports: [{ containerPort: 80, hostPort: 8080, protocol: 'TCP' as const }] } },
+      {
+        ref: a,
+        network: {
+          mode: 'Bridge' as const,
+          egress: 'Allow' as const,
+          ports: [{ containerPort: 80, hostPort: 8080, protocol: 'TCP' as const }],
+        },
+      },
       { ref: b, network: { mode: 'Bridge' as const, egress: 'Allow' as const } },
       { ref: deny, network: { mode: 'Bridge' as const, egress: 'Deny' as const } },
     ];
-    for (const s of specs) results.set(s.ref.id, await provider.setup({ sandbox: s.ref, netnsPath: world.addNamespace(s.ref.name), hostname: s.ref.name, network: s.network }, log));
+    for (const s of specs)
+      results.set(
+        s.ref.id,
+        await provider.setup(
+          { sandbox: s.ref, netnsPath: world.addNamespace(s.ref.name), hostname: s.ref.name, network: s.network },
+          log,
+        ),
+      );
     await world.serveWhoAmI(a.name, 80, 'tcp6');
     await world.serveWhoAmI(b.name, 80, 'tcp6');
     await world.serveWhoAmI('out', 8080, 'tcp6');
@@ -106,7 +125,10 @@ describe('network: dual-stack IPv6 (node tier, root)', function () {
   it('a sandbox cannot send from an IPv6 address that is not its own', () => {
     const spoofed = ip6(b).replace(/:[0-9a-f]+$/, ':fffe');
     world.exec(a.name, 'ip', '-6', 'addr', 'add', `${spoofed}/128`, 'dev', 'eth0', 'nodad');
-    assert.ok(world.cannotReach(a.name, world.outsideIP6, 8080, 'tcp', spoofed), 'frames from a foreign address are dropped at the bridge port');
+    assert.ok(
+      world.cannotReach(a.name, world.outsideIP6, 8080, 'tcp', spoofed),
+      'frames from a foreign address are dropped at the bridge port',
+    );
     world.exec(a.name, 'ip', '-6', 'addr', 'del', `${spoofed}/128`, 'dev', 'eth0');
   });
 
@@ -114,7 +136,11 @@ describe('network: dual-stack IPv6 (node tier, root)', function () {
     const ruleset = rules();
     for (const family of ['ip', 'ip6']) {
       const chain = world.exec('node', 'nft', 'list', 'chain', family, 'filter', 'FORWARD');
-      assert.equal(chain.match(new RegExp(`sandpit bridge ${world.bridge}`, 'g'))?.length, 2, `${family} filter FORWARD`);
+      assert.equal(
+        chain.match(new RegExp(`sandpit bridge ${world.bridge}`, 'g'))?.length,
+        2,
+        `${family} filter FORWARD`,
+      );
     }
     assert.match(ruleset, /dnat ip6 to \[fd00:199:/);
     for (const s of [a, b, deny]) await provider!.teardown(s, log);

@@ -24,16 +24,38 @@ describe('network lifecycle: teardown, GC, cycles, agent restart (node tier, roo
   let provider: BridgeNetworkProvider;
 
   const spvLinks = () =>
-    (JSON.parse(world.exec('node', 'ip', '-j', 'link', 'show')) as { ifname: string }[]).map((l) => l.ifname).filter((n) => n.startsWith('spv'));
+    (JSON.parse(world.exec('node', 'ip', '-j', 'link', 'show')) as { ifname: string }[])
+      .map((l) => l.ifname)
+      .filter((n) => n.startsWith('spv'));
   const rules = () =>
     ['inet', 'bridge'].flatMap((family) =>
-      (JSON.parse(world.exec('node', 'nft', '-j', 'list', 'table', family, world.table)) as { nftables: { rule?: { comment?: string } }[] }).nftables
+      (
+        JSON.parse(world.exec('node', 'nft', '-j', 'list', 'table', family, world.table)) as {
+          nftables: { rule?: { comment?: string } }[];
+        }
+      ).nftables
         .filter((o) => o.rule)
         .map((o) => o.rule!.comment ?? ''),
     );
-  const sandboxRules = (id?: string) => rules().filter((c) => (id ? c.startsWith(`sandpit:${id} `) : /^sandpit:[0-9a-f]{12} /.test(c)));
-  const setup = (ref: SandboxRef, p = provider, extra: Partial<{ egress: 'Allow' | 'Deny'; ports: { containerPort: number; hostPort: number; protocol: 'TCP' | 'UDP' }[] }> = {}) =>
-    p.setup({ sandbox: ref, netnsPath: world.addNamespace(ref.name), hostname: ref.name, network: { mode: 'Bridge', egress: extra.egress ?? 'Allow', ports: extra.ports } }, log);
+  const sandboxRules = (id?: string) =>
+    rules().filter((c) => (id ? c.startsWith(`sandpit:${id} `) : /^sandpit:[0-9a-f]{12} /.test(c)));
+  const setup = (
+    ref: SandboxRef,
+    p = provider,
+    extra: Partial<{
+      egress: 'Allow' | 'Deny';
+      ports: { containerPort: number; hostPort: number; protocol: 'TCP' | 'UDP' }[];
+    }> = {},
+  ) =>
+    p.setup(
+      {
+        sandbox: ref,
+        netnsPath: world.addNamespace(ref.name),
+        hostname: ref.name,
+        network: { mode: 'Bridge', egress: extra.egress ?? 'Allow', ports: extra.ports },
+      },
+      log,
+    );
 
   before(() => {
     world.enter({ brNetfilter: true, forwardDrop: 'iptables-nft' });
@@ -52,7 +74,10 @@ describe('network lifecycle: teardown, GC, cycles, agent restart (node tier, roo
 
   it('deleting a sandbox removes its veth, its rules and its lease, and a second delete is a no-op', async () => {
     const s = sandboxRef('del');
-    const r = await setup(s, provider, { egress: 'Deny', ports: [{ containerPort: 80, hostPort: 18080, protocol: 'TCP' }] });
+    const r = await setup(s, provider, {
+      egress: 'Deny',
+      ports: [{ containerPort: 80, hostPort: 18080, protocol: 'TCP' }],
+    });
     assert.ok(spvLinks().includes(hostVethName(s.id)));
     assert.equal(sandboxRules(s.id).length, 6, 'one DNAT rule, three egress rules, two anti-spoof rules');
     assert.equal(provider.leases()[r.sandboxIP!], s.id);
@@ -69,7 +94,15 @@ describe('network lifecycle: teardown, GC, cycles, agent restart (node tier, roo
     const s = sandboxRef('again');
     const ports = [{ containerPort: 80, hostPort: 18081, protocol: 'TCP' as const }];
     const first = await setup(s, provider, { ports });
-    const second = await provider.setup({ sandbox: s, netnsPath: world.path(s.name), hostname: s.name, network: { mode: 'Bridge', egress: 'Allow', ports } }, log);
+    const second = await provider.setup(
+      {
+        sandbox: s,
+        netnsPath: world.path(s.name),
+        hostname: s.name,
+        network: { mode: 'Bridge', egress: 'Allow', ports },
+      },
+      log,
+    );
     assert.equal(second.sandboxIP, first.sandboxIP);
     assert.deepEqual(spvLinks(), [hostVethName(s.id)]);
     assert.equal(sandboxRules(s.id).length, 3);
@@ -78,7 +111,15 @@ describe('network lifecycle: teardown, GC, cycles, agent restart (node tier, roo
 
   it('mode None brings loopback up and takes nothing from the node', async () => {
     const s = sandboxRef('none');
-    const r = await provider.setup({ sandbox: s, netnsPath: world.addNamespace(s.name), hostname: 'lonely', network: { mode: 'None', egress: 'Allow' } }, log);
+    const r = await provider.setup(
+      {
+        sandbox: s,
+        netnsPath: world.addNamespace(s.name),
+        hostname: 'lonely',
+        network: { mode: 'None', egress: 'Allow' },
+      },
+      log,
+    );
     assert.equal(r.sandboxIP, undefined);
     assert.match(r.hosts, /^127\.0\.1\.1\tlonely$/m);
     assert.match(world.exec(s.name, 'ip', '-br', 'addr', 'show', 'lo'), /127\.0\.0\.1/);
@@ -109,15 +150,19 @@ describe('network lifecycle: teardown, GC, cycles, agent restart (node tier, roo
   it('holds published hostPorts like docker-proxy: no program of the node can bind them until the sandbox goes, and a restarted agent holds them again', async () => {
     // A program of the node, as most are written (Node.js sets SO_REUSEADDR): did it get the port?
     const canBind = (proto: 'tcp' | 'udp', port: number, host = '0.0.0.0') => {
-      const code = proto === 'tcp'
-        ? `require('net').createServer().once('error', (e) => { console.log(e.code); process.exit(0); }).listen(${port}, '${host}', function () { console.log('bound'); this.close(); })`
-        : `const s = require('dgram').createSocket('${host.includes(':') ? 'udp6' : 'udp4'}'); s.once('error', (e) => { console.log(e.code); process.exit(0); }); s.bind(${port}, '${host}', () => { console.log('bound'); s.close(); })`;
+      const code =
+        proto === 'tcp'
+          ? `require('net').createServer().once('error', (e) => { console.log(e.code); process.exit(0); }).listen(${port}, '${host}', function () { console.log('bound'); this.close(); })`
+          : `const s = require('dgram').createSocket('${host.includes(':') ? 'udp6' : 'udp4'}'); s.once('error', (e) => { console.log(e.code); process.exit(0); }); s.bind(${port}, '${host}', () => { console.log('bound'); s.close(); })`;
       const out = world.exec('node', process.execPath, '-e', code).trim();
       if (out !== 'bound' && out !== 'EADDRINUSE') throw new Error(`binding ${host}:${port}/${proto}: ${out}`);
       return out === 'bound';
     };
     const s = sandboxRef('held');
-    const ports = [{ containerPort: 80, hostPort: 18181, protocol: 'TCP' as const }, { containerPort: 53, hostPort: 18182, protocol: 'UDP' as const }];
+    const ports = [
+      { containerPort: 80, hostPort: 18181, protocol: 'TCP' as const },
+      { containerPort: 53, hostPort: 18182, protocol: 'UDP' as const },
+    ];
     assert.ok(canBind('tcp', 18181) && canBind('udp', 18182), 'free before');
     await setup(s, provider, { ports });
     assert.equal(canBind('tcp', 18181), false, 'TCP on every address is held');
@@ -141,7 +186,15 @@ describe('network lifecycle: teardown, GC, cycles, agent restart (node tier, roo
   it('a missing network namespace fails with NetnsNotFound', async () => {
     const s = sandboxRef('ghost');
     await assert.rejects(
-      provider.setup({ sandbox: s, netnsPath: '/run/netns/sptest-does-not-exist', hostname: s.name, network: { mode: 'Bridge', egress: 'Allow' } }, log),
+      provider.setup(
+        {
+          sandbox: s,
+          netnsPath: '/run/netns/sptest-does-not-exist',
+          hostname: s.name,
+          network: { mode: 'Bridge', egress: 'Allow' },
+        },
+        log,
+      ),
       (err: unknown) => err instanceof NetworkError && err.reason === NetworkReason.NetnsNotFound,
     );
     assert.deepEqual(provider.leases(), {});
@@ -176,16 +229,32 @@ describe('network lifecycle: teardown, GC, cycles, agent restart (node tier, roo
     assert.equal(sandboxRules(keep.id).length, 5);
     assert.ok(rules().includes('sandpit: no direct access to sandbox addresses'), 'forward chain rules are back');
     const forward = world.exec('node', 'nft', 'list', 'chain', 'ip', 'filter', 'FORWARD');
-    assert.equal(forward.match(new RegExp(`sandpit bridge ${world.bridge}`, 'g'))?.length, 2, "accept rules are back in iptables' FORWARD, once");
+    assert.equal(
+      forward.match(new RegExp(`sandpit bridge ${world.bridge}`, 'g'))?.length,
+      2,
+      "accept rules are back in iptables' FORWARD, once",
+    );
     await provider.teardown(keep, log);
   });
 
   it('refuses a sandbox subnet the node already uses, with SubnetInUse', () => {
     world.exec('node', 'ip', 'link', 'add', `${world.bridge}x`, 'type', 'veth', 'peer', 'name', `${world.bridge}z`);
     world.exec('node', 'ip', 'addr', 'add', `10.199.${world.k + 1}.77/16`, 'dev', `${world.bridge}x`);
-    const clashing = new BridgeNetworkProvider({ ...options, subnet: `10.199.${world.k}.0/24`, bridge: `${world.bridge}y`, table: `${world.table}y`, stateDir: `${world.stateDir}-y` });
+    const clashing = new BridgeNetworkProvider({
+      ...options,
+      subnet: `10.199.${world.k}.0/24`,
+      bridge: `${world.bridge}y`,
+      table: `${world.table}y`,
+      stateDir: `${world.stateDir}-y`,
+    });
     try {
-      assert.throws(() => clashing.ensureNode(log), (err: unknown) => err instanceof NetworkError && err.reason === NetworkReason.SubnetInUse && /overlaps 10\.199\./.test((err as Error).message));
+      assert.throws(
+        () => clashing.ensureNode(log),
+        (err: unknown) =>
+          err instanceof NetworkError &&
+          err.reason === NetworkReason.SubnetInUse &&
+          /overlaps 10\.199\./.test((err as Error).message),
+      );
     } finally {
       clashing.close();
       rmSync(`${world.stateDir}-y`, { recursive: true, force: true });
@@ -198,7 +267,11 @@ describe('network lifecycle: teardown, GC, cycles, agent restart (node tier, roo
     const seen = new Set<string>();
     for (let i = 0; i < 500; i++) {
       const s = sandboxRef(`cycle${i}`);
-      const r = await setup(s, provider, i % 2 ? { egress: 'Deny', ports: [{ containerPort: 80, hostPort: 19000, protocol: 'TCP' }] } : {});
+      const r = await setup(
+        s,
+        provider,
+        i % 2 ? { egress: 'Deny', ports: [{ containerPort: 80, hostPort: 19000, protocol: 'TCP' }] } : {},
+      );
       seen.add(r.sandboxIP!);
       await provider.teardown(s, log);
       world.deleteNamespace(s.name);
@@ -214,7 +287,9 @@ describe('network lifecycle: teardown, GC, cycles, agent restart (node tier, roo
     const refs = Array.from({ length: 12 }, (_, i) => sandboxRef(`restart${i}`));
     const sandboxes = refs.map((ref) => ({ ref, netnsPath: world.addNamespace(ref.name) }));
     const script = fileURLToPath(new URL('../harness/network/agent-child.js', import.meta.url));
-    const child = spawn(process.execPath, [script, JSON.stringify({ options, sandboxes })], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [script, JSON.stringify({ options, sandboxes })], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     const ready: string[] = [];
     await new Promise<void>((resolve, reject) => {
       child.once('exit', (code) => reject(new Error(`stand-in agent exited early (${code})`)));
@@ -233,7 +308,19 @@ describe('network lifecycle: teardown, GC, cycles, agent restart (node tier, roo
       const [gone, ...live] = refs;
       restarted.collectGarbageSync(new Set(live.map((r) => r.id)), log);
       for (const ref of live) {
-        await restarted.setup({ sandbox: ref, netnsPath: world.path(ref.name), hostname: ref.name, network: { mode: 'Bridge', egress: 'Deny', ports: [{ containerPort: 80, hostPort: 20000 + refs.indexOf(ref), protocol: 'TCP' }] } }, log);
+        await restarted.setup(
+          {
+            sandbox: ref,
+            netnsPath: world.path(ref.name),
+            hostname: ref.name,
+            network: {
+              mode: 'Bridge',
+              egress: 'Deny',
+              ports: [{ containerPort: 80, hostPort: 20000 + refs.indexOf(ref), protocol: 'TCP' }],
+            },
+          },
+          log,
+        );
       }
       const leases = restarted.leases();
       assert.equal(Object.keys(leases).length, live.length, 'one lease per live sandbox');

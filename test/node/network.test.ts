@@ -17,8 +17,16 @@ import { NetWorld, sandboxRef } from '../harness/network/world.js';
 
 const variants = [
   { name: 'plain host', brNetfilter: false, forwardDrop: false as const },
-  { name: 'host FORWARD policy DROP (iptables-nft) and br_netfilter on', brNetfilter: true, forwardDrop: 'iptables-nft' as const },
-  { name: 'host FORWARD policy DROP (iptables-legacy) and br_netfilter on', brNetfilter: true, forwardDrop: 'iptables-legacy' as const },
+  {
+    name: 'host FORWARD policy DROP (iptables-nft) and br_netfilter on',
+    brNetfilter: true,
+    forwardDrop: 'iptables-nft' as const,
+  },
+  {
+    name: 'host FORWARD policy DROP (iptables-legacy) and br_netfilter on',
+    brNetfilter: true,
+    forwardDrop: 'iptables-legacy' as const,
+  },
 ];
 
 for (const variant of variants) {
@@ -39,7 +47,10 @@ for (const variant of variants) {
       world.enter(variant);
       world.addOutsideHost();
       // The node's resolver is the outside host: egress Deny must still let DNS to it through.
-      writeFileSync(join(dir, 'resolv.conf'), `nameserver 127.0.0.53\nnameserver ${world.outsideIP}\nsearch sptest.example\n`);
+      writeFileSync(
+        join(dir, 'resolv.conf'),
+        `nameserver 127.0.0.53\nnameserver ${world.outsideIP}\nsearch sptest.example\n`,
+      );
       provider = new BridgeNetworkProvider({
         subnet: world.subnet,
         bridge: world.bridge,
@@ -50,13 +61,33 @@ for (const variant of variants) {
         upstreamResolvConfPath: join(dir, 'missing'),
       });
       const specs = [
-        { ref: a, network: { mode: 'Bridge' as const, egress: 'Allow' as const, ports: [{ containerPort: 80, hostPort: 8080, protocol: 'TCP' as const }, { containerPort: 53, hostPort: 5353, protocol: 'UDP' as const }] } },
+        {
+          ref: a,
+          network: {
+            mode: 'Bridge' as const,
+            egress: 'Allow' as const,
+            ports: [
+              { containerPort: 80, hostPort: 8080, protocol: 'TCP' as const },
+              { containerPort: 53, hostPort: 5353, protocol: 'UDP' as const },
+            ],
+          },
+        },
         { ref: b, network: { mode: 'Bridge' as const, egress: 'Allow' as const } },
-        { ref: deny, network: { mode: 'Bridge' as const, egress: 'Deny' as const, ports: [{ containerPort: 80, hostPort: 8081, protocol: 'TCP' as const }] } },
+        {
+          ref: deny,
+          network: {
+            mode: 'Bridge' as const,
+            egress: 'Deny' as const,
+            ports: [{ containerPort: 80, hostPort: 8081, protocol: 'TCP' as const }],
+          },
+        },
       ];
       for (const s of specs) {
         const netnsPath = world.addNamespace(s.ref.name);
-        results.set(s.ref.id, await provider.setup({ sandbox: s.ref, netnsPath, hostname: s.ref.name, network: s.network }, log));
+        results.set(
+          s.ref.id,
+          await provider.setup({ sandbox: s.ref, netnsPath, hostname: s.ref.name, network: s.network }, log),
+        );
       }
       await world.serveWhoAmI(a.name, 80, 'tcp');
       await world.serveWhoAmI(a.name, 53, 'udp');
@@ -82,10 +113,16 @@ for (const variant of variants) {
       assert.equal(new Set(ips).size, 3);
       for (const addr of ips) assert.match(addr, new RegExp(`^10\\.199\\.${world.k}\\.\\d+$`));
       assert.equal(results.get(a.id)!.hostIP, world.nodeLanIP);
-      assert.match(results.get(a.id)!.resolvConf, new RegExp(`^nameserver ${world.outsideIP.replaceAll('.', '\\.')}$`, 'm'));
+      assert.match(
+        results.get(a.id)!.resolvConf,
+        new RegExp(`^nameserver ${world.outsideIP.replaceAll('.', '\\.')}$`, 'm'),
+      );
       assert.doesNotMatch(results.get(a.id)!.resolvConf, /127\.0\.0\.53/);
       assert.match(results.get(a.id)!.hosts, new RegExp(`^${ip(a).replaceAll('.', '\\.')}\\ta$`, 'm'));
-      assert.match(world.exec(a.name, 'ip', '-4', 'route', 'show', 'default'), new RegExp(`via 10\\.199\\.${world.k}\\.1 dev eth0`));
+      assert.match(
+        world.exec(a.name, 'ip', '-4', 'route', 'show', 'default'),
+        new RegExp(`via 10\\.199\\.${world.k}\\.1 dev eth0`),
+      );
       assert.match(world.exec(a.name, 'ip', '-br', 'link', 'show', 'lo'), /UNKNOWN|UP/);
       assert.equal(world.exec(a.name, 'cat', '/proc/sys/net/ipv4/ip_unprivileged_port_start').trim(), '0');
     });
@@ -129,18 +166,47 @@ for (const variant of variants) {
     it('a port published on one hostIP answers on that address only', async () => {
       const local = sandboxRef('local');
       const lan = sandboxRef('lan');
-      for (const [ref, hostIP, hostPort] of [[local, '127.0.0.1', 8090], [lan, world.nodeLanIP, 8091]] as const) {
+      for (const [ref, hostIP, hostPort] of [
+        [local, '127.0.0.1', 8090],
+        [lan, world.nodeLanIP, 8091],
+      ] as const) {
         const netnsPath = world.addNamespace(ref.name);
-        const r = await provider!.setup({ sandbox: ref, netnsPath, hostname: ref.name, network: { mode: 'Bridge', egress: 'Allow', ports: [{ containerPort: 80, hostPort, protocol: 'TCP', hostIP }] } }, log);
-        assert.deepEqual(r.publishedPorts?.map((p) => p.hostIP), [hostIP]);
+        const r = await provider!.setup(
+          {
+            sandbox: ref,
+            netnsPath,
+            hostname: ref.name,
+            network: {
+              mode: 'Bridge',
+              egress: 'Allow',
+              ports: [{ containerPort: 80, hostPort, protocol: 'TCP', hostIP }],
+            },
+          },
+          log,
+        );
+        assert.deepEqual(
+          r.publishedPorts?.map((p) => p.hostIP),
+          [hostIP],
+        );
         await world.serveWhoAmI(ref.name, 80, 'tcp');
       }
       try {
         const gateway = `10.199.${world.k}.1`;
-        assert.equal(world.ask('node', '127.0.0.1', 8090, 'tcp'), gateway, 'hostIP 127.0.0.1 answers the node on loopback');
-        assert.ok(world.cannotReach('out', world.nodeLanIP, 8090, 'tcp'), 'and not an outside host on the node address');
-        assert.equal(world.ask('out', world.nodeLanIP, 8091, 'tcp'), world.outsideIP, 'hostIP of the node address answers there');
-        assert.ok(world.cannotReach('node', '127.0.0.1', 8091, 'tcp'), 'and not on the node\'s 127.0.0.1');
+        assert.equal(
+          world.ask('node', '127.0.0.1', 8090, 'tcp'),
+          gateway,
+          'hostIP 127.0.0.1 answers the node on loopback',
+        );
+        assert.ok(
+          world.cannotReach('out', world.nodeLanIP, 8090, 'tcp'),
+          'and not an outside host on the node address',
+        );
+        assert.equal(
+          world.ask('out', world.nodeLanIP, 8091, 'tcp'),
+          world.outsideIP,
+          'hostIP of the node address answers there',
+        );
+        assert.ok(world.cannotReach('node', '127.0.0.1', 8091, 'tcp'), "and not on the node's 127.0.0.1");
       } finally {
         await provider!.teardown(local, log);
         await provider!.teardown(lan, log);
@@ -151,8 +217,19 @@ for (const variant of variants) {
       const late = sandboxRef('late');
       const netnsPath = world.addNamespace(late.name);
       // The client sends before anything listens: conntrack remembers the flow, with no DNAT.
-      assert.throws(() => world.ask('out', world.nodeLanIP, 5400, 'udp', 1, 40123, undefined, 1), 'nothing answers yet');
-      const r = await provider!.setup({ sandbox: late, netnsPath, hostname: late.name, network: { mode: 'Bridge', egress: 'Allow', ports: [{ containerPort: 53, hostPort: 5400, protocol: 'UDP' }] } }, log);
+      assert.throws(
+        () => world.ask('out', world.nodeLanIP, 5400, 'udp', 1, 40123, undefined, 1),
+        'nothing answers yet',
+      );
+      const r = await provider!.setup(
+        {
+          sandbox: late,
+          netnsPath,
+          hostname: late.name,
+          network: { mode: 'Bridge', egress: 'Allow', ports: [{ containerPort: 53, hostPort: 5400, protocol: 'UDP' }] },
+        },
+        log,
+      );
       await world.serveWhoAmI(late.name, 53, 'udp');
       assert.equal(world.ask('out', world.nodeLanIP, 5400, 'udp', 2, 40123), world.outsideIP);
       assert.ok(r.sandboxIP);
@@ -163,14 +240,20 @@ for (const variant of variants) {
       const spoofed = `10.199.${world.k}.250`;
       world.exec(deny.name, 'ip', 'addr', 'add', `${spoofed}/32`, 'dev', 'eth0');
       try {
-        assert.ok(world.cannotReach(deny.name, world.outsideIP, 8080, 'tcp', spoofed), 'a spoofed source must not get out');
+        assert.ok(
+          world.cannotReach(deny.name, world.outsideIP, 8080, 'tcp', spoofed),
+          'a spoofed source must not get out',
+        );
       } finally {
         world.exec(deny.name, 'ip', 'addr', 'del', `${spoofed}/32`, 'dev', 'eth0');
       }
     });
 
     it('egress Deny blocks the outside host and other sandboxes but lets DNS to its resolver through', () => {
-      assert.ok(world.cannotReach(deny.name, world.outsideIP, 8080, 'tcp'), 'egress to the outside host must be blocked');
+      assert.ok(
+        world.cannotReach(deny.name, world.outsideIP, 8080, 'tcp'),
+        'egress to the outside host must be blocked',
+      );
       assert.equal(world.ask(deny.name, world.outsideIP, 53, 'udp'), world.nodeLanIP);
       assert.equal(world.ask(deny.name, world.outsideIP, 53, 'tcp'), world.nodeLanIP);
       // The bridge sends its own traffic through netfilter, so this holds even with the global bridge-nf-call-iptables off.

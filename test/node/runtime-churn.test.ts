@@ -38,10 +38,12 @@ describe('runtime churn (node tier)', function () {
     const created = new Set<string>();
     const pids: number[] = [];
     for (let i = 0; i < 200; i++) {
-      const rec = await env.rt.create(sandbox(`churn-${i}`, {
-        restartPolicy: 'Never',
-        containers: [{ name: 'main', image: `dir:${ROOTFS}`, command: i % 2 ? ['/bin/true'] : ['/bin/sleep', '60'] }],
-      }));
+      const rec = await env.rt.create(
+        sandbox(`churn-${i}`, {
+          restartPolicy: 'Never',
+          containers: [{ name: 'main', image: `dir:${ROOTFS}`, command: i % 2 ? ['/bin/true'] : ['/bin/sleep', '60'] }],
+        }),
+      );
       pids.push(rec.pid1!.pid);
       for (const k of NS) created.add(readlinkSync(`/proc/${rec.pid1!.pid}/ns/${k}`));
       try {
@@ -54,7 +56,10 @@ describe('runtime churn (node tier)', function () {
     assert.deepEqual(env.rt.list(), []);
     assert.deepEqual(mountsUnder(env.config.stateRoot), []);
     assert.deepEqual(env.rt.cgroups.listSandboxes(), []);
-    assert.deepEqual(readdirSync(env.config.stateRoot).filter((d) => !d.startsWith('.')), []);
+    assert.deepEqual(
+      readdirSync(env.config.stateRoot).filter((d) => !d.startsWith('.')),
+      [],
+    );
     const survivors = pids.filter((p) => {
       try {
         return readlinkSync(`/proc/${p}/exe`).endsWith('/sandpit-init');

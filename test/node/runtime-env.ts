@@ -31,13 +31,21 @@ let counter = 0;
 export function testConfig(over: Partial<RuntimeConfig> = {}): RuntimeConfig {
   const stateRoot = mkdtempSync(join(tmpdir(), `sandpit-test-${process.pid}-`));
   return defaultConfig({
-    stateRoot, cgroupParent: `sandpit-test-${process.pid}-${counter++}`, pollMs: 25,
-    restartBackoff: { baseMs: 50, maxMs: 400 }, log: { maxBytes: 64 * 1024, maxFiles: 2 }, ...over,
+    stateRoot,
+    cgroupParent: `sandpit-test-${process.pid}-${counter++}`,
+    pollMs: 25,
+    restartBackoff: { baseMs: 50, maxMs: 400 },
+    log: { maxBytes: 64 * 1024, maxFiles: 2 },
+    ...over,
   });
 }
 
 export async function startRuntime(config: RuntimeConfig): Promise<SandboxRuntime> {
-  return SandboxRuntime.start(config, { images: new DirectoryImageProvider(), network: new LoopbackOnlyNetwork(), log: createLogger('runtime-test') });
+  return SandboxRuntime.start(config, {
+    images: new DirectoryImageProvider(),
+    network: new LoopbackOnlyNetwork(),
+    log: createLogger('runtime-test'),
+  });
 }
 
 export async function startTestRuntime(over: Partial<RuntimeConfig> = {}): Promise<TestRuntime> {
@@ -62,13 +70,19 @@ export async function cleanupRuntime(rt: SandboxRuntime | undefined, config: Run
 /** A Sandbox object running one or more busybox containers. */
 export function sandbox(name: string, spec: Record<string, unknown>): Sandbox {
   return Sandbox.parse({
-    apiVersion: 'sandpit.dev/v1alpha1', kind: 'Sandbox',
+    apiVersion: 'sandpit.dev/v1alpha1',
+    kind: 'Sandbox',
     metadata: { namespace: 'test', name, uid: `${name}-${process.pid}-${counter++}` },
     spec: { network: { mode: 'None' }, terminationGracePeriodSeconds: 2, ...spec },
   });
 }
 
-export const sh = (name: string, script: string, extra: Record<string, unknown> = {}) => ({ name, image: `dir:${ROOTFS}`, command: ['/bin/sh', '-c', script], ...extra });
+export const sh = (name: string, script: string, extra: Record<string, unknown> = {}) => ({
+  name,
+  image: `dir:${ROOTFS}`,
+  command: ['/bin/sh', '-c', script],
+  ...extra,
+});
 
 /** Guests under emulation (the cgroup v2 VM) are many times slower; they say so here. */
 export const SCALE = Number(process.env.SANDPIT_TEST_TIMEOUT_SCALE ?? 1) || 1;
@@ -113,6 +127,8 @@ export async function applied(svc: RuntimeService, sb: Sandbox): Promise<Sandbox
   const generation = sb.metadata.generation ?? 0;
   return waitFor(`the create of ${sb.metadata.name} to end`, () => {
     const o = svc.get(uid);
-    return o && o.generation === generation && (o.status.phase !== 'Pending' || o.status.reason !== undefined) ? o : undefined;
+    return o && o.generation === generation && (o.status.phase !== 'Pending' || o.status.reason !== undefined)
+      ? o
+      : undefined;
   });
 }

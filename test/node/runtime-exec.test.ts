@@ -2,7 +2,16 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { V1_CONTROLLERS } from '../../node-agent/cgroups/layout.js';
-import { cleanupRuntime, sandbox, sh, startRuntime, startTestRuntime, testConfig, waitFor, type TestRuntime } from './runtime-env.js';
+import {
+  cleanupRuntime,
+  sandbox,
+  sh,
+  startRuntime,
+  startTestRuntime,
+  testConfig,
+  waitFor,
+  type TestRuntime,
+} from './runtime-env.js';
 
 /* Node tier: exec joins a running container's namespaces, cgroup and identity. */
 
@@ -26,9 +35,28 @@ describe('runtime exec (node tier)', function () {
   });
 
   it('runs a command in the container without a TTY, with stdin, stdout, stderr and the exit code', async () => {
-    const rec = await env.rt.create(sandbox('exec', { restartPolicy: 'Never', hostname: 'exec-box', containers: [sh('main', 'echo in-container > /tmp/marker; sleep 30', { securityContext: { runAsUser: 1000, runAsGroup: 1000 } })] }));
+    const rec = await env.rt.create(
+      sandbox('exec', {
+        restartPolicy: 'Never',
+        hostname: 'exec-box',
+        containers: [
+          sh('main', 'echo in-container > /tmp/marker; sleep 30', {
+            securityContext: { runAsUser: 1000, runAsGroup: 1000 },
+          }),
+        ],
+      }),
+    );
     await waitFor('marker', () => markerWritten(env.rt.workloadPid(rec.id, 'main')));
-    const s = await env.rt.exec(rec.id, 'main', ['/bin/sh', '-c', 'cat /tmp/marker; hostname; id -u; sed "s/^/cg /" /proc/self/cgroup; grep -E "^(Seccomp|NoNewPrivs):" /proc/self/status; read line; echo "got $line"; echo oops >&2; [ -t 0 ] && echo TTY; exit 5'], { stdin: true });
+    const s = await env.rt.exec(
+      rec.id,
+      'main',
+      [
+        '/bin/sh',
+        '-c',
+        'cat /tmp/marker; hostname; id -u; sed "s/^/cg /" /proc/self/cgroup; grep -E "^(Seccomp|NoNewPrivs):" /proc/self/status; read line; echo "got $line"; echo oops >&2; [ -t 0 ] && echo TTY; exit 5',
+      ],
+      { stdin: true },
+    );
     const out = collect(s.stdout);
     const err = collect(s.stderr);
     s.stdin!.end('hello\n');
@@ -42,10 +70,14 @@ describe('runtime exec (node tier)', function () {
     // v2 unified one and/or the v1 hierarchies of its controllers, as on a
     // hybrid host) shows the container's leaf. Others (name=systemd, blkio...)
     // are not sandpit's and show wherever the agent runs.
-    const ours = (l: string) => /^cg 0::/.test(l) || V1_CONTROLLERS.some((c) => l.split(':')[1]!.split(',').includes(c));
-    const cgroups = out().split('\n').filter((l) => l.startsWith('cg ') && ours(l));
+    const ours = (l: string) =>
+      /^cg 0::/.test(l) || V1_CONTROLLERS.some((c) => l.split(':')[1]!.split(',').includes(c));
+    const cgroups = out()
+      .split('\n')
+      .filter((l) => l.startsWith('cg ') && ours(l));
     assert.equal(cgroups.length, env.rt.cgroups.hierarchies().length, `one line per hierarchy sandpit keeps: ${out()}`);
-    for (const l of cgroups) assert.match(l, /^cg \d+:[^:]*:\/c-main$/, `exec joined the container cgroup in every hierarchy: ${l}`);
+    for (const l of cgroups)
+      assert.match(l, /^cg \d+:[^:]*:\/c-main$/, `exec joined the container cgroup in every hierarchy: ${l}`);
     assert.match(out(), /Seccomp:\s+2/);
     assert.match(out(), /NoNewPrivs:\s+1/);
     assert.match(out(), /got hello/);
@@ -55,9 +87,16 @@ describe('runtime exec (node tier)', function () {
   });
 
   it('allocates a TTY from the container devpts when asked', async () => {
-    const rec = await env.rt.create(sandbox('exec-tty', { restartPolicy: 'Never', containers: [sh('main', 'sleep 30')] }));
+    const rec = await env.rt.create(
+      sandbox('exec-tty', { restartPolicy: 'Never', containers: [sh('main', 'sleep 30')] }),
+    );
     await waitFor('running', () => env.rt.workloadPid(rec.id, 'main'));
-    const s = await env.rt.exec(rec.id, 'main', ['/bin/sh', '-c', '[ -t 0 ] && echo is-a-tty; tty; ps -o pid,tty,comm | grep " ps"'], { tty: true });
+    const s = await env.rt.exec(
+      rec.id,
+      'main',
+      ['/bin/sh', '-c', '[ -t 0 ] && echo is-a-tty; tty; ps -o pid,tty,comm | grep " ps"'],
+      { tty: true },
+    );
     const out = collect(s.stdout);
     const exit = await s.exited;
     await waitFor('tty output', () => /pts/.test(out()) && out(), 5000).catch(() => undefined);
@@ -73,21 +112,32 @@ describe('runtime exec (node tier)', function () {
     const first = await startRuntime(config);
     let second: Awaited<ReturnType<typeof startRuntime>> | undefined;
     try {
-      const rec = await first.create(sandbox('exec-readopt', { restartPolicy: 'Never', containers: [sh('main', 'echo before-restart > /tmp/marker; sleep 30', { securityContext: { runAsUser: 1000 } })] }));
+      const rec = await first.create(
+        sandbox('exec-readopt', {
+          restartPolicy: 'Never',
+          containers: [
+            sh('main', 'echo before-restart > /tmp/marker; sleep 30', { securityContext: { runAsUser: 1000 } }),
+          ],
+        }),
+      );
       await waitFor('marker', () => markerWritten(first.workloadPid(rec.id, 'main')));
       const shim = first.shimPid(rec.id, 'main');
       await first.close(); // the agent goes away; the sandbox does not
       second = await startRuntime(config);
       assert.equal(second.get(rec.id)?.phase, 'Running', 're-adopted');
       assert.equal(second.shimPid(rec.id, 'main'), shim, 'the same container process, not a new one');
-      const s = await second.exec(rec.id, 'main', ['/bin/sh', '-c', 'cat /tmp/marker; id -u; grep -c . /proc/1/cmdline >/dev/null && tr "\\0" " " < /proc/1/cmdline']);
+      const s = await second.exec(rec.id, 'main', [
+        '/bin/sh',
+        '-c',
+        'cat /tmp/marker; id -u; grep -c . /proc/1/cmdline >/dev/null && tr "\\0" " " < /proc/1/cmdline',
+      ]);
       const out = collect(s.stdout);
       const exit = await s.exited;
       await new Promise((r) => setTimeout(r, 50));
       assert.equal(exit.exitCode, 0);
-      assert.match(out(), /^before-restart$/m, 'the exec sees the running container\'s files');
+      assert.match(out(), /^before-restart$/m, "the exec sees the running container's files");
       assert.match(out(), /^1000$/m);
-      assert.match(out(), /^sandpit-init (init|warm) /m, 'and its sandbox\'s PID namespace');
+      assert.match(out(), /^sandpit-init (init|warm) /m, "and its sandbox's PID namespace");
       await second.delete(rec.id);
     } finally {
       await cleanupRuntime(second ?? first, config);

@@ -49,13 +49,25 @@ describe('runtime launcher threads (node tier)', function () {
     const runs = 8;
     const recs = [];
     for (let i = 0; i < runs; i++) {
-      recs.push(await runToCompletion(env.rt, sandbox(`reuse-${i}`, {
-        restartPolicy: 'Never',
-        containers: [sh('main', 'id -u; id -G; grep -E "^(Seccomp|NoNewPrivs|CapEff|CapBnd):" /proc/self/status', { securityContext: { runAsUser: 1000 + i, runAsGroup: 2000, supplementalGroups: [3000] } })],
-      })));
+      recs.push(
+        await runToCompletion(
+          env.rt,
+          sandbox(`reuse-${i}`, {
+            restartPolicy: 'Never',
+            containers: [
+              sh('main', 'id -u; id -G; grep -E "^(Seccomp|NoNewPrivs|CapEff|CapBnd):" /proc/self/status', {
+                securityContext: { runAsUser: 1000 + i, runAsGroup: 2000, supplementalGroups: [3000] },
+              }),
+            ],
+          }),
+        ),
+      );
     }
     const after = env.rt.launcherStats();
-    assert.ok(after.started - before.started <= after.max, `${runs} container launches started ${after.started - before.started} new threads (at most ${after.max} expected)`);
+    assert.ok(
+      after.started - before.started <= after.max,
+      `${runs} container launches started ${after.started - before.started} new threads (at most ${after.max} expected)`,
+    );
     for (const [i, rec] of recs.entries()) {
       const out = logText(env.rt, rec, 'main');
       assert.match(out, new RegExp(`^${1000 + i}$`, 'm'), `container ${i} runs as its own uid: ${out}`);
@@ -69,21 +81,32 @@ describe('runtime launcher threads (node tier)', function () {
   });
 
   it('keeps the default capabilities for a root workload and none of them for the thread that started it', async () => {
-    const rec = await runToCompletion(env.rt, sandbox('root-caps', {
-      restartPolicy: 'Never', containers: [sh('main', 'grep -E "^(CapEff|CapPrm|CapBnd|CapAmb):" /proc/self/status')],
-    }));
+    const rec = await runToCompletion(
+      env.rt,
+      sandbox('root-caps', {
+        restartPolicy: 'Never',
+        containers: [sh('main', 'grep -E "^(CapEff|CapPrm|CapBnd|CapAmb):" /proc/self/status')],
+      }),
+    );
     const out = logText(env.rt, rec, 'main');
-    for (const f of ['CapEff', 'CapPrm', 'CapBnd']) assert.match(out, new RegExp(`^${f}:\\s+0*a80425fb$`, 'm'), `${f} is Docker's default set: ${out}`);
+    for (const f of ['CapEff', 'CapPrm', 'CapBnd'])
+      assert.match(out, new RegExp(`^${f}:\\s+0*a80425fb$`, 'm'), `${f} is Docker's default set: ${out}`);
     assert.match(out, /^CapAmb:\s+0+$/m);
     assert.deepEqual(threadsOutsideHost(), []);
   });
 
   it('reuses the thread of an exec too: sandpit-init exec takes on the container identity, not the thread', async () => {
-    const rec = await env.rt.create(sandbox('exec-reuse', { containers: [sh('main', 'sleep 30', { securityContext: { runAsUser: 1234 } })] }));
+    const rec = await env.rt.create(
+      sandbox('exec-reuse', { containers: [sh('main', 'sleep 30', { securityContext: { runAsUser: 1234 } })] }),
+    );
     await waitFor('container running', () => rec.containers[0]?.state?.running);
     const before = env.rt.launcherStats();
     for (let i = 0; i < 4; i++) {
-      const s = await env.rt.exec(rec.id, 'main', ['/bin/sh', '-c', 'id -u; grep -E "^(Seccomp|NoNewPrivs|CapEff):" /proc/self/status']);
+      const s = await env.rt.exec(rec.id, 'main', [
+        '/bin/sh',
+        '-c',
+        'id -u; grep -E "^(Seccomp|NoNewPrivs|CapEff):" /proc/self/status',
+      ]);
       const chunks: Buffer[] = [];
       s.stdout.on('data', (c: Buffer) => chunks.push(c));
       const { exitCode } = await s.exited;
@@ -96,7 +119,10 @@ describe('runtime launcher threads (node tier)', function () {
       assert.match(out, /^CapEff:\s+0+$/m);
     }
     const after = env.rt.launcherStats();
-    assert.ok(after.started - before.started <= after.max, `4 execs started ${after.started - before.started} new threads (at most ${after.max} expected)`);
+    assert.ok(
+      after.started - before.started <= after.max,
+      `4 execs started ${after.started - before.started} new threads (at most ${after.max} expected)`,
+    );
     assert.deepEqual(threadsOutsideHost(), []);
     await env.rt.delete(rec.id);
   });

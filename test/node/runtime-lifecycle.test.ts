@@ -1,7 +1,17 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { logText, ROOTFS, runToCompletion, sandbox, SCALE, sh, startTestRuntime, waitFor, type TestRuntime } from './runtime-env.js';
+import {
+  logText,
+  ROOTFS,
+  runToCompletion,
+  sandbox,
+  SCALE,
+  sh,
+  startTestRuntime,
+  waitFor,
+  type TestRuntime,
+} from './runtime-env.js';
 
 /* Node tier: exit codes, restarts, stop, pause, cgroup limits, sharing between containers. */
 
@@ -17,10 +27,17 @@ describe('runtime lifecycle and cgroups (node tier)', function () {
   });
 
   it('records exit codes and signals', async () => {
-    const rec = await runToCompletion(env.rt, sandbox('codes', {
-      restartPolicy: 'Never',
-      containers: [sh('three', 'exit 3'), sh('killed', 'kill -9 $$$$') /* $$ is kubelet's escape for $ */, { name: 'missing', image: `dir:${ROOTFS}`, command: ['/no/such/binary'] }],
-    }));
+    const rec = await runToCompletion(
+      env.rt,
+      sandbox('codes', {
+        restartPolicy: 'Never',
+        containers: [
+          sh('three', 'exit 3'),
+          sh('killed', 'kill -9 $$$$') /* $$ is kubelet's escape for $ */,
+          { name: 'missing', image: `dir:${ROOTFS}`, command: ['/no/such/binary'] },
+        ],
+      }),
+    );
     const [three, killed, missing] = rec.containers;
     assert.deepEqual([three!.state?.terminated?.exitCode, three!.state?.terminated?.reason], [3, 'Error']);
     assert.deepEqual([killed!.state?.terminated?.exitCode, killed!.state?.terminated?.signal], [137, 9]);
@@ -29,14 +46,18 @@ describe('runtime lifecycle and cgroups (node tier)', function () {
   });
 
   it('restarts with back-off per restartPolicy and keeps the last state', async () => {
-    const rec = await env.rt.create(sandbox('restarts', { restartPolicy: 'OnFailure', containers: [sh('flaky', 'echo run; exit 2')] }));
+    const rec = await env.rt.create(
+      sandbox('restarts', { restartPolicy: 'OnFailure', containers: [sh('flaky', 'echo run; exit 2')] }),
+    );
     await waitFor('three restarts', () => rec.containers[0]!.restartCount >= 3);
     const c = rec.containers[0]!;
     assert.equal(c.lastState?.terminated?.exitCode, 2);
     assert.match(logText(env.rt, rec, 'flaky'), /run\nrun\nrun/);
     await env.rt.delete(rec.id);
 
-    const ok = await env.rt.create(sandbox('onfailure-ok', { restartPolicy: 'OnFailure', containers: [sh('fine', 'exit 0')] }));
+    const ok = await env.rt.create(
+      sandbox('onfailure-ok', { restartPolicy: 'OnFailure', containers: [sh('fine', 'exit 0')] }),
+    );
     await waitFor('exit', () => ok.containers[0]!.state?.terminated);
     await new Promise((r) => setTimeout(r, 200));
     assert.equal(ok.containers[0]!.restartCount, 0);
@@ -44,13 +65,15 @@ describe('runtime lifecycle and cgroups (node tier)', function () {
   });
 
   it('stops with SIGTERM, then SIGKILL after the grace period', async () => {
-    const rec = await env.rt.create(sandbox('stop', {
-      restartPolicy: 'Always',
-      containers: [
-        sh('polite', 'trap "echo got TERM; exit 0" TERM; while :; do sleep 0.05; done'),
-        sh('stubborn', 'trap "echo ignoring TERM" TERM; while :; do sleep 0.05; done'),
-      ],
-    }));
+    const rec = await env.rt.create(
+      sandbox('stop', {
+        restartPolicy: 'Always',
+        containers: [
+          sh('polite', 'trap "echo got TERM; exit 0" TERM; while :; do sleep 0.05; done'),
+          sh('stubborn', 'trap "echo ignoring TERM" TERM; while :; do sleep 0.05; done'),
+        ],
+      }),
+    );
     await new Promise((r) => setTimeout(r, 200));
     await env.rt.stop(rec.id, 1);
     const [polite, stubborn] = rec.containers;
@@ -58,14 +81,21 @@ describe('runtime lifecycle and cgroups (node tier)', function () {
     assert.equal(stubborn!.state?.terminated?.exitCode, 137);
     assert.match(logText(env.rt, rec, 'polite'), /got TERM/);
     assert.match(logText(env.rt, rec, 'stubborn'), /ignoring TERM/);
-    assert.equal(env.rt.cgroups.pids(`${rec.id}/c-polite`).length + env.rt.cgroups.pids(`${rec.id}/c-stubborn`).length, 0);
+    assert.equal(
+      env.rt.cgroups.pids(`${rec.id}/c-polite`).length + env.rt.cgroups.pids(`${rec.id}/c-stubborn`).length,
+      0,
+    );
   });
 
   it('OOM-kills a memory hog at the memory limit and reports OOMKilled', async () => {
-    const rec = await runToCompletion(env.rt, sandbox('oom', {
-      restartPolicy: 'Never', resources: { memory: '16Mi' },
-      containers: [sh('hog', 'x=$(head -c 200000000 /dev/zero | tr "\\0" a); echo survived ${#x}')],
-    }));
+    const rec = await runToCompletion(
+      env.rt,
+      sandbox('oom', {
+        restartPolicy: 'Never',
+        resources: { memory: '16Mi' },
+        containers: [sh('hog', 'x=$(head -c 200000000 /dev/zero | tr "\\0" a); echo survived ${#x}')],
+      }),
+    );
     const t = rec.containers[0]!.state?.terminated;
     assert.equal(t?.reason, 'OOMKilled');
     assert.equal(t?.exitCode, 137);
@@ -73,18 +103,30 @@ describe('runtime lifecycle and cgroups (node tier)', function () {
   });
 
   it('stops a fork bomb at the pids limit', async () => {
-    const rec = await runToCompletion(env.rt, sandbox('forkbomb', {
-      restartPolicy: 'Never', resources: { pids: 24 },
-      containers: [sh('bomb', 'echo start; while :; do sleep 5 & done')],
-    }));
+    const rec = await runToCompletion(
+      env.rt,
+      sandbox('forkbomb', {
+        restartPolicy: 'Never',
+        resources: { pids: 24 },
+        containers: [sh('bomb', 'echo start; while :; do sleep 5 & done')],
+      }),
+    );
     // ash gives up when fork fails; the limit, not the host, ended the bomb.
     assert.match(logText(env.rt, rec, 'bomb'), /can't fork: Resource temporarily unavailable/);
     assert.equal(rec.containers[0]!.state?.terminated?.exitCode, 2);
-    await waitFor('leftover sleeps killed with the container', () => env.rt.cgroups.pids(`${rec.id}/c-bomb`).length === 0);
+    await waitFor(
+      'leftover sleeps killed with the container',
+      () => env.rt.cgroups.pids(`${rec.id}/c-bomb`).length === 0,
+    );
   });
 
   it('pauses (freezes) and resumes a sandbox', async () => {
-    const rec = await env.rt.create(sandbox('pause', { restartPolicy: 'Never', containers: [sh('ticker', 'while :; do echo t >> /tmp/ticks; sleep 0.02; done')] }));
+    const rec = await env.rt.create(
+      sandbox('pause', {
+        restartPolicy: 'Never',
+        containers: [sh('ticker', 'while :; do echo t >> /tmp/ticks; sleep 0.02; done')],
+      }),
+    );
     const ticks = join(env.rt.store.containerDir(rec.id, 'ticker'), 'upper/tmp/ticks');
     const count = () => (existsSync(ticks) ? readFileSync(ticks, 'utf8').length : 0);
     await waitFor('ticks', () => count() > 10);
@@ -101,13 +143,22 @@ describe('runtime lifecycle and cgroups (node tier)', function () {
   });
 
   it('lets two containers share localhost, IPC and /dev/shm but not their filesystems', async () => {
-    const rec = await runToCompletion(env.rt, sandbox('pair', {
-      restartPolicy: 'Never',
-      containers: [
-        sh('server', 'readlink /proc/self/ns/net /proc/self/ns/ipc; echo secret > /root/private; echo hello-from-server | nc -l -p 7777; echo shm > /dev/shm/shared'),
-        sh('client', 'readlink /proc/self/ns/net /proc/self/ns/ipc; for i in 1 2 3 4 5 6 7 8 9 10; do nc 127.0.0.1 7777 </dev/null && break; sleep 0.1; done; while [ ! -e /dev/shm/shared ]; do sleep 0.05; done; cat /dev/shm/shared; [ -e /root/private ] && echo SEES-SERVER-FS; echo done'),
-      ],
-    }));
+    const rec = await runToCompletion(
+      env.rt,
+      sandbox('pair', {
+        restartPolicy: 'Never',
+        containers: [
+          sh(
+            'server',
+            'readlink /proc/self/ns/net /proc/self/ns/ipc; echo secret > /root/private; echo hello-from-server | nc -l -p 7777; echo shm > /dev/shm/shared',
+          ),
+          sh(
+            'client',
+            'readlink /proc/self/ns/net /proc/self/ns/ipc; for i in 1 2 3 4 5 6 7 8 9 10; do nc 127.0.0.1 7777 </dev/null && break; sleep 0.1; done; while [ ! -e /dev/shm/shared ]; do sleep 0.05; done; cat /dev/shm/shared; [ -e /root/private ] && echo SEES-SERVER-FS; echo done',
+          ),
+        ],
+      }),
+    );
     const server = logText(env.rt, rec, 'server').split('\n');
     const client = logText(env.rt, rec, 'client');
     assert.ok(client.includes(server[0]!) && client.includes(server[1]!), 'same net and ipc namespaces');

@@ -1,6 +1,15 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CgroupManager } from '../../node-agent/cgroups/manager.js';
@@ -17,9 +26,18 @@ const AGENT = new URL('../../node-agent/standalone.js', import.meta.url).pathnam
 
 function manifest(name: string, containers: { name: string; script: string; tty?: boolean }[]): string {
   return [
-    'apiVersion: sandpit.dev/v1alpha1', 'kind: Sandbox', `metadata: {name: ${name}, namespace: default}`, 'spec:',
-    '  restartPolicy: Never', '  terminationGracePeriodSeconds: 1', '  network: {mode: None}', '  containers:',
-    ...containers.map((c) => `  - {name: ${c.name}, image: "dir:${ROOTFS}", tty: ${c.tty ?? false}, command: [/bin/sh, -c, ${JSON.stringify(c.script)}]}`),
+    'apiVersion: sandpit.dev/v1alpha1',
+    'kind: Sandbox',
+    `metadata: {name: ${name}, namespace: default}`,
+    'spec:',
+    '  restartPolicy: Never',
+    '  terminationGracePeriodSeconds: 1',
+    '  network: {mode: None}',
+    '  containers:',
+    ...containers.map(
+      (c) =>
+        `  - {name: ${c.name}, image: "dir:${ROOTFS}", tty: ${c.tty ?? false}, command: [/bin/sh, -c, ${JSON.stringify(c.script)}]}`,
+    ),
     '',
   ].join('\n');
 }
@@ -42,13 +60,25 @@ describe('runtime across agent restarts and crashes (node tier)', function () {
   let agent: ChildProcess | undefined;
 
   const startAgent = (args: string[], env: Record<string, string> = {}) => {
-    const child = spawn(process.execPath, [AGENT, ...args, '--state-root', stateRoot, '--cgroup-parent', parent, '--poll-ms', '50'], {
-      stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, SANDPIT_LOG_LEVEL: 'error', ...env },
-    });
+    const child = spawn(
+      process.execPath,
+      [AGENT, ...args, '--state-root', stateRoot, '--cgroup-parent', parent, '--poll-ms', '50'],
+      {
+        stdio: ['ignore', 'ignore', 'inherit'],
+        env: { ...process.env, SANDPIT_LOG_LEVEL: 'error', ...env },
+      },
+    );
     return child;
   };
-  const exited = (c: ChildProcess) => new Promise<number | null>((r) => (c.exitCode !== null || c.signalCode ? r(c.exitCode) : c.once('exit', (code) => r(code))));
-  const records = () => readdirSync(stateRoot).filter((d) => /^[0-9a-f]{12}$/.test(d)).map((d) => readJson<SandboxRecord>(join(stateRoot, d, 'sandbox.json'))).filter((r): r is SandboxRecord => !!r);
+  const exited = (c: ChildProcess) =>
+    new Promise<number | null>((r) =>
+      c.exitCode !== null || c.signalCode ? r(c.exitCode) : c.once('exit', (code) => r(code)),
+    );
+  const records = () =>
+    readdirSync(stateRoot)
+      .filter((d) => /^[0-9a-f]{12}$/.test(d))
+      .map((d) => readJson<SandboxRecord>(join(stateRoot, d, 'sandbox.json')))
+      .filter((r): r is SandboxRecord => !!r);
 
   beforeEach(() => {
     stateRoot = mkdtempSync(join(tmpdir(), `sandpit-test-${process.pid}-agent-`));
@@ -66,7 +96,11 @@ describe('runtime across agent restarts and crashes (node tier)', function () {
     rmSync(manifests, { recursive: true, force: true });
     mkdirSync(manifests);
     const janitor = startAgent(['serve', '--manifests', manifests]);
-    await waitFor('janitor recovery', () => records().length === 0 && mountsUnder(stateRoot).length === 0, 30_000).catch(() => undefined);
+    await waitFor(
+      'janitor recovery',
+      () => records().length === 0 && mountsUnder(stateRoot).length === 0,
+      30_000,
+    ).catch(() => undefined);
     janitor.kill('SIGTERM');
     await exited(janitor);
     const cg = CgroupManager.detect(parent);
@@ -78,12 +112,17 @@ describe('runtime across agent restarts and crashes (node tier)', function () {
   });
 
   it('keeps sandboxes running through an agent SIGKILL and records exits that happened while it was down', async () => {
-    writeFileSync(join(manifests, 'pair.yaml'), manifest('survivor', [
-      { name: 'early', script: 'while [ ! -e /dev/shm/stop-early ]; do sleep 0.05; done; exit 7' },
-      { name: 'late', script: 'while [ ! -e /dev/shm/stop-late ]; do sleep 0.05; done; exit 9' },
-    ]));
+    writeFileSync(
+      join(manifests, 'pair.yaml'),
+      manifest('survivor', [
+        { name: 'early', script: 'while [ ! -e /dev/shm/stop-early ]; do sleep 0.05; done; exit 7' },
+        { name: 'late', script: 'while [ ! -e /dev/shm/stop-late ]; do sleep 0.05; done; exit 9' },
+      ]),
+    );
     agent = startAgent(['serve', '--manifests', manifests]);
-    const rec = await waitFor('sandbox running', () => records().find((r) => r.phase === 'Running' && r.containers.every((c) => c.pid)));
+    const rec = await waitFor('sandbox running', () =>
+      records().find((r) => r.phase === 'Running' && r.containers.every((c) => c.pid)),
+    );
     const pids = [rec.pid1!.pid, ...rec.containers.map((c) => c.pid!)];
 
     agent.kill('SIGKILL');
@@ -94,10 +133,17 @@ describe('runtime across agent restarts and crashes (node tier)', function () {
     // One container ends while no agent is running; its shim records the status.
     const shm = join(stateRoot, rec.id, 'shm');
     writeFileSync(join(shm, 'stop-early'), '');
-    await waitFor('status file of early', () => existsSync(join(stateRoot, rec.id, 'containers/early/exit')) && readJson<number>(join(stateRoot, rec.id, 'containers/early/exit')) === 7);
+    await waitFor(
+      'status file of early',
+      () =>
+        existsSync(join(stateRoot, rec.id, 'containers/early/exit')) &&
+        readJson<number>(join(stateRoot, rec.id, 'containers/early/exit')) === 7,
+    );
 
     agent = startAgent(['serve', '--manifests', manifests]);
-    const after = await waitFor('exit recorded after restart', () => records().find((r) => r.containers[0]?.state?.terminated));
+    const after = await waitFor('exit recorded after restart', () =>
+      records().find((r) => r.containers[0]?.state?.terminated),
+    );
     assert.equal(after.containers[0]!.state?.terminated?.exitCode, 7);
     assert.equal(after.containers[1]!.pid, rec.containers[1]!.pid, 'late was re-adopted, not restarted');
     assert.ok(alive(rec.pid1!.pid));
@@ -115,10 +161,13 @@ describe('runtime across agent restarts and crashes (node tier)', function () {
 
   it('keeps a tty: true container on its terminal through an agent SIGKILL and logs what it writes afterwards', async () => {
     // The workload prints one line per marker file: before the crash, while no agent runs, and after.
-    const script = 'n=0; while [ ! -e /dev/shm/stop ]; do for m in one two three; do if [ -e /dev/shm/$m ] && [ ! -e /tmp/$m ]; then touch /tmp/$m; echo "line-$m"; fi; done; sleep 0.05; done; echo bye';
+    const script =
+      'n=0; while [ ! -e /dev/shm/stop ]; do for m in one two three; do if [ -e /dev/shm/$m ] && [ ! -e /tmp/$m ]; then touch /tmp/$m; echo "line-$m"; fi; done; sleep 0.05; done; echo bye';
     writeFileSync(join(manifests, 'term.yaml'), manifest('term', [{ name: 'term', script, tty: true }]));
     agent = startAgent(['serve', '--manifests', manifests]);
-    const rec = await waitFor('sandbox running', () => records().find((r) => r.phase === 'Running' && r.containers[0]?.pid));
+    const rec = await waitFor('sandbox running', () =>
+      records().find((r) => r.phase === 'Running' && r.containers[0]?.pid),
+    );
     const shm = join(stateRoot, rec.id, 'shm');
     const log = join(stateRoot, rec.id, 'logs', 'term.log');
     const logged = () => (existsSync(log) ? readFileSync(log, 'utf8') : '');
@@ -130,20 +179,27 @@ describe('runtime across agent restarts and crashes (node tier)', function () {
     writeFileSync(join(shm, 'two'), ''); // written to the terminal while nobody reads it
     await new Promise((r) => setTimeout(r, 300));
     assert.ok(alive(rec.containers[0]!.pid!), 'the shim outlives the agent');
-    const workload = readdirSync('/proc').filter((p) => /^\d+$/.test(p)).find((p) => {
-      try {
-        return readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]!.split(' ')[1] === String(rec.containers[0]!.pid);
-      } catch {
-        return false;
-      }
-    });
+    const workload = readdirSync('/proc')
+      .filter((p) => /^\d+$/.test(p))
+      .find((p) => {
+        try {
+          return (
+            readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]!.split(' ')[1] === String(rec.containers[0]!.pid)
+          );
+        } catch {
+          return false;
+        }
+      });
     assert.ok(workload && alive(Number(workload)), 'the workload was not hung up when the agent died');
-    const holdsMaster = (pid: number | string) => readdirSync(`/proc/${pid}/fd`).some((fd) => readlinkSync(`/proc/${pid}/fd/${fd}`).endsWith('/ptmx'));
+    const holdsMaster = (pid: number | string) =>
+      readdirSync(`/proc/${pid}/fd`).some((fd) => readlinkSync(`/proc/${pid}/fd/${fd}`).endsWith('/ptmx'));
     assert.ok(holdsMaster(rec.containers[0]!.pid!), 'the shim holds the terminal');
     assert.ok(!holdsMaster(workload!), 'the workload does not get its master end');
 
     agent = startAgent(['serve', '--manifests', manifests]);
-    await waitFor('re-adopted', () => records().find((r) => r.id === rec.id && r.containers[0]?.pid === rec.containers[0]!.pid));
+    await waitFor('re-adopted', () =>
+      records().find((r) => r.id === rec.id && r.containers[0]?.pid === rec.containers[0]!.pid),
+    );
     writeFileSync(join(shm, 'three'), '');
     await waitFor('line-three logged after the restart', () => logged().includes('line-three'), 10_000);
     assert.match(logged(), /line-two/, 'what it wrote while no agent ran is logged too (it waited in the terminal)');

@@ -5,12 +5,24 @@ import { inWindow, parseCriLine, runWindow } from '../../node-agent/api/streams/
 import { RuntimeService } from '../../node-agent/runtime/index.js';
 import { mountsUnder } from '../../node-agent/runtime/runtime.js';
 import type { SandboxObservation } from '../../node-agent/contracts.js';
-import { applied, cleanupRuntime, idOf, logText, sandbox, sh, startRuntime, testConfig, waitFor } from './runtime-env.js';
+import {
+  applied,
+  cleanupRuntime,
+  idOf,
+  logText,
+  sandbox,
+  sh,
+  startRuntime,
+  testConfig,
+  waitFor,
+} from './runtime-env.js';
 
 /* Node tier: the runtime behind the agent API seam (apply/remove/get/list/onChange). */
 
-const condition = (o: SandboxObservation | undefined, type: string) => o?.status.conditions?.find((c) => c.type === type);
-const waiting = (o: SandboxObservation | undefined) => o?.status.containerStatuses?.map((c) => [c.name, c.state?.waiting?.reason]);
+const condition = (o: SandboxObservation | undefined, type: string) =>
+  o?.status.conditions?.find((c) => c.type === type);
+const waiting = (o: SandboxObservation | undefined) =>
+  o?.status.containerStatuses?.map((c) => [c.name, c.state?.waiting?.reason]);
 
 describe('runtime service seam (node tier)', function () {
   this.timeout(60_000);
@@ -54,12 +66,18 @@ describe('runtime service seam (node tier)', function () {
 
     const notices: string[] = [];
     const offNotice = svc.onNotice((ref, n) => notices.push(`${ref.name}:${n.type}/${n.reason}: ${n.note}`));
-    const changed = { ...paused, metadata: { ...sb.metadata, generation: 3 }, spec: { ...sb.spec, hostname: 'renamed' } };
+    const changed = {
+      ...paused,
+      metadata: { ...sb.metadata, generation: 3 },
+      spec: { ...sb.spec, hostname: 'renamed' },
+    };
     const obs = await applied(svc, changed as typeof sb);
     offNotice();
     assert.equal(obs.generation, 3);
     assert.notEqual(svc.runtime.list()[0]!.pid1!.pid, pid1, 'a new hostname recreates the sandbox');
-    assert.deepEqual(notices, ['svc:Normal/SandboxChanged: Sandbox spec changed (spec.hostname), it will be killed and re-created']);
+    assert.deepEqual(notices, [
+      'svc:Normal/SandboxChanged: Sandbox spec changed (spec.hostname), it will be killed and re-created',
+    ]);
     assert.equal(svc.get(uid)?.status.phase, 'Running');
     assert.ok(names.includes('svc:Running') && names.includes('svc:Paused'));
 
@@ -71,22 +89,36 @@ describe('runtime service seam (node tier)', function () {
   });
 
   it('reports a pull failure as ErrImagePull, then ImagePullBackOff while it waits, retries, and a delete during the back-off leaves nothing', async () => {
-    const sb = sandbox('nopull', { restartPolicy: 'Always', containers: [sh('ok', 'sleep 30'), { name: 'gone', image: 'dir:/nonexistent/rootfs', command: ['/bin/true'] }] });
+    const sb = sandbox('nopull', {
+      restartPolicy: 'Always',
+      containers: [sh('ok', 'sleep 30'), { name: 'gone', image: 'dir:/nonexistent/rootfs', command: ['/bin/true'] }],
+    });
     const uid = sb.metadata.uid as string;
     seen.length = 0;
     const failed = await applied(svc, sb);
     assert.equal(failed.status.reason, 'ErrImagePull');
-    assert.deepEqual(waiting(failed), [['ok', 'ContainerCreating'], ['gone', 'ErrImagePull']]);
-    assert.match(failed.status.containerStatuses?.[1]?.state?.waiting?.message ?? '', /dir:\/nonexistent\/rootfs is not an unpacked directory/);
+    assert.deepEqual(waiting(failed), [
+      ['ok', 'ContainerCreating'],
+      ['gone', 'ErrImagePull'],
+    ]);
+    assert.match(
+      failed.status.containerStatuses?.[1]?.state?.waiting?.message ?? '',
+      /dir:\/nonexistent\/rootfs is not an unpacked directory/,
+    );
     assert.equal(condition(failed, 'ImagesReady')?.reason, 'ErrImagePull');
     assert.equal(condition(failed, 'Ready')?.status, 'False');
     assert.equal(condition(failed, 'Reconciling')?.status, 'True', 'a retry may fix it');
     assert.equal(condition(failed, 'Stalled'), undefined);
     nothingLeft();
-    const backOff = await waitFor('ImagePullBackOff', () => (svc.get(uid)?.status.reason === 'ImagePullBackOff' ? svc.get(uid) : undefined));
+    const backOff = await waitFor('ImagePullBackOff', () =>
+      svc.get(uid)?.status.reason === 'ImagePullBackOff' ? svc.get(uid) : undefined,
+    );
     assert.match(backOff!.status.message ?? '', /Back-off pulling image "dir:\/nonexistent\/rootfs"/);
     // A second attempt happens and fails the same way: ErrImagePull is reported again.
-    await waitFor('a retry', () => seen.filter((o) => o.ref.uid === uid && o.status.reason === 'ErrImagePull').length >= 2);
+    await waitFor(
+      'a retry',
+      () => seen.filter((o) => o.ref.uid === uid && o.status.reason === 'ErrImagePull').length >= 2,
+    );
     assert.equal(svc.list().length, 1, 'the node lists it while it waits (the controller does not re-send it)');
     await svc.remove(uid);
     assert.equal(svc.get(uid), undefined);
@@ -108,7 +140,11 @@ describe('runtime service seam (node tier)', function () {
     const again = sandbox('racing2', { restartPolicy: 'Always', containers: [sh('main', 'sleep 30')] });
     (again.metadata as { generation?: number }).generation = 1;
     await svc.apply(again);
-    const next = { ...again, metadata: { ...again.metadata, generation: 2 }, spec: { ...again.spec, containers: [sh('main', 'sleep 32')] } };
+    const next = {
+      ...again,
+      metadata: { ...again.metadata, generation: 2 },
+      spec: { ...again.spec, containers: [sh('main', 'sleep 32')] },
+    };
     const obs = await applied(svc, next as typeof again);
     assert.equal(obs.status.phase, 'Running');
     assert.equal(svc.runtime.list().length, 1, 'one sandbox, of the new generation');
@@ -118,13 +154,19 @@ describe('runtime service seam (node tier)', function () {
   });
 
   it('stops on what no retry fixes (CreateContainerConfigError: Stalled) until a new generation, which then runs', async () => {
-    const bad = sandbox('nonroot', { restartPolicy: 'Always', containers: [sh('main', 'sleep 30', { securityContext: { runAsNonRoot: true } })] });
+    const bad = sandbox('nonroot', {
+      restartPolicy: 'Always',
+      containers: [sh('main', 'sleep 30', { securityContext: { runAsNonRoot: true } })],
+    });
     (bad.metadata as { generation?: number }).generation = 1;
     const uid = bad.metadata.uid as string;
     seen.length = 0;
     const failed = await applied(svc, bad);
     assert.deepEqual(waiting(failed), [['main', 'CreateContainerConfigError']]);
-    assert.match(failed.status.message ?? '', /container main: .*runAsNonRoot is set but the container would run as UID 0/);
+    assert.match(
+      failed.status.message ?? '',
+      /container main: .*runAsNonRoot is set but the container would run as UID 0/,
+    );
     assert.match(failed.status.message ?? '', /set securityContext.runAsUser/, 'with the hint');
     assert.equal(condition(failed, 'Stalled')?.reason, 'CreateContainerConfigError');
     assert.equal(condition(failed, 'Reconciling'), undefined);
@@ -132,14 +174,24 @@ describe('runtime service seam (node tier)', function () {
     await new Promise((r) => setTimeout(r, 1_000));
     assert.equal(seen.filter((o) => o.ref.uid === uid && o.status.reason).length, 1, 'not retried');
 
-    const fixed = { ...bad, metadata: { ...bad.metadata, generation: 2 }, spec: { ...bad.spec, containers: [sh('main', 'sleep 30', { securityContext: { runAsNonRoot: true, runAsUser: 1000 } })] } };
+    const fixed = {
+      ...bad,
+      metadata: { ...bad.metadata, generation: 2 },
+      spec: {
+        ...bad.spec,
+        containers: [sh('main', 'sleep 30', { securityContext: { runAsNonRoot: true, runAsUser: 1000 } })],
+      },
+    };
     assert.equal((await applied(svc, fixed as typeof bad)).status.phase, 'Running');
     await svc.remove(uid);
     nothingLeft();
   });
 
   it('reports a container that cannot start (its workingDir is a file of the image) as RunContainerError, Stalled', async () => {
-    const sb = sandbox('filecwd', { restartPolicy: 'Always', containers: [sh('main', 'sleep 30', { workingDir: '/bin/sh' })] });
+    const sb = sandbox('filecwd', {
+      restartPolicy: 'Always',
+      containers: [sh('main', 'sleep 30', { workingDir: '/bin/sh' })],
+    });
     const failed = await applied(svc, sb);
     assert.deepEqual(waiting(failed), [['main', 'RunContainerError']], JSON.stringify(failed.status));
     assert.equal(condition(failed, 'Stalled')?.reason, 'RunContainerError');
@@ -165,7 +217,17 @@ describe('runtime service seam (node tier)', function () {
 
     const notices: string[] = [];
     const offNotice = svc.onNotice((_ref, n) => notices.push(`${n.type}/${n.reason}: ${n.note}`));
-    const edited = Sandbox.parse({ ...sb, metadata: { ...sb.metadata, generation: 2 }, spec: { ...sb.spec, containers: [sh('web', 'echo new-web; exec sleep 30', { env: [{ name: 'V', value: '2' }] }), sb.spec.containers[1]!] } });
+    const edited = Sandbox.parse({
+      ...sb,
+      metadata: { ...sb.metadata, generation: 2 },
+      spec: {
+        ...sb.spec,
+        containers: [
+          sh('web', 'echo new-web; exec sleep 30', { env: [{ name: 'V', value: '2' }] }),
+          sb.spec.containers[1]!,
+        ],
+      },
+    });
     const accepted = await svc.apply(edited);
     assert.equal(accepted.status.phase, 'Running', 'while the edit is under way the sandbox answers as it runs');
     const obs = await applied(svc, edited);
@@ -178,7 +240,9 @@ describe('runtime service seam (node tier)', function () {
     assert.equal(now.pid1!.pid, pid1, 'the same PID 1');
     assert.equal(readlinkSync(`/proc/${pid1}/ns/net`), netns, 'the same network namespace');
     assert.equal(svc.runtime.workloadPid(id, 'side'), sidePid, 'the other container keeps running');
-    const web = await waitFor('web running again', () => svc.get(uid)?.status.containerStatuses?.find((c) => c.name === 'web' && c.state?.running));
+    const web = await waitFor('web running again', () =>
+      svc.get(uid)?.status.containerStatuses?.find((c) => c.name === 'web' && c.state?.running),
+    );
     assert.notEqual(await waitFor('new web forked', () => svc.runtime.workloadPid(id, 'web')), oldWebPid);
     assert.equal(web.restartCount, 1, 'a changed container counts a restart, as kubelet counts one');
     assert.equal(svc.get(uid)?.status.containerStatuses?.find((c) => c.name === 'side')?.restartCount, 0);
@@ -192,8 +256,12 @@ describe('runtime service seam (node tier)', function () {
 
     // What the agent's log stream serves (node-agent/api/streams): the current run, and the previous one.
     await waitFor('new-web logged', () => logText(svc.runtime, rec, 'web').includes('new-web'));
-    const lines = readFileSync(svc.runtime.logPath(id, 'web'), 'utf8').split('\n').map(parseCriLine).filter((l) => l !== undefined);
-    const run = (previous: boolean) => lines.filter((l) => inWindow(l, runWindow(web, previous, undefined))).map((l) => l.text);
+    const lines = readFileSync(svc.runtime.logPath(id, 'web'), 'utf8')
+      .split('\n')
+      .map(parseCriLine)
+      .filter((l) => l !== undefined);
+    const run = (previous: boolean) =>
+      lines.filter((l) => inWindow(l, runWindow(web, previous, undefined))).map((l) => l.text);
     assert.deepEqual(run(true), ['old-web']);
     assert.deepEqual(run(false), ['new-web']);
 
@@ -201,7 +269,14 @@ describe('runtime service seam (node tier)', function () {
     const running = svc.runtime.workloadPid(id, 'web');
     const failed: string[] = [];
     const offFailed = svc.onNotice((_ref, n) => failed.push(`${n.type}/${n.reason}: ${n.note}`));
-    const badImage = Sandbox.parse({ ...edited, metadata: { ...sb.metadata, generation: 3 }, spec: { ...edited.spec, containers: [{ ...edited.spec.containers[0]!, image: 'dir:/nonexistent-rootfs' }, edited.spec.containers[1]!] } });
+    const badImage = Sandbox.parse({
+      ...edited,
+      metadata: { ...sb.metadata, generation: 3 },
+      spec: {
+        ...edited.spec,
+        containers: [{ ...edited.spec.containers[0]!, image: 'dir:/nonexistent-rootfs' }, edited.spec.containers[1]!],
+      },
+    });
     await svc.apply(badImage);
     await waitFor('the failed edit reported', () => failed.some((f) => f.startsWith('Warning/Failed: ')));
     offFailed();
@@ -212,9 +287,19 @@ describe('runtime service seam (node tier)', function () {
     // An edit the sandbox cannot take in place recreates it, and says which field forced it.
     const notices2: string[] = [];
     const off2 = svc.onNotice((_ref, n) => notices2.push(`${n.type}/${n.reason}: ${n.note}`));
-    await applied(svc, Sandbox.parse({ ...edited, metadata: { ...sb.metadata, generation: 4 }, spec: { ...edited.spec, volumes: [{ name: 'scratch', emptyDir: {} }] } }));
+    await applied(
+      svc,
+      Sandbox.parse({
+        ...edited,
+        metadata: { ...sb.metadata, generation: 4 },
+        spec: { ...edited.spec, volumes: [{ name: 'scratch', emptyDir: {} }] },
+      }),
+    );
     off2();
-    assert.ok(notices2.includes('Normal/SandboxChanged: Sandbox spec changed (spec.volumes), it will be killed and re-created'), notices2.join('; '));
+    assert.ok(
+      notices2.includes('Normal/SandboxChanged: Sandbox spec changed (spec.volumes), it will be killed and re-created'),
+      notices2.join('; '),
+    );
     assert.notEqual(svc.runtime.get(id)!.pid1!.pid, pid1, 'a new volume needs a new sandbox');
     await svc.remove(uid);
     nothingLeft();

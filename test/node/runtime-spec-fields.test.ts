@@ -13,7 +13,14 @@ import { logText, runToCompletion, sandbox, sh, startTestRuntime, waitFor, type 
  */
 
 /** A cgroup file of one container, as the kernel shows it on the node (v1 controller dir, or the unified one). */
-function containerCgroupFile(rt: SandboxRuntime, parent: string, id: string, container: string, controller: 'memory' | 'cpu', file: { v1: string; v2: string }): string {
+function containerCgroupFile(
+  rt: SandboxRuntime,
+  parent: string,
+  id: string,
+  container: string,
+  controller: 'memory' | 'cpu',
+  file: { v1: string; v2: string },
+): string {
   const v1 = rt.cgroups.layout.v1[controller];
   const root = v1 ?? rt.cgroups.layout.unified;
   assert.ok(root, `the node has a ${controller} controller`);
@@ -32,31 +39,56 @@ describe('runtime spec fields (node tier)', function () {
     await env.cleanup();
   });
 
-  it('writes a container\'s resources.limits cpu and memory into its own cgroup', async () => {
-    const rec = await env.rt.create(sandbox('limits', {
-      resources: { cpu: '500m', memory: '128Mi' },
-      containers: [
-        sh('main', 'sleep 30', { resources: { limits: { cpu: '250m', memory: '64Mi' }, requests: { cpu: '100m', memory: '32Mi' } } }),
-        sh('free', 'sleep 30'),
-      ],
-    }));
+  it("writes a container's resources.limits cpu and memory into its own cgroup", async () => {
+    const rec = await env.rt.create(
+      sandbox('limits', {
+        resources: { cpu: '500m', memory: '128Mi' },
+        containers: [
+          sh('main', 'sleep 30', {
+            resources: { limits: { cpu: '250m', memory: '64Mi' }, requests: { cpu: '100m', memory: '32Mi' } },
+          }),
+          sh('free', 'sleep 30'),
+        ],
+      }),
+    );
     try {
       const parent = env.config.cgroupParent;
-      const mem = containerCgroupFile(env.rt, parent, rec.id, 'main', 'memory', { v1: 'memory.limit_in_bytes', v2: 'memory.max' });
+      const mem = containerCgroupFile(env.rt, parent, rec.id, 'main', 'memory', {
+        v1: 'memory.limit_in_bytes',
+        v2: 'memory.max',
+      });
       assert.equal(mem, String(64 * 1024 * 1024));
       const cpu = containerCgroupFile(env.rt, parent, rec.id, 'main', 'cpu', { v1: 'cpu.cfs_quota_us', v2: 'cpu.max' });
-      const period = env.rt.cgroups.layout.v1.cpu ? Number(containerCgroupFile(env.rt, parent, rec.id, 'main', 'cpu', { v1: 'cpu.cfs_period_us', v2: 'cpu.max' })) : Number(cpu.split(' ')[1]);
-      assert.equal(Number(cpu.split(' ')[0]) / period, 0.25, `quota ${cpu} over period ${period} is a quarter of a CPU`);
+      const period = env.rt.cgroups.layout.v1.cpu
+        ? Number(containerCgroupFile(env.rt, parent, rec.id, 'main', 'cpu', { v1: 'cpu.cfs_period_us', v2: 'cpu.max' }))
+        : Number(cpu.split(' ')[1]);
+      assert.equal(
+        Number(cpu.split(' ')[0]) / period,
+        0.25,
+        `quota ${cpu} over period ${period} is a quarter of a CPU`,
+      );
       // The sandbox's own resources bound it as a whole, in its own cgroup.
-      const sbxRoot = (c: 'memory' | 'cpu') => join(env.rt.cgroups.layout.v1[c] ?? env.rt.cgroups.layout.unified!, parent, rec.id);
+      const sbxRoot = (c: 'memory' | 'cpu') =>
+        join(env.rt.cgroups.layout.v1[c] ?? env.rt.cgroups.layout.unified!, parent, rec.id);
       const v1 = !!env.rt.cgroups.layout.v1.memory;
-      assert.equal(readFileSync(join(sbxRoot('memory'), v1 ? 'memory.limit_in_bytes' : 'memory.max'), 'utf8').trim(), String(128 * 1024 * 1024));
+      assert.equal(
+        readFileSync(join(sbxRoot('memory'), v1 ? 'memory.limit_in_bytes' : 'memory.max'), 'utf8').trim(),
+        String(128 * 1024 * 1024),
+      );
       const sbxCpu = env.rt.cgroups.layout.v1.cpu
-        ? Number(readFileSync(join(sbxRoot('cpu'), 'cpu.cfs_quota_us'), 'utf8')) / Number(readFileSync(join(sbxRoot('cpu'), 'cpu.cfs_period_us'), 'utf8'))
-        : (([q, p]) => Number(q) / Number(p))(readFileSync(join(sbxRoot('cpu'), 'cpu.max'), 'utf8').trim().split(' '));
+        ? Number(readFileSync(join(sbxRoot('cpu'), 'cpu.cfs_quota_us'), 'utf8')) /
+          Number(readFileSync(join(sbxRoot('cpu'), 'cpu.cfs_period_us'), 'utf8'))
+        : (([q, p]) => Number(q) / Number(p))(
+            readFileSync(join(sbxRoot('cpu'), 'cpu.max'), 'utf8')
+              .trim()
+              .split(' '),
+          );
       assert.equal(sbxCpu, 0.5);
       // A container without limits is bounded only by the sandbox.
-      const freeMem = containerCgroupFile(env.rt, parent, rec.id, 'free', 'memory', { v1: 'memory.limit_in_bytes', v2: 'memory.max' });
+      const freeMem = containerCgroupFile(env.rt, parent, rec.id, 'free', 'memory', {
+        v1: 'memory.limit_in_bytes',
+        v2: 'memory.max',
+      });
       assert.notEqual(freeMem, String(64 * 1024 * 1024));
     } finally {
       await env.rt.delete(rec.id);
@@ -64,25 +96,37 @@ describe('runtime spec fields (node tier)', function () {
   });
 
   it('leaves no_new_privs off for allowPrivilegeEscalation: true, and on by default', async () => {
-    const rec = await runToCompletion(env.rt, sandbox('nnp', {
-      restartPolicy: 'Never',
-      containers: [
-        sh('escalates', 'grep NoNewPrivs /proc/self/status', { securityContext: { allowPrivilegeEscalation: true } }),
-        sh('default', 'grep NoNewPrivs /proc/self/status'),
-      ],
-    }));
+    const rec = await runToCompletion(
+      env.rt,
+      sandbox('nnp', {
+        restartPolicy: 'Never',
+        containers: [
+          sh('escalates', 'grep NoNewPrivs /proc/self/status', { securityContext: { allowPrivilegeEscalation: true } }),
+          sh('default', 'grep NoNewPrivs /proc/self/status'),
+        ],
+      }),
+    );
     assert.equal(statusField(logText(env.rt, rec, 'escalates'), 'NoNewPrivs'), '0');
     assert.equal(statusField(logText(env.rt, rec, 'default'), 'NoNewPrivs'), '1');
   });
 
   it('drops the capabilities named in capabilities.drop, and every one for drop: [ALL]', async () => {
-    const rec = await runToCompletion(env.rt, sandbox('drop', {
-      restartPolicy: 'Never',
-      containers: [
-        sh('some', 'grep CapEff /proc/self/status; ping -c1 -W1 127.0.0.1 >/dev/null 2>&1 && echo PING-OK || echo PING-REFUSED', { securityContext: { capabilities: { drop: ['NET_RAW', 'CAP_CHOWN'] } } }),
-        sh('all', 'grep -E "^Cap(Eff|Bnd)" /proc/self/status; chown 1 /tmp && echo CHOWN-OK || echo CHOWN-REFUSED', { securityContext: { capabilities: { drop: ['ALL'] } } }),
-      ],
-    }));
+    const rec = await runToCompletion(
+      env.rt,
+      sandbox('drop', {
+        restartPolicy: 'Never',
+        containers: [
+          sh(
+            'some',
+            'grep CapEff /proc/self/status; ping -c1 -W1 127.0.0.1 >/dev/null 2>&1 && echo PING-OK || echo PING-REFUSED',
+            { securityContext: { capabilities: { drop: ['NET_RAW', 'CAP_CHOWN'] } } },
+          ),
+          sh('all', 'grep -E "^Cap(Eff|Bnd)" /proc/self/status; chown 1 /tmp && echo CHOWN-OK || echo CHOWN-REFUSED', {
+            securityContext: { capabilities: { drop: ['ALL'] } },
+          }),
+        ],
+      }),
+    );
     const some = logText(env.rt, rec, 'some');
     const eff = BigInt(`0x${statusField(some, 'CapEff')}`);
     assert.equal(eff & (1n << 13n), 0n, 'CAP_NET_RAW (13) is dropped');
@@ -96,15 +140,23 @@ describe('runtime spec fields (node tier)', function () {
   });
 
   it('shares an emptyDir between two containers, read-only where the mount says readOnly', async () => {
-    const rec = await runToCompletion(env.rt, sandbox('shared', {
-      restartPolicy: 'Never',
-      volumes: [{ name: 'data', emptyDir: {} }],
-      containers: [
-        sh('writer', 'echo from-writer > /data/note; sleep 3', { volumeMounts: [{ name: 'data', mountPath: '/data' }] }),
-        sh('reader', 'for i in $(seq 50); do [ -s /in/note ] && break; sleep 0.05; done; cat /in/note; touch /in/other 2>&1 && echo WRITE-OK || echo WRITE-REFUSED; grep " /in " /proc/self/mounts',
-          { volumeMounts: [{ name: 'data', mountPath: '/in', readOnly: true }] }),
-      ],
-    }));
+    const rec = await runToCompletion(
+      env.rt,
+      sandbox('shared', {
+        restartPolicy: 'Never',
+        volumes: [{ name: 'data', emptyDir: {} }],
+        containers: [
+          sh('writer', 'echo from-writer > /data/note; sleep 3', {
+            volumeMounts: [{ name: 'data', mountPath: '/data' }],
+          }),
+          sh(
+            'reader',
+            'for i in $(seq 50); do [ -s /in/note ] && break; sleep 0.05; done; cat /in/note; touch /in/other 2>&1 && echo WRITE-OK || echo WRITE-REFUSED; grep " /in " /proc/self/mounts',
+            { volumeMounts: [{ name: 'data', mountPath: '/in', readOnly: true }] },
+          ),
+        ],
+      }),
+    );
     const out = logText(env.rt, rec, 'reader');
     assert.match(out, /^from-writer$/m, 'the reader sees what the writer wrote');
     assert.match(out, /Read-only file system/);
@@ -112,15 +164,29 @@ describe('runtime spec fields (node tier)', function () {
     assert.match(out, / \/in \S+ ro[,\s]/, 'the mount is read-only in the kernel mount table');
   });
 
-  it('puts a disk emptyDir on the node\'s disk, bounds one with a sizeLimit, and a Memory one on tmpfs', async () => {
-    const probe = (dir: string) => `echo "${dir} $(stat -f -c %T ${dir})"; dd if=/dev/zero of=${dir}/big bs=1k count=3072 2>/dev/null && echo "${dir} took-3Mi" || echo "${dir} full"`;
-    const rec = await runToCompletion(env.rt, sandbox('emptydirs', {
-      restartPolicy: 'Never',
-      volumes: [{ name: 'disk', emptyDir: {} }, { name: 'sized', emptyDir: { sizeLimit: '2Mi' } }, { name: 'mem', emptyDir: { medium: 'Memory' } }],
-      containers: [sh('main', [probe('/disk'), probe('/sized'), probe('/mem')].join('; '), {
-        volumeMounts: [{ name: 'disk', mountPath: '/disk' }, { name: 'sized', mountPath: '/sized' }, { name: 'mem', mountPath: '/mem' }],
-      })],
-    }));
+  it("puts a disk emptyDir on the node's disk, bounds one with a sizeLimit, and a Memory one on tmpfs", async () => {
+    const probe = (dir: string) =>
+      `echo "${dir} $(stat -f -c %T ${dir})"; dd if=/dev/zero of=${dir}/big bs=1k count=3072 2>/dev/null && echo "${dir} took-3Mi" || echo "${dir} full"`;
+    const rec = await runToCompletion(
+      env.rt,
+      sandbox('emptydirs', {
+        restartPolicy: 'Never',
+        volumes: [
+          { name: 'disk', emptyDir: {} },
+          { name: 'sized', emptyDir: { sizeLimit: '2Mi' } },
+          { name: 'mem', emptyDir: { medium: 'Memory' } },
+        ],
+        containers: [
+          sh('main', [probe('/disk'), probe('/sized'), probe('/mem')].join('; '), {
+            volumeMounts: [
+              { name: 'disk', mountPath: '/disk' },
+              { name: 'sized', mountPath: '/sized' },
+              { name: 'mem', mountPath: '/mem' },
+            ],
+          }),
+        ],
+      }),
+    );
     const out = logText(env.rt, rec, 'main');
     assert.doesNotMatch(out, /^\/disk tmpfs$/m, 'a disk emptyDir without a limit is not memory');
     assert.match(out, /^\/disk took-3Mi$/m);
@@ -129,17 +195,23 @@ describe('runtime spec fields (node tier)', function () {
     assert.match(out, /^\/mem took-3Mi$/m);
   });
 
-  it('names the sandbox\'s host after the Sandbox when spec.hostname is unset', async () => {
-    const rec = await runToCompletion(env.rt, sandbox('named-after-me', { restartPolicy: 'Never', containers: [sh('main', 'hostname; cat /etc/hostname')] }));
+  it("names the sandbox's host after the Sandbox when spec.hostname is unset", async () => {
+    const rec = await runToCompletion(
+      env.rt,
+      sandbox('named-after-me', { restartPolicy: 'Never', containers: [sh('main', 'hostname; cat /etc/hostname')] }),
+    );
     assert.deepEqual(logText(env.rt, rec, 'main').split('\n'), ['named-after-me', 'named-after-me']);
   });
 
-  it('writes network.dns nameservers, searches and ndots into the container\'s /etc/resolv.conf', async () => {
-    const rec = await runToCompletion(env.rt, sandbox('dns', {
-      restartPolicy: 'Never',
-      network: { mode: 'None', dns: { nameservers: ['192.0.2.53'], searches: ['svc.example', 'example'], ndots: 2 } },
-      containers: [sh('main', 'cat /etc/resolv.conf')],
-    }));
+  it("writes network.dns nameservers, searches and ndots into the container's /etc/resolv.conf", async () => {
+    const rec = await runToCompletion(
+      env.rt,
+      sandbox('dns', {
+        restartPolicy: 'Never',
+        network: { mode: 'None', dns: { nameservers: ['192.0.2.53'], searches: ['svc.example', 'example'], ndots: 2 } },
+        containers: [sh('main', 'cat /etc/resolv.conf')],
+      }),
+    );
     const out = logText(env.rt, rec, 'main');
     assert.match(out, /^nameserver 192\.0\.2\.53$/m);
     assert.match(out, /^search svc\.example example$/m);
@@ -149,13 +221,25 @@ describe('runtime spec fields (node tier)', function () {
   it('gives a stopping container terminationGracePeriodSeconds from the spec before SIGKILL', async () => {
     // The TERM handler needs about a second to finish: a 5 s grace lets it exit 0, a 0 s grace kills it.
     const script = 'trap "sleep 1; echo cleaned-up; exit 0" TERM; echo ready; while :; do sleep 0.1; done';
-    const patient = await env.rt.create(sandbox('grace-long', { terminationGracePeriodSeconds: 5, containers: [sh('main', script)] }));
-    const hasty = await env.rt.create(sandbox('grace-none', { terminationGracePeriodSeconds: 0, containers: [sh('main', script)] }));
+    const patient = await env.rt.create(
+      sandbox('grace-long', { terminationGracePeriodSeconds: 5, containers: [sh('main', script)] }),
+    );
+    const hasty = await env.rt.create(
+      sandbox('grace-none', { terminationGracePeriodSeconds: 0, containers: [sh('main', script)] }),
+    );
     try {
-      for (const rec of [patient, hasty]) await waitFor('the TERM handler to be installed', () => /ready/.test(logText(env.rt, rec, 'main')));
+      for (const rec of [patient, hasty])
+        await waitFor('the TERM handler to be installed', () => /ready/.test(logText(env.rt, rec, 'main')));
       await Promise.all([env.rt.stop(patient.id), env.rt.stop(hasty.id)]);
-      await waitFor('both containers to be recorded as ended', () => patient.containers[0]!.state?.terminated && hasty.containers[0]!.state?.terminated);
-      assert.equal(patient.containers[0]!.state?.terminated?.exitCode, 0, 'the handler finished within the grace period');
+      await waitFor(
+        'both containers to be recorded as ended',
+        () => patient.containers[0]!.state?.terminated && hasty.containers[0]!.state?.terminated,
+      );
+      assert.equal(
+        patient.containers[0]!.state?.terminated?.exitCode,
+        0,
+        'the handler finished within the grace period',
+      );
       assert.match(logText(env.rt, patient, 'main'), /^cleaned-up$/m);
       assert.equal(hasty.containers[0]!.state?.terminated?.exitCode, 137, 'killed by SIGKILL at once');
       assert.doesNotMatch(logText(env.rt, hasty, 'main'), /cleaned-up/);
@@ -177,24 +261,42 @@ describe('runtime spec fields on a node that allows unconfined containers (node 
   });
 
   it('runs seccompProfile: Unconfined without a filter, and RuntimeDefault with one', async () => {
-    const rec = await runToCompletion(env.rt, sandbox('unconfined', {
-      restartPolicy: 'Never',
-      containers: [
-        sh('unconfined', 'grep -E "^(Seccomp|NoNewPrivs)" /proc/self/status', { securityContext: { seccompProfile: { type: 'Unconfined' } } }),
-        sh('confined', 'grep -E "^(Seccomp|NoNewPrivs)" /proc/self/status', { securityContext: { seccompProfile: { type: 'RuntimeDefault' } } }),
-      ],
-    }));
+    const rec = await runToCompletion(
+      env.rt,
+      sandbox('unconfined', {
+        restartPolicy: 'Never',
+        containers: [
+          sh('unconfined', 'grep -E "^(Seccomp|NoNewPrivs)" /proc/self/status', {
+            securityContext: { seccompProfile: { type: 'Unconfined' } },
+          }),
+          sh('confined', 'grep -E "^(Seccomp|NoNewPrivs)" /proc/self/status', {
+            securityContext: { seccompProfile: { type: 'RuntimeDefault' } },
+          }),
+        ],
+      }),
+    );
     assert.equal(statusField(logText(env.rt, rec, 'unconfined'), 'Seccomp'), '0', 'no filter');
     assert.equal(statusField(logText(env.rt, rec, 'confined'), 'Seccomp'), '2', 'filter mode');
   });
 
   it('runs a privileged container with every capability, no filter and no_new_privs off', async () => {
-    const rec = await runToCompletion(env.rt, sandbox('privileged', {
-      restartPolicy: 'Never',
-      containers: [sh('main', 'grep -E "^(CapEff|CapBnd|Seccomp|NoNewPrivs)" /proc/self/status', { securityContext: { privileged: true } })],
-    }));
+    const rec = await runToCompletion(
+      env.rt,
+      sandbox('privileged', {
+        restartPolicy: 'Never',
+        containers: [
+          sh('main', 'grep -E "^(CapEff|CapBnd|Seccomp|NoNewPrivs)" /proc/self/status', {
+            securityContext: { privileged: true },
+          }),
+        ],
+      }),
+    );
     const out = logText(env.rt, rec, 'main');
-    assert.equal(rec.containers[0]!.state?.terminated?.exitCode, 0, `${JSON.stringify(rec.containers[0]!.state)} ${out}`);
+    assert.equal(
+      rec.containers[0]!.state?.terminated?.exitCode,
+      0,
+      `${JSON.stringify(rec.containers[0]!.state)} ${out}`,
+    );
     const all = readFileSync('/proc/self/status', 'utf8').match(/^CapBnd:\s+(\S+)$/m)![1];
     assert.equal(statusField(out, 'CapEff'), all, 'every capability the node has');
     assert.equal(statusField(out, 'CapBnd'), all);

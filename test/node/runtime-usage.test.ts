@@ -16,7 +16,12 @@ describe('runtime usage (node tier)', function () {
   });
 
   it('reports a busy container held at 200m as about 200m, sample after sample', async () => {
-    const rec = await env.rt.create(sandbox('busy', { restartPolicy: 'Never', containers: [sh('spin', 'while :; do :; done', { resources: { limits: { cpu: '200m' } } })] }));
+    const rec = await env.rt.create(
+      sandbox('busy', {
+        restartPolicy: 'Never',
+        containers: [sh('spin', 'while :; do :; done', { resources: { limits: { cpu: '200m' } } })],
+      }),
+    );
     await waitFor('running', () => env.rt.workloadPid(rec.id, 'spin'));
     const samples: number[] = [];
     for (let i = 0; i < 3; i++) {

@@ -1,5 +1,14 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SandpitError } from '../../lib/errors.js';
@@ -11,7 +20,20 @@ import { desiredStatusPatch } from '../../node-agent/status/desired.js';
 import * as fs from '../../node-agent/sys/fs.js';
 import { lsetxattr } from '../support/xattr.js';
 import { buildBusyboxRootfs } from '../fixtures/busybox-rootfs.js';
-import { applied, cleanupRuntime, logText, runToCompletion, sandbox, SCALE, sh, startRuntime, startTestRuntime, testConfig, waitFor, type TestRuntime } from './runtime-env.js';
+import {
+  applied,
+  cleanupRuntime,
+  logText,
+  runToCompletion,
+  sandbox,
+  SCALE,
+  sh,
+  startRuntime,
+  startTestRuntime,
+  testConfig,
+  waitFor,
+  type TestRuntime,
+} from './runtime-env.js';
 
 /*
  * Node tier: three spec fields the runtime used to accept and ignore. Image
@@ -25,8 +47,29 @@ const WORK = mkdtempSync(join(tmpdir(), `sandpit-test-udt-${process.pid}-`));
 /** A busybox image root with our own passwd/group and one `dir:` image per USER (a link to it with its own config). */
 function userImages(): (user: string) => string {
   const root = buildBusyboxRootfs(join(WORK, 'users-root'));
-  writeFileSync(join(root, 'etc/passwd'), ['root:x:0:0:root:/root:/bin/sh', 'www-data:x:33:33::/var/www:/bin/sh', 'app:x:1000:1000::/home/app:/bin/sh', 'nobody:x:65534:65534::/:/bin/false', ''].join('\n'));
-  writeFileSync(join(root, 'etc/group'), ['root:x:0:', 'tty:x:5:', 'audio:x:29:app,www-data', 'www-data:x:33:www-data', 'staff:x:50:app', 'app:x:1000:', 'nogroup:x:65534:', ''].join('\n'));
+  writeFileSync(
+    join(root, 'etc/passwd'),
+    [
+      'root:x:0:0:root:/root:/bin/sh',
+      'www-data:x:33:33::/var/www:/bin/sh',
+      'app:x:1000:1000::/home/app:/bin/sh',
+      'nobody:x:65534:65534::/:/bin/false',
+      '',
+    ].join('\n'),
+  );
+  writeFileSync(
+    join(root, 'etc/group'),
+    [
+      'root:x:0:',
+      'tty:x:5:',
+      'audio:x:29:app,www-data',
+      'www-data:x:33:www-data',
+      'staff:x:50:app',
+      'app:x:1000:',
+      'nogroup:x:65534:',
+      '',
+    ].join('\n'),
+  );
   let n = 0;
   return (user: string) => {
     const dir = join(WORK, `img-${n++}`);
@@ -40,13 +83,14 @@ function userImages(): (user: string) => string {
 const ids = 'grep -E "^(Uid|Gid|Groups):" /proc/self/status | tr -s "\\t " " "';
 
 const fdCount = () => readdirSync('/proc/self/fd').length;
-const ptyMasters = () => readdirSync('/proc/self/fd').filter((fd) => {
-  try {
-    return /ptmx$/.test(readlinkSync(`/proc/self/fd/${fd}`));
-  } catch {
-    return false;
-  }
-}).length;
+const ptyMasters = () =>
+  readdirSync('/proc/self/fd').filter((fd) => {
+    try {
+      return /ptmx$/.test(readlinkSync(`/proc/self/fd/${fd}`));
+    } catch {
+      return false;
+    }
+  }).length;
 
 async function refused(p: Promise<unknown>): Promise<SandpitError & { reason?: string }> {
   try {
@@ -59,7 +103,11 @@ async function refused(p: Promise<unknown>): Promise<SandpitError & { reason?: s
 }
 
 function assertNothingLeft(rt: SandboxRuntime, stateRoot: string): void {
-  assert.deepEqual(rt.list().map((r) => r.ref.name), [], 'no record');
+  assert.deepEqual(
+    rt.list().map((r) => r.ref.name),
+    [],
+    'no record',
+  );
   assert.deepEqual(rt.cgroups.listSandboxes(), [], 'no cgroup');
   assert.deepEqual(mountsUnder(stateRoot), [], 'no mount');
   assert.deepEqual(readdirSync(stateRoot), [], 'no state dir');
@@ -115,24 +163,40 @@ describe('image users, activeDeadlineSeconds and tty (node tier)', function () {
   });
 
   it('runs image users given by name as those users, with their groups from /etc/group', async () => {
-    const c = (name: string, user: string, extra: Record<string, unknown> = {}) => ({ name, image: image(user), command: ['/bin/sh', '-c', ids], ...extra });
-    const rec = await runToCompletion(env.rt, sandbox('users', {
-      restartPolicy: 'Never',
-      containers: [
-        c('nobody', 'nobody', { securityContext: { runAsNonRoot: true } }),
-        c('wwwdata', 'www-data:www-data'),
-        c('numeric', '1000:staff', { securityContext: { supplementalGroups: [5] } }),
-        c('unknownuid', '4242'),
-        c('override', 'nobody', { securityContext: { runAsUser: 1000, runAsGroup: 5 } }),
-      ],
-    }));
+    const c = (name: string, user: string, extra: Record<string, unknown> = {}) => ({
+      name,
+      image: image(user),
+      command: ['/bin/sh', '-c', ids],
+      ...extra,
+    });
+    const rec = await runToCompletion(
+      env.rt,
+      sandbox('users', {
+        restartPolicy: 'Never',
+        containers: [
+          c('nobody', 'nobody', { securityContext: { runAsNonRoot: true } }),
+          c('wwwdata', 'www-data:www-data'),
+          c('numeric', '1000:staff', { securityContext: { supplementalGroups: [5] } }),
+          c('unknownuid', '4242'),
+          c('override', 'nobody', { securityContext: { runAsUser: 1000, runAsGroup: 5 } }),
+        ],
+      }),
+    );
     const out = (name: string) => logText(env.rt, rec, name);
     assert.match(out('nobody'), /^Uid: 65534 65534 65534 65534\nGid: 65534 65534 65534 65534\nGroups: ?$/m);
     // www-data's own group is its gid, not a supplementary group; audio lists it.
     assert.match(out('wwwdata'), /^Uid: 33 33 33 33\nGid: 33 33 33 33\nGroups: 29 ?$/m);
     assert.match(out('numeric'), /^Uid: 1000 1000 1000 1000\nGid: 50 50 50 50\nGroups: 5 29 50 ?$/m);
-    assert.match(out('unknownuid'), /^Uid: 4242 4242 4242 4242\nGid: 0 0 0 0\nGroups: ?$/m, 'a uid without a passwd entry gets gid 0, as with runc');
-    assert.match(out('override'), /^Uid: 1000 1000 1000 1000\nGid: 5 5 5 5\nGroups: 29 50 ?$/m, 'runAsUser replaces the image user, runAsGroup its gid');
+    assert.match(
+      out('unknownuid'),
+      /^Uid: 4242 4242 4242 4242\nGid: 0 0 0 0\nGroups: ?$/m,
+      'a uid without a passwd entry gets gid 0, as with runc',
+    );
+    assert.match(
+      out('override'),
+      /^Uid: 1000 1000 1000 1000\nGid: 5 5 5 5\nGroups: 29 50 ?$/m,
+      'runAsUser replaces the image user, runAsGroup its gid',
+    );
     assert.ok(rec.containers.every((x) => x.state?.terminated?.exitCode === 0));
     await env.rt.delete(rec.id);
   });
@@ -146,14 +210,32 @@ describe('image users, activeDeadlineSeconds and tty (node tier)', function () {
     writeFileSync(`${hostile}.config.json`, JSON.stringify({ user: 'evil' }));
 
     const cases: [string, Record<string, unknown>, RegExp][] = [
-      ['ghost', { name: 'main', image: image('ghost'), command: ['/bin/true'] }, /image user "ghost": unable to find user ghost: no matching entry in \/etc\/passwd/],
+      [
+        'ghost',
+        { name: 'main', image: image('ghost'), command: ['/bin/true'] },
+        /image user "ghost": unable to find user ghost: no matching entry in \/etc\/passwd/,
+      ],
       ['nogroup', { name: 'main', image: image('app:ghosts'), command: ['/bin/true'] }, /unable to find group ghosts/],
-      ['escape', { name: 'main', image: `dir:${hostile}`, command: ['/bin/true'] }, /unable to find user evil: the image has no \/etc\/passwd/],
-      ['rootname', { name: 'main', image: image('root'), command: ['/bin/true'], securityContext: { runAsNonRoot: true } }, /runAsNonRoot is set but the container would run as UID 0/],
-      ['rootuid', { name: 'main', image: image('0:0'), command: ['/bin/true'], securityContext: { runAsNonRoot: true } }, /runAsNonRoot is set but the container would run as UID 0/],
+      [
+        'escape',
+        { name: 'main', image: `dir:${hostile}`, command: ['/bin/true'] },
+        /unable to find user evil: the image has no \/etc\/passwd/,
+      ],
+      [
+        'rootname',
+        { name: 'main', image: image('root'), command: ['/bin/true'], securityContext: { runAsNonRoot: true } },
+        /runAsNonRoot is set but the container would run as UID 0/,
+      ],
+      [
+        'rootuid',
+        { name: 'main', image: image('0:0'), command: ['/bin/true'], securityContext: { runAsNonRoot: true } },
+        /runAsNonRoot is set but the container would run as UID 0/,
+      ],
     ];
     for (const [name, container, message] of cases) {
-      const err = await refused(env.rt.create(sandbox(`refuse-${name}`, { restartPolicy: 'Never', containers: [container] })));
+      const err = await refused(
+        env.rt.create(sandbox(`refuse-${name}`, { restartPolicy: 'Never', containers: [container] })),
+      );
       assert.match(err.message, message, name);
       assert.equal(err.reason, 'CreateContainerConfigError', name);
       assert.match(err.message, /^sandbox test\/refuse-/, 'names the sandbox');
@@ -164,10 +246,19 @@ describe('image users, activeDeadlineSeconds and tty (node tier)', function () {
 
     // Through the agent's runtime service, the Sandbox status says which container waits and why.
     const service = new RuntimeService(env.rt);
-    const sb = sandbox('refuse-status', { restartPolicy: 'Never', containers: [sh('fine', 'true'), { name: 'bad', image: image('ghost'), command: ['/bin/true'] }] });
+    const sb = sandbox('refuse-status', {
+      restartPolicy: 'Never',
+      containers: [sh('fine', 'true'), { name: 'bad', image: image('ghost'), command: ['/bin/true'] }],
+    });
     const obs = await applied(service, sb);
     assert.equal(obs?.status.reason, 'CreateContainerConfigError');
-    assert.deepEqual(obs?.status.containerStatuses?.map((c) => [c.name, c.state?.waiting?.reason]), [['fine', 'ContainerCreating'], ['bad', 'CreateContainerConfigError']]);
+    assert.deepEqual(
+      obs?.status.containerStatuses?.map((c) => [c.name, c.state?.waiting?.reason]),
+      [
+        ['fine', 'ContainerCreating'],
+        ['bad', 'CreateContainerConfigError'],
+      ],
+    );
     assert.match(obs?.status.containerStatuses?.[1]?.state?.waiting?.message ?? '', /unable to find user ghost/);
     assert.equal(obs?.status.conditions?.find((c) => c.type === 'Ready')?.reason, 'CreateContainerConfigError');
     assert.ok(desiredStatusPatch({ status: {} }, obs!, 'node-a'), 'the agent writes it into the Sandbox status');
@@ -176,7 +267,12 @@ describe('image users, activeDeadlineSeconds and tty (node tier)', function () {
   });
 
   it('stops a sandbox at activeDeadlineSeconds: Failed with DeadlineExceeded, nothing restarts, processes gone', async () => {
-    const sb = sandbox('deadline', { restartPolicy: 'Always', activeDeadlineSeconds: 2, terminationGracePeriodSeconds: 1, containers: [sh('main', 'sleep 3600'), sh('side', 'sleep 3600')] });
+    const sb = sandbox('deadline', {
+      restartPolicy: 'Always',
+      activeDeadlineSeconds: 2,
+      terminationGracePeriodSeconds: 1,
+      containers: [sh('main', 'sleep 3600'), sh('side', 'sleep 3600')],
+    });
     const rec = await env.rt.create(sb);
     const workload = env.rt.workloadPid(rec.id, 'main');
     assert.ok(workload, 'running');
@@ -194,11 +290,18 @@ describe('image users, activeDeadlineSeconds and tty (node tier)', function () {
     // What the agent writes into the Sandbox: the reason, and a Ready/Stalled condition that carries it.
     const conditions = deriveConditions(status, 1);
     assert.equal(conditions.find((c) => c.type === 'Stalled')?.reason, 'DeadlineExceeded');
-    const patch = desiredStatusPatch({ status: {} }, { ref: rec.ref, generation: 1, status: { ...status, conditions } }, 'node-a');
+    const patch = desiredStatusPatch(
+      { status: {} },
+      { ref: rec.ref, generation: 1, status: { ...status, conditions } },
+      'node-a',
+    );
     assert.equal(patch?.reason, 'DeadlineExceeded');
     assert.equal(patch?.phase, 'Failed');
     await new Promise((r) => setTimeout(r, 500));
-    assert.ok(rec.containers.every((c) => c.restartCount === 0 && c.state?.terminated), 'restartPolicy Always restarts nothing after the deadline');
+    assert.ok(
+      rec.containers.every((c) => c.restartCount === 0 && c.state?.terminated),
+      'restartPolicy Always restarts nothing after the deadline',
+    );
     await env.rt.delete(rec.id);
   });
 
@@ -207,7 +310,14 @@ describe('image users, activeDeadlineSeconds and tty (node tier)', function () {
     const first = await startRuntime(config);
     let second: SandboxRuntime | undefined;
     try {
-      const rec = await first.create(sandbox('deadline-restart', { restartPolicy: 'Always', activeDeadlineSeconds: 2, terminationGracePeriodSeconds: 1, containers: [sh('main', 'sleep 3600')] }));
+      const rec = await first.create(
+        sandbox('deadline-restart', {
+          restartPolicy: 'Always',
+          activeDeadlineSeconds: 2,
+          terminationGracePeriodSeconds: 1,
+          containers: [sh('main', 'sleep 3600')],
+        }),
+      );
       const workload = await waitFor('workload', () => first.workloadPid(rec.id, 'main'));
       await first.close(); // the agent goes away; the sandbox keeps running past its deadline
       await new Promise((r) => setTimeout(r, Math.max(0, Date.parse(rec.createdAt) + 2500 - Date.now())));
@@ -227,13 +337,19 @@ describe('image users, activeDeadlineSeconds and tty (node tier)', function () {
   it('gives a tty: true container a terminal on 0/1/2, logs it as stdout and closes the pty master with the container', async () => {
     const before = fdCount();
     const masters = ptyMasters(); // other suites in this process may hold exec sessions' masters
-    const rec = await env.rt.create(sandbox('tty', {
-      restartPolicy: 'Never',
-      containers: [
-        sh('term', 'test -t 0 && echo stdin-tty; test -t 1 && echo tty; test -t 2 && echo stderr-tty; tty; sleep 0.5', { tty: true }),
-        sh('plain', 'test -t 1 && echo tty || echo no-tty; tty || true'),
-      ],
-    }));
+    const rec = await env.rt.create(
+      sandbox('tty', {
+        restartPolicy: 'Never',
+        containers: [
+          sh(
+            'term',
+            'test -t 0 && echo stdin-tty; test -t 1 && echo tty; test -t 2 && echo stderr-tty; tty; sleep 0.5',
+            { tty: true },
+          ),
+          sh('plain', 'test -t 1 && echo tty || echo no-tty; tty || true'),
+        ],
+      }),
+    );
     assert.equal(ptyMasters(), masters + 1, 'the agent holds the master while the container runs');
     await waitFor('containers to finish', () => rec.containers.every((c) => c.state?.terminated));
     await waitFor('pty master closed once the container ended', () => ptyMasters() === masters, 5_000);
@@ -244,19 +360,35 @@ describe('image users, activeDeadlineSeconds and tty (node tier)', function () {
     assert.match(text, /^stderr-tty\r?$/m);
     assert.match(text, /^\/dev\/pts\/\d+\r?$/m);
     const raw = readFileSync(term, 'utf8');
-    assert.ok(raw.split('\n').filter(Boolean).every((l) => l.split(' ')[1] === 'stdout'), 'a terminal is one stream: stdout');
+    assert.ok(
+      raw
+        .split('\n')
+        .filter(Boolean)
+        .every((l) => l.split(' ')[1] === 'stdout'),
+      'a terminal is one stream: stdout',
+    );
     assert.match(logText(env.rt, rec, 'plain'), /^no-tty$/m);
     assert.doesNotMatch(logText(env.rt, rec, 'plain'), /^tty$/m);
     await env.rt.delete(rec.id);
 
     // Each run of a restarted container gets a fresh terminal; the last run's master is closed.
-    const again = await env.rt.create(sandbox('tty-restarts', { restartPolicy: 'OnFailure', containers: [sh('term', 'test -t 1 && echo run-on-tty; exit 1', { tty: true })] }));
+    const again = await env.rt.create(
+      sandbox('tty-restarts', {
+        restartPolicy: 'OnFailure',
+        containers: [sh('term', 'test -t 1 && echo run-on-tty; exit 1', { tty: true })],
+      }),
+    );
     await waitFor('three restarts', () => again.containers[0]!.restartCount >= 3);
     assert.ok(ptyMasters() <= masters + 1, `at most one master at a time (${ptyMasters() - masters})`);
-    assert.ok((logText(env.rt, again, 'term').match(/^run-on-tty\r?$/gm) ?? []).length >= 3, 'every run logs through its terminal');
+    assert.ok(
+      (logText(env.rt, again, 'term').match(/^run-on-tty\r?$/gm) ?? []).length >= 3,
+      'every run logs through its terminal',
+    );
     await env.rt.delete(again.id);
     assert.equal(ptyMasters(), masters, 'delete closes the master of the last run');
-    await waitFor('agent fds back to where they were', () => fdCount() <= before && fdCount(), 5_000).catch(() => undefined);
+    await waitFor('agent fds back to where they were', () => fdCount() <= before && fdCount(), 5_000).catch(
+      () => undefined,
+    );
     assert.ok(fdCount() <= before, `no fd left open by the sandbox (${before} before, ${fdCount()} after)`);
   });
 });

@@ -1,6 +1,15 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SandpitError } from '../../lib/errors.js';
@@ -12,7 +21,17 @@ import { classifyCreateFailure } from '../../node-agent/status/failures.js';
 import { readJson } from '../../node-agent/state/store.js';
 import { libc } from '../../node-agent/sys/libc.js';
 import { MNT_DETACH, mount, umount2 } from '../../node-agent/sys/mount.js';
-import { cleanupRuntime, idOf, logText, ROOTFS, sandbox, sh, startRuntime, testConfig, waitFor } from './runtime-env.js';
+import {
+  cleanupRuntime,
+  idOf,
+  logText,
+  ROOTFS,
+  sandbox,
+  sh,
+  startRuntime,
+  testConfig,
+  waitFor,
+} from './runtime-env.js';
 
 /*
  * Node tier: hostUsers: false. Each such sandbox runs in its own user
@@ -36,15 +55,22 @@ const nsType = libc.func('ioctl', 'int', ['int', 'unsigned long', 'unsigned long
 const NS_GET_NSTYPE = 0xb703;
 const CLONE_NEWUSER = 0x10000000;
 /** fds of this process that are user namespaces (the host's own included, were one open). */
-const userNamespaceFds = () => readdirSync('/proc/self/fd').map(Number).filter((fd) => nsType(fd, NS_GET_NSTYPE, 0) === CLONE_NEWUSER);
+const userNamespaceFds = () =>
+  readdirSync('/proc/self/fd')
+    .map(Number)
+    .filter((fd) => nsType(fd, NS_GET_NSTYPE, 0) === CLONE_NEWUSER);
 
 /** Uid line of /proc/PID/status on the host: real, effective, saved, fs. */
-const hostUids = (pid: number) => /^Uid:\s+(.*)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]!.split(/\s+/).map(Number);
+const hostUids = (pid: number) =>
+  /^Uid:\s+(.*)$/m
+    .exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]!
+    .split(/\s+/)
+    .map(Number);
 
 describe('runtime user namespaces, hostUsers: false (node tier)', function () {
   this.timeout(60_000);
   // A range of our own per run: concurrent runs of other engineers never see the same ids.
-  const first = (1 << 30) + ((process.pid % 4096) * 4 * BLOCK);
+  const first = (1 << 30) + (process.pid % 4096) * 4 * BLOCK;
   let config: RuntimeConfig;
   let rt: SandboxRuntime | undefined;
   const devNullMtime = statSync('/dev/null').mtimeMs;
@@ -72,12 +98,26 @@ describe('runtime user namespaces, hostUsers: false (node tier)', function () {
       'echo done; sleep 600',
     ].join('; ');
     const sb = sandbox('userns-a', {
-      hostUsers: false, volumes: [{ name: 'disk', emptyDir: {} }, { name: 'mem', emptyDir: { medium: 'Memory' } }],
-      containers: [sh('main', script, { volumeMounts: [{ name: 'disk', mountPath: '/disk' }, { name: 'mem', mountPath: '/mem' }] })],
+      hostUsers: false,
+      volumes: [
+        { name: 'disk', emptyDir: {} },
+        { name: 'mem', emptyDir: { medium: 'Memory' } },
+      ],
+      containers: [
+        sh('main', script, {
+          volumeMounts: [
+            { name: 'disk', mountPath: '/disk' },
+            { name: 'mem', mountPath: '/mem' },
+          ],
+        }),
+      ],
     });
     const rec = await rt.create(sb);
     assert.deepEqual(rec.userns, { base: first, size: BLOCK });
-    const out = await waitFor('container output', () => /done/.test(logText(rt!, rec, 'main')) && logText(rt!, rec, 'main'));
+    const out = await waitFor(
+      'container output',
+      () => /done/.test(logText(rt!, rec, 'main')) && logText(rt!, rec, 'main'),
+    );
     const get = (k: string) => new RegExp(`^${k}=(.*)$`, 'm').exec(out)?.[1]?.trim();
 
     assert.equal(get('uid'), '0', out);
@@ -105,7 +145,13 @@ describe('runtime user namespaces, hostUsers: false (node tier)', function () {
     assert.ok(!readFileSync(join(ROOTFS, 'etc/passwd'), 'utf8').includes('appended'));
 
     // Exec joins the same user namespace, with the container's identity.
-    const e = await run(await rt.exec(rec.id, 'main', ['/bin/sh', '-c', 'id -u; tr -s " " < /proc/self/uid_map; grep -E "^CapEff" /proc/self/status']));
+    const e = await run(
+      await rt.exec(rec.id, 'main', [
+        '/bin/sh',
+        '-c',
+        'id -u; tr -s " " < /proc/self/uid_map; grep -E "^CapEff" /proc/self/status',
+      ]),
+    );
     assert.equal(e.code, 0);
     assert.match(e.out, new RegExp(`^0\\n *0 ${first} ${BLOCK}\\nCapEff:\\s+00000000a80425fb\\n$`));
   });
@@ -113,7 +159,9 @@ describe('runtime user namespaces, hostUsers: false (node tier)', function () {
   it('gives a second sandbox a disjoint block, keeps both across an agent restart and frees a block on delete', async () => {
     const a = rt!.list()[0]!;
     // This one also has a PID namespace per container: its PID 1 (sandpit-init pidns) stays in the node's user namespace.
-    const b = await rt!.create(sandbox('userns-b', { hostUsers: false, shareProcessNamespace: false, containers: [sh('main', 'sleep 600')] }));
+    const b = await rt!.create(
+      sandbox('userns-b', { hostUsers: false, shareProcessNamespace: false, containers: [sh('main', 'sleep 600')] }),
+    );
     assert.equal(b.userns?.base, first + BLOCK);
 
     await rt!.close();
@@ -121,23 +169,48 @@ describe('runtime user namespaces, hostUsers: false (node tier)', function () {
     const readopted = rt.get(b.id)!;
     assert.deepEqual(readopted.userns, { base: first + BLOCK, size: BLOCK });
     assert.ok(existsSync(join(config.stateRoot, b.id, 'userns')));
-    const e = await run(await rt.exec(b.id, 'main', ['/bin/sh', '-c', 'id -u; tr -s " " < /proc/self/uid_map; tr "\\0" " " < /proc/1/cmdline']));
-    assert.match(e.out, new RegExp(`^0\\n 0 ${first + BLOCK} ${BLOCK}\\nsandpit-init pidns `), 'uid 0 in the block, in the container\'s own PID namespace');
+    const e = await run(
+      await rt.exec(b.id, 'main', [
+        '/bin/sh',
+        '-c',
+        'id -u; tr -s " " < /proc/self/uid_map; tr "\\0" " " < /proc/1/cmdline',
+      ]),
+    );
+    assert.match(
+      e.out,
+      new RegExp(`^0\\n 0 ${first + BLOCK} ${BLOCK}\\nsandpit-init pidns `),
+      "uid 0 in the block, in the container's own PID namespace",
+    );
     const t = await run(await rt.exec(b.id, 'main', ['/bin/sh', '-c', 'tty; id -u; stat -c %u $(tty)'], { tty: true }));
     assert.match(t.out, /^\/dev\/pts\/\d+\r?\n0\r?\n0\r?\n$/, `a terminal owned by the exec's user: ${t.out}`);
 
     // Both blocks are held by re-adopted sandboxes: a third gets the last one, a fourth none.
-    const c = await rt.create(sandbox('userns-c', { hostUsers: false, containers: [sh('main', 'sleep 600', { securityContext: { runAsUser: 1000, runAsGroup: 2000 } })] }));
+    const c = await rt.create(
+      sandbox('userns-c', {
+        hostUsers: false,
+        containers: [sh('main', 'sleep 600', { securityContext: { runAsUser: 1000, runAsGroup: 2000 } })],
+      }),
+    );
     assert.equal(c.userns?.base, first + 2 * BLOCK);
     // runAsUser and runAsGroup are ids inside the namespace: on the node they are offsets into the block.
     const cPid = await waitFor('workload of c', () => rt!.workloadPid(c.id, 'main'));
     assert.deepEqual(hostUids(cPid), Array(4).fill(first + 2 * BLOCK + 1000));
-    assert.match(readFileSync(`/proc/${cPid}/status`, 'utf8'), new RegExp(`^Gid:\\s+${first + 2 * BLOCK + 2000}\\s`, 'm'));
+    assert.match(
+      readFileSync(`/proc/${cPid}/status`, 'utf8'),
+      new RegExp(`^Gid:\\s+${first + 2 * BLOCK + 2000}\\s`, 'm'),
+    );
     const ct = await run(await rt.exec(c.id, 'main', ['/bin/sh', '-c', 'id -u; stat -c %u $(tty)'], { tty: true }));
     assert.match(ct.out, /^1000\r?\n1000\r?\n$/, `a runAsUser exec's terminal is its own: ${ct.out}`);
-    const full = await rt.create(sandbox('userns-d', { hostUsers: false, containers: [sh('main', 'true')] })).then(() => undefined, (err: unknown) => err);
+    const full = await rt.create(sandbox('userns-d', { hostUsers: false, containers: [sh('main', 'true')] })).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
     assert.ok(full instanceof SandpitError && /is in use/.test(full.message), String(full));
-    assert.equal((full as { reason?: string }).reason, 'UserNamespaceRangeExhausted', 'the agent API reports this reason');
+    assert.equal(
+      (full as { reason?: string }).reason,
+      'UserNamespaceRangeExhausted',
+      'the agent API reports this reason',
+    );
 
     await rt.delete(a.id);
     assert.deepEqual(mountsUnder(join(config.stateRoot, a.id)), [], 'the pinned namespace is unmounted');
@@ -155,14 +228,31 @@ describe('runtime user namespaces, hostUsers: false (node tier)', function () {
     // overlayfs itself cannot be idmapped: an image whose layer directory sits on one stands for such a filesystem.
     const dir = mkdtempSync(join(tmpdir(), `sandpit-test-userns-noidmap-${process.pid}-`));
     for (const d of ['upper', 'work', 'merged']) mkdirSync(join(dir, d));
-    mount('overlay', join(dir, 'merged'), 'overlay', 0, `lowerdir=${ROOTFS},upperdir=${join(dir, 'upper')},workdir=${join(dir, 'work')}`, { step: 'test overlay' });
+    mount(
+      'overlay',
+      join(dir, 'merged'),
+      'overlay',
+      0,
+      `lowerdir=${ROOTFS},upperdir=${join(dir, 'upper')},workdir=${join(dir, 'work')}`,
+      { step: 'test overlay' },
+    );
     try {
-      const sb = sandbox('userns-noidmap', { hostUsers: false, containers: [{ name: 'main', image: `dir:${join(dir, 'merged')}`, command: ['/bin/true'] }] });
-      const err = await rt!.create(sb).then(() => undefined, (e: unknown) => e);
+      const sb = sandbox('userns-noidmap', {
+        hostUsers: false,
+        containers: [{ name: 'main', image: `dir:${join(dir, 'merged')}`, command: ['/bin/true'] }],
+      });
+      const err = await rt!.create(sb).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       assert.ok(err instanceof SandpitError, String(err));
       assert.match(err.message, /mount_setattr idmap .* failed: EINVAL/);
       assert.match(err.hint ?? '', /idmapped mounts/, 'the hint says what the node lacks');
-      assert.equal(err.message.split('sandbox test/userns-noidmap:').length, 2, `the sandbox is named once: ${err.message}`);
+      assert.equal(
+        err.message.split('sandbox test/userns-noidmap:').length,
+        2,
+        `the sandbox is named once: ${err.message}`,
+      );
       assert.equal(rt!.list().length, 0);
       assert.deepEqual(mountsUnder(config.stateRoot), []);
       assert.ok(!existsSync(join(config.stateRoot, idOf(sb))));
@@ -173,10 +263,23 @@ describe('runtime user namespaces, hostUsers: false (node tier)', function () {
   });
 
   it('refuses a privileged container with hostUsers: false and builds nothing', async () => {
-    const sb = sandbox('userns-priv', { hostUsers: false, containers: [sh('main', 'true', { securityContext: { privileged: true, allowPrivilegeEscalation: true } })] });
-    const err = await rt!.create(sb).then(() => undefined, (e: unknown) => e);
-    assert.ok(err instanceof SandpitError && /privileged, which hostUsers: false does not allow/.test(err.message), String(err));
-    assert.deepEqual([classifyCreateFailure(err).reason, classifyCreateFailure(err).container], ['CreateContainerConfigError', 'main'], 'reported as kubelet reports a container that cannot be configured');
+    const sb = sandbox('userns-priv', {
+      hostUsers: false,
+      containers: [sh('main', 'true', { securityContext: { privileged: true, allowPrivilegeEscalation: true } })],
+    });
+    const err = await rt!.create(sb).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    assert.ok(
+      err instanceof SandpitError && /privileged, which hostUsers: false does not allow/.test(err.message),
+      String(err),
+    );
+    assert.deepEqual(
+      [classifyCreateFailure(err).reason, classifyCreateFailure(err).container],
+      ['CreateContainerConfigError', 'main'],
+      'reported as kubelet reports a container that cannot be configured',
+    );
     assert.equal(rt!.list().length, 0);
     assert.ok(!existsSync(join(config.stateRoot, idOf(sb))));
     assert.deepEqual(rt!.cgroups.listSandboxes(), []);
@@ -192,14 +295,35 @@ describe('runtime user namespaces across an agent crash (node tier)', function (
   const range = `${(1 << 30) + ((process.pid % 4096) * 4 + 3) * BLOCK}:${BLOCK}`;
   const agents: ChildProcess[] = [];
   const startAgent = (args: string[], env: Record<string, string> = {}) => {
-    const child = spawn(process.execPath, [AGENT, ...args, '--state-root', stateRoot, '--cgroup-parent', parent, '--poll-ms', '50', '--userns-range', range], {
-      stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, SANDPIT_LOG_LEVEL: 'fatal', ...env },
-    });
+    const child = spawn(
+      process.execPath,
+      [
+        AGENT,
+        ...args,
+        '--state-root',
+        stateRoot,
+        '--cgroup-parent',
+        parent,
+        '--poll-ms',
+        '50',
+        '--userns-range',
+        range,
+      ],
+      {
+        stdio: ['ignore', 'ignore', 'inherit'],
+        env: { ...process.env, SANDPIT_LOG_LEVEL: 'fatal', ...env },
+      },
+    );
     agents.push(child);
     return child;
   };
-  const exited = (c: ChildProcess) => new Promise<void>((r) => (c.exitCode !== null || c.signalCode ? r() : c.once('exit', () => r())));
-  const records = () => readdirSync(stateRoot).filter((d) => /^[0-9a-f]{12}$/.test(d)).map((d) => readJson<SandboxRecord>(join(stateRoot, d, 'sandbox.json'))).filter((r): r is SandboxRecord => !!r);
+  const exited = (c: ChildProcess) =>
+    new Promise<void>((r) => (c.exitCode !== null || c.signalCode ? r() : c.once('exit', () => r())));
+  const records = () =>
+    readdirSync(stateRoot)
+      .filter((d) => /^[0-9a-f]{12}$/.test(d))
+      .map((d) => readJson<SandboxRecord>(join(stateRoot, d, 'sandbox.json')))
+      .filter((r): r is SandboxRecord => !!r);
 
   before(() => {
     stateRoot = mkdtempSync(join(tmpdir(), `sandpit-test-${process.pid}-userns-crash-`));
@@ -223,18 +347,32 @@ describe('runtime user namespaces across an agent crash (node tier)', function (
   for (const fault of ['after-userns', 'after-containers']) {
     it(`leaves nothing behind, user namespace pin included, when the agent dies while creating (${fault})`, async () => {
       const file = join(manifests, 'crash.yaml');
-      writeFileSync(file, [
-        'apiVersion: sandpit.dev/v1alpha1', 'kind: Sandbox', 'metadata: {name: crashy, namespace: default}', 'spec:',
-        '  hostUsers: false', '  restartPolicy: Never', '  terminationGracePeriodSeconds: 1', '  network: {mode: None}', '  containers:',
-        `  - {name: main, image: "dir:${ROOTFS}", command: [/bin/sleep, "60"]}`, '',
-      ].join('\n'));
+      writeFileSync(
+        file,
+        [
+          'apiVersion: sandpit.dev/v1alpha1',
+          'kind: Sandbox',
+          'metadata: {name: crashy, namespace: default}',
+          'spec:',
+          '  hostUsers: false',
+          '  restartPolicy: Never',
+          '  terminationGracePeriodSeconds: 1',
+          '  network: {mode: None}',
+          '  containers:',
+          `  - {name: main, image: "dir:${ROOTFS}", command: [/bin/sleep, "60"]}`,
+          '',
+        ].join('\n'),
+      );
       const crashing = startAgent(['run', '-f', file], { SANDPIT_FAULT: fault });
       await exited(crashing);
       assert.equal(crashing.signalCode, 'SIGKILL');
       const half = records()[0];
       assert.equal(half?.phase, 'Creating');
       assert.ok(half.userns, 'the block was recorded before the namespace was made');
-      assert.ok(mountsUnder(stateRoot).includes(join(stateRoot, half.id, 'userns')), 'the namespace was pinned when the agent died');
+      assert.ok(
+        mountsUnder(stateRoot).includes(join(stateRoot, half.id, 'userns')),
+        'the namespace was pinned when the agent died',
+      );
       rmSync(file);
 
       const agent = startAgent(['serve', '--manifests', manifests]);

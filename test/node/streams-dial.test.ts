@@ -50,7 +50,13 @@ describe('port-forward dialer: a TCP connection made inside a sandbox network na
     const other = port + 1;
     hostServer = createServer((c) => c.end('node'));
     await new Promise<void>((r) => hostServer!.listen(other, '127.0.0.1', r));
-    await assert.rejects(dialInNetns(path, other, 'test/dial'), (err: unknown) => err instanceof DialError && err.code === 'ECONNREFUSED' && /127\.0\.0\.1:\d+ in the sandbox failed: ECONNREFUSED/.test(err.message));
+    await assert.rejects(
+      dialInNetns(path, other, 'test/dial'),
+      (err: unknown) =>
+        err instanceof DialError &&
+        err.code === 'ECONNREFUSED' &&
+        /127\.0\.0\.1:\d+ in the sandbox failed: ECONNREFUSED/.test(err.message),
+    );
   });
 
   it('says which namespace is missing when the sandbox is gone', async () => {

@@ -21,7 +21,15 @@ export interface WriteEntry {
   xattrs?: Record<string, Buffer>;
 }
 
-const FLAGS: Record<EntryType, string> = { file: '0', hardlink: '1', symlink: '2', char: '3', block: '4', dir: '5', fifo: '6' };
+const FLAGS: Record<EntryType, string> = {
+  file: '0',
+  hardlink: '1',
+  symlink: '2',
+  char: '3',
+  block: '4',
+  dir: '5',
+  fifo: '6',
+};
 
 function octal(n: number, len: number): string {
   return n.toString(8).padStart(len - 1, '0') + '\0';

@@ -28,7 +28,9 @@ for (let i = 0; i < flags.length; i++) {
     const eq = kv.indexOf('=');
     if (eq > 0) env[kv.slice(0, eq)] = kv.slice(eq + 1);
   } else {
-    process.stderr.write(`unknown flag ${f}\nusage: cli.js [--cwd DIR] [--timeout SECONDS] [--bare] [-e K=V] -- <command...>\n`);
+    process.stderr.write(
+      `unknown flag ${f}\nusage: cli.js [--cwd DIR] [--timeout SECONDS] [--bare] [-e K=V] -- <command...>\n`,
+    );
     process.exit(2);
   }
 }
@@ -38,7 +40,10 @@ if (!command.length) {
 }
 try {
   const r = await runInCgroupV2Vm({ command, cwd, env, timeoutMs, cgroupSetup });
-  if (r.exitCode !== 0) process.stderr.write(`vm: guest kernel log (last 25 lines):\n${r.dmesg.trimEnd().split('\n').slice(-25).join('\n')}\n`);
+  if (r.exitCode !== 0)
+    process.stderr.write(
+      `vm: guest kernel log (last 25 lines):\n${r.dmesg.trimEnd().split('\n').slice(-25).join('\n')}\n`,
+    );
   process.stderr.write(`vm: exit ${r.exitCode} after ${(r.durationMs / 1000).toFixed(1)} s (${r.accel})\n`);
   process.exitCode = r.exitCode;
 } catch (err) {

@@ -45,7 +45,8 @@ export function ensureGuestKernel(log: (line: string) => void = () => {}): Guest
   const release = pkg.replace(/^linux-image-/, '');
   const dir = join(cacheRoot(), `${release}-i${INITRAMFS_VERSION}`);
   const kernel: GuestKernel = {
-    dir, release,
+    dir,
+    release,
     vmlinuz: join(dir, 'vmlinuz'),
     initramfs: join(dir, 'initramfs.gz'),
     modules: join(dir, 'lib', 'modules', release),
@@ -72,7 +73,9 @@ export function ensureGuestKernel(log: (line: string) => void = () => {}): Guest
     run('depmod', ['-b', tmp, release]);
 
     const modules = join(tmp, 'lib', 'modules', release);
-    const files = moduleLoadOrder(readFileSync(join(modules, 'modules.dep'), 'utf8'), INITRAMFS_MODULES).map((rel) => join(modules, rel));
+    const files = moduleLoadOrder(readFileSync(join(modules, 'modules.dep'), 'utf8'), INITRAMFS_MODULES).map((rel) =>
+      join(modules, rel),
+    );
     log(`vm: building initramfs with ${files.length} modules`);
     writeFileSync(join(tmp, 'initramfs.gz'), buildInitramfs({ release, modules: files, busybox: findBusybox() }));
     writeFileSync(join(tmp, 'complete'), `${pkg}\n`);
@@ -100,7 +103,14 @@ export function moduleLoadOrder(modulesDep: string, wanted: string[]): string[] 
     const colon = line.indexOf(':');
     if (colon < 0) continue;
     const file = line.slice(0, colon);
-    deps.set(file, line.slice(colon + 1).trim().split(/\s+/).filter(Boolean));
+    deps.set(
+      file,
+      line
+        .slice(colon + 1)
+        .trim()
+        .split(/\s+/)
+        .filter(Boolean),
+    );
     byName.set(moduleName(file), file);
   }
   const out: string[] = [];

@@ -56,8 +56,15 @@ export interface VmRunResult {
 }
 
 export class VmError extends Error {
-  constructor(message: string, readonly console?: string) {
-    super(console ? `${message}\n--- guest console (last 60 lines) ---\n${console.split('\n').slice(-60).join('\n')}` : message);
+  constructor(
+    message: string,
+    readonly console?: string,
+  ) {
+    super(
+      console
+        ? `${message}\n--- guest console (last 60 lines) ---\n${console.split('\n').slice(-60).join('\n')}`
+        : message,
+    );
     this.name = 'VmError';
   }
 }
@@ -87,7 +94,10 @@ export function chooseAccel(): Accel {
   const hw = existsSync('/sys/module/kvm_intel') || existsSync('/sys/module/kvm_amd');
   if (hw) return { accel: 'kvm', why: 'hardware KVM (kvm_intel/kvm_amd)' };
   if (existsSync('/sys/module/kvm_pvm')) {
-    return { accel: 'tcg', why: '/dev/kvm is PVM (kvm_pvm), which cannot run a stock Debian kernel; using TCG emulation' };
+    return {
+      accel: 'tcg',
+      why: '/dev/kvm is PVM (kvm_pvm), which cannot run a stock Debian kernel; using TCG emulation',
+    };
   }
   return { accel: 'kvm', why: '/dev/kvm present' };
 }
@@ -109,14 +119,19 @@ export async function runInCgroupV2Vm(opts: VmRunOptions): Promise<VmRunResult> 
   const { accel, why } = chooseAccel();
   log(`vm: accel ${accel} (${why})`);
   const kernel = ensureGuestKernel(log);
-  for (const p of [kernel.modules]) if (/\s/.test(p)) throw new VmError(`path with whitespace cannot go on the kernel command line: ${p}`);
+  for (const p of [kernel.modules])
+    if (/\s/.test(p)) throw new VmError(`path with whitespace cannot go on the kernel command line: ${p}`);
 
   const cwd = opts.cwd ?? process.cwd();
   // The path goes on the kernel command line and into a qemu -virtfs option.
-  if (/[\s,]/.test(cwd)) throw new VmError(`the working directory ${cwd} has white space or a comma, which qemu's -virtfs and the kernel command line cannot carry`);
+  if (/[\s,]/.test(cwd))
+    throw new VmError(
+      `the working directory ${cwd} has white space or a comma, which qemu's -virtfs and the kernel command line cannot carry`,
+    );
   const env: Record<string, string> = {};
   for (const k of INHERITED) if (process.env[k] !== undefined) env[k] = process.env[k] as string;
-  for (const [k, v] of Object.entries(process.env)) if (k.startsWith('SANDPIT_') && !k.startsWith('SANDPIT_VM_') && v !== undefined) env[k] = v;
+  for (const [k, v] of Object.entries(process.env))
+    if (k.startsWith('SANDPIT_') && !k.startsWith('SANDPIT_VM_') && v !== undefined) env[k] = v;
   Object.assign(env, opts.env ?? {});
 
   const debug = process.env.SANDPIT_VM_DEBUG === '1';
@@ -134,40 +149,88 @@ export async function runInCgroupV2Vm(opts: VmRunOptions): Promise<VmRunResult> 
     writeFileSync(join(io, 'cmd.sh'), script);
 
     const append = [
-      'console=ttyS0', debug ? 'loglevel=7' : 'loglevel=4', 'panic=-1', 'reboot=t',
-      'cgroup_no_v1=all', 'systemd.unified_cgroup_hierarchy=1',
-      'rdinit=/init', 'tsc=reliable',
-      `sandpit.release=${kernel.release}`, `sandpit.moddir=${kernel.modules}`, `sandpit.cgsetup=${opts.cgroupSetup ?? 'systemd'}`,
+      'console=ttyS0',
+      debug ? 'loglevel=7' : 'loglevel=4',
+      'panic=-1',
+      'reboot=t',
+      'cgroup_no_v1=all',
+      'systemd.unified_cgroup_hierarchy=1',
+      'rdinit=/init',
+      'tsc=reliable',
+      `sandpit.release=${kernel.release}`,
+      `sandpit.moddir=${kernel.modules}`,
+      `sandpit.cgsetup=${opts.cgroupSetup ?? 'systemd'}`,
       // "/" is the host root itself; anything else gets its own share (see initramfs.ts).
       ...(cwd === '/' ? [] : [`sandpit.cwd=${cwd}`]),
     ].join(' ');
     const args = [
-      '-M', 'pc', ...(accel === 'kvm' ? ['-enable-kvm', '-cpu', 'host'] : ['-accel', 'tcg,thread=multi', '-cpu', 'max']),
-      '-m', String(opts.memoryMiB ?? 3072), '-smp', String(opts.cpus ?? 2),
-      '-nodefaults', '-no-user-config', '-display', 'none', '-monitor', 'none', '-no-reboot', '-nic', 'none',
-      '-kernel', kernel.vmlinuz, '-initrd', kernel.initramfs, '-append', append,
+      '-M',
+      'pc',
+      ...(accel === 'kvm' ? ['-enable-kvm', '-cpu', 'host'] : ['-accel', 'tcg,thread=multi', '-cpu', 'max']),
+      '-m',
+      String(opts.memoryMiB ?? 3072),
+      '-smp',
+      String(opts.cpus ?? 2),
+      '-nodefaults',
+      '-no-user-config',
+      '-display',
+      'none',
+      '-monitor',
+      'none',
+      '-no-reboot',
+      '-nic',
+      'none',
+      '-kernel',
+      kernel.vmlinuz,
+      '-initrd',
+      kernel.initramfs,
+      '-append',
+      append,
       // The kernel console: kept in console.log for error reports; SANDPIT_VM_DEBUG=1 also streams it.
       ...(debug
         ? ['-chardev', `stdio,id=con,signal=off,logfile=${join(io, 'console.log')}`, '-serial', 'chardev:con']
         : ['-serial', `file:${join(io, 'console.log')}`]),
-      '-virtfs', 'local,path=/,mount_tag=hostroot,security_model=passthrough,readonly=on,multidevs=remap',
-      '-virtfs', `local,path=${io},mount_tag=sandpitio,security_model=passthrough`,
-      ...(cwd === '/' ? [] : ['-virtfs', `local,path=${cwd},mount_tag=sandpitcwd,security_model=passthrough,readonly=on,multidevs=remap`]),
-      '-device', 'virtio-serial-pci',
-      '-chardev', `socket,id=out,path=${join(io, 'stdout.sock')}`, '-device', 'virtserialport,chardev=out,name=sandpit.stdout',
-      '-chardev', `socket,id=err,path=${join(io, 'stderr.sock')}`, '-device', 'virtserialport,chardev=err,name=sandpit.stderr',
+      '-virtfs',
+      'local,path=/,mount_tag=hostroot,security_model=passthrough,readonly=on,multidevs=remap',
+      '-virtfs',
+      `local,path=${io},mount_tag=sandpitio,security_model=passthrough`,
+      ...(cwd === '/'
+        ? []
+        : ['-virtfs', `local,path=${cwd},mount_tag=sandpitcwd,security_model=passthrough,readonly=on,multidevs=remap`]),
+      '-device',
+      'virtio-serial-pci',
+      '-chardev',
+      `socket,id=out,path=${join(io, 'stdout.sock')}`,
+      '-device',
+      'virtserialport,chardev=out,name=sandpit.stdout',
+      '-chardev',
+      `socket,id=err,path=${join(io, 'stderr.sock')}`,
+      '-device',
+      'virtserialport,chardev=err,name=sandpit.stderr',
     ];
     // The guest's stdout/stderr arrive on two unix sockets qemu connects to at start.
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     const stdoutSink = opts.stdout === undefined ? process.stdout : opts.stdout;
     const stderrSink = opts.stderr === undefined ? process.stderr : opts.stderr;
-    const outPort = await listen(join(io, 'stdout.sock'), (b) => { out.push(b); stdoutSink?.write(b); });
-    const errPort = await listen(join(io, 'stderr.sock'), (b) => { err.push(b); stderrSink?.write(b); });
+    const outPort = await listen(join(io, 'stdout.sock'), (b) => {
+      out.push(b);
+      stdoutSink?.write(b);
+    });
+    const errPort = await listen(join(io, 'stderr.sock'), (b) => {
+      err.push(b);
+      stderrSink?.write(b);
+    });
     const child = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let qemuDiag = '';
-    child.stdout?.on('data', (b: Buffer) => { if (debug) process.stderr.write(b); else qemuDiag += b.toString(); });
-    child.stderr?.on('data', (b: Buffer) => { if (debug) process.stderr.write(b); qemuDiag += b.toString(); });
+    child.stdout?.on('data', (b: Buffer) => {
+      if (debug) process.stderr.write(b);
+      else qemuDiag += b.toString();
+    });
+    child.stderr?.on('data', (b: Buffer) => {
+      if (debug) process.stderr.write(b);
+      qemuDiag += b.toString();
+    });
     const streamsDone = Promise.all([outPort.done, errPort.done]);
 
     // If this process dies first, the VM goes too: only the qemu we started.
@@ -181,7 +244,13 @@ export async function runInCgroupV2Vm(opts: VmRunOptions): Promise<VmRunResult> 
       setTimeout(() => child.kill('SIGKILL'), 5_000).unref();
     }, timeoutMs);
     const status = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
-      child.on('error', (e) => reject(new VmError(`cannot start qemu-system-x86_64 (install qemu-system-x86, listed in .ci/packages/vm.txt): ${e.message}`)));
+      child.on('error', (e) =>
+        reject(
+          new VmError(
+            `cannot start qemu-system-x86_64 (install qemu-system-x86, listed in .ci/packages/vm.txt): ${e.message}`,
+          ),
+        ),
+      );
       child.on('exit', (code, signal) => resolve({ code, signal }));
     }).finally(() => {
       clearTimeout(timer);
@@ -193,16 +262,25 @@ export async function runInCgroupV2Vm(opts: VmRunOptions): Promise<VmRunResult> 
 
     const consoleLog = readIf(join(io, 'console.log'));
     const dmesg = readIf(join(io, 'dmesg.txt'));
-    if (timedOut) throw new VmError(`cgroup v2 VM: timed out after ${timeoutMs} ms running ${opts.command.join(' ')}`, consoleLog + dmesg);
+    if (timedOut)
+      throw new VmError(
+        `cgroup v2 VM: timed out after ${timeoutMs} ms running ${opts.command.join(' ')}`,
+        consoleLog + dmesg,
+      );
     const exitText = readIf(join(io, 'exit')).trim();
     if (!/^\d+$/.test(exitText)) {
-      throw new VmError(`cgroup v2 VM: the guest ended without an exit code (qemu exit ${status.code ?? status.signal}) ${qemuDiag.trim()}`, consoleLog);
+      throw new VmError(
+        `cgroup v2 VM: the guest ended without an exit code (qemu exit ${status.code ?? status.signal}) ${qemuDiag.trim()}`,
+        consoleLog,
+      );
     }
     return {
       exitCode: Number(exitText),
       stdout: Buffer.concat(out).toString(),
       stderr: Buffer.concat(err).toString(),
-      accel, durationMs: Date.now() - started, dmesg,
+      accel,
+      durationMs: Date.now() - started,
+      dmesg,
     };
   } finally {
     rmSync(io, { recursive: true, force: true });

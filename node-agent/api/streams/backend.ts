@@ -30,13 +30,18 @@ export interface StreamBackend {
 export function runtimeBackend(rt: SandboxRuntime): StreamBackend {
   const record = (uid: string) => {
     const rec = rt.get(sandboxIdFor(uid));
-    if (!rec || rec.phase === 'Deleting') throw new StreamRefusal(404, 'NotFound', `no sandbox with UID ${uid} on this node`);
+    if (!rec || rec.phase === 'Deleting')
+      throw new StreamRefusal(404, 'NotFound', `no sandbox with UID ${uid} on this node`);
     return rec;
   };
   const container = (uid: string, name: string) => {
     const rec = record(uid);
     if (!rec.containers.some((c) => c.name === name)) {
-      throw new StreamRefusal(404, 'NotFound', `container "${name}" not found in sandbox ${rec.ref.namespace}/${rec.ref.name} (containers: ${rec.containers.map((c) => c.name).join(', ')})`);
+      throw new StreamRefusal(
+        404,
+        'NotFound',
+        `container "${name}" not found in sandbox ${rec.ref.namespace}/${rec.ref.name} (containers: ${rec.containers.map((c) => c.name).join(', ')})`,
+      );
     }
     return rec;
   };
@@ -46,12 +51,20 @@ export function runtimeBackend(rt: SandboxRuntime): StreamBackend {
     containers: (uid) => rt.status(record(uid).id).containerStatuses ?? [],
     netnsPid: (uid) => {
       const rec = record(uid);
-      if (!rec.pid1) throw new StreamRefusal(409, 'NotRunning', `sandbox ${rec.ref.namespace}/${rec.ref.name} has no running init process`);
+      if (!rec.pid1)
+        throw new StreamRefusal(
+          409,
+          'NotRunning',
+          `sandbox ${rec.ref.namespace}/${rec.ref.name} has no running init process`,
+        );
       return rec.pid1.pid;
     },
     usage: (uid) => {
       const rec = record(uid);
-      const pick = (u: { cpuNanos: number; memoryBytes: number }) => ({ cpuNanos: u.cpuNanos, memoryBytes: u.memoryBytes });
+      const pick = (u: { cpuNanos: number; memoryBytes: number }) => ({
+        cpuNanos: u.cpuNanos,
+        memoryBytes: u.memoryBytes,
+      });
       const containers: Record<string, Usage> = {};
       for (const c of rec.containers) containers[c.name] = pick(rt.cgroups.usage(`${rec.id}/c-${c.name}`));
       return { sandbox: pick(rt.cgroups.usage(rec.id)), containers };

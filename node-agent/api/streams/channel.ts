@@ -69,7 +69,8 @@ export function parseResize(data: Buffer): { cols: number; rows: number } | unde
     const o = JSON.parse(data.toString('utf8')) as { Width?: unknown; Height?: unknown };
     const cols = Number(o.Width);
     const rows = Number(o.Height);
-    if (!Number.isInteger(cols) || !Number.isInteger(rows) || cols < 1 || rows < 1 || cols > 0xffff || rows > 0xffff) return undefined;
+    if (!Number.isInteger(cols) || !Number.isInteger(rows) || cols < 1 || rows < 1 || cols > 0xffff || rows > 0xffff)
+      return undefined;
     return { cols, rows };
   } catch {
     return undefined;

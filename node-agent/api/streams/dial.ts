@@ -30,7 +30,12 @@ export class DialError extends SandpitError {}
 export async function dialInNetns(netnsPath: string, port: number, sandbox: string, timeoutMs = 5000): Promise<Socket> {
   const site = { sandbox, step: `connect to port ${port} in the sandbox` };
   const fail = (errno: number): never => {
-    throw new DialError({ ...site, code: errnoName(errno), message: `connecting to 127.0.0.1:${port} in the sandbox failed: ${errnoName(errno)}`, hint: errno === 111 ? 'nothing listens on that port inside the sandbox' : undefined });
+    throw new DialError({
+      ...site,
+      code: errnoName(errno),
+      message: `connecting to 127.0.0.1:${port} in the sandbox failed: ${errnoName(errno)}`,
+      hint: errno === 111 ? 'nothing listens on that port inside the sandbox' : undefined,
+    });
   };
   const fd = inNetns(netnsPath, sandbox, () => {
     koffi.errno(0);

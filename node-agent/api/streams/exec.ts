@@ -21,7 +21,8 @@ export function parseExecQuery(q: URLSearchParams): ExecRequest {
   const container = q.get('container') ?? '';
   const command = q.getAll('command');
   if (!container) throw new StreamRefusal(400, 'BadRequest', 'exec needs a container (query parameter container=NAME)');
-  if (command.length === 0 || command[0] === '') throw new StreamRefusal(400, 'BadRequest', 'exec needs a command (query parameters command=ARG, one per argument)');
+  if (command.length === 0 || command[0] === '')
+    throw new StreamRefusal(400, 'BadRequest', 'exec needs a command (query parameters command=ARG, one per argument)');
   return { container, command, stdin: flag(q, 'stdin'), tty: flag(q, 'tty') };
 }
 
@@ -34,7 +35,13 @@ const DRAIN_AFTER_EXIT_MS = 2000;
  * before the command ends, the command and everything it started are killed:
  * nothing is left running in the sandbox.
  */
-export async function serveExec(ws: WebSocket, backend: StreamBackend, uid: string, req: ExecRequest, log: Logger): Promise<void> {
+export async function serveExec(
+  ws: WebSocket,
+  backend: StreamBackend,
+  uid: string,
+  req: ExecRequest,
+  log: Logger,
+): Promise<void> {
   // The client sends stdin and its terminal size as soon as the socket opens, while the
   // command is still being started: hold those frames until there is a process for them.
   const early: Buffer[] = [];

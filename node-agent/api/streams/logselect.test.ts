@@ -5,15 +5,25 @@ const line = (time: string, text: string, partial = false): CriLine => ({ time, 
 
 describe('log selection (CRI files spanning restarts)', () => {
   it('parses CRI records and rejects anything else', () => {
-    assert.deepEqual(parseCriLine('2026-01-01T00:00:00.000000001Z stderr P half a line'), { time: '2026-01-01T00:00:00.000000001Z', stream: 'stderr', partial: true, text: 'half a line' });
+    assert.deepEqual(parseCriLine('2026-01-01T00:00:00.000000001Z stderr P half a line'), {
+      time: '2026-01-01T00:00:00.000000001Z',
+      stream: 'stderr',
+      partial: true,
+      text: 'half a line',
+    });
     assert.equal(parseCriLine('garbage'), undefined);
   });
 
   it('picks the current run, the previous run, or refuses --previous before any restart', () => {
     const status = {
-      name: 'main', image: 'x', ready: true, restartCount: 1,
+      name: 'main',
+      image: 'x',
+      ready: true,
+      restartCount: 1,
       state: { running: { startedAt: '2026-01-01T00:00:10.000Z' } },
-      lastState: { terminated: { exitCode: 1, startedAt: '2026-01-01T00:00:01.000Z', finishedAt: '2026-01-01T00:00:05.000Z' } },
+      lastState: {
+        terminated: { exitCode: 1, startedAt: '2026-01-01T00:00:01.000Z', finishedAt: '2026-01-01T00:00:05.000Z' },
+      },
     };
     // Stamped when the agent read them: the second run's first line a little before its recorded start,
     // the first run's last line a little after its recorded end.
@@ -23,16 +33,46 @@ describe('log selection (CRI files spanning restarts)', () => {
       line('2026-01-01T00:00:09.990000000Z', 'second run, read early'),
       line('2026-01-01T00:00:10.000200000Z', 'second run'),
     ];
-    assert.deepEqual(lines.filter((l) => inWindow(l, runWindow(status, false, undefined))).map((l) => l.text), ['second run, read early', 'second run']);
-    assert.deepEqual(lines.filter((l) => inWindow(l, runWindow(status, true, undefined))).map((l) => l.text), ['first run', 'first run, read late']);
-    const never = { name: 'main', image: 'x', ready: true, restartCount: 0, state: { running: { startedAt: '2026-01-01T00:00:10.000Z' } } };
-    assert.equal(lines.filter((l) => inWindow(l, runWindow(never, false, undefined))).length, 4, 'before any restart the whole file is the current run');
-    assert.throws(() => runWindow({ ...status, lastState: undefined }, true, undefined), /previous terminated container "main" not found/);
+    assert.deepEqual(
+      lines.filter((l) => inWindow(l, runWindow(status, false, undefined))).map((l) => l.text),
+      ['second run, read early', 'second run'],
+    );
+    assert.deepEqual(
+      lines.filter((l) => inWindow(l, runWindow(status, true, undefined))).map((l) => l.text),
+      ['first run', 'first run, read late'],
+    );
+    const never = {
+      name: 'main',
+      image: 'x',
+      ready: true,
+      restartCount: 0,
+      state: { running: { startedAt: '2026-01-01T00:00:10.000Z' } },
+    };
+    assert.equal(
+      lines.filter((l) => inWindow(l, runWindow(never, false, undefined))).length,
+      4,
+      'before any restart the whole file is the current run',
+    );
+    assert.throws(
+      () => runWindow({ ...status, lastState: undefined }, true, undefined),
+      /previous terminated container "main" not found/,
+    );
   });
 
   it('narrows by --since', () => {
     const now = Date.parse('2026-01-01T00:01:00Z');
-    const w = runWindow({ name: 'm', image: 'x', ready: true, restartCount: 0, state: { running: { startedAt: '2026-01-01T00:00:00Z' } } }, false, 30, now);
+    const w = runWindow(
+      {
+        name: 'm',
+        image: 'x',
+        ready: true,
+        restartCount: 0,
+        state: { running: { startedAt: '2026-01-01T00:00:00Z' } },
+      },
+      false,
+      30,
+      now,
+    );
     assert.equal(inWindow(line('2026-01-01T00:00:20.000Z', 'old'), w), false);
     assert.equal(inWindow(line('2026-01-01T00:00:40.000Z', 'new'), w), true);
   });
@@ -46,6 +86,12 @@ describe('log selection (CRI files spanning restarts)', () => {
 
   it('refuses a malformed tail', () => {
     assert.throws(() => parseLogQuery('main', new URLSearchParams('tailLines=-1')), /non-negative integer/);
-    assert.deepEqual(parseLogQuery('main', new URLSearchParams('follow=1&tailLines=5')), { container: 'main', follow: true, previous: false, timestamps: false, tail: 5 });
+    assert.deepEqual(parseLogQuery('main', new URLSearchParams('follow=1&tailLines=5')), {
+      container: 'main',
+      follow: true,
+      previous: false,
+      timestamps: false,
+      tail: 5,
+    });
   });
 });

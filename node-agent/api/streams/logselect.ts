@@ -37,10 +37,16 @@ export function parseLogQuery(container: string, q: URLSearchParams): LogRequest
     const v = q.get(n);
     if (v === null || v === '') return undefined;
     const x = Number(v);
-    if (!Number.isInteger(x) || x < 0) throw new StreamRefusal(400, 'BadRequest', `${n} must be a non-negative integer, got "${v}"`);
+    if (!Number.isInteger(x) || x < 0)
+      throw new StreamRefusal(400, 'BadRequest', `${n} must be a non-negative integer, got "${v}"`);
     return x;
   };
-  const req: LogRequest = { container, follow: flag('follow'), previous: flag('previous'), timestamps: flag('timestamps') };
+  const req: LogRequest = {
+    container,
+    follow: flag('follow'),
+    previous: flag('previous'),
+    timestamps: flag('timestamps'),
+  };
   const tail = int('tailLines');
   const since = int('sinceSeconds');
   if (tail !== undefined) req.tail = tail;
@@ -64,16 +70,29 @@ export interface Window {
 const START_SLACK_MS = 1000;
 
 /** The window of the run a request asks for, or a refusal when there is no such run. */
-export function runWindow(status: ContainerStatus | undefined, previous: boolean, sinceSeconds: number | undefined, now = Date.now()): Window {
+export function runWindow(
+  status: ContainerStatus | undefined,
+  previous: boolean,
+  sinceSeconds: number | undefined,
+  now = Date.now(),
+): Window {
   const at = (s: string | undefined) => (s ? Date.parse(s) : undefined);
   const last = status?.lastState?.terminated;
   const currentStart = at(status?.state?.running?.startedAt ?? status?.state?.terminated?.startedAt);
   const lastStart = at(last?.startedAt);
   const lastEnd = at(last?.finishedAt);
-  const boundary = lastEnd !== undefined && currentStart !== undefined && currentStart > lastEnd ? (lastEnd + currentStart) / 2 : currentStart;
+  const boundary =
+    lastEnd !== undefined && currentStart !== undefined && currentStart > lastEnd
+      ? (lastEnd + currentStart) / 2
+      : currentStart;
   let w: Window;
   if (previous) {
-    if (!last) throw new StreamRefusal(400, 'BadRequest', `previous terminated container "${status?.name ?? '?'}" not found: it has not restarted`);
+    if (!last)
+      throw new StreamRefusal(
+        400,
+        'BadRequest',
+        `previous terminated container "${status?.name ?? '?'}" not found: it has not restarted`,
+      );
     w = { from: lastStart === undefined ? undefined : lastStart - START_SLACK_MS, to: boundary };
   } else if (currentStart === undefined) {
     // Waiting to restart (CrashLoopBackOff): show the run that just ended, as kubelet keeps its log.

@@ -3,7 +3,15 @@ import type { WebSocket } from 'ws';
 import type { StreamBackend } from './backend.js';
 import { Channel, frame } from './channel.js';
 import { finish } from './exec.js';
-import { inWindow, parseCriLine, renderLines, runWindow, tailLines, type CriLine, type LogRequest } from './logselect.js';
+import {
+  inWindow,
+  parseCriLine,
+  renderLines,
+  runWindow,
+  tailLines,
+  type CriLine,
+  type LogRequest,
+} from './logselect.js';
 
 const FOLLOW_POLL_MS = 200;
 const MAX_ROTATED = 32;

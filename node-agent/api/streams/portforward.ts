@@ -12,7 +12,8 @@ import { StreamRefusal } from './refusal.js';
 export function parsePort(q: URLSearchParams): number {
   const v = q.get('port') ?? '';
   const port = Number(v);
-  if (!/^\d+$/.test(v) || port < 1 || port > 65535) throw new StreamRefusal(400, 'BadRequest', `port must be 1-65535, got "${v}"`);
+  if (!/^\d+$/.test(v) || port < 1 || port > 65535)
+    throw new StreamRefusal(400, 'BadRequest', `port must be 1-65535, got "${v}"`);
   return port;
 }
 
@@ -23,7 +24,13 @@ export function parsePort(q: URLSearchParams): number {
  * (dial.ts), so it works in every network mode, None included, and reaches
  * servers bound to the sandbox's loopback. Either side closing closes the other.
  */
-export async function servePortForward(ws: WebSocket, backend: StreamBackend, uid: string, port: number, log: Logger): Promise<void> {
+export async function servePortForward(
+  ws: WebSocket,
+  backend: StreamBackend,
+  uid: string,
+  port: number,
+  log: Logger,
+): Promise<void> {
   const pid = backend.netnsPid(uid);
   // The client may send before the connection is made: keep its bytes (and its close) until then.
   let conn: Socket | undefined;

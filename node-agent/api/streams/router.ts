@@ -32,13 +32,16 @@ export const agentStreamPath = {
   exec: (uid: string) => `${API_PREFIX}/sandboxes/${encodeURIComponent(uid)}/exec`,
   portforward: (uid: string) => `${API_PREFIX}/sandboxes/${encodeURIComponent(uid)}/portforward`,
   usage: (uid: string) => `${API_PREFIX}/sandboxes/${encodeURIComponent(uid)}/usage`,
-  log: (uid: string, container: string) => `${API_PREFIX}/sandboxes/${encodeURIComponent(uid)}/containers/${encodeURIComponent(container)}/log`,
+  log: (uid: string, container: string) =>
+    `${API_PREFIX}/sandboxes/${encodeURIComponent(uid)}/containers/${encodeURIComponent(container)}/log`,
 };
 
 /** Answers an upgrade request that is refused, as plain HTTP on the raw socket. */
 export function refuseUpgrade(socket: Duplex, status: number, reason: string, message: string): void {
   const body = JSON.stringify({ reason, message });
-  socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
 }
 
 /**
@@ -48,7 +51,10 @@ export function refuseUpgrade(socket: Duplex, status: number, reason: string, me
  * a reason and nothing is started.
  */
 export class StreamRouter {
-  readonly #wss = new WebSocketServer({ noServer: true, handleProtocols: (protocols) => (protocols.has(CHANNEL_PROTOCOL) ? CHANNEL_PROTOCOL : false) });
+  readonly #wss = new WebSocketServer({
+    noServer: true,
+    handleProtocols: (protocols) => (protocols.has(CHANNEL_PROTOCOL) ? CHANNEL_PROTOCOL : false),
+  });
 
   constructor(
     readonly backend: StreamBackend | undefined,
@@ -61,8 +67,11 @@ export class StreamRouter {
       const target = parseStreamPath(url.pathname);
       if (!target) throw new StreamRefusal(404, 'NotFound', `no stream at ${url.pathname}`);
       if (!this.backend) throw new StreamRefusal(501, 'NotImplemented', 'this agent runtime does not support streams');
-      const protocols = String(req.headers['sec-websocket-protocol'] ?? '').split(',').map((s) => s.trim());
-      if (!protocols.includes(CHANNEL_PROTOCOL)) throw new StreamRefusal(400, 'BadRequest', `streams speak the ${CHANNEL_PROTOCOL} WebSocket subprotocol`);
+      const protocols = String(req.headers['sec-websocket-protocol'] ?? '')
+        .split(',')
+        .map((s) => s.trim());
+      if (!protocols.includes(CHANNEL_PROTOCOL))
+        throw new StreamRefusal(400, 'BadRequest', `streams speak the ${CHANNEL_PROTOCOL} WebSocket subprotocol`);
       const start = this.#validate(target, url.searchParams);
       this.#wss.handleUpgrade(req, socket, head, (ws) => {
         start(ws).catch((err: Error) => {

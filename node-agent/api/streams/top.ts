@@ -25,7 +25,8 @@ export async function serveTop(ws: WebSocket, backend: StreamBackend, uid: strin
   const b = backend.usage(uid);
   const ns = Number(process.hrtime.bigint() - t0);
   const containers: Record<string, UsageSample> = {};
-  for (const [name, u] of Object.entries(b.containers)) if (a.containers[name]) containers[name] = rate(a.containers[name], u, ns);
+  for (const [name, u] of Object.entries(b.containers))
+    if (a.containers[name]) containers[name] = rate(a.containers[name], u, ns);
   ws.send(frame(Channel.stdout, JSON.stringify({ sandbox: rate(a.sandbox, b.sandbox, ns), containers })));
   finish(ws, { status: 'Success' });
 }

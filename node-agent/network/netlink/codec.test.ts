@@ -1,9 +1,27 @@
 import assert from 'node:assert/strict';
-import { attrNested, attrString, attrU32, decodeAttrs, decodeMessages, encodeAttrs, encodeMessage, IFLA_IFNAME, IFLA_LINKINFO, IFLA_INFO_KIND, IFLA_MTU, ifinfomsg, NLA_F_NESTED, RTM_NEWLINK } from './codec.js';
+import {
+  attrNested,
+  attrString,
+  attrU32,
+  decodeAttrs,
+  decodeMessages,
+  encodeAttrs,
+  encodeMessage,
+  IFLA_IFNAME,
+  IFLA_LINKINFO,
+  IFLA_INFO_KIND,
+  IFLA_MTU,
+  ifinfomsg,
+  NLA_F_NESTED,
+  RTM_NEWLINK,
+} from './codec.js';
 
 describe('rtnetlink codec (unit)', () => {
   it('pads attributes to 4 bytes and nests them', () => {
-    const buf = encodeAttrs([attrString(IFLA_IFNAME, 'sandpit0'), attrNested(IFLA_LINKINFO, [attrString(IFLA_INFO_KIND, 'veth')])]);
+    const buf = encodeAttrs([
+      attrString(IFLA_IFNAME, 'sandpit0'),
+      attrNested(IFLA_LINKINFO, [attrString(IFLA_INFO_KIND, 'veth')]),
+    ]);
     // "sandpit0\0" is 9 bytes: header 4 + 9 = 13, padded to 16.
     assert.equal(buf.readUInt16LE(0), 13);
     assert.equal(buf.readUInt16LE(18), IFLA_LINKINFO | NLA_F_NESTED);

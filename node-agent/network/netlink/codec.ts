@@ -117,7 +117,13 @@ export function ifinfomsg(o: { family?: number; index?: number; flags?: number; 
 }
 
 /** struct ifaddrmsg for an IPv4 address. */
-export function ifaddrmsg(o: { prefixLength: number; index: number; scope?: number; family?: number; flags?: number }): Buffer {
+export function ifaddrmsg(o: {
+  prefixLength: number;
+  index: number;
+  scope?: number;
+  family?: number;
+  flags?: number;
+}): Buffer {
   const b = Buffer.alloc(8);
   b.writeUInt8(o.family ?? AF_INET, 0);
   b.writeUInt8(o.prefixLength, 1);

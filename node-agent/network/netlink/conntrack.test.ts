@@ -9,7 +9,10 @@ describe('conntrack dump decoding (unit)', () => {
     return { type, value: b };
   };
   const entry = (proto: number, dport: number) =>
-    Buffer.concat([Buffer.from([2, 0, 0, 0]), encodeAttrs([attrNested(1, [attrNested(2, [attrU8(1, proto), port(2, 40123), port(3, dport)])])])]);
+    Buffer.concat([
+      Buffer.from([2, 0, 0, 0]),
+      encodeAttrs([attrNested(1, [attrNested(2, [attrU8(1, proto), port(2, 40123), port(3, dport)])])]),
+    ]);
 
   it('finds the original UDP destination port and keeps the tuple to delete by', () => {
     const got = originalUdpDstPort(entry(17, 5400));

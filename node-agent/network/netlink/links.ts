@@ -61,7 +61,12 @@ export function createBridge(name: string, mtu: number, mac: Buffer): Request {
     type: RTM_NEWLINK,
     flags: NLM_F_CREATE | NLM_F_EXCL,
     body: ifinfomsg({ flags: IFF_UP, change: IFF_UP }),
-    attrs: [attrString(IFLA_IFNAME, name), attrU32(IFLA_MTU, mtu), { type: IFLA_ADDRESS, value: mac }, attrNested(IFLA_LINKINFO, [attrString(IFLA_INFO_KIND, 'bridge')])],
+    attrs: [
+      attrString(IFLA_IFNAME, name),
+      attrU32(IFLA_MTU, mtu),
+      { type: IFLA_ADDRESS, value: mac },
+      attrNested(IFLA_LINKINFO, [attrString(IFLA_INFO_KIND, 'bridge')]),
+    ],
     tolerate: ['EEXIST'],
   };
 }
@@ -72,7 +77,13 @@ export function createBridge(name: string, mtu: number, mac: Buffer): Request {
  * namespaces afterwards costs an RCU barrier per move). The peer comes up
  * from inside its namespace (setLinkUp), after it has its address.
  */
-export function createVeth(o: { hostName: string; peerName: string; netnsFd: number; mtu: number; bridgeIndex: number }): Request {
+export function createVeth(o: {
+  hostName: string;
+  peerName: string;
+  netnsFd: number;
+  mtu: number;
+  bridgeIndex: number;
+}): Request {
   const peer = Buffer.concat([
     // Not up yet: the peer is registered before its partner exists, and opening a veth without its partner fails (ENOTCONN).
     ifinfomsg({}),
@@ -88,7 +99,10 @@ export function createVeth(o: { hostName: string; peerName: string; netnsFd: num
       attrString(IFLA_IFNAME, o.hostName),
       attrU32(IFLA_MTU, o.mtu),
       attrU32(IFLA_MASTER, o.bridgeIndex),
-      attrNested(IFLA_LINKINFO, [attrString(IFLA_INFO_KIND, 'veth'), attrNested(IFLA_INFO_DATA, [{ type: VETH_INFO_PEER, value: peer }])]),
+      attrNested(IFLA_LINKINFO, [
+        attrString(IFLA_INFO_KIND, 'veth'),
+        attrNested(IFLA_INFO_DATA, [{ type: VETH_INFO_PEER, value: peer }]),
+      ]),
     ],
   };
 }
@@ -104,7 +118,12 @@ export function setBridgeNetfilter(index: number, name: string): Request {
     what: `enable netfilter on bridge ${name}`,
     type: RTM_NEWLINK,
     body: ifinfomsg({ index }),
-    attrs: [attrNested(IFLA_LINKINFO, [attrString(IFLA_INFO_KIND, 'bridge'), attrNested(IFLA_INFO_DATA, [attrU8(IFLA_BR_NF_CALL_IPTABLES, 1)])])],
+    attrs: [
+      attrNested(IFLA_LINKINFO, [
+        attrString(IFLA_INFO_KIND, 'bridge'),
+        attrNested(IFLA_INFO_DATA, [attrU8(IFLA_BR_NF_CALL_IPTABLES, 1)]),
+      ]),
+    ],
   };
 }
 
@@ -124,7 +143,13 @@ export function setLinkUp(index: number, name: string): Request {
 
 /** Deletes a link by name; a link already gone is success. */
 export function deleteLink(name: string): Request {
-  return { what: `delete link ${name}`, type: RTM_DELLINK, body: ifinfomsg({}), attrs: [attrString(IFLA_IFNAME, name)], tolerate: ['ENODEV'] };
+  return {
+    what: `delete link ${name}`,
+    type: RTM_DELLINK,
+    body: ifinfomsg({}),
+    attrs: [attrString(IFLA_IFNAME, name)],
+    tolerate: ['ENODEV'],
+  };
 }
 
 export function broadcastOf(ip: string, prefixLength: number): string {
@@ -189,5 +214,9 @@ export function getLink(name: string): Request {
 /** Requests to read state back; the caller runs them with RtnlSocket.dump. */
 export const linkDump = { type: RTM_GETLINK, body: ifinfomsg({}), decode: decodeLink };
 export const routeDump = { type: RTM_GETROUTE, body: rtmsg({ dstLength: 0 }), decode: decodeRoute };
-export const addressDump = { type: RTM_GETADDR, body: Buffer.from([AF_INET, 0, 0, 0, 0, 0, 0, 0]), decode: decodeAddress };
+export const addressDump = {
+  type: RTM_GETADDR,
+  body: Buffer.from([AF_INET, 0, 0, 0, 0, 0, 0, 0]),
+  decode: decodeAddress,
+};
 export { RT_TABLE_MAIN, decodeLink };

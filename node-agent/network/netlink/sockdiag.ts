@@ -51,7 +51,8 @@ function formatAddress(family: number, raw: Buffer): string {
   if (family === AF_INET) return [...raw.subarray(0, 4)].join('.');
   const bytes = [...raw.subarray(0, 16)];
   if (bytes.every((b) => b === 0)) return '::';
-  if (bytes.slice(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff) return `::ffff:${bytes.slice(12).join('.')}`;
+  if (bytes.slice(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff)
+    return `::ffff:${bytes.slice(12).join('.')}`;
   const groups: string[] = [];
   for (let i = 0; i < 16; i += 2) groups.push(((bytes[i]! << 8) | bytes[i + 1]!).toString(16));
   return groups.join(':');
@@ -75,11 +76,17 @@ export function decodeDiagMessage(payload: Buffer): DiagSocket {
  * the given ports, in the network namespace `sock` (a NETLINK_SOCK_DIAG
  * RtnlSocket) was opened in.
  */
-export function listeningSockets(sock: RtnlSocket, ports: { protocol: 'TCP' | 'UDP'; port: number }[]): (DiagSocket & { protocol: 'TCP' | 'UDP' })[] {
+export function listeningSockets(
+  sock: RtnlSocket,
+  ports: { protocol: 'TCP' | 'UDP'; port: number }[],
+): (DiagSocket & { protocol: 'TCP' | 'UDP' })[] {
   const out: (DiagSocket & { protocol: 'TCP' | 'UDP' })[] = [];
   for (const { protocol, port } of ports) {
     for (const family of [AF_INET, AF_INET6]) {
-      const req = protocol === 'TCP' ? diagRequest(family, IPPROTO_TCP, 1 << TCP_LISTEN, port) : diagRequest(family, IPPROTO_UDP, 1 << TCP_CLOSE, port);
+      const req =
+        protocol === 'TCP'
+          ? diagRequest(family, IPPROTO_TCP, 1 << TCP_LISTEN, port)
+          : diagRequest(family, IPPROTO_UDP, 1 << TCP_CLOSE, port);
       for (const p of sock.dump(SOCK_DIAG_BY_FAMILY, req)) {
         const s = decodeDiagMessage(p);
         // The port filter is the kernel's; checked again in case an old kernel ignores it.

@@ -72,7 +72,9 @@ export class RtnlSocket {
   exec(requests: Request[]): void {
     if (requests.length === 0) return;
     const first = this.#seq;
-    const msgs = requests.map((r) => encodeMessage(r.type, NLM_F_REQUEST | NLM_F_ACK | (r.flags ?? 0), this.#seq++, r.body, r.attrs));
+    const msgs = requests.map((r) =>
+      encodeMessage(r.type, NLM_F_REQUEST | NLM_F_ACK | (r.flags ?? 0), this.#seq++, r.body, r.attrs),
+    );
     this.#send(Buffer.concat(msgs));
     let pending = requests.length;
     let failure: NetlinkError | undefined;
@@ -129,7 +131,8 @@ export class RtnlSocket {
 
   #send(buf: Buffer): void {
     koffi.errno(0);
-    if (sys.send(this.#fd, buf, buf.length, 0) < 0) throw new NetlinkError('send to rtnetlink', errnoName(koffi.errno()));
+    if (sys.send(this.#fd, buf, buf.length, 0) < 0)
+      throw new NetlinkError('send to rtnetlink', errnoName(koffi.errno()));
   }
 
   #receive(): DecodedMessage[] {

@@ -4,7 +4,16 @@ import { join } from 'node:path';
 import { GenericContainer, type StartedTestContainer } from 'testcontainers';
 import { parse, stringify } from 'yaml';
 import { ControlPlane } from '../../harness/control-plane.js';
-import { agentKubeconfig, applyCRDs, applyManifests, controllerLog, sleep, startController, waitFor, type ControllerProcess } from '../../cluster/sandpit-processes.js';
+import {
+  agentKubeconfig,
+  applyCRDs,
+  applyManifests,
+  controllerLog,
+  sleep,
+  startController,
+  waitFor,
+  type ControllerProcess,
+} from '../../cluster/sandpit-processes.js';
 import { DockerEngine } from './engine.js';
 import { APP_DIR, nodeImage, NODE_ROOTFS } from './image.js';
 
@@ -64,13 +73,19 @@ function networkPlan(id: string): { subnet: string; gateway: string; nodeIp: (i:
 
 /** The node container: --cgroupns=private and a fixed address, which testcontainers has no builder method for. */
 class NodeContainer extends GenericContainer {
-  constructor(image: string, readonly network: string, readonly ip: string) {
+  constructor(
+    image: string,
+    readonly network: string,
+    readonly ip: string,
+  ) {
     super(image);
   }
   protected override async beforeContainerCreated(): Promise<void> {
     (this.hostConfig as Record<string, unknown>).CgroupnsMode = 'private';
     this.hostConfig.NetworkMode = this.network;
-    (this.createOpts as Record<string, unknown>).NetworkingConfig = { EndpointsConfig: { [this.network]: { IPAMConfig: { IPv4Address: this.ip } } } };
+    (this.createOpts as Record<string, unknown>).NetworkingConfig = {
+      EndpointsConfig: { [this.network]: { IPAMConfig: { IPv4Address: this.ip } } },
+    };
   }
 }
 
@@ -99,7 +114,9 @@ export class E2ECluster {
     try {
       await c.#boot();
     } catch (err) {
-      process.stderr.write(`e2e cluster failed to start: ${(err as Error).message}\n${await c.diagnostics().catch(() => '')}\n`);
+      process.stderr.write(
+        `e2e cluster failed to start: ${(err as Error).message}\n${await c.diagnostics().catch(() => '')}\n`,
+      );
       await c.stop();
       throw err;
     }
@@ -116,8 +133,19 @@ export class E2ECluster {
     const [image] = await Promise.all([
       nodeImage(this.engine),
       this.engine.docker([
-        'network', 'create', '--driver', 'bridge', '--subnet', this.plan.subnet, '--gateway', this.plan.gateway,
-        '-o', `com.docker.network.bridge.name=${this.network}`, '-o', 'com.docker.network.bridge.enable_ip_masquerade=false', this.network,
+        'network',
+        'create',
+        '--driver',
+        'bridge',
+        '--subnet',
+        this.plan.subnet,
+        '--gateway',
+        this.plan.gateway,
+        '-o',
+        `com.docker.network.bridge.name=${this.network}`,
+        '-o',
+        'com.docker.network.bridge.enable_ip_masquerade=false',
+        this.network,
       ]),
     ]);
     this.image = image;
@@ -130,14 +158,27 @@ export class E2ECluster {
     await Promise.all(Array.from({ length: this.opts.nodes }, (_, k) => this.addNode(k + 1)));
     for (const n of this.nodes.values()) await this.addRoutes(n);
     await Promise.all([...this.nodes.values()].map((n) => this.waitNodeReady(n.name)));
-    process.stderr.write(`e2e cluster up in ${((Date.now() - t0) / 1000).toFixed(1)} s (engine and node image ${((tImage - t0) / 1000).toFixed(1)} s)\n`);
+    process.stderr.write(
+      `e2e cluster up in ${((Date.now() - t0) / 1000).toFixed(1)} s (engine and node image ${((tImage - t0) / 1000).toFixed(1)} s)\n`,
+    );
   }
 
   #startRelay(): void {
     const port = this.cp.apiserverPort;
     const log = join(this.engine.dir, 'relay.log');
     writeFileSync(log, '');
-    this.#relay = spawn('setpriv', ['--pdeathsig', 'KILL', '--', 'socat', `TCP-LISTEN:${port},bind=${this.plan.gateway},reuseaddr,fork`, `TCP:127.0.0.1:${port}`], { stdio: 'ignore' });
+    this.#relay = spawn(
+      'setpriv',
+      [
+        '--pdeathsig',
+        'KILL',
+        '--',
+        'socat',
+        `TCP-LISTEN:${port},bind=${this.plan.gateway},reuseaddr,fork`,
+        `TCP:127.0.0.1:${port}`,
+      ],
+      { stdio: 'ignore' },
+    );
     this.#relayExited = new Promise((r) => this.#relay!.once('exit', () => r()));
     this.#relay.once('error', () => undefined);
   }
@@ -160,7 +201,9 @@ export class E2ECluster {
     const etcDir = join(dir, 'etc');
     mkdirSync(stateDir, { recursive: true });
     mkdirSync(etcDir, { recursive: true });
-    const kc = parse(readFileSync(await agentKubeconfig(this.cp, name), 'utf8')) as { clusters: { cluster: Record<string, string> }[] };
+    const kc = parse(readFileSync(await agentKubeconfig(this.cp, name), 'utf8')) as {
+      clusters: { cluster: Record<string, string> }[];
+    };
     kc.clusters[0]!.cluster.server = `https://${this.plan.gateway}:${this.cp.apiserverPort}`;
     kc.clusters[0]!.cluster['tls-server-name'] = 'localhost';
     writeFileSync(join(etcDir, 'kubeconfig'), stringify(kc), { mode: 0o600 });
@@ -176,7 +219,17 @@ export class E2ECluster {
       ])
       .withStartupTimeout(60_000)
       .start();
-    const node: NodeHandle = { name, index: i, ip, subnet: `10.88.${i}.0/24`, container, containerName, stateDir, etcDir, appDir: APP_DIR };
+    const node: NodeHandle = {
+      name,
+      index: i,
+      ip,
+      subnet: `10.88.${i}.0/24`,
+      container,
+      containerName,
+      stateDir,
+      etcDir,
+      appDir: APP_DIR,
+    };
     this.nodes.set(name, node);
     await this.startAgent(node);
     return node;
@@ -186,9 +239,23 @@ export class E2ECluster {
   async startAgent(node: NodeHandle, appDir = node.appDir): Promise<void> {
     node.appDir = appDir;
     const args = [
-      `${appDir}/dist/node-agent/main.js`, '--kubeconfig', '/etc/sandpit/kubeconfig', '--node-name', node.name,
-      '--advertise-address', node.ip, '--listen', '0.0.0.0:10260', '--health-addr', '127.0.0.1:10261',
-      '--lease-duration', String(this.opts.agentLeaseSeconds), '--node-labels', `sandpit.test/e2e=yes,sandpit.test/node=${node.name}`, '--allow-dir-images', NODE_ROOTFS,
+      `${appDir}/dist/node-agent/main.js`,
+      '--kubeconfig',
+      '/etc/sandpit/kubeconfig',
+      '--node-name',
+      node.name,
+      '--advertise-address',
+      node.ip,
+      '--listen',
+      '0.0.0.0:10260',
+      '--health-addr',
+      '127.0.0.1:10261',
+      '--lease-duration',
+      String(this.opts.agentLeaseSeconds),
+      '--node-labels',
+      `sandpit.test/e2e=yes,sandpit.test/node=${node.name}`,
+      '--allow-dir-images',
+      NODE_ROOTFS,
     ];
     const env = {
       SANDPIT_STATE_DIR: '/var/lib/sandpit',
@@ -199,14 +266,30 @@ export class E2ECluster {
       SANDPIT_LOG_LEVEL: 'info',
     };
     const envArgs = Object.entries(env).flatMap(([k, v]) => ['-e', `${k}=${v}`]);
-    await this.engine.docker(['exec', '-d', ...envArgs, node.containerName, 'sh', '-c', `echo $$ > /run/sptest-agent.pid; exec node ${args.join(' ')} >>/var/lib/sandpit/agent.log 2>&1`]);
-    await waitFor(`agent pid on ${node.name}`, async () => (await this.exec(node.name, ['cat', '/run/sptest-agent.pid'])).trim() || undefined, 20_000);
+    await this.engine.docker([
+      'exec',
+      '-d',
+      ...envArgs,
+      node.containerName,
+      'sh',
+      '-c',
+      `echo $$ > /run/sptest-agent.pid; exec node ${args.join(' ')} >>/var/lib/sandpit/agent.log 2>&1`,
+    ]);
+    await waitFor(
+      `agent pid on ${node.name}`,
+      async () => (await this.exec(node.name, ['cat', '/run/sptest-agent.pid'])).trim() || undefined,
+      20_000,
+    );
   }
 
   /** Stops the agent in a node container (sandboxes keep running). */
   async stopAgent(name: string, signal: 'TERM' | 'KILL' = 'TERM'): Promise<void> {
     const pid = (await this.exec(name, ['cat', '/run/sptest-agent.pid'])).trim();
-    await this.exec(name, ['sh', '-c', `kill -${signal} ${pid} 2>/dev/null; for i in $(seq 1 150); do kill -0 ${pid} 2>/dev/null || exit 0; sleep 0.1; done; kill -KILL ${pid}; rm -f /run/sptest-agent.pid`]);
+    await this.exec(name, [
+      'sh',
+      '-c',
+      `kill -${signal} ${pid} 2>/dev/null; for i in $(seq 1 150); do kill -0 ${pid} 2>/dev/null || exit 0; sleep 0.1; done; kill -KILL ${pid}; rm -f /run/sptest-agent.pid`,
+    ]);
   }
 
   async exec(name: string, cmd: string[]): Promise<string> {
@@ -228,11 +311,18 @@ export class E2ECluster {
   async waitNodeReady(name: string, timeoutMs = 120_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const r = await this.cp.kubectlResult(['get', 'sandboxnode', name, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status}']);
+      const r = await this.cp.kubectlResult([
+        'get',
+        'sandboxnode',
+        name,
+        '-o',
+        'jsonpath={.status.conditions[?(@.type=="Ready")].status}',
+      ]);
       if (r.stdout.trim() === 'True') return;
       const alive = await this.execResult(name, ['sh', '-c', 'kill -0 $(cat /run/sptest-agent.pid)']);
       if (alive.code !== 0) throw new Error(`the agent on ${name} exited: ${(await this.agentLog(name)).slice(-1500)}`);
-      if (Date.now() > deadline) throw new Error(`SandboxNode ${name} not Ready after ${timeoutMs} ms: ${r.stdout} ${r.stderr}`);
+      if (Date.now() > deadline)
+        throw new Error(`SandboxNode ${name} not Ready after ${timeoutMs} ms: ${r.stdout} ${r.stderr}`);
       await sleep(500);
     }
   }
@@ -257,14 +347,35 @@ export class E2ECluster {
 
   /** The controller replica holding the leader Lease, if any. */
   async leader(): Promise<string | undefined> {
-    const r = await this.cp.kubectlResult(['-n', 'sandpit-system', 'get', 'lease', 'sandpit-controller', '-o', 'jsonpath={.spec.holderIdentity}']);
+    const r = await this.cp.kubectlResult([
+      '-n',
+      'sandpit-system',
+      'get',
+      'lease',
+      'sandpit-controller',
+      '-o',
+      'jsonpath={.spec.holderIdentity}',
+    ]);
     return r.code === 0 ? r.stdout.trim() || undefined : undefined;
   }
 
   async restartController(identity: string): Promise<void> {
     const i = this.controllers.findIndex((c) => c.identity === identity);
     if (i >= 0) await this.controllers[i]!.stop('SIGKILL');
-    const common = ['--namespace', 'sandpit-system', '--resync-period', '5', '--node-lost-grace', String(this.opts.nodeLostGrace), '--lease-duration', '8', '--renew-deadline', '5', '--retry-period', '1'];
+    const common = [
+      '--namespace',
+      'sandpit-system',
+      '--resync-period',
+      '5',
+      '--node-lost-grace',
+      String(this.opts.nodeLostGrace),
+      '--lease-duration',
+      '8',
+      '--renew-deadline',
+      '5',
+      '--retry-period',
+      '1',
+    ];
     const p = await startController(this.cp, identity, common);
     if (i >= 0) this.controllers[i] = p;
     else this.controllers.push(p);
@@ -281,8 +392,10 @@ export class E2ECluster {
   /** Tails of every log, for a failing test. */
   async diagnostics(): Promise<string> {
     const parts: string[] = [];
-    for (const c of this.controllers) parts.push(`--- controller ${c.identity}\n${(await controllerLog(c)).slice(-3000)}`);
-    for (const n of this.nodes.values()) parts.push(`--- agent ${n.name}\n${(await this.agentLog(n.name)).slice(-3000)}`);
+    for (const c of this.controllers)
+      parts.push(`--- controller ${c.identity}\n${(await controllerLog(c)).slice(-3000)}`);
+    for (const n of this.nodes.values())
+      parts.push(`--- agent ${n.name}\n${(await this.agentLog(n.name)).slice(-3000)}`);
     return parts.join('\n');
   }
 
@@ -325,7 +438,11 @@ export function runtimeEntries(node: NodeHandle): RuntimeEntry[] {
   }
   for (const id of ids) {
     try {
-      const rec = JSON.parse(readFileSync(join(root, id, 'sandbox.json'), 'utf8')) as { ref: { uid: string; name: string }; phase: string; pid1?: { pid: number } };
+      const rec = JSON.parse(readFileSync(join(root, id, 'sandbox.json'), 'utf8')) as {
+        ref: { uid: string; name: string };
+        phase: string;
+        pid1?: { pid: number };
+      };
       out.push({ id, uid: rec.ref.uid, name: rec.ref.name, phase: rec.phase, pid1: rec.pid1?.pid });
     } catch {
       /* being written or removed */

@@ -1,5 +1,17 @@
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  chmodSync,
+} from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -60,7 +72,9 @@ export function hostNetSnapshot(): HostNetSnapshot {
     iptablesRules: rules + tryRead('iptables', ['-w', '-t', 'nat', '-S']),
     nftRuleset: tryRead('nft', ['list', 'ruleset']),
     ipForward: readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim(),
-    brNetfilter: existsSync('/proc/sys/net/bridge/bridge-nf-call-iptables') ? readFileSync('/proc/sys/net/bridge/bridge-nf-call-iptables', 'utf8').trim() : 'absent',
+    brNetfilter: existsSync('/proc/sys/net/bridge/bridge-nf-call-iptables')
+      ? readFileSync('/proc/sys/net/bridge/bridge-nf-call-iptables', 'utf8').trim()
+      : 'absent',
   };
 }
 
@@ -129,7 +143,10 @@ export class DockerEngine {
   #pids: number[] = [];
   readonly before: HostNetSnapshot;
 
-  private constructor(readonly id: string, parent: string) {
+  private constructor(
+    readonly id: string,
+    parent: string,
+  ) {
     this.name = `sptest-e2e-${id}`;
     this.dir = mkdtempSync(join(parent, `${this.name}-`));
     this.socket = join(this.dir, 'docker.sock');
@@ -140,8 +157,10 @@ export class DockerEngine {
 
   /** Starts dockerd and waits until it answers /_ping. */
   static async start(opts: EngineOptions): Promise<DockerEngine> {
-    if (!/^[a-z0-9]{1,4}$/.test(opts.id)) throw new Error(`engine id must be 1-4 lowercase letters/digits, got "${opts.id}"`);
-    if (!existsSync(DOCKERD)) throw new Error(`${DOCKERD} not found: install Debian's docker.io (see .ci/packages/e2e.txt and .ci/run)`);
+    if (!/^[a-z0-9]{1,4}$/.test(opts.id))
+      throw new Error(`engine id must be 1-4 lowercase letters/digits, got "${opts.id}"`);
+    if (!existsSync(DOCKERD))
+      throw new Error(`${DOCKERD} not found: install Debian's docker.io (see .ci/packages/e2e.txt and .ci/run)`);
     const e = new DockerEngine(opts.id, opts.parent ?? '/tmp');
     try {
       await e.#boot();
@@ -196,18 +215,23 @@ exec ${RUNC} "$@"
     ];
     const logFd = openSync(join(this.dir, 'dockerd.log'), 'a');
     // SIGTERM (not KILL) when this process dies: dockerd then stops its containers and containerd.
-    this.#child = spawn('setpriv', ['--pdeathsig', 'TERM', '--', DOCKERD, ...args], { stdio: ['ignore', logFd, logFd], detached: false });
+    this.#child = spawn('setpriv', ['--pdeathsig', 'TERM', '--', DOCKERD, ...args], {
+      stdio: ['ignore', logFd, logFd],
+      detached: false,
+    });
     closeSync(logFd);
     this.#exited = new Promise((resolve) => this.#child!.once('exit', () => resolve()));
     this.#child.once('error', () => undefined);
     const deadline = Date.now() + 60_000;
     for (;;) {
-      if (this.#child.exitCode !== null) throw new Error(`dockerd exited with ${this.#child.exitCode}: ${this.logTail()}`);
+      if (this.#child.exitCode !== null)
+        throw new Error(`dockerd exited with ${this.#child.exitCode}: ${this.logTail()}`);
       if (existsSync(this.socket) && (await this.ping())) {
         this.#pids = this.pids();
         return;
       }
-      if (Date.now() > deadline) throw new Error(`dockerd did not answer on ${this.socket} within 60 s: ${this.logTail()}`);
+      if (Date.now() > deadline)
+        throw new Error(`dockerd did not answer on ${this.socket} within 60 s: ${this.logTail()}`);
       await sleep(200);
     }
   }
@@ -230,20 +254,36 @@ exec ${RUNC} "$@"
 
   /** Environment for the docker CLI and testcontainers (its reaper cannot be pulled here). */
   env(): NodeJS.ProcessEnv {
-    return { ...process.env, DOCKER_HOST: this.host, TESTCONTAINERS_RYUK_DISABLED: 'true', TESTCONTAINERS_HOST_OVERRIDE: 'localhost', DOCKER_BUILDKIT: '0', DOCKER_CLI_HINTS: 'false' };
+    return {
+      ...process.env,
+      DOCKER_HOST: this.host,
+      TESTCONTAINERS_RYUK_DISABLED: 'true',
+      TESTCONTAINERS_HOST_OVERRIDE: 'localhost',
+      DOCKER_BUILDKIT: '0',
+      DOCKER_CLI_HINTS: 'false',
+    };
   }
 
   /** Runs the docker CLI against this engine. */
   async docker(args: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<string> {
     if (opts.input === undefined) {
-      const { stdout } = await execFileP('docker', args, { env: this.env(), maxBuffer: 64 << 20, timeout: opts.timeoutMs ?? 300_000 });
+      const { stdout } = await execFileP('docker', args, {
+        env: this.env(),
+        maxBuffer: 64 << 20,
+        timeout: opts.timeoutMs ?? 300_000,
+      });
       return stdout;
     }
     return new Promise((resolve, reject) => {
-      const child = execFile('docker', args, { env: this.env(), maxBuffer: 64 << 20, timeout: opts.timeoutMs ?? 300_000 }, (err, stdout, stderr) => {
-        if (err) reject(Object.assign(err, { stdout, stderr }));
-        else resolve(stdout);
-      });
+      const child = execFile(
+        'docker',
+        args,
+        { env: this.env(), maxBuffer: 64 << 20, timeout: opts.timeoutMs ?? 300_000 },
+        (err, stdout, stderr) => {
+          if (err) reject(Object.assign(err, { stdout, stderr }));
+          else resolve(stdout);
+        },
+      );
       child.stdin?.end(opts.input);
     });
   }
@@ -251,7 +291,11 @@ exec ${RUNC} "$@"
   /** Like docker() but returns the exit code and output instead of rejecting. */
   async dockerResult(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
     try {
-      const { stdout, stderr } = await execFileP('docker', args, { env: this.env(), maxBuffer: 64 << 20, timeout: 300_000 });
+      const { stdout, stderr } = await execFileP('docker', args, {
+        env: this.env(),
+        maxBuffer: 64 << 20,
+        timeout: 300_000,
+      });
       return { code: 0, stdout, stderr };
     } catch (err) {
       const e = err as { code?: number; stdout?: string; stderr?: string };
@@ -299,7 +343,9 @@ exec ${RUNC} "$@"
     if (this.#child && this.#child.exitCode === null && (await this.ping())) {
       const ids = (await this.dockerResult(['ps', '-aq'])).stdout.split('\n').filter(Boolean);
       if (ids.length) await this.dockerResult(['rm', '-f', '-v', ...ids]);
-      const nets = (await this.dockerResult(['network', 'ls', '-q', '--filter', 'type=custom'])).stdout.split('\n').filter(Boolean);
+      const nets = (await this.dockerResult(['network', 'ls', '-q', '--filter', 'type=custom'])).stdout
+        .split('\n')
+        .filter(Boolean);
       for (const n of nets) await this.dockerResult(['network', 'rm', n]);
     }
     const recorded = [...new Set([...this.#pids, ...this.pids()])];
@@ -340,7 +386,8 @@ exec ${RUNC} "$@"
     for (const m of this.mounts()) out.push(`mount ${m}`);
     for (const c of this.cgroups()) out.push(`cgroup ${c}`);
     if (existsSync(this.dir)) out.push(`dir ${this.dir} (${statSync(this.dir).isDirectory() ? 'directory' : 'file'})`);
-    for (const l of tryRead('ip', ['-o', 'link', 'show']).split('\n')) if (l.includes(this.name)) out.push(`link ${l.split(':')[1]?.trim()}`);
+    for (const l of tryRead('ip', ['-o', 'link', 'show']).split('\n'))
+      if (l.includes(this.name)) out.push(`link ${l.split(':')[1]?.trim()}`);
     return out;
   }
 }

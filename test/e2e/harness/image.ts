@@ -1,6 +1,17 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { buildBusyboxRootfs } from '../../fixtures/busybox-rootfs.js';
 import { CACHE_DIR, debianRootfsTar } from '../../harness/images/fixtures.js';
@@ -64,7 +75,13 @@ function run(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.Pro
 export function nodeBaseTar(): { tar: string; key: string } {
   const debian = debianRootfsTar();
   const node = process.execPath;
-  const key = sha(BASE_VERSION, NODE_PACKAGES.join(' '), fileStamp(debian), fileStamp(node), fileStamp('/usr/bin/busybox')).slice(0, 16);
+  const key = sha(
+    BASE_VERSION,
+    NODE_PACKAGES.join(' '),
+    fileStamp(debian),
+    fileStamp(node),
+    fileStamp('/usr/bin/busybox'),
+  ).slice(0, 16);
   const tar = join(E2E_CACHE, `node-base-${key}.tar`);
   if (existsSync(tar)) return { tar, key };
   mkdirSync(E2E_CACHE, { recursive: true });
@@ -74,7 +91,16 @@ export function nodeBaseTar(): { tar: string; key: string } {
   try {
     run('tar', ['--numeric-owner', '--xattrs', '-C', dir, '-xf', debian]);
     // apt in the chroot uses this machine's sources, keys and settings (the ones that work here).
-    for (const p of ['sources.list', 'sources.list.d', 'apt.conf.d', 'auth.conf.d', 'preferences.d', 'trusted.gpg', 'trusted.gpg.d', 'keyrings']) {
+    for (const p of [
+      'sources.list',
+      'sources.list.d',
+      'apt.conf.d',
+      'auth.conf.d',
+      'preferences.d',
+      'trusted.gpg',
+      'trusted.gpg.d',
+      'keyrings',
+    ]) {
       const src = join('/etc/apt', p);
       if (existsSync(src)) cpSync(src, join(dir, 'etc/apt', p), { recursive: true, force: true });
     }
@@ -98,7 +124,9 @@ export function nodeBaseTar(): { tar: string; key: string } {
     run('tar', ['--numeric-owner', '--xattrs', '-C', dir, '-cf', `${tar}.tmp`, '.']);
     renameSync(`${tar}.tmp`, tar);
     // Tarballs of other keys (an older package list or Node.js) are not used again.
-    for (const f of readdirSync(E2E_CACHE)) if (/^node-base-[0-9a-f]+\.tar$/.test(f) && f !== `node-base-${key}.tar`) rmSync(join(E2E_CACHE, f), { force: true });
+    for (const f of readdirSync(E2E_CACHE))
+      if (/^node-base-[0-9a-f]+\.tar$/.test(f) && f !== `node-base-${key}.tar`)
+        rmSync(join(E2E_CACHE, f), { force: true });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -139,7 +167,13 @@ export async function nodeImage(engine: DockerEngine, root = ROOT): Promise<stri
   const base = nodeBaseTar();
   const baseTag = `sptest-e2e/node-base:${base.key}`;
   if ((await engine.dockerResult(['image', 'inspect', baseTag])).code !== 0) {
-    await engine.docker(['import', '--change', 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', base.tar, baseTag]);
+    await engine.docker([
+      'import',
+      '--change',
+      'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+      base.tar,
+      baseTag,
+    ]);
   }
   const files = appFiles(root);
   const h = createHash('sha256').update(baseTag);
@@ -159,7 +193,10 @@ export async function nodeImage(engine: DockerEngine, root = ROOT): Promise<stri
         run('cp', ['-a', join(root, f), join(ctx, 'app', f)]);
       }
     }
-    writeFileSync(join(ctx, 'Dockerfile'), `FROM ${baseTag}\nCOPY app ${APP_DIR}\nCMD ["/usr/bin/catatonit", "--", "/bin/sleep", "infinity"]\n`);
+    writeFileSync(
+      join(ctx, 'Dockerfile'),
+      `FROM ${baseTag}\nCOPY app ${APP_DIR}\nCMD ["/usr/bin/catatonit", "--", "/bin/sleep", "infinity"]\n`,
+    );
     await engine.docker(['build', '-q', '-t', tag, ctx], { timeoutMs: 600_000 });
   } finally {
     rmSync(ctx, { recursive: true, force: true });

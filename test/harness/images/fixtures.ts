@@ -1,7 +1,16 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, copyFileSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  copyFileSync,
+  writeFileSync,
+} from 'node:fs';
 import { join, resolve } from 'node:path';
 
 /*
@@ -20,7 +29,8 @@ export const LAYOUT = join(CACHE_DIR, `oci-${FIXTURE_VERSION}`);
 /** Tags in the layout. `multi` is an index of busybox (amd64) and arm (arm64). */
 export const TAGS = ['busybox', 'app1', 'app2', 'corrupt', 'arm', 'multi', 'debian'] as const;
 
-const run = (cmd: string, args: string[], cwd?: string) => execFileSync(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], cwd, maxBuffer: 1 << 26 });
+const run = (cmd: string, args: string[], cwd?: string) =>
+  execFileSync(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], cwd, maxBuffer: 1 << 26 });
 
 function debianMirror(): string {
   for (const f of ['/etc/apt/sources.list.d/debian.sources', '/etc/apt/sources.list']) {
@@ -75,13 +85,24 @@ export function buildFixtures(): string {
   mkdirSync(join(B, 'rootfs/etc'));
   writeFileSync(join(B, 'rootfs/etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
   run('umoci', ['repack', '--image', `${L}:busybox`, B]);
-  run('umoci', ['config', '--image', `${L}:busybox`, '--config.cmd', '/bin/sh', '--config.env', 'FROM_IMAGE=1', '--config.workingdir', '/']);
+  run('umoci', [
+    'config',
+    '--image',
+    `${L}:busybox`,
+    '--config.cmd',
+    '/bin/sh',
+    '--config.env',
+    'FROM_IMAGE=1',
+    '--config.workingdir',
+    '/',
+  ]);
   rmSync(B, { recursive: true, force: true });
 
   // app1, app2, corrupt: busybox plus one small layer each (shared base layer).
   for (const app of ['app1', 'app2', 'corrupt']) {
     run('umoci', ['unpack', '--image', `${L}:busybox`, B]);
-    const data = app === 'corrupt' ? createHash('sha512').update(app).digest().toString('hex').repeat(4096) : `${app}\n`;
+    const data =
+      app === 'corrupt' ? createHash('sha512').update(app).digest().toString('hex').repeat(4096) : `${app}\n`;
     writeFileSync(join(B, `rootfs/${app}.txt`), data);
     run('umoci', ['repack', '--image', `${L}:${app}`, B]);
     rmSync(B, { recursive: true, force: true });
@@ -108,7 +129,12 @@ export function buildFixtures(): string {
   const hex = createHash('sha256').update(body).digest('hex');
   writeFileSync(join(L, 'blobs/sha256', hex), body);
   const top = JSON.parse(readFileSync(join(L, 'index.json'), 'utf8')) as { manifests: unknown[] };
-  top.manifests.push({ mediaType: idx.mediaType, digest: `sha256:${hex}`, size: body.length, annotations: { 'org.opencontainers.image.ref.name': 'multi' } });
+  top.manifests.push({
+    mediaType: idx.mediaType,
+    digest: `sha256:${hex}`,
+    size: body.length,
+    annotations: { 'org.opencontainers.image.ref.name': 'multi' },
+  });
   writeFileSync(join(L, 'index.json'), JSON.stringify(top));
 
   // debian: the debootstrap'ed rootfs in one layer.
@@ -129,7 +155,12 @@ export function buildFixtures(): string {
  * as repository `as` (default: the tag's name) and tag `to` (default: latest).
  * Asynchronous: the token endpoint skopeo talks to runs in this process.
  */
-export async function push(layout: string, registry: string, items: { tag: string; as?: string; docker?: boolean; to?: string }[], creds?: string): Promise<void> {
+export async function push(
+  layout: string,
+  registry: string,
+  items: { tag: string; as?: string; docker?: boolean; to?: string }[],
+  creds?: string,
+): Promise<void> {
   for (const it of items) {
     const args = ['copy', '--quiet', '--dest-tls-verify=false'];
     if (creds) args.push('--dest-creds', creds);
@@ -143,6 +174,8 @@ export async function push(layout: string, registry: string, items: { tag: strin
 /** The manifest digest of a tag in the layout, and its layer digests. */
 export function layersOf(layout: string, tag: string): string[] {
   const m = manifestFor(layout, tag);
-  const doc = JSON.parse(readFileSync(join(layout, 'blobs/sha256', m.digest.slice(7)), 'utf8')) as { layers: { digest: string }[] };
+  const doc = JSON.parse(readFileSync(join(layout, 'blobs/sha256', m.digest.slice(7)), 'utf8')) as {
+    layers: { digest: string }[];
+  };
   return doc.layers.map((l) => l.digest);
 }

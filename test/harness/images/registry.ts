@@ -68,18 +68,30 @@ export async function startTokenServer(opts: {
     }
     const scopes = u.searchParams.getAll('scope');
     requests.push({ scope: scopes, user });
-    const access = user && starve-- <= 0
-      ? scopes.map((s) => {
-          const [type, name, actions] = s.split(':');
-          return { type, name, actions: (actions ?? '').split(',') };
-        })
-      : [];
+    const access =
+      user && starve-- <= 0
+        ? scopes.map((s) => {
+            const [type, name, actions] = s.split(':');
+            return { type, name, actions: (actions ?? '').split(',') };
+          })
+        : [];
     const now = Math.floor(Date.now() / 1000);
     const header = { alg: 'ES256', typ: 'JWT', x5c };
-    const claims = { iss: opts.issuer, sub: user ?? '', aud: opts.service, exp: now + 300, nbf: now - 10, iat: now, jti: randomBytes(8).toString('hex'), access };
+    const claims = {
+      iss: opts.issuer,
+      sub: user ?? '',
+      aud: opts.service,
+      exp: now + 300,
+      nbf: now - 10,
+      iat: now,
+      jti: randomBytes(8).toString('hex'),
+      access,
+    };
     const signing = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(claims))}`;
     const sig = createSign('SHA256').update(signing).sign({ key: opts.keyPem, dsaEncoding: 'ieee-p1363' });
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token: `${signing}.${b64url(sig)}`, expires_in: 300 }));
+    res
+      .writeHead(200, { 'content-type': 'application/json' })
+      .end(JSON.stringify({ token: `${signing}.${b64url(sig)}`, expires_in: 300 }));
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const { port } = server.address() as AddressInfo;
@@ -96,10 +108,55 @@ export async function startTokenServer(opts: {
 export function makeServerCert(dir: string): { caPem: string; certPath: string; keyPath: string } {
   const f = (n: string) => join(dir, n);
   const ssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'ignore' });
-  ssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', f('ca.key'), '-out', f('ca.crt'), '-days', '2', '-subj', '/CN=sandpit-test-ca');
-  ssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', f('srv.key'), '-out', f('srv.csr'), '-subj', '/CN=127.0.0.1');
+  ssl(
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    f('ca.key'),
+    '-out',
+    f('ca.crt'),
+    '-days',
+    '2',
+    '-subj',
+    '/CN=sandpit-test-ca',
+  );
+  ssl(
+    'req',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    f('srv.key'),
+    '-out',
+    f('srv.csr'),
+    '-subj',
+    '/CN=127.0.0.1',
+  );
   writeFileSync(f('srv.ext'), 'subjectAltName=IP:127.0.0.1\n');
-  ssl('x509', '-req', '-in', f('srv.csr'), '-CA', f('ca.crt'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f('srv.crt'), '-days', '2', '-extfile', f('srv.ext'));
+  ssl(
+    'x509',
+    '-req',
+    '-in',
+    f('srv.csr'),
+    '-CA',
+    f('ca.crt'),
+    '-CAkey',
+    f('ca.key'),
+    '-CAcreateserial',
+    '-out',
+    f('srv.crt'),
+    '-days',
+    '2',
+    '-extfile',
+    f('srv.ext'),
+  );
   return { caPem: readFileSync(f('ca.crt'), 'utf8'), certPath: f('srv.crt'), keyPath: f('srv.key') };
 }
 
@@ -108,12 +165,19 @@ export function makeSigningKey(dir: string): { keyPem: string; certPem: string; 
   const key = join(dir, 'token.key');
   const cert = join(dir, 'token.crt');
   execFileSync('openssl', ['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', key], { stdio: 'ignore' });
-  execFileSync('openssl', ['req', '-new', '-x509', '-key', key, '-out', cert, '-days', '2', '-subj', '/CN=sandpit-test-token'], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    ['req', '-new', '-x509', '-key', key, '-out', cert, '-days', '2', '-subj', '/CN=sandpit-test-token'],
+    { stdio: 'ignore' },
+  );
   return { keyPem: readFileSync(key, 'utf8'), certPem: readFileSync(cert, 'utf8'), certPath: cert };
 }
 
 export async function startRegistry(
-  auth: { kind: 'none' } | { kind: 'htpasswd'; user: string; password: string } | { kind: 'token'; realm: string; service: string; issuer: string; certPath: string },
+  auth:
+    | { kind: 'none' }
+    | { kind: 'htpasswd'; user: string; password: string }
+    | { kind: 'token'; realm: string; service: string; issuer: string; certPath: string },
   opts: { tls?: { certPath: string; keyPath: string } } = {},
 ): Promise<TestRegistry> {
   const dir = mkdtempSync(join(tmpdir(), 'sandpit-registry-'));
@@ -142,7 +206,9 @@ http:
   secret: ${randomBytes(8).toString('hex')}
 ${opts.tls ? `  tls:\n    certificate: ${opts.tls.certPath}\n    key: ${opts.tls.keyPath}\n` : ''}${authYaml}`;
   writeFileSync(join(dir, 'config.yml'), config);
-  const child: ChildProcess = spawn('/usr/bin/docker-registry', ['serve', join(dir, 'config.yml')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child: ChildProcess = spawn('/usr/bin/docker-registry', ['serve', join(dir, 'config.yml')], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
   for (let i = 0; ; i++) {
@@ -160,7 +226,8 @@ ${opts.tls ? `  tls:\n    certificate: ${opts.tls.certPath}\n    key: ${opts.tls
   return {
     host: `127.0.0.1:${port}`,
     dir,
-    blobFile: (digest) => join(dir, 'data/docker/registry/v2/blobs/sha256', digest.slice(7, 9), digest.slice(7), 'data'),
+    blobFile: (digest) =>
+      join(dir, 'data/docker/registry/v2/blobs/sha256', digest.slice(7, 9), digest.slice(7), 'data'),
     stop: async () => {
       if (child.exitCode === null) {
         child.kill('SIGTERM');
@@ -176,10 +243,17 @@ ${opts.tls ? `  tls:\n    certificate: ${opts.tls.certPath}\n    key: ${opts.tls
  * another host (127.0.0.2). The CDN records the Authorization header it got
  * and fetches the blob from the registry with its own credentials.
  */
-export async function startRedirectingFront(target: string, cdnAuth: string): Promise<{ host: string; cdnAuthorization: (string | undefined)[]; stop(): Promise<void> }> {
+export async function startRedirectingFront(
+  target: string,
+  cdnAuth: string,
+): Promise<{ host: string; cdnAuthorization: (string | undefined)[]; stop(): Promise<void> }> {
   const [thost, tport] = target.split(':');
   const cdnAuthorization: (string | undefined)[] = [];
-  const forward = (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse, headers: Record<string, string | string[] | undefined>) => {
+  const forward = (
+    req: import('node:http').IncomingMessage,
+    res: import('node:http').ServerResponse,
+    headers: Record<string, string | string[] | undefined>,
+  ) => {
     const up = httpRequest({ host: thost, port: Number(tport), method: req.method, path: req.url, headers }, (ur) => {
       res.writeHead(ur.statusCode ?? 502, ur.headers);
       ur.pipe(res);
@@ -219,35 +293,41 @@ export async function startRedirectingFront(target: string, cdnAuth: string): Pr
  * way through the first full (non-Range) response of each listed blob, so the
  * client has to resume with Range.
  */
-export async function startCuttingProxy(target: string, cutDigests: Set<string>): Promise<{ host: string; rangeRequests: string[]; cuts: string[]; stop(): Promise<void> }> {
+export async function startCuttingProxy(
+  target: string,
+  cutDigests: Set<string>,
+): Promise<{ host: string; rangeRequests: string[]; cuts: string[]; stop(): Promise<void> }> {
   const [thost, tport] = target.split(':');
   const rangeRequests: string[] = [];
   const cuts: string[] = [];
   const server = createServer((req, res) => {
     const digest = /\/blobs\/(sha256:[a-f0-9]{64})/.exec(req.url ?? '')?.[1];
     if (digest && req.headers.range) rangeRequests.push(`${digest} ${req.headers.range}`);
-    const up = httpRequest({ host: thost, port: Number(tport), method: req.method, path: req.url, headers: req.headers }, (ur) => {
-      const cut = digest !== undefined && cutDigests.has(digest) && !req.headers.range && ur.statusCode === 200;
-      res.writeHead(ur.statusCode ?? 502, ur.headers);
-      if (!cut) {
-        ur.pipe(res);
-        return;
-      }
-      cutDigests.delete(digest);
-      const total = Number(ur.headers['content-length']);
-      let sent = 0;
-      ur.on('data', (c: Buffer) => {
-        if (sent >= total / 2) return;
-        const take = c.subarray(0, Math.max(0, Math.ceil(total / 2) - sent));
-        sent += take.length;
-        res.write(take);
-        if (sent >= total / 2) {
-          cuts.push(digest);
-          ur.destroy();
-          res.socket?.destroy();
+    const up = httpRequest(
+      { host: thost, port: Number(tport), method: req.method, path: req.url, headers: req.headers },
+      (ur) => {
+        const cut = digest !== undefined && cutDigests.has(digest) && !req.headers.range && ur.statusCode === 200;
+        res.writeHead(ur.statusCode ?? 502, ur.headers);
+        if (!cut) {
+          ur.pipe(res);
+          return;
         }
-      });
-    });
+        cutDigests.delete(digest);
+        const total = Number(ur.headers['content-length']);
+        let sent = 0;
+        ur.on('data', (c: Buffer) => {
+          if (sent >= total / 2) return;
+          const take = c.subarray(0, Math.max(0, Math.ceil(total / 2) - sent));
+          sent += take.length;
+          res.write(take);
+          if (sent >= total / 2) {
+            cuts.push(digest);
+            ur.destroy();
+            res.socket?.destroy();
+          }
+        });
+      },
+    );
     up.on('error', () => res.socket?.destroy());
     req.pipe(up);
   });

@@ -16,7 +16,8 @@ import { sandboxIdFor, type SandboxRef } from '../../../node-agent/contracts.js'
  * Traffic only ever goes to addresses inside these namespaces.
  */
 
-const sh = (cmd: string, ...args: string[]) => execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+const sh = (cmd: string, ...args: string[]) =>
+  execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
 
 export class NetWorld {
   readonly tag: string;
@@ -148,9 +149,17 @@ export class NetWorld {
    * datagram with the address it came from, so tests see masquerade at work.
    */
   async serveWhoAmI(name: string, port: number, proto: 'tcp' | 'udp' | 'tcp6'): Promise<void> {
-    const listen = proto === 'tcp' ? `TCP-LISTEN:${port},reuseaddr,fork` : proto === 'tcp6' ? `TCP6-LISTEN:${port},reuseaddr,fork,ipv6only=1` : `UDP-RECVFROM:${port},fork`;
+    const listen =
+      proto === 'tcp'
+        ? `TCP-LISTEN:${port},reuseaddr,fork`
+        : proto === 'tcp6'
+          ? `TCP6-LISTEN:${port},reuseaddr,fork,ipv6only=1`
+          : `UDP-RECVFROM:${port},fork`;
     const argv = ['socat', listen, 'SYSTEM:echo $SOCAT_PEERADDR'];
-    const child = name === 'node' ? spawn(argv[0]!, argv.slice(1), { stdio: 'ignore' }) : spawn('ip', ['netns', 'exec', this.ns(name), ...argv], { stdio: 'ignore' });
+    const child =
+      name === 'node'
+        ? spawn(argv[0]!, argv.slice(1), { stdio: 'ignore' })
+        : spawn('ip', ['netns', 'exec', this.ns(name), ...argv], { stdio: 'ignore' });
     this.#children.push(child);
     for (let i = 0; i < 100; i++) {
       const out = this.exec(name, 'ss', '-Hln', proto === 'udp' ? '-u' : '-t');
@@ -167,11 +176,24 @@ export class NetWorld {
    * on a busy machine the server's forked reply can outlast the first wait.
    * `attempts: 1` is for checks that expect no answer (cannotReach).
    */
-  ask(name: string, host: string, port: number, proto: 'tcp' | 'udp', timeoutSeconds = 2, sourcePort?: number, fromAddress?: string, attempts = 3): string {
-    const from = (sourcePort ? `,sourceport=${sourcePort},reuseaddr` : '') + (fromAddress ? `,bind=${fromAddress}` : '');
+  ask(
+    name: string,
+    host: string,
+    port: number,
+    proto: 'tcp' | 'udp',
+    timeoutSeconds = 2,
+    sourcePort?: number,
+    fromAddress?: string,
+    attempts = 3,
+  ): string {
+    const from =
+      (sourcePort ? `,sourceport=${sourcePort},reuseaddr` : '') + (fromAddress ? `,bind=${fromAddress}` : '');
     const v6 = host.includes(':');
     const addr = v6 ? `[${host}]` : host;
-    const target = proto === 'tcp' ? `TCP${v6 ? '6' : ''}:${addr}:${port},connect-timeout=${timeoutSeconds}${from}` : `UDP${v6 ? '6' : ''}:${addr}:${port}${from}`;
+    const target =
+      proto === 'tcp'
+        ? `TCP${v6 ? '6' : ''}:${addr}:${port},connect-timeout=${timeoutSeconds}${from}`
+        : `UDP${v6 ? '6' : ''}:${addr}:${port}${from}`;
     const input = proto === 'udp' ? 'who\n' : '';
     let last: unknown;
     for (let attempt = 0; attempt < attempts; attempt++) {
@@ -180,7 +202,13 @@ export class NetWorld {
       const args = ['-T', wait, '-t', wait, '-', target];
       const run = name === 'node' ? ['socat', ...args] : ['ip', 'netns', 'exec', this.ns(name), 'socat', ...args];
       try {
-        const out = execFileSync(run[0]!, run.slice(1), { input, stdio: ['pipe', 'pipe', 'pipe'], timeout: (Number(wait) + 5) * 1000 }).toString().trim();
+        const out = execFileSync(run[0]!, run.slice(1), {
+          input,
+          stdio: ['pipe', 'pipe', 'pipe'],
+          timeout: (Number(wait) + 5) * 1000,
+        })
+          .toString()
+          .trim();
         if (out) return out.split('\n')[0]!;
         last = new Error(`no answer from ${host}:${port}/${proto} asked from ${name}`);
       } catch (err) {
@@ -201,4 +229,9 @@ export class NetWorld {
   }
 }
 
-export const sandboxRef = (name: string): SandboxRef => ({ id: sandboxIdFor(`sptest/${name}/${process.pid}`), namespace: 'sptest', name, uid: name });
+export const sandboxRef = (name: string): SandboxRef => ({
+  id: sandboxIdFor(`sptest/${name}/${process.pid}`),
+  namespace: 'sptest',
+  name,
+  uid: name,
+});

@@ -9,17 +9,16 @@ export class SandpitError extends Error {
   readonly hint: string | undefined;
   /** errno name (EPERM, ENOENT, ...) when the failure came from a syscall. */
   readonly code: string | undefined;
+  /**
+   * The machine-readable reason a status, an Event or an API error body carries
+   * (kubelet's words where one exists: CreateContainerConfigError, SandboxPaused, ...).
+   * Callers read this field; nothing matches message text.
+   */
+  readonly reason: string | undefined;
   /** What went wrong, without the sandbox, step and hint the message wraps it in (to make a SandpitError of it again). */
   readonly detail: string;
 
-  constructor(opts: {
-    step: string;
-    message: string;
-    sandbox?: string;
-    hint?: string;
-    code?: string;
-    cause?: unknown;
-  }) {
+  constructor(opts: SandpitErrorOptions) {
     const where = opts.sandbox ? `sandbox ${opts.sandbox}: ` : '';
     const hint = opts.hint ? ` (${opts.hint})` : '';
     super(`${where}${opts.step}: ${opts.message}${hint}`, { cause: opts.cause });
@@ -28,6 +27,17 @@ export class SandpitError extends Error {
     this.step = opts.step;
     this.hint = opts.hint;
     this.code = opts.code;
+    this.reason = opts.reason;
     this.detail = opts.message;
   }
+}
+
+export interface SandpitErrorOptions {
+  step: string;
+  message: string;
+  sandbox?: string;
+  hint?: string;
+  code?: string;
+  reason?: string;
+  cause?: unknown;
 }

@@ -10,7 +10,7 @@ export type ImagesReadyReason =
 
 /** A failure to prepare an image, carrying the condition reason it maps to. */
 export class ImageError extends SandpitError {
-  readonly reason: ImagesReadyReason;
+  declare readonly reason: ImagesReadyReason;
   /** False when retrying cannot help (bad name, refused layer, digest mismatch). */
   readonly retryable: boolean;
 

@@ -33,7 +33,7 @@ export type NetworkReasonValue = (typeof NetworkReason)[keyof typeof NetworkReas
 
 /** A failure of the network subsystem with the NetworkReady reason it maps to. */
 export class NetworkError extends SandpitError {
-  readonly reason: NetworkReasonValue;
+  declare readonly reason: NetworkReasonValue;
   constructor(reason: NetworkReasonValue, opts: ConstructorParameters<typeof SandpitError>[0]) {
     super(opts);
     this.name = 'NetworkError';

@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { loadavg } from 'node:os';
 import { gatewayOf } from '../node-agent/network/cidr.js';
-import { hostListeners } from '../node-agent/network/listeners.js';
+import { hostListeners } from '../node-agent/network/hostports/listeners.js';
 import { NETLINK_SOCK_DIAG } from '../node-agent/network/netlink/sockdiag.js';
 import { RtnlSocket } from '../node-agent/network/netlink/socket.js';
 import { benchNode, log, percentile, sandboxRef, writeResult } from './network-lib.js';

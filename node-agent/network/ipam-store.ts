@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { check } from '../sys/libc.js';
 import { flock, LOCK_EX, LOCK_UN } from '../sys/net.js';
 import type { Subnet } from './cidr.js';
-import { emptyTable, type LeaseTable } from './ipam.js';
+import type { SandboxId } from '../contracts.js';
+import { allocateAddress, emptyTable, reclaimAddresses, releaseAddress, type LeaseTable } from './ipam.js';
 import { NetworkError, NetworkReason } from './status.js';
 
 /**
@@ -40,6 +41,47 @@ export class LeaseStore {
     } finally {
       closeSync(lockFd);
     }
+  }
+
+  /** Leases an address to the sandbox (the one it has, on a repeated setup); AddressPoolExhausted when none is free. */
+  lease(id: SandboxId, who: string): string {
+    const address = this.update((table) => {
+      const got = allocateAddress(table, this.#subnet, id);
+      return got ? { table: got.table, result: got.address } : { table, result: undefined };
+    });
+    if (!address) {
+      throw new NetworkError(NetworkReason.AddressPoolExhausted, {
+        step: 'allocate address',
+        sandbox: who,
+        message: `every address of ${this.#subnet.cidr} is leased`,
+        hint: 'delete sandboxes, or give the agent a larger subnet (SANDPIT_SUBNET, chart value agent.network.subnet)',
+      });
+    }
+    return address;
+  }
+
+  /** Releases the sandbox's lease, if it has one. */
+  release(id: SandboxId): void {
+    this.update((table) => {
+      const next = releaseAddress(table, id);
+      return {
+        table: Object.keys(next.leases).length === Object.keys(table.leases).length ? table : next,
+        result: undefined,
+      };
+    });
+  }
+
+  /** Releases the leases of sandboxes not in `live`; returns whose. */
+  reclaim(live: Set<SandboxId>): SandboxId[] {
+    return this.update((table) => {
+      const { table: next, reclaimed } = reclaimAddresses(table, live);
+      return { table: reclaimed.length ? next : table, result: reclaimed };
+    });
+  }
+
+  /** Releases every lease (node uninstall). */
+  clear(): void {
+    this.update((table) => ({ table: { ...table, last: undefined, leases: {} }, result: undefined }));
   }
 
   /** The table as it is now (for reporting and tests). */

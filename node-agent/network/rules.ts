@@ -1,5 +1,7 @@
 import type { SandboxId } from '../contracts.js';
-import type { NftObject } from './nftables.js';
+import { portComment } from './hostports/published.js';
+import type { PortRule } from './hostports/validate.js';
+import { sandboxComment } from './rule-index.js';
 
 /*
  * The nftables rule set as pure functions from data to nft scripts. Everything
@@ -20,15 +22,6 @@ export interface RuleConfig {
   subnet6?: string;
 }
 
-export interface PortRule {
-  /** Name from the spec, reported in status only. */
-  name?: string;
-  hostIP?: string;
-  hostPort: number;
-  containerPort: number;
-  protocol: 'TCP' | 'UDP';
-}
-
 export interface SandboxRules {
   id: SandboxId;
   /** `namespace/name`, written into the comment of each port rule so a clash can name who holds the port. */
@@ -45,20 +38,7 @@ export interface SandboxRules {
   denyEgressExcept6?: string[];
 }
 
-/** The comment every rule of a sandbox carries; the part after the id says what the rule is. */
-export const sandboxComment = (id: SandboxId, what: string) => `sandpit:${id} ${what}`;
-const portKey = (p: PortRule) => `${p.hostIP ?? '*'}:${p.protocol.toLowerCase()}/${p.hostPort}`;
-/** nftables keeps at most 128 bytes of comment; the owner's name is cut to fit (it is only for people). */
-const MAX_COMMENT = 127;
-const portComment = (id: SandboxId, p: PortRule, owner: string | undefined) => {
-  const base = sandboxComment(id, `port ${portKey(p)}`);
-  const who = (owner ?? '').replace(/[^a-zA-Z0-9./_-]/g, '_').slice(0, MAX_COMMENT - base.length - ' for '.length);
-  return who ? `${base} for ${who}` : base;
-};
 const q = (s: string) => `"${s}"`;
-
-/** Comment on the rules we add to another table (iptables-nft's FORWARD), naming our bridge. */
-export const compatComment = (bridge: string) => `sandpit bridge ${bridge}`;
 
 /** Creates the table and (re)writes its node-level rules. Safe to run again: base chains are flushed first. */
 export function nodeRulesScript(c: RuleConfig): string {
@@ -116,35 +96,6 @@ export const deleteTableScripts = (c: RuleConfig) => [
   `delete table inet ${c.table}\n`,
   `delete table bridge ${c.table}\n`,
 ];
-
-/**
- * Accept rules for our bridge in iptables' `ip filter FORWARD` chain, for hosts
- * where Docker or kube-proxy set its policy to DROP. An accept in our own table
- * cannot overrule a drop in another base chain on the same hook, so the accept
- * has to be in that chain. They are appended (after DOCKER-USER and friends, so
- * admin rules still come first), say nothing but the bridge name, and our own
- * `forward` chain keeps the policy: its drops are final.
- */
-export function compatRulesScript(c: RuleConfig, family: 'ip' | 'ip6' = 'ip'): string {
-  const comment = q(compatComment(c.bridge));
-  return [
-    `add rule ${family} filter FORWARD iifname ${q(c.bridge)} counter accept comment ${comment}`,
-    `add rule ${family} filter FORWARD oifname ${q(c.bridge)} counter accept comment ${comment}`,
-    '',
-  ].join('\n');
-}
-
-/** True when the listing of a chain has our compat rules. */
-export const hasCompatRules = (listing: NftObject[], c: RuleConfig) =>
-  rulesOf(listing).filter((r) => r.comment === compatComment(c.bridge)).length >= 2;
-
-/** Deletes our compat rules from the listing of `ip filter FORWARD`. */
-export function deleteCompatScript(listing: NftObject[], c: RuleConfig, family: 'ip' | 'ip6' = 'ip'): string {
-  return rulesOf(listing)
-    .filter((r) => r.comment === compatComment(c.bridge))
-    .map((r) => `delete rule ${family} filter FORWARD handle ${r.handle}\n`)
-    .join('');
-}
 
 /** Rules for one sandbox: DNAT of its published ports, and egress Deny. */
 export function sandboxRulesScript(c: RuleConfig, s: SandboxRules): string {
@@ -212,109 +163,4 @@ export function sandboxRulesScript(c: RuleConfig, s: SandboxRules): string {
     }
   }
   return lines.length ? `${lines.join('\n')}\n` : '';
-}
-
-export interface ListedRule {
-  family: string;
-  chain: string;
-  handle: number;
-  comment: string | undefined;
-}
-
-/** The rules of a `list table`/`list chain` JSON listing. */
-export function rulesOf(listing: NftObject[]): ListedRule[] {
-  return listing
-    .filter((o) => o.rule)
-    .map((o) => ({
-      family: String(o.rule!.family ?? 'inet'),
-      chain: String(o.rule!.chain),
-      handle: Number(o.rule!.handle),
-      comment: o.rule!.comment as string | undefined,
-    }));
-}
-
-/** The sandbox a rule belongs to, from its comment. */
-export function ruleOwner(comment: string | undefined): SandboxId | undefined {
-  return /^sandpit:([0-9a-f]{12})(?: |$)/.exec(comment ?? '')?.[1];
-}
-
-/** Deletes every rule of the sandboxes `doomed` says yes to. */
-export function deleteSandboxRulesScript(
-  c: RuleConfig,
-  rules: ListedRule[],
-  doomed: (id: SandboxId) => boolean,
-): string {
-  return rules
-    .filter((r) => {
-      const owner = ruleOwner(r.comment);
-      return owner !== undefined && doomed(owner);
-    })
-    .map((r) => `delete rule ${r.family} ${c.table} ${r.chain} handle ${r.handle}\n`)
-    .join('');
-}
-
-/**
- * The rules a script adds, without handles (-1): what the provider remembers
- * after a setup, until a listing tells it the handles.
- */
-export function plannedRules(script: string): ListedRule[] {
-  const out: ListedRule[] = [];
-  for (const line of script.split('\n')) {
-    const m = /^add rule (\S+) \S+ (\S+) .* comment "([^"]*)"$/.exec(line.trim());
-    if (m) out.push({ family: m[1]!, chain: m[2]!, handle: -1, comment: m[3] });
-  }
-  return out;
-}
-
-/** Sandboxes that have rules in the listing. */
-export const sandboxesWithRules = (rules: ListedRule[]) =>
-  new Set(rules.map((r) => ruleOwner(r.comment)).filter((id): id is SandboxId => id !== undefined));
-
-/**
- * Published ports of other sandboxes that clash with `ports`: same protocol and
- * hostPort, and host addresses that overlap (no hostIP means every address).
- */
-export function hostPortConflicts(
-  rules: ListedRule[],
-  id: SandboxId,
-  ports: PortRule[],
-): { port: PortRule; owner: SandboxId; ownerName?: string }[] {
-  const taken = publishedByRules(rules).filter((t) => t.owner !== id);
-  const out: { port: PortRule; owner: SandboxId; ownerName?: string }[] = [];
-  for (const p of ports) {
-    const hit = taken.find(
-      (t) =>
-        t.protocol === p.protocol && t.hostPort === p.hostPort && (!t.hostIP || !p.hostIP || t.hostIP === p.hostIP),
-    );
-    if (hit) out.push({ port: p, owner: hit.owner, ...(hit.ownerName ? { ownerName: hit.ownerName } : {}) });
-  }
-  return out;
-}
-
-/**
- * Published ports as the rules' comments name them ("... port <hostIP or *>:<tcp|udp>/<hostPort> for <name>"),
- * one entry per sandbox and port however many rules carry it: what an agent
- * restarted with sandboxes running must hold again.
- */
-export function publishedByRules(
-  rules: ListedRule[],
-): { owner: SandboxId; protocol: 'TCP' | 'UDP'; hostPort: number; hostIP?: string; ownerName?: string }[] {
-  const out = new Map<
-    string,
-    { owner: SandboxId; protocol: 'TCP' | 'UDP'; hostPort: number; hostIP?: string; ownerName?: string }
-  >();
-  for (const r of rules) {
-    const owner = ruleOwner(r.comment);
-    const m = / port (\S+):(tcp|udp)\/(\d+)(?: for (\S+))?$/.exec(r.comment ?? '');
-    if (!owner || !m) continue;
-    const entry = {
-      owner,
-      protocol: m[2] === 'tcp' ? ('TCP' as const) : ('UDP' as const),
-      hostPort: Number(m[3]),
-      ...(m[1] !== '*' ? { hostIP: m[1]! } : {}),
-      ...(m[4] ? { ownerName: m[4] } : {}),
-    };
-    out.set(`${owner}/${entry.protocol}/${m[1]}/${entry.hostPort}`, entry);
-  }
-  return [...out.values()];
 }

@@ -1,4 +1,5 @@
 import { SandpitError } from '../../lib/errors.js';
+import { NetlinkError } from './netlink/socket.js';
 
 /*
  * The NetworkReady condition of a sandbox. Reasons are CamelCase words a person
@@ -38,5 +39,20 @@ export class NetworkError extends SandpitError {
     super(opts);
     this.name = 'NetworkError';
     this.reason = reason;
+  }
+}
+
+/**
+ * Runs one step and turns a failure into a NetworkError naming the step and
+ * the reason (a NetworkError from deeper down passes as it is); a kernel
+ * refusal keeps its errno name as the code.
+ */
+export function networkStep<T>(reason: NetworkReasonValue, step: string, sandbox: string | undefined, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof NetworkError) throw err;
+    const code = err instanceof NetlinkError ? err.code : undefined;
+    throw new NetworkError(reason, { step, sandbox, message: (err as Error).message, code, cause: err });
   }
 }

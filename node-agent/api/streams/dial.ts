@@ -2,7 +2,7 @@ import { Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SandpitError } from '../../../lib/errors.js';
 import { inNetns } from '../../network/netns.js';
-import { sockaddr } from '../../network/port-holders.js';
+import { sockaddr } from '../../network/hostports/holders.js';
 import { errnoName, koffi, libc } from '../../sys/libc.js';
 import { AF_INET, close, socket, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET } from '../../sys/net.js';
 

@@ -1,6 +1,6 @@
 import { fstatSync } from 'node:fs';
-import { SandpitError } from '../../lib/errors.js';
-import { check, errnoName, libc, koffi } from '../sys/libc.js';
+import { SandpitError } from '../../../lib/errors.js';
+import { check, errnoName, libc, koffi } from '../../sys/libc.js';
 import {
   AF_INET,
   AF_INET6,
@@ -12,9 +12,9 @@ import {
   SOCK_STREAM,
   SOL_SOCKET,
   SO_RCVBUF,
-} from '../sys/net.js';
-import type { SandboxId } from '../contracts.js';
-import { NetworkError, NetworkReason } from './status.js';
+} from '../../sys/net.js';
+import type { SandboxId } from '../../contracts.js';
+import { NetworkError, NetworkReason } from '../status.js';
 
 /*
  * Published host ports are held open by the agent, as docker-proxy and

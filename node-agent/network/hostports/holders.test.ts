@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { holdPlan, sockaddr } from './port-holders.js';
+import { holdPlan, sockaddr } from './holders.js';
 
 describe('published port holders (unit)', () => {
   it('holds each port once on IPv4, and on [::] too for a wildcard port of a dual-stack node', () => {

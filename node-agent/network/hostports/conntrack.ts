@@ -1,6 +1,6 @@
 import { NETLINK_NETFILTER } from '../../sys/net.js';
-import { AF_INET, decodeAttrs, NLA_F_NESTED, type Attr } from './codec.js';
-import { RtnlSocket } from './socket.js';
+import { AF_INET, decodeAttrs, NLA_F_NESTED, type Attr } from '../netlink/codec.js';
+import { RtnlSocket } from '../netlink/socket.js';
 
 /*
  * Just enough ctnetlink to forget stale UDP flows to a port that is about to

@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { listeningSockets } from './netlink/sockdiag.js';
-import type { RtnlSocket } from './netlink/socket.js';
-import type { PortRule } from './rules.js';
+import { listeningSockets } from '../netlink/sockdiag.js';
+import type { RtnlSocket } from '../netlink/socket.js';
+import type { PortRule } from './validate.js';
 
 /*
  * Programs of the node that listen on a port a sandbox wants to publish.
@@ -9,7 +9,7 @@ import type { PortRule } from './rules.js';
  * the traffic of such a listener silently (it keeps running, it just never sees
  * a packet again). So setup refuses the port instead, naming the listener.
  *
- * Listed with sock_diag (netlink/sockdiag.ts) on the provider's socket, which
+ * Listed with sock_diag (../netlink/sockdiag.ts) on the provider's socket, which
  * belongs to the namespace its thread was in when it was made (the agent's
  * thread is in the node's namespace; a test thread in its test node's).
  */

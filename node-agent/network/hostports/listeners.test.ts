@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { endianness } from 'node:os';
 import { shadowedListeners, type HostListener } from './listeners.js';
-import { AF_INET6, decodeDiagMessage, diagRequest, IPPROTO_TCP, TCP_LISTEN } from './netlink/sockdiag.js';
+import { AF_INET6, decodeDiagMessage, diagRequest, IPPROTO_TCP, TCP_LISTEN } from '../netlink/sockdiag.js';
 
 describe('host listeners (unit)', () => {
   /** struct inet_diag_msg as the kernel lays it out: ports and addresses in network order, the rest in host order. */

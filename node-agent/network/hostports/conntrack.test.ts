@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { attrNested, attrU8, encodeAttrs } from './codec.js';
+import { attrNested, attrU8, encodeAttrs } from '../netlink/codec.js';
 import { originalUdpDstPort } from './conntrack.js';
 
 describe('conntrack dump decoding (unit)', () => {

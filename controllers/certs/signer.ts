@@ -1,6 +1,6 @@
 import type { Logger } from '../../lib/log.js';
-import type { KubeClient } from '../client/kube.js';
-import { paths, type ObjectList } from '../client/resources.js';
+import type { KubeClient } from '../../lib/kube/client.js';
+import { paths, type ObjectList } from '../../lib/kube/resources.js';
 import { AGENT_SIGNER } from './authority.js';
 import { signCSR, type PemPair } from './x509.js';
 

@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { AGENT_SIGNER, CA_BUNDLE_CONFIGMAP } from '../../controllers/certs/authority.js';
 import { createCSR, lifetime, newKey } from '../../controllers/certs/x509.js';
-import type { KubeClient } from '../../controllers/client/kube.js';
-import { paths } from '../../controllers/client/resources.js';
+import type { KubeClient } from '../../lib/kube/client.js';
+import { paths } from '../../lib/kube/resources.js';
 import { SandpitError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
 import type { ServingTLS } from './server.js';

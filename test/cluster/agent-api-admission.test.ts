@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { KubeConfig } from '@kubernetes/client-node';
-import { ApiError, KubeClient } from '../../controllers/client/kube.js';
-import { paths } from '../../controllers/client/resources.js';
+import { ApiError, KubeClient } from '../../lib/kube/client.js';
+import { paths } from '../../lib/kube/resources.js';
 import { createLogger } from '../../lib/log.js';
 import type { SandboxObservation } from '../../node-agent/contracts.js';
 import { NodeRegistration } from '../../node-agent/registration/registration.js';

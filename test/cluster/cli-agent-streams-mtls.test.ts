@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import WebSocket from 'ws';
 import { createLogger } from '../../lib/log.js';
 import { MtlsServer } from '../../node-agent/api/server.js';
-import { CHANNEL_PROTOCOL } from '../../node-agent/api/streams/channel.js';
+import { CHANNEL_PROTOCOL } from '../../protocol/streams.js';
 import { StreamRouter } from '../../node-agent/api/streams/router.js';
 import { TestPki } from '../harness/pki.js';
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { KubeConfig } from '@kubernetes/client-node';
-import { KubeClient } from '../../controllers/client/kube.js';
-import type { ConditionInput } from '../../controllers/status/conditions.js';
+import { KubeClient } from '../../lib/kube/client.js';
+import type { ConditionInput } from '../../lib/kube/conditions.js';
 import { createLogger } from '../../lib/log.js';
 import { NodeRegistration } from '../../node-agent/registration/registration.js';
 import { sharedControlPlane, type ControlPlane } from '../harness/control-plane.js';

@@ -15,7 +15,7 @@ import { NodeGarbageCollector } from '../../node-agent/runtime/gc.js';
 import { RuntimeService } from '../../node-agent/runtime/index.js';
 import { nodeNetworks, RoutedImageProvider } from '../../node-agent/runtime/providers.js';
 import { SandboxRuntime } from '../../node-agent/runtime/runtime.js';
-import { desiredStatusPatch } from '../../node-agent/status/desired.js';
+import { desiredStatusPatch } from '../../protocol/status-patch.js';
 import { NetWorld, sandboxRef } from '../harness/network/world.js';
 import { applied, cleanupRuntime, idOf, ROOTFS, sandbox, testConfig } from './runtime-env.js';
 

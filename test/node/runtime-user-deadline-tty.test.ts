@@ -16,7 +16,7 @@ import { readImageFile } from '../../node-agent/runtime/image-files.js';
 import { RuntimeService } from '../../node-agent/runtime/index.js';
 import { mountsUnder, type SandboxRuntime } from '../../node-agent/runtime/runtime.js';
 import { deriveConditions } from '../../node-agent/status/derive.js';
-import { desiredStatusPatch } from '../../node-agent/status/desired.js';
+import { desiredStatusPatch } from '../../protocol/status-patch.js';
 import * as fs from '../../node-agent/sys/fs.js';
 import { lsetxattr } from '../support/xattr.js';
 import { buildBusyboxRootfs } from '../fixtures/busybox-rootfs.js';

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { Channel, exitCodeOf, exitStatus, failureStatus, frame, parseFrame, parseResize } from './channel.js';
+import { Channel, exitCodeOf, exitStatus, failureStatus, frame, parseFrame, parseResize } from './streams.js';
 
 describe('stream channel protocol', () => {
   it('frames and parses a message with its channel byte', () => {

@@ -1,3 +1,4 @@
+import { SandpitError } from '../../../lib/errors.js';
 import { koffi } from '../../sys/libc.js';
 import { errnoName } from '../../sys/libc.js';
 import * as sys from '../../sys/net.js';
@@ -25,13 +26,15 @@ export interface Request {
   what: string;
 }
 
-/** A request the kernel refused: which one, and the errno name. */
-export class NetlinkError extends Error {
-  constructor(
-    readonly what: string,
-    readonly code: string,
-  ) {
-    super(`${what}: ${code}`);
+/**
+ * A request the kernel refused: the step is what the request did, `code` the
+ * errno name, which callers test (EEXIST, ENODEV) to tell "already there" or
+ * "already gone" from a failure.
+ */
+export class NetlinkError extends SandpitError {
+  declare readonly code: string;
+  constructor(what: string, code: string) {
+    super({ step: what, message: code, code });
     this.name = 'NetlinkError';
   }
 }

@@ -54,7 +54,7 @@ import { ImageFileError, readImageFile } from './image-files.js';
 import { pullCredentials } from '../images/pull-secrets.js';
 import { NoCommandError, resolveCommand } from './command.js';
 import { parseGroup, parsePasswd, resolveUser, UserLookupError, type ResolvedUser } from './passwd.js';
-import type { CreateStage } from '../status/failures.js';
+import { configError, RuntimeError, type CreateStage } from './errors.js';
 
 /** What the agent itself may hand on (a container's capabilities are a subset of it). */
 const AGENT_BOUNDING = boundingCaps(readFileSync('/proc/self/status', 'utf8'));
@@ -420,14 +420,12 @@ export class SandboxRuntime {
     const used = [...this.#sandboxes.values()].flatMap((r) => (r.userns ? [r.userns.base] : []));
     const base = allocateUsernsBlock(this.config.usernsRange, used);
     if (base === undefined)
-      throw Object.assign(
-        new SandpitError({
-          ...site,
-          message: `every block of ${USERNS_SIZE} host ids in the agent's range ${this.config.usernsRange.first}:${this.config.usernsRange.count} is in use`,
-          hint: 'delete sandboxes with hostUsers: false or widen SANDPIT_USERNS_RANGE',
-        }),
-        { reason: 'UserNamespaceRangeExhausted' },
-      );
+      throw new SandpitError({
+        ...site,
+        message: `every block of ${USERNS_SIZE} host ids in the agent's range ${this.config.usernsRange.first}:${this.config.usernsRange.count} is in use`,
+        hint: 'delete sandboxes with hostUsers: false or widen SANDPIT_USERNS_RANGE',
+        reason: 'UserNamespaceRangeExhausted',
+      });
     return { base, size: USERNS_SIZE };
   }
 
@@ -674,10 +672,10 @@ export class SandboxRuntime {
         await this.#startContainer(rec, c).catch((err: unknown) => {
           // The old run is gone and the spec is the new one: retried with back-off, as a crashed run is.
           this.#log(rec).error({ err, container: name }, 'start of the edited container failed');
-          const reason = (err as { reason?: unknown }).reason;
+          const reason = err instanceof SandpitError ? err.reason : undefined;
           c.state = {
             waiting: {
-              reason: typeof reason === 'string' ? reason : 'RunContainerError',
+              reason: reason ?? 'RunContainerError',
               message: (err as Error).message,
             },
           };
@@ -800,7 +798,7 @@ export class SandboxRuntime {
       );
     } catch (err) {
       if (err instanceof UserLookupError || err instanceof ImageFileError)
-        throw configError(site, `image user ${JSON.stringify(spec)}: ${err.message}`, hint, container);
+        throw configError(site, `image user ${JSON.stringify(spec)}: ${err.detail}`, hint, container);
       throw err;
     }
   }
@@ -815,14 +813,13 @@ export class SandboxRuntime {
       return resolveCommand(image.config, spec, rec.hostname);
     } catch (err) {
       if (!(err instanceof NoCommandError)) throw err;
-      throw Object.assign(
-        new SandpitError({
-          ...site,
-          message: err.message,
-          hint: 'set command (or args) on the container, or use an image with an ENTRYPOINT or CMD',
-        }),
-        { reason: 'CreateContainerError' as const, container: spec.name },
-      );
+      throw new RuntimeError({
+        ...site,
+        message: err.detail,
+        hint: 'set command (or args) on the container, or use an image with an ENTRYPOINT or CMD',
+        reason: 'CreateContainerError',
+        container: spec.name,
+      });
     }
   }
 
@@ -845,10 +842,12 @@ export class SandboxRuntime {
     const site = { sandbox: who, step: `exec in ${container}` };
     // A command started in a frozen cgroup would freeze with it and the client would hang.
     if (rec.phase === 'Paused' || this.cgroups.frozen(id))
-      throw Object.assign(
-        new SandpitError({ ...site, message: 'the sandbox is paused', hint: 'set spec.paused=false to exec' }),
-        { reason: 'SandboxPaused' as const },
-      );
+      throw new SandpitError({
+        ...site,
+        message: 'the sandbox is paused',
+        hint: 'set spec.paused=false to exec',
+        reason: 'SandboxPaused',
+      });
     if (!c || c.pid === undefined)
       throw new SandpitError({ ...site, message: `container ${container} is not running` });
     const spec = rec.spec.containers.find((x) => x.name === container)!;
@@ -1092,8 +1091,8 @@ export class SandboxRuntime {
       await this.#startContainer(rec, c);
     } catch (err) {
       this.#log(rec).error({ err, container: c.name }, 'restart failed');
-      const reason = (err as { reason?: unknown }).reason;
-      if (typeof reason === 'string') c.state = { waiting: { reason, message: (err as Error).message } };
+      const reason = err instanceof SandpitError ? err.reason : undefined;
+      if (reason !== undefined) c.state = { waiting: { reason, message: (err as Error).message } };
       c.restartAt = Date.now() + restartDelay(c.backoffStep ?? c.restartCount, this.config.restartBackoff);
       this.#save(rec);
     } finally {
@@ -1334,34 +1333,10 @@ export function mountsUnder(dir: string): string[] {
   return out.sort((a, b) => b.length - a.length);
 }
 
-/**
- * A container whose configuration cannot work (a user the image does not
- * define, runAsNonRoot against a root user): kubelet's
- * CreateContainerConfigError, the waiting reason status/failures.ts reports.
- */
-function configError(
-  site: { sandbox: string; step: string },
-  message: string,
-  hint: string,
-  container: string,
-): ContainerConfigError {
-  return Object.assign(new SandpitError({ ...site, message, hint }), {
-    reason: 'CreateContainerConfigError' as const,
-    container,
-  });
-}
-
-type ContainerConfigError = SandpitError & { reason: 'CreateContainerConfigError'; container: string };
-
-/**
- * Tags an error of a create with the container and the stage it failed in
- * (status/failures.ts turns that into kubelet's waiting reason) and rethrows it.
- */
+/** Rethrows an error of a create as one that names the container and the stage it failed in. */
 function atStage(container: string, stage: CreateStage): (err: unknown) => never {
   return (err: unknown) => {
-    if (err instanceof Error)
-      Object.assign(err, { createStage: stage, container: (err as { container?: string }).container ?? container });
-    throw err;
+    throw RuntimeError.inCreate(err, container, stage);
   };
 }
 

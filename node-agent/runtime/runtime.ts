@@ -15,6 +15,7 @@ import {
 } from '../contracts.js';
 import { CgroupManager, type CgroupLimits } from '../cgroups/manager.js';
 import { CpuRates } from '../cgroups/cpu-rate.js';
+import { containerCgroup, pid1Cgroup } from '../cgroups/paths.js';
 import { infraArgv } from '../namespaces/infra.js';
 import { LauncherPool } from '../namespaces/launcher.js';
 import { awaitReady, InfraPool, type WarmInfra } from '../namespaces/warm-infra.js';
@@ -267,7 +268,7 @@ export class SandboxRuntime {
 
       const cg = (step: string) => ({ sandbox: who, step });
       this.cgroups.create(id, cg('create sandbox cgroup'));
-      this.cgroups.create(`${id}/infra`, cg('create infra cgroup'));
+      this.cgroups.create(pid1Cgroup(id), cg('create infra cgroup'));
       const r = sandbox.spec.resources;
       this.cgroups.setLimits(
         id,
@@ -444,7 +445,7 @@ export class SandboxRuntime {
       }
     }
     const sandboxFds = this.cgroups.openProcs(rec.id, { sandbox: who, step: 'open sandbox cgroup' });
-    const infraFds = this.cgroups.openLeafProcs(`${rec.id}/infra`, { sandbox: who, step: 'open infra cgroup' });
+    const infraFds = this.cgroups.openLeafProcs(pid1Cgroup(rec.id), { sandbox: who, step: 'open infra cgroup' });
     const devnull = open('/dev/null', O_WRONLY | O_CLOEXEC, 0, { sandbox: who, step: 'open /dev/null' });
     const childSandbox = sandboxFds.map((_, i) => 3 + i);
     const childInfra = infraFds.map((_, i) => 3 + sandboxFds.length + i);
@@ -484,7 +485,7 @@ export class SandboxRuntime {
       this.cgroups.movePid(rec.id, warm.pid, site('move warm PID 1 into the sandbox cgroup'));
       writeSync(warm.go, `${rec.hostname}\n`);
       await awaitReady(warm.ready, site('wait for warm PID 1'));
-      this.cgroups.moveLeafPid(`${rec.id}/infra`, warm.pid, site('move PID 1 into the infra cgroup'));
+      this.cgroups.moveLeafPid(pid1Cgroup(rec.id), warm.pid, site('move PID 1 into the infra cgroup'));
     } finally {
       InfraPool.discard(warm);
     }
@@ -512,7 +513,7 @@ export class SandboxRuntime {
       for (const d of ['upper', 'work']) chownSync(join(cdir, d), rec.userns.base, rec.userns.base);
       for (const d of layerMounts) mkdirSync(d, { recursive: true });
     }
-    const cgRel = `${rec.id}/c-${c.name}`;
+    const cgRel = containerCgroup(rec.id, c.name);
     this.cgroups.create(cgRel, site);
     const limits: CgroupLimits = {};
     if (spec.resources?.limits?.memory) limits.memory = parseQuantity(spec.resources.limits.memory);
@@ -697,7 +698,7 @@ export class SandboxRuntime {
     graceMs: number,
     site: { sandbox: string; step: string },
   ): Promise<void> {
-    const cgRel = `${rec.id}/c-${c.name}`;
+    const cgRel = containerCgroup(rec.id, c.name);
     delete c.restartAt;
     this.#replacing.add(`${rec.id}/${c.name}`);
     try {
@@ -721,7 +722,7 @@ export class SandboxRuntime {
       await this.cgroups.killAll(cgRel, site);
       // The exit's own cgroup sweep (#recordExit) polls every 5 ms: let it see the cgroup empty before a new run appears in it.
       await new Promise((r) => setTimeout(r, 20));
-      this.cgroups.remove(cgRel, site);
+      await this.cgroups.remove(cgRel, site);
     } finally {
       this.#replacing.delete(`${rec.id}/${c.name}`);
     }
@@ -859,7 +860,7 @@ export class SandboxRuntime {
     const held: number[] = [];
     let result: LaunchResult;
     try {
-      const cgFds = this.cgroups.openProcs(`${id}/c-${container}`, site);
+      const cgFds = this.cgroups.openProcs(containerCgroup(id, container), site);
       held.push(...cgFds);
       const filterFd = identity.seccomp ? pipeHolding(identity.seccomp, site) : undefined;
       if (filterFd !== undefined) held.push(filterFd);
@@ -997,7 +998,7 @@ export class SandboxRuntime {
     status: { exitCode: number; signal?: number },
     finishedAt: string,
   ): void {
-    const cgRel = `${rec.id}/c-${c.name}`;
+    const cgRel = containerCgroup(rec.id, c.name);
     const oom = this.cgroups.oomKills(cgRel) > c.oomBase;
     const expired = rec.stopping && rec.reason === 'DeadlineExceeded';
     const reason = oom ? 'OOMKilled' : expired ? 'DeadlineExceeded' : status.exitCode === 0 ? 'Completed' : 'Error';
@@ -1190,7 +1191,7 @@ export class SandboxRuntime {
       await new Promise((r) => setTimeout(r, 5));
     }
     for (const c of running())
-      await this.cgroups.killAll(`${id}/c-${c.name}`, { sandbox: who, step: `kill container ${c.name}` });
+      await this.cgroups.killAll(containerCgroup(id, c.name), { sandbox: who, step: `kill container ${c.name}` });
     await waitUntil(() => {
       for (const c of running()) this.#checkExit(rec, c);
       return running().length === 0;
@@ -1231,7 +1232,7 @@ export class SandboxRuntime {
     await this.#deps.network.teardown(rec.ref, log);
     await this.#deps.images.release(rec.id);
     this.#unmountUnder(this.store.sandboxDir(rec.id), who);
-    this.cgroups.remove(rec.id, { sandbox: who, step: 'remove cgroups' });
+    await this.cgroups.remove(rec.id, { sandbox: who, step: 'remove cgroups' });
     this.store.remove(rec.id);
   }
 
@@ -1309,7 +1310,7 @@ export class SandboxRuntime {
     const site = { sandbox: id, step: 'clean orphan' };
     if (this.cgroups.exists(id)) {
       await this.cgroups.killAll(id, site);
-      this.cgroups.remove(id, site);
+      await this.cgroups.remove(id, site);
     }
     this.#unmountUnder(this.store.sandboxDir(id), id);
     if (existsSync(this.store.sandboxDir(id))) this.store.remove(id);

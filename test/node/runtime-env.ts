@@ -61,7 +61,7 @@ export async function cleanupRuntime(rt: SandboxRuntime | undefined, config: Run
   }
   const leftovers = mountsUnder(config.stateRoot);
   const cgroupsLeft = rt?.cgroups.listSandboxes() ?? [];
-  rt?.cgroups.removeParent({ step: 'test cleanup' });
+  await rt?.cgroups.removeParent({ step: 'test cleanup' });
   rmSync(config.stateRoot, { recursive: true, force: true });
   if (leftovers.length) throw new Error(`mounts leaked: ${leftovers.join(', ')}`);
   if (cgroupsLeft.length) throw new Error(`cgroups leaked: ${cgroupsLeft.join(', ')}`);

@@ -337,7 +337,7 @@ describe('runtime user namespaces across an agent crash (node tier)', function (
     }
     const cg = CgroupManager.detect(parent);
     const left = cg.listSandboxes();
-    cg.removeParent({ step: 'test cleanup' });
+    await cg.removeParent({ step: 'test cleanup' });
     const mounts = mountsUnder(stateRoot);
     rmSync(manifests, { recursive: true, force: true });
     if (!mounts.length) rmSync(stateRoot, { recursive: true, force: true });

@@ -1,0 +1,18 @@
+/*
+ * Names of the certificate objects and identities that the controller, the
+ * agent and the Helm chart must agree on. Renaming one breaks enrolment of
+ * agents already running (they look for the bundle and the signer by name),
+ * and the chart's RBAC grants exactly these.
+ */
+
+/** The Secret that holds the in-cluster CA's certificate and key (controller namespace). */
+export const CA_SECRET = 'sandpit-ca';
+/** The ConfigMap where the controller publishes the CA certificate, never the key, for agents to trust. */
+export const CA_BUNDLE_CONFIGMAP = 'sandpit-ca-bundle';
+/** The signerName of agent serving-certificate requests; the controller approves and signs only these. */
+export const AGENT_SIGNER = 'sandpit.dev/agent-serving';
+/** The CN of the controller's client certificate; the agent API serves no other client. */
+export const CONTROLLER_CLIENT_CN = 'sandpit-controller';
+
+/** The CN of the serving certificate of the agent on `node`. */
+export const agentCommonName = (node: string) => `system:sandpit-agent:${node}`;

@@ -43,9 +43,7 @@ export default tseslint.config(
   // drive every part and are free.
   ...walls({
     controllers: ['node-agent', 'cli'],
-    // controllers/certs/ moves to lib/pki in the same issue; until then the
-    // agent's certificate client reads the CA names and CSR helpers from there.
-    'node-agent': ['controllers/(?!certs/)', 'cli'],
+    'node-agent': ['controllers', 'cli'],
     cli: ['controllers', 'node-agent'],
     lib: ['controllers', 'node-agent', 'cli'],
     protocol: ['controllers', 'node-agent', 'cli'],

@@ -11,6 +11,9 @@ export const API_PREFIX = '/v1';
 /** CN of the only client certificate the agent API serves (the controller's). */
 export const CONTROLLER_CLIENT_CN = 'sandpit-controller';
 
+/** CN of the serving certificate of the agent on `node`; the controller signs no other. */
+export const agentCommonName = (node: string) => `system:sandpit-agent:${node}`;
+
 /** Who a sandbox is, in every log line and error about it. */
 export interface SandboxRef {
   /** The 12-hex-digit id the agent derives from the UID (names of its links, cgroups, state). */

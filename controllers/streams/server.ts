@@ -6,7 +6,7 @@ import type { SandboxNode } from '../../crds/sandboxnode.js';
 import type { Logger } from '../../lib/log.js';
 import { agentStreamPath, refuseUpgrade } from '../../protocol/stream-paths.js';
 import type { ClientCertificate } from '../certs/authority.js';
-import { createCA, issue } from '../certs/x509.js';
+import { createCA, issue } from '../../lib/pki/x509.js';
 import type { KubeClient } from '../../lib/kube/client.js';
 import { AccessDenied, authorizeStream } from './authz.js';
 import { proxyUpgrade } from './proxy.js';

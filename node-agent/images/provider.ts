@@ -134,7 +134,7 @@ export class OciImageProvider implements ImageProvider {
         reason: 'InvalidImageName',
         step: 'parse image reference',
         sandbox: opts.sandbox.id,
-        message: `${JSON.stringify(reference)}: ${(err as InvalidReferenceError).message}`,
+        message: `${JSON.stringify(reference)}: ${(err as InvalidReferenceError).detail}`,
         hint: 'fix spec.containers[].image',
         retryable: false,
       });

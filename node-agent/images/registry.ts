@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request, type Dispatcher } from 'undici';
 import type { Logger } from '../../lib/log.js';
 import { basicAuth, parseChallenges, TokenCache, type Challenge, type Credential } from './auth.js';
+import { SandpitError } from '../../lib/errors.js';
 import { ImageError } from './errors.js';
 import { DIGEST_RE, registryHost, type ImageReference } from './reference.js';
 
@@ -59,7 +60,18 @@ const header = (r: Response, name: string) => {
   return Array.isArray(v) ? v[0] : v;
 };
 
-class RetryableError extends Error {}
+/** A registry answer worth another try (a 429/5xx, a cut connection); the registry may say when (Retry-After). */
+class RetryableError extends SandpitError {
+  readonly retryAfterSeconds: number | undefined;
+  constructor(message: string, retryAfterSeconds?: number) {
+    super({ step: 'registry request', message });
+    this.name = 'RetryableError';
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
+/** What went wrong, without the step a RetryableError's message wraps it in (the pull error names its own). */
+const errorDetail = (err: unknown) => (err instanceof RetryableError ? err.detail : (err as Error).message);
 
 export class RegistryClient {
   readonly #dispatcher: Agent;
@@ -221,7 +233,7 @@ export class RegistryClient {
           if (resp.status === 429 || resp.status >= 500) {
             const after = Number(header(resp, 'retry-after'));
             await resp.body.dump();
-            throw new RetryableError(`HTTP ${resp.status}`, { cause: Number.isFinite(after) ? after : undefined });
+            throw new RetryableError(`HTTP ${resp.status}`, Number.isFinite(after) ? after : undefined);
           }
           return resp;
         });
@@ -254,14 +266,16 @@ export class RegistryClient {
           throw new ImageError({
             reason: 'ErrImagePull',
             step: 'pull',
-            message: `${what}: ${(err as Error).message}`,
+            message: `${what}: ${errorDetail(err)}`,
             cause: err,
           });
         }
         const retryAfter =
-          err instanceof RetryableError && typeof err.cause === 'number' ? Math.min(err.cause * 1000, 10_000) : 0;
+          err instanceof RetryableError && err.retryAfterSeconds !== undefined
+            ? Math.min(err.retryAfterSeconds * 1000, 10_000)
+            : 0;
         const delay = Math.max(retryAfter, this.#retryDelayMs * 2 ** attempt);
-        this.#log?.debug({ what, attempt, delay, err: (err as Error).message }, 'retrying registry request');
+        this.#log?.debug({ what, attempt, delay, err: errorDetail(err) }, 'retrying registry request');
         await sleep(delay);
       }
     }

@@ -6,7 +6,8 @@ import { credentialsFor, type Credential } from './auth.js';
 import { ImageError } from './errors.js';
 import { hostPlatform, selectManifest, type IndexEntry, type Platform } from './platform.js';
 import { formatReference, InvalidReferenceError, parseReference, DIGEST_RE, type ImageReference } from './reference.js';
-import { MEDIA, RegistryClient, type Descriptor, type RegistryClientOptions } from './registry.js';
+import { MEDIA } from './manifest-media.js';
+import { RegistryClient, type Descriptor, type RegistryClientOptions } from './registry.js';
 import { ContentStore, type ImageRecord } from './store.js';
 import { compressionOf, DEFAULT_UNPACK_LIMITS, unpackLayer, type UnpackLimits } from './unpack.js';
 

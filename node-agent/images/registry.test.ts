@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { chainIDs } from './provider.js';
-import { MEDIA, manifestMediaType } from './registry.js';
+import { chainIDs } from './manifest.js';
+import { MEDIA, manifestMediaType } from './manifest-media.js';
 
 const doc = (o: object) => Buffer.from(JSON.stringify(o));
 

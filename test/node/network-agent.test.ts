@@ -12,7 +12,7 @@ import { BridgeNetworkProvider } from '../../node-agent/network/provider.js';
 import { NetworkReason } from '../../node-agent/network/status.js';
 import { DirectoryImageProvider } from '../../node-agent/runtime/directory-image.js';
 import { NodeGarbageCollector } from '../../node-agent/runtime/gc.js';
-import { RuntimeService } from '../../node-agent/runtime/index.js';
+import { RuntimeService } from '../../node-agent/runtime/service.js';
 import { nodeNetworks, RoutedImageProvider } from '../../node-agent/runtime/providers.js';
 import { SandboxRuntime } from '../../node-agent/runtime/runtime.js';
 import { desiredStatusPatch } from '../../protocol/status-patch.js';

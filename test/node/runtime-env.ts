@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Sandbox } from '../../crds/sandbox.js';
 import { createLogger } from '../../lib/log.js';
 import { sandboxIdFor, type SandboxObservation } from '../../node-agent/contracts.js';
-import type { RuntimeService } from '../../node-agent/runtime/index.js';
+import type { RuntimeService } from '../../node-agent/runtime/service.js';
 import { defaultConfig, type RuntimeConfig } from '../../node-agent/runtime/config.js';
 import { DirectoryImageProvider } from '../../node-agent/runtime/directory-image.js';
 import { LoopbackOnlyNetwork } from '../../node-agent/runtime/none-network.js';

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SandpitError } from '../../lib/errors.js';
 import { readImageFile } from '../../node-agent/runtime/image-files.js';
-import { RuntimeService } from '../../node-agent/runtime/index.js';
+import { RuntimeService } from '../../node-agent/runtime/service.js';
 import { mountsUnder, type SandboxRuntime } from '../../node-agent/runtime/runtime.js';
 import { deriveConditions } from '../../node-agent/status/derive.js';
 import { desiredStatusPatch } from '../../protocol/status-patch.js';

@@ -61,4 +61,31 @@ export default tseslint.config(
     },
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
+  // Every test file's top-level describe names its tier once ("unit: ", "node: ", "cluster: ",
+  // "e2e: ", "vm: "), so a reporter line or a --grep says where a test runs and what it needs.
+  ...[
+    ['unit', ['**/*.test.ts'], ['test/**']],
+    ['node', ['test/node/**/*.test.ts']],
+    ['cluster', ['test/cluster/**/*.test.ts']],
+    ['e2e', ['test/e2e/**/*.test.ts']],
+    ['vm', ['test/vm/**/*.test.ts']],
+  ].map(([tier, files, ignores = []]) => {
+    const top = "CallExpression[callee.name='describe']:not(CallExpression[callee.name='describe'] CallExpression)";
+    const label = `/^${tier}: (?!(unit|node|cluster|e2e|vm): )/`;
+    const message = `a top-level describe title starts with "${tier}: " (the tier, once)`;
+    return {
+      files,
+      ignores,
+      rules: {
+        'no-restricted-syntax': [
+          'error',
+          { selector: `${top} > Literal:first-child:not([value=${label}])`, message },
+          {
+            selector: `${top} > TemplateLiteral:first-child > TemplateElement:first-child:not([value.raw=${label}])`,
+            message,
+          },
+        ],
+      },
+    };
+  }),
 );

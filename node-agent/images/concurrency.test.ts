@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { Semaphore, SingleFlight } from './concurrency.js';
 
-describe('images concurrency', () => {
+describe('unit: images concurrency', () => {
   it('single-flight: concurrent callers of one key share one run; a later call runs again', async () => {
     const sf = new SingleFlight<number>();
     let runs = 0;

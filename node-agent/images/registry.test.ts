@@ -4,7 +4,7 @@ import { MEDIA, manifestMediaType } from './manifest-media.js';
 
 const doc = (o: object) => Buffer.from(JSON.stringify(o));
 
-describe('images: manifest media types and ChainIDs (unit)', () => {
+describe('unit: images: manifest media types and ChainIDs', () => {
   it('takes the media type from Content-Type and the document, which must agree', () => {
     assert.equal(
       manifestMediaType(MEDIA.ociManifest, doc({ mediaType: MEDIA.ociManifest, layers: [] })),

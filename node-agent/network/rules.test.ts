@@ -13,7 +13,7 @@ import {
   sandboxRulesScript,
 } from './rules.js';
 
-describe('nftables rule generation (unit)', () => {
+describe('unit: nftables rule generation', () => {
   const c = { table: 'sandpit', bridge: 'sandpit0', subnet: '10.88.0.0/24' };
   const rule = (chain: string, handle: number, comment?: string): NftObject => ({
     rule: { family: 'inet', table: 'sandpit', chain, handle, comment },

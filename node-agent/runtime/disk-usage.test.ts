@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { DiskUsageCache } from './disk-usage.js';
 
-describe('runtime: image disk usage', () => {
+describe('unit: runtime image disk usage', () => {
   it('walks the store at most once a minute, and keeps the last figure when a walk fails', () => {
     let walks = 0;
     let fail = false;

@@ -22,7 +22,7 @@ import {
  * status of sandboxes bound to its own node, its own SandboxNode and its own
  * Lease, and nothing of any other node.
  */
-describe('cluster tier: agent RBAC and node-restriction admission policy', function () {
+describe('cluster: agent RBAC and node-restriction admission policy', function () {
   this.timeout(180_000);
   const ns = 'vap-test';
   let cp: ControlPlane;

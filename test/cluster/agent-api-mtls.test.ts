@@ -35,7 +35,7 @@ import {
  * handler behind it answers a fixed list: what is under test is who gets
  * to it, not the runtime.
  */
-describe('cluster tier: agent API mutual TLS and certificates', function () {
+describe('cluster: agent API mutual TLS and certificates', function () {
   this.timeout(180_000);
   const node = 'mtls-a';
   let cp: ControlPlane;

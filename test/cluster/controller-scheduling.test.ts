@@ -26,7 +26,7 @@ import {
  * answers on these nodes: what is proven here is scheduling, finalizers and
  * the node lifecycle, which need no sandbox runtime.
  */
-describe('cluster tier: controller scheduling, finalizers and node loss', function () {
+describe('cluster: controller scheduling, finalizers and node loss', function () {
   this.timeout(240_000);
   const ns = 'sched-test';
   const nodes = ['sched-a', 'sched-b', 'sched-z', 'sched-p', 'sched-c'];

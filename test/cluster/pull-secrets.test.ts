@@ -45,7 +45,7 @@ const run = promisify(execFile);
 const ROOT = new URL('../../..', import.meta.url).pathname;
 const K = 4;
 
-describe('cluster tier: pull secrets, registry CA and capability allow-list through controller and agent (root)', function () {
+describe('cluster: pull secrets, registry CA and capability allow-list through controller and agent (root)', function () {
   this.timeout(300_000);
   const ns = 'pull-test';
   const node = 'pull-a';

@@ -29,7 +29,7 @@ import { applied, cleanupRuntime, idOf, ROOTFS, sandbox, testConfig } from './ru
  * The runtime runs inside a test node namespace (test/harness/network/world.ts).
  */
 
-describe('network through the agent runtime: status, hostPort clashes, garbage collection (node tier, root)', function () {
+describe('node: network through the agent runtime: status, hostPort clashes, garbage collection (root)', function () {
   this.timeout(120_000);
   const log = createLogger('test-network-agent');
   const world = new NetWorld('agent');

@@ -52,7 +52,7 @@ const alive = (pid: number) => {
   }
 };
 
-describe('runtime across agent restarts and crashes (node tier)', function () {
+describe('node: runtime across agent restarts and crashes', function () {
   this.timeout(120_000);
   const parent = `sandpit-test-${process.pid}-agent`;
   let stateRoot: string;

@@ -24,7 +24,7 @@ const condition = (o: SandboxObservation | undefined, type: string) =>
 const waiting = (o: SandboxObservation | undefined) =>
   o?.status.containerStatuses?.map((c) => [c.name, c.state?.waiting?.reason]);
 
-describe('runtime service seam (node tier)', function () {
+describe('node: runtime service seam', function () {
   this.timeout(60_000);
   const config = testConfig();
   let svc: RuntimeService;

@@ -93,6 +93,7 @@ ENTRYPOINT ["/usr/bin/tini", "-s", "--", "node", "--enable-source-maps", "/app/d
 
 # ---------------------------------------------------------------------------
 # controller: non-root, no shell needed, read-only root file system friendly.
+# It issues certificates in process (lib/pki), so it needs no openssl CLI.
 # Last, so a plain `docker build .` makes the controller.
 FROM runtime AS controller
 USER 65532:65532

@@ -1,9 +1,9 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { KubeClient } from '../controllers/client/kube.js';
-import { paths, type ObjectList } from '../controllers/client/resources.js';
-import { loadKubeConfig } from '../controllers/kubeconfig.js';
+import { KubeClient } from '../lib/kube/client.js';
+import { paths, type ObjectList } from '../lib/kube/resources.js';
+import { loadKubeConfig } from '../lib/kube/kubeconfig.js';
 import { ControlPlane } from '../test/harness/control-plane.js';
 import { applyCRDs, applyManifests, startController, waitFor } from '../test/cluster/sandpit-processes.js';
 import type { BenchResult } from './results-table.js';

@@ -13,9 +13,9 @@ import {
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { KubeClient } from '../controllers/client/kube.js';
-import { paths, type ObjectList } from '../controllers/client/resources.js';
-import { loadKubeConfig } from '../controllers/kubeconfig.js';
+import { KubeClient } from '../lib/kube/client.js';
+import { paths, type ObjectList } from '../lib/kube/resources.js';
+import { loadKubeConfig } from '../lib/kube/kubeconfig.js';
 import { buildBusyboxRootfs } from '../test/fixtures/busybox-rootfs.js';
 import { ControlPlane, freePort } from '../test/harness/control-plane.js';
 import {

@@ -13,7 +13,7 @@ const result = (name: string, ours: number, theirs: number): BenchResult => ({
   date: '2026-11-25T20:00:00Z',
 });
 
-describe('bench: README table', () => {
+describe('unit: bench: README table', () => {
   it('renders one row per result, sorted, with ratio and command', () => {
     const table = renderTable([result('b', 10, 40), result('a', 3, 2)]);
     const lines = table.split('\n');

@@ -165,7 +165,7 @@ async function main(): Promise<void> {
       crun: crunNote,
     }),
   );
-  rt.cgroups.removeParent({ step: 'bench cleanup' });
+  await rt.cgroups.removeParent({ step: 'bench cleanup' });
   setImmediate(() => process.exit(0));
 }
 

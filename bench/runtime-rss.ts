@@ -108,7 +108,7 @@ async function main(): Promise<void> {
   } finally {
     for (const r of recs) await rt.delete(r.id);
     await rt.close();
-    rt.cgroups.removeParent({ step: 'bench cleanup' });
+    await rt.cgroups.removeParent({ step: 'bench cleanup' });
   }
   setImmediate(() => process.exit(0));
 }

@@ -113,7 +113,7 @@ async function main(): Promise<void> {
     timeCmd(['delete', '--force', id], bundle);
   }
   await rt.close();
-  rt.cgroups.removeParent({ step: 'bench cleanup' });
+  await rt.cgroups.removeParent({ step: 'bench cleanup' });
 
   const p50 = pct(userns, 50);
   const theirs = runc.length ? r2(pct(runc, 50)) : null;

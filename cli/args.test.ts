@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { isRemote, parseArgs, parseDuration } from './args.js';
 
-describe('kubectl-sandpit arguments', () => {
+describe('unit: kubectl-sandpit arguments', () => {
   it('parses exec like kubectl: flags before --, the command untouched after it', () => {
     const { globals, command } = parseArgs([
       '-n',

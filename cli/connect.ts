@@ -1,7 +1,7 @@
 import type { RequestOptions } from 'node:https';
 import { KubeConfig } from '@kubernetes/client-node';
 import WebSocket from 'ws';
-import { CHANNEL_PROTOCOL } from '../node-agent/api/streams/channel.js';
+import { CHANNEL_PROTOCOL } from '../protocol/streams.js';
 import type { Globals } from './args.js';
 
 import { CliError } from './errors.js';

@@ -19,7 +19,7 @@ const ev = (uid: string, reason: string, from: string, message: string) => ({
   involvedObject: { uid },
 });
 
-describe('kubectl sandpit describe layout', () => {
+describe('unit: kubectl sandpit describe layout', () => {
   it('lays Events out in columns as wide as their widest cell, From and Message apart', () => {
     const out = formatDescribe(
       sbx,

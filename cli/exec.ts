@@ -1,5 +1,5 @@
 import type WebSocket from 'ws';
-import { Channel, exitCodeOf, frame, parseFrame, type StreamStatus } from '../node-agent/api/streams/channel.js';
+import { Channel, exitCodeOf, frame, parseFrame, type StreamStatus } from '../protocol/streams.js';
 import { CliError } from './connect.js';
 
 /**

@@ -1,29 +1,14 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs';
+import { packageVersion, parseFlagsOrExit } from '../lib/binary.js';
 import { createLogger } from '../lib/log.js';
-import { KubeClient } from './client/kube.js';
-import { loadKubeConfig } from './kubeconfig.js';
+import { KubeClient } from '../lib/kube/client.js';
+import { loadKubeConfig } from '../lib/kube/kubeconfig.js';
 import { parseControllerArgs, USAGE } from './config.js';
 import { Manager } from './manager.js';
 
-function packageVersion(): string {
-  try {
-    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string })
-      .version;
-  } catch {
-    return 'unknown';
-  }
-}
-
 async function main(): Promise<void> {
   const log = createLogger('controller');
-  let cfg;
-  try {
-    cfg = parseControllerArgs(process.argv.slice(2), process.env);
-  } catch (err) {
-    process.stderr.write(`${(err as Error).message}\n\n${USAGE}\n`);
-    process.exit(2);
-  }
+  const cfg = parseFlagsOrExit(() => parseControllerArgs(process.argv.slice(2), process.env), USAGE);
   const client = await KubeClient.fromKubeConfig(
     loadKubeConfig(cfg.kubeconfig),
     `sandpit-controller/${packageVersion()}`,

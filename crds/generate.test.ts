@@ -8,7 +8,7 @@ import { CRD_DIR, renderCrds, staleCrdFiles } from './generate.js';
 import { undocumentedFields, type JSONSchema } from './openapi.js';
 import { Sandbox } from './sandbox.js';
 
-describe('crds: generated from the zod schema', () => {
+describe('unit: crds: generated from the zod schema', () => {
   it('the committed CRD YAML is exactly what the schema generates', async () => {
     assert.deepEqual(await staleCrdFiles(), [], 'run `npm run build && npm run crds:generate` and commit crds/*.yaml');
   });
@@ -43,7 +43,7 @@ describe('crds: generated from the zod schema', () => {
   });
 });
 
-describe('crds: the same schema validates objects in-process', () => {
+describe('unit: crds: the same schema validates objects in-process', () => {
   it('accepts every example and fills defaults', async () => {
     for (const ex of await validExamples()) {
       const parsed = Sandbox.safeParse(ex.object);

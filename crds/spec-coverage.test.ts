@@ -169,7 +169,7 @@ const fieldName = (leaf: string) =>
     .pop()!
     .replace(/\[\]|\{\}/g, '');
 
-describe('spec coverage guard (unit)', () => {
+describe('unit: spec coverage guard', () => {
   const crd = parse(readFileSync(join(ROOT, 'crds/sandboxes.yaml'), 'utf8')) as {
     spec: { versions: { schema: { openAPIV3Schema: { properties: { spec: SchemaNode } } } }[] };
   };

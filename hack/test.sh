@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs one test tier, or all of them. Usage: hack/test.sh [unit|node|cluster|e2e|all]
-#   unit     pure logic, tests beside the code (*.test.ts under lib/ crds/ controllers/ node-agent/ bench/)
+#   unit     pure logic, tests beside the code (*.test.ts under lib/ protocol/ crds/ controllers/ node-agent/ bench/)
 #   node     root on the real kernel (test/node/)
 #   cluster  a real etcd + kube-apiserver started by the tests (test/cluster/)
 #   e2e      whole nodes: a cgroup v2 VM; a 3-node cluster on a private Docker engine (test/e2e/;
@@ -22,7 +22,7 @@ fi
 
 tier_dirs() {
   case "$1" in
-    unit) echo dist/lib dist/crds dist/controllers dist/node-agent dist/cli dist/bench ;;
+    unit) echo dist/lib dist/protocol dist/crds dist/controllers dist/node-agent dist/cli dist/bench ;;
     node) echo dist/test/node ;;
     cluster) echo dist/test/cluster ;;
     e2e) echo dist/test/e2e ;;

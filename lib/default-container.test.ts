@@ -6,7 +6,7 @@ const sbx = (names: string[], annotations?: Record<string, string>) => ({
   spec: { containers: names.map((name) => ({ name })) },
 });
 
-describe('defaultContainer: the container a request without -c means, as kubectl picks it', () => {
+describe('unit: defaultContainer: the container a request without -c means, as kubectl picks it', () => {
   it('takes the only container silently', () => {
     assert.deepEqual(defaultContainer(sbx(['main'])), { name: 'main' });
   });

@@ -1,6 +1,6 @@
 import { Registry, collectDefaultMetrics } from 'prom-client';
-import type { KubeClient } from '../controllers/client/kube.js';
-import { HealthServer } from '../controllers/health/server.js';
+import type { KubeClient } from '../lib/kube/client.js';
+import { HealthServer } from '../lib/kube/health-server.js';
 import type { Logger } from '../lib/log.js';
 import { AgentCertificates, type CertificateSource } from './api/certificates.js';
 import { AgentRouter } from './api/router.js';
@@ -14,7 +14,7 @@ import { PressureTracker, type Thresholds } from './registration/pressure.js';
 import { takeReadings, type ReadingPaths } from './registration/readings.js';
 import { NodeRegistration } from './registration/registration.js';
 import { StatusReporter } from './status/reporter.js';
-import { EventRecorder } from '../controllers/events/recorder.js';
+import { EventRecorder } from '../lib/kube/events.js';
 
 export interface AgentConfig {
   node: string;

@@ -3,7 +3,7 @@ import { parseAgentArgs } from './config.js';
 
 const parse = (argv: string[], env: NodeJS.ProcessEnv = {}) => parseAgentArgs(argv, env, 'test').runtime;
 
-describe('agent flags of the runtime (unit)', () => {
+describe('unit: agent flags of the runtime', () => {
   it('takes --allow-capability (repeatable) over SANDPIT_ALLOW_CAPABILITIES (comma-separated)', () => {
     assert.deepEqual(parse([]), { allowedCapabilities: [], allowDirImages: [] });
     assert.deepEqual(parse([], { SANDPIT_ALLOW_CAPABILITIES: 'SYS_TIME, CAP_NET_ADMIN' }).allowedCapabilities, [

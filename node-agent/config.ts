@@ -41,7 +41,7 @@ Flags (each also settable by the environment variable in brackets):
                              [SANDPIT_ALLOW_DIR_IMAGES]
   --help`;
 
-/** What the agent's flags decide for its runtime (node-agent/runtime/index.ts createRuntime). */
+/** What the agent's flags decide for its runtime (node-agent/runtime/compose.ts createRuntime). */
 export interface RuntimeFlags {
   allowedCapabilities: string[];
   registryCAFile?: string;
@@ -115,7 +115,7 @@ export function parseAgentArgs(
     .filter(Boolean);
   for (const d of allowDirImages)
     if (!d.startsWith('/')) throw new Error(`--allow-dir-images takes absolute directories, got "${d}"`);
-  // The same directories the runtime uses (node-agent/runtime/index.ts createRuntime): nodefs and imagefs.
+  // The same directories the runtime uses (node-agent/runtime/compose.ts createRuntime): nodefs and imagefs.
   const stateBase = env.SANDPIT_STATE_DIR ?? '/var/lib/sandpit';
   const registryCAFile = values['registry-ca-file'] ?? env.SANDPIT_REGISTRY_CA_FILE;
   const runtime: RuntimeFlags = {
@@ -133,7 +133,7 @@ export function parseAgentArgs(
     listenHost: listen.host,
     listenPort: listen.port,
     advertiseAddress: values['advertise-address'] ?? env.SANDPIT_ADVERTISE_ADDRESS ?? env.HOST_IP ?? '127.0.0.1',
-    // The subnet the runtime's bridge takes (runtime/index.ts networkOptionsFromEnv), for status.sandboxCIDR.
+    // The subnet the runtime's bridge takes (runtime/env.ts networkOptionsFromEnv), for status.sandboxCIDR.
     sandboxCIDR: env.SANDPIT_SUBNET ?? DEFAULT_SUBNET,
     healthHost: health.host,
     healthPort: health.port,

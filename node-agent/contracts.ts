@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from '../lib/log.js';
-import type { PublishedPortStatus, Sandbox, SandboxSpec, SandboxStatus } from '../crds/sandbox.js';
+import type { SandboxObservation, SandboxRef } from '../protocol/agent-api.js';
+import type { PublishedPortStatus, Sandbox, SandboxSpec } from '../crds/sandbox.js';
 
 /*
  * The seams between the agent's subsystems. The runtime (namespaces, cgroups,
@@ -24,15 +25,9 @@ export function sandboxIdFor(uidOrKey: string): SandboxId {
   return createHash('sha256').update(uidOrKey).digest('hex').slice(0, 12);
 }
 
-export const SANDBOX_ID_PATTERN = /^[0-9a-f]{12}$/;
+export type { SandboxObservation, SandboxRef };
 
-/** Who a sandbox is, in every log line and error about it. */
-export interface SandboxRef {
-  id: SandboxId;
-  namespace: string;
-  name: string;
-  uid: string;
-}
+export const SANDBOX_ID_PATTERN = /^[0-9a-f]{12}$/;
 
 /** `namespace/name`, the way people name a sandbox. */
 export const describeSandbox = (ref: Pick<SandboxRef, 'namespace' | 'name'>) => `${ref.namespace}/${ref.name}`;
@@ -109,14 +104,6 @@ export interface NetworkProvider {
 
 // ---------------------------------------------------------------------------
 // Runtime (node-agent/runtime/), as the agent API and status reporter see it
-
-/** What the runtime knows of one sandbox; the agent turns it into the Sandbox status. */
-export interface SandboxObservation {
-  ref: SandboxRef;
-  /** metadata.generation of the spec the runtime last applied. */
-  generation: number;
-  status: Omit<SandboxStatus, 'nodeName' | 'observedGeneration'>;
-}
 
 /** An Event the runtime asks the agent to record on a Sandbox (kubelet's reason words). */
 export interface SandboxNotice {

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs';
-import { KubeClient } from '../controllers/client/kube.js';
-import { loadKubeConfig } from '../controllers/kubeconfig.js';
+import { packageVersion, parseFlagsOrExit } from '../lib/binary.js';
+import { KubeClient } from '../lib/kube/client.js';
+import { loadKubeConfig } from '../lib/kube/kubeconfig.js';
 import { createLogger, type Logger } from '../lib/log.js';
 import { Agent } from './agent.js';
 import { AGENT_USAGE, parseAgentArgs, type RuntimeFlags } from './config.js';
@@ -23,25 +23,10 @@ async function loadRuntime(node: string, log: Logger, flags: RuntimeFlags): Prom
   return mod.createRuntime({ node, log, flags });
 }
 
-function version(): string {
-  try {
-    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string })
-      .version;
-  } catch {
-    return 'unknown';
-  }
-}
-
 async function main(): Promise<void> {
-  let cfg: ReturnType<typeof parseAgentArgs>;
-  try {
-    cfg = parseAgentArgs(process.argv.slice(2), process.env, version());
-  } catch (err) {
-    process.stderr.write(`${(err as Error).message}\n\n${AGENT_USAGE}\n`);
-    process.exit(2);
-  }
+  const cfg = parseFlagsOrExit(() => parseAgentArgs(process.argv.slice(2), process.env, packageVersion()), AGENT_USAGE);
   const log = createLogger('agent', { node: cfg.node });
-  const client = await KubeClient.fromKubeConfig(loadKubeConfig(cfg.kubeconfig), `sandpit-agent/${version()}`);
+  const client = await KubeClient.fromKubeConfig(loadKubeConfig(cfg.kubeconfig), `sandpit-agent/${packageVersion()}`);
   const runtime = await loadRuntime(cfg.node, log, cfg.runtime);
   const agent = new Agent(runtime, client, cfg, log);
   let stopping = false;

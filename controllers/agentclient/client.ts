@@ -1,7 +1,7 @@
 import { checkServerIdentity, createSecureContext, type PeerCertificate } from 'node:tls';
 import { Agent, request } from 'node:https';
 import type { Sandbox } from '../../crds/sandbox.js';
-import type { SandboxObservation } from '../../node-agent/contracts.js';
+import type { SandboxObservation } from '../../protocol/agent-api.js';
 import {
   sandboxesPath,
   sandboxPath,
@@ -10,7 +10,7 @@ import {
   type ListResponse,
   type PullSecretData,
   type PutBody,
-} from '../../node-agent/api/protocol.js';
+} from '../../protocol/agent-api.js';
 import type { ClientCertificate, ClientCredentials } from '../certs/authority.js';
 
 /** An error answer (or no answer) from an agent; `reason` is the agent's, or Unreachable. */

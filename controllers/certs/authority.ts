@@ -1,15 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import type { Logger } from '../../lib/log.js';
-import { isAlreadyExists, isNotFound, type KubeClient } from '../client/kube.js';
-import { paths } from '../client/resources.js';
-import { createCA, issue, lifetime, type PemPair } from './x509.js';
-
-/** Names of the certificate objects, shared by the controller, the agent and the Helm chart. */
-export const CA_SECRET = 'sandpit-ca';
-export const CA_BUNDLE_CONFIGMAP = 'sandpit-ca-bundle';
-export const AGENT_SIGNER = 'sandpit.dev/agent-serving';
-import { CONTROLLER_CLIENT_CN } from '../../node-agent/api/server.js';
-export { CONTROLLER_CLIENT_CN };
+import { isAlreadyExists, isNotFound, type KubeClient } from '../../lib/kube/client.js';
+import { paths } from '../../lib/kube/resources.js';
+import { CA_SECRET, CA_BUNDLE_CONFIGMAP } from '../../lib/pki/names.js';
+import { createCA, issue, lifetime, type PemPair } from '../../lib/pki/x509.js';
+import { CONTROLLER_CLIENT_CN } from '../../protocol/agent-api.js';
 
 interface Secret {
   metadata: { name: string; namespace: string };

@@ -1,8 +1,9 @@
 import type { Logger } from '../../lib/log.js';
-import type { KubeClient } from '../client/kube.js';
-import { paths, type ObjectList } from '../client/resources.js';
-import { AGENT_SIGNER } from './authority.js';
-import { signCSR, type PemPair } from './x509.js';
+import type { KubeClient } from '../../lib/kube/client.js';
+import { paths, type ObjectList } from '../../lib/kube/resources.js';
+import { AGENT_SIGNER } from '../../lib/pki/names.js';
+import { signCSR, type PemPair } from '../../lib/pki/x509.js';
+import { agentCommonName } from '../../protocol/agent-api.js';
 
 export interface CSR {
   metadata: { name: string; resourceVersion?: string; uid?: string };
@@ -121,7 +122,7 @@ export class AgentCertificateSigner {
         });
       }
       const pem = await signCSR(Buffer.from(csr.spec.request, 'base64').toString('utf8'), this.ca, {
-        commonName: `system:sandpit-agent:${verdict.node}`,
+        commonName: agentCommonName(verdict.node),
         dnsNames: [verdict.node],
         usage: 'server',
         days: this.days,

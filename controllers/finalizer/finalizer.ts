@@ -1,5 +1,5 @@
 import { FINALIZER } from '../../crds/common.js';
-import type { KubeClient } from '../client/kube.js';
+import type { KubeClient } from '../../lib/kube/client.js';
 
 interface Finalizable {
   metadata: { finalizers?: string[]; resourceVersion?: string; deletionTimestamp?: string };

@@ -1,6 +1,6 @@
 import type { Logger } from '../../lib/log.js';
-import { ApiError, type KubeClient } from '../client/kube.js';
-import { keyOf, type KubeObject, type ObjectList } from '../client/resources.js';
+import { ApiError, type KubeClient } from '../../lib/kube/client.js';
+import { keyOf, type KubeObject, type ObjectList } from '../../lib/kube/resources.js';
 
 export interface InformerHandlers<T> {
   /** Called for a new object, and for every object again on each relist (level-based resync). */
@@ -161,7 +161,12 @@ export class Informer<T extends KubeObject> {
         this.#lastContact = Date.now();
         if (ev.type === 'ERROR') {
           const st = ev.object as unknown as { code?: number; reason?: string; message?: string };
-          throw new ApiError(st.code ?? 500, st.reason ?? 'WatchError', st.message ?? 'watch error', st);
+          throw new ApiError(
+            st.code ?? 500,
+            st.reason ?? 'WatchError',
+            { step: 'watch', message: st.message ?? 'watch error' },
+            st,
+          );
         }
         last = ev.object.metadata.resourceVersion ?? last;
         if (ev.type === 'BOOKMARK') return;

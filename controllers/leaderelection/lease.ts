@@ -1,6 +1,6 @@
 import type { Logger } from '../../lib/log.js';
-import { isConflict, isNotFound, type KubeClient } from '../client/kube.js';
-import { paths } from '../client/resources.js';
+import { isConflict, isNotFound, type KubeClient } from '../../lib/kube/client.js';
+import { paths } from '../../lib/kube/resources.js';
 
 export interface LeaseObject {
   apiVersion: 'coordination.k8s.io/v1';

@@ -1,5 +1,5 @@
 import type { SandboxNode } from '../../crds/sandboxnode.js';
-import { isTrue } from '../status/conditions.js';
+import { isTrue } from '../../lib/kube/conditions.js';
 import { milliCpu, bytes } from '../../crds/quantity.js';
 import { PRESSURE_CONDITIONS, type NodeInfo } from '../scheduling/scheduler.js';
 

@@ -1,11 +1,11 @@
 import type { SandboxNode } from '../../crds/sandboxnode.js';
 import type { Logger } from '../../lib/log.js';
-import type { KubeClient } from '../client/kube.js';
-import { paths } from '../client/resources.js';
-import type { EventRecorder } from '../events/recorder.js';
+import type { KubeClient } from '../../lib/kube/client.js';
+import { paths } from '../../lib/kube/resources.js';
+import type { EventRecorder } from '../../lib/kube/events.js';
 import type { Informer } from '../informer/informer.js';
 import { PRESSURE_CONDITIONS } from '../scheduling/scheduler.js';
-import { mergeConditions, type ConditionInput } from '../status/conditions.js';
+import { mergeConditions, type ConditionInput } from '../../lib/kube/conditions.js';
 import { agentSaysReady, type LeaseTracker, type NodeHealth } from './health.js';
 
 /**

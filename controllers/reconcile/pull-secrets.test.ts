@@ -4,7 +4,7 @@ import { dockerConfigOf } from './pull-secrets.js';
 const b64 = (v: unknown) => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64');
 const auths = { 'registry.example:5000': { auth: b64('alice:s3cret') } };
 
-describe('pull secrets: the Docker config of a Secret (unit)', () => {
+describe('unit: pull secrets: the Docker config of a Secret', () => {
   it('takes .dockerconfigjson of a kubernetes.io/dockerconfigjson Secret', () => {
     assert.deepEqual(
       dockerConfigOf(

@@ -1,7 +1,7 @@
 import type { Sandbox } from '../../crds/sandbox.js';
-import type { PullSecretData } from '../../node-agent/api/protocol.js';
-import { ApiError, type KubeClient } from '../client/kube.js';
-import { paths } from '../client/resources.js';
+import type { PullSecretData } from '../../protocol/agent-api.js';
+import { ApiError, type KubeClient } from '../../lib/kube/client.js';
+import { paths } from '../../lib/kube/resources.js';
 
 /*
  * The image pull Secrets of a Sandbox, read by the controller (GET each one by

@@ -2,7 +2,7 @@ import type { Sandbox } from '../../crds/sandbox.js';
 import type { SandboxNode } from '../../crds/sandboxnode.js';
 import type { Logger } from '../../lib/log.js';
 import type { AgentClient } from '../agentclient/client.js';
-import { keyOf } from '../client/resources.js';
+import { keyOf } from '../../lib/kube/resources.js';
 import type { Informer } from '../informer/informer.js';
 import type { SandboxReconciler } from './sandbox.js';
 

@@ -3,15 +3,15 @@ import type { SandboxNode } from '../../crds/sandboxnode.js';
 import { SandpitError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
 import { AgentError, type AgentClient } from '../agentclient/client.js';
-import { isConflict, isNotFound, type KubeClient } from '../client/kube.js';
-import { paths, splitKey } from '../client/resources.js';
-import type { EventRecorder } from '../events/recorder.js';
+import { isConflict, isNotFound, type KubeClient } from '../../lib/kube/client.js';
+import { paths, splitKey } from '../../lib/kube/resources.js';
+import type { EventRecorder } from '../../lib/kube/events.js';
 import { hasFinalizer, withFinalizer, withoutFinalizer, writeFinalizers } from '../finalizer/finalizer.js';
 import type { Informer } from '../informer/informer.js';
 import { toNodeInfo, type LeaseTracker, type NodeHealth } from '../nodes/health.js';
 import { addUsage, sandboxDemand, scheduleSandbox, type NodeUsage } from '../scheduling/scheduler.js';
 import { readPullSecrets } from './pull-secrets.js';
-import { desiredStatusPatch } from '../../node-agent/status/desired.js';
+import { desiredStatusPatch } from '../../protocol/status-patch.js';
 import {
   agentApplyFailedStatus,
   boundStatus,

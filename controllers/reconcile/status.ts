@@ -1,6 +1,6 @@
 import type { Condition } from '../../crds/common.js';
 import type { Sandbox, SandboxStatus } from '../../crds/sandbox.js';
-import { ConditionType as T, findCondition, mergeConditions, type ConditionInput } from '../status/conditions.js';
+import { ConditionType as T, findCondition, mergeConditions, type ConditionInput } from '../../lib/kube/conditions.js';
 
 /*
  * The status the controller writes, as pure functions: each returns the

@@ -1,4 +1,4 @@
-import type { KubeClient } from '../client/kube.js';
+import type { KubeClient } from '../../lib/kube/client.js';
 import { accessFor, refusalMessage, type StreamRequest } from './request.js';
 
 interface UserInfo {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { accessFor, bearerToken, parseStreamRequest, refusalMessage } from './request.js';
 
-describe('controller stream requests', () => {
+describe('unit: controller stream requests', () => {
   it('parses the path and keeps the query for the agent', () => {
     const r = parseStreamRequest('/sandboxes/team-a/box-1/exec?command=sh&command=-c&tty=1');
     assert.ok(typeof r !== 'string');

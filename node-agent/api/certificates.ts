@@ -1,8 +1,11 @@
 import { readFile } from 'node:fs/promises';
-import { AGENT_SIGNER, CA_BUNDLE_CONFIGMAP } from '../../controllers/certs/authority.js';
-import { createCSR, lifetime, newKey } from '../../controllers/certs/x509.js';
-import type { KubeClient } from '../../controllers/client/kube.js';
-import { paths } from '../../controllers/client/resources.js';
+import { createCSR } from '../../lib/pki/csr.js';
+import { newKey } from '../../lib/pki/keys.js';
+import { AGENT_SIGNER, CA_BUNDLE_CONFIGMAP } from '../../lib/pki/names.js';
+import { lifetime } from '../../lib/pki/x509.js';
+import type { KubeClient } from '../../lib/kube/client.js';
+import { paths } from '../../lib/kube/resources.js';
+import { agentCommonName } from '../../protocol/agent-api.js';
 import { SandpitError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
 import type { ServingTLS } from './server.js';
@@ -78,7 +81,7 @@ export class AgentCertificates {
     try {
       const clientCA = await this.#caBundle(namespace, deadline);
       const key = newKey();
-      const request = await createCSR(key, `system:sandpit-agent:${this.node}`);
+      const request = await createCSR(key, agentCommonName(this.node));
       const name = `sandpit-agent-${this.node}-${Date.now().toString(36)}`.slice(0, 253);
       await this.client.create(paths.csrs(), {
         apiVersion: 'certificates.k8s.io/v1',

@@ -4,7 +4,7 @@ import { SandpitError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
 import type { SandboxRuntime } from '../contracts.js';
 import { holdPullSecrets } from '../images/pull-secrets.js';
-import { API_PREFIX, type ApiErrorBody, type ListResponse } from './protocol.js';
+import { API_PREFIX, type ApiErrorBody, type ListResponse } from '../../protocol/agent-api.js';
 
 const MAX_BODY = 1 << 20;
 
@@ -85,9 +85,7 @@ function send(res: ServerResponse, status: number, body: unknown): void {
  * name of a failed syscall, else RuntimeError.
  */
 export function runtimeReason(err: SandpitError): string {
-  const own = (err as SandpitError & { reason?: unknown }).reason;
-  if (typeof own === 'string' && own !== '') return own;
-  return err.code ?? 'RuntimeError';
+  return err.reason || err.code || 'RuntimeError';
 }
 
 /**

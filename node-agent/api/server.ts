@@ -3,9 +3,8 @@ import { createServer, type Server } from 'node:https';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from '../../lib/log.js';
+import { CONTROLLER_CLIENT_CN } from '../../protocol/agent-api.js';
 
-/** CN of the only client certificate the agent API serves (the controller's). */
-export const CONTROLLER_CLIENT_CN = 'sandpit-controller';
 const CLIENT_AUTH_OID = '1.3.6.1.5.5.7.3.2';
 
 export interface ServingTLS {

@@ -3,7 +3,7 @@ import { CpuRates, millicores, MIN_INTERVAL_MS, nextCpuRate, type CpuRateState }
 
 const S = 1e9; // one CPU-second in ns
 
-describe('cgroups: status.usage.cpu as an average rate in millicores (unit)', () => {
+describe('unit: cgroups: status.usage.cpu as an average rate in millicores', () => {
   const rates: [string, number, number, number][] = [
     ['one core busy', S, S, 1000],
     ['a quarter core', 0.25 * S, S, 250],

@@ -10,7 +10,7 @@ const hybrid = `31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=75
 40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
 41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw`;
 
-describe('cgroup layout detection (unit)', () => {
+describe('unit: cgroup layout detection', () => {
   it('recognises the hybrid layout', () => {
     const m = parseCgroupMounts(hybrid);
     assert.equal(m.unified, '/sys/fs/cgroup/unified');

@@ -1,13 +1,14 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SandpitError } from '../../lib/errors.js';
 import { kill, open, O_CLOEXEC, O_WRONLY } from '../sys/proc.js';
+import { childCgroups, mkdir, removeTree, trySilently, write, type Site } from './fs.js';
 import { classify, parseCgroupMounts, V1_CONTROLLERS, type CgroupLayout, type V1Controller } from './layout.js';
 
 /*
- * Sandpit's cgroups: <parent>/<sandbox id>/{infra, c-<container>} in every
- * hierarchy this node has. Only directories under <parent> are ever written,
+ * Sandpit's cgroups: <parent>/<sandbox id>/{infra, c-<container>} (paths.ts) in
+ * every hierarchy this node has. Only directories under <parent> are ever written,
  * removed or killed; the one exception is enabling controllers in the root's
  * cgroup.subtree_control on pure v2, which is required to use them at all.
  */
@@ -173,7 +174,7 @@ export class CgroupManager {
         return;
       }
       for (const l of text.split('\n')) if (l) found.add(Number(l));
-      for (const e of safeReaddir(dir)) walk(join(dir, e));
+      for (const e of childCgroups(dir, { step: `list the processes of cgroup ${rel}` })) walk(join(dir, e));
     };
     for (const d of this.dirs(rel)) walk(d);
     return [...found];
@@ -233,8 +234,8 @@ export class CgroupManager {
   }
 
   /** Removes `rel` and everything below it in every hierarchy (deepest first). Idempotent. */
-  remove(rel: string, site: Site): void {
-    for (const d of this.dirs(rel)) removeTree(d, site);
+  async remove(rel: string, site: Site): Promise<void> {
+    for (const d of this.dirs(rel)) await removeTree(d, site);
   }
 
   usage(rel: string): CgroupUsage {
@@ -279,70 +280,13 @@ export class CgroupManager {
   /** Sandbox ids that have a cgroup under the parent in any hierarchy. */
   listSandboxes(): string[] {
     const ids = new Set<string>();
-    for (const h of this.hierarchies()) for (const e of safeReaddir(join(h, this.parent))) ids.add(e);
+    const site = { step: 'list sandbox cgroups' };
+    for (const h of this.hierarchies()) for (const e of childCgroups(join(h, this.parent), site)) ids.add(e);
     return [...ids];
   }
 
   /** Removes the (empty) parent itself; used by tests that own a private parent. */
-  removeParent(site: Site): void {
-    for (const h of this.hierarchies()) removeTree(join(h, this.parent), site);
-  }
-}
-
-type Site = { sandbox?: string; step: string };
-
-function write(file: string, value: string, site: Site): void {
-  try {
-    writeFileSync(file, value);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new SandpitError({ ...site, message: `write ${value} to ${file} failed: ${code}`, code, cause: err });
-  }
-}
-
-function mkdir(dir: string, site: Site): void {
-  try {
-    mkdirSync(dir, { recursive: true });
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new SandpitError({ ...site, message: `mkdir ${dir} failed: ${code}`, code, cause: err });
-  }
-}
-
-function safeReaddir(dir: string): string[] {
-  try {
-    return readdirSync(dir, { withFileTypes: true })
-      .filter((e) => e.isDirectory())
-      .map((e) => e.name);
-  } catch {
-    return [];
-  }
-}
-
-function removeTree(dir: string, site: Site): void {
-  if (!existsSync(dir)) return;
-  for (const child of safeReaddir(dir)) removeTree(join(dir, child), site);
-  for (let attempt = 0; ; attempt++) {
-    try {
-      rmdirSync(dir);
-      return;
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') return;
-      // EBUSY right after the last process died: the kernel frees the css asynchronously.
-      if (code === 'EBUSY' && attempt < 200) {
-        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
-        continue;
-      }
-      throw new SandpitError({ ...site, message: `rmdir ${dir} failed: ${code}`, code, cause: err });
-    }
-  }
-}
-
-function trySilently(fn: () => void): void {
-  try {
-    fn();
-  } catch {
-    /* best effort while killing */
+  async removeParent(site: Site): Promise<void> {
+    for (const h of this.hierarchies()) await removeTree(join(h, this.parent), site);
   }
 }

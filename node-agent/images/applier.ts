@@ -292,7 +292,7 @@ export async function applyLayer(tar: AsyncIterable<Buffer>, dir: string, opts: 
       closeSync(fd);
     }
   } catch (err) {
-    if (err instanceof TarFormatError) throw new LayerRefusedError(`#${entries}`, `malformed archive: ${err.message}`);
+    if (err instanceof TarFormatError) throw new LayerRefusedError(`#${entries}`, `malformed archive: ${err.detail}`);
     throw err;
   } finally {
     dirs.closeAll();

@@ -4,7 +4,7 @@ import { credentialsFor, parseChallenges, TokenCache } from './auth.js';
 const cfg = (auths: Record<string, unknown>) => JSON.stringify({ auths });
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 
-describe('images: registry auth (unit)', () => {
+describe('unit: images: registry auth', () => {
   it('parses bearer challenges with quoted commas', () => {
     const [c] = parseChallenges(
       'Bearer realm="https://auth.example/token",service="reg",scope="repository:a/b:pull,push",error="insufficient_scope"',

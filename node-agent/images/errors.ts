@@ -5,8 +5,15 @@ import { SandpitError } from '../../lib/errors.js';
  * fix the name, fix the pull secret, fix the tag, or wait for the registry.
  * They match the kubelet's where the kubelet has one.
  */
-export type ImagesReadyReason =
-  'ErrImagePull' | 'ImagePullBackOff' | 'InvalidImageName' | 'Unauthorized' | 'ManifestUnknown' | 'ErrImageNeverPull';
+export const IMAGES_READY_REASONS = [
+  'ErrImagePull',
+  'ImagePullBackOff',
+  'InvalidImageName',
+  'Unauthorized',
+  'ManifestUnknown',
+  'ErrImageNeverPull',
+] as const;
+export type ImagesReadyReason = (typeof IMAGES_READY_REASONS)[number];
 
 /** A failure to prepare an image, carrying the condition reason it maps to. */
 export class ImageError extends SandpitError {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { classifyEntry, splitLinkTarget, xattrAllowed } from './paths.js';
 
-describe('images: tar entry names (unit)', () => {
+describe('unit: images: tar entry names', () => {
   it('splits ordinary names, ignoring ./ and empty components', () => {
     assert.deepEqual(classifyEntry('./usr//bin/./sh'), { kind: 'path', parts: ['usr', 'bin', 'sh'] });
     assert.deepEqual(classifyEntry('./'), { kind: 'root' });

@@ -8,7 +8,7 @@ const e = (architecture: string, variant?: string, os = 'linux', extra: Partial<
   ...extra,
 });
 
-describe('images: platform selection (unit)', () => {
+describe('unit: images: platform selection', () => {
   it('picks the exact platform', () => {
     const idx = [e('arm64'), e('amd64'), e('arm', 'v7')];
     assert.equal(selectManifest(idx, { os: 'linux', architecture: 'amd64' })?.platform?.architecture, 'amd64');

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { createLogger, type Logger } from '../../lib/log.js';
 import type { ImageConfig, ImageProvider, PreparedImage, PullOptions, SandboxId } from '../contracts.js';
@@ -6,7 +5,10 @@ import { credentialsFor, type Credential } from './auth.js';
 import { ImageError } from './errors.js';
 import { hostPlatform, selectManifest, type IndexEntry, type Platform } from './platform.js';
 import { formatReference, InvalidReferenceError, parseReference, DIGEST_RE, type ImageReference } from './reference.js';
-import { MEDIA, RegistryClient, type Descriptor, type RegistryClientOptions } from './registry.js';
+import { MEDIA } from './manifest-media.js';
+import { chainIDs, validateManifest, type OciConfig, type OciManifest } from './manifest.js';
+import { Semaphore, SingleFlight } from './concurrency.js';
+import { RegistryClient, type Descriptor, type RegistryClientOptions } from './registry.js';
 import { ContentStore, type ImageRecord } from './store.js';
 import { compressionOf, DEFAULT_UNPACK_LIMITS, unpackLayer, type UnpackLimits } from './unpack.js';
 
@@ -35,65 +37,6 @@ export interface PullStats {
   blobsDownloaded: number;
   layersUnpacked: number;
   manifestRequests: number;
-}
-
-class Semaphore {
-  #free: number;
-  #waiters: (() => void)[] = [];
-  constructor(n: number) {
-    this.#free = n;
-  }
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.#free > 0) this.#free--;
-    else await new Promise<void>((r) => this.#waiters.push(r));
-    try {
-      return await fn();
-    } finally {
-      const next = this.#waiters.shift();
-      if (next) next();
-      else this.#free++;
-    }
-  }
-}
-
-/** One in-flight promise per key: concurrent callers share it. */
-class SingleFlight<T> {
-  #inflight = new Map<string, Promise<T>>();
-  do(key: string, fn: () => Promise<T>): Promise<T> {
-    let p = this.#inflight.get(key);
-    if (!p) {
-      p = fn().finally(() => this.#inflight.delete(key));
-      this.#inflight.set(key, p);
-    }
-    return p;
-  }
-}
-
-/** ChainID(L0) = DiffID(L0); ChainID(L0..n) = sha256(ChainID(L0..n-1) + " " + DiffID(n)). */
-export function chainIDs(diffIDs: string[]): string[] {
-  const out: string[] = [];
-  for (const d of diffIDs) {
-    const prev = out[out.length - 1];
-    out.push(prev ? `sha256:${createHash('sha256').update(`${prev} ${d}`).digest('hex')}` : d);
-  }
-  return out;
-}
-
-interface OciManifest {
-  mediaType?: string;
-  config: Descriptor;
-  layers: Descriptor[];
-}
-
-interface OciConfig {
-  config?: {
-    Entrypoint?: string[] | null;
-    Cmd?: string[] | null;
-    Env?: string[] | null;
-    WorkingDir?: string;
-    User?: string;
-  };
-  rootfs?: { type?: string; diff_ids?: string[] };
 }
 
 export class OciImageProvider implements ImageProvider {
@@ -134,7 +77,7 @@ export class OciImageProvider implements ImageProvider {
         reason: 'InvalidImageName',
         step: 'parse image reference',
         sandbox: opts.sandbox.id,
-        message: `${JSON.stringify(reference)}: ${(err as InvalidReferenceError).message}`,
+        message: `${JSON.stringify(reference)}: ${(err as InvalidReferenceError).detail}`,
         hint: 'fix spec.containers[].image',
         retryable: false,
       });
@@ -389,18 +332,5 @@ export class OciImageProvider implements ImageProvider {
         throw err;
       }
     });
-  }
-}
-
-function validateManifest(m: OciManifest): void {
-  const bad = (message: string) =>
-    new ImageError({ reason: 'ErrImagePull', step: 'parse manifest', message, retryable: false });
-  if (!m.config || !DIGEST_RE.test(m.config.digest) || !Number.isSafeInteger(m.config.size))
-    throw bad('manifest has no valid config descriptor');
-  if (!Array.isArray(m.layers)) throw bad('manifest has no layers');
-  for (const l of m.layers) {
-    if (!DIGEST_RE.test(l.digest)) throw bad(`invalid layer digest ${JSON.stringify(l.digest)}`);
-    if (!Number.isSafeInteger(l.size) || l.size < 0) throw bad(`invalid layer size for ${l.digest}`);
-    if (!compressionOf(l.mediaType)) throw bad(`unsupported layer media type ${l.mediaType}`);
   }
 }

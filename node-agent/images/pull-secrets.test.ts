@@ -14,7 +14,7 @@ const sandbox = (secrets: string[]) =>
     },
   });
 
-describe('pull secrets on the agent (unit)', () => {
+describe('unit: pull secrets on the agent', () => {
   it('gives the pull the Docker configs the PUT carried for the Secrets the spec names', () => {
     const sbx = sandbox(['a', 'b']);
     holdPullSecrets(sbx, {

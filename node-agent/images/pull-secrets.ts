@@ -1,5 +1,5 @@
 import type { Sandbox } from '../../crds/sandbox.js';
-import type { PullSecretData } from '../api/protocol.js';
+import type { PullSecretData } from '../../protocol/agent-api.js';
 import { ImageError } from './errors.js';
 
 /*

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { defaultPullPolicy, formatReference, parseReference, registryHost } from './reference.js';
 
-describe('images: reference normalisation (unit)', () => {
+describe('unit: images: reference normalisation', () => {
   const cases: [string, string][] = [
     ['busybox', 'docker.io/library/busybox:latest'],
     ['library/busybox:1.36', 'docker.io/library/busybox:1.36'],

@@ -2,6 +2,7 @@
  * Image references normalised the way Docker does it, so that "busybox",
  * "library/busybox" and "docker.io/library/busybox:latest" share one store entry.
  */
+import { SandpitError } from '../../lib/errors.js';
 
 export interface ImageReference {
   /** Registry host[:port] as written (docker.io for Docker Hub). */
@@ -19,7 +20,14 @@ const DOMAIN_RE =
   /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?$|^\[[0-9a-fA-F:.]+\](?::[0-9]+)?$/;
 export const DIGEST_RE = /^sha256:[a-f0-9]{64}$/;
 
-export class InvalidReferenceError extends Error {}
+/** A reference no registry would take: fixing spec.containers[].image is the only way on. */
+export class InvalidReferenceError extends SandpitError {
+  declare readonly reason: 'InvalidImageName';
+  constructor(message: string) {
+    super({ step: 'parse image reference', message, reason: 'InvalidImageName' });
+    this.name = 'InvalidReferenceError';
+  }
+}
 
 /** Parses and normalises a reference; throws InvalidReferenceError with the reason. */
 export function parseReference(ref: string): ImageReference {

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { chainIDs } from './provider.js';
-import { MEDIA, manifestMediaType } from './registry.js';
+import { chainIDs } from './manifest.js';
+import { MEDIA, manifestMediaType } from './manifest-media.js';
 
 const doc = (o: object) => Buffer.from(JSON.stringify(o));
 
-describe('images: manifest media types and ChainIDs (unit)', () => {
+describe('unit: images: manifest media types and ChainIDs', () => {
   it('takes the media type from Content-Type and the document, which must agree', () => {
     assert.equal(
       manifestMediaType(MEDIA.ociManifest, doc({ mediaType: MEDIA.ociManifest, layers: [] })),

@@ -4,7 +4,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request, type Dispatcher } from 'undici';
 import type { Logger } from '../../lib/log.js';
 import { basicAuth, parseChallenges, TokenCache, type Challenge, type Credential } from './auth.js';
+import { SandpitError } from '../../lib/errors.js';
 import { ImageError } from './errors.js';
+import { MEDIA, manifestMediaType } from './manifest-media.js';
 import { DIGEST_RE, registryHost, type ImageReference } from './reference.js';
 
 /*
@@ -12,13 +14,6 @@ import { DIGEST_RE, registryHost, type ImageReference } from './reference.js';
  * retries and Range resume, on undici so a custom CA and manual redirects are
  * possible. Every byte is checked against its digest as it streams.
  */
-
-export const MEDIA = {
-  ociIndex: 'application/vnd.oci.image.index.v1+json',
-  ociManifest: 'application/vnd.oci.image.manifest.v1+json',
-  dockerList: 'application/vnd.docker.distribution.manifest.list.v2+json',
-  dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
-} as const;
 
 const ACCEPT = [MEDIA.ociIndex, MEDIA.ociManifest, MEDIA.dockerList, MEDIA.dockerManifest].join(', ');
 
@@ -59,7 +54,18 @@ const header = (r: Response, name: string) => {
   return Array.isArray(v) ? v[0] : v;
 };
 
-class RetryableError extends Error {}
+/** A registry answer worth another try (a 429/5xx, a cut connection); the registry may say when (Retry-After). */
+class RetryableError extends SandpitError {
+  readonly retryAfterSeconds: number | undefined;
+  constructor(message: string, retryAfterSeconds?: number) {
+    super({ step: 'registry request', message });
+    this.name = 'RetryableError';
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
+/** What went wrong, without the step a RetryableError's message wraps it in (the pull error names its own). */
+const errorDetail = (err: unknown) => (err instanceof RetryableError ? err.detail : (err as Error).message);
 
 export class RegistryClient {
   readonly #dispatcher: Agent;
@@ -221,7 +227,7 @@ export class RegistryClient {
           if (resp.status === 429 || resp.status >= 500) {
             const after = Number(header(resp, 'retry-after'));
             await resp.body.dump();
-            throw new RetryableError(`HTTP ${resp.status}`, { cause: Number.isFinite(after) ? after : undefined });
+            throw new RetryableError(`HTTP ${resp.status}`, Number.isFinite(after) ? after : undefined);
           }
           return resp;
         });
@@ -254,14 +260,16 @@ export class RegistryClient {
           throw new ImageError({
             reason: 'ErrImagePull',
             step: 'pull',
-            message: `${what}: ${(err as Error).message}`,
+            message: `${what}: ${errorDetail(err)}`,
             cause: err,
           });
         }
         const retryAfter =
-          err instanceof RetryableError && typeof err.cause === 'number' ? Math.min(err.cause * 1000, 10_000) : 0;
+          err instanceof RetryableError && err.retryAfterSeconds !== undefined
+            ? Math.min(err.retryAfterSeconds * 1000, 10_000)
+            : 0;
         const delay = Math.max(retryAfter, this.#retryDelayMs * 2 ** attempt);
-        this.#log?.debug({ what, attempt, delay, err: (err as Error).message }, 'retrying registry request');
+        this.#log?.debug({ what, attempt, delay, err: errorDetail(err) }, 'retrying registry request');
         await sleep(delay);
       }
     }
@@ -456,62 +464,4 @@ export class RegistryClient {
       closeSync(fd);
     }
   }
-}
-
-/**
- * The media type of a manifest document: Content-Type and the document's own
- * mediaType must agree (CVE-2021-41190); a document with both "manifests" and
- * "layers" is refused as ambiguous.
- */
-export function manifestMediaType(contentType: string, body: Buffer): string {
-  let doc: { mediaType?: string; manifests?: unknown; layers?: unknown; schemaVersion?: number };
-  try {
-    doc = JSON.parse(body.toString('utf8')) as typeof doc;
-  } catch {
-    throw new ImageError({
-      reason: 'ErrImagePull',
-      step: 'parse manifest',
-      message: 'manifest is not JSON',
-      retryable: false,
-    });
-  }
-  if (doc.manifests !== undefined && doc.layers !== undefined) {
-    throw new ImageError({
-      reason: 'ErrImagePull',
-      step: 'parse manifest',
-      message: 'ambiguous document with both manifests and layers',
-      retryable: false,
-    });
-  }
-  const known = Object.values(MEDIA) as string[];
-  const ct = known.includes(contentType) ? contentType : undefined;
-  if (doc.mediaType && ct && doc.mediaType !== ct) {
-    throw new ImageError({
-      reason: 'ErrImagePull',
-      step: 'parse manifest',
-      message: `mediaType ${doc.mediaType} does not match Content-Type ${ct}`,
-      retryable: false,
-    });
-  }
-  const mt =
-    doc.mediaType ??
-    ct ??
-    (doc.manifests !== undefined ? MEDIA.ociIndex : doc.layers !== undefined ? MEDIA.ociManifest : undefined);
-  if (!mt || !known.includes(mt)) {
-    throw new ImageError({
-      reason: 'ErrImagePull',
-      step: 'parse manifest',
-      message: `unsupported manifest type ${mt ?? contentType}${doc.schemaVersion === 1 ? ' (Docker schema 1 is not supported)' : ''}`,
-      retryable: false,
-    });
-  }
-  if ((mt === MEDIA.ociIndex || mt === MEDIA.dockerList) !== (doc.manifests !== undefined)) {
-    throw new ImageError({
-      reason: 'ErrImagePull',
-      step: 'parse manifest',
-      message: `document does not have the shape of ${mt}`,
-      retryable: false,
-    });
-  }
-  return mt;
 }

@@ -15,7 +15,7 @@ async function entries(buf: Buffer, chunk = 7): Promise<{ e: TarEntry; data: Buf
   return out;
 }
 
-describe('images: tar reader (unit)', () => {
+describe('unit: images: tar reader', () => {
   it('reads ustar entries across odd chunk boundaries', async () => {
     const got = await entries(
       writeTar([

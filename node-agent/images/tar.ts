@@ -6,6 +6,8 @@
  * and drop xattrs, which is why this exists.
  */
 
+import { SandpitError } from '../../lib/errors.js';
+
 export type EntryType = 'file' | 'hardlink' | 'symlink' | 'char' | 'block' | 'dir' | 'fifo';
 
 export interface TarEntry {
@@ -25,7 +27,13 @@ export interface TarEntry {
   xattrs: Map<string, Buffer>;
 }
 
-export class TarFormatError extends Error {}
+/** A layer that is not a tar archive this reader takes (truncated, corrupted, or a feature layers must not use). */
+export class TarFormatError extends SandpitError {
+  constructor(message: string) {
+    super({ step: 'read layer archive', message });
+    this.name = 'TarFormatError';
+  }
+}
 
 export interface TarLimits {
   /** Upper bound for a pax or GNU long-name record. */

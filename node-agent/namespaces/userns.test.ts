@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { allocateUsernsBlock, parseUsernsRange, USERNS_SIZE } from './userns.js';
 
-describe('user namespace blocks (unit)', () => {
+describe('unit: user namespace blocks', () => {
   const range = { first: 1 << 20, count: 3 * USERNS_SIZE };
   it('hands out the lowest free whole block and none twice', () => {
     assert.equal(allocateUsernsBlock(range, []), 1 << 20);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { bytesToIp6, ip6ToBytes, isIPv6, pairedIp6, parseSubnet6 } from './cidr6.js';
 
-describe('IPv6 sandbox prefix (unit)', () => {
+describe('unit: IPv6 sandbox prefix', () => {
   it('parses and prints addresses canonically', () => {
     assert.equal(bytesToIp6(ip6ToBytes('fd00:0088:0:0:0:0:0a58:0005')), 'fd00:88::a58:5');
     assert.equal(bytesToIp6(ip6ToBytes('::')), '::');

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { renderHosts, renderResolvConf } from './dns.js';
 
-describe('resolv.conf and hosts (unit)', () => {
+describe('unit: resolv.conf and hosts', () => {
   const fallback = ['8.8.8.8'];
 
   it('keeps the node resolvers a sandbox can reach and drops loopback ones', () => {

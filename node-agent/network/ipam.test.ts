@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { parseSubnet, gatewayOf, numberToIp, overlaps, subnetSize } from './cidr.js';
 import { allocateAddress, emptyTable, reclaimAddresses, releaseAddress, type LeaseTable } from './ipam.js';
 
-describe('IPAM (unit)', () => {
+describe('unit: IPAM', () => {
   const subnet = parseSubnet('10.199.7.0/29'); // sandboxes get .2 to .6
 
   const take = (table: LeaseTable, id: string) => {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { deleteSandboxRulesScript, plannedRules, ruleOwner } from './rule-index.js';
 import { nodeRulesScript, sandboxRulesScript } from './rules.js';
 
-describe('nftables rule generation (unit)', () => {
+describe('unit: nftables rule generation', () => {
   const c = { table: 'sandpit', bridge: 'sandpit0', subnet: '10.88.0.0/24' };
 
   it('rewrites base chains whole, so ensuring twice never duplicates', () => {

@@ -4,7 +4,7 @@ import { backoffAfterExit, restartDelay, shouldRestart } from './restart.js';
 const kubelet = { baseMs: 10_000, maxMs: 300_000 };
 const MIN = 60_000;
 
-describe('restart policy (unit)', () => {
+describe('unit: restart policy', () => {
   it('follows restartPolicy', () => {
     assert.equal(shouldRestart('Always', 0), true);
     assert.equal(shouldRestart('OnFailure', 0), false);

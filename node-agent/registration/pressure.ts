@@ -1,5 +1,5 @@
 import { parseQuantity } from '../../crds/quantity.js';
-import type { ConditionInput } from '../../controllers/status/conditions.js';
+import type { ConditionInput } from '../../lib/kube/conditions.js';
 
 /*
  * Node pressure as kubelet reports it (MemoryPressure, DiskPressure,

@@ -1,8 +1,8 @@
 import { API_VERSION } from '../../crds/common.js';
 import type { SandboxNode } from '../../crds/sandboxnode.js';
-import { isConflict, isNotFound, type KubeClient } from '../../controllers/client/kube.js';
-import { NODE_LEASE_LABEL, paths } from '../../controllers/client/resources.js';
-import { mergeConditions, type ConditionInput } from '../../controllers/status/conditions.js';
+import { isConflict, isNotFound, type KubeClient } from '../../lib/kube/client.js';
+import { NODE_LEASE_LABEL, paths } from '../../lib/kube/resources.js';
+import { mergeConditions, type ConditionInput } from '../../lib/kube/conditions.js';
 import type { Logger } from '../../lib/log.js';
 
 type NodeStatus = NonNullable<SandboxNode['status']>;

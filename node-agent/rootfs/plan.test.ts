@@ -13,7 +13,7 @@ const spec = {
   privileged: false,
 };
 
-describe('rootfs plan (unit)', () => {
+describe('unit: rootfs plan', () => {
   it('stacks layers highest first and masks the defaults', () => {
     const steps = buildRootfsPlan(spec);
     const first = steps[0];

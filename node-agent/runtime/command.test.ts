@@ -16,7 +16,7 @@ const vars = new Map([
   ['B.C', 'dot'],
 ]);
 
-describe('runtime: container command and env as kubelet and containerd make them (unit)', () => {
+describe('unit: runtime: container command and env as kubelet and containerd make them', () => {
   const expansions: [string, string][] = [
     ['plain', 'plain'],
     ['$(A)', 'x'],

@@ -1,3 +1,4 @@
+import { SandpitError } from '../../lib/errors.js';
 import type { ImageConfig } from '../contracts.js';
 
 /*
@@ -15,7 +16,13 @@ export interface CommandSpec {
   env?: { name: string; value?: string }[];
 }
 
-export class NoCommandError extends Error {}
+/** Neither the container nor its image names a program to run (kubelet: CreateContainerError). */
+export class NoCommandError extends SandpitError {
+  constructor(message: string) {
+    super({ step: 'resolve the command', message });
+    this.name = 'NoCommandError';
+  }
+}
 
 /**
  * kubelet's $(VAR) expansion (third_party/forked/golang/expansion): `$$` is a

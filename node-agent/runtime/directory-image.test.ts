@@ -12,7 +12,7 @@ const opts: PullOptions = {
   sandbox: { id: 'abc', namespace: 'team', name: 'sb', uid: 'u' },
 };
 
-describe('DirectoryImageProvider', () => {
+describe('unit: DirectoryImageProvider', () => {
   let base: string;
   let roots: string;
   before(() => {

@@ -1,3 +1,4 @@
+import { SandpitError } from '../../lib/errors.js';
 import { closeSync, fstatSync, readSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import * as sys from '../sys/fs.js';
@@ -24,9 +25,9 @@ interface UnionDir {
   layers: number[];
 }
 
-export class ImageFileError extends Error {
+export class ImageFileError extends SandpitError {
   constructor(message: string) {
-    super(message);
+    super({ step: 'read a file of the image', message });
     this.name = 'ImageFileError';
   }
 }

@@ -25,7 +25,7 @@ const GROUP = parseGroup(
   ].join('\n'),
 );
 
-describe('image users from /etc/passwd and /etc/group (unit)', () => {
+describe('unit: image users from /etc/passwd and /etc/group', () => {
   it('parses the files and skips comments, malformed and NIS lines', () => {
     assert.deepEqual(
       PASSWD.map((p) => p.name),

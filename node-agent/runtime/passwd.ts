@@ -1,3 +1,5 @@
+import { SandpitError } from '../../lib/errors.js';
+
 /*
  * Image users by name: an image config's `User` ("nobody", "www-data:www-data",
  * "1000:staff", "0") resolved against the image's own /etc/passwd and
@@ -28,9 +30,9 @@ export interface ResolvedUser {
 }
 
 /** A user or group name the image's files do not define, or an id out of range: the container cannot start. */
-export class UserLookupError extends Error {
+export class UserLookupError extends SandpitError {
   constructor(message: string) {
-    super(message);
+    super({ step: 'look up the image user', message });
     this.name = 'UserLookupError';
   }
 }

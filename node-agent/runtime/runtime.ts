@@ -15,6 +15,7 @@ import {
 } from '../contracts.js';
 import { CgroupManager, type CgroupLimits } from '../cgroups/manager.js';
 import { CpuRates } from '../cgroups/cpu-rate.js';
+import { containerCgroup, pid1Cgroup } from '../cgroups/paths.js';
 import { infraArgv } from '../namespaces/infra.js';
 import { LauncherPool } from '../namespaces/launcher.js';
 import { awaitReady, InfraPool, type WarmInfra } from '../namespaces/warm-infra.js';
@@ -54,7 +55,7 @@ import { ImageFileError, readImageFile } from './image-files.js';
 import { pullCredentials } from '../images/pull-secrets.js';
 import { NoCommandError, resolveCommand } from './command.js';
 import { parseGroup, parsePasswd, resolveUser, UserLookupError, type ResolvedUser } from './passwd.js';
-import type { CreateStage } from '../status/failures.js';
+import { configError, RuntimeError, type CreateStage } from './errors.js';
 
 /** What the agent itself may hand on (a container's capabilities are a subset of it). */
 const AGENT_BOUNDING = boundingCaps(readFileSync('/proc/self/status', 'utf8'));
@@ -267,7 +268,7 @@ export class SandboxRuntime {
 
       const cg = (step: string) => ({ sandbox: who, step });
       this.cgroups.create(id, cg('create sandbox cgroup'));
-      this.cgroups.create(`${id}/infra`, cg('create infra cgroup'));
+      this.cgroups.create(pid1Cgroup(id), cg('create infra cgroup'));
       const r = sandbox.spec.resources;
       this.cgroups.setLimits(
         id,
@@ -420,14 +421,12 @@ export class SandboxRuntime {
     const used = [...this.#sandboxes.values()].flatMap((r) => (r.userns ? [r.userns.base] : []));
     const base = allocateUsernsBlock(this.config.usernsRange, used);
     if (base === undefined)
-      throw Object.assign(
-        new SandpitError({
-          ...site,
-          message: `every block of ${USERNS_SIZE} host ids in the agent's range ${this.config.usernsRange.first}:${this.config.usernsRange.count} is in use`,
-          hint: 'delete sandboxes with hostUsers: false or widen SANDPIT_USERNS_RANGE',
-        }),
-        { reason: 'UserNamespaceRangeExhausted' },
-      );
+      throw new SandpitError({
+        ...site,
+        message: `every block of ${USERNS_SIZE} host ids in the agent's range ${this.config.usernsRange.first}:${this.config.usernsRange.count} is in use`,
+        hint: 'delete sandboxes with hostUsers: false or widen SANDPIT_USERNS_RANGE',
+        reason: 'UserNamespaceRangeExhausted',
+      });
     return { base, size: USERNS_SIZE };
   }
 
@@ -446,7 +445,7 @@ export class SandboxRuntime {
       }
     }
     const sandboxFds = this.cgroups.openProcs(rec.id, { sandbox: who, step: 'open sandbox cgroup' });
-    const infraFds = this.cgroups.openLeafProcs(`${rec.id}/infra`, { sandbox: who, step: 'open infra cgroup' });
+    const infraFds = this.cgroups.openLeafProcs(pid1Cgroup(rec.id), { sandbox: who, step: 'open infra cgroup' });
     const devnull = open('/dev/null', O_WRONLY | O_CLOEXEC, 0, { sandbox: who, step: 'open /dev/null' });
     const childSandbox = sandboxFds.map((_, i) => 3 + i);
     const childInfra = infraFds.map((_, i) => 3 + sandboxFds.length + i);
@@ -486,7 +485,7 @@ export class SandboxRuntime {
       this.cgroups.movePid(rec.id, warm.pid, site('move warm PID 1 into the sandbox cgroup'));
       writeSync(warm.go, `${rec.hostname}\n`);
       await awaitReady(warm.ready, site('wait for warm PID 1'));
-      this.cgroups.moveLeafPid(`${rec.id}/infra`, warm.pid, site('move PID 1 into the infra cgroup'));
+      this.cgroups.moveLeafPid(pid1Cgroup(rec.id), warm.pid, site('move PID 1 into the infra cgroup'));
     } finally {
       InfraPool.discard(warm);
     }
@@ -514,7 +513,7 @@ export class SandboxRuntime {
       for (const d of ['upper', 'work']) chownSync(join(cdir, d), rec.userns.base, rec.userns.base);
       for (const d of layerMounts) mkdirSync(d, { recursive: true });
     }
-    const cgRel = `${rec.id}/c-${c.name}`;
+    const cgRel = containerCgroup(rec.id, c.name);
     this.cgroups.create(cgRel, site);
     const limits: CgroupLimits = {};
     if (spec.resources?.limits?.memory) limits.memory = parseQuantity(spec.resources.limits.memory);
@@ -674,10 +673,10 @@ export class SandboxRuntime {
         await this.#startContainer(rec, c).catch((err: unknown) => {
           // The old run is gone and the spec is the new one: retried with back-off, as a crashed run is.
           this.#log(rec).error({ err, container: name }, 'start of the edited container failed');
-          const reason = (err as { reason?: unknown }).reason;
+          const reason = err instanceof SandpitError ? err.reason : undefined;
           c.state = {
             waiting: {
-              reason: typeof reason === 'string' ? reason : 'RunContainerError',
+              reason: reason ?? 'RunContainerError',
               message: (err as Error).message,
             },
           };
@@ -699,7 +698,7 @@ export class SandboxRuntime {
     graceMs: number,
     site: { sandbox: string; step: string },
   ): Promise<void> {
-    const cgRel = `${rec.id}/c-${c.name}`;
+    const cgRel = containerCgroup(rec.id, c.name);
     delete c.restartAt;
     this.#replacing.add(`${rec.id}/${c.name}`);
     try {
@@ -723,7 +722,7 @@ export class SandboxRuntime {
       await this.cgroups.killAll(cgRel, site);
       // The exit's own cgroup sweep (#recordExit) polls every 5 ms: let it see the cgroup empty before a new run appears in it.
       await new Promise((r) => setTimeout(r, 20));
-      this.cgroups.remove(cgRel, site);
+      await this.cgroups.remove(cgRel, site);
     } finally {
       this.#replacing.delete(`${rec.id}/${c.name}`);
     }
@@ -800,7 +799,7 @@ export class SandboxRuntime {
       );
     } catch (err) {
       if (err instanceof UserLookupError || err instanceof ImageFileError)
-        throw configError(site, `image user ${JSON.stringify(spec)}: ${err.message}`, hint, container);
+        throw configError(site, `image user ${JSON.stringify(spec)}: ${err.detail}`, hint, container);
       throw err;
     }
   }
@@ -815,14 +814,13 @@ export class SandboxRuntime {
       return resolveCommand(image.config, spec, rec.hostname);
     } catch (err) {
       if (!(err instanceof NoCommandError)) throw err;
-      throw Object.assign(
-        new SandpitError({
-          ...site,
-          message: err.message,
-          hint: 'set command (or args) on the container, or use an image with an ENTRYPOINT or CMD',
-        }),
-        { reason: 'CreateContainerError' as const, container: spec.name },
-      );
+      throw new RuntimeError({
+        ...site,
+        message: err.detail,
+        hint: 'set command (or args) on the container, or use an image with an ENTRYPOINT or CMD',
+        reason: 'CreateContainerError',
+        container: spec.name,
+      });
     }
   }
 
@@ -845,10 +843,12 @@ export class SandboxRuntime {
     const site = { sandbox: who, step: `exec in ${container}` };
     // A command started in a frozen cgroup would freeze with it and the client would hang.
     if (rec.phase === 'Paused' || this.cgroups.frozen(id))
-      throw Object.assign(
-        new SandpitError({ ...site, message: 'the sandbox is paused', hint: 'set spec.paused=false to exec' }),
-        { reason: 'SandboxPaused' as const },
-      );
+      throw new SandpitError({
+        ...site,
+        message: 'the sandbox is paused',
+        hint: 'set spec.paused=false to exec',
+        reason: 'SandboxPaused',
+      });
     if (!c || c.pid === undefined)
       throw new SandpitError({ ...site, message: `container ${container} is not running` });
     const spec = rec.spec.containers.find((x) => x.name === container)!;
@@ -860,7 +860,7 @@ export class SandboxRuntime {
     const held: number[] = [];
     let result: LaunchResult;
     try {
-      const cgFds = this.cgroups.openProcs(`${id}/c-${container}`, site);
+      const cgFds = this.cgroups.openProcs(containerCgroup(id, container), site);
       held.push(...cgFds);
       const filterFd = identity.seccomp ? pipeHolding(identity.seccomp, site) : undefined;
       if (filterFd !== undefined) held.push(filterFd);
@@ -998,7 +998,7 @@ export class SandboxRuntime {
     status: { exitCode: number; signal?: number },
     finishedAt: string,
   ): void {
-    const cgRel = `${rec.id}/c-${c.name}`;
+    const cgRel = containerCgroup(rec.id, c.name);
     const oom = this.cgroups.oomKills(cgRel) > c.oomBase;
     const expired = rec.stopping && rec.reason === 'DeadlineExceeded';
     const reason = oom ? 'OOMKilled' : expired ? 'DeadlineExceeded' : status.exitCode === 0 ? 'Completed' : 'Error';
@@ -1092,8 +1092,8 @@ export class SandboxRuntime {
       await this.#startContainer(rec, c);
     } catch (err) {
       this.#log(rec).error({ err, container: c.name }, 'restart failed');
-      const reason = (err as { reason?: unknown }).reason;
-      if (typeof reason === 'string') c.state = { waiting: { reason, message: (err as Error).message } };
+      const reason = err instanceof SandpitError ? err.reason : undefined;
+      if (reason !== undefined) c.state = { waiting: { reason, message: (err as Error).message } };
       c.restartAt = Date.now() + restartDelay(c.backoffStep ?? c.restartCount, this.config.restartBackoff);
       this.#save(rec);
     } finally {
@@ -1191,7 +1191,7 @@ export class SandboxRuntime {
       await new Promise((r) => setTimeout(r, 5));
     }
     for (const c of running())
-      await this.cgroups.killAll(`${id}/c-${c.name}`, { sandbox: who, step: `kill container ${c.name}` });
+      await this.cgroups.killAll(containerCgroup(id, c.name), { sandbox: who, step: `kill container ${c.name}` });
     await waitUntil(() => {
       for (const c of running()) this.#checkExit(rec, c);
       return running().length === 0;
@@ -1232,7 +1232,7 @@ export class SandboxRuntime {
     await this.#deps.network.teardown(rec.ref, log);
     await this.#deps.images.release(rec.id);
     this.#unmountUnder(this.store.sandboxDir(rec.id), who);
-    this.cgroups.remove(rec.id, { sandbox: who, step: 'remove cgroups' });
+    await this.cgroups.remove(rec.id, { sandbox: who, step: 'remove cgroups' });
     this.store.remove(rec.id);
   }
 
@@ -1310,7 +1310,7 @@ export class SandboxRuntime {
     const site = { sandbox: id, step: 'clean orphan' };
     if (this.cgroups.exists(id)) {
       await this.cgroups.killAll(id, site);
-      this.cgroups.remove(id, site);
+      await this.cgroups.remove(id, site);
     }
     this.#unmountUnder(this.store.sandboxDir(id), id);
     if (existsSync(this.store.sandboxDir(id))) this.store.remove(id);
@@ -1334,34 +1334,10 @@ export function mountsUnder(dir: string): string[] {
   return out.sort((a, b) => b.length - a.length);
 }
 
-/**
- * A container whose configuration cannot work (a user the image does not
- * define, runAsNonRoot against a root user): kubelet's
- * CreateContainerConfigError, the waiting reason status/failures.ts reports.
- */
-function configError(
-  site: { sandbox: string; step: string },
-  message: string,
-  hint: string,
-  container: string,
-): ContainerConfigError {
-  return Object.assign(new SandpitError({ ...site, message, hint }), {
-    reason: 'CreateContainerConfigError' as const,
-    container,
-  });
-}
-
-type ContainerConfigError = SandpitError & { reason: 'CreateContainerConfigError'; container: string };
-
-/**
- * Tags an error of a create with the container and the stage it failed in
- * (status/failures.ts turns that into kubelet's waiting reason) and rethrows it.
- */
+/** Rethrows an error of a create as one that names the container and the stage it failed in. */
 function atStage(container: string, stage: CreateStage): (err: unknown) => never {
   return (err: unknown) => {
-    if (err instanceof Error)
-      Object.assign(err, { createStage: stage, container: (err as { container?: string }).container ?? container });
-    throw err;
+    throw RuntimeError.inCreate(err, container, stage);
   };
 }
 

@@ -21,7 +21,7 @@ const web = (s: SandboxSpec) => s.containers[0]!;
 const restart = (...names: string[]): SpecDiff => ({ restartContainers: names, recreateReasons: [] });
 const recreate = (...reasons: string[]): SpecDiff => ({ restartContainers: [], recreateReasons: reasons });
 
-describe('diffSpec: what an edited spec asks of a running sandbox', () => {
+describe('unit: diffSpec: what an edited spec asks of a running sandbox', () => {
   const table: [string, (s: SandboxSpec) => void, SpecDiff][] = [
     ['nothing', () => undefined, restart()],
     ['a container image', (s) => void (web(s).image = 'busybox:1.36'), restart('web')],

@@ -12,7 +12,7 @@ import {
 
 const policy = { allowPrivileged: false, allowedCapabilities: ['NET_ADMIN'] };
 
-describe('capabilities (unit)', () => {
+describe('unit: capabilities', () => {
   it("is Docker's 14 by default, the same mask Docker shows", () => {
     assert.equal(DEFAULT_CAPS.length, 14);
     assert.equal(capMask(containerCaps({}, policy)).toString(16), 'a80425fb');
@@ -41,7 +41,7 @@ describe('capabilities (unit)', () => {
   });
 });
 
-describe('capability allow-list flags (unit)', () => {
+describe('unit: capability allow-list flags', () => {
   it('parses repeated and comma-separated names, with or without CAP_, once each', () => {
     assert.deepEqual(parseAllowedCapabilities(['CAP_SYS_TIME,net_admin', 'SYS_TIME']), ['SYS_TIME', 'NET_ADMIN']);
     assert.deepEqual(parseAllowedCapabilities([]), []);

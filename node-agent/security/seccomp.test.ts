@@ -30,7 +30,7 @@ const EPERM = 0x00050001;
 const ENOSYS = 0x00050026;
 const nr = (n: string) => SYSCALLS_X86_64[n]!;
 
-describe('seccomp filter (unit)', () => {
+describe('unit: seccomp filter', () => {
   const prog = buildSeccompFilter(DEFAULT_CAPS);
   it('fits the kernel limit', () => assert.ok(prog.length / 8 < 4096));
   it('allows ordinary syscalls and refuses those that reach outside the container', () => {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readJson, writeJsonInPlace } from './store.js';
 
-describe('writeJsonInPlace', () => {
+describe('unit: writeJsonInPlace', () => {
   let dir: string;
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'sandpit-store-'));

@@ -1,5 +1,6 @@
 import type { Condition } from '../../crds/common.js';
 import type { SandboxStatus } from '../../crds/sandbox.js';
+import { IMAGES_READY_REASONS } from '../images/errors.js';
 
 type Observed = Omit<SandboxStatus, 'nodeName' | 'observedGeneration' | 'conditions'>;
 
@@ -22,6 +23,9 @@ const STALLED_WAITING = new Set([
  * stays Failed (kstatus calls a failed Pod Current). lastTransitionTime is
  * filled by setCondition when merged into the object.
  */
+/** The waiting reasons that are about a container's image: the ImagesReady condition repeats them. */
+const IMAGE_REASONS: ReadonlySet<string> = new Set(IMAGES_READY_REASONS);
+
 export function deriveConditions(s: Observed, generation: number, now = new Date().toISOString()): Condition[] {
   const c = (type: string, status: Condition['status'], reason: string, message: string): Condition => ({
     type,
@@ -33,7 +37,7 @@ export function deriveConditions(s: Observed, generation: number, now = new Date
   });
   const containers = s.containerStatuses ?? [];
   const waiting = containers.filter((x) => x.state?.waiting);
-  const pulling = waiting.find((x) => /image|pull/i.test(x.state?.waiting?.reason ?? ''));
+  const pulling = waiting.find((x) => IMAGE_REASONS.has(x.state?.waiting?.reason ?? ''));
   const imagesReady = containers.length > 0 && containers.every((x) => Boolean(x.imageID));
   const built = s.phase !== undefined && s.phase !== 'Pending';
   const notReady = containers.filter((x) => !x.ready).map((x) => x.name);

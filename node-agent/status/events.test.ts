@@ -15,7 +15,7 @@ const st = (containers: unknown[], extra: Partial<SandboxStatus> = {}) =>
 const reasons = (before: SandboxStatus | undefined, after: SandboxStatus) =>
   statusEvents(before, after).map((e) => `${e.type}/${e.reason}`);
 
-describe('statusEvents', () => {
+describe('unit: statusEvents', () => {
   it('records Started once per run, not for writes that change something else', () => {
     const pending = st([c({ waiting: { reason: 'ContainerCreating' } })], { phase: 'Pending' });
     const running = st([c({ running: { startedAt: 't1' } })]);

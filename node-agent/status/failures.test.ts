@@ -2,16 +2,10 @@ import assert from 'node:assert/strict';
 import { SandpitError } from '../../lib/errors.js';
 import { ImageError, LayerRefusedError } from '../images/errors.js';
 import { NetworkError, NetworkReason } from '../network/status.js';
-import {
-  classifyCreateFailure,
-  creatingObservation,
-  failureObservation,
-  retryDelayMs,
-  type CreateStage,
-} from './failures.js';
+import { RuntimeError, type CreateStage } from '../runtime/errors.js';
+import { classifyCreateFailure, creatingObservation, failureObservation, retryDelayMs } from './failures.js';
 
-const tagged = (err: Error, container: string, stage: CreateStage) =>
-  Object.assign(err, { container, createStage: stage });
+const tagged = (err: Error, container: string, stage: CreateStage) => RuntimeError.inCreate(err, container, stage);
 const site = { step: 'pull', message: 'nope' };
 
 describe('unit: a failed create as kubelet words it', () => {
@@ -62,7 +56,7 @@ describe('unit: a failed create as kubelet words it', () => {
     ],
     [
       'runAsNonRoot against root',
-      Object.assign(new SandpitError(site), { reason: 'CreateContainerConfigError', container: 'app' }),
+      new RuntimeError({ ...site, reason: 'CreateContainerConfigError', container: 'app' }),
       { reason: 'CreateContainerConfigError', retryable: false, container: 'app' },
     ],
     [
@@ -91,7 +85,7 @@ describe('unit: a failed create as kubelet words it', () => {
     ],
     [
       'no user-namespace block left',
-      Object.assign(new SandpitError(site), { reason: 'UserNamespaceRangeExhausted' }),
+      new SandpitError({ ...site, reason: 'UserNamespaceRangeExhausted' }),
       { reason: 'UserNamespaceRangeExhausted', retryable: true },
     ],
     [

@@ -2,6 +2,9 @@ import type { Condition } from '../../crds/common.js';
 import type { SandboxSpec } from '../../crds/sandbox.js';
 import { SandpitError } from '../../lib/errors.js';
 import type { SandboxObservation } from '../contracts.js';
+import { ImageError } from '../images/errors.js';
+import { NetworkError } from '../network/status.js';
+import { RuntimeError } from '../runtime/errors.js';
 
 /*
  * A create that failed, as status: what kubelet writes for a Pod whose
@@ -10,9 +13,6 @@ import type { SandboxObservation } from '../contracts.js';
  * conditions kstatus reads (status contract in the repo README). Pure: the
  * error in, the status out; RuntimeService decides when to retry.
  */
-
-/** Where in a create an error happened, as the runtime tags it (runtime.ts createStage). */
-export type CreateStage = 'image' | 'config' | 'start';
 
 export interface CreateFailure {
   /** The container waiting reason, or the sandbox-level one (a NetworkReady reason, FailedCreateSandbox). */
@@ -32,31 +32,25 @@ export interface CreateFailure {
 const IMAGE_TERMINAL = new Set(['InvalidImageName', 'ErrImageNeverPull']);
 
 /**
- * The failure an error from SandboxRuntime.create stands for. The runtime
- * tags errors with the container and stage they happened in; an ImageError
+ * The failure an error from the runtime's create stands for. The runtime
+ * raises a RuntimeError naming the container and stage it happened in; an ImageError
  * or NetworkError carries its own reason. Every pull failure other than a bad
  * name or policy Never is retried, as kubelet does (a tag may be pushed, a
  * registry come back, a secret appear); a container configuration the spec or
  * image makes impossible is not, until the spec changes.
  */
 export function classifyCreateFailure(err: unknown): CreateFailure {
-  const e = err as Partial<SandpitError> & {
-    reason?: unknown;
-    container?: unknown;
-    createStage?: unknown;
-    name?: string;
-  };
   const message = err instanceof Error ? err.message : String(err);
-  const own = typeof e.reason === 'string' ? e.reason : undefined;
-  const container = typeof e.container === 'string' ? e.container : undefined;
-  const stage = e.createStage as CreateStage | undefined;
+  const own = err instanceof SandpitError ? err.reason : undefined;
+  const container = err instanceof RuntimeError ? err.container : undefined;
+  const stage = err instanceof RuntimeError ? err.createStage : undefined;
   const at = container ? { container } : {};
-  if (stage === 'image' || e.name === 'ImageError' || e.name === 'LayerRefusedError') {
+  if (stage === 'image' || err instanceof ImageError) {
     const reason =
       own && IMAGE_TERMINAL.has(own) ? own : own === 'ImagePullBackOff' ? 'ImagePullBackOff' : 'ErrImagePull';
     return { reason, ...at, message, retryable: !IMAGE_TERMINAL.has(reason), image: true, network: false };
   }
-  if (e.name === 'NetworkError' && own)
+  if (err instanceof NetworkError && own)
     return { reason: own, message, retryable: own !== 'InvalidNetworkSpec', image: false, network: true };
   if (own === 'CreateContainerConfigError' || stage === 'config')
     return { reason: 'CreateContainerConfigError', ...at, message, retryable: false, image: false, network: false };

@@ -1,12 +1,12 @@
 import { API_VERSION } from '../../crds/common.js';
 import type { Sandbox } from '../../crds/sandbox.js';
-import { isConflict, isNotFound, type KubeClient } from '../../controllers/client/kube.js';
-import { paths } from '../../controllers/client/resources.js';
+import { isConflict, isNotFound, type KubeClient } from '../../lib/kube/client.js';
+import { paths } from '../../lib/kube/resources.js';
 import { SandpitError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
 import { describeSandbox, type SandboxObservation, type SandboxRuntime } from '../contracts.js';
-import type { EventRecorder } from '../../controllers/events/recorder.js';
-import { desiredStatusPatch, givenUp } from './desired.js';
+import type { EventRecorder } from '../../lib/kube/events.js';
+import { desiredStatusPatch, givenUp } from '../../protocol/status-patch.js';
 import { statusEvents } from './events.js';
 
 const MAX_CONFLICT_RETRIES = 5;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { KubeConfig } from '@kubernetes/client-node';
-import { ApiError, KubeClient } from '../../controllers/client/kube.js';
-import { paths } from '../../controllers/client/resources.js';
+import { ApiError, KubeClient } from '../../lib/kube/client.js';
+import { paths } from '../../lib/kube/resources.js';
 import { createLogger } from '../../lib/log.js';
 import type { SandboxObservation } from '../../node-agent/contracts.js';
 import { NodeRegistration } from '../../node-agent/registration/registration.js';
@@ -22,7 +22,7 @@ import {
  * status of sandboxes bound to its own node, its own SandboxNode and its own
  * Lease, and nothing of any other node.
  */
-describe('cluster tier: agent RBAC and node-restriction admission policy', function () {
+describe('cluster: agent RBAC and node-restriction admission policy', function () {
   this.timeout(180_000);
   const ns = 'vap-test';
   let cp: ControlPlane;

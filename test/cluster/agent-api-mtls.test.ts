@@ -8,11 +8,13 @@ import type { TLSSocket } from 'node:tls';
 import { KubeConfig } from '@kubernetes/client-node';
 import { AgentClient, AgentError } from '../../controllers/agentclient/client.js';
 import { ClientCertificate } from '../../controllers/certs/authority.js';
-import { createCSR, issue, newKey, type PemPair } from '../../controllers/certs/x509.js';
-import { KubeClient } from '../../controllers/client/kube.js';
+import { createCSR } from '../../lib/pki/csr.js';
+import { newKey } from '../../lib/pki/keys.js';
+import { issue, type PemPair } from '../../lib/pki/x509.js';
+import { KubeClient } from '../../lib/kube/client.js';
 import { createLogger } from '../../lib/log.js';
 import { AgentCertificates } from '../../node-agent/api/certificates.js';
-import type { ListResponse } from '../../node-agent/api/protocol.js';
+import type { ListResponse } from '../../protocol/agent-api.js';
 import { MtlsServer, type ServingTLS } from '../../node-agent/api/server.js';
 import { sharedControlPlane, type ControlPlane } from '../harness/control-plane.js';
 import { TestPki } from '../harness/pki.js';
@@ -33,7 +35,7 @@ import {
  * handler behind it answers a fixed list: what is under test is who gets
  * to it, not the runtime.
  */
-describe('cluster tier: agent API mutual TLS and certificates', function () {
+describe('cluster: agent API mutual TLS and certificates', function () {
   this.timeout(180_000);
   const node = 'mtls-a';
   let cp: ControlPlane;

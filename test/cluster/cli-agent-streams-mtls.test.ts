@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import WebSocket from 'ws';
 import { createLogger } from '../../lib/log.js';
 import { MtlsServer } from '../../node-agent/api/server.js';
-import { CHANNEL_PROTOCOL } from '../../node-agent/api/streams/channel.js';
+import { CHANNEL_PROTOCOL } from '../../protocol/streams.js';
 import { StreamRouter } from '../../node-agent/api/streams/router.js';
 import { TestPki } from '../harness/pki.js';
 
@@ -17,7 +17,7 @@ import { TestPki } from '../harness/pki.js';
  * one fails the TLS handshake. The runtime is not under test here (none is
  * attached, so an admitted stream is answered 501).
  */
-describe('cluster tier: agent stream upgrades accept only the controller (mTLS)', function () {
+describe('cluster: agent stream upgrades accept only the controller (mTLS)', function () {
   this.timeout(60_000);
   let dir: string;
   let server: MtlsServer;

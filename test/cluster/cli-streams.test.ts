@@ -45,7 +45,7 @@ import {
  * checks the caller with TokenReview and SubjectAccessReview and splices the
  * stream to the agent over mTLS; the agent runs real sandboxes as root.
  */
-describe('cluster tier: kubectl sandpit exec, logs, port-forward, cp, top, describe through the API server (root)', function () {
+describe('cluster: kubectl sandpit exec, logs, port-forward, cp, top, describe through the API server (root)', function () {
   this.timeout(300_000);
   const ns = 'cli-test';
   const node = 'cli-a';

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { sharedControlPlane, type ControlPlane } from '../harness/control-plane.js';
 
-describe('cluster tier: the local control plane', function () {
+describe('cluster: the local control plane', function () {
   this.timeout(180_000);
   let cp: ControlPlane;
 

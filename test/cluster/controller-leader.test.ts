@@ -20,7 +20,7 @@ import {
  * lease runs out, a SIGTERMed leader hands over at once. Failover times are
  * measured by bench/controller-failover.ts, not asserted here.
  */
-describe('cluster tier: controller leader election', function () {
+describe('cluster: controller leader election', function () {
   this.timeout(240_000);
   const leNs = 'sandpit-le';
   const ns = 'le-test';

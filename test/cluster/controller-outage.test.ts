@@ -32,7 +32,7 @@ import {
  * is far shorter than the outage, yet the running sandbox must not be
  * declared lost for a silence the controller could not have heard.
  */
-describe('cluster tier: controller and agent survive an API server outage', function () {
+describe('cluster: controller and agent survive an API server outage', function () {
   this.timeout(300_000);
   const ns = 'outage-test';
   const node = 'outage-a';

@@ -32,7 +32,7 @@ import {
  * root through the node runtime (namespaces, cgroups, overlay root from an
  * unpacked busybox image; loopback-only network). kubectl is the client.
  */
-describe('cluster tier: sandboxes end to end through controller, agent and runtime (root)', function () {
+describe('cluster: sandboxes end to end through controller, agent and runtime (root)', function () {
   this.timeout(300_000);
   const ns = 'e2e-test';
   const node = 'e2e-a';

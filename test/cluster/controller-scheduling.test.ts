@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { KubeConfig } from '@kubernetes/client-node';
-import { KubeClient } from '../../controllers/client/kube.js';
-import type { ConditionInput } from '../../controllers/status/conditions.js';
+import { KubeClient } from '../../lib/kube/client.js';
+import type { ConditionInput } from '../../lib/kube/conditions.js';
 import { createLogger } from '../../lib/log.js';
 import { NodeRegistration } from '../../node-agent/registration/registration.js';
 import { sharedControlPlane, type ControlPlane } from '../harness/control-plane.js';
@@ -26,7 +26,7 @@ import {
  * answers on these nodes: what is proven here is scheduling, finalizers and
  * the node lifecycle, which need no sandbox runtime.
  */
-describe('cluster tier: controller scheduling, finalizers and node loss', function () {
+describe('cluster: controller scheduling, finalizers and node loss', function () {
   this.timeout(240_000);
   const ns = 'sched-test';
   const nodes = ['sched-a', 'sched-b', 'sched-z', 'sched-p', 'sched-c'];

@@ -8,7 +8,7 @@ import { cleanUp } from './sandpit-processes.js';
 
 const NS = 'crd-tests';
 
-describe('cluster tier: the Sandbox CRDs on a real API server', function () {
+describe('cluster: the Sandbox CRDs on a real API server', function () {
   this.timeout(120_000);
   let cp: ControlPlane;
 

@@ -82,7 +82,7 @@ function httpGetText(port: number): Promise<{ status: number; body: string }> {
   });
 }
 
-describe('cluster tier: every example Sandbox applied with kubectl → Ready and doing what it says; deleted → nothing left (root)', function () {
+describe('cluster: every example Sandbox applied with kubectl → Ready and doing what it says; deleted → nothing left (root)', function () {
   this.timeout(400_000);
   const ns = 'examples-ready';
   const node = 'examples-a';

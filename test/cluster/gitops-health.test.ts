@@ -31,7 +31,7 @@ import {
  * check (lua5.4). kstatus must say what its Pod rule says of the equivalent
  * Pod, except Failed, which stays Failed for a Sandbox (a failed Pod is Current).
  */
-describe('cluster tier: kstatus and Argo CD health of real Sandbox statuses (root)', function () {
+describe('cluster: kstatus and Argo CD health of real Sandbox statuses (root)', function () {
   this.timeout(300_000);
   const ns = 'gitops-health';
   const node = 'gitops-a';

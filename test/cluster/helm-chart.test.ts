@@ -51,7 +51,7 @@ type PodSpec = {
 };
 const podSpec = (o: K8sObject) => o.spec!.template!.spec as unknown as PodSpec;
 
-describe('cluster tier: the Helm chart renders, lints and passes the API server', function () {
+describe('cluster: the Helm chart renders, lints and passes the API server', function () {
   this.timeout(120_000);
   let cp: ControlPlane;
   let sets: Map<string, object>;

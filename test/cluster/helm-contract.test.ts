@@ -21,7 +21,7 @@ function invocation(o: K8sObject, downward: Record<string, string>): { argv: str
   return { argv, env };
 }
 
-describe('cluster tier: the chart drives the real controller and agent CLIs', function () {
+describe('cluster: the chart drives the real controller and agent CLIs', function () {
   this.timeout(60_000);
   let cp: ControlPlane;
   const downward = {
@@ -179,7 +179,7 @@ function grants(objects: K8sObject[], kind: 'ClusterRole' | 'Role', name: string
   return [...out].sort();
 }
 
-describe('cluster tier: the chart keeps RBAC in step with controllers/manifests', function () {
+describe('cluster: the chart keeps RBAC in step with controllers/manifests', function () {
   this.timeout(60_000);
   let cp: ControlPlane;
   before(async () => {

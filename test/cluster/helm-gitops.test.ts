@@ -8,7 +8,7 @@ import { CHART, REPO, createNamespace, freshName, parseDocs, render, type K8sObj
 const ARGO = join(CHART, 'argocd');
 const GITOPS = join(REPO, 'examples', 'gitops');
 
-describe('cluster tier: GitOps — the Argo CD health check and the examples', function () {
+describe('cluster: GitOps — the Argo CD health check and the examples', function () {
   this.timeout(60_000);
   let cp: ControlPlane;
   let script: string;

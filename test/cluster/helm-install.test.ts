@@ -20,7 +20,7 @@ import {
  * upgrade, uninstall, and a reinstall, upgrade and uninstall with helm 3.
  * There is no kubelet: the Deployment and DaemonSet exist but run no pods.
  */
-describe('cluster tier: helm install, upgrade and uninstall against the real API server', function () {
+describe('cluster: helm install, upgrade and uninstall against the real API server', function () {
   this.timeout(120_000);
   // Not "sandpit": other cluster tests of this run apply controllers/manifests/,
   // whose cluster-scoped objects are named sandpit-controller and sandpit-agent.

@@ -72,7 +72,7 @@ function lineage(stages: Stage[], name: string): Instruction[] {
   return [...(parent ? lineage(stages, parent.name) : []), ...stage.body];
 }
 
-describe('cluster tier: images, CI workflow and the packaged chart', function () {
+describe('cluster: images, CI workflow and the packaged chart', function () {
   this.timeout(60_000);
   let cp: ControlPlane;
   let docker: ReturnType<typeof parseDockerfile>;

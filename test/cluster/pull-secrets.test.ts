@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { stringify } from 'yaml';
-import { KubeClient } from '../../controllers/client/kube.js';
-import { loadKubeConfig } from '../../controllers/kubeconfig.js';
+import { KubeClient } from '../../lib/kube/client.js';
+import { loadKubeConfig } from '../../lib/kube/kubeconfig.js';
 import { readPullSecrets } from '../../controllers/reconcile/pull-secrets.js';
 import { Sandbox } from '../../crds/sandbox.js';
 import { sandboxIdFor } from '../../node-agent/contracts.js';
@@ -45,7 +45,7 @@ const run = promisify(execFile);
 const ROOT = new URL('../../..', import.meta.url).pathname;
 const K = 4;
 
-describe('cluster tier: pull secrets, registry CA and capability allow-list through controller and agent (root)', function () {
+describe('cluster: pull secrets, registry CA and capability allow-list through controller and agent (root)', function () {
   this.timeout(300_000);
   const ns = 'pull-test';
   const node = 'pull-a';

@@ -31,7 +31,7 @@ import {
  * retry may fix and Stalled for what it cannot, a Warning Event, and
  * `kubectl describe`. A real controller and agent (as root), a real registry.
  */
-describe('cluster tier: create failures reach the Sandbox (root)', function () {
+describe('cluster: create failures reach the Sandbox (root)', function () {
   this.timeout(300_000);
   const ns = 'failures-test';
   const node = 'fail-a';

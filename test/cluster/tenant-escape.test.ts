@@ -43,7 +43,7 @@ import {
  * way of getting it as the sandbox's root would print it. It must never
  * appear in what a container writes; a refused spec leaves nothing on the node.
  */
-describe('cluster tier: a tenant cannot read node files through any spec it may write (root)', function () {
+describe('cluster: a tenant cannot read node files through any spec it may write (root)', function () {
   this.timeout(300_000);
   const ns = 'tenant-escape';
   const node = 'escape-a';

@@ -79,7 +79,7 @@ function runtimeTests(): { files: string[]; grep: string[] } {
   return { files: [], grep: [] };
 }
 
-describe('cgroup v2 VM harness pieces (no VM)', () => {
+describe('e2e: cgroup v2 VM harness pieces (no VM)', () => {
   it('orders initramfs modules after their dependencies, from modules.dep', () => {
     const dep = [
       'kernel/fs/9p/9p.ko: kernel/net/9p/9pnet.ko kernel/fs/fscache/fscache.ko kernel/fs/netfs/netfs.ko',
@@ -123,7 +123,7 @@ describe('cgroup v2 VM harness pieces (no VM)', () => {
   });
 });
 
-describe('cgroup v2 for real: a pure-v2 VM (Debian kernel, cgroup_no_v1=all)', function () {
+describe('e2e: cgroup v2 for real: a pure-v2 VM (Debian kernel, cgroup_no_v1=all)', function () {
   this.timeout(25 * 60_000);
   const MARK = '@@sandpit-runtime-tests@@';
   let run: VmRunResult;

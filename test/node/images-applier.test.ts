@@ -51,7 +51,7 @@ function snapshot(dir: string): string {
   return out.join('\n');
 }
 
-describe('images: layer applier against hostile archives (node tier, root)', function () {
+describe('node: images: layer applier against hostile archives (root)', function () {
   this.timeout(120_000);
   let work: string;
   let canary: string;

@@ -17,7 +17,7 @@ import { cleanupRuntime, sandbox, testConfig } from './runtime-env.js';
  * tag (IfNotPresent). The registry's tag is moved between two creates; the
  * imageID the container reports says which content the sandbox got.
  */
-describe('images: the default imagePullPolicy of a real create (node tier, root)', function () {
+describe('node: images: the default imagePullPolicy of a real create (root)', function () {
   this.timeout(240_000);
   let registry: TestRegistry;
   let layout: string;

@@ -55,7 +55,7 @@ function lookup(layers: string[], path: string): string | undefined {
   return undefined;
 }
 
-describe('images: pulls from local registries (node tier, root)', function () {
+describe('node: images: pulls from local registries (root)', function () {
   this.timeout(240_000);
   let layout: string;
   let open: TestRegistry;

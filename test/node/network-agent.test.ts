@@ -12,10 +12,10 @@ import { BridgeNetworkProvider } from '../../node-agent/network/provider.js';
 import { NetworkReason } from '../../node-agent/network/status.js';
 import { DirectoryImageProvider } from '../../node-agent/runtime/directory-image.js';
 import { NodeGarbageCollector } from '../../node-agent/runtime/gc.js';
-import { RuntimeService } from '../../node-agent/runtime/index.js';
+import { RuntimeService } from '../../node-agent/runtime/service.js';
 import { nodeNetworks, RoutedImageProvider } from '../../node-agent/runtime/providers.js';
 import { SandboxRuntime } from '../../node-agent/runtime/runtime.js';
-import { desiredStatusPatch } from '../../node-agent/status/desired.js';
+import { desiredStatusPatch } from '../../protocol/status-patch.js';
 import { NetWorld, sandboxRef } from '../harness/network/world.js';
 import { applied, cleanupRuntime, idOf, ROOTFS, sandbox, testConfig } from './runtime-env.js';
 
@@ -29,7 +29,7 @@ import { applied, cleanupRuntime, idOf, ROOTFS, sandbox, testConfig } from './ru
  * The runtime runs inside a test node namespace (test/harness/network/world.ts).
  */
 
-describe('network through the agent runtime: status, hostPort clashes, garbage collection (node tier, root)', function () {
+describe('node: network through the agent runtime: status, hostPort clashes, garbage collection (root)', function () {
   this.timeout(120_000);
   const log = createLogger('test-network-agent');
   const world = new NetWorld('agent');

@@ -18,7 +18,7 @@ import { NetWorld, sandboxRef } from '../harness/network/world.js';
  * DROP for both families and br_netfilter on.
  */
 
-describe('network: dual-stack IPv6 (node tier, root)', function () {
+describe('node: network: dual-stack IPv6 (root)', function () {
   this.timeout(60_000);
   const log = createLogger('test-network-ipv6');
   const world = new NetWorld('six');

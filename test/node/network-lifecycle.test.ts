@@ -16,7 +16,7 @@ import { NetWorld, sandboxRef } from '../harness/network/world.js';
  * Runs inside a test node namespace (see test/harness/network/world.ts).
  */
 
-describe('network lifecycle: teardown, GC, cycles, agent restart (node tier, root)', function () {
+describe('node: network lifecycle: teardown, GC, cycles, agent restart (root)', function () {
   this.timeout(180_000);
   const log = createLogger('test-network-lifecycle');
   const world = new NetWorld('life');

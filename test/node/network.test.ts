@@ -30,7 +30,7 @@ const variants = [
 ];
 
 for (const variant of variants) {
-  describe(`network: ${variant.name} (node tier, root)`, function () {
+  describe(`node: network: ${variant.name} (root)`, function () {
     this.timeout(60_000);
     const log = createLogger('test-network');
     const world = new NetWorld('net');

@@ -24,7 +24,7 @@ function liveNamespaces(): Map<string, string[]> {
   return live;
 }
 
-describe('runtime churn (node tier)', function () {
+describe('node: runtime churn', function () {
   this.timeout(300_000);
   let env: TestRuntime;
   before(async () => {

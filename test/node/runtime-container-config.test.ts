@@ -30,7 +30,7 @@ import {
  * a CMD and an Env of its own.
  */
 
-describe('runtime: command, args, env and workingDir from a real image (node tier, root)', function () {
+describe('node: runtime: command, args, env and workingDir from a real image (root)', function () {
   this.timeout(180_000 * SCALE);
   const config = testConfig();
   const work = mkdtempSync(join(tmpdir(), 'sandpit-cmdenv-'));

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Sandbox } from '../../crds/sandbox.js';
 import { createLogger } from '../../lib/log.js';
 import { sandboxIdFor, type SandboxObservation } from '../../node-agent/contracts.js';
-import type { RuntimeService } from '../../node-agent/runtime/index.js';
+import type { RuntimeService } from '../../node-agent/runtime/service.js';
 import { defaultConfig, type RuntimeConfig } from '../../node-agent/runtime/config.js';
 import { DirectoryImageProvider } from '../../node-agent/runtime/directory-image.js';
 import { LoopbackOnlyNetwork } from '../../node-agent/runtime/none-network.js';
@@ -61,7 +61,7 @@ export async function cleanupRuntime(rt: SandboxRuntime | undefined, config: Run
   }
   const leftovers = mountsUnder(config.stateRoot);
   const cgroupsLeft = rt?.cgroups.listSandboxes() ?? [];
-  rt?.cgroups.removeParent({ step: 'test cleanup' });
+  await rt?.cgroups.removeParent({ step: 'test cleanup' });
   rmSync(config.stateRoot, { recursive: true, force: true });
   if (leftovers.length) throw new Error(`mounts leaked: ${leftovers.join(', ')}`);
   if (cgroupsLeft.length) throw new Error(`cgroups leaked: ${cgroupsLeft.join(', ')}`);

@@ -24,7 +24,7 @@ const collect = (s: Socket | null) => {
 /** The workload has written /tmp/marker (seen through its root from the host). */
 const markerWritten = (pid: number | undefined) => pid !== undefined && existsSync(`/proc/${pid}/root/tmp/marker`);
 
-describe('runtime exec (node tier)', function () {
+describe('node: runtime exec', function () {
   this.timeout(60_000);
   let env: TestRuntime;
   before(async () => {

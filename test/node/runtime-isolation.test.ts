@@ -4,7 +4,7 @@ import { logText, ROOTFS, runToCompletion, sandbox, sh, startTestRuntime, type T
 
 /* Node tier (root, real kernel): what a container sees of itself and of the host. */
 
-describe('runtime isolation (node tier)', function () {
+describe('node: runtime isolation', function () {
   this.timeout(60_000);
   let env: TestRuntime;
   before(async () => {

@@ -34,7 +34,7 @@ function threadsOutsideHost(): string[] {
   return bad;
 }
 
-describe('runtime launcher threads (node tier)', function () {
+describe('node: runtime launcher threads', function () {
   this.timeout(90_000);
   let env: TestRuntime;
   before(async () => {

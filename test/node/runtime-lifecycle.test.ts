@@ -15,7 +15,7 @@ import {
 
 /* Node tier: exit codes, restarts, stop, pause, cgroup limits, sharing between containers. */
 
-describe('runtime lifecycle and cgroups (node tier)', function () {
+describe('node: runtime lifecycle and cgroups', function () {
   this.timeout(60_000 * SCALE); // the emulated cgroup v2 VM is many times slower
   let env: TestRuntime;
   before(async () => {

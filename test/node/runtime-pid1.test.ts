@@ -46,7 +46,7 @@ function assertConfined(out: string, stateRoot: string): void {
 }
 
 for (const warm of [2, 0]) {
-  describe(`sandbox PID 1 confinement, ${warm ? 'warm' : 'cold'} PID 1 (node tier)`, function () {
+  describe(`node: sandbox PID 1 confinement, ${warm ? 'warm' : 'cold'} PID 1`, function () {
     this.timeout(60_000);
     let env: TestRuntime;
     let marker: string;
@@ -91,7 +91,7 @@ for (const warm of [2, 0]) {
   });
 }
 
-describe('container PID 1 confinement with shareProcessNamespace false (node tier)', function () {
+describe('node: container PID 1 confinement with shareProcessNamespace false', function () {
   this.timeout(60_000);
   let env: TestRuntime;
   before(async () => {

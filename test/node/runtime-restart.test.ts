@@ -52,7 +52,7 @@ const alive = (pid: number) => {
   }
 };
 
-describe('runtime across agent restarts and crashes (node tier)', function () {
+describe('node: runtime across agent restarts and crashes', function () {
   this.timeout(120_000);
   const parent = `sandpit-test-${process.pid}-agent`;
   let stateRoot: string;
@@ -105,7 +105,7 @@ describe('runtime across agent restarts and crashes (node tier)', function () {
     await exited(janitor);
     const cg = CgroupManager.detect(parent);
     const left = cg.listSandboxes();
-    cg.removeParent({ step: 'test cleanup' });
+    await cg.removeParent({ step: 'test cleanup' });
     rmSync(stateRoot, { recursive: true, force: true });
     rmSync(manifests, { recursive: true, force: true });
     assert.deepEqual(left, [], 'no sandbox cgroups left');

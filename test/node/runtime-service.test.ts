@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { Sandbox } from '../../crds/sandbox.js';
 import { inWindow, parseCriLine, runWindow } from '../../node-agent/api/streams/logselect.js';
-import { RuntimeService } from '../../node-agent/runtime/index.js';
+import { RuntimeService } from '../../node-agent/runtime/service.js';
 import { mountsUnder } from '../../node-agent/runtime/runtime.js';
 import type { SandboxObservation } from '../../node-agent/contracts.js';
 import {
@@ -24,7 +24,7 @@ const condition = (o: SandboxObservation | undefined, type: string) =>
 const waiting = (o: SandboxObservation | undefined) =>
   o?.status.containerStatuses?.map((c) => [c.name, c.state?.waiting?.reason]);
 
-describe('runtime service seam (node tier)', function () {
+describe('node: runtime service seam', function () {
   this.timeout(60_000);
   const config = testConfig();
   let svc: RuntimeService;

@@ -29,7 +29,7 @@ function containerCgroupFile(
 
 const statusField = (out: string, key: string) => new RegExp(`^${key}:\\s+(\\S+)$`, 'm').exec(out)?.[1];
 
-describe('runtime spec fields (node tier)', function () {
+describe('node: runtime spec fields', function () {
   this.timeout(60_000);
   let env: TestRuntime;
   before(async () => {
@@ -250,7 +250,7 @@ describe('runtime spec fields (node tier)', function () {
   });
 });
 
-describe('runtime spec fields on a node that allows unconfined containers (node tier)', function () {
+describe('node: runtime spec fields on a node that allows unconfined containers', function () {
   this.timeout(60_000);
   let env: TestRuntime;
   before(async () => {

@@ -5,7 +5,7 @@ import { sandbox, SCALE, sh, startTestRuntime, waitFor, type TestRuntime } from 
 
 const cpu = (q: string | undefined) => Number(/^(\d+)m$/.exec(q ?? '')?.[1] ?? NaN);
 
-describe('runtime usage (node tier)', function () {
+describe('node: runtime usage', function () {
   this.timeout(60_000 * SCALE);
   let env: TestRuntime;
   before(async () => {

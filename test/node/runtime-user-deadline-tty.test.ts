@@ -13,10 +13,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SandpitError } from '../../lib/errors.js';
 import { readImageFile } from '../../node-agent/runtime/image-files.js';
-import { RuntimeService } from '../../node-agent/runtime/index.js';
+import { RuntimeService } from '../../node-agent/runtime/service.js';
 import { mountsUnder, type SandboxRuntime } from '../../node-agent/runtime/runtime.js';
 import { deriveConditions } from '../../node-agent/status/derive.js';
-import { desiredStatusPatch } from '../../node-agent/status/desired.js';
+import { desiredStatusPatch } from '../../protocol/status-patch.js';
 import * as fs from '../../node-agent/sys/fs.js';
 import { lsetxattr } from '../support/xattr.js';
 import { buildBusyboxRootfs } from '../fixtures/busybox-rootfs.js';
@@ -113,7 +113,7 @@ function assertNothingLeft(rt: SandboxRuntime, stateRoot: string): void {
   assert.deepEqual(readdirSync(stateRoot), [], 'no state dir');
 }
 
-describe('reading files out of image layers (node tier)', () => {
+describe('node: reading files out of image layers', () => {
   it('sees the overlay union: highest layer wins, whiteouts hide, opaque dirs stop the merge, links stay inside', () => {
     const [low, mid, high] = ['low', 'mid', 'high'].map((l) => join(WORK, 'layers', l));
     for (const l of [low, mid, high]) mkdirSync(join(l!, 'etc'), { recursive: true });
@@ -148,7 +148,7 @@ describe('reading files out of image layers (node tier)', () => {
   });
 });
 
-describe('image users, activeDeadlineSeconds and tty (node tier)', function () {
+describe('node: image users, activeDeadlineSeconds and tty', function () {
   this.timeout(60_000 * SCALE);
   let env: TestRuntime;
   let image: (user: string) => string;

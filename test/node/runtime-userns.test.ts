@@ -67,7 +67,7 @@ const hostUids = (pid: number) =>
     .split(/\s+/)
     .map(Number);
 
-describe('runtime user namespaces, hostUsers: false (node tier)', function () {
+describe('node: runtime user namespaces, hostUsers: false', function () {
   this.timeout(60_000);
   // A range of our own per run: concurrent runs of other engineers never see the same ids.
   const first = (1 << 30) + (process.pid % 4096) * 4 * BLOCK;
@@ -286,7 +286,7 @@ describe('runtime user namespaces, hostUsers: false (node tier)', function () {
   });
 });
 
-describe('runtime user namespaces across an agent crash (node tier)', function () {
+describe('node: runtime user namespaces across an agent crash', function () {
   this.timeout(120_000);
   const AGENT = new URL('../../node-agent/standalone.js', import.meta.url).pathname;
   const parent = `sandpit-test-${process.pid}-userns-crash`;
@@ -337,7 +337,7 @@ describe('runtime user namespaces across an agent crash (node tier)', function (
     }
     const cg = CgroupManager.detect(parent);
     const left = cg.listSandboxes();
-    cg.removeParent({ step: 'test cleanup' });
+    await cg.removeParent({ step: 'test cleanup' });
     const mounts = mountsUnder(stateRoot);
     rmSync(manifests, { recursive: true, force: true });
     if (!mounts.length) rmSync(stateRoot, { recursive: true, force: true });

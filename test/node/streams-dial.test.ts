@@ -11,7 +11,7 @@ import { DialError, dialInNetns } from '../../node-agent/api/streams/dial.js';
  * the node's own loopback is not what it reaches.
  */
 
-describe('port-forward dialer: a TCP connection made inside a sandbox network namespace (node tier, root)', function () {
+describe('node: port-forward dialer: a TCP connection made inside a sandbox network namespace (root)', function () {
   this.timeout(30_000);
   const ns = `sptest-dial-${process.pid}`;
   const path = `/run/netns/${ns}`;

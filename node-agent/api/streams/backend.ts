@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import type { ContainerStatus as ContainerStatusSchema } from '../../../crds/sandbox.js';
+import { containerCgroup } from '../../cgroups/paths.js';
 import { sandboxIdFor } from '../../contracts.js';
 import type { ExecSession, SandboxRuntime } from '../../runtime/runtime.js';
 import { StreamRefusal } from './refusal.js';
@@ -66,7 +67,7 @@ export function runtimeBackend(rt: SandboxRuntime): StreamBackend {
         memoryBytes: u.memoryBytes,
       });
       const containers: Record<string, Usage> = {};
-      for (const c of rec.containers) containers[c.name] = pick(rt.cgroups.usage(`${rec.id}/c-${c.name}`));
+      for (const c of rec.containers) containers[c.name] = pick(rt.cgroups.usage(containerCgroup(rec.id, c.name)));
       return { sandbox: pick(rt.cgroups.usage(rec.id)), containers };
     },
   };

@@ -2,7 +2,14 @@ import type { WebSocket } from 'ws';
 import type { Logger } from '../../../lib/log.js';
 import type { ExecSession } from '../../runtime/runtime.js';
 import type { StreamBackend } from './backend.js';
-import { Channel, exitStatus, failureStatus, parseFrame, parseResize, type StreamStatus } from './channel.js';
+import {
+  Channel,
+  exitStatus,
+  failureStatus,
+  parseFrame,
+  parseResize,
+  type StreamStatus,
+} from '../../../protocol/streams.js';
 import { killTree } from './killtree.js';
 import { pumpToSocket, writeWithBackpressure } from './pump.js';
 import { StreamRefusal } from './refusal.js';

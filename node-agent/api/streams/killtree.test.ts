@@ -6,7 +6,7 @@ import { killTree, processTree } from './killtree.js';
 const alive = (pid: number) =>
   existsSync(`/proc/${pid}`) && !/^\S+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
 
-describe("killing an exec'd command with everything it started", () => {
+describe("unit: killing an exec'd command with everything it started", () => {
   it('finds and kills the children and grandchildren, not just the process', async () => {
     // A shell with a background child that has its own child: three levels.
     const root = spawn('sh', ['-c', 'sh -c "sleep 300 & wait" & sleep 301; wait'], { stdio: 'ignore' });

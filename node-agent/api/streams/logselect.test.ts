@@ -3,7 +3,7 @@ import { inWindow, parseCriLine, parseLogQuery, renderLines, runWindow, tailLine
 
 const line = (time: string, text: string, partial = false): CriLine => ({ time, stream: 'stdout', partial, text });
 
-describe('log selection (CRI files spanning restarts)', () => {
+describe('unit: log selection (CRI files spanning restarts)', () => {
   it('parses CRI records and rejects anything else', () => {
     assert.deepEqual(parseCriLine('2026-01-01T00:00:00.000000001Z stderr P half a line'), {
       time: '2026-01-01T00:00:00.000000001Z',

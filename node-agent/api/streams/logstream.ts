@@ -1,7 +1,7 @@
 import { closeSync, existsSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import type { WebSocket } from 'ws';
 import type { StreamBackend } from './backend.js';
-import { Channel, frame } from './channel.js';
+import { Channel, frame } from '../../../protocol/streams.js';
 import { finish } from './exec.js';
 import {
   inWindow,

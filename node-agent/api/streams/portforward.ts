@@ -3,7 +3,7 @@ import type { WebSocket } from 'ws';
 import { SandpitError } from '../../../lib/errors.js';
 import type { Logger } from '../../../lib/log.js';
 import type { StreamBackend } from './backend.js';
-import { Channel, failureStatus, parseFrame } from './channel.js';
+import { Channel, failureStatus, parseFrame } from '../../../protocol/streams.js';
 import { dialInNetns } from './dial.js';
 import { finish } from './exec.js';
 import { pumpToSocket, writeWithBackpressure } from './pump.js';

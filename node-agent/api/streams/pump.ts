@@ -1,6 +1,6 @@
 import type { Readable, Writable } from 'node:stream';
 import type { WebSocket } from 'ws';
-import { frame } from './channel.js';
+import { frame } from '../../../protocol/streams.js';
 
 /*
  * Back-pressure in both directions. Towards the client: bytes handed to the

@@ -2,47 +2,15 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Logger } from '../../../lib/log.js';
-import { API_PREFIX } from '../protocol.js';
+import { parseStreamPath, refuseUpgrade, type StreamTarget } from '../../../protocol/stream-paths.js';
 import type { StreamBackend } from './backend.js';
-import { CHANNEL_PROTOCOL, failureStatus } from './channel.js';
+import { CHANNEL_PROTOCOL, failureStatus } from '../../../protocol/streams.js';
 import { finish, parseExecQuery, serveExec } from './exec.js';
 import { parseLogQuery } from './logselect.js';
 import { serveLogs } from './logstream.js';
 import { parsePort, servePortForward } from './portforward.js';
 import { StreamRefusal } from './refusal.js';
 import { serveTop } from './top.js';
-
-/** The streaming sub-resources of a sandbox on the agent, as paths below /v1/sandboxes/UID. */
-export type StreamTarget =
-  | { kind: 'exec'; uid: string }
-  | { kind: 'portforward'; uid: string }
-  | { kind: 'usage'; uid: string }
-  | { kind: 'log'; uid: string; container: string };
-
-export function parseStreamPath(pathname: string): StreamTarget | undefined {
-  const p = pathname.split('/').filter(Boolean).map(decodeURIComponent);
-  if (`/${p[0]}` !== API_PREFIX || p[1] !== 'sandboxes' || !p[2]) return undefined;
-  const uid = p[2];
-  if (p.length === 4 && (p[3] === 'exec' || p[3] === 'portforward' || p[3] === 'usage')) return { kind: p[3], uid };
-  if (p.length === 6 && p[3] === 'containers' && p[5] === 'log' && p[4]) return { kind: 'log', uid, container: p[4] };
-  return undefined;
-}
-
-export const agentStreamPath = {
-  exec: (uid: string) => `${API_PREFIX}/sandboxes/${encodeURIComponent(uid)}/exec`,
-  portforward: (uid: string) => `${API_PREFIX}/sandboxes/${encodeURIComponent(uid)}/portforward`,
-  usage: (uid: string) => `${API_PREFIX}/sandboxes/${encodeURIComponent(uid)}/usage`,
-  log: (uid: string, container: string) =>
-    `${API_PREFIX}/sandboxes/${encodeURIComponent(uid)}/containers/${encodeURIComponent(container)}/log`,
-};
-
-/** Answers an upgrade request that is refused, as plain HTTP on the raw socket. */
-export function refuseUpgrade(socket: Duplex, status: number, reason: string, message: string): void {
-  const body = JSON.stringify({ reason, message });
-  socket.end(
-    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-  );
-}
 
 /**
  * Accepts the WebSocket upgrades of the agent API (exec, logs, port-forward,
@@ -77,12 +45,12 @@ export class StreamRouter {
         start(ws).catch((err: Error) => {
           this.log.warn({ uid: target.uid, kind: target.kind, err: err.message }, 'Stream failed');
           const refused = err instanceof StreamRefusal;
-          finish(ws, failureStatus(refused ? err.reason : 'InternalError', err.message));
+          finish(ws, failureStatus(refused ? err.reason : 'InternalError', refused ? err.detail : err.message));
         });
       });
     } catch (err) {
       const e = err instanceof StreamRefusal ? err : new StreamRefusal(500, 'InternalError', (err as Error).message);
-      refuseUpgrade(socket, e.status, e.reason, e.message);
+      refuseUpgrade(socket, e.status, e.reason, e.detail);
     }
   }
 

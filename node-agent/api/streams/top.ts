@@ -1,14 +1,8 @@
 import type { WebSocket } from 'ws';
 import type { StreamBackend, Usage } from './backend.js';
 import { millicores } from '../../cgroups/cpu-rate.js';
-import { Channel, frame } from './channel.js';
+import { Channel, frame, type UsageSample } from '../../../protocol/streams.js';
 import { finish } from './exec.js';
-
-export interface UsageSample {
-  /** Millicores over the sampling interval. */
-  cpuMillis: number;
-  memoryBytes: number;
-}
 
 /** CPU rate from two cumulative samples `elapsedNs` apart. */
 export function rate(a: Usage, b: Usage, elapsedNs: number): UsageSample {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { attrNested, attrU8, encodeAttrs } from '../netlink/codec.js';
 import { originalUdpDstPort } from './conntrack.js';
 
-describe('conntrack dump decoding (unit)', () => {
+describe('unit: conntrack dump decoding', () => {
   const port = (type: number, p: number) => {
     const b = Buffer.alloc(2);
     b.writeUInt16BE(p);

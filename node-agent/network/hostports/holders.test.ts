@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { holdPlan, sockaddr } from './holders.js';
 
-describe('published port holders (unit)', () => {
+describe('unit: published port holders', () => {
   it('holds each port once on IPv4, and on [::] too for a wildcard port of a dual-stack node', () => {
     const ports = [
       { protocol: 'TCP' as const, hostPort: 8080 },

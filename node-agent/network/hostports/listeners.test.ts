@@ -3,7 +3,7 @@ import { endianness } from 'node:os';
 import { shadowedListeners, type HostListener } from './listeners.js';
 import { AF_INET6, decodeDiagMessage, diagRequest, IPPROTO_TCP, TCP_LISTEN } from '../netlink/sockdiag.js';
 
-describe('host listeners (unit)', () => {
+describe('unit: host listeners', () => {
   /** struct inet_diag_msg as the kernel lays it out: ports and addresses in network order, the rest in host order. */
   const diagMsg = (family: number, state: number, addr: number[], port: number, remotePort: number, inode: number) => {
     const b = Buffer.alloc(72);

@@ -16,7 +16,7 @@ import {
   RTM_NEWLINK,
 } from './codec.js';
 
-describe('rtnetlink codec (unit)', () => {
+describe('unit: rtnetlink codec', () => {
   it('pads attributes to 4 bytes and nests them', () => {
     const buf = encodeAttrs([
       attrString(IFLA_IFNAME, 'sandpit0'),

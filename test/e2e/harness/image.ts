@@ -46,7 +46,6 @@ export const NODE_PACKAGES = [
   'zstd', // zstd-compressed OCI layers
   'procps', // ps/pgrep for process checks
   'kmod',
-  'openssl', // the agent's certificate signing request and key
 ];
 
 const BASE_VERSION = 'v1';

@@ -1,4 +1,4 @@
-import type { SandboxObservation } from '../contracts.js';
+import type { SandboxStatus } from '../crds/sandbox.js';
 
 /*
  * The wire contract of the agent API, shared by the agent (server) and the
@@ -7,6 +7,30 @@ import type { SandboxObservation } from '../contracts.js';
  */
 
 export const API_PREFIX = '/v1';
+
+/** CN of the only client certificate the agent API serves (the controller's). */
+export const CONTROLLER_CLIENT_CN = 'sandpit-controller';
+
+/** CN of the serving certificate of the agent on `node`; the controller signs no other. */
+export const agentCommonName = (node: string) => `system:sandpit-agent:${node}`;
+
+/** Who a sandbox is, in every log line and error about it. */
+export interface SandboxRef {
+  /** The 12-hex-digit id the agent derives from the UID (names of its links, cgroups, state). */
+  id: string;
+  namespace: string;
+  name: string;
+  uid: string;
+}
+
+/** What the runtime knows of one sandbox; the agent turns it into the Sandbox status. */
+export interface SandboxObservation {
+  ref: SandboxRef;
+  /** metadata.generation of the spec the runtime last applied. */
+  generation: number;
+  status: Omit<SandboxStatus, 'nodeName' | 'observedGeneration'>;
+}
+
 export const sandboxesPath = () => `${API_PREFIX}/sandboxes`;
 export const sandboxPath = (uid: string) => `${API_PREFIX}/sandboxes/${encodeURIComponent(uid)}`;
 

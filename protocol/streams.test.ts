@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { Channel, exitCodeOf, exitStatus, failureStatus, frame, parseFrame, parseResize } from './channel.js';
+import { Channel, exitCodeOf, exitStatus, failureStatus, frame, parseFrame, parseResize } from './streams.js';
 
-describe('stream channel protocol', () => {
+describe('unit: stream channel protocol', () => {
   it('frames and parses a message with its channel byte', () => {
     const f = frame(Channel.stderr, 'oops');
     assert.deepEqual([...f], [2, ...Buffer.from('oops')]);

@@ -76,3 +76,10 @@ export function parseResize(data: Buffer): { cols: number; rows: number } | unde
     return undefined;
   }
 }
+
+/** One sample on the usage stream (channel 1, JSON) of `kubectl sandpit top`. */
+export interface UsageSample {
+  /** Millicores over the sampling interval. */
+  cpuMillis: number;
+  memoryBytes: number;
+}

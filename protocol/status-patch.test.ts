@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import type { SandboxObservation } from '../contracts.js';
-import { desiredStatusPatch, givenUp } from './desired.js';
+import type { SandboxObservation } from './agent-api.js';
+import { desiredStatusPatch, givenUp } from './status-patch.js';
 
 const t0 = '2026-01-01T00:00:00Z';
 const obs = (over: Partial<SandboxObservation['status']> = {}): SandboxObservation => ({

@@ -1,7 +1,7 @@
-import type { Condition } from '../../crds/common.js';
-import type { Sandbox, SandboxStatus } from '../../crds/sandbox.js';
-import { mergeConditions, removeCondition } from '../../controllers/status/conditions.js';
-import type { SandboxObservation } from '../contracts.js';
+import type { Condition } from '../crds/common.js';
+import type { Sandbox, SandboxStatus } from '../crds/sandbox.js';
+import { mergeConditions, removeCondition } from '../lib/kube/conditions.js';
+import type { SandboxObservation } from './agent-api.js';
 
 /** Status fields the agent owns once the sandbox runs on its node; an absent one is cleared. */
 const AGENT_FIELDS = [

@@ -2,6 +2,7 @@ import { Agent, request, type RequestOptions } from 'node:https';
 import { createInterface } from 'node:readline';
 import { createSecureContext } from 'node:tls';
 import type { KubeConfig } from '@kubernetes/client-node';
+import { SandpitError } from '../errors.js';
 
 /*
  * A small JSON client for the Kubernetes API. client-node 1.x is used only
@@ -13,14 +14,16 @@ import type { KubeConfig } from '@kubernetes/client-node';
  */
 
 /** A non-2xx answer of the API server, with the Status reason (NotFound, Conflict, ...). */
-export class ApiError extends Error {
+export class ApiError extends SandpitError {
+  declare readonly reason: string;
   constructor(
     readonly status: number,
-    readonly reason: string,
-    message: string,
+    reason: string,
+    /** The request (`GET /api/v1/...`, `watch /apis/...`) and what the API server said. */
+    what: { step: string; message: string },
     readonly body: unknown,
   ) {
-    super(message);
+    super({ ...what, reason });
     this.name = 'ApiError';
   }
 }
@@ -140,7 +143,7 @@ export class KubeClient {
               new ApiError(
                 status,
                 st.reason ?? String(status),
-                `${method} ${url.pathname}: ${status} ${st.message ?? text.slice(0, 300)}`,
+                { step: `${method} ${url.pathname}`, message: `${status} ${st.message ?? text.slice(0, 300)}` },
                 body,
               ),
             );
@@ -216,7 +219,7 @@ export class KubeClient {
               new ApiError(
                 res.statusCode ?? 0,
                 reason,
-                `watch ${url.pathname}: ${res.statusCode} ${text.slice(0, 300)}`,
+                { step: `watch ${url.pathname}`, message: `${res.statusCode} ${text.slice(0, 300)}` },
                 text,
               ),
             );

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../../lib/log.js';
-import type { KubeClient } from '../client/kube.js';
-import { paths } from '../client/resources.js';
+import type { KubeClient } from './client.js';
+import { paths } from './resources.js';
 
 export interface EventTarget {
   apiVersion: string;

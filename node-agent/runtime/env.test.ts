@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { networkOptionsFromEnv } from './index.js';
+import { networkOptionsFromEnv } from './env.js';
 
-describe('runtime entry point: node network from the environment', () => {
+describe('unit: runtime env: node network from the environment', () => {
   it('maps the variables the Helm chart sets onto the bridge provider options', () => {
     assert.deepEqual(
       networkOptionsFromEnv({

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import type { NftObject } from './nftables.js';
 import { compatRulesScript, deleteCompatScript } from './iptables-accept.js';
 
-describe("accept rules in iptables' FORWARD chain (unit)", () => {
+describe("unit: accept rules in iptables' FORWARD chain", () => {
   const c = { table: 'sandpit', bridge: 'sandpit0', subnet: '10.88.0.0/24' };
 
   it("adds and finds its accept rules in iptables' FORWARD chain by the bridge name", () => {

@@ -3,7 +3,7 @@ import type { NftObject } from './nftables.js';
 import { deleteSandboxRulesScript, plannedRules, rulesOf } from './rule-index.js';
 import { sandboxRulesScript } from './rules.js';
 
-describe('nftables rule index (unit)', () => {
+describe('unit: nftables rule index', () => {
   const c = { table: 'sandpit', bridge: 'sandpit0', subnet: '10.88.0.0/24' };
   const rule = (chain: string, handle: number, comment?: string): NftObject => ({
     rule: { family: 'inet', table: 'sandpit', chain, handle, comment },

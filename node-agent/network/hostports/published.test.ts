@@ -4,7 +4,7 @@ import { plannedRules, ruleOwner, rulesOf } from '../rule-index.js';
 import { sandboxRulesScript } from '../rules.js';
 import { hostPortConflicts, publishedByRules } from './published.js';
 
-describe('published ports read from the rules (unit)', () => {
+describe('unit: published ports read from the rules', () => {
   const c = { table: 'sandpit', bridge: 'sandpit0', subnet: '10.88.0.0/24' };
   const rule = (chain: string, handle: number, comment?: string): NftObject => ({
     rule: { family: 'inet', table: 'sandpit', chain, handle, comment },

@@ -4,7 +4,7 @@ import { validatePorts, type PortRule } from './validate.js';
 
 type Spec = Parameters<typeof validatePorts>[0];
 
-describe('published port validation (unit)', () => {
+describe('unit: published port validation', () => {
   const accepted: { name: string; spec: Spec; want: PortRule[] }[] = [
     { name: 'no ports', spec: [], want: [] },
     {

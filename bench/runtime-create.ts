@@ -7,7 +7,8 @@ import { createLogger } from '../lib/log.js';
 import { defaultConfig } from '../node-agent/runtime/config.js';
 import { DirectoryImageProvider } from '../node-agent/runtime/directory-image.js';
 import { LoopbackOnlyNetwork } from '../node-agent/runtime/none-network.js';
-import { SandboxRuntime } from '../node-agent/runtime/runtime.js';
+import { SandboxSupervisor } from '../node-agent/runtime/supervisor.js';
+import { nodeEffects } from '../node-agent/runtime/deps.js';
 import { buildBusyboxRootfs } from '../test/fixtures/busybox-rootfs.js';
 
 /*
@@ -67,14 +68,13 @@ async function main(): Promise<void> {
   const trueBundle = bundle('oci', ['/bin/true']);
   const sleepBundle = sleepy('oci');
 
-  const rt = await SandboxRuntime.start(
-    defaultConfig({ stateRoot: join(TMP, 'state'), cgroupParent: 'sandpit-bench', pollMs: 50 }),
-    {
-      images: new DirectoryImageProvider(),
-      network: new LoopbackOnlyNetwork(),
-      log: createLogger('bench'),
-    },
-  );
+  const config = defaultConfig({ stateRoot: join(TMP, 'state'), cgroupParent: 'sandpit-bench', pollMs: 50 });
+  const rt = await SandboxSupervisor.start(config, {
+    ...(await nodeEffects(config)),
+    images: new DirectoryImageProvider(),
+    network: new LoopbackOnlyNetwork(),
+    log: createLogger('bench'),
+  });
   const sb = (name: string, command: string[]) =>
     Sandbox.parse({
       apiVersion: 'sandpit.dev/v1alpha1',

@@ -5,7 +5,9 @@ import { createLogger } from '../lib/log.js';
 import { defaultConfig } from '../node-agent/runtime/config.js';
 import { DirectoryImageProvider } from '../node-agent/runtime/directory-image.js';
 import { LoopbackOnlyNetwork } from '../node-agent/runtime/none-network.js';
-import { SandboxRuntime, type SandboxRecord } from '../node-agent/runtime/runtime.js';
+import { SandboxSupervisor } from '../node-agent/runtime/supervisor.js';
+import { nodeEffects } from '../node-agent/runtime/deps.js';
+import type { SandboxRecord } from '../node-agent/runtime/record.js';
 import { buildBusyboxRootfs } from '../test/fixtures/busybox-rootfs.js';
 
 /*
@@ -46,14 +48,18 @@ function perSandbox(recs: SandboxRecord[]): { rss: number; pss: number } {
 
 async function main(): Promise<void> {
   buildBusyboxRootfs(join(TMP, 'rootfs'));
-  const rt = await SandboxRuntime.start(
-    defaultConfig({ stateRoot: join(TMP, 'state-rss'), cgroupParent: 'sandpit-bench-rss', pollMs: 500, launchers: 3 }),
-    {
-      images: new DirectoryImageProvider(),
-      network: new LoopbackOnlyNetwork(),
-      log: createLogger('bench'),
-    },
-  );
+  const config = defaultConfig({
+    stateRoot: join(TMP, 'state-rss'),
+    cgroupParent: 'sandpit-bench-rss',
+    pollMs: 500,
+    launchers: 3,
+  });
+  const rt = await SandboxSupervisor.start(config, {
+    ...(await nodeEffects(config)),
+    images: new DirectoryImageProvider(),
+    network: new LoopbackOnlyNetwork(),
+    log: createLogger('bench'),
+  });
   const recs: SandboxRecord[] = [];
   const rows: string[] = [];
   const results: Record<number, { rss: number; pss: number }> = {};

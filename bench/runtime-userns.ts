@@ -7,7 +7,8 @@ import { createLogger } from '../lib/log.js';
 import { defaultConfig } from '../node-agent/runtime/config.js';
 import { DirectoryImageProvider } from '../node-agent/runtime/directory-image.js';
 import { LoopbackOnlyNetwork } from '../node-agent/runtime/none-network.js';
-import { SandboxRuntime } from '../node-agent/runtime/runtime.js';
+import { SandboxSupervisor } from '../node-agent/runtime/supervisor.js';
+import { nodeEffects } from '../node-agent/runtime/deps.js';
 import { buildBusyboxRootfs } from '../test/fixtures/busybox-rootfs.js';
 
 /*
@@ -69,14 +70,13 @@ async function main(): Promise<void> {
   // runc makes its mount points as the container's root, which owns nothing of this root-owned rootfs.
   for (const d of ['proc', 'dev', 'sys']) mkdirSync(join(TMP, 'rootfs', d), { recursive: true });
   const bundle = runcBundle();
-  const rt = await SandboxRuntime.start(
-    defaultConfig({ stateRoot: join(TMP, 'state'), cgroupParent: 'sandpit-bench-userns', pollMs: 50 }),
-    {
-      images: new DirectoryImageProvider(),
-      network: new LoopbackOnlyNetwork(),
-      log: createLogger('bench'),
-    },
-  );
+  const config = defaultConfig({ stateRoot: join(TMP, 'state'), cgroupParent: 'sandpit-bench-userns', pollMs: 50 });
+  const rt = await SandboxSupervisor.start(config, {
+    ...(await nodeEffects(config)),
+    images: new DirectoryImageProvider(),
+    network: new LoopbackOnlyNetwork(),
+    log: createLogger('bench'),
+  });
   const sb = (name: string, hostUsers: boolean) =>
     Sandbox.parse({
       apiVersion: 'sandpit.dev/v1alpha1',

@@ -7,7 +7,7 @@ import { AgentRouter } from './api/router.js';
 import { MtlsServer } from './api/server.js';
 import { runtimeBackend } from './api/streams/backend.js';
 import { StreamRouter } from './api/streams/router.js';
-import type { SandboxRuntime as ConcreteRuntime } from './runtime/runtime.js';
+import type { SandboxSupervisor } from './runtime/supervisor.js';
 import type { SandboxRuntime } from './contracts.js';
 import { allocatable, detectFacts } from './registration/facts.js';
 import { PressureTracker, type Thresholds } from './registration/pressure.js';
@@ -74,7 +74,7 @@ export class Agent {
     const router = new AgentRouter(this.runtime, cfg.node, log, (sbx) => this.#reporter?.know(sbx));
     this.#server = new MtlsServer(tls, (req, res) => router.handle(req, res), log);
     // Streams need the concrete runtime (exec, log files, cgroups); a runtime module without one answers 501.
-    const concrete = (this.runtime as { runtime?: ConcreteRuntime }).runtime;
+    const concrete = (this.runtime as { runtime?: SandboxSupervisor }).runtime;
     this.#streams = new StreamRouter(
       concrete ? runtimeBackend(concrete) : undefined,
       log.child({ component: 'streams' }),

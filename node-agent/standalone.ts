@@ -13,7 +13,9 @@ import { OciImageProvider } from './images/provider.js';
 import { BridgeNetworkProvider } from './network/provider.js';
 import { parseUsernsRange } from './namespaces/userns.js';
 import { parseAllowedCapabilities } from './security/capabilities.js';
-import { SandboxRuntime, type SandboxRecord } from './runtime/runtime.js';
+import { SandboxSupervisor } from './runtime/supervisor.js';
+import { nodeEffects } from './runtime/deps.js';
+import type { SandboxRecord } from './runtime/record.js';
 import { readJson } from './state/store.js';
 import { check, libc } from './sys/libc.js';
 
@@ -89,11 +91,12 @@ function lockStateRoot(): void {
   );
 }
 
-async function startRuntime(): Promise<SandboxRuntime> {
+async function startRuntime(): Promise<SandboxSupervisor> {
   mkdirSync(config.stateRoot, { recursive: true, mode: 0o700 });
   lockStateRoot();
   const base = join(config.stateRoot, '..');
-  return SandboxRuntime.start(config, {
+  return SandboxSupervisor.start(config, {
+    ...(await nodeEffects(config)),
     images: new RoutedImageProvider(
       new DirectoryImageProvider(),
       new OciImageProvider({ root: join(base, 'images'), log }),

@@ -19,7 +19,7 @@ import { close, open, O_CLOEXEC, O_DIRECTORY, O_NOCTTY, O_RDONLY, O_RDWR } from 
 import { spawnFromThread } from '../sys/spawn.js';
 import { pipe } from '../process/exec-io.js';
 import { bringLoopbackUp } from './loopback.js';
-import type { InfraPlan, LaunchPlan, LaunchResult, ProcessPlan } from './plans.js';
+import type { Pid1Plan, LaunchPlan, LaunchResult, ProcessPlan } from './plans.js';
 
 /*
  * Body of a launcher thread. Namespaces, root, credentials, capabilities and
@@ -60,7 +60,7 @@ const fchownFn = libc.func('int fchown(int fd, uint32_t uid, uint32_t gid)');
 const TIOCSPTLCK = 0x40045431;
 const TIOCGPTPEER = 0x5441;
 
-async function launchInfra(p: InfraPlan): Promise<LaunchResult> {
+async function launchPid1(p: Pid1Plan): Promise<LaunchResult> {
   const site = { sandbox: p.sandbox, step: 'create namespaces' };
   try {
     return await startPid1(p, site);
@@ -69,7 +69,7 @@ async function launchInfra(p: InfraPlan): Promise<LaunchResult> {
   }
 }
 
-async function startPid1(p: InfraPlan, site: CallSite): Promise<LaunchResult> {
+async function startPid1(p: Pid1Plan, site: CallSite): Promise<LaunchResult> {
   unshare(CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS, site);
   sethostname(p.hostname, { ...site, step: 'set hostname' });
   bringLoopbackUp({ ...site, step: 'loopback up' });
@@ -258,7 +258,7 @@ function startPidNamespace(p: ProcessPlan, target: string, site: CallSite): numb
 
 async function handle(plan: LaunchPlan): Promise<LaunchResult> {
   try {
-    return plan.kind === 'infra' ? await launchInfra(plan) : await launchProcess(plan);
+    return plan.kind === 'pid1' ? await launchPid1(plan) : await launchProcess(plan);
   } catch (err) {
     const e =
       err instanceof SandpitError

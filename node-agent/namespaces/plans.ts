@@ -6,8 +6,8 @@ import type { RootfsStep } from '../rootfs/plan.js';
  */
 
 /** Starts the sandbox's PID 1 in new pid/net/ipc/uts namespaces. */
-export interface InfraPlan {
-  kind: 'infra';
+export interface Pid1Plan {
+  kind: 'pid1';
   sandbox: string;
   hostname: string;
   /** Program and argv of PID 1 (sandpit-init init ...). */
@@ -70,7 +70,7 @@ export interface ProcessPlan {
   resolveAt: number;
 }
 
-export type LaunchPlan = InfraPlan | ProcessPlan;
+export type LaunchPlan = Pid1Plan | ProcessPlan;
 
 export interface LaunchResult {
   pid?: number;

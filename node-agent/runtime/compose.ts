@@ -10,7 +10,8 @@ import { DirectoryImageProvider } from './directory-image.js';
 import { networkOptionsFromEnv } from './env.js';
 import { NodeGarbageCollector } from './gc.js';
 import { nodeNetworks, RoutedImageProvider } from './providers.js';
-import { SandboxRuntime, type RuntimeDeps } from './runtime.js';
+import { SandboxSupervisor } from './supervisor.js';
+import { nodeEffects, type RuntimeDeps } from './deps.js';
 import { RuntimeService } from './service.js';
 
 /** The --registry-ca-file certificates, read once at start: a missing or empty file stops the agent with the path in the message. */
@@ -78,8 +79,9 @@ export async function createRuntime(opts: {
       new RoutedImageProvider(new DirectoryImageProvider({ allowedRoots: opts.flags?.allowDirImages ?? [] }), oci!),
     network: opts.deps?.network ?? nodeNetworks(new BridgeNetworkProvider(networkOptionsFromEnv(process.env))),
     log,
+    ...(await nodeEffects(config)),
   };
-  const service = new RuntimeService(await SandboxRuntime.start(config, deps), oci);
+  const service = new RuntimeService(await SandboxSupervisor.start(config, deps), oci);
   const gcSeconds = Number(process.env.SANDPIT_GC_INTERVAL_SECONDS ?? 300);
   new NodeGarbageCollector({
     live: () => new Set(service.runtime.list().map((r) => r.id)),

@@ -1,10 +1,11 @@
 import type { Sandbox } from '../../crds/sandbox.js';
 import { sandboxIdFor, type SandboxObservation } from '../contracts.js';
 import { deriveConditions } from '../status/derive.js';
-import type { SandboxRecord, SandboxRuntime } from './runtime.js';
+import type { SandboxRecord } from './record.js';
+import type { SandboxSupervisor } from './supervisor.js';
 
 /** The runtime's view of a sandbox, with the conditions the agent reports (status/derive.ts). */
-export function observe(rt: SandboxRuntime, rec: SandboxRecord): SandboxObservation {
+export function observe(rt: SandboxSupervisor, rec: SandboxRecord): SandboxObservation {
   const generation = rec.generation ?? 0;
   let status;
   try {

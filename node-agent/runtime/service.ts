@@ -4,7 +4,7 @@ import {
   type SandboxNotice,
   type SandboxObservation,
   type SandboxRef,
-  type SandboxRuntime as RuntimeSeam,
+  type SandboxRuntime,
 } from '../contracts.js';
 import {
   classifyCreateFailure,
@@ -17,7 +17,8 @@ import { DiskUsageCache } from './disk-usage.js';
 import { identify, observe, refOf } from './observe.js';
 import { sleepOrWake, type Pending } from './pending.js';
 import { changedContainerFields, diffSpec } from './spec-diff.js';
-import type { SandboxRuntime, SandboxRecord } from './runtime.js';
+import type { SandboxSupervisor } from './supervisor.js';
+import type { SandboxRecord } from './record.js';
 
 /*
  * The runtime as the agent API drives it (node-agent/contracts.ts): keyed by
@@ -30,8 +31,8 @@ import type { SandboxRuntime, SandboxRecord } from './runtime.js';
 /** How long a failed pull reads ErrImagePull before ImagePullBackOff (the status writer holds a Pending write 1 s). */
 const BACKOFF_SHOWN_AFTER_MS = 3_000;
 
-export class RuntimeService implements RuntimeSeam {
-  readonly runtime: SandboxRuntime;
+export class RuntimeService implements SandboxRuntime {
+  readonly runtime: SandboxSupervisor;
   readonly #listeners = new Set<(obs: SandboxObservation) => void>();
   readonly #noticeListeners = new Set<(ref: SandboxRef, notice: SandboxNotice) => void>();
   /** Sandboxes being removed: their containers' exits on the way out are not news for the cluster. */
@@ -42,7 +43,7 @@ export class RuntimeService implements RuntimeSeam {
   readonly #backoff: { initialMs: number; maxMs: number };
 
   constructor(
-    runtime: SandboxRuntime,
+    runtime: SandboxSupervisor,
     imageStore?: { diskUsage(): { total: number } },
     opts: { retryBackoff?: { initialMs: number; maxMs: number } } = {},
   ) {

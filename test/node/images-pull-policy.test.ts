@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { OciImageProvider } from '../../node-agent/images/provider.js';
 import { LoopbackOnlyNetwork } from '../../node-agent/runtime/none-network.js';
-import { SandboxRuntime } from '../../node-agent/runtime/runtime.js';
+import { SandboxSupervisor } from '../../node-agent/runtime/supervisor.js';
+import { nodeEffects } from '../../node-agent/runtime/deps.js';
 import { createLogger } from '../../lib/log.js';
 import { buildFixtures, push } from '../harness/images/fixtures.js';
 import { startRegistry, type TestRegistry } from '../harness/images/registry.js';
@@ -23,7 +24,7 @@ describe('node: images: the default imagePullPolicy of a real create (root)', fu
   let layout: string;
   let work: string;
   let images: OciImageProvider;
-  let rt: SandboxRuntime;
+  let rt: SandboxSupervisor;
   let config: ReturnType<typeof testConfig>;
 
   before(async function () {
@@ -37,7 +38,8 @@ describe('node: images: the default imagePullPolicy of a real create (root)', fu
       registry: { plainHttpHosts: [registry.host], retryDelayMs: 20 },
       platform: { os: 'linux', architecture: 'amd64' },
     });
-    rt = await SandboxRuntime.start(config, {
+    rt = await SandboxSupervisor.start(config, {
+      ...(await nodeEffects(config)),
       images,
       network: new LoopbackOnlyNetwork(),
       log: createLogger('pull-policy-test'),

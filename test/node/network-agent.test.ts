@@ -14,7 +14,8 @@ import { DirectoryImageProvider } from '../../node-agent/runtime/directory-image
 import { NodeGarbageCollector } from '../../node-agent/runtime/gc.js';
 import { RuntimeService } from '../../node-agent/runtime/service.js';
 import { nodeNetworks, RoutedImageProvider } from '../../node-agent/runtime/providers.js';
-import { SandboxRuntime } from '../../node-agent/runtime/runtime.js';
+import { SandboxSupervisor } from '../../node-agent/runtime/supervisor.js';
+import { nodeEffects } from '../../node-agent/runtime/deps.js';
 import { desiredStatusPatch } from '../../protocol/status-patch.js';
 import { NetWorld, sandboxRef } from '../harness/network/world.js';
 import { applied, cleanupRuntime, idOf, ROOTFS, sandbox, testConfig } from './runtime-env.js';
@@ -81,7 +82,8 @@ describe('node: network through the agent runtime: status, hostPort clashes, gar
     oci = new OciImageProvider({ root: imageRoot, log });
     const network = nodeNetworks(bridge);
     // Launchers fork from this thread, so the sandboxes' infra processes start out in the test node namespace.
-    const rt = await SandboxRuntime.start(config, {
+    const rt = await SandboxSupervisor.start(config, {
+      ...(await nodeEffects(config)),
       images: new RoutedImageProvider(new DirectoryImageProvider(), oci),
       network,
       log,

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { mountsUnder } from '../../node-agent/runtime/runtime.js';
+import { mountsUnder } from '../../node-agent/runtime/mounts.js';
 import { ROOTFS, sandbox, startTestRuntime, type TestRuntime } from './runtime-env.js';
 
 /* Node tier: many create/delete cycles leave no mount, cgroup, process or namespace behind. */

@@ -8,7 +8,8 @@ import { OciImageProvider } from '../../node-agent/images/provider.js';
 import { DirectoryImageProvider } from '../../node-agent/runtime/directory-image.js';
 import { LoopbackOnlyNetwork } from '../../node-agent/runtime/none-network.js';
 import { RoutedImageProvider } from '../../node-agent/runtime/providers.js';
-import { SandboxRuntime } from '../../node-agent/runtime/runtime.js';
+import { SandboxSupervisor } from '../../node-agent/runtime/supervisor.js';
+import { nodeEffects } from '../../node-agent/runtime/deps.js';
 import { buildFixtures, push } from '../harness/images/fixtures.js';
 import { startRegistry, type TestRegistry } from '../harness/images/registry.js';
 import {
@@ -36,7 +37,7 @@ describe('node: runtime: command, args, env and workingDir from a real image (ro
   const work = mkdtempSync(join(tmpdir(), 'sandpit-cmdenv-'));
   const outside = `sandpit-h-escape-${process.pid}`;
   let registry: TestRegistry;
-  let rt: SandboxRuntime | undefined;
+  let rt: SandboxSupervisor | undefined;
   let image: string;
 
   before(async function () {
@@ -69,7 +70,8 @@ describe('node: runtime: command, args, env and workingDir from a real image (ro
       log,
       registry: { plainHttpHosts: [registry.host] },
     });
-    rt = await SandboxRuntime.start(config, {
+    rt = await SandboxSupervisor.start(config, {
+      ...(await nodeEffects(config)),
       images: new RoutedImageProvider(new DirectoryImageProvider(), oci),
       network: new LoopbackOnlyNetwork(),
       log,

@@ -8,7 +8,10 @@ import type { RuntimeService } from '../../node-agent/runtime/service.js';
 import { defaultConfig, type RuntimeConfig } from '../../node-agent/runtime/config.js';
 import { DirectoryImageProvider } from '../../node-agent/runtime/directory-image.js';
 import { LoopbackOnlyNetwork } from '../../node-agent/runtime/none-network.js';
-import { mountsUnder, SandboxRuntime, type SandboxRecord } from '../../node-agent/runtime/runtime.js';
+import { mountsUnder } from '../../node-agent/runtime/mounts.js';
+import { SandboxSupervisor } from '../../node-agent/runtime/supervisor.js';
+import { nodeEffects } from '../../node-agent/runtime/deps.js';
+import type { SandboxRecord } from '../../node-agent/runtime/record.js';
 import { buildBusyboxRootfs } from '../fixtures/busybox-rootfs.js';
 
 /*
@@ -20,7 +23,7 @@ import { buildBusyboxRootfs } from '../fixtures/busybox-rootfs.js';
 export const ROOTFS = buildBusyboxRootfs(join(tmpdir(), 'sandpit-test-rootfs'));
 
 export interface TestRuntime {
-  rt: SandboxRuntime;
+  rt: SandboxSupervisor;
   config: RuntimeConfig;
   /** Stops the runtime, deletes what is left and asserts nothing leaked. */
   cleanup(): Promise<void>;
@@ -40,8 +43,9 @@ export function testConfig(over: Partial<RuntimeConfig> = {}): RuntimeConfig {
   });
 }
 
-export async function startRuntime(config: RuntimeConfig): Promise<SandboxRuntime> {
-  return SandboxRuntime.start(config, {
+export async function startRuntime(config: RuntimeConfig): Promise<SandboxSupervisor> {
+  return SandboxSupervisor.start(config, {
+    ...(await nodeEffects(config)),
     images: new DirectoryImageProvider(),
     network: new LoopbackOnlyNetwork(),
     log: createLogger('runtime-test'),
@@ -54,7 +58,7 @@ export async function startTestRuntime(over: Partial<RuntimeConfig> = {}): Promi
   return { rt, config, cleanup: () => cleanupRuntime(rt, config) };
 }
 
-export async function cleanupRuntime(rt: SandboxRuntime | undefined, config: RuntimeConfig): Promise<void> {
+export async function cleanupRuntime(rt: SandboxSupervisor | undefined, config: RuntimeConfig): Promise<void> {
   if (rt) {
     for (const s of rt.list()) await rt.delete(s.id);
     await rt.close();
@@ -98,7 +102,7 @@ export async function waitFor<T>(what: string, fn: () => T | undefined | false, 
 }
 
 /** The text a container wrote to stdout/stderr, without the CRI prefixes. */
-export function logText(rt: SandboxRuntime, rec: SandboxRecord, container: string): string {
+export function logText(rt: SandboxSupervisor, rec: SandboxRecord, container: string): string {
   const path = rt.logPath(rec.id, container);
   if (!existsSync(path)) return '';
   return readFileSync(path, 'utf8')
@@ -108,7 +112,7 @@ export function logText(rt: SandboxRuntime, rec: SandboxRecord, container: strin
     .join('\n');
 }
 
-export async function runToCompletion(rt: SandboxRuntime, sb: Sandbox): Promise<SandboxRecord> {
+export async function runToCompletion(rt: SandboxSupervisor, sb: Sandbox): Promise<SandboxRecord> {
   const rec = await rt.create(sb);
   await waitFor('containers to finish', () => rec.containers.every((c) => c.state?.terminated));
   await new Promise((r) => setTimeout(r, 50)); // let the log readers drain the FIFOs

@@ -61,7 +61,7 @@ describe('node: runtime exec', function () {
     const err = collect(s.stderr);
     s.stdin!.end('hello\n');
     const exit = await s.exited;
-    await new Promise((r) => setTimeout(r, 50));
+    await s.drained; // all the command wrote has been read
     assert.equal(exit.exitCode, 5);
     assert.match(out(), /^in-container$/m);
     assert.match(out(), /^exec-box$/m);
@@ -99,7 +99,7 @@ describe('node: runtime exec', function () {
     );
     const out = collect(s.stdout);
     const exit = await s.exited;
-    await waitFor('tty output', () => /pts/.test(out()) && out(), 5000).catch(() => undefined);
+    await s.drained; // the terminal closed: all the command wrote has been read
     assert.equal(exit.exitCode, 0);
     assert.match(out(), /is-a-tty/);
     assert.match(out(), /\/dev\/pts\/0/);
@@ -133,7 +133,7 @@ describe('node: runtime exec', function () {
       ]);
       const out = collect(s.stdout);
       const exit = await s.exited;
-      await new Promise((r) => setTimeout(r, 50));
+      await s.drained; // all the command wrote has been read
       assert.equal(exit.exitCode, 0);
       assert.match(out(), /^before-restart$/m, "the exec sees the running container's files");
       assert.match(out(), /^1000$/m);

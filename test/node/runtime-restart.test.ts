@@ -13,7 +13,8 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CgroupManager } from '../../node-agent/cgroups/manager.js';
-import { mountsUnder, type SandboxRecord } from '../../node-agent/runtime/runtime.js';
+import { mountsUnder } from '../../node-agent/runtime/mounts.js';
+import type { SandboxRecord } from '../../node-agent/runtime/record.js';
 import { readJson } from '../../node-agent/state/store.js';
 import { ROOTFS, waitFor } from './runtime-env.js';
 
@@ -210,7 +211,7 @@ describe('node: runtime across agent restarts and crashes', function () {
     await waitFor('sandbox deleted', () => records().length === 0);
   });
 
-  for (const fault of ['after-record', 'after-mounts', 'after-infra', 'after-containers']) {
+  for (const fault of ['after-record', 'after-mounts', 'after-pid1', 'after-containers']) {
     it(`leaves nothing behind when the agent dies while creating (${fault})`, async () => {
       const file = join(manifests, 'crash.yaml');
       writeFileSync(file, manifest('crashy', [{ name: 'main', script: 'sleep 60' }]));

@@ -3,7 +3,7 @@ import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { Sandbox } from '../../crds/sandbox.js';
 import { inWindow, parseCriLine, runWindow } from '../../node-agent/api/streams/logselect.js';
 import { RuntimeService } from '../../node-agent/runtime/service.js';
-import { mountsUnder } from '../../node-agent/runtime/runtime.js';
+import { mountsUnder } from '../../node-agent/runtime/mounts.js';
 import type { SandboxObservation } from '../../node-agent/contracts.js';
 import {
   applied,

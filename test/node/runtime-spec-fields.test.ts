@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { SandboxRuntime } from '../../node-agent/runtime/runtime.js';
+import type { SandboxSupervisor } from '../../node-agent/runtime/supervisor.js';
 import { logText, runToCompletion, sandbox, sh, startTestRuntime, waitFor, type TestRuntime } from './runtime-env.js';
 
 /*
@@ -14,7 +14,7 @@ import { logText, runToCompletion, sandbox, sh, startTestRuntime, waitFor, type 
 
 /** A cgroup file of one container, as the kernel shows it on the node (v1 controller dir, or the unified one). */
 function containerCgroupFile(
-  rt: SandboxRuntime,
+  rt: SandboxSupervisor,
   parent: string,
   id: string,
   container: string,

@@ -14,7 +14,8 @@ import { join } from 'node:path';
 import { SandpitError } from '../../lib/errors.js';
 import { readImageFile } from '../../node-agent/runtime/image-files.js';
 import { RuntimeService } from '../../node-agent/runtime/service.js';
-import { mountsUnder, type SandboxRuntime } from '../../node-agent/runtime/runtime.js';
+import { mountsUnder } from '../../node-agent/runtime/mounts.js';
+import type { SandboxSupervisor } from '../../node-agent/runtime/supervisor.js';
 import { deriveConditions } from '../../node-agent/status/derive.js';
 import { desiredStatusPatch } from '../../protocol/status-patch.js';
 import * as fs from '../../node-agent/sys/fs.js';
@@ -102,7 +103,7 @@ async function refused(p: Promise<unknown>): Promise<SandpitError & { reason?: s
   assert.fail('the create should have been refused');
 }
 
-function assertNothingLeft(rt: SandboxRuntime, stateRoot: string): void {
+function assertNothingLeft(rt: SandboxSupervisor, stateRoot: string): void {
   assert.deepEqual(
     rt.list().map((r) => r.ref.name),
     [],
@@ -308,7 +309,7 @@ describe('node: image users, activeDeadlineSeconds and tty', function () {
   it('counts the deadline from the recorded start across an agent restart: an expired sandbox is stopped at adoption', async () => {
     const config = testConfig({ warmSandboxes: 0 });
     const first = await startRuntime(config);
-    let second: SandboxRuntime | undefined;
+    let second: SandboxSupervisor | undefined;
     try {
       const rec = await first.create(
         sandbox('deadline-restart', {

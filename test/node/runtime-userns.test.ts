@@ -15,8 +15,9 @@ import { join } from 'node:path';
 import { SandpitError } from '../../lib/errors.js';
 import { CgroupManager } from '../../node-agent/cgroups/manager.js';
 import type { RuntimeConfig } from '../../node-agent/runtime/config.js';
-import type { ExecSession, SandboxRecord, SandboxRuntime } from '../../node-agent/runtime/runtime.js';
-import { mountsUnder } from '../../node-agent/runtime/runtime.js';
+import type { ExecSession, SandboxRecord } from '../../node-agent/runtime/record.js';
+import type { SandboxSupervisor } from '../../node-agent/runtime/supervisor.js';
+import { mountsUnder } from '../../node-agent/runtime/mounts.js';
 import { classifyCreateFailure } from '../../node-agent/status/failures.js';
 import { readJson } from '../../node-agent/state/store.js';
 import { libc } from '../../node-agent/sys/libc.js';
@@ -47,7 +48,7 @@ async function run(s: ExecSession): Promise<{ out: string; code: number }> {
   let out = '';
   s.stdout.on('data', (d: Buffer) => (out += d.toString()));
   const { exitCode } = await s.exited;
-  await new Promise((r) => setTimeout(r, 50));
+  await s.drained; // all the command wrote has been read
   return { out, code: exitCode };
 }
 
@@ -72,7 +73,7 @@ describe('node: runtime user namespaces, hostUsers: false', function () {
   // A range of our own per run: concurrent runs of other engineers never see the same ids.
   const first = (1 << 30) + (process.pid % 4096) * 4 * BLOCK;
   let config: RuntimeConfig;
-  let rt: SandboxRuntime | undefined;
+  let rt: SandboxSupervisor | undefined;
   const devNullMtime = statSync('/dev/null').mtimeMs;
 
   before(() => {

@@ -2,7 +2,8 @@ import type { z } from 'zod';
 import type { ContainerStatus as ContainerStatusSchema } from '../../../crds/sandbox.js';
 import { containerCgroup } from '../../cgroups/paths.js';
 import { sandboxIdFor } from '../../contracts.js';
-import type { ExecSession, SandboxRuntime } from '../../runtime/runtime.js';
+import type { ExecSession } from '../../runtime/record.js';
+import type { SandboxSupervisor } from '../../runtime/supervisor.js';
 import { StreamRefusal } from './refusal.js';
 
 export type ContainerStatus = z.infer<typeof ContainerStatusSchema>;
@@ -28,7 +29,7 @@ export interface StreamBackend {
   usage(uid: string): { sandbox: Usage; containers: Record<string, Usage> };
 }
 
-export function runtimeBackend(rt: SandboxRuntime): StreamBackend {
+export function runtimeBackend(rt: SandboxSupervisor): StreamBackend {
   const record = (uid: string) => {
     const rec = rt.get(sandboxIdFor(uid));
     if (!rec || rec.phase === 'Deleting')

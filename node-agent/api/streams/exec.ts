@@ -1,6 +1,7 @@
 import type { WebSocket } from 'ws';
 import type { Logger } from '../../../lib/log.js';
-import type { ExecSession } from '../../runtime/runtime.js';
+import { SandpitError } from '../../../lib/errors.js';
+import type { ExecSession } from '../../runtime/record.js';
 import type { StreamBackend } from './backend.js';
 import {
   Channel,
@@ -61,8 +62,8 @@ export async function serveExec(
   try {
     session = await backend.exec(uid, req.container, req.command, { tty: req.tty, stdin: req.stdin });
   } catch (err) {
-    const reason = (err as { reason?: unknown }).reason;
-    finish(ws, failureStatus(typeof reason === 'string' ? reason : 'ExecFailed', (err as Error).message));
+    const reason = err instanceof SandpitError ? err.reason : undefined;
+    finish(ws, failureStatus(reason ?? 'ExecFailed', (err as Error).message));
     return;
   }
   const elog = log.child({ uid, container: req.container, pid: session.pid, tty: req.tty });

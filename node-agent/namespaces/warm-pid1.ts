@@ -16,7 +16,7 @@ import type { LauncherPool } from './launcher.js';
  * agent stops or dies, the pipe closes and the warm PID 1s exit on their own.
  */
 
-export interface WarmInfra {
+export interface WarmPid1 {
   pid: number;
   /** Agent end of the pipe the PID 1 waits on for its hostname. */
   go: number;
@@ -24,12 +24,12 @@ export interface WarmInfra {
   ready: number;
 }
 
-export class InfraPool {
+export class WarmPid1Pool {
   readonly #size: number;
   readonly #launchers: LauncherPool;
   readonly #init: string;
   readonly #log: Logger;
-  readonly #warm: WarmInfra[] = [];
+  readonly #warm: WarmPid1[] = [];
   #filling = 0;
   #closed = false;
   /** Spawns under way, so close() can wait for them and reap what they made. */
@@ -43,7 +43,7 @@ export class InfraPool {
   }
 
   /** A warm PID 1, if one is ready. The caller refills (fill()) once its create is done, not during it. */
-  take(): WarmInfra | undefined {
+  take(): WarmPid1 | undefined {
     return this.#warm.shift();
   }
 
@@ -66,7 +66,7 @@ export class InfraPool {
     }
   }
 
-  async #spawn(): Promise<WarmInfra> {
+  async #spawn(): Promise<WarmPid1> {
     const site = { sandbox: '(warm pool)', step: 'warm sandbox PID 1' };
     const [goRead, goWrite] = pipe(site);
     const [readyRead, readyWrite] = pipe(site);
@@ -74,7 +74,7 @@ export class InfraPool {
     try {
       // Child fds: 3 = go, 4 = ready, 5 = "started" (the launcher's own pipe).
       const result = await this.#launchers.launch({
-        kind: 'infra',
+        kind: 'pid1',
         sandbox: site.sandbox,
         hostname: 'sandpit-warm',
         file: this.#init,
@@ -96,7 +96,7 @@ export class InfraPool {
   }
 
   /** Closing its pipe ends a warm PID 1 (EOF before a hostname). The caller reaps it. */
-  static discard(w: WarmInfra): void {
+  static discard(w: WarmPid1): void {
     close(w.go);
     close(w.ready);
   }
@@ -110,7 +110,7 @@ export class InfraPool {
     await Promise.allSettled([...this.#spawning]);
     await new Promise((r) => setImmediate(r)); // let fill() push what those spawns made
     const all = this.#warm.splice(0);
-    for (const w of all) InfraPool.discard(w);
+    for (const w of all) WarmPid1Pool.discard(w);
     const pending = new Set(all.map((w) => w.pid));
     const deadline = Date.now() + 5000;
     while (pending.size && Date.now() < deadline) {

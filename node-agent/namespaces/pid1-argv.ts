@@ -12,12 +12,12 @@ import type { RuntimeConfig } from '../runtime/config.js';
  * reaper's seccomp filter), reports ready on a pipe and stays as the reaper
  * for the life of the sandbox. One exec, a few KiB of memory.
  */
-export function infraArgv(
+export function pid1Argv(
   bin: RuntimeConfig['binaries'],
   sandboxFds: number[],
-  infraFds: number[],
+  pid1Fds: number[],
   readyFd: number,
 ): { file: string; argv: string[] } {
   const list = (fds: number[]) => (fds.length ? fds.join(',') : '-');
-  return { file: bin.init, argv: ['sandpit-init', 'init', String(readyFd), list(sandboxFds), list(infraFds)] };
+  return { file: bin.init, argv: ['sandpit-init', 'init', String(readyFd), list(sandboxFds), list(pid1Fds)] };
 }

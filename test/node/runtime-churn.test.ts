@@ -7,14 +7,40 @@ import { ROOTFS, sandbox, startTestRuntime, type TestRuntime } from './runtime-e
 
 const NS = ['net', 'pid', 'ipc', 'uts', 'mnt', 'cgroup'];
 
-/** Namespace identities held by any process on the host right now, each with a description of its holders. */
-function liveNamespaces(): Map<string, string[]> {
-  const live = new Map<string, string[]>();
+/** Parent PID of every process on the host right now. */
+function parents(): Map<number, number> {
+  const ppid = new Map<number, number>();
   for (const p of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      ppid.set(Number(p), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      /* gone */
+    }
+  }
+  return ppid;
+}
+
+/**
+ * Namespace identities held by this process's descendants right now, each
+ * with a description of its holders. Anything a sandbox of ours leaves
+ * running descends from us (PID 1 and the shims are children of the launcher
+ * threads); other runtimes on the machine are not counted, since the kernel
+ * hands a freed namespace's inode number to the next namespace made anywhere.
+ */
+function liveNamespaces(): Map<string, string[]> {
+  const ppid = parents();
+  const ours = (pid: number) => {
+    for (let p = ppid.get(pid); p !== undefined && p > 1; p = ppid.get(p)) if (p === process.pid) return true;
+    return false;
+  };
+  const live = new Map<string, string[]>();
+  for (const pid of ppid.keys()) {
+    if (!ours(pid)) continue;
     for (const k of NS) {
       try {
-        const ns = readlinkSync(`/proc/${p}/ns/${k}`);
-        const who = `pid ${p} (${readFileSync(`/proc/${p}/stat`, 'utf8').split(' ').slice(1, 3).join(' ')}) ${readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' ').trim()}`;
+        const ns = readlinkSync(`/proc/${pid}/ns/${k}`);
+        const who = `pid ${pid} (${readFileSync(`/proc/${pid}/stat`, 'utf8').split(' ').slice(1, 3).join(' ')}) ${readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim()}`;
         live.set(ns, [...(live.get(ns) ?? []), who]);
       } catch {
         /* gone or a kernel thread */

@@ -1,3 +1,5 @@
+import { mountsUnder } from '../../node-agent/runtime/mounts.js';
+import { MNT_DETACH, umount2 } from '../../node-agent/sys/mount.js';
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -255,7 +257,13 @@ describe('cluster: pull secrets, registry CA and capability allow-list through c
 
   after(async function () {
     this.timeout(180_000);
-    await cp.kubectlResult(['-n', ns, 'delete', 'sandboxes', '--all', '--wait=true', '--timeout=90s']);
+    const deleted = await cp.kubectlResult(['-n', ns, 'delete', 'sandboxes', '--all', '--wait=true', '--timeout=90s']);
+    if (deleted.code !== 0) {
+      // Said, not hidden: what was still there, and what the agent was doing with it.
+      const left = await cp.kubectlResult(['-n', ns, 'get', 'sandboxes', '-o', 'wide']);
+      process.stderr.write(`sandboxes not deleted in 90 s: ${deleted.stderr}\n${left.stdout}\n`);
+      process.stderr.write(`agent log tail:\n${(await readFile(agentLog, 'utf8').catch(() => '')).slice(-5000)}\n`);
+    }
     if (agent && agent.exitCode === null && agent.signalCode === null) {
       const exited = new Promise((r) => agent!.once('exit', r));
       agent.kill('SIGTERM');
@@ -270,6 +278,8 @@ describe('cluster: pull secrets, registry CA and capability allow-list through c
       if (existsSync(dir)) await rmdirDeep(dir);
     }
     await rm(`/run/sandpit-h${K}-pull`, { recursive: true, force: true });
+    // A sandbox the agent did not get to delete keeps its tmpfs mounts: detach them, so the work dir can go.
+    if (work) for (const m of mountsUnder(work)) umount2(m, MNT_DETACH, { step: 'test cleanup' });
     if (work) await rm(work, { recursive: true, force: true });
   });
 

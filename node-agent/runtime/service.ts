@@ -16,7 +16,8 @@ import {
 import { DiskUsageCache } from './disk-usage.js';
 import { identify, observe, refOf } from './observe.js';
 import { sleepOrWake, type Pending } from './pending.js';
-import { changedContainerFields, diffSpec } from './spec-diff.js';
+import { editInPlace } from './edit-in-place.js';
+import { diffSpec } from './spec-diff.js';
 import type { SandboxSupervisor } from './supervisor.js';
 import type { SandboxRecord } from './record.js';
 
@@ -119,31 +120,6 @@ export class RuntimeService implements SandboxRuntime {
     return !!rec && rec.phase !== 'Deleting' && diffSpec(rec.spec, sandbox.spec).recreateReasons.length === 0;
   }
 
-  /**
-   * Restarts the containers whose definition changed (as kubelet restarts an
-   * edited Pod's container), each with a Killing Event naming the fields,
-   * then takes the new generation. A container whose new run cannot start
-   * keeps its old run (runtime.restartContainer checks before it stops).
-   */
-  async #restartChanged(rec: SandboxRecord, sandbox: Sandbox): Promise<void> {
-    const diff = diffSpec(rec.spec, sandbox.spec);
-    for (const name of diff.restartContainers) {
-      const fields = changedContainerFields(
-        rec.spec.containers.find((c) => c.name === name)!,
-        sandbox.spec.containers.find((c) => c.name === name)!,
-      );
-      this.#notice(rec.ref, {
-        type: 'Normal',
-        reason: 'Killing',
-        note: `Container ${name} definition changed (${fields.join(', ')}), will be restarted`,
-      });
-      await this.runtime.restartContainer(rec.id, name, sandbox);
-    }
-    rec.spec = sandbox.spec;
-    rec.generation = identify(sandbox).generation;
-    if (diff.pauseChange !== undefined) this.runtime.pause(rec.id, diff.pauseChange);
-  }
-
   #startWork(id: string, p: Pending): void {
     p.worker = this.#work(id, p).finally(() => {
       delete p.worker;
@@ -171,7 +147,7 @@ export class RuntimeService implements SandboxRuntime {
       }
       if (old && this.#editsInPlace(old, want)) {
         try {
-          await this.#restartChanged(old, want);
+          await editInPlace(this.runtime, old, want, (ref, notice) => this.#notice(ref, notice));
           if (p.cancelled || p.sandbox !== want) continue;
           p.done = true;
           this.#emit(observe(this.runtime, old));

@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import { ImageError } from './errors.js';
 import { DIGEST_RE } from './reference.js';
-import type { Descriptor } from './registry.js';
 import { compressionOf } from './unpack.js';
 
 /** ChainID(L0) = DiffID(L0); ChainID(L0..n) = sha256(ChainID(L0..n-1) + " " + DiffID(n)). */
@@ -12,6 +11,13 @@ export function chainIDs(diffIDs: string[]): string[] {
     out.push(prev ? `sha256:${createHash('sha256').update(`${prev} ${d}`).digest('hex')}` : d);
   }
   return out;
+}
+
+/** A content descriptor: what a manifest says about a blob it references. */
+export interface Descriptor {
+  mediaType: string;
+  digest: string;
+  size: number;
 }
 
 /** The fields of an image manifest the pull reads. */

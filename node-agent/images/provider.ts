@@ -6,9 +6,9 @@ import { ImageError } from './errors.js';
 import { hostPlatform, selectManifest, type IndexEntry, type Platform } from './platform.js';
 import { formatReference, InvalidReferenceError, parseReference, DIGEST_RE, type ImageReference } from './reference.js';
 import { MEDIA } from './manifest-media.js';
-import { chainIDs, validateManifest, type OciConfig, type OciManifest } from './manifest.js';
+import { chainIDs, validateManifest, type Descriptor, type OciConfig, type OciManifest } from './manifest.js';
 import { Semaphore, SingleFlight } from './concurrency.js';
-import { RegistryClient, type Descriptor, type RegistryClientOptions } from './registry.js';
+import { RegistryClient, type RegistryClientOptions } from './registry.js';
 import { ContentStore, type ImageRecord } from './store.js';
 import { compressionOf, DEFAULT_UNPACK_LIMITS, unpackLayer, type UnpackLimits } from './unpack.js';
 

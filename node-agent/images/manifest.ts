@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
+import type { ImageConfig } from '../contracts.js';
 import { ImageError } from './errors.js';
 import { DIGEST_RE } from './reference.js';
-import type { Descriptor } from './registry.js';
 import { compressionOf } from './unpack.js';
 
 /** ChainID(L0) = DiffID(L0); ChainID(L0..n) = sha256(ChainID(L0..n-1) + " " + DiffID(n)). */
@@ -12,6 +12,13 @@ export function chainIDs(diffIDs: string[]): string[] {
     out.push(prev ? `sha256:${createHash('sha256').update(`${prev} ${d}`).digest('hex')}` : d);
   }
   return out;
+}
+
+/** A content descriptor: what a manifest says about a blob it references. */
+export interface Descriptor {
+  mediaType: string;
+  digest: string;
+  size: number;
 }
 
 /** The fields of an image manifest the pull reads. */
@@ -45,4 +52,30 @@ export function validateManifest(m: OciManifest): void {
     if (!Number.isSafeInteger(l.size) || l.size < 0) throw bad(`invalid layer size for ${l.digest}`);
     if (!compressionOf(l.mediaType)) throw bad(`unsupported layer media type ${l.mediaType}`);
   }
+}
+
+/** The layers' DiffIDs from the config: one valid digest per manifest layer, or the pull is refused. */
+export function diffIDsOf(cfg: OciConfig, m: OciManifest): string[] {
+  const diffIDs = cfg.rootfs?.diff_ids ?? [];
+  if (diffIDs.length !== m.layers.length || !diffIDs.every((d) => DIGEST_RE.test(d))) {
+    throw new ImageError({
+      reason: 'ErrImagePull',
+      step: 'parse config',
+      message: `config has ${diffIDs.length} diff_ids for ${m.layers.length} layers`,
+      retryable: false,
+    });
+  }
+  return diffIDs;
+}
+
+/** What the runtime takes from an image config; fields the image leaves empty stay absent. */
+export function imageConfigOf(cfg: OciConfig): ImageConfig {
+  const c = cfg.config ?? {};
+  return {
+    ...(c.Entrypoint ? { entrypoint: c.Entrypoint } : {}),
+    ...(c.Cmd ? { cmd: c.Cmd } : {}),
+    ...(c.Env ? { env: c.Env } : {}),
+    ...(c.WorkingDir ? { workingDir: c.WorkingDir } : {}),
+    ...(c.User ? { user: c.User } : {}),
+  };
 }

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { selectManifest, type IndexEntry } from './platform.js';
+import { ImageError } from './errors.js';
+import { manifestForPlatform, selectManifest, type IndexEntry } from './platform.js';
 
 const e = (architecture: string, variant?: string, os = 'linux', extra: Partial<IndexEntry> = {}): IndexEntry => ({
   digest: `sha256:${architecture}${variant ?? ''}${os}`,
@@ -39,5 +40,24 @@ describe('unit: images: platform selection', () => {
       e('amd64', undefined, 'windows'),
     ];
     assert.equal(selectManifest(idx, { os: 'linux', architecture: 'amd64' }), undefined);
+  });
+  it('refuses an index with nothing for the node, naming what it has, and an entry with an invalid digest', () => {
+    const amd64 = { os: 'linux', architecture: 'amd64' };
+    const good = { ...e('amd64'), digest: `sha256:${'a'.repeat(64)}` };
+    assert.equal(manifestForPlatform([e('arm64', 'v8'), good], amd64, 'r/app:1'), good);
+    const refused = (entries: IndexEntry[], message: string) =>
+      assert.throws(
+        () => manifestForPlatform(entries, amd64, 'r/app:1'),
+        (err: unknown) =>
+          err instanceof ImageError &&
+          err.reason === 'ErrImagePull' &&
+          !err.retryable &&
+          err.message === `select platform: ${message}`,
+      );
+    refused(
+      [e('arm64', 'v8'), e('arm', 'v7')],
+      'no manifest for linux/amd64 in r/app:1 (has linux/arm64/v8, linux/arm/v7)',
+    );
+    refused([e('amd64')], 'invalid digest in index: sha256:amd64linux');
   });
 });

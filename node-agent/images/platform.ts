@@ -1,3 +1,6 @@
+import { ImageError } from './errors.js';
+import { DIGEST_RE } from './reference.js';
+
 /*
  * Picking a manifest from an index, like containerd's platform matcher:
  * exact os/arch/variant first, then older variants of the same architecture
@@ -63,6 +66,22 @@ export function selectManifest(entries: IndexEntry[], want: Platform): IndexEntr
     if (hit) return hit;
   }
   return undefined;
+}
+
+const noPlatform = (message: string) =>
+  new ImageError({ reason: 'ErrImagePull', step: 'select platform', message, retryable: false });
+
+/** The index entry `name` offers for `want`; refused when none fits (naming what it has) or its digest is invalid. */
+export function manifestForPlatform(entries: IndexEntry[], want: Platform, name: string): IndexEntry {
+  const pick = selectManifest(entries, want);
+  if (!pick) {
+    const have = entries.map(
+      (m) => `${m.platform?.os}/${m.platform?.architecture}${m.platform?.variant ? `/${m.platform.variant}` : ''}`,
+    );
+    throw noPlatform(`no manifest for ${want.os}/${want.architecture} in ${name} (has ${have.join(', ')})`);
+  }
+  if (!DIGEST_RE.test(pick.digest)) throw noPlatform(`invalid digest in index: ${pick.digest}`);
+  return pick;
 }
 
 /** The platform of this node, in OCI terms. */

@@ -13,7 +13,7 @@ import { header, type RegistryResponse } from './registry-http.js';
 /** The Accept header of a manifest request: every type `manifestMediaType` understands. */
 export const MANIFEST_ACCEPT = [MEDIA.ociIndex, MEDIA.ociManifest, MEDIA.dockerList, MEDIA.dockerManifest].join(', ');
 
-/** containerd's MaxManifestSize. */
+/** containerd's MaxManifestSize, quirk included (4 × 1048², not 4 MiB). */
 const MAX_MANIFEST_BYTES = 4 * 1048 * 1048;
 
 export interface FetchedManifest {

@@ -1,3 +1,4 @@
+import { SandpitError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
 import type { NetworkProvider, NetworkRequest, NetworkResult, SandboxId, SandboxRef } from '../contracts.js';
 import { describeSandbox } from '../contracts.js';
@@ -54,8 +55,19 @@ export class BridgeNetworkProvider implements NetworkProvider {
     this.bridge = opts.bridge ?? defaults.bridge;
     this.table = opts.table ?? defaults.table;
     this.#hostPorts = new HostPorts(this.subnet6 !== undefined);
-    if (!LINK_NAME.test(this.bridge)) throw new Error(`bridge name ${this.bridge} is not a valid interface name`);
-    if (!TABLE_NAME.test(this.table)) throw new Error(`nftables table name ${this.table} is not valid`);
+    const site = { step: 'configure the node network' };
+    if (!LINK_NAME.test(this.bridge))
+      throw new SandpitError({
+        ...site,
+        message: `bridge name ${this.bridge} is not a valid interface name`,
+        hint: 'a letter, then up to 14 letters, digits, _ or - (SANDPIT_BRIDGE)',
+      });
+    if (!TABLE_NAME.test(this.table))
+      throw new SandpitError({
+        ...site,
+        message: `nftables table name ${this.table} is not valid`,
+        hint: 'a letter, then up to 31 letters, digits, _ or - (SANDPIT_NFT_TABLE)',
+      });
     this.#nft = openNftables(opts.nftBackend);
     this.#leases = new LeaseStore(opts.stateDir ?? defaults.stateDir, this.subnet);
     this.#rules = {

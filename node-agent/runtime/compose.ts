@@ -1,3 +1,4 @@
+import { SandpitError } from '../../lib/errors.js';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../../lib/log.js';
@@ -21,10 +22,19 @@ function registryCA(file: string | undefined): string | undefined {
   try {
     pem = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new Error(`--registry-ca-file ${file}: ${(err as Error).message}`, { cause: err });
+    throw new SandpitError({
+      step: 'read --registry-ca-file',
+      message: `${file}: ${(err as Error).message}`,
+      hint: 'mount the CA bundle at that path or drop the flag',
+      cause: err,
+    });
   }
   if (!pem.includes('-----BEGIN CERTIFICATE-----'))
-    throw new Error(`--registry-ca-file ${file} holds no PEM certificate`);
+    throw new SandpitError({
+      step: 'read --registry-ca-file',
+      message: `${file} holds no PEM certificate`,
+      hint: 'the file must hold one or more -----BEGIN CERTIFICATE----- blocks',
+    });
   return pem;
 }
 

@@ -1,3 +1,4 @@
+import { SandpitError } from '../../lib/errors.js';
 import { join } from 'node:path';
 import { TABLE_NAME, type BridgeNetworkOptions } from '../network/config.js';
 
@@ -15,9 +16,11 @@ export function networkOptionsFromEnv(env: NodeJS.ProcessEnv): BridgeNetworkOpti
   if (env.SANDPIT_SUBNET) opts.subnet = env.SANDPIT_SUBNET;
   if (env.SANDPIT_NFT_TABLE) {
     if (!TABLE_NAME.test(env.SANDPIT_NFT_TABLE))
-      throw new Error(
-        `SANDPIT_NFT_TABLE=${env.SANDPIT_NFT_TABLE} is not a valid nftables table name (a letter, then up to 31 letters, digits, _ or -)`,
-      );
+      throw new SandpitError({
+        step: 'read the node network settings',
+        message: `SANDPIT_NFT_TABLE=${env.SANDPIT_NFT_TABLE} is not a valid nftables table name`,
+        hint: 'a letter, then up to 31 letters, digits, _ or -',
+      });
     opts.table = env.SANDPIT_NFT_TABLE;
   }
   // Optional: an IPv6 ULA prefix makes the node dual-stack (node-agent/network/README.md).

@@ -1,3 +1,4 @@
+import { SandpitError } from '../../lib/errors.js';
 import { createHash } from 'node:crypto';
 import type { SandboxId } from '../contracts.js';
 
@@ -49,6 +50,23 @@ export const defaults = {
 /** Interface names are at most 15 bytes, and must not escape /proc/sys paths. */
 export const LINK_NAME = /^[a-zA-Z][a-zA-Z0-9_-]{0,14}$/;
 export const TABLE_NAME = /^[a-zA-Z][a-zA-Z0-9_-]{0,31}$/;
+
+/** Refuses a bridge or table name the kernel or nft would refuse later, naming the setting. */
+export function checkNames(bridge: string, table: string): void {
+  const step = 'configure the node network';
+  if (!LINK_NAME.test(bridge))
+    throw new SandpitError({
+      step,
+      message: `bridge name ${bridge} is not a valid interface name`,
+      hint: 'a letter, then up to 14 letters, digits, _ or - (SANDPIT_BRIDGE)',
+    });
+  if (!TABLE_NAME.test(table))
+    throw new SandpitError({
+      step,
+      message: `nftables table name ${table} is not valid`,
+      hint: 'a letter, then up to 31 letters, digits, _ or - (SANDPIT_NFT_TABLE)',
+    });
+}
 
 /** Host end of a sandbox's veth: `spv` + the last 11 characters of its id (contracts.ts). */
 export const hostVethName = (id: SandboxId) => `spv${id.slice(1)}`;

@@ -1,10 +1,9 @@
-import { SandpitError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
 import type { NetworkProvider, NetworkRequest, NetworkResult, SandboxId, SandboxRef } from '../contracts.js';
 import { describeSandbox } from '../contracts.js';
 import { gatewayOf, isIPv4, parseSubnet, type Subnet } from './cidr.js';
 import { isIPv6, pairedIp6, parseSubnet6, type Subnet6 } from './cidr6.js';
-import { DEFAULT_SUBNET, defaults, hostVethName, LINK_NAME, TABLE_NAME, type BridgeNetworkOptions } from './config.js';
+import { checkNames, DEFAULT_SUBNET, defaults, hostVethName, type BridgeNetworkOptions } from './config.js';
 import { readNodeResolvConf, renderHosts, renderResolvConf } from './dns.js';
 import { HostPorts } from './hostports/host-ports.js';
 import { publishedPortStatus } from './hostports/published.js';
@@ -55,19 +54,7 @@ export class BridgeNetworkProvider implements NetworkProvider {
     this.bridge = opts.bridge ?? defaults.bridge;
     this.table = opts.table ?? defaults.table;
     this.#hostPorts = new HostPorts(this.subnet6 !== undefined);
-    const site = { step: 'configure the node network' };
-    if (!LINK_NAME.test(this.bridge))
-      throw new SandpitError({
-        ...site,
-        message: `bridge name ${this.bridge} is not a valid interface name`,
-        hint: 'a letter, then up to 14 letters, digits, _ or - (SANDPIT_BRIDGE)',
-      });
-    if (!TABLE_NAME.test(this.table))
-      throw new SandpitError({
-        ...site,
-        message: `nftables table name ${this.table} is not valid`,
-        hint: 'a letter, then up to 31 letters, digits, _ or - (SANDPIT_NFT_TABLE)',
-      });
+    checkNames(this.bridge, this.table);
     this.#nft = openNftables(opts.nftBackend);
     this.#leases = new LeaseStore(opts.stateDir ?? defaults.stateDir, this.subnet);
     this.#rules = {

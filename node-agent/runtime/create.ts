@@ -8,7 +8,6 @@ import { describeSandbox } from '../contracts.js';
 import { defaultPullPolicy } from '../images/reference.js';
 import { pullCredentials } from '../images/pull-secrets.js';
 import { allocateUsernsBlock, createUserNamespace, USERNS_SIZE } from '../namespaces/userns.js';
-import { mount, MS_NODEV, MS_NOEXEC, MS_NOSUID } from '../sys/mount.js';
 import { containerIdentity } from './container-identity.js';
 import { now, type RuntimeContext } from './context.js';
 import { configError, RuntimeError, type CreateStage } from './errors.js';
@@ -138,21 +137,21 @@ function mountSandboxStorage(ctx: RuntimeContext, rec: SandboxRecord): void {
   const dir = ctx.deps.store.sandboxDir(rec.id);
   const shmBytes = ctx.config.shmBytes;
   const site = { sandbox: describeSandbox(rec.ref), step: 'mount sandbox storage' };
+  const { mounts } = ctx.deps;
   // With a user namespace, /dev/shm and volumes belong to the container's root (host id base).
-  const owner = rec.userns ? `,uid=${rec.userns.base},gid=${rec.userns.base}` : '';
+  const owner = rec.userns?.base;
   mkdirSync(join(dir, 'shm'), { recursive: true });
-  mount('shm', join(dir, 'shm'), 'tmpfs', MS_NOSUID | MS_NODEV | MS_NOEXEC, `mode=1777,size=${shmBytes}${owner}`, site);
+  mounts.tmpfs('shm', join(dir, 'shm'), { size: shmBytes, noexec: true, owner }, site);
   for (const v of rec.spec.volumes ?? []) {
     const vdir = join(dir, 'volumes', v.name);
     mkdirSync(vdir, { recursive: true });
     const volumeSite = { ...site, step: `mount volume ${v.name}` };
     if (v.emptyDir.medium === 'Memory') {
       const size = v.emptyDir.sizeLimit ? parseQuantity(v.emptyDir.sizeLimit) : shmBytes;
-      mount('emptydir', vdir, 'tmpfs', MS_NOSUID | MS_NODEV, `mode=1777,size=${size}${owner}`, volumeSite);
+      mounts.tmpfs('emptydir', vdir, { size, owner }, volumeSite);
     } else if (v.emptyDir.sizeLimit) {
       // A disk emptyDir with a limit is a size-capped tmpfs too: the node has no per-directory quota to rely on.
-      const size = parseQuantity(v.emptyDir.sizeLimit);
-      mount('emptydir', vdir, 'tmpfs', MS_NOSUID | MS_NODEV, `mode=1777,size=${size}${owner}`, volumeSite);
+      mounts.tmpfs('emptydir', vdir, { size: parseQuantity(v.emptyDir.sizeLimit), owner }, volumeSite);
     } else if (rec.userns) {
       chownSync(vdir, rec.userns.base, rec.userns.base);
     }

@@ -3,6 +3,7 @@ import { CgroupManager } from '../cgroups/manager.js';
 import type { ImageProvider, NetworkProvider } from '../contracts.js';
 import { LauncherPool } from '../namespaces/launcher.js';
 import { StateStore } from '../state/store.js';
+import { hostMounts, type SandboxMounts } from './mounts.js';
 import type { RuntimeConfig } from './config.js';
 
 /**
@@ -19,16 +20,19 @@ export interface RuntimeDeps {
   launchers: LauncherPool;
   /** Each sandbox's state directory. */
   store: StateStore;
+  /** The sandboxes' /dev/shm and tmpfs volumes on the host. */
+  mounts: SandboxMounts;
   log: Logger;
 }
 
-/** The node's own effects for `config`: its cgroup hierarchies, launcher threads and state directory. */
+/** The node's own effects for `config`: its cgroup hierarchies, launcher threads, state directory and mount table. */
 export async function nodeEffects(
   config: RuntimeConfig,
-): Promise<Pick<RuntimeDeps, 'cgroups' | 'launchers' | 'store'>> {
+): Promise<Pick<RuntimeDeps, 'cgroups' | 'launchers' | 'store' | 'mounts'>> {
   return {
     cgroups: CgroupManager.detect(config.cgroupParent),
     launchers: await LauncherPool.create(config.launchers),
     store: new StateStore(config.stateRoot),
+    mounts: hostMounts,
   };
 }

@@ -3,10 +3,8 @@ import { join } from 'node:path';
 import { describeSandbox } from '../contracts.js';
 import { isSameProcess } from '../process/pidinfo.js';
 import { readJson } from '../state/store.js';
-import { MNT_DETACH, umount2 } from '../sys/mount.js';
 import { close, pidfdGetfd, pidfdOpen } from '../sys/proc.js';
 import { containerKey, type RuntimeContext } from './context.js';
-import { mountsUnder, unmountUnder } from './mounts.js';
 import type { ContainerRecord, SandboxRecord } from './record.js';
 import { attachLogs } from './start-container.js';
 import { teardown } from './stop.js';
@@ -53,9 +51,9 @@ export async function recoverSandboxes(ctx: RuntimeContext): Promise<void> {
     log.info({ id, step: 'recover' }, 're-adopted running sandbox');
   }
   for (const id of cgroups.listSandboxes()) if (!known.has(id)) await cleanOrphan(ctx, id);
-  for (const m of mountsUnder(store.root)) {
+  for (const m of ctx.deps.mounts.under(store.root)) {
     const id = m.slice(store.root.length + 1).split('/')[0]!;
-    if (!known.has(id)) umount2(m, MNT_DETACH, { step: 'unmount orphan' });
+    if (!known.has(id)) ctx.deps.mounts.detachUnder(m, { step: 'unmount orphan' });
   }
 }
 
@@ -93,6 +91,6 @@ async function cleanOrphan(ctx: RuntimeContext, id: string): Promise<void> {
     await cgroups.killAll(id, site);
     await cgroups.remove(id, site);
   }
-  unmountUnder(store.sandboxDir(id), id);
+  ctx.deps.mounts.detachUnder(store.sandboxDir(id), site);
   if (existsSync(store.sandboxDir(id))) store.remove(id);
 }

@@ -3,7 +3,6 @@ import { describeSandbox } from '../contracts.js';
 import { childrenOf } from '../process/pidinfo.js';
 import { kill, reapChild } from '../sys/proc.js';
 import { containerKey, type RuntimeContext } from './context.js';
-import { unmountUnder } from './mounts.js';
 import type { ContainerRecord, SandboxRecord } from './record.js';
 import { checkExit } from './supervise.js';
 import { waitUntil } from './wait.js';
@@ -144,7 +143,7 @@ export async function teardown(ctx: RuntimeContext, rec: SandboxRecord): Promise
     log.warn({ step: 'teardown', pids: [...pending] }, 'processes killed 10 s ago are not reaped; removing the rest');
   await network.teardown(rec.ref, log);
   await images.release(rec.id);
-  unmountUnder(store.sandboxDir(rec.id), who);
+  ctx.deps.mounts.detachUnder(store.sandboxDir(rec.id), { sandbox: who, step: 'teardown' });
   await cgroups.remove(rec.id, { sandbox: who, step: 'remove cgroups' });
   store.remove(rec.id);
 }

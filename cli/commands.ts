@@ -7,13 +7,14 @@ import { Channel, frame, parseFrame, type StreamStatus, type UsageSample } from 
 import type { Sandbox } from '../crds/sandbox.js';
 import { defaultContainer } from '../lib/default-container.js';
 import { isRemote, splitRemote, type Command } from './args.js';
-import { CliError, openStream, type Session } from './connect.js';
+import { openStream, type Session } from './connect.js';
+import { CliError, serverError } from './errors.js';
 import { runExecStream, writeOut } from './exec.js';
 
 type Of<N extends Command['name']> = Extract<Command, { name: N }>;
 
 /** Collects a stream's channel 1 into stdout (or a buffer) and fails on a Failure status. */
-async function drain(ws: WebSocket, sink?: (d: Buffer) => void): Promise<void> {
+async function drain(step: string, ws: WebSocket, sink?: (d: Buffer) => void): Promise<void> {
   let status: StreamStatus | undefined;
   ws.on('message', (msg: Buffer) => {
     const f = parseFrame(msg);
@@ -24,8 +25,7 @@ async function drain(ws: WebSocket, sink?: (d: Buffer) => void): Promise<void> {
     } else if (f.channel === Channel.status) status = JSON.parse(f.data.toString('utf8')) as StreamStatus;
   });
   await new Promise<void>((r) => ws.once('close', () => r()));
-  if (status?.status === 'Failure')
-    throw new CliError(`Error from server (${status.reason ?? 'Failure'}): ${status.message ?? ''}`);
+  if (status?.status === 'Failure') throw serverError(step, status.reason ?? 'Failure', status.message ?? '');
 }
 
 export async function execCommand(s: Session, c: Of<'exec'>): Promise<number> {
@@ -76,7 +76,7 @@ export async function logsCommand(s: Session, c: Of<'logs'>): Promise<number> {
   if (c.sinceSeconds !== undefined) q.set('sinceSeconds', String(c.sinceSeconds));
   const ws = await openStream(s, c.sandbox, 'log', q);
   process.once('SIGINT', () => ws.close());
-  await drain(ws);
+  await drain('logs', ws);
   return 0;
 }
 
@@ -91,7 +91,9 @@ export async function portForwardCommand(s: Session, c: Of<'port-forward'>): Pro
       });
     });
     await new Promise<void>((resolve, reject) => {
-      server.once('error', (err) => reject(new CliError(`cannot listen on ${c.address}:${p.local}: ${err.message}`)));
+      server.once('error', (err) =>
+        reject(new CliError('listen', `cannot listen on ${c.address}:${p.local}: ${err.message}`)),
+      );
       server.listen(p.local, c.address, () => resolve());
     });
     const a = server.address();
@@ -175,8 +177,8 @@ export async function cpCommand(s: Session, c: Of<'cp'>): Promise<number> {
     const code = await done;
     try {
       if (status?.status !== 'Success')
-        throw new CliError(`copying ${c.from} failed: ${status?.message ?? 'the stream ended early'}`);
-      if (code !== 0) throw new CliError(`unpacking ${c.from} locally failed (tar exit ${code})`);
+        throw new CliError('copy', `copying ${c.from} failed: ${status?.message ?? 'the stream ended early'}`);
+      if (code !== 0) throw new CliError('copy', `unpacking ${c.from} locally failed (tar exit ${code})`);
       renameSync(posix.join(tmp, base), c.to);
     } finally {
       rmSync(tmp, { recursive: true, force: true });
@@ -209,7 +211,7 @@ export async function cpCommand(s: Session, c: Of<'cp'>): Promise<number> {
     });
     tar.stdout.on('end', () => ws.send(Buffer.from([Channel.close, Channel.stdin])));
     const code = await runExecStream(ws, { stdin: false, tty: false });
-    if (code !== 0) throw new CliError(`unpacking into ${c.to} failed (tar exit ${code})`);
+    if (code !== 0) throw new CliError('copy', `unpacking into ${c.to} failed (tar exit ${code})`);
   } finally {
     rmSync(stage, { recursive: true, force: true });
   }
@@ -241,7 +243,7 @@ export function formatTop(
 
 export async function topCommand(s: Session, c: Of<'top'>): Promise<number> {
   const chunks: Buffer[] = [];
-  await drain(await openStream(s, c.sandbox, 'top', new URLSearchParams()), (d) => chunks.push(d));
+  await drain('top', await openStream(s, c.sandbox, 'top', new URLSearchParams()), (d) => chunks.push(d));
   process.stdout.write(
     formatTop(c.sandbox, JSON.parse(Buffer.concat(chunks).toString('utf8')) as Parameters<typeof formatTop>[1]),
   );

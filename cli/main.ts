@@ -23,7 +23,8 @@ async function main(argv: string[]): Promise<number> {
   }
   // Loaded only now: client-node takes about a second of CPU to import, which --help and usage errors need not pay.
   const { loadSession } = await import('./connect.js');
-  const { cpCommand, execCommand, logsCommand, portForwardCommand, topCommand } = await import('./commands.js');
+  const { execCommand, logsCommand, portForwardCommand, topCommand } = await import('./commands.js');
+  const { cpCommand } = await import('./cp.js');
   const { describeCommand } = await import('./describe.js');
   const session = loadSession(globals);
   switch (command.name) {

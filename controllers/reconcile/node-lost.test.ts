@@ -31,7 +31,7 @@ describe('unit: what a bound sandbox does about the health of its node', () => {
     },
     { name: 'Lost, pinned by spec.nodeName: fail', sandbox: sbx({ nodeName: 'n1' }), health: 'Lost', action: 'fail' },
     {
-      name: 'Lost, only assumed there (the binding not in the cache yet): fail, never unbind what is not ours to unbind',
+      name: 'Lost, only assumed there (the binding not in the cache yet): fail, there is no stored binding to clear',
       sandbox: sbx({}, { nodeName: undefined, phase: 'Pending' }),
       health: 'Lost',
       action: 'fail',

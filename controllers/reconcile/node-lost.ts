@@ -8,8 +8,9 @@ export type NodeAction = 'reschedule' | 'fail' | 'wait' | 'done' | 'apply';
 
 /**
  * The decision before anything goes to the agent. A lost node's sandbox is
- * unbound to run elsewhere when its restart policy wants it running and the
- * binding is ours (not an assumption, not a spec.nodeName pin), else Failed;
+ * unbound to run elsewhere when its restart policy wants it running, no
+ * spec.nodeName pins it and its binding is stored (status.nodeName, not only
+ * assumed: there is nothing to unbind yet), else Failed;
  * a NotReady node's sandboxes wait (marked Unknown); a sandbox Failed for a
  * lost node stays so (it is not revived when the node returns).
  */

@@ -8,15 +8,17 @@ import { API_PREFIX, type ApiErrorBody, type ListResponse } from '../../protocol
 
 const MAX_BODY = 1 << 20;
 
-/** A refusal with an HTTP status and a machine-readable reason. */
-export class ApiRefusal extends Error {
+/** A request refused with an HTTP status and a machine-readable reason; its body's message is the `detail`. */
+export class ApiRefusal extends SandpitError {
+  declare readonly reason: string;
   constructor(
     readonly status: number,
-    readonly reason: string,
+    reason: string,
     message: string,
-    readonly sandbox?: string,
+    sandbox?: string,
   ) {
-    super(message);
+    super({ step: 'check request', message, reason, ...(sandbox ? { sandbox } : {}) });
+    this.name = 'ApiRefusal';
   }
 }
 
@@ -174,7 +176,7 @@ export class AgentRouter {
     if (err instanceof ApiRefusal)
       return [
         err.status,
-        { reason: err.reason, message: err.message, ...(err.sandbox ? { sandbox: err.sandbox } : {}) },
+        { reason: err.reason, message: err.detail, ...(err.sandbox ? { sandbox: err.sandbox } : {}) },
       ];
     if (err instanceof SandpitError) {
       this.log.warn({ sandbox: err.sandbox, step: err.step, err: err.message }, 'Runtime step failed');

@@ -4,7 +4,7 @@
  * Pure, so every usage error is unit-tested.
  */
 
-export class UsageError extends Error {}
+import { UsageError } from './errors.js';
 
 export interface Globals {
   kubeconfig?: string;

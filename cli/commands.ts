@@ -1,19 +1,18 @@
-import { spawn } from 'node:child_process';
 import { CustomObjectsApi } from '@kubernetes/client-node';
 import { createServer, type Server, type Socket } from 'node:net';
-import { posix } from 'node:path';
 import type WebSocket from 'ws';
 import { Channel, frame, parseFrame, type StreamStatus, type UsageSample } from '../protocol/streams.js';
 import type { Sandbox } from '../crds/sandbox.js';
 import { defaultContainer } from '../lib/default-container.js';
-import { isRemote, splitRemote, type Command } from './args.js';
-import { CliError, openStream, type Session } from './connect.js';
+import type { Command } from './args.js';
+import { openStream, type Session } from './connect.js';
+import { CliError, serverError } from './errors.js';
 import { runExecStream, writeOut } from './exec.js';
 
 type Of<N extends Command['name']> = Extract<Command, { name: N }>;
 
 /** Collects a stream's channel 1 into stdout (or a buffer) and fails on a Failure status. */
-async function drain(ws: WebSocket, sink?: (d: Buffer) => void): Promise<void> {
+async function drain(step: string, ws: WebSocket, sink?: (d: Buffer) => void): Promise<void> {
   let status: StreamStatus | undefined;
   ws.on('message', (msg: Buffer) => {
     const f = parseFrame(msg);
@@ -24,8 +23,7 @@ async function drain(ws: WebSocket, sink?: (d: Buffer) => void): Promise<void> {
     } else if (f.channel === Channel.status) status = JSON.parse(f.data.toString('utf8')) as StreamStatus;
   });
   await new Promise<void>((r) => ws.once('close', () => r()));
-  if (status?.status === 'Failure')
-    throw new CliError(`Error from server (${status.reason ?? 'Failure'}): ${status.message ?? ''}`);
+  if (status?.status === 'Failure') throw serverError(step, status.reason ?? 'Failure', status.message ?? '');
 }
 
 export async function execCommand(s: Session, c: Of<'exec'>): Promise<number> {
@@ -76,7 +74,7 @@ export async function logsCommand(s: Session, c: Of<'logs'>): Promise<number> {
   if (c.sinceSeconds !== undefined) q.set('sinceSeconds', String(c.sinceSeconds));
   const ws = await openStream(s, c.sandbox, 'log', q);
   process.once('SIGINT', () => ws.close());
-  await drain(ws);
+  await drain('logs', ws);
   return 0;
 }
 
@@ -91,7 +89,9 @@ export async function portForwardCommand(s: Session, c: Of<'port-forward'>): Pro
       });
     });
     await new Promise<void>((resolve, reject) => {
-      server.once('error', (err) => reject(new CliError(`cannot listen on ${c.address}:${p.local}: ${err.message}`)));
+      server.once('error', (err) =>
+        reject(new CliError('listen', `cannot listen on ${c.address}:${p.local}: ${err.message}`)),
+      );
       server.listen(p.local, c.address, () => resolve());
     });
     const a = server.address();
@@ -144,78 +144,6 @@ async function forwardOne(s: Session, sandbox: string, port: number, sock: Socke
   sock.resume();
 }
 
-/** kubectl cp's way: tar over exec, in either direction. */
-export async function cpCommand(s: Session, c: Of<'cp'>): Promise<number> {
-  const download = isRemote(c.from);
-  const q = new URLSearchParams();
-  if (c.container) q.set('container', c.container);
-  if (download) {
-    const { sandbox, path } = splitRemote(c.from);
-    const dir = posix.dirname(path);
-    const base = posix.basename(path);
-    for (const a of ['tar', 'cf', '-', '-C', dir, base]) q.append('command', a);
-    const ws = await openStream(s, sandbox, 'exec', q);
-    // Unpack into a temporary name, then rename: kubectl cp copies to the destination path itself.
-    const { mkdtempSync, renameSync, rmSync } = await import('node:fs');
-    const tmp = mkdtempSync(posix.join(posix.dirname(c.to) || '.', '.sandpit-cp-'));
-    const tar = spawn('tar', ['xf', '-', '-C', tmp], { stdio: ['pipe', 'inherit', 'inherit'] });
-    const done = new Promise<number | null>((r) => tar.once('close', r));
-    let status: StreamStatus | undefined;
-    ws.on('message', (msg: Buffer) => {
-      const f = parseFrame(msg);
-      if (!f) return;
-      if (f.channel === Channel.stdout && !tar.stdin.write(f.data)) {
-        ws.pause();
-        tar.stdin.once('drain', () => ws.resume());
-      } else if (f.channel === Channel.stderr) process.stderr.write(f.data);
-      else if (f.channel === Channel.status) status = JSON.parse(f.data.toString('utf8')) as StreamStatus;
-    });
-    await new Promise<void>((r) => ws.once('close', () => r()));
-    tar.stdin.end();
-    const code = await done;
-    try {
-      if (status?.status !== 'Success')
-        throw new CliError(`copying ${c.from} failed: ${status?.message ?? 'the stream ended early'}`);
-      if (code !== 0) throw new CliError(`unpacking ${c.from} locally failed (tar exit ${code})`);
-      renameSync(posix.join(tmp, base), c.to);
-    } finally {
-      rmSync(tmp, { recursive: true, force: true });
-    }
-    return 0;
-  }
-  const { sandbox, path } = splitRemote(c.to);
-  // Into PATH itself (kubectl cp semantics): pack the local file under the destination's base name.
-  const dir = posix.dirname(path);
-  const { mkdtempSync, rmSync, symlinkSync } = await import('node:fs');
-  const { resolve: resolvePath } = await import('node:path');
-  const stage = mkdtempSync('/tmp/sandpit-cp-');
-  try {
-    symlinkSync(resolvePath(c.from), posix.join(stage, posix.basename(path)));
-    for (const a of ['tar', 'xf', '-', '-C', dir]) q.append('command', a);
-    q.set('stdin', '1');
-    const ws = await openStream(s, sandbox, 'exec', q);
-    const tar = spawn('tar', ['chf', '-', '-C', stage, posix.basename(path)], { stdio: ['ignore', 'pipe', 'inherit'] });
-    tar.stdout.on('data', (d: Buffer) => {
-      ws.send(frame(Channel.stdin, d));
-      if (ws.bufferedAmount > 1 << 20) {
-        tar.stdout.pause();
-        const t = setInterval(() => {
-          if (ws.bufferedAmount < 1 << 19) {
-            clearInterval(t);
-            tar.stdout.resume();
-          }
-        }, 10);
-      }
-    });
-    tar.stdout.on('end', () => ws.send(Buffer.from([Channel.close, Channel.stdin])));
-    const code = await runExecStream(ws, { stdin: false, tty: false });
-    if (code !== 0) throw new CliError(`unpacking into ${c.to} failed (tar exit ${code})`);
-  } finally {
-    rmSync(stage, { recursive: true, force: true });
-  }
-  return 0;
-}
-
 export function formatTop(
   sandbox: string,
   u: { sandbox: UsageSample; containers: Record<string, UsageSample> },
@@ -241,7 +169,7 @@ export function formatTop(
 
 export async function topCommand(s: Session, c: Of<'top'>): Promise<number> {
   const chunks: Buffer[] = [];
-  await drain(await openStream(s, c.sandbox, 'top', new URLSearchParams()), (d) => chunks.push(d));
+  await drain('top', await openStream(s, c.sandbox, 'top', new URLSearchParams()), (d) => chunks.push(d));
   process.stdout.write(
     formatTop(c.sandbox, JSON.parse(Buffer.concat(chunks).toString('utf8')) as Parameters<typeof formatTop>[1]),
   );

@@ -3,10 +3,8 @@ import { KubeConfig } from '@kubernetes/client-node';
 import WebSocket from 'ws';
 import { CHANNEL_PROTOCOL } from '../protocol/streams.js';
 import type { Globals } from './args.js';
-
 import { CliError } from './errors.js';
-
-export { CliError };
+import { refusalError } from './refusal.js';
 
 export interface Session {
   kc: KubeConfig;
@@ -22,15 +20,19 @@ export function loadSession(globals: Globals): Session {
     if (globals.kubeconfig) kc.loadFromFile(globals.kubeconfig);
     else kc.loadFromDefault();
   } catch (err) {
-    throw new CliError(`cannot load the kubeconfig: ${(err as Error).message}`);
+    throw new CliError('load kubeconfig', `cannot load the kubeconfig: ${(err as Error).message}`);
   }
   if (globals.context) {
     if (!kc.getContextObject(globals.context))
-      throw new CliError(`context "${globals.context}" does not exist in the kubeconfig`);
+      throw new CliError('load kubeconfig', `context "${globals.context}" does not exist in the kubeconfig`);
     kc.setCurrentContext(globals.context);
   }
   const cluster = kc.getCurrentCluster();
-  if (!cluster) throw new CliError('the kubeconfig has no current cluster: set one with kubectl config use-context');
+  if (!cluster)
+    throw new CliError(
+      'load kubeconfig',
+      'the kubeconfig has no current cluster: set one with kubectl config use-context',
+    );
   const namespace = globals.namespace ?? kc.getContextObject(kc.getCurrentContext())?.namespace ?? 'default';
   return { kc, namespace, globals, server: cluster.server.replace(/\/$/, '') };
 }
@@ -60,6 +62,7 @@ export async function openStream(
   const auth = opts.headers.Authorization ?? opts.headers.authorization;
   if (!auth || !/^Bearer /i.test(auth)) {
     throw new CliError(
+      'open stream',
       "your kubeconfig user has no bearer token (client-certificate users cannot be checked by the sandpit controller): use a token user, e.g. a ServiceAccount token or your cloud provider's exec plugin",
     );
   }
@@ -80,24 +83,10 @@ export async function openStream(
     ws.once('unexpected-response', (_req, res) => {
       let body = '';
       res.on('data', (d: Buffer) => (body += d.toString()));
-      res.on('end', () => reject(new CliError(explain(res.statusCode ?? 0, body, s))));
+      res.on('end', () => reject(refusalError(res.statusCode ?? 0, body, s.globals.controllerNamespace)));
     });
-    ws.once('error', (err) => reject(new CliError(`cannot reach the sandpit controller: ${err.message}`)));
+    ws.once('error', (err) =>
+      reject(new CliError('open stream', `cannot reach the sandpit controller: ${err.message}`)),
+    );
   });
-}
-
-/** A refusal in words: the controller's message, or the API server's Status. */
-export function explain(status: number, body: string, s: Pick<Session, 'globals'>): string {
-  let parsed: { message?: string; reason?: string } = {};
-  try {
-    parsed = JSON.parse(body) as typeof parsed;
-  } catch {
-    /* plain text */
-  }
-  const msg = parsed.message ?? (body.trim() || `HTTP ${status}`);
-  if (status === 503 && /no endpoints available/.test(msg))
-    return `the sandpit controller's streams endpoint is not running in namespace ${s.globals.controllerNamespace} (${msg})`;
-  if (status === 403 && /services\/proxy|"services\/proxy"|services "sandpit-controller"/.test(msg))
-    return `the API server refused the proxy to the sandpit controller: ${msg} (ask for the sandpit-streams-client role)`;
-  return `Error from server (${parsed.reason ?? status}): ${msg}`;
 }

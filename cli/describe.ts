@@ -1,6 +1,7 @@
-import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
+import { ApiException, CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import type { Sandbox } from '../crds/sandbox.js';
-import { CliError, type Session } from './connect.js';
+import type { Session } from './connect.js';
+import { CliError, serverError } from './errors.js';
 
 interface EventLike {
   type?: string;
@@ -108,16 +109,22 @@ export async function describeCommand(s: Session, name: string): Promise<number>
       name,
     })) as Sandbox;
   } catch (err) {
-    const code = (err as { code?: number }).code;
+    const code = err instanceof ApiException ? err.code : undefined;
     if (code === 404)
-      throw new CliError(
-        `Error from server (NotFound): sandboxes.sandpit.dev "${name}" not found in namespace "${s.namespace}"`,
+      throw serverError(
+        'read sandbox',
+        'NotFound',
+        `sandboxes.sandpit.dev "${name}" not found in namespace "${s.namespace}"`,
       );
     if (code === 403)
-      throw new CliError(
-        `Error from server (Forbidden): you cannot get sandboxes.sandpit.dev "${name}" in namespace "${s.namespace}"`,
+      throw serverError(
+        'read sandbox',
+        'Forbidden',
+        `you cannot get sandboxes.sandpit.dev "${name}" in namespace "${s.namespace}"`,
       );
-    throw new CliError(`cannot read sandbox ${s.namespace}/${name}: ${(err as Error).message}`);
+    throw new CliError('read sandbox', `cannot read sandbox ${s.namespace}/${name}: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   let events: EventLike[] = [];
   try {

@@ -1,6 +1,6 @@
 import type WebSocket from 'ws';
 import { Channel, exitCodeOf, frame, parseFrame, type StreamStatus } from '../protocol/streams.js';
-import { CliError } from './connect.js';
+import { CliError, serverError } from './errors.js';
 
 /**
  * Runs the client side of an exec stream: stdin to channel 0 (if wanted),
@@ -53,10 +53,9 @@ export async function runExecStream(ws: WebSocket, opts: { stdin: boolean; tty: 
   process.off('SIGWINCH', sendSize);
   input.pause();
   input.destroy();
-  if (!status) throw new CliError('the connection to the sandbox ended without an exit status');
+  if (!status) throw new CliError('exec', 'the connection to the sandbox ended without an exit status');
   const code = exitCodeOf(status);
-  if (code === undefined)
-    throw new CliError(`Error from server (${status.reason ?? 'Failure'}): ${status.message ?? 'the exec failed'}`);
+  if (code === undefined) throw serverError('exec', status.reason ?? 'Failure', status.message ?? 'the exec failed');
   return code;
 }
 

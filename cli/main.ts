@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-import { parseArgs, USAGE, UsageError } from './args.js';
-import { CliError } from './errors.js';
+import { parseArgs, USAGE } from './args.js';
+import { CliError, UsageError, userMessage } from './errors.js';
 
 /*
  * kubectl-sandpit: a kubectl plugin (kubectl finds it on PATH as
@@ -13,7 +13,7 @@ async function main(argv: string[]): Promise<number> {
     parsed = parseArgs(argv, process.env);
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
-    process.stderr.write(`error: ${err.message}\nSee 'kubectl sandpit --help' for usage.\n`);
+    process.stderr.write(`error: ${userMessage(err)}\nSee 'kubectl sandpit --help' for usage.\n`);
     return 2;
   }
   const { globals, command } = parsed;
@@ -23,7 +23,8 @@ async function main(argv: string[]): Promise<number> {
   }
   // Loaded only now: client-node takes about a second of CPU to import, which --help and usage errors need not pay.
   const { loadSession } = await import('./connect.js');
-  const { cpCommand, execCommand, logsCommand, portForwardCommand, topCommand } = await import('./commands.js');
+  const { execCommand, logsCommand, portForwardCommand, topCommand } = await import('./commands.js');
+  const { cpCommand } = await import('./cp.js');
   const { describeCommand } = await import('./describe.js');
   const session = loadSession(globals);
   switch (command.name) {
@@ -45,7 +46,9 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: Error) => {
-    process.stderr.write(err instanceof CliError ? `error: ${err.message}\n` : `error: ${err.stack ?? err.message}\n`);
+    process.stderr.write(
+      err instanceof CliError ? `error: ${userMessage(err)}\n` : `error: ${err.stack ?? err.message}\n`,
+    );
     process.exit(1);
   },
 );

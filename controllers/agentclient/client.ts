@@ -11,17 +11,22 @@ import {
   type PullSecretData,
   type PutBody,
 } from '../../protocol/agent-api.js';
+import { SandpitError } from '../../lib/errors.js';
 import type { ClientCertificate, ClientCredentials } from '../certs/authority.js';
 
-/** An error answer (or no answer) from an agent; `reason` is the agent's, or Unreachable. */
-export class AgentError extends Error {
+/**
+ * An error answer (or no answer) from an agent; `reason` is the agent's
+ * (its error body's), or Unreachable when no answer came, `status` 0 then.
+ */
+export class AgentError extends SandpitError {
+  declare readonly reason: string;
   constructor(
     readonly node: string,
     readonly status: number,
-    readonly reason: string,
+    reason: string,
     message: string,
   ) {
-    super(`agent on ${node}: ${message}`);
+    super({ step: `agent on ${node}`, message, reason });
     this.name = 'AgentError';
   }
 }

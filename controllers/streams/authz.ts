@@ -1,3 +1,4 @@
+import { SandpitError } from '../../lib/errors.js';
 import type { KubeClient } from '../../lib/kube/client.js';
 import { accessFor, refusalMessage, type StreamRequest } from './request.js';
 
@@ -20,13 +21,18 @@ interface SubjectAccessReviewStatus {
   reason?: string;
 }
 
-/** Who may not do what, with the HTTP status to answer. */
-export class AccessDenied extends Error {
+/**
+ * Who may not do what, with the HTTP status to answer and its reason; the
+ * caller reads `detail`, the sentence without the step, as the refusal's text.
+ */
+export class AccessDenied extends SandpitError {
+  declare readonly reason: 'Unauthorized' | 'Forbidden';
   constructor(
     readonly status: 401 | 403,
     message: string,
   ) {
-    super(message);
+    super({ step: 'authorize stream', message, reason: status === 401 ? 'Unauthorized' : 'Forbidden' });
+    this.name = 'AccessDenied';
   }
 }
 

@@ -126,10 +126,10 @@ export class StreamsServer {
     } catch (err) {
       if (!(err instanceof AccessDenied)) throw err;
       deps.log.info(
-        { sandbox: `${parsed.namespace}/${parsed.name}`, action: parsed.action, why: err.message },
+        { sandbox: `${parsed.namespace}/${parsed.name}`, action: parsed.action, why: err.detail },
         'Refused a stream',
       );
-      return refuseUpgrade(socket, err.status, err.status === 401 ? 'Unauthorized' : 'Forbidden', err.message);
+      return refuseUpgrade(socket, err.status, err.reason, err.detail);
     }
     const sbx = deps.sandbox(`${parsed.namespace}/${parsed.name}`);
     const target = resolveTarget(parsed, sbx, sbx?.status?.nodeName ? deps.node(sbx.status.nodeName) : undefined);

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { packageVersion, parseFlagsOrExit } from '../lib/binary.js';
+import { exitOnStartFailure, packageVersion, parseFlagsOrExit } from '../lib/binary.js';
 import { createLogger } from '../lib/log.js';
 import { KubeClient } from '../lib/kube/client.js';
 import { loadKubeConfig } from '../lib/kube/kubeconfig.js';
@@ -36,7 +36,4 @@ async function main(): Promise<void> {
   );
 }
 
-main().catch((err: Error) => {
-  createLogger('controller').fatal({ err: err.message, stack: err.stack }, 'sandpit-controller failed to start');
-  process.exit(1);
-});
+main().catch((err: unknown) => exitOnStartFailure(createLogger('controller'), 'sandpit-controller', err));

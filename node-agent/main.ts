@@ -1,6 +1,5 @@
 #!/usr/bin/env node
-import { SandpitError } from '../lib/errors.js';
-import { packageVersion, parseFlagsOrExit } from '../lib/binary.js';
+import { exitOnStartFailure, packageVersion, parseFlagsOrExit } from '../lib/binary.js';
 import { KubeClient } from '../lib/kube/client.js';
 import { loadKubeConfig } from '../lib/kube/kubeconfig.js';
 import { createLogger, type Logger } from '../lib/log.js';
@@ -46,20 +45,4 @@ async function main(): Promise<void> {
   log.info({ endpoint: agent.endpoint }, 'sandpit-agent started');
 }
 
-main().catch((err: unknown) => {
-  // Whatever stopped the start, it reaches a person as a SandpitError: the step, the detail, a hint.
-  const e =
-    err instanceof SandpitError
-      ? err
-      : new SandpitError({
-          step: 'start the agent',
-          message: (err as Error).message,
-          hint: 'check the flags and environment the agent was started with; sandpit-agent --help lists them',
-          cause: err,
-        });
-  createLogger('agent').fatal(
-    { err: e.message, step: e.step, reason: e.reason, stack: (err as Error).stack },
-    'sandpit-agent failed to start',
-  );
-  process.exit(1);
-});
+main().catch((err: unknown) => exitOnStartFailure(createLogger('agent'), 'sandpit-agent', err));

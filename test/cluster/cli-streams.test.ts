@@ -1,16 +1,6 @@
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import {
-  closeSync,
-  existsSync,
-  mkdtempSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  rmdirSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,8 +24,10 @@ import {
   controllerLog,
   getSandbox,
   sleep,
+  startAgentProcess,
   startController,
   waitFor,
+  type AgentProcess,
   type ControllerProcess,
 } from './sandpit-processes.js';
 
@@ -55,7 +47,7 @@ describe('cluster: kubectl sandpit exec, logs, port-forward, cp, top, describe t
   const rootfs = buildBusyboxRootfs(join(tmpdir(), 'sandpit-test-rootfs'));
   let cp: ControlPlane;
   let controller: ControllerProcess;
-  let agent: ChildProcess | undefined;
+  let agent: AgentProcess | undefined;
   let streams: StreamsPath | undefined;
   let dir: string;
   let stateRoot: string;
@@ -156,40 +148,16 @@ describe('cluster: kubectl sandpit exec, logs, port-forward, cp, top, describe t
     streams = await exposeStreams(cp, 'sandpit-system', streamsPort, dir);
 
     const agentKc = await agentKubeconfig(cp, node);
-    const fd = openSync(agentLog, 'a');
-    agent = spawn(
-      process.execPath,
-      [
-        join(ROOT, 'dist/node-agent/main.js'),
-        '--kubeconfig',
-        agentKc,
-        '--node-name',
-        node,
-        '--listen',
-        `127.0.0.1:${await freePort()}`,
-        '--advertise-address',
-        '127.0.0.1',
-        '--health-addr',
-        `127.0.0.1:${await freePort()}`,
-        '--lease-duration',
-        '6',
-        '--node-labels',
-        'sandpit.test/cli=yes',
-        '--allow-dir-images',
-        rootfs,
-      ],
-      {
-        stdio: ['ignore', fd, fd],
-        env: {
-          ...process.env,
-          SANDPIT_STATE_ROOT: stateRoot,
-          SANDPIT_IMAGE_ROOT: `${stateRoot}-images`,
-          SANDPIT_CGROUP_PARENT: cgroupParent,
-          SANDPIT_LOG_LEVEL: 'info',
-        },
-      },
-    );
-    closeSync(fd);
+    agent = await startAgentProcess({
+      kubeconfig: agentKc,
+      node,
+      leaseDuration: 6,
+      labels: 'sandpit.test/cli=yes',
+      allowDirImages: rootfs,
+      stateRoot,
+      cgroupParent,
+      logPath: agentLog,
+    });
 
     await cp.kubectl(['apply', '-f', '-'], {
       input: manifest('box', [
@@ -246,11 +214,7 @@ describe('cluster: kubectl sandpit exec, logs, port-forward, cp, top, describe t
       /* no server left */
     }
     await cp.kubectlResult(['-n', ns, 'delete', 'sandboxes', '--all', '--wait=true', '--timeout=60s']);
-    if (agent && agent.exitCode === null) {
-      const exited = new Promise((r) => agent!.once('exit', r));
-      agent.kill('SIGTERM');
-      await exited;
-    }
+    await agent?.stop();
     await controller?.stop();
     await streams?.stop();
     await cleanUp(cp, [ns], [node]);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +12,7 @@ import { readPullSecrets } from '../../controllers/reconcile/pull-secrets.js';
 import { Sandbox } from '../../crds/sandbox.js';
 import { sandboxIdFor } from '../../node-agent/contracts.js';
 import { CAP_NUMBERS } from '../../node-agent/security/capabilities.js';
-import { freePort, sharedControlPlane, type ControlPlane } from '../harness/control-plane.js';
+import { sharedControlPlane, type ControlPlane } from '../harness/control-plane.js';
 import {
   makeServerCert,
   makeSigningKey,
@@ -28,8 +28,10 @@ import {
   controllerLog,
   getSandbox,
   rmdirDeep,
+  startAgentProcess,
   startController,
   waitFor,
+  type AgentProcess,
   type ControllerProcess,
   type SandboxJson,
 } from './sandpit-processes.js';
@@ -54,7 +56,7 @@ describe('cluster: pull secrets, registry CA and capability allow-list through c
   const TOKEN = { user: 'bob', password: 'token-pw-91c2' };
   let cp: ControlPlane;
   let controller: ControllerProcess;
-  let agent: ChildProcess | undefined;
+  let agent: AgentProcess | undefined;
   let work: string;
   let stateRoot: string;
   let agentLog: string;
@@ -188,48 +190,26 @@ describe('cluster: pull secrets, registry CA and capability allow-list through c
       '--resync-period',
       '5',
     ]);
-    const fd = openSync(agentLog, 'a');
-    agent = spawn(
-      process.execPath,
-      [
-        join(ROOT, 'dist/node-agent/main.js'),
-        '--kubeconfig',
-        (agentKc = await agentKubeconfig(cp, node)),
-        '--node-name',
-        node,
-        '--listen',
-        `127.0.0.1:${await freePort()}`,
-        '--advertise-address',
-        '127.0.0.1',
-        '--health-addr',
-        `127.0.0.1:${await freePort()}`,
-        '--lease-duration',
-        '10',
-        '--node-labels',
-        'sandpit.test/pull=yes',
-        // The flags under test; their environment twins are covered by the unit tests of the parsing.
-        '--registry-ca-file',
-        join(work, 'ca-a', 'ca.crt'),
-        '--allow-capability',
-        'CAP_SYS_TIME',
-      ],
-      {
-        stdio: ['ignore', fd, fd],
-        env: {
-          ...process.env,
-          SANDPIT_STATE_ROOT: stateRoot,
-          SANDPIT_IMAGE_ROOT: join(work, 'images'),
-          SANDPIT_RUN_DIR: `/run/sandpit-h${K}-pull`,
-          SANDPIT_BRIDGE: `sph${K}`,
-          SANDPIT_NFT_TABLE: `sandpith${K}`,
-          SANDPIT_SUBNET: `10.${100 + K}.0.0/24`,
-          SANDPIT_CGROUP_PARENT: cgroupParent,
-          SANDPIT_INSECURE_REGISTRIES: `${basic.host},${token.host}`,
-          SANDPIT_LOG_LEVEL: 'debug',
-        },
+    agent = await startAgentProcess({
+      kubeconfig: (agentKc = await agentKubeconfig(cp, node)),
+      node,
+      leaseDuration: 10,
+      labels: 'sandpit.test/pull=yes',
+      // The flags under test; their environment twins are covered by the unit tests of the parsing.
+      args: ['--registry-ca-file', join(work, 'ca-a', 'ca.crt'), '--allow-capability', 'CAP_SYS_TIME'],
+      stateRoot,
+      cgroupParent,
+      logPath: agentLog,
+      env: {
+        SANDPIT_IMAGE_ROOT: join(work, 'images'),
+        SANDPIT_RUN_DIR: `/run/sandpit-h${K}-pull`,
+        SANDPIT_BRIDGE: `sph${K}`,
+        SANDPIT_NFT_TABLE: `sandpith${K}`,
+        SANDPIT_SUBNET: `10.${100 + K}.0.0/24`,
+        SANDPIT_INSECURE_REGISTRIES: `${basic.host},${token.host}`,
+        SANDPIT_LOG_LEVEL: 'debug',
       },
-    );
-    closeSync(fd);
+    });
     await waitFor(
       'SandboxNode Ready',
       async () =>
@@ -256,11 +236,7 @@ describe('cluster: pull secrets, registry CA and capability allow-list through c
   after(async function () {
     this.timeout(180_000);
     await cp.kubectlResult(['-n', ns, 'delete', 'sandboxes', '--all', '--wait=true', '--timeout=90s']);
-    if (agent && agent.exitCode === null && agent.signalCode === null) {
-      const exited = new Promise((r) => agent!.once('exit', r));
-      agent.kill('SIGTERM');
-      await exited;
-    }
+    await agent?.stop();
     await controller?.stop();
     await cleanUp(cp, [ns], [node]);
     await cp.kubectlResult(['delete', 'namespace', ns, '--wait=false']);

@@ -1,6 +1,7 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, constants, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import { Sandbox } from '../../crds/sandbox.js';
 import { createLogger } from '../../lib/log.js';
 import { sandboxIdFor, type SandboxObservation } from '../../node-agent/contracts.js';
@@ -9,6 +10,7 @@ import { defaultConfig, type RuntimeConfig } from '../../node-agent/runtime/conf
 import { DirectoryImageProvider } from '../../node-agent/runtime/directory-image.js';
 import { LoopbackOnlyNetwork } from '../../node-agent/runtime/none-network.js';
 import { mountsUnder, SandboxRuntime, type SandboxRecord } from '../../node-agent/runtime/runtime.js';
+import { libc } from '../../node-agent/sys/libc.js';
 import { buildBusyboxRootfs } from '../fixtures/busybox-rootfs.js';
 
 /*
@@ -108,10 +110,48 @@ export function logText(rt: SandboxRuntime, rec: SandboxRecord, container: strin
     .join('\n');
 }
 
+/** Resolves once a stream has delivered its last byte, or was closed or failed without one. */
+export function ended(s: Readable | null): Promise<void> {
+  if (!s || s.readableEnded || s.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    s.once('end', resolve);
+    s.once('close', resolve);
+    s.once('error', () => resolve());
+  });
+}
+
+const ioctlCount = libc.func('int ioctl(int fd, unsigned long request, _Out_ int *count)');
+const FIONREAD = 0x541b;
+
+/**
+ * Bytes waiting in a log FIFO that the runtime's log reader has not taken yet.
+ * FIONREAD counts what is in the pipe whichever end asks, so this opens it as a
+ * writer and never competes with the reader (the runtime holds a write end of
+ * its own, so closing this one sends the reader no EOF). The reader runs in
+ * this process: once the pipe is empty, its data handler has written the log.
+ */
+function unreadLogBytes(fifo: string): number {
+  if (!existsSync(fifo)) return 0;
+  const fd = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
+  try {
+    const count = [0];
+    if (ioctlCount(fd, FIONREAD, count) !== 0) throw new Error(`ioctl FIONREAD on ${fifo} failed`);
+    return count[0]!;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Every byte the containers wrote to stdout and stderr is in their logs (tty containers log through the terminal, not these FIFOs). */
+const logsDrained = (rt: SandboxRuntime, rec: SandboxRecord) =>
+  rec.containers.every((c) =>
+    ['stdout.fifo', 'stderr.fifo'].every((f) => unreadLogBytes(join(rt.store.containerDir(rec.id, c.name), f)) === 0),
+  );
+
 export async function runToCompletion(rt: SandboxRuntime, sb: Sandbox): Promise<SandboxRecord> {
   const rec = await rt.create(sb);
   await waitFor('containers to finish', () => rec.containers.every((c) => c.state?.terminated));
-  await new Promise((r) => setTimeout(r, 50)); // let the log readers drain the FIFOs
+  await waitFor('the log readers to drain the FIFOs', () => logsDrained(rt, rec));
   return rec;
 }
 

@@ -4,6 +4,7 @@ import type { Socket } from 'node:net';
 import { V1_CONTROLLERS } from '../../node-agent/cgroups/layout.js';
 import {
   cleanupRuntime,
+  ended,
   sandbox,
   sh,
   startRuntime,
@@ -61,7 +62,7 @@ describe('node: runtime exec', function () {
     const err = collect(s.stderr);
     s.stdin!.end('hello\n');
     const exit = await s.exited;
-    await new Promise((r) => setTimeout(r, 50));
+    await Promise.all([ended(s.stdout), ended(s.stderr)]);
     assert.equal(exit.exitCode, 5);
     assert.match(out(), /^in-container$/m);
     assert.match(out(), /^exec-box$/m);
@@ -133,7 +134,7 @@ describe('node: runtime exec', function () {
       ]);
       const out = collect(s.stdout);
       const exit = await s.exited;
-      await new Promise((r) => setTimeout(r, 50));
+      await ended(s.stdout);
       assert.equal(exit.exitCode, 0);
       assert.match(out(), /^before-restart$/m, "the exec sees the running container's files");
       assert.match(out(), /^1000$/m);

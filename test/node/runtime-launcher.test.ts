@@ -1,6 +1,15 @@
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { logText, runToCompletion, sandbox, sh, startTestRuntime, waitFor, type TestRuntime } from './runtime-env.js';
+import {
+  ended,
+  logText,
+  runToCompletion,
+  sandbox,
+  sh,
+  startTestRuntime,
+  waitFor,
+  type TestRuntime,
+} from './runtime-env.js';
 
 /*
  * Node tier: launcher threads. A container launch moves a thread into the
@@ -110,7 +119,7 @@ describe('node: runtime launcher threads', function () {
       const chunks: Buffer[] = [];
       s.stdout.on('data', (c: Buffer) => chunks.push(c));
       const { exitCode } = await s.exited;
-      await new Promise((r) => setTimeout(r, 20));
+      await ended(s.stdout);
       assert.equal(exitCode, 0);
       const out = Buffer.concat(chunks).toString();
       assert.match(out, /^1234$/m, out);

@@ -23,6 +23,7 @@ import { libc } from '../../node-agent/sys/libc.js';
 import { MNT_DETACH, mount, umount2 } from '../../node-agent/sys/mount.js';
 import {
   cleanupRuntime,
+  ended,
   idOf,
   logText,
   ROOTFS,
@@ -47,7 +48,7 @@ async function run(s: ExecSession): Promise<{ out: string; code: number }> {
   let out = '';
   s.stdout.on('data', (d: Buffer) => (out += d.toString()));
   const { exitCode } = await s.exited;
-  await new Promise((r) => setTimeout(r, 50));
+  await ended(s.stdout);
   return { out, code: exitCode };
 }
 

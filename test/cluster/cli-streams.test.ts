@@ -23,7 +23,6 @@ import {
   cleanUp,
   controllerLog,
   getSandbox,
-  sleep,
   startAgentProcess,
   startController,
   waitFor,
@@ -315,11 +314,30 @@ describe('cluster: kubectl sandpit exec, logs, port-forward, cp, top, describe t
     keys('stty size', 'Enter');
     await waitFor('the initial size 30x100', async () => pane().includes('30 100'), 15_000);
     execFileSync('tmux', ['-L', tmux, 'resize-window', '-t', 'cli', '-x', '120', '-y', '40']);
-    await sleep(300);
-    keys('stty size', 'Enter');
-    await waitFor('the new size 40x120 after a resize', async () => pane().includes('40 120'), 15_000);
+    // The new size reaches the remote terminal a moment later: ask again until it answers with it.
+    await waitFor(
+      'the new size 40x120 after a resize',
+      async () => {
+        if (pane().includes('40 120')) return true;
+        keys('stty size', 'Enter');
+        return false;
+      },
+      15_000,
+    );
+    const id = sandboxIdFor((await getSandbox(cp, ns, 'box'))!.metadata.uid);
+    const cmdline = (p: number) => {
+      try {
+        return readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
+      } catch {
+        return '';
+      }
+    };
     keys('sleep 100', 'Enter');
-    await sleep(500);
+    await waitFor(
+      'the remote sleep to run',
+      async () => cgroupPids(cgroupParent, id, 'main').map(cmdline).includes('sleep 100'),
+      15_000,
+    );
     keys('C-c');
     keys('echo alive-$((40+2))', 'Enter');
     await waitFor('Ctrl-C to stop the remote sleep, not the plugin', async () => pane().includes('alive-42'), 15_000);

@@ -128,6 +128,7 @@ describe('cluster: controller and agent survive an API server outage', function 
     assert.ok(pid && existsSync(`/proc/${pid}`));
 
     await cp.stopApiServer();
+    // Deliberate: the outage has to last (past lease duration, node-lost grace and client retries) for a crash or a wrong verdict to show.
     await sleep(60_000);
     assert.equal(controller.child.exitCode, null, 'the controller does not crash without an API server');
     assert.equal(agent!.child.exitCode, null, 'neither does the agent');

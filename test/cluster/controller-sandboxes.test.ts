@@ -20,7 +20,6 @@ import {
   controllerLog,
   getSandbox,
   rmdirDeep,
-  sleep,
   startAgentProcess,
   startController,
   waitFor,
@@ -368,7 +367,11 @@ describe('cluster: sandboxes end to end through controller, agent and runtime (r
         items: names.map((n) => JSON.parse(manifest(n)) as unknown),
       }),
     });
-    await sleep(300);
+    // Killed mid-reconcile: once it has begun on them (a finalizer is its first write), not before.
+    await waitFor('the controller to begin on them', async () => {
+      const r = await cp.kubectl(['-n', ns, 'get', 'sandboxes', '-o', 'jsonpath={.items[*].metadata.finalizers}']);
+      return r.stdout.includes('sandpit.dev/cleanup');
+    });
     await controller.stop('SIGKILL');
     controller = await startController(cp, 'e2e-restarted', [
       '--namespace',
@@ -429,6 +432,5 @@ describe('cluster: sandboxes end to end through controller, agent and runtime (r
       async () => !existsSync(join(stateRoot, sandboxIdFor(s.metadata.uid))),
       60_000,
     );
-    await sleep(100);
   });
 });

@@ -15,7 +15,6 @@ import {
   controllerLog,
   getSandbox,
   rmdirDeep,
-  sleep,
   startAgentProcess,
   startController,
   waitFor,
@@ -142,7 +141,7 @@ describe('cluster: kstatus and Argo CD health of real Sandbox statuses (root)', 
       { name: 'main', image: '127.0.0.1:1/sandpit/nothing:v1', command: ['/bin/sleep', '3600'] },
     ]);
     await once('pulling', (s) => Boolean(s.status?.nodeName));
-    await sleep(3_000); // long enough for a pull attempt to fail
+    await once('pulling', (s) => waitingReasons(s).some((r) => r === 'ErrImagePull' || r === 'ImagePullBackOff'));
 
     const states: [string, SandboxJson, string, string][] = [
       // [what, object, kstatus, Argo CD]

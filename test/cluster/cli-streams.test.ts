@@ -1,16 +1,6 @@
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import {
-  closeSync,
-  existsSync,
-  mkdtempSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  rmdirSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,9 +23,10 @@ import {
   cleanUp,
   controllerLog,
   getSandbox,
-  sleep,
+  startAgentProcess,
   startController,
   waitFor,
+  type AgentProcess,
   type ControllerProcess,
 } from './sandpit-processes.js';
 
@@ -55,7 +46,7 @@ describe('cluster: kubectl sandpit exec, logs, port-forward, cp, top, describe t
   const rootfs = buildBusyboxRootfs(join(tmpdir(), 'sandpit-test-rootfs'));
   let cp: ControlPlane;
   let controller: ControllerProcess;
-  let agent: ChildProcess | undefined;
+  let agent: AgentProcess | undefined;
   let streams: StreamsPath | undefined;
   let dir: string;
   let stateRoot: string;
@@ -156,40 +147,16 @@ describe('cluster: kubectl sandpit exec, logs, port-forward, cp, top, describe t
     streams = await exposeStreams(cp, 'sandpit-system', streamsPort, dir);
 
     const agentKc = await agentKubeconfig(cp, node);
-    const fd = openSync(agentLog, 'a');
-    agent = spawn(
-      process.execPath,
-      [
-        join(ROOT, 'dist/node-agent/main.js'),
-        '--kubeconfig',
-        agentKc,
-        '--node-name',
-        node,
-        '--listen',
-        `127.0.0.1:${await freePort()}`,
-        '--advertise-address',
-        '127.0.0.1',
-        '--health-addr',
-        `127.0.0.1:${await freePort()}`,
-        '--lease-duration',
-        '6',
-        '--node-labels',
-        'sandpit.test/cli=yes',
-        '--allow-dir-images',
-        rootfs,
-      ],
-      {
-        stdio: ['ignore', fd, fd],
-        env: {
-          ...process.env,
-          SANDPIT_STATE_ROOT: stateRoot,
-          SANDPIT_IMAGE_ROOT: `${stateRoot}-images`,
-          SANDPIT_CGROUP_PARENT: cgroupParent,
-          SANDPIT_LOG_LEVEL: 'info',
-        },
-      },
-    );
-    closeSync(fd);
+    agent = await startAgentProcess({
+      kubeconfig: agentKc,
+      node,
+      leaseDuration: 6,
+      labels: 'sandpit.test/cli=yes',
+      allowDirImages: rootfs,
+      stateRoot,
+      cgroupParent,
+      logPath: agentLog,
+    });
 
     await cp.kubectl(['apply', '-f', '-'], {
       input: manifest('box', [
@@ -246,11 +213,7 @@ describe('cluster: kubectl sandpit exec, logs, port-forward, cp, top, describe t
       /* no server left */
     }
     await cp.kubectlResult(['-n', ns, 'delete', 'sandboxes', '--all', '--wait=true', '--timeout=60s']);
-    if (agent && agent.exitCode === null) {
-      const exited = new Promise((r) => agent!.once('exit', r));
-      agent.kill('SIGTERM');
-      await exited;
-    }
+    await agent?.stop();
     await controller?.stop();
     await streams?.stop();
     await cleanUp(cp, [ns], [node]);
@@ -351,11 +314,30 @@ describe('cluster: kubectl sandpit exec, logs, port-forward, cp, top, describe t
     keys('stty size', 'Enter');
     await waitFor('the initial size 30x100', async () => pane().includes('30 100'), 15_000);
     execFileSync('tmux', ['-L', tmux, 'resize-window', '-t', 'cli', '-x', '120', '-y', '40']);
-    await sleep(300);
-    keys('stty size', 'Enter');
-    await waitFor('the new size 40x120 after a resize', async () => pane().includes('40 120'), 15_000);
+    // The new size reaches the remote terminal a moment later: ask again until it answers with it.
+    await waitFor(
+      'the new size 40x120 after a resize',
+      async () => {
+        if (pane().includes('40 120')) return true;
+        keys('stty size', 'Enter');
+        return false;
+      },
+      15_000,
+    );
+    const id = sandboxIdFor((await getSandbox(cp, ns, 'box'))!.metadata.uid);
+    const cmdline = (p: number) => {
+      try {
+        return readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
+      } catch {
+        return '';
+      }
+    };
     keys('sleep 100', 'Enter');
-    await sleep(500);
+    await waitFor(
+      'the remote sleep to run',
+      async () => cgroupPids(cgroupParent, id, 'main').map(cmdline).includes('sleep 100'),
+      15_000,
+    );
     keys('C-c');
     keys('echo alive-$((40+2))', 'Enter');
     await waitFor('Ctrl-C to stop the remote sleep, not the plugin', async () => pane().includes('alive-42'), 15_000);

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,9 +20,10 @@ import {
   controllerLog,
   getSandbox,
   rmdirDeep,
-  sleep,
+  startAgentProcess,
   startController,
   waitFor,
+  type AgentProcess,
   type ControllerProcess,
 } from './sandpit-processes.js';
 
@@ -39,7 +39,7 @@ describe('cluster: sandboxes end to end through controller, agent and runtime (r
   const ROOT = new URL('../../..', import.meta.url).pathname;
   let cp: ControlPlane;
   let controller: ControllerProcess;
-  let agent: ChildProcess | undefined;
+  let agent: AgentProcess | undefined;
   let stateRoot: string;
   let agentKc: string;
   let agentLog: string;
@@ -48,46 +48,17 @@ describe('cluster: sandboxes end to end through controller, agent and runtime (r
   const cgroupParent = `sandpit-e2e-${process.pid}`;
 
   async function startAgent(): Promise<void> {
-    const fd = openSync(agentLog, 'a');
-    agent = spawn(
-      process.execPath,
-      [
-        join(ROOT, 'dist/node-agent/main.js'),
-        '--kubeconfig',
-        agentKc,
-        '--node-name',
-        node,
-        '--listen',
-        `127.0.0.1:${apiPort}`,
-        '--advertise-address',
-        '127.0.0.1',
-        '--health-addr',
-        `127.0.0.1:${await freePort()}`,
-        '--lease-duration',
-        '6',
-        '--node-labels',
-        'sandpit.test/e2e=yes',
-        '--allow-dir-images',
-        rootfs,
-      ],
-      {
-        stdio: ['ignore', fd, fd],
-        env: {
-          ...process.env,
-          SANDPIT_STATE_ROOT: stateRoot,
-          SANDPIT_IMAGE_ROOT: `${stateRoot}-images`,
-          SANDPIT_CGROUP_PARENT: cgroupParent,
-          SANDPIT_LOG_LEVEL: 'info',
-        },
-      },
-    );
-    closeSync(fd);
-  }
-  async function killAgent(signal: NodeJS.Signals): Promise<void> {
-    if (!agent || agent.exitCode !== null || agent.signalCode !== null) return;
-    const exited = new Promise((r) => agent!.once('exit', r));
-    agent.kill(signal);
-    await exited;
+    agent = await startAgentProcess({
+      kubeconfig: agentKc,
+      node,
+      apiPort,
+      leaseDuration: 6,
+      labels: 'sandpit.test/e2e=yes',
+      allowDirImages: rootfs,
+      stateRoot,
+      cgroupParent,
+      logPath: agentLog,
+    });
   }
   const manifest = (name: string, over: Record<string, unknown> = {}) =>
     JSON.stringify({
@@ -141,7 +112,7 @@ describe('cluster: sandboxes end to end through controller, agent and runtime (r
   after(async () => {
     // Let the agent delete what is left through the normal path before it stops.
     await cp.kubectlResult(['-n', ns, 'delete', 'sandboxes', '--all', '--wait=true', '--timeout=60s']);
-    await killAgent('SIGTERM');
+    await agent?.stop('SIGTERM');
     await controller?.stop();
     await cleanUp(cp, [ns], [node]);
     await rm(stateRoot, { recursive: true, force: true });
@@ -270,7 +241,7 @@ describe('cluster: sandboxes end to end through controller, agent and runtime (r
   it('keeps sandboxes running while the agent is killed; the node goes NotReady and comes back Ready, statuses stay right', async () => {
     const s = (await getSandbox(cp, ns, 'web'))!;
     const pid = pid1Of(s.metadata.uid)!;
-    await killAgent('SIGKILL');
+    await agent?.stop('SIGKILL');
     await waitFor(
       'node NotReady',
       async () => {
@@ -396,7 +367,11 @@ describe('cluster: sandboxes end to end through controller, agent and runtime (r
         items: names.map((n) => JSON.parse(manifest(n)) as unknown),
       }),
     });
-    await sleep(300);
+    // Killed mid-reconcile: once it has begun on them (a finalizer is its first write), not before.
+    await waitFor('the controller to begin on them', async () => {
+      const r = await cp.kubectl(['-n', ns, 'get', 'sandboxes', '-o', 'jsonpath={.items[*].metadata.finalizers}']);
+      return r.stdout.includes('sandpit.dev/cleanup');
+    });
     await controller.stop('SIGKILL');
     controller = await startController(cp, 'e2e-restarted', [
       '--namespace',
@@ -457,6 +432,5 @@ describe('cluster: sandboxes end to end through controller, agent and runtime (r
       async () => !existsSync(join(stateRoot, sandboxIdFor(s.metadata.uid))),
       60_000,
     );
-    await sleep(100);
   });
 });

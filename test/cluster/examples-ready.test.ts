@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { get as httpGet } from 'node:http';
 import { createServer, type Server } from 'node:net';
@@ -22,8 +22,10 @@ import {
   controllerLog,
   getSandbox,
   rmdirDeep,
+  startAgentProcess,
   startController,
   waitFor,
+  type AgentProcess,
   type ControllerProcess,
 } from './sandpit-processes.js';
 
@@ -97,7 +99,7 @@ describe('cluster: every example Sandbox applied with kubectl → Ready and doin
   const log = createLogger('examples-ready-test');
   let cp: ControlPlane;
   let controller: ControllerProcess | undefined;
-  let agent: ChildProcess | undefined;
+  let agent: AgentProcess | undefined;
   let registry: TestRegistry | undefined;
   let stateRoot: string;
   let imageRoot: string;
@@ -207,45 +209,25 @@ describe('cluster: every example Sandbox applied with kubectl → Ready and doin
       '--resync-period',
       '5',
     ]);
-    const fd = openSync(agentLog, 'a');
-    agent = spawn(
-      process.execPath,
-      [
-        join(ROOT, 'dist/node-agent/main.js'),
-        '--kubeconfig',
-        agentKc,
-        '--node-name',
-        node,
-        '--listen',
-        `127.0.0.1:${await freePort()}`,
-        '--advertise-address',
-        '127.0.0.1',
-        '--health-addr',
-        `127.0.0.1:${await freePort()}`,
-        '--lease-duration',
-        '10',
-        '--node-labels',
-        Object.entries(label)
-          .map(([k, v]) => `${k}=${v}`)
-          .join(','),
-      ],
-      {
-        stdio: ['ignore', fd, fd],
-        env: {
-          ...process.env,
-          SANDPIT_STATE_ROOT: stateRoot,
-          SANDPIT_IMAGE_ROOT: imageRoot,
-          SANDPIT_RUN_DIR: runDir,
-          SANDPIT_CGROUP_PARENT: cgroupParent,
-          SANDPIT_BRIDGE: bridge,
-          SANDPIT_SUBNET: subnet,
-          SANDPIT_NFT_TABLE: table,
-          SANDPIT_INSECURE_REGISTRIES: registry.host,
-          SANDPIT_LOG_LEVEL: 'info',
-        },
+    agent = await startAgentProcess({
+      kubeconfig: agentKc,
+      node,
+      leaseDuration: 10,
+      labels: Object.entries(label)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(','),
+      stateRoot,
+      cgroupParent,
+      logPath: agentLog,
+      env: {
+        SANDPIT_IMAGE_ROOT: imageRoot,
+        SANDPIT_RUN_DIR: runDir,
+        SANDPIT_BRIDGE: bridge,
+        SANDPIT_SUBNET: subnet,
+        SANDPIT_NFT_TABLE: table,
+        SANDPIT_INSECURE_REGISTRIES: registry.host,
       },
-    );
-    closeSync(fd);
+    });
     await waitFor(
       'SandboxNode Ready',
       async () =>
@@ -287,11 +269,7 @@ describe('cluster: every example Sandbox applied with kubectl → Ready and doin
         '--timeout=60s',
       ]);
     }
-    if (agent && agent.exitCode === null && agent.signalCode === null) {
-      const exited = new Promise((r) => agent!.once('exit', r));
-      agent.kill('SIGTERM');
-      await exited;
-    }
+    await agent?.stop();
     await controller?.stop();
     if (cp) await cleanUp(cp, [ns], [node]);
     await registry?.stop();

@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildBusyboxRootfs } from '../fixtures/busybox-rootfs.js';
-import { freePort, sharedControlPlane, type ControlPlane } from '../harness/control-plane.js';
+import { sharedControlPlane, type ControlPlane } from '../harness/control-plane.js';
 import { argoHealth, CHART, kstatusBinary, run } from './helm-support.js';
 import {
   agentKubeconfig,
@@ -16,9 +15,10 @@ import {
   controllerLog,
   getSandbox,
   rmdirDeep,
-  sleep,
+  startAgentProcess,
   startController,
   waitFor,
+  type AgentProcess,
   type ControllerProcess,
   type SandboxJson,
 } from './sandpit-processes.js';
@@ -35,12 +35,11 @@ describe('cluster: kstatus and Argo CD health of real Sandbox statuses (root)', 
   this.timeout(300_000);
   const ns = 'gitops-health';
   const node = 'gitops-a';
-  const ROOT = new URL('../../..', import.meta.url).pathname;
   const rootfs = buildBusyboxRootfs(join(tmpdir(), 'sandpit-test-rootfs'));
   const cgroupParent = `sandpit-gitops-${process.pid}`;
   let cp: ControlPlane;
   let controller: ControllerProcess;
-  let agent: ChildProcess | undefined;
+  let agent: AgentProcess | undefined;
   let stateRoot: string;
   let agentLog: string;
   let script: string;
@@ -97,38 +96,15 @@ describe('cluster: kstatus and Argo CD health of real Sandbox statuses (root)', 
       '--resync-period',
       '5',
     ]);
-    const fd = openSync(agentLog, 'a');
-    agent = spawn(
-      process.execPath,
-      [
-        join(ROOT, 'dist/node-agent/main.js'),
-        '--kubeconfig',
-        agentKc,
-        '--node-name',
-        node,
-        '--listen',
-        `127.0.0.1:${await freePort()}`,
-        '--advertise-address',
-        '127.0.0.1',
-        '--health-addr',
-        `127.0.0.1:${await freePort()}`,
-        '--node-labels',
-        'sandpit.test/gitops=yes',
-        '--allow-dir-images',
-        rootfs,
-      ],
-      {
-        stdio: ['ignore', fd, fd],
-        env: {
-          ...process.env,
-          SANDPIT_STATE_ROOT: stateRoot,
-          SANDPIT_IMAGE_ROOT: `${stateRoot}-images`,
-          SANDPIT_CGROUP_PARENT: cgroupParent,
-          SANDPIT_LOG_LEVEL: 'info',
-        },
-      },
-    );
-    closeSync(fd);
+    agent = await startAgentProcess({
+      kubeconfig: agentKc,
+      node,
+      labels: 'sandpit.test/gitops=yes',
+      allowDirImages: rootfs,
+      stateRoot,
+      cgroupParent,
+      logPath: agentLog,
+    });
   });
 
   afterEach(async function () {
@@ -140,11 +116,7 @@ describe('cluster: kstatus and Argo CD health of real Sandbox statuses (root)', 
 
   after(async () => {
     await cp.kubectlResult(['-n', ns, 'delete', 'sandboxes', '--all', '--wait=true', '--timeout=60s']);
-    if (agent && agent.exitCode === null && agent.signalCode === null) {
-      const exited = new Promise((r) => agent!.once('exit', r));
-      agent.kill('SIGTERM');
-      await exited;
-    }
+    await agent?.stop();
     await controller?.stop();
     await cleanUp(cp, [ns], [node]);
     await rm(stateRoot, { recursive: true, force: true });
@@ -169,7 +141,7 @@ describe('cluster: kstatus and Argo CD health of real Sandbox statuses (root)', 
       { name: 'main', image: '127.0.0.1:1/sandpit/nothing:v1', command: ['/bin/sleep', '3600'] },
     ]);
     await once('pulling', (s) => Boolean(s.status?.nodeName));
-    await sleep(3_000); // long enough for a pull attempt to fail
+    await once('pulling', (s) => waitingReasons(s).some((r) => r === 'ErrImagePull' || r === 'ImagePullBackOff'));
 
     const states: [string, SandboxJson, string, string][] = [
       // [what, object, kstatus, Argo CD]

@@ -1,8 +1,8 @@
 import { mountsUnder } from '../../node-agent/runtime/mounts.js';
 import { MNT_DETACH, umount2 } from '../../node-agent/sys/mount.js';
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,7 +14,7 @@ import { readPullSecrets } from '../../controllers/reconcile/pull-secrets.js';
 import { Sandbox } from '../../crds/sandbox.js';
 import { sandboxIdFor } from '../../node-agent/contracts.js';
 import { CAP_NUMBERS } from '../../node-agent/security/capabilities.js';
-import { freePort, sharedControlPlane, type ControlPlane } from '../harness/control-plane.js';
+import { sharedControlPlane, type ControlPlane } from '../harness/control-plane.js';
 import {
   makeServerCert,
   makeSigningKey,
@@ -30,8 +30,10 @@ import {
   controllerLog,
   getSandbox,
   rmdirDeep,
+  startAgentProcess,
   startController,
   waitFor,
+  type AgentProcess,
   type ControllerProcess,
   type SandboxJson,
 } from './sandpit-processes.js';
@@ -56,7 +58,7 @@ describe('cluster: pull secrets, registry CA and capability allow-list through c
   const TOKEN = { user: 'bob', password: 'token-pw-91c2' };
   let cp: ControlPlane;
   let controller: ControllerProcess;
-  let agent: ChildProcess | undefined;
+  let agent: AgentProcess | undefined;
   let work: string;
   let stateRoot: string;
   let agentLog: string;
@@ -190,48 +192,26 @@ describe('cluster: pull secrets, registry CA and capability allow-list through c
       '--resync-period',
       '5',
     ]);
-    const fd = openSync(agentLog, 'a');
-    agent = spawn(
-      process.execPath,
-      [
-        join(ROOT, 'dist/node-agent/main.js'),
-        '--kubeconfig',
-        (agentKc = await agentKubeconfig(cp, node)),
-        '--node-name',
-        node,
-        '--listen',
-        `127.0.0.1:${await freePort()}`,
-        '--advertise-address',
-        '127.0.0.1',
-        '--health-addr',
-        `127.0.0.1:${await freePort()}`,
-        '--lease-duration',
-        '10',
-        '--node-labels',
-        'sandpit.test/pull=yes',
-        // The flags under test; their environment twins are covered by the unit tests of the parsing.
-        '--registry-ca-file',
-        join(work, 'ca-a', 'ca.crt'),
-        '--allow-capability',
-        'CAP_SYS_TIME',
-      ],
-      {
-        stdio: ['ignore', fd, fd],
-        env: {
-          ...process.env,
-          SANDPIT_STATE_ROOT: stateRoot,
-          SANDPIT_IMAGE_ROOT: join(work, 'images'),
-          SANDPIT_RUN_DIR: `/run/sandpit-h${K}-pull`,
-          SANDPIT_BRIDGE: `sph${K}`,
-          SANDPIT_NFT_TABLE: `sandpith${K}`,
-          SANDPIT_SUBNET: `10.${100 + K}.0.0/24`,
-          SANDPIT_CGROUP_PARENT: cgroupParent,
-          SANDPIT_INSECURE_REGISTRIES: `${basic.host},${token.host}`,
-          SANDPIT_LOG_LEVEL: 'debug',
-        },
+    agent = await startAgentProcess({
+      kubeconfig: (agentKc = await agentKubeconfig(cp, node)),
+      node,
+      leaseDuration: 10,
+      labels: 'sandpit.test/pull=yes',
+      // The flags under test; their environment twins are covered by the unit tests of the parsing.
+      args: ['--registry-ca-file', join(work, 'ca-a', 'ca.crt'), '--allow-capability', 'CAP_SYS_TIME'],
+      stateRoot,
+      cgroupParent,
+      logPath: agentLog,
+      env: {
+        SANDPIT_IMAGE_ROOT: join(work, 'images'),
+        SANDPIT_RUN_DIR: `/run/sandpit-h${K}-pull`,
+        SANDPIT_BRIDGE: `sph${K}`,
+        SANDPIT_NFT_TABLE: `sandpith${K}`,
+        SANDPIT_SUBNET: `10.${100 + K}.0.0/24`,
+        SANDPIT_INSECURE_REGISTRIES: `${basic.host},${token.host}`,
+        SANDPIT_LOG_LEVEL: 'debug',
       },
-    );
-    closeSync(fd);
+    });
     await waitFor(
       'SandboxNode Ready',
       async () =>
@@ -264,11 +244,7 @@ describe('cluster: pull secrets, registry CA and capability allow-list through c
       process.stderr.write(`sandboxes not deleted in 90 s: ${deleted.stderr}\n${left.stdout}\n`);
       process.stderr.write(`agent log tail:\n${(await readFile(agentLog, 'utf8').catch(() => '')).slice(-5000)}\n`);
     }
-    if (agent && agent.exitCode === null && agent.signalCode === null) {
-      const exited = new Promise((r) => agent!.once('exit', r));
-      agent.kill('SIGTERM');
-      await exited;
-    }
+    await agent?.stop();
     await controller?.stop();
     await cleanUp(cp, [ns], [node]);
     await cp.kubectlResult(['delete', 'namespace', ns, '--wait=false']);

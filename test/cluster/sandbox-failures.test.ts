@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { connect, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -18,8 +17,10 @@ import {
   controllerLog,
   getSandbox,
   rmdirDeep,
+  startAgentProcess,
   startController,
   waitFor,
+  type AgentProcess,
   type ControllerProcess,
   type SandboxJson,
 } from './sandpit-processes.js';
@@ -35,10 +36,9 @@ describe('cluster: create failures reach the Sandbox (root)', function () {
   this.timeout(300_000);
   const ns = 'failures-test';
   const node = 'fail-a';
-  const ROOT = new URL('../../..', import.meta.url).pathname;
   let cp: ControlPlane;
   let controller: ControllerProcess;
-  let agent: ChildProcess | undefined;
+  let agent: AgentProcess | undefined;
   let registry: TestRegistry;
   /** A registry host that is down until the test starts a forwarder on its port. */
   let lateHost: string;
@@ -50,42 +50,19 @@ describe('cluster: create failures reach the Sandbox (root)', function () {
 
   let agentArgs: { agentKc: string; apiPort: number };
   async function startAgent(): Promise<void> {
-    const fd = openSync(agentLog, 'a');
     // A long lease: the test that stops the agent applies a Sandbox while the node still counts as Ready.
-    agent = spawn(
-      process.execPath,
-      [
-        join(ROOT, 'dist/node-agent/main.js'),
-        '--kubeconfig',
-        agentArgs.agentKc,
-        '--node-name',
-        node,
-        '--listen',
-        `127.0.0.1:${agentArgs.apiPort}`,
-        '--advertise-address',
-        '127.0.0.1',
-        '--health-addr',
-        `127.0.0.1:${await freePort()}`,
-        '--lease-duration',
-        '40',
-        '--node-labels',
-        'sandpit.test/failures=yes',
-        '--allow-dir-images',
-        rootfs,
-      ],
-      {
-        stdio: ['ignore', fd, fd],
-        env: {
-          ...process.env,
-          SANDPIT_STATE_ROOT: stateRoot,
-          SANDPIT_IMAGE_ROOT: `${stateRoot}-images`,
-          SANDPIT_CGROUP_PARENT: cgroupParent,
-          SANDPIT_INSECURE_REGISTRIES: `${registry.host},${lateHost}`,
-          SANDPIT_LOG_LEVEL: 'info',
-        },
-      },
-    );
-    closeSync(fd);
+    agent = await startAgentProcess({
+      kubeconfig: agentArgs.agentKc,
+      node,
+      apiPort: agentArgs.apiPort,
+      leaseDuration: 40,
+      labels: 'sandpit.test/failures=yes',
+      allowDirImages: rootfs,
+      stateRoot,
+      cgroupParent,
+      logPath: agentLog,
+      env: { SANDPIT_INSECURE_REGISTRIES: `${registry.host},${lateHost}` },
+    });
   }
 
   const apply = (name: string, containers: Record<string, unknown>[]) =>
@@ -188,11 +165,7 @@ describe('cluster: create failures reach the Sandbox (root)', function () {
 
   after(async () => {
     await cp.kubectlResult(['-n', ns, 'delete', 'sandboxes', '--all', '--wait=true', '--timeout=60s']);
-    if (agent && agent.exitCode === null) {
-      const exited = new Promise((r) => agent!.once('exit', r));
-      agent.kill('SIGTERM');
-      await exited;
-    }
+    await agent?.stop();
     await controller?.stop();
     await cleanUp(cp, [ns], [node]);
     await new Promise((r) => (late ? late.close(r) : r(undefined)));
@@ -325,9 +298,7 @@ describe('cluster: create failures reach the Sandbox (root)', function () {
   });
 
   it('an agent that does not answer: Reconciling/Ready=False AgentUnreachable and a FailedApply Warning, then Running once it is back', async () => {
-    const exited = new Promise((r) => agent!.once('exit', r));
-    agent!.kill('SIGKILL'); // its lease stays fresh for a while: the controller still sends it the sandbox
-    await exited;
+    await agent!.stop('SIGKILL'); // its lease stays fresh for a while: the controller still sends it the sandbox
     assert.equal(
       (await apply('noagent', [{ name: 'main', image: `dir:${rootfs}`, command: ['/bin/sleep', '3600'] }])).code,
       0,

@@ -123,6 +123,93 @@ export async function startController(
   return proc;
 }
 
+export interface AgentProcess {
+  child: ChildProcess;
+  /** Port of the agent API on 127.0.0.1. */
+  apiPort: number;
+  logPath: string;
+  /** Settles when the process has exited, whoever ended it. */
+  exited: Promise<void>;
+  /** Signals the agent and waits until it has exited; nothing when it already has. */
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+export interface AgentOptions {
+  /** Credentials of the agent's pod, from agentKubeconfig. */
+  kubeconfig: string;
+  node: string;
+  /** --node-labels, such as `sandpit.test/e2e=yes`: what the test's Sandboxes select. */
+  labels: string;
+  stateRoot: string;
+  cgroupParent: string;
+  /** The agent's output is appended here. */
+  logPath: string;
+  /** Port of the agent API; a free one when unset. A test that restarts the agent passes the same port again. */
+  apiPort?: number;
+  /** --lease-duration in seconds; the agent's default when unset. */
+  leaseDuration?: number;
+  /** --allow-dir-images: where the test's unpacked dir: images live. */
+  allowDirImages?: string;
+  /** Further flags, after the common ones. */
+  args?: string[];
+  /** Environment over the defaults (SANDPIT_STATE_ROOT, SANDPIT_IMAGE_ROOT `${stateRoot}-images`, SANDPIT_CGROUP_PARENT, SANDPIT_LOG_LEVEL info). */
+  env?: Record<string, string>;
+}
+
+/**
+ * Starts `node dist/node-agent/main.js` as a DaemonSet pod would run it: against the
+ * control plane with the pod's credentials, its API and health ports on 127.0.0.1.
+ */
+export async function startAgentProcess(o: AgentOptions): Promise<AgentProcess> {
+  const apiPort = o.apiPort ?? (await freePort());
+  const fd = openSync(o.logPath, 'a');
+  const child = spawn(
+    process.execPath,
+    [
+      join(ROOT, 'dist/node-agent/main.js'),
+      '--kubeconfig',
+      o.kubeconfig,
+      '--node-name',
+      o.node,
+      '--listen',
+      `127.0.0.1:${apiPort}`,
+      '--advertise-address',
+      '127.0.0.1',
+      '--health-addr',
+      `127.0.0.1:${await freePort()}`,
+      ...(o.leaseDuration === undefined ? [] : ['--lease-duration', String(o.leaseDuration)]),
+      '--node-labels',
+      o.labels,
+      ...(o.allowDirImages === undefined ? [] : ['--allow-dir-images', o.allowDirImages]),
+      ...(o.args ?? []),
+    ],
+    {
+      stdio: ['ignore', fd, fd],
+      env: {
+        ...process.env,
+        SANDPIT_STATE_ROOT: o.stateRoot,
+        SANDPIT_IMAGE_ROOT: `${o.stateRoot}-images`,
+        SANDPIT_CGROUP_PARENT: o.cgroupParent,
+        SANDPIT_LOG_LEVEL: 'info',
+        ...o.env,
+      },
+    },
+  );
+  closeSync(fd);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return {
+    child,
+    apiPort,
+    logPath: o.logPath,
+    exited,
+    async stop(signal: NodeJS.Signals = 'SIGTERM') {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill(signal);
+      await exited;
+    },
+  };
+}
+
 export async function controllerLog(p: ControllerProcess): Promise<string> {
   return readFile(p.logPath, 'utf8').catch(() => '');
 }

@@ -1,24 +1,13 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import {
-  closeSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { stringify } from 'yaml';
 import { sandboxIdFor } from '../../node-agent/contracts.js';
 import { buildBusyboxRootfs } from '../fixtures/busybox-rootfs.js';
-import { freePort, sharedControlPlane, type ControlPlane } from '../harness/control-plane.js';
+import { sharedControlPlane, type ControlPlane } from '../harness/control-plane.js';
 import {
   agentKubeconfig,
   applyCRDs,
@@ -27,8 +16,10 @@ import {
   controllerLog,
   getSandbox,
   rmdirDeep,
+  startAgentProcess,
   startController,
   waitFor,
+  type AgentProcess,
   type ControllerProcess,
 } from './sandpit-processes.js';
 
@@ -47,11 +38,10 @@ describe('cluster: a tenant cannot read node files through any spec it may write
   this.timeout(300_000);
   const ns = 'tenant-escape';
   const node = 'escape-a';
-  const ROOT = new URL('../../..', import.meta.url).pathname;
   const token = `node-secret-${randomBytes(8).toString('hex')}`;
   let cp: ControlPlane;
   let controller: ControllerProcess;
-  let agent: ChildProcess | undefined;
+  let agent: AgentProcess | undefined;
   let stateRoot: string;
   let agentLog: string;
   let tenantKc: string;
@@ -216,40 +206,16 @@ describe('cluster: a tenant cannot read node files through any spec it may write
       '--resync-period',
       '5',
     ]);
-    const fd = openSync(agentLog, 'a');
-    agent = spawn(
-      process.execPath,
-      [
-        join(ROOT, 'dist/node-agent/main.js'),
-        '--kubeconfig',
-        agentKc,
-        '--node-name',
-        node,
-        '--listen',
-        `127.0.0.1:${await freePort()}`,
-        '--advertise-address',
-        '127.0.0.1',
-        '--health-addr',
-        `127.0.0.1:${await freePort()}`,
-        '--lease-duration',
-        '6',
-        '--node-labels',
-        'sandpit.test/escape=yes',
-        '--allow-dir-images',
-        allowed,
-      ],
-      {
-        stdio: ['ignore', fd, fd],
-        env: {
-          ...process.env,
-          SANDPIT_STATE_ROOT: stateRoot,
-          SANDPIT_IMAGE_ROOT: `${stateRoot}-images`,
-          SANDPIT_CGROUP_PARENT: cgroupParent,
-          SANDPIT_LOG_LEVEL: 'info',
-        },
-      },
-    );
-    closeSync(fd);
+    agent = await startAgentProcess({
+      kubeconfig: agentKc,
+      node,
+      leaseDuration: 6,
+      labels: 'sandpit.test/escape=yes',
+      allowDirImages: allowed,
+      stateRoot,
+      cgroupParent,
+      logPath: agentLog,
+    });
     await waitFor(
       'SandboxNode ready',
       async () => {
@@ -275,11 +241,7 @@ describe('cluster: a tenant cannot read node files through any spec it may write
 
   after(async () => {
     await cp.kubectlResult(['-n', ns, 'delete', 'sandboxes', '--all', '--wait=true', '--timeout=60s']);
-    if (agent && agent.exitCode === null && agent.signalCode === null) {
-      const exited = new Promise((r) => agent!.once('exit', r));
-      agent.kill('SIGTERM');
-      await exited;
-    }
+    await agent?.stop();
     await controller?.stop();
     await cleanUp(cp, [ns], [node]);
     for (const dir of [stateRoot, `${stateRoot}-images`, allowed, secretRoot])

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, constants, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Sandbox } from '../../crds/sandbox.js';
@@ -12,6 +12,7 @@ import { mountsUnder } from '../../node-agent/runtime/mounts.js';
 import { SandboxSupervisor } from '../../node-agent/runtime/supervisor.js';
 import { nodeEffects } from '../../node-agent/runtime/deps.js';
 import type { SandboxRecord } from '../../node-agent/runtime/record.js';
+import { libc } from '../../node-agent/sys/libc.js';
 import { buildBusyboxRootfs } from '../fixtures/busybox-rootfs.js';
 
 /*
@@ -112,10 +113,38 @@ export function logText(rt: SandboxSupervisor, rec: SandboxRecord, container: st
     .join('\n');
 }
 
+const ioctlCount = libc.func('int ioctl(int fd, unsigned long request, _Out_ int *count)');
+const FIONREAD = 0x541b;
+
+/**
+ * Bytes waiting in a log FIFO that the runtime's log reader has not taken yet.
+ * FIONREAD counts what is in the pipe whichever end asks, so this opens it as a
+ * writer and never competes with the reader (the runtime holds a write end of
+ * its own, so closing this one sends the reader no EOF). The reader runs in
+ * this process: once the pipe is empty, its data handler has written the log.
+ */
+function unreadLogBytes(fifo: string): number {
+  if (!existsSync(fifo)) return 0;
+  const fd = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
+  try {
+    const count = [0];
+    if (ioctlCount(fd, FIONREAD, count) !== 0) throw new Error(`ioctl FIONREAD on ${fifo} failed`);
+    return count[0]!;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Every byte the containers wrote to stdout and stderr is in their logs (tty containers log through the terminal, not these FIFOs). */
+const logsDrained = (rt: SandboxSupervisor, rec: SandboxRecord) =>
+  rec.containers.every((c) =>
+    ['stdout.fifo', 'stderr.fifo'].every((f) => unreadLogBytes(join(rt.store.containerDir(rec.id, c.name), f)) === 0),
+  );
+
 export async function runToCompletion(rt: SandboxSupervisor, sb: Sandbox): Promise<SandboxRecord> {
   const rec = await rt.create(sb);
   await waitFor('containers to finish', () => rec.containers.every((c) => c.state?.terminated));
-  await new Promise((r) => setTimeout(r, 50)); // let the log readers drain the FIFOs
+  await waitFor('the log readers to drain the FIFOs', () => logsDrained(rt, rec));
   return rec;
 }
 

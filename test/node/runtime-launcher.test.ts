@@ -110,7 +110,7 @@ describe('node: runtime launcher threads', function () {
       const chunks: Buffer[] = [];
       s.stdout.on('data', (c: Buffer) => chunks.push(c));
       const { exitCode } = await s.exited;
-      await new Promise((r) => setTimeout(r, 20));
+      await s.drained;
       assert.equal(exitCode, 0);
       const out = Buffer.concat(chunks).toString();
       assert.match(out, /^1234$/m, out);

@@ -15,6 +15,20 @@ import {
 
 /* Node tier: exit codes, restarts, stop, pause, cgroup limits, sharing between containers. */
 
+const SIGTERM_BIT = 1n << 14n; // signal 15, in the SigCgt mask of /proc/<pid>/status
+
+/** A shell among `pids` has a SIGTERM handler: it has run its `trap ... TERM`. */
+const shellTrapsTerm = (pids: number[]) =>
+  pids.some((pid) => {
+    try {
+      if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() !== 'sh') return false;
+      const caught = /^SigCgt:\s*([0-9a-f]+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+      return caught !== undefined && (BigInt(`0x${caught}`) & SIGTERM_BIT) !== 0n;
+    } catch {
+      return false; // exited between the listing and the read
+    }
+  });
+
 describe('node: runtime lifecycle and cgroups', function () {
   this.timeout(60_000 * SCALE); // the emulated cgroup v2 VM is many times slower
   let env: TestRuntime;
@@ -59,6 +73,7 @@ describe('node: runtime lifecycle and cgroups', function () {
       sandbox('onfailure-ok', { restartPolicy: 'OnFailure', containers: [sh('fine', 'exit 0')] }),
     );
     await waitFor('exit', () => ok.containers[0]!.state?.terminated);
+    // Deliberate: time for a restart to happen if one wrongly would; none may.
     await new Promise((r) => setTimeout(r, 200));
     assert.equal(ok.containers[0]!.restartCount, 0);
     assert.equal(ok.phase, 'Succeeded');
@@ -74,7 +89,9 @@ describe('node: runtime lifecycle and cgroups', function () {
         ],
       }),
     );
-    await new Promise((r) => setTimeout(r, 200));
+    await waitFor('both shells trap TERM', () =>
+      ['polite', 'stubborn'].every((c) => shellTrapsTerm(env.rt.cgroups.pids(`${rec.id}/c-${c}`))),
+    );
     await env.rt.stop(rec.id, 1);
     const [polite, stubborn] = rec.containers;
     assert.equal(polite!.state?.terminated?.exitCode, 0);
@@ -133,6 +150,7 @@ describe('node: runtime lifecycle and cgroups', function () {
     env.rt.pause(rec.id, true);
     assert.equal(rec.phase, 'Paused');
     const frozenAt = count();
+    // Deliberate: the ticker writes every 20 ms when it runs; 300 ms frozen must add nothing.
     await new Promise((r) => setTimeout(r, 300));
     assert.equal(count(), frozenAt, 'no progress while frozen');
     env.rt.pause(rec.id, false);

@@ -128,6 +128,7 @@ describe('node: runtime across agent restarts and crashes', function () {
 
     agent.kill('SIGKILL');
     await exited(agent);
+    // Deliberate: a moment in which a process tied to the agent's life would die with it.
     await new Promise((r) => setTimeout(r, 200));
     assert.ok(pids.every(alive), 'PID 1 and both shims outlive the agent');
 
@@ -178,6 +179,7 @@ describe('node: runtime across agent restarts and crashes', function () {
     agent.kill('SIGKILL');
     await exited(agent);
     writeFileSync(join(shm, 'two'), ''); // written to the terminal while nobody reads it
+    // Deliberate: the workload writes to the terminal while no agent reads it; nothing may die of that.
     await new Promise((r) => setTimeout(r, 300));
     assert.ok(alive(rec.containers[0]!.pid!), 'the shim outlives the agent');
     const workload = readdirSync('/proc')

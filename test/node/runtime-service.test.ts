@@ -123,6 +123,7 @@ describe('node: runtime service seam', function () {
     await svc.remove(uid);
     assert.equal(svc.get(uid), undefined);
     const after = seen.length;
+    // Deliberate: longer than the back-off (at most 1 s here), so a retry the delete failed to cancel would show.
     await new Promise((r) => setTimeout(r, 1_500));
     assert.equal(seen.slice(after).filter((o) => o.ref.uid === uid).length, 0, 'no attempt after the delete');
     nothingLeft();
@@ -171,6 +172,7 @@ describe('node: runtime service seam', function () {
     assert.equal(condition(failed, 'Stalled')?.reason, 'CreateContainerConfigError');
     assert.equal(condition(failed, 'Reconciling'), undefined);
     nothingLeft();
+    // Deliberate: time for a retry to happen if one wrongly would; a config error is not retried.
     await new Promise((r) => setTimeout(r, 1_000));
     assert.equal(seen.filter((o) => o.ref.uid === uid && o.status.reason).length, 1, 'not retried');
 

@@ -25,6 +25,7 @@ describe('node: runtime usage', function () {
     await waitFor('running', () => env.rt.workloadPid(rec.id, 'spin'));
     const samples: number[] = [];
     for (let i = 0; i < 3; i++) {
+      // Deliberate: usage is a rate over the time between samples (at least 2 s apart), so time has to pass.
       await new Promise((r) => setTimeout(r, 2_500));
       samples.push(cpu(env.rt.status(rec.id).usage?.cpu));
     }

@@ -298,6 +298,7 @@ describe('node: image users, activeDeadlineSeconds and tty', function () {
     );
     assert.equal(patch?.reason, 'DeadlineExceeded');
     assert.equal(patch?.phase, 'Failed');
+    // Deliberate: time for a restart to happen if one wrongly would after the deadline.
     await new Promise((r) => setTimeout(r, 500));
     assert.ok(
       rec.containers.every((c) => c.restartCount === 0 && c.state?.terminated),
@@ -321,6 +322,7 @@ describe('node: image users, activeDeadlineSeconds and tty', function () {
       );
       const workload = await waitFor('workload', () => first.workloadPid(rec.id, 'main'));
       await first.close(); // the agent goes away; the sandbox keeps running past its deadline
+      // Deliberate: the deadline has to pass while no agent runs.
       await new Promise((r) => setTimeout(r, Math.max(0, Date.parse(rec.createdAt) + 2500 - Date.now())));
       process.kill(workload, 0); // still alive: nothing enforced the deadline while no agent ran
       second = await startRuntime(config);

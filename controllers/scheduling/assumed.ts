@@ -1,5 +1,6 @@
 import type { Sandbox } from '../../crds/sandbox.js';
-import { addUsage, sandboxDemand, type NodeUsage } from './scheduler.js';
+import { sandboxDemand } from '../../crds/demand.js';
+import { addUsage, type NodeUsage } from './scheduler.js';
 
 /**
  * Bindings written but not yet seen in the cache, so that capacity counts

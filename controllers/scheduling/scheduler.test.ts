@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { bytes, milliCpu, parseQuantity } from '../../crds/quantity.js';
-import { addUsage, sandboxDemand, scheduleSandbox, type NodeInfo, type NodeUsage } from './scheduler.js';
+import { addUsage, scheduleSandbox, type NodeInfo, type NodeUsage } from './scheduler.js';
 
 const node = (name: string, over: Partial<NodeInfo> = {}): NodeInfo => ({
   name,
@@ -38,21 +38,6 @@ describe('unit: quantities', () => {
 });
 
 describe('unit: scheduling', () => {
-  it('sums container requests, with limits standing in, else sandbox limits', () => {
-    assert.deepEqual(sandboxDemand(spec({ containers: [container('250m', '64Mi'), container('250m')] })), {
-      milliCpu: 500,
-      memory: 64 * 2 ** 20,
-    });
-    assert.deepEqual(sandboxDemand(spec({ containers: [{ ...container(), resources: { limits: { cpu: '1' } } }] })), {
-      milliCpu: 1000,
-      memory: 0,
-    });
-    assert.deepEqual(sandboxDemand(spec({ resources: { cpu: '2', memory: '1Gi', pids: 10 } })), {
-      milliCpu: 2000,
-      memory: 2 ** 30,
-    });
-  });
-
   it('spreads: picks the least loaded node that fits', () => {
     const usage = new Map<string, NodeUsage>([['a', { milliCpu: 1000, memory: 0, sandboxes: 1 }]]);
     assert.deepEqual(scheduleSandbox(spec({ containers: [container('100m')] }), [node('a'), node('b')], usage), {

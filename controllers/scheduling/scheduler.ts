@@ -1,17 +1,11 @@
 import type { SandboxSpec } from '../../crds/sandbox.js';
-import { bytes, milliCpu } from '../../crds/quantity.js';
+import { sandboxDemand, type Demand } from '../../crds/demand.js';
 
 /*
  * Scheduling as pure functions over data: which node a sandbox goes to, or
  * why none will take it. The reconciler gathers the inputs from its caches
  * and writes the answer (a binding or Scheduled=False); nothing here does I/O.
  */
-
-/** What a sandbox asks of a node. */
-export interface Demand {
-  milliCpu: number;
-  memory: number;
-}
 
 /** The node conditions that keep new sandboxes away while True (the agent reports them like kubelet does on a Node). */
 export const PRESSURE_CONDITIONS = ['MemoryPressure', 'DiskPressure', 'PIDPressure'] as const;
@@ -58,26 +52,6 @@ const FILTER_TEXT: Record<FilterReason, string> = {
   InsufficientMemory: 'node(s) without enough free memory',
   TooManySandboxes: 'node(s) at their sandbox limit',
 };
-
-/**
- * The amount a sandbox reserves: the sum of its containers' requests (a
- * container's limits stand in for missing requests, as in Kubernetes), or the
- * sandbox-level limits when no container states any.
- */
-export function sandboxDemand(spec: Pick<SandboxSpec, 'containers' | 'resources'>): Demand {
-  let cpu = 0;
-  let mem = 0;
-  for (const c of spec.containers) {
-    const r = c.resources;
-    const cpuQ = r?.requests?.cpu ?? r?.limits?.cpu;
-    const memQ = r?.requests?.memory ?? r?.limits?.memory;
-    if (cpuQ !== undefined) cpu += milliCpu(cpuQ);
-    if (memQ !== undefined) mem += bytes(memQ);
-  }
-  if (cpu === 0 && spec.resources?.cpu !== undefined) cpu = milliCpu(spec.resources.cpu);
-  if (mem === 0 && spec.resources?.memory !== undefined) mem = bytes(spec.resources.memory);
-  return { milliCpu: cpu, memory: mem };
-}
 
 export function matchesNodeSelector(
   selector: Record<string, string> | undefined,

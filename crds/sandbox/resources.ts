@@ -35,7 +35,7 @@ export const ContainerResources = z
   .object({
     limits: ResourceList.optional().describe('Hard limits enforced by the container cgroup.'),
     requests: ResourceList.optional().describe(
-      'Amounts the scheduler reserves on the node for this container. Must not exceed limits.',
+      'Amounts the scheduler reserves on the node for this container (limits stand in for missing requests). requests.cpu also sets the CPU weight of the container and its sandbox as kubelet does (cpu.shares, 1024 per core; 2 for none), so a busy neighbour cannot starve it. Must not exceed limits.',
     ),
   })
   .strict()

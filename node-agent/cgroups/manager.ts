@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SandpitError } from '../../lib/errors.js';
 import { kill, open, O_CLOEXEC, O_WRONLY } from '../sys/proc.js';
+import { weightFromShares } from './cpu-shares.js';
 import { childCgroups, mkdir, removeTree, trySilently, write, type Site } from './fs.js';
 import { classify, parseCgroupMounts, V1_CONTROLLERS, type CgroupLayout, type V1Controller } from './layout.js';
 
@@ -127,6 +128,14 @@ export class CgroupManager {
         write(join(cpu, 'cpu.cfs_quota_us'), String(quota), site);
       } else write(join(cpu, 'cpu.max'), `${quota} ${CFS_PERIOD}`, site);
     }
+  }
+
+  /** The CPU weight of `rel` among its siblings: kubelet's shares on v1, their cpu.weight on v2 (cpu-shares.ts). */
+  setCpuShares(rel: string, shares: number, site: Site): void {
+    const cpu = this.controllerDir('cpu', rel);
+    if (!cpu) return;
+    if (this.layout.v1.cpu) write(join(cpu, 'cpu.shares'), String(shares), site);
+    else write(join(cpu, 'cpu.weight'), String(weightFromShares(shares)), site);
   }
 
   /**

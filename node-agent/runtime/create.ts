@@ -1,6 +1,8 @@
 import { chownSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { sandboxDemand } from '../../crds/demand.js';
 import { parseQuantity } from '../../crds/quantity.js';
+import { sharesFromMilliCpu } from '../cgroups/cpu-shares.js';
 import type { Sandbox, SandboxSpec } from '../../crds/sandbox.js';
 import { SandpitError } from '../../lib/errors.js';
 import { pid1Cgroup } from '../cgroups/paths.js';
@@ -130,6 +132,8 @@ function createCgroups(ctx: RuntimeContext, rec: SandboxRecord): void {
     },
     site('set sandbox limits'),
   );
+  // Its weight among the node's sandboxes, from what it requests (the amount the scheduler reserved for it).
+  cgroups.setCpuShares(rec.id, sharesFromMilliCpu(sandboxDemand(rec.spec).milliCpu), site('set sandbox CPU weight'));
 }
 
 /** The sandbox's /dev/shm and its emptyDir volumes. */

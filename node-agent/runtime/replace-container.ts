@@ -1,4 +1,6 @@
+import { sandboxDemand } from '../../crds/demand.js';
 import type { Sandbox } from '../../crds/sandbox.js';
+import { sharesFromMilliCpu } from '../cgroups/cpu-shares.js';
 import { SandpitError } from '../../lib/errors.js';
 import { describeSandbox } from '../contracts.js';
 import { pullCredentials } from '../images/pull-secrets.js';
@@ -58,6 +60,8 @@ export async function replaceContainer(
     try {
       await stopContainerRun(ctx, rec, c, spec.terminationGracePeriodSeconds * 1000, site);
       rec.spec = { ...rec.spec, containers: rec.spec.containers.map((x) => (x.name === name ? cspec : x)) };
+      // The sandbox's weight follows its requests, as the scheduler's reservation does.
+      cgroups.setCpuShares(rec.id, sharesFromMilliCpu(sandboxDemand(rec.spec).milliCpu), site);
       rec.images[name] = image;
       if (c.state?.terminated) c.lastState = c.state; // the run just ended is the one --previous shows
       c.restartCount++;

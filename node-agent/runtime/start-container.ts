@@ -1,6 +1,8 @@
 import { chownSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { containerMilliCpu } from '../../crds/demand.js';
 import { parseQuantity } from '../../crds/quantity.js';
+import { sharesFromMilliCpu } from '../cgroups/cpu-shares.js';
 import { SandpitError } from '../../lib/errors.js';
 import type { CgroupLimits } from '../cgroups/manager.js';
 import { containerCgroup } from '../cgroups/paths.js';
@@ -49,6 +51,7 @@ export async function startContainer(ctx: RuntimeContext, rec: SandboxRecord, c:
   if (spec.resources?.limits?.memory) limits.memory = parseQuantity(spec.resources.limits.memory);
   if (spec.resources?.limits?.cpu) limits.cpu = parseQuantity(spec.resources.limits.cpu);
   cgroups.setLimits(cgRel, limits, site);
+  cgroups.setCpuShares(cgRel, sharesFromMilliCpu(containerMilliCpu(spec)), site);
 
   const key = containerKey(rec, c);
   if (!ctx.logs.has(key)) attachLogs(ctx, rec, c.name);

@@ -58,7 +58,7 @@ function facts(text: string): Record<string, string> {
   return out;
 }
 
-const LIFECYCLE_CGROUP_CASES = 'OOM-kills|pids limit|pauses';
+const LIFECYCLE_CGROUP_CASES = 'OOM-kills|pids limit|pauses|CPU requests their weight';
 
 function runtimeTests(): { files: string[]; grep: string[] } {
   const grepEnv = process.env.SANDPIT_VM_RUNTIME_GREP;

@@ -137,6 +137,46 @@ describe('node: runtime lifecycle and cgroups', function () {
     );
   });
 
+  it('gives CPU requests their weight as kubelet does: the sandbox by its total, each container by its own, best effort the least', async () => {
+    const { layout, parent } = env.rt.cgroups;
+    // cgroup v1: cpu.shares, 1024 per core requested (2 at the least); cgroup v2: the cpu.weight runc derives from them.
+    const v1 = layout.v1.cpu;
+    const weight = (rel: string) =>
+      Number(
+        readFileSync(
+          v1 ? join(v1, parent, rel, 'cpu.shares') : join(layout.unified!, parent, rel, 'cpu.weight'),
+          'utf8',
+        ),
+      );
+    const expect = (shares: number, cgroupV2Weight: number) => (v1 ? shares : cgroupV2Weight);
+    const spec = (asks: string) => ({
+      restartPolicy: 'Never' as const,
+      containers: [
+        sh('asks', 'sleep 30', { resources: { requests: { cpu: asks } } }),
+        sh('limited', 'sleep 30', { resources: { limits: { cpu: '250m' } } }), // the limit stands in for the request
+        sh('besteffort', 'sleep 30'),
+      ],
+    });
+    const rec = await env.rt.create(sandbox('cpu-weight', spec('500m')));
+    const plain = await env.rt.create(
+      sandbox('cpu-besteffort', { restartPolicy: 'Never', containers: [sh('main', 'sleep 30')] }),
+    );
+    try {
+      assert.equal(weight(rec.id), expect(768, 30), 'the sandbox: 500m + 250m');
+      assert.equal(weight(`${rec.id}/c-asks`), expect(512, 20));
+      assert.equal(weight(`${rec.id}/c-limited`), expect(256, 10));
+      assert.equal(weight(`${rec.id}/c-besteffort`), expect(2, 1));
+      assert.equal(weight(plain.id), expect(2, 1), 'a sandbox that requests nothing is best effort');
+      // An edited request restarts the container with its new weight, and the sandbox's follows.
+      await env.rt.restartContainer(rec.id, 'asks', sandbox('cpu-weight', spec('1')));
+      assert.equal(weight(`${rec.id}/c-asks`), expect(1024, 39));
+      assert.equal(weight(rec.id), expect(1280, 49), 'the sandbox: 1 + 250m');
+    } finally {
+      await env.rt.delete(rec.id);
+      await env.rt.delete(plain.id);
+    }
+  });
+
   it('pauses (freezes) and resumes a sandbox', async () => {
     const rec = await env.rt.create(
       sandbox('pause', {

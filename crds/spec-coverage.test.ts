@@ -86,6 +86,14 @@ const COVERAGE: Record<string, Coverage> = {
   'containers[].volumeMounts[].mountPath': { file: fields, it: 'shares an emptyDir between two containers' },
   'containers[].volumeMounts[].readOnly': { file: fields, it: 'shares an emptyDir between two containers' },
   'containers[].tty': { file: 'node/runtime-user-deadline-tty.test.ts', it: 'gives a tty: true container a terminal' },
+  'containers[].terminationMessagePath': {
+    file: fields,
+    it: 'reports what a container wrote to its terminationMessagePath',
+  },
+  'containers[].terminationMessagePolicy': {
+    file: fields,
+    it: 'falls back to the end of the output of a failed run with terminationMessagePolicy FallbackToLogsOnError',
+  },
   'volumes[].name': { file: fields, it: 'shares an emptyDir between two containers' },
   'volumes[].emptyDir.medium': { file: fields, it: 'a Memory one on tmpfs' },
   'volumes[].emptyDir.sizeLimit': { file: fields, it: 'bounds one with a sizeLimit' },

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { dnsLabel } from '../common.js';
-import { listMap } from './extensions.js';
+import { listMap, rules } from './extensions.js';
 import { Protocol } from './network.js';
 import { ContainerResources } from './resources.js';
 import { SecurityContext } from './security.js';
@@ -34,6 +34,28 @@ export const ContainerPort = z
   })
   .strict()
   .describe('A port the container listens on. Informational unless published by spec.network.ports.');
+
+const TERMINATION_PATH_RESERVED = 'terminationMessagePath must not be /proc, /sys or a path below them';
+/** /proc and /sys, also spelt with extra slashes or "." elements. */
+const TERMINATION_PATH_RESERVED_RE = '^[/.]*/(proc|sys)(/|$)';
+const TERMINATION_PATH_PARENT = 'terminationMessagePath must not contain a ".." element';
+
+const TerminationMessagePath = z
+  .string()
+  .min(1)
+  .max(1024) // bounds the cost of the CEL rules below
+  .regex(/^\//, 'terminationMessagePath must be absolute')
+  .refine((p) => !/(^|\/)\.\.(\/|$)/.test(p), TERMINATION_PATH_PARENT)
+  .refine((p) => !new RegExp(TERMINATION_PATH_RESERVED_RE).test(p), TERMINATION_PATH_RESERVED)
+  .default('/dev/termination-log')
+  .meta({
+    description:
+      'File inside the container whose contents (up to 4096 bytes) become state.terminated.message when it exits, as in a Pod. Defaults to /dev/termination-log; absolute, without ".." elements, not under /proc or /sys.',
+    ...rules(
+      { rule: "!self.matches('(^|/)[.][.](/|$)')", message: TERMINATION_PATH_PARENT },
+      { rule: `!self.matches('${TERMINATION_PATH_RESERVED_RE}')`, message: TERMINATION_PATH_RESERVED },
+    ),
+  });
 
 export const Container = z
   .object({
@@ -98,6 +120,13 @@ export const Container = z
       .optional()
       .meta({ description: 'Volumes mounted into the container.', ...listMap(['mountPath']) }),
     tty: z.boolean().default(false).describe('Allocate a terminal for the container process.'),
+    terminationMessagePath: TerminationMessagePath,
+    terminationMessagePolicy: z
+      .enum(['File', 'FallbackToLogsOnError'])
+      .default('File')
+      .describe(
+        'File: the message is what the container wrote to terminationMessagePath. FallbackToLogsOnError: when that file is empty and the container failed (exit code not 0), the last 80 lines (at most 2048 bytes) of its output this run.',
+      ),
   })
   .strict()
   .describe('A container of the sandbox. Containers share the sandbox network, IPC and UTS namespaces.');

@@ -1,4 +1,4 @@
-import { closeSync, existsSync, fstatSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { ReadStream } from 'node:tty';
 import { libc } from '../sys/libc.js';
@@ -52,7 +52,9 @@ export class ContainerLog {
   readonly #maxBytes: number;
   readonly #maxFiles: number;
   #fd: number;
-  #readers: { socket: Socket; keep: number }[] = [];
+  #readers: { socket: Socket; fd: number; keep: number; stream: 'stdout' | 'stderr' }[] = [];
+  /** Per stream, the unterminated end of what was read last. */
+  readonly #carry = { stdout: '', stderr: '' };
   /** The pty master of a tty: true run, while it lasts (one per run; a restart brings a new one). */
   #terminal: ReadStream | undefined;
 
@@ -70,7 +72,7 @@ export class ContainerLog {
     const socket = new Socket({ fd: readFd, readable: true, writable: false });
     this.#copy(socket, stream);
     socket.on('error', () => undefined);
-    this.#readers.push({ socket, keep });
+    this.#readers.push({ socket, fd: readFd, keep, stream });
   }
 
   /**
@@ -92,12 +94,35 @@ export class ContainerLog {
   }
 
   #copy(from: Socket, stream: 'stdout' | 'stderr'): void {
-    let carry = '';
-    from.on('data', (d: Buffer) => {
-      const r = formatCriLines(stream, carry, d.toString('utf8'), criTimestamp());
-      carry = r.carry;
-      for (const l of r.lines) this.#write(l);
-    });
+    from.on('data', (d: Buffer) => this.#take(stream, d));
+  }
+
+  #take(stream: 'stdout' | 'stderr', d: Buffer): void {
+    const r = formatCriLines(stream, this.#carry[stream], d.toString('utf8'), criTimestamp());
+    this.#carry[stream] = r.carry;
+    for (const l of r.lines) this.#write(l);
+  }
+
+  /**
+   * Copies into the log, now, what the FIFOs still hold (a run that just
+   * exited wrote all it will write; the event loop may not have read it yet),
+   * so the log file is complete when the caller reads it. Terminal output is
+   * not covered: it is read as the terminal delivers it.
+   */
+  drainSync(): void {
+    const buf = Buffer.alloc(65536);
+    for (const r of this.#readers) {
+      for (;;) {
+        let n: number;
+        try {
+          n = readSync(r.fd, buf, 0, buf.length, null);
+        } catch {
+          break; // EAGAIN: empty
+        }
+        if (n <= 0) break;
+        this.#take(r.stream, Buffer.from(buf.subarray(0, n)));
+      }
+    }
   }
 
   #write(line: string): void {

@@ -24,6 +24,24 @@ describe('unit: rootfs plan', () => {
     assert.ok(steps.some((s) => s.op === 'readonly' && s.path === '/s/c/rootfs/proc/sys'));
     assert.ok(steps.some((s) => s.op === 'mount' && s.target === '/s/c/rootfs/data'));
   });
+  it("binds the run's termination log file at terminationMessagePath, making its directory", () => {
+    const steps = buildRootfsPlan({
+      ...spec,
+      terminationLog: { source: '/s/c/termination-log', path: '/var/reports/last' },
+    });
+    const i = steps.findIndex((s) => s.op === 'mkdir' && s.path === '/s/c/rootfs/var/reports');
+    assert.ok(i >= 0, 'the directory is made');
+    assert.deepEqual(steps[i + 1], { op: 'touch', path: '/s/c/rootfs/var/reports/last' });
+    assert.deepEqual(steps[i + 2], {
+      op: 'mount',
+      source: '/s/c/termination-log',
+      target: '/s/c/rootfs/var/reports/last',
+      fstype: null,
+      flags: 4096, // MS_BIND
+      data: null,
+    });
+    assert.ok(steps.findIndex((s) => s.op === 'mask') > i + 2, 'before the masks');
+  });
   it('does not mask anything for privileged containers', () => {
     assert.ok(!buildRootfsPlan({ ...spec, privileged: true }).some((s) => s.op === 'mask'));
   });

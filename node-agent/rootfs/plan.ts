@@ -51,6 +51,8 @@ export interface RootfsSpec {
   /** Files from the sandbox state dir bind-mounted at /etc/<name>. */
   etcFiles: { hostname: string; hosts: string; resolvConf: string };
   volumes: { source: string; mountPath: string; readOnly: boolean }[];
+  /** The host file bind-mounted at the container's terminationMessagePath. */
+  terminationLog?: { source: string; path: string };
   readOnlyRoot: boolean;
   privileged: boolean;
   /** shareProcessNamespace: false: /proc comes from the container's own PID namespace, not the sandbox's. */
@@ -214,6 +216,14 @@ export function buildRootfsPlan(s: RootfsSpec): RootfsStep[] {
         flags: MS_BIND | MS_REMOUNT | MS_RDONLY | nsd,
         data: null,
       });
+  }
+
+  if (s.terminationLog) {
+    const target = r(s.terminationLog.path);
+    const parent = target.slice(0, target.lastIndexOf('/'));
+    if (parent.length > s.root.length) steps.push({ op: 'mkdir', path: parent, mode: 0o755 });
+    steps.push({ op: 'touch', path: target });
+    steps.push({ op: 'mount', source: s.terminationLog.source, target, fstype: null, flags: MS_BIND, data: null });
   }
 
   if (!s.privileged) {

@@ -49,6 +49,8 @@ const CONTAINER_FIELDS = [
   'securityContext',
   'volumeMounts',
   'tty',
+  'terminationMessagePath',
+  'terminationMessagePolicy',
 ] as const satisfies readonly (keyof Container)[];
 
 export function diffSpec(before: SandboxSpec, after: SandboxSpec): SpecDiff {

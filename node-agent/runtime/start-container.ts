@@ -17,6 +17,7 @@ import { close, open, O_CLOEXEC, O_CREAT, O_RDONLY, O_WRONLY } from '../sys/proc
 import { containerCommand, containerIdentity } from './container-identity.js';
 import { containerKey, now, type RuntimeContext } from './context.js';
 import type { ContainerRecord, SandboxRecord } from './record.js';
+import { DEFAULT_TERMINATION_MESSAGE_PATH, prepareTerminationLog, terminationLogFile } from './termination-message.js';
 
 /*
  * One run of a container: a fresh writable layer and cgroup, then a launcher
@@ -45,6 +46,8 @@ export async function startContainer(ctx: RuntimeContext, rec: SandboxRecord, c:
   const sc = spec.securityContext;
 
   const layerMounts = prepareWritableLayer(rec, cdir, image.layers.length);
+  // Empty for each run: the message is what this run writes.
+  prepareTerminationLog(terminationLogFile(cdir), rec.userns?.base);
   const cgRel = containerCgroup(rec.id, c.name);
   cgroups.create(cgRel, site);
   const limits: CgroupLimits = {};
@@ -106,6 +109,10 @@ export async function startContainer(ctx: RuntimeContext, rec: SandboxRecord, c:
       shm: join(dir, 'shm'),
       etcFiles: { hostname: join(dir, 'hostname'), hosts: join(dir, 'hosts'), resolvConf: join(dir, 'resolv.conf') },
       volumes,
+      terminationLog: {
+        source: terminationLogFile(cdir),
+        path: spec.terminationMessagePath ?? DEFAULT_TERMINATION_MESSAGE_PATH,
+      },
       readOnlyRoot: sc?.readOnlyRootFilesystem ?? false,
       privileged: sc?.privileged ?? false,
       ownPidNamespace: ownPid,

@@ -8,9 +8,14 @@ import { restartDelay } from '../process/restart.js';
 import { reapChild } from '../sys/proc.js';
 import { containerKey, now, type RuntimeContext } from './context.js';
 import type { ContainerRecord, SandboxRecord } from './record.js';
-import { startContainer } from './start-container.js';
+import { logPath, startContainer } from './start-container.js';
+import { readLogTail, terminationLogFile, terminationMessage } from './termination-message.js';
+import { inWindow } from '../process/cri-log.js';
 import { stopSandbox } from './stop.js';
 import { containerExited, deadlinePassed, exitStatusOf, stateAtDeadline, type ExitStatus } from './transitions.js';
+
+/** Log lines are stamped when the agent reads them: a run's first ones can be a little older than its recorded start. */
+const RUN_START_SLACK_MS = 1000;
 
 /*
  * Supervision, the poll that runs on every SIGCHLD and every pollMs: reap
@@ -71,6 +76,7 @@ function recordExit(
   const outcome = containerExited(rec, c, {
     status,
     finishedAt,
+    message: runMessage(ctx, rec, c, status.exitCode),
     oomKilled: cgroups.oomKills(cgRel) > c.oomBase,
     replacing: ctx.replacing.has(containerKey(rec, c)),
     nowMs: Date.now(),
@@ -96,6 +102,27 @@ function recordExit(
   ctx.save(rec);
   const reason = (outcome.restart ? outcome.lastState : outcome.state)?.terminated?.reason;
   ctx.log(rec).info({ step: 'container exit', container: c.name, ...status, reason }, 'container exited');
+}
+
+/** The run's termination message: its file, or with FallbackToLogsOnError the end of this run's log (drained first). */
+function runMessage(ctx: RuntimeContext, rec: SandboxRecord, c: ContainerRecord, exitCode: number): string | undefined {
+  const spec = rec.spec.containers.find((x) => x.name === c.name);
+  if (!spec) return undefined;
+  const file = terminationLogFile(ctx.deps.store.containerDir(rec.id, c.name));
+  // This run's lines: from a little before its start, but not back into the previous run (the middle of the gap).
+  const start = c.startedAt ? Date.parse(c.startedAt) : undefined;
+  const lastEnd = c.lastState?.terminated?.finishedAt ? Date.parse(c.lastState.terminated.finishedAt) : undefined;
+  const from =
+    start === undefined
+      ? undefined
+      : Math.max(
+          start - RUN_START_SLACK_MS,
+          lastEnd !== undefined && lastEnd < start ? (lastEnd + start) / 2 : -Infinity,
+        );
+  return terminationMessage(spec, exitCode, file, () => {
+    ctx.logs.get(containerKey(rec, c))?.drainSync();
+    return readLogTail(logPath(ctx, rec.id, c.name), (l) => inWindow(l, { from }));
+  });
 }
 
 /** A restart whose back-off has passed: a new run, or the reason it could not start and the next try's time. */

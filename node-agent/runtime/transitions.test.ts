@@ -197,6 +197,20 @@ describe('unit: runtime transitions', () => {
       });
   });
 
+  it('containerExited: the termination message goes into terminated, and into lastState when the container restarts', () => {
+    const c = running('a');
+    const final = containerExited(record([c]), c, facts(1, { message: 'disk full' }));
+    assert.equal(final.state.terminated?.message, 'disk full');
+    const again = containerExited(
+      record([c], { spec: { restartPolicy: 'Always' } }),
+      c,
+      facts(1, { message: 'disk full' }),
+    );
+    assert.equal(again.state.waiting?.reason, 'CrashLoopBackOff');
+    assert.equal(again.lastState?.terminated?.message, 'disk full');
+    assert.equal(containerExited(record([c]), c, facts(0)).state.terminated?.message, undefined);
+  });
+
   describe('deadlinePassed', () => {
     const cases: [string, RecordOverrides, number, boolean][] = [
       ['no deadline', {}, T0 + 1e9, false],

@@ -39,6 +39,8 @@ export interface ExitFacts {
   replacing: boolean;
   nowMs: number;
   backoff: BackoffOptions;
+  /** The run's termination message (termination-message.ts), for state.terminated.message. */
+  message?: string;
 }
 
 /** A container's record after its run ended, and the sandbox's phase after that. */
@@ -61,7 +63,14 @@ export function containerExited(rec: SandboxRecord, c: ContainerRecord, facts: E
   const deadlineExceeded = rec.stopping === true && rec.reason === 'DeadlineExceeded';
   const reason = exitReason({ exitCode: status.exitCode, oomKilled: facts.oomKilled, deadlineExceeded });
   const terminated: ContainerStateValue = {
-    terminated: { exitCode: status.exitCode, signal: status.signal, reason, startedAt: c.startedAt, finishedAt },
+    terminated: {
+      exitCode: status.exitCode,
+      signal: status.signal,
+      reason,
+      ...(facts.message ? { message: facts.message } : {}),
+      startedAt: c.startedAt,
+      finishedAt,
+    },
   };
   let outcome: Omit<ExitOutcome, 'phase'> = { state: terminated, lastState: c.state };
   if (

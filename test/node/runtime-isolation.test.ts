@@ -147,7 +147,7 @@ describe('node: runtime isolation', function () {
     assert.match(out, /end/);
   });
 
-  it('builds /dev from the standard nodes only, with /dev/pts and a sized /dev/shm', async () => {
+  it('builds /dev from the standard nodes only (and the termination log), with /dev/pts and a sized /dev/shm', async () => {
     const script =
       'ls /dev | sort | tr "\\n" " "; echo; df -k /dev/shm | tail -1; mknod /dev/sdx b 8 0 && (head -c1 /dev/sdx >/dev/null 2>&1 && echo DEVICE-READABLE || echo device-unusable)';
     const rec = await runToCompletion(
@@ -155,7 +155,8 @@ describe('node: runtime isolation', function () {
       sandbox('dev', { restartPolicy: 'Never', containers: [sh('main', script)] }),
     );
     const out = logText(env.rt, rec, 'main');
-    assert.match(out, /fd full mqueue null ptmx pts random shm stderr stdin stdout tty urandom zero/);
+    // The standard nodes, and the run's termination-log file bound in as a Pod's is (terminationMessagePath).
+    assert.match(out, /fd full mqueue null ptmx pts random shm stderr stdin stdout termination-log tty urandom zero/);
     assert.match(out, /shm\s+65536 /);
     assert.doesNotMatch(out, /DEVICE-READABLE/);
   });

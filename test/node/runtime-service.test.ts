@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { Sandbox } from '../../crds/sandbox.js';
-import { inWindow, parseCriLine, runWindow } from '../../node-agent/api/streams/logselect.js';
+import { runWindow } from '../../node-agent/api/streams/logselect.js';
+import { inWindow, parseCriLine } from '../../node-agent/process/cri-log.js';
 import { RuntimeService } from '../../node-agent/runtime/service.js';
 import { mountsUnder } from '../../node-agent/runtime/mounts.js';
 import type { SandboxObservation } from '../../node-agent/contracts.js';

@@ -303,4 +303,54 @@ describe('node: runtime spec fields on a node that allows unconfined containers'
     assert.equal(statusField(out, 'Seccomp'), '0');
     assert.equal(statusField(out, 'NoNewPrivs'), '0');
   });
+
+  it('reports what a container wrote to its terminationMessagePath (default /dev/termination-log, or its own path as a non-root user) as terminated.message', async () => {
+    const rec = await runToCompletion(
+      env.rt,
+      sandbox('termination-file', {
+        restartPolicy: 'Never',
+        containers: [
+          sh('default', 'echo "disk full on /data" > /dev/termination-log; echo noise; exit 3'),
+          sh('ownpath', 'printf "done: 42 rows" > /tmp/reports/last; exit 0', {
+            terminationMessagePath: '/tmp/reports/last',
+            securityContext: { runAsUser: 1000, runAsGroup: 1000 },
+          }),
+          sh('silent', 'echo only output; exit 4'),
+        ],
+      }),
+    );
+    const terminated = (name: string) => rec.containers.find((c) => c.name === name)!.state.terminated!;
+    assert.equal(terminated('default').exitCode, 3);
+    assert.equal(terminated('default').message, 'disk full on /data\n');
+    assert.equal(terminated('ownpath').message, 'done: 42 rows');
+    assert.equal(terminated('silent').message, undefined, 'policy File: output is not a message');
+    await env.rt.delete(rec.id);
+  });
+
+  it('falls back to the end of the output of a failed run with terminationMessagePolicy FallbackToLogsOnError, and not for one that succeeded', async () => {
+    const rec = await runToCompletion(
+      env.rt,
+      sandbox('termination-fallback', {
+        restartPolicy: 'Never',
+        containers: [
+          sh('fails', 'for i in $(seq 1 100); do echo line $i; done; echo oops >&2; exit 1', {
+            terminationMessagePolicy: 'FallbackToLogsOnError',
+          }),
+          sh('succeeds', 'echo all good; exit 0', { terminationMessagePolicy: 'FallbackToLogsOnError' }),
+          sh('writes', 'echo "the file wins" > /dev/termination-log; echo output; exit 1', {
+            terminationMessagePolicy: 'FallbackToLogsOnError',
+          }),
+        ],
+      }),
+    );
+    const terminated = (name: string) => rec.containers.find((c) => c.name === name)!.state.terminated!;
+    const message = terminated('fails').message!;
+    const lines = message.trimEnd().split('\n');
+    assert.equal(lines.length, 80, 'the last 80 lines');
+    assert.equal(lines[0], 'line 22');
+    assert.equal(lines.at(-1), 'oops', 'stderr too, in order');
+    assert.equal(terminated('succeeds').message, undefined);
+    assert.equal(terminated('writes').message, 'the file wins\n');
+    await env.rt.delete(rec.id);
+  });
 });

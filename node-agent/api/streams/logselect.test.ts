@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { inWindow, parseCriLine, parseLogQuery, renderLines, runWindow, tailLines, type CriLine } from './logselect.js';
+import { inWindow, parseCriLine, renderLines, tailLines, type CriLine } from '../../process/cri-log.js';
+import { parseLogQuery, runWindow } from './logselect.js';
 
 const line = (time: string, text: string, partial = false): CriLine => ({ time, stream: 'stdout', partial, text });
 

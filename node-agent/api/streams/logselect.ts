@@ -1,3 +1,4 @@
+import type { Window } from '../../process/cri-log.js';
 import type { ContainerStatus } from './backend.js';
 import { StreamRefusal } from './refusal.js';
 
@@ -7,20 +8,6 @@ import { StreamRefusal } from './refusal.js';
  * starts at state.running.startedAt, the previous one is lastState's
  * [startedAt, next run's start). Pure, so the rules are unit-tested.
  */
-
-export interface CriLine {
-  time: string;
-  stream: 'stdout' | 'stderr';
-  /** P: the line continues in the next record. */
-  partial: boolean;
-  text: string;
-}
-
-export function parseCriLine(line: string): CriLine | undefined {
-  const m = /^(\S+) (stdout|stderr) ([PF]) (.*)$/s.exec(line);
-  if (!m) return undefined;
-  return { time: m[1]!, stream: m[2] as 'stdout' | 'stderr', partial: m[3] === 'P', text: m[4]! };
-}
 
 export interface LogRequest {
   container: string;
@@ -52,12 +39,6 @@ export function parseLogQuery(container: string, q: URLSearchParams): LogRequest
   if (tail !== undefined) req.tail = tail;
   if (since !== undefined) req.sinceSeconds = since;
   return req;
-}
-
-/** A time window [from, to) of RFC 3339 strings compared as instants; open ends are undefined. */
-export interface Window {
-  from?: number;
-  to?: number;
 }
 
 /**
@@ -103,35 +84,4 @@ export function runWindow(
   }
   if (sinceSeconds !== undefined) w.from = Math.max(w.from ?? 0, now - sinceSeconds * 1000);
   return w;
-}
-
-export function inWindow(line: CriLine, w: Window): boolean {
-  const t = Date.parse(line.time);
-  // Entry timestamps have sub-millisecond digits; compare at millisecond precision, inclusive of the start.
-  return (w.from === undefined || t >= Math.floor(w.from)) && (w.to === undefined || t < w.to);
-}
-
-/** Turns records into the bytes the client sees: partial records joined, optional timestamps. */
-export function renderLines(lines: CriLine[], timestamps: boolean): string {
-  let out = '';
-  let continuing = false;
-  for (const l of lines) {
-    if (timestamps && !continuing) out += `${l.time} `;
-    out += l.text;
-    if (!l.partial) out += '\n';
-    continuing = l.partial;
-  }
-  return out;
-}
-
-/** The last `n` complete lines (a partial record belongs to the line it continues). */
-export function tailLines(lines: CriLine[], n: number): CriLine[] {
-  if (n === 0) return [];
-  let complete = 0;
-  for (let i = lines.length - 1; i >= 0; i--) {
-    if (lines[i]!.partial) continue;
-    complete++;
-    if (complete > n) return lines.slice(i + 1);
-  }
-  return lines;
 }

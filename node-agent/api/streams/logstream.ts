@@ -3,15 +3,8 @@ import type { WebSocket } from 'ws';
 import type { StreamBackend } from './backend.js';
 import { Channel, frame } from '../../../protocol/streams.js';
 import { finish } from './exec.js';
-import {
-  inWindow,
-  parseCriLine,
-  renderLines,
-  runWindow,
-  tailLines,
-  type CriLine,
-  type LogRequest,
-} from './logselect.js';
+import { inWindow, parseCriLine, renderLines, tailLines, type CriLine } from '../../process/cri-log.js';
+import { runWindow, type LogRequest } from './logselect.js';
 
 const FOLLOW_POLL_MS = 200;
 const MAX_ROTATED = 32;

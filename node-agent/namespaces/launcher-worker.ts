@@ -184,7 +184,10 @@ async function launchProcess(p: ProcessPlan): Promise<LaunchResult> {
     const ttySite = { ...site, step: `${p.step}: allocate tty` };
     ptyMaster = open('/dev/ptmx', O_RDWR | O_NOCTTY | O_CLOEXEC, 0, ttySite);
     check('ioctl TIOCSPTLCK', ttySite, () => ioctlInt(ptyMaster!, TIOCSPTLCK, [0]));
-    slave = check('ioctl TIOCGPTPEER', ttySite, () => ioctlVal(ptyMaster!, TIOCGPTPEER, O_RDWR | O_NOCTTY));
+    // Close-on-exec like every fd the agent holds: another launcher thread spawning meanwhile must not inherit
+    // the terminal (it would hold the slave open, and the session's output would never end). The spawn's dup2
+    // onto the child's 0/1/2 clears the flag there.
+    slave = check('ioctl TIOCGPTPEER', ttySite, () => ioctlVal(ptyMaster!, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC));
     // Made by this thread, the terminal would belong to the node's root; the workload owns it, as with runc.
     if (p.ttyOwner !== undefined) check('fchown pty', ttySite, () => fchownFn(slave!, p.ttyOwner!, 0xffffffff));
     stdio = [slave!, slave!, slave!];

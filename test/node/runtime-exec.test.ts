@@ -107,6 +107,39 @@ describe('node: runtime exec', function () {
     await env.rt.delete(rec.id);
   });
 
+  it('ends a terminal session when its command does, even while other sandboxes are being started', async () => {
+    // A launch on another launcher thread meanwhile must not inherit the terminal: it would hold it open and the
+    // session's output would never end (until that other process did).
+    const rec = await env.rt.create(
+      sandbox('exec-tty-busy', { restartPolicy: 'Never', containers: [sh('main', 'sleep 30')] }),
+    );
+    await waitFor('running', () => env.rt.workloadPid(rec.id, 'main'));
+    const others: Promise<{ id: string }>[] = [];
+    const sessions = [];
+    for (let i = 0; i < 6; i++) {
+      others.push(
+        env.rt.create(sandbox(`exec-tty-other-${i}`, { restartPolicy: 'Never', containers: [sh('main', 'sleep 30')] })),
+      );
+      sessions.push(await env.rt.exec(rec.id, 'main', ['/bin/sh', '-c', 'echo hi'], { tty: true }));
+    }
+    const created = await Promise.all(others);
+    try {
+      for (const s of sessions) {
+        const out = collect(s.stdout);
+        assert.equal((await s.exited).exitCode, 0);
+        const ended = await Promise.race([
+          s.drained.then(() => true),
+          new Promise<boolean>((r) => setTimeout(() => r(false), 5000)),
+        ]);
+        assert.ok(ended, `the terminal of exec ${s.pid} closed when its command exited (${JSON.stringify(out())})`);
+        s.stdout.destroy();
+      }
+    } finally {
+      for (const o of created) await env.rt.delete(o.id);
+      await env.rt.delete(rec.id);
+    }
+  });
+
   it('execs into a container the agent re-adopted after a restart', async () => {
     const config = testConfig();
     const first = await startRuntime(config);

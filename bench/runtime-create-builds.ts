@@ -3,8 +3,9 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { Sandbox } from '../crds/sandbox.js';
 import { createLogger } from '../lib/log.js';
+import type { Sandbox } from '../crds/sandbox.js';
+import { dirSandbox, pct, r2 } from './runtime-lib.js';
 import { buildBusyboxRootfs } from '../test/fixtures/busybox-rootfs.js';
 
 /*
@@ -32,12 +33,6 @@ interface Runtime {
   close(): Promise<void>;
   cgroups: { removeParent(site: { step: string }): Promise<void> | void };
 }
-
-const pct = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
-};
-const r2 = (x: number) => Math.round(x * 100) / 100;
 
 /** Starts the runtime of the build whose dist/ is at `dist`. */
 async function startBuild(dist: string, tag: string): Promise<Runtime> {
@@ -91,18 +86,7 @@ async function main(): Promise<void> {
     before: await startBuild(resolve(baseline, 'dist'), 'before'),
     after: await startBuild(resolve(process.cwd(), 'dist'), 'after'),
   };
-  const sb = (name: string) =>
-    Sandbox.parse({
-      apiVersion: 'sandpit.dev/v1alpha1',
-      kind: 'Sandbox',
-      metadata: { namespace: 'bench', name, uid: `${name}-${process.pid}` },
-      spec: {
-        restartPolicy: 'Never',
-        terminationGracePeriodSeconds: 1,
-        network: { mode: 'None' },
-        containers: [{ name: 'main', image: `dir:${join(TMP, 'rootfs')}`, command: ['/bin/sleep', '3600'] }],
-      },
-    });
+  const sb = (name: string) => dirSandbox(name, join(TMP, 'rootfs'), ['/bin/sleep', '3600']);
   const ms = { before: [] as number[], after: [] as number[] };
   for (let i = 0; i < ITER; i++) {
     // Alternate which build goes first, so neither always follows the other's delete.

@@ -2,13 +2,13 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import { Sandbox } from '../crds/sandbox.js';
 import { createLogger } from '../lib/log.js';
 import { defaultConfig } from '../node-agent/runtime/config.js';
 import { DirectoryImageProvider } from '../node-agent/runtime/directory-image.js';
 import { LoopbackOnlyNetwork } from '../node-agent/runtime/none-network.js';
 import { SandboxSupervisor } from '../node-agent/runtime/supervisor.js';
 import { nodeEffects } from '../node-agent/runtime/deps.js';
+import { dirSandbox, pct, r2 } from './runtime-lib.js';
 import { buildBusyboxRootfs } from '../test/fixtures/busybox-rootfs.js';
 
 /*
@@ -28,11 +28,6 @@ const ITER = Number(process.env.BENCH_ITER ?? 30);
 const TMP = join(process.cwd(), 'bench/tmp/runtime');
 const RESULTS = join(process.cwd(), 'bench/results');
 
-const pct = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
-};
-const r2 = (x: number) => Math.round(x * 100) / 100;
 /** 1-minute load averages at the start and the end: other suites share these two cores. */
 const LOAD_START = loadavg()[0]!;
 const load = () => `${LOAD_START.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end`;
@@ -75,18 +70,7 @@ async function main(): Promise<void> {
     network: new LoopbackOnlyNetwork(),
     log: createLogger('bench'),
   });
-  const sb = (name: string, command: string[]) =>
-    Sandbox.parse({
-      apiVersion: 'sandpit.dev/v1alpha1',
-      kind: 'Sandbox',
-      metadata: { namespace: 'bench', name, uid: `${name}-${process.pid}` },
-      spec: {
-        restartPolicy: 'Never',
-        terminationGracePeriodSeconds: 1,
-        network: { mode: 'None' },
-        containers: [{ name: 'main', image: `dir:${join(TMP, 'rootfs')}`, command }],
-      },
-    });
+  const sb = (name: string, command: string[]) => dirSandbox(name, join(TMP, 'rootfs'), command);
 
   const ours = { trueCreate: [] as number[], sleepCreate: [] as number[], sleepDelete: [] as number[] };
   const runc = { trueRun: [] as number[], sleepCreate: [] as number[], sleepDelete: [] as number[] };

@@ -32,6 +32,24 @@ export const dnsSubdomain = (what: string) =>
  * same grammar is checked by a regular expression so the controller and the
  * agent reject exactly what the API server rejects.
  */
+/** A path element "..", which would climb out of where a path is meant to stay. */
+export const PARENT_ELEMENT_RE = '(^|/)[.][.](/|$)';
+
+/**
+ * An absolute path inside a container, without ".." elements and not at or
+ * below the directories the runtime mounts itself (`reservedRe`, matched the
+ * same way by the CEL rules next to each use). Up to 1024 characters, which
+ * bounds the cost of those rules.
+ */
+export const containerPath = (field: string, reservedRe: string, reservedMessage: string) =>
+  z
+    .string()
+    .min(1)
+    .max(1024)
+    .regex(/^\//, `${field} must be absolute`)
+    .refine((p) => !new RegExp(PARENT_ELEMENT_RE).test(p), `${field} must not contain a ".." element`)
+    .refine((p) => !new RegExp(reservedRe).test(p), reservedMessage);
+
 export const QUANTITY_PATTERN = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+|[KMGTPE]i|[munkMGTPE])?$/;
 
 /** Said by the API server (CEL) and by the in-process check alike. */

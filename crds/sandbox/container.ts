@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { dnsLabel } from '../common.js';
+import { containerPath, dnsLabel, PARENT_ELEMENT_RE } from '../common.js';
 import { listMap, rules } from './extensions.js';
 import { Protocol } from './network.js';
 import { ContainerResources } from './resources.js';
@@ -40,19 +40,17 @@ const TERMINATION_PATH_RESERVED = 'terminationMessagePath must not be /proc, /sy
 const TERMINATION_PATH_RESERVED_RE = '^[/.]*/(proc|sys)(/|$)';
 const TERMINATION_PATH_PARENT = 'terminationMessagePath must not contain a ".." element';
 
-const TerminationMessagePath = z
-  .string()
-  .min(1)
-  .max(1024) // bounds the cost of the CEL rules below
-  .regex(/^\//, 'terminationMessagePath must be absolute')
-  .refine((p) => !/(^|\/)\.\.(\/|$)/.test(p), TERMINATION_PATH_PARENT)
-  .refine((p) => !new RegExp(TERMINATION_PATH_RESERVED_RE).test(p), TERMINATION_PATH_RESERVED)
+const TerminationMessagePath = containerPath(
+  'terminationMessagePath',
+  TERMINATION_PATH_RESERVED_RE,
+  TERMINATION_PATH_RESERVED,
+)
   .default('/dev/termination-log')
   .meta({
     description:
       'File inside the container whose contents (up to 4096 bytes) become state.terminated.message when it exits, as in a Pod. Defaults to /dev/termination-log; absolute, without ".." elements, not under /proc or /sys.',
     ...rules(
-      { rule: "!self.matches('(^|/)[.][.](/|$)')", message: TERMINATION_PATH_PARENT },
+      { rule: `!self.matches('${PARENT_ELEMENT_RE}')`, message: TERMINATION_PATH_PARENT },
       { rule: `!self.matches('${TERMINATION_PATH_RESERVED_RE}')`, message: TERMINATION_PATH_RESERVED },
     ),
   });

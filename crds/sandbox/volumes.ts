@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { dnsLabel, quantity } from '../common.js';
+import { containerPath, dnsLabel, PARENT_ELEMENT_RE, quantity } from '../common.js';
 import { rules } from './extensions.js';
 
 const RESERVED_MOUNT_PATH =
@@ -11,23 +11,16 @@ const PARENT_MOUNT_PATH = 'mountPath must not contain a ".." element';
 export const VolumeMount = z
   .object({
     name: dnsLabel('volume name').describe('Name of a volume in spec.volumes.'),
-    mountPath: z
-      .string()
-      .min(1)
-      .max(1024) // bounds the cost of the CEL rules below
-      .regex(/^\//, 'mountPath must be absolute')
-      .refine((p) => !/(^|\/)\.\.(\/|$)/.test(p), PARENT_MOUNT_PATH)
-      .refine((p) => !new RegExp(RESERVED_MOUNT_RE).test(p), RESERVED_MOUNT_PATH)
-      .describe(
-        'Absolute path inside the container where the volume is mounted. Not /proc, /sys, /dev or below them, and without ".." elements.',
-      ),
+    mountPath: containerPath('mountPath', RESERVED_MOUNT_RE, RESERVED_MOUNT_PATH).describe(
+      'Absolute path inside the container where the volume is mounted. Not /proc, /sys, /dev or below them, and without ".." elements.',
+    ),
     readOnly: z.boolean().default(false).describe('Mount the volume read-only.'),
   })
   .strict()
   .meta({
     description: 'Mounts a volume of the sandbox into the container.',
     ...rules(
-      { rule: "!self.mountPath.matches('(^|/)[.][.](/|$)')", message: PARENT_MOUNT_PATH, fieldPath: '.mountPath' },
+      { rule: `!self.mountPath.matches('${PARENT_ELEMENT_RE}')`, message: PARENT_MOUNT_PATH, fieldPath: '.mountPath' },
       {
         rule: `!self.mountPath.matches('${RESERVED_MOUNT_RE}')`,
         message: RESERVED_MOUNT_PATH,

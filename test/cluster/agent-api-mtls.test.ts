@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -137,9 +137,11 @@ describe('cluster: agent API mutual TLS and certificates', function () {
   });
 
   it('refuses a client certificate from another CA, even with the controller CN', async () => {
-    const other = await TestPki.create(await mkdtemp(join(tmpdir(), 'sandpit-foreign-')), 'foreign-ca');
+    const dir = await mkdtemp(join(tmpdir(), 'sandpit-foreign-'));
+    const other = await TestPki.create(dir, 'foreign-ca');
     const pair = await other.issue('impostor', { commonName: 'sandpit-controller', usage: 'client' });
     const client = { cert: await readFile(pair.cert, 'utf8'), key: await readFile(pair.key, 'utf8') };
+    await rm(dir, { recursive: true, force: true });
     const before = reached;
     await assert.rejects(rawGet(client), /certificate|socket hang up|ECONNRESET|alert/i);
     assert.equal(reached, before);

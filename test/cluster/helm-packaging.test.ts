@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
@@ -199,20 +199,24 @@ describe('cluster: images, CI workflow and the packaged chart', function () {
 
   it('packages into a chart archive with the CRDs and the Argo CD check, without the CI value sets', async () => {
     const out = await mkdtemp(join(tmpdir(), 'sandpit-chart-'));
-    await helmOk(cp, ['package', CHART, '-d', out]);
-    const listing = await run('tar', ['-tzf', join(out, 'sandpit-0.1.0.tgz')]);
-    assert.equal(listing.code, 0, listing.stderr);
-    const files = listing.stdout.split('\n');
-    for (const f of [
-      'sandpit/Chart.yaml',
-      'sandpit/values.schema.json',
-      'sandpit/files/crds/sandboxes.yaml',
-      'sandpit/files/crds/sandboxnodes.yaml',
-      'sandpit/argocd/health.lua',
-      'sandpit/templates/NOTES.txt',
-    ]) {
-      assert.ok(files.includes(f), `${f} packaged`);
+    try {
+      await helmOk(cp, ['package', CHART, '-d', out]);
+      const listing = await run('tar', ['-tzf', join(out, 'sandpit-0.1.0.tgz')]);
+      assert.equal(listing.code, 0, listing.stderr);
+      const files = listing.stdout.split('\n');
+      for (const f of [
+        'sandpit/Chart.yaml',
+        'sandpit/values.schema.json',
+        'sandpit/files/crds/sandboxes.yaml',
+        'sandpit/files/crds/sandboxnodes.yaml',
+        'sandpit/argocd/health.lua',
+        'sandpit/templates/NOTES.txt',
+      ]) {
+        assert.ok(files.includes(f), `${f} packaged`);
+      }
+      assert.ok(!files.some((f) => f.startsWith('sandpit/ci/')), 'ci/ is for chart-testing only');
+    } finally {
+      await rm(out, { recursive: true, force: true });
     }
-    assert.ok(!files.some((f) => f.startsWith('sandpit/ci/')), 'ci/ is for chart-testing only');
   });
 });

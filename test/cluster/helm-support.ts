@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -29,10 +29,18 @@ export interface ToolResult {
   stderr: string;
 }
 
+/** A temp dir for this test process, removed when it exits. */
+function processTempDir(prefix: string): Promise<string> {
+  return mkdtemp(join(tmpdir(), prefix)).then((dir) => {
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+    return dir;
+  });
+}
+
 let helmHome: Promise<string> | undefined;
 /** A private HELM_*_HOME so tests neither read nor write the user's helm config. */
 function helmEnv(): Promise<NodeJS.ProcessEnv> {
-  helmHome ??= mkdtemp(join(tmpdir(), 'sandpit-helm-home-'));
+  helmHome ??= processTempDir('sandpit-helm-home-');
   return helmHome.then((home) => ({
     ...process.env,
     HELM_CACHE_HOME: join(home, 'cache'),
@@ -114,7 +122,7 @@ export async function helmOk(cp: ControlPlane, args: string[], opts: { version?:
 let valuesDir: Promise<string> | undefined;
 /** Writes a values object to a temp file and returns its path. */
 export async function valuesFile(values: object): Promise<string> {
-  valuesDir ??= mkdtemp(join(tmpdir(), 'sandpit-helm-values-'));
+  valuesDir ??= processTempDir('sandpit-helm-values-');
   const path = join(await valuesDir, `${randomBytes(6).toString('hex')}.yaml`);
   await writeFile(path, stringify(values));
   return path;
